@@ -1,0 +1,66 @@
+//! Strata's user interface: the HTML shell, the routes and the pages (SSR + hydration).
+
+pub mod model;
+pub mod server_fns;
+
+mod components;
+mod pages;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::{
+    SsrMode,
+    components::{A, Route, Router, Routes},
+    path,
+};
+
+/// The HTML document around the app; plotly.js and the chart bridge are served by Strata itself.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                <script src="/vendor/plotly.min.js" defer></script>
+                <script src="/charts.js" defer></script>
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/strata.css" />
+        <Title formatter=|page: String| {
+            if page.is_empty() { "Strata".to_string() } else { format!("{page} · Strata") }
+        } />
+        <Router>
+            <header class="topbar">
+                <A href="/" attr:class="brand">"Strata"</A>
+                <nav>
+                    <A href="/">"Runs"</A>
+                    <A href="/upload">"Upload"</A>
+                    <a href="/api/v1/openapi.json" rel="external">"API"</a>
+                </nav>
+            </header>
+            <main>
+                <Routes fallback=|| view! { <pages::NotFound /> }>
+                    // Async SSR: every page arrives complete, so it reads (and links work) with
+                    // JavaScript off; hydration then makes the controls live.
+                    <Route path=path!("/") view=pages::runs::RunsPage ssr=SsrMode::Async />
+                    <Route path=path!("/upload") view=pages::upload::UploadPage ssr=SsrMode::Async />
+                    <Route path=path!("/runs/:id") view=pages::run::RunPage ssr=SsrMode::Async />
+                </Routes>
+            </main>
+        </Router>
+    }
+}

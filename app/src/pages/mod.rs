@@ -1,0 +1,19 @@
+//! One module per route.
+
+pub mod run;
+pub mod runs;
+pub mod upload;
+
+use leptos::prelude::*;
+
+#[component]
+pub fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(opts) = use_context::<leptos_axum::ResponseOptions>() {
+        opts.set_status(http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <h1>"Page not found"</h1>
+        <p><a href="/">"Back to the runs"</a></p>
+    }
+}

@@ -1,0 +1,248 @@
+//! `/runs/{id}`: a run's overview. URL state: `model` (the chart's model) and `offset` (rows page).
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::{
+    NavigateOptions,
+    hooks::{use_navigate, use_params_map, use_query_map},
+};
+
+use crate::components::{ErrorBox, PlotlyChart, fmt_metric, fmt_stat};
+use crate::model::{ColumnInfo, ExamplesPage, RunOverview};
+use crate::pages::runs::urlencode;
+use crate::server_fns::{get_examples, get_run_overview};
+
+const PAGE_ROWS: u64 = 20;
+
+#[component]
+pub fn RunPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let id = Memo::new(move |_| params.read().get("id").unwrap_or_default());
+    let model = Memo::new(move |_| query.read().get("model"));
+    let offset = Memo::new(move |_| {
+        query.read().get("offset").and_then(|o| o.parse::<u64>().ok()).unwrap_or(0)
+    });
+    let overview = Resource::new(
+        move || (id.get(), model.get()),
+        |(id, model)| get_run_overview(id, model),
+    );
+    let examples = Resource::new(
+        move || (id.get(), offset.get()),
+        |(id, offset)| get_examples(id, offset, PAGE_ROWS),
+    );
+
+    view! {
+        <Suspense fallback=|| view! { <p>"Loading run…"</p> }>
+            {move || Suspend::new(async move {
+                match overview.await {
+                    Err(e) => view! {
+                        <Title text="Run not found" />
+                        <h1>"Run not available"</h1>
+                        <ErrorBox message=e.to_string() />
+                    }.into_any(),
+                    Ok(ov) => view! { <Overview ov id=id.get_untracked() /> }.into_any(),
+                }
+            })}
+        </Suspense>
+        <section>
+            <h2>"Examples"</h2>
+            <Suspense fallback=|| view! { <p>"Loading rows…"</p> }>
+                {move || Suspend::new(async move {
+                    match examples.await {
+                        Err(e) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
+                        Ok(page) => view! { <ExamplesTable page id=id.get_untracked() /> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+fn Overview(ov: RunOverview, id: String) -> impl IntoView {
+    let d = ov.detail.clone();
+    let s = d.summary.clone();
+    let navigate = use_navigate();
+    let chart = Signal::derive({
+        let c = ov.chart.clone();
+        move || c.clone()
+    });
+    let on_model = {
+        let id = id.clone();
+        move |ev: leptos::ev::Event| {
+            let m = event_target_value(&ev);
+            navigate(
+                &format!("/runs/{id}?model={}", urlencode(&m)),
+                NavigateOptions { replace: false, scroll: false, ..Default::default() },
+            );
+        }
+    };
+    let metric_names: Vec<String> = ov
+        .headline
+        .first()
+        .map(|h| h.metrics.iter().map(|m| m.name.clone()).collect())
+        .unwrap_or_default();
+    let filter = RwSignal::new(String::new());
+    let columns = d.columns.clone();
+    let label = d.label.clone();
+    let chart_model = ov.chart_model.clone();
+
+    view! {
+        <Title text=s.name.clone() />
+        <div class="page-head">
+            <h1>{s.name.clone()}</h1>
+            <span class="muted mono">{s.id.clone()}</span>
+        </div>
+        <dl class="facts">
+            <div><dt>"Task"</dt><dd>{s.task.as_str()}</dd></div>
+            <div><dt>"Rows"</dt><dd>{s.rows.to_string()}</dd></div>
+            <div><dt>"Label"</dt><dd class="mono">{label}</dd></div>
+            <div><dt>"Models"</dt><dd class="mono">{s.models.join(", ")}</dd></div>
+            <div><dt>"Created (UTC)"</dt><dd>{s.created_at.clone()}</dd></div>
+            <div><dt>"Source file"</dt><dd class="mono">{s.source_file.clone()}</dd></div>
+            <div><dt>"Tags"</dt><dd>{s.tags.join(", ")}</dd></div>
+        </dl>
+        <section>
+            <h2>"Label balance"</h2>
+            <ul class="balance">
+                {ov.label_balance.iter().map(|v| view! {
+                    <li><span class="mono">{v.value.clone()}</span> ": " {v.count.to_string()}</li>
+                }).collect_view()}
+            </ul>
+        </section>
+        <section>
+            <h2>"Headline metrics"</h2>
+            <table class="data headline">
+                <thead><tr><th>"Model"</th>
+                    {metric_names.iter().map(|n| view! { <th class="num">{n.clone()}</th> }).collect_view()}
+                </tr></thead>
+                <tbody>
+                    {ov.headline.iter().map(|h| view! {
+                        <tr><td class="mono">{h.model.clone()}</td>
+                            {h.metrics.iter().map(|m| view! {
+                                <td class="num">{fmt_metric(m.value)}</td>
+                            }).collect_view()}
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </section>
+        <section>
+            <div class="section-head">
+                <h2>"Score distribution by label"</h2>
+                <label>"Model "
+                    <select name="model" on:change=on_model aria-label="Chart model">
+                        {s.models.iter().map(|m| {
+                            let selected = *m == chart_model;
+                            view! { <option value=m.clone() selected=selected>{m.clone()}</option> }
+                        }).collect_view()}
+                    </select>
+                </label>
+            </div>
+            <PlotlyChart figure=chart label=format!("Distribution of {} by label", ov.chart_model) />
+        </section>
+        <section>
+            <div class="section-head">
+                <h2>"Columns"</h2>
+                <label>"Filter "
+                    <input type="search" aria-label="Filter columns" placeholder="column name"
+                        prop:value=move || filter.get()
+                        on:input=move |ev| filter.set(event_target_value(&ev)) />
+                </label>
+            </div>
+            <ColumnsTable columns filter />
+        </section>
+        {(!d.attachments.is_empty()).then(|| view! {
+            <section>
+                <h2>"Attached models"</h2>
+                <ul>
+                    {d.attachments.iter().map(|a| view! {
+                        <li><span class="mono">{a.name.clone()}</span> " (" {a.media_type.clone()} ", "
+                            {format!("{:.1} KB", a.bytes as f64 / 1024.0)}
+                            {a.model.clone().map(|m| format!(", scores {m}"))} ")"</li>
+                    }).collect_view()}
+                </ul>
+            </section>
+        })}
+    }
+}
+
+#[component]
+fn ColumnsTable(columns: Vec<ColumnInfo>, filter: RwSignal<String>) -> impl IntoView {
+    let total = columns.len();
+    let shown = move || {
+        let f = filter.get().to_lowercase();
+        columns
+            .iter()
+            .filter(|c| f.is_empty() || c.name.to_lowercase().contains(&f))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    view! {
+        <p class="muted" data-testid="column-count">
+            {move || format!("{} of {total} columns", shown().len())}
+        </p>
+        <table class="data columns">
+            <thead><tr><th>"Column"</th><th>"Role"</th><th>"Type"</th><th class="num">"Missing"</th>
+                <th class="num">"Distinct"</th><th class="num">"Min"</th><th class="num">"Mean"</th>
+                <th class="num">"Max"</th><th>"Top values"</th></tr></thead>
+            <tbody>
+                {move || shown().into_iter().map(|c| view! {
+                    <tr>
+                        <td class="mono">{c.name.clone()}</td>
+                        <td>{c.role.as_str()}</td>
+                        <td>{format!("{:?}", c.kind).to_lowercase()}</td>
+                        <td class="num">{c.missing.to_string()}</td>
+                        <td class="num">{c.distinct.to_string()}</td>
+                        <td class="num">{fmt_stat(c.min)}</td>
+                        <td class="num">{fmt_stat(c.mean)}</td>
+                        <td class="num">{fmt_stat(c.max)}</td>
+                        <td class="top">{c.top_values.iter().take(4)
+                            .map(|v| format!("{} ({})", v.value, v.count))
+                            .collect::<Vec<_>>().join(", ")}</td>
+                    </tr>
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+}
+
+#[component]
+fn ExamplesTable(page: ExamplesPage, id: String) -> impl IntoView {
+    let ExamplesPage { columns, rows, offset, limit, total } = page;
+    let end = (offset + rows.len() as u64).min(total);
+    let prev = (offset > 0).then(|| format!("/runs/{id}?offset={}", offset.saturating_sub(limit)));
+    let next = (end < total).then(|| format!("/runs/{id}?offset={end}"));
+    view! {
+        <div class="section-head">
+            <p class="muted">{format!("rows {}–{end} of {total}", if total == 0 { 0 } else { offset + 1 })}</p>
+            <nav class="pager">
+                {prev.map(|h| view! { <a href=h>"← previous"</a> })}
+                {next.map(|h| view! { <a href=h>"next →"</a> })}
+            </nav>
+        </div>
+        <div class="scroll">
+            <table class="data examples">
+                <thead><tr>{columns.iter().map(|c| view! { <th class="mono">{c.clone()}</th> }).collect_view()}</tr></thead>
+                <tbody>
+                    {rows.into_iter().map(|r| view! {
+                        <tr>{r.into_iter().map(|v| view! { <td>{cell_text(&v)}</td> }).collect_view()}</tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}
+
+fn cell_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => match n.as_f64() {
+            Some(x) if n.is_f64() => fmt_stat(Some(x)),
+            _ => n.to_string(),
+        },
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,301 @@
+//! `/upload`: drop a file, check the preview and the column roles, name the run, upload.
+//!
+//! The browser sends the head of the file to `POST /api/v1/preview` (so the preview never needs
+//! the whole file), then the whole file with the chosen spec to `POST /api/v1/runs`: the same
+//! endpoint and code path as the API and the CLI.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::{NavigateOptions, hooks::use_navigate};
+use wasm_bindgen::{JsCast, JsValue};
+
+use crate::components::ErrorBox;
+use crate::model::{ApiError, ColumnKind, Created, IngestSpec, Preview, Role};
+use crate::pages::runs::urlencode;
+
+/// How much of a text file the preview reads.
+const PREVIEW_BYTES: f64 = 256.0 * 1024.0;
+/// Parquet keeps its schema at the end, so the preview needs the whole file; above this size the
+/// roles are left to inference.
+const PREVIEW_PARQUET_MAX: f64 = 64.0 * 1024.0 * 1024.0;
+
+/// The role picker's choice for one column: a role, or leave the column out.
+#[derive(Clone, Debug, PartialEq)]
+struct ColumnChoice {
+    name: String,
+    kind: ColumnKind,
+    role: String,
+    categorical: bool,
+}
+
+#[component]
+pub fn UploadPage() -> impl IntoView {
+    let file = RwSignal::new_local(None::<web_sys::File>);
+    let preview = RwSignal::new(None::<Preview>);
+    let choices = RwSignal::new(Vec::<ColumnChoice>::new());
+    let name = RwSignal::new(String::new());
+    let tags = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let dragging = RwSignal::new(false);
+    let navigate = use_navigate();
+
+    let pick = move |f: web_sys::File| {
+        error.set(None);
+        preview.set(None);
+        let fname = f.name();
+        if name.get_untracked().is_empty() {
+            let stem = fname.rsplit_once('.').map(|(s, _)| s.to_string()).unwrap_or(fname.clone());
+            name.set(stem);
+        }
+        file.set(Some(f.clone()));
+        busy.set(true);
+        leptos::task::spawn_local(async move {
+            match fetch_preview(&f).await {
+                Ok(p) => {
+                    choices.set(
+                        p.columns
+                            .iter()
+                            .map(|c| ColumnChoice {
+                                name: c.name.clone(),
+                                kind: c.kind,
+                                role: c.role.as_str().to_string(),
+                                categorical: false,
+                            })
+                            .collect(),
+                    );
+                    preview.set(Some(p));
+                }
+                Err(e) => error.set(Some(e)),
+            }
+            busy.set(false);
+        });
+    };
+
+    let on_change = move |ev: leptos::ev::Event| {
+        let input: web_sys::HtmlInputElement = event_target(&ev);
+        if let Some(f) = input.files().and_then(|fs| fs.get(0)) {
+            pick(f);
+        }
+    };
+    let on_drop = move |ev: leptos::ev::DragEvent| {
+        ev.prevent_default();
+        dragging.set(false);
+        if let Some(f) = ev.data_transfer().and_then(|dt| dt.files()).and_then(|fs| fs.get(0)) {
+            pick(f);
+        }
+    };
+
+    let on_submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Some(f) = file.get_untracked() else {
+            error.set(Some("Choose a file first.".into()));
+            return;
+        };
+        let spec = build_spec(&name.get_untracked(), &tags.get_untracked(), &choices.get_untracked());
+        if spec.name.trim().is_empty() {
+            error.set(Some("Give the run a name.".into()));
+            return;
+        }
+        error.set(None);
+        busy.set(true);
+        let navigate = navigate.clone();
+        leptos::task::spawn_local(async move {
+            match upload(&f, &spec).await {
+                Ok(id) => navigate(&format!("/runs/{}", urlencode(&id)), NavigateOptions::default()),
+                Err(e) => error.set(Some(e)),
+            }
+            busy.set(false);
+        });
+    };
+
+    view! {
+        <Title text="Upload a run" />
+        <h1>"Upload an evaluation run"</h1>
+        <p class="muted">
+            "One row per example: features, a label, one score or prediction column per model; "
+            "optionally an id, a timestamp and a weight. CSV, Parquet or JSON Lines."
+        </p>
+        <form class="upload" on:submit=on_submit>
+            <label
+                class="dropzone"
+                class:dragging=move || dragging.get()
+                on:dragover=move |ev: leptos::ev::DragEvent| { ev.prevent_default(); dragging.set(true); }
+                on:dragleave=move |_| dragging.set(false)
+                on:drop=on_drop
+            >
+                <span>"Drop a file here, or choose one"</span>
+                <input type="file" name="file" accept=".csv,.tsv,.txt,.parquet,.jsonl,.ndjson,.json"
+                    aria-label="Evaluation file" on:change=on_change />
+                <span class="muted">{move || file.get().map(|f| f.name()).unwrap_or_default()}</span>
+            </label>
+            {move || error.get().map(|e| view! { <ErrorBox message=e /> })}
+            {move || busy.get().then(|| view! { <p class="muted" role="status">"Working…"</p> })}
+            {move || preview.get().map(|p| view! { <PreviewTable preview=p /> })}
+            {move || (!choices.get().is_empty()).then(|| view! { <RolePicker choices /> })}
+            <div class="row">
+                <label>"Run name "
+                    <input type="text" name="name" required
+                        prop:value=move || name.get()
+                        on:input=move |ev| name.set(event_target_value(&ev)) />
+                </label>
+                <label>"Tags "
+                    <input type="text" name="tags" placeholder="comma-separated"
+                        prop:value=move || tags.get()
+                        on:input=move |ev| tags.set(event_target_value(&ev)) />
+                </label>
+                <button type="submit" disabled=move || busy.get() || file.get().is_none()>"Upload"</button>
+            </div>
+        </form>
+    }
+}
+
+#[component]
+fn PreviewTable(preview: Preview) -> impl IntoView {
+    view! {
+        <h2>"Preview (" {preview.format.clone()} ", first " {preview.rows.len()} " rows)"</h2>
+        <div class="scroll">
+            <table class="data preview">
+                <thead><tr>{preview.columns.iter().map(|c| view! { <th class="mono">{c.name.clone()}</th> }).collect_view()}</tr></thead>
+                <tbody>
+                    {preview.rows.iter().map(|r| view! {
+                        <tr>{r.iter().map(|v| view! { <td>{v.clone()}</td> }).collect_view()}</tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}
+
+#[component]
+fn RolePicker(choices: RwSignal<Vec<ColumnChoice>>) -> impl IntoView {
+    let n = choices.get_untracked().len();
+    view! {
+        <h2>"Column roles"</h2>
+        <p class="muted">"Inferred from names and values; change any of them."</p>
+        <table class="data roles">
+            <thead><tr><th>"Column"</th><th>"Type"</th><th>"Role"</th><th>"Categorical"</th></tr></thead>
+            <tbody>
+                {(0..n).map(|i| {
+                    let c = choices.get_untracked()[i].clone();
+                    let set_role = move |ev: leptos::ev::Event| {
+                        let v = event_target_value(&ev);
+                        choices.update(|cs| cs[i].role = v);
+                    };
+                    let set_cat = move |ev: leptos::ev::Event| {
+                        let v = event_target_checked(&ev);
+                        choices.update(|cs| cs[i].categorical = v);
+                    };
+                    let numeric = c.kind == ColumnKind::Numeric;
+                    view! {
+                        <tr>
+                            <td class="mono">{c.name.clone()}</td>
+                            <td>{format!("{:?}", c.kind).to_lowercase()}</td>
+                            <td>
+                                <select aria-label=format!("Role of {}", c.name) on:change=set_role>
+                                    {Role::ALL.iter().map(|r| {
+                                        let selected = r.as_str() == c.role;
+                                        view! { <option value=r.as_str() selected=selected>{r.as_str()}</option> }
+                                    }).collect_view()}
+                                    <option value="ignore">"ignore"</option>
+                                </select>
+                            </td>
+                            <td>{numeric.then(|| view! {
+                                <input type="checkbox" aria-label=format!("Treat {} as categorical", c.name) on:change=set_cat />
+                            })}</td>
+                        </tr>
+                    }
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+}
+
+fn build_spec(name: &str, tags: &str, choices: &[ColumnChoice]) -> IngestSpec {
+    let with_role = |role: &str| -> Vec<String> {
+        choices.iter().filter(|c| c.role == role).map(|c| c.name.clone()).collect()
+    };
+    let first = |role: &str| with_role(role).into_iter().next();
+    IngestSpec {
+        name: name.trim().to_string(),
+        label: first("label"),
+        scores: Some(with_role("score")).filter(|s| !s.is_empty()),
+        prediction: first("prediction"),
+        id: first("id"),
+        timestamp: first("timestamp"),
+        weight: first("weight"),
+        categorical: choices.iter().filter(|c| c.categorical).map(|c| c.name.clone()).collect(),
+        ignore: with_role("ignore"),
+        tags: tags.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect(),
+        ..Default::default()
+    }
+}
+
+fn js_err(v: JsValue) -> String {
+    v.as_string()
+        .or_else(|| js_sys::JSON::stringify(&v).ok().and_then(|s| s.as_string()))
+        .unwrap_or_else(|| "browser error".to_string())
+}
+
+/// POSTs `body` and returns the response's status and text.
+async fn post(url: &str, body: &JsValue) -> Result<(u16, String), String> {
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_body(body);
+    let window = web_sys::window().ok_or("no window")?;
+    let resp = wasm_bindgen_futures::JsFuture::from(window.fetch_with_str_and_init(url, &init))
+        .await
+        .map_err(|e| format!("network error: {}", js_err(e)))?;
+    let resp: web_sys::Response = resp.dyn_into().map_err(js_err)?;
+    let text = wasm_bindgen_futures::JsFuture::from(resp.text().map_err(js_err)?)
+        .await
+        .map_err(js_err)?
+        .as_string()
+        .unwrap_or_default();
+    Ok((resp.status(), text))
+}
+
+fn api_error(status: u16, text: &str) -> String {
+    match serde_json::from_str::<ApiError>(text) {
+        Ok(e) if e.detail.is_null() => e.error,
+        Ok(e) => format!("{} ({})", e.error, e.detail),
+        Err(_) => format!("HTTP {status}: {text}"),
+    }
+}
+
+async fn fetch_preview(f: &web_sys::File) -> Result<Preview, String> {
+    let size = f.size();
+    let is_parquet = f.name().to_lowercase().ends_with(".parquet");
+    let blob: web_sys::Blob = if is_parquet {
+        if size > PREVIEW_PARQUET_MAX {
+            return Err("This Parquet file is too large to preview; roles will be inferred on upload.".into());
+        }
+        f.clone().into()
+    } else {
+        f.slice_with_f64_and_f64(0.0, size.min(PREVIEW_BYTES)).map_err(js_err)?
+    };
+    let url = format!(
+        "/api/v1/preview?file_name={}&truncated={}",
+        urlencode(&f.name()),
+        !is_parquet && size > PREVIEW_BYTES
+    );
+    let (status, text) = post(&url, &blob.into()).await?;
+    if status == 200 {
+        serde_json::from_str(&text).map_err(|e| e.to_string())
+    } else {
+        Err(api_error(status, &text))
+    }
+}
+
+async fn upload(f: &web_sys::File, spec: &IngestSpec) -> Result<String, String> {
+    let form = web_sys::FormData::new().map_err(js_err)?;
+    let spec_json = serde_json::to_string(spec).map_err(|e| e.to_string())?;
+    form.append_with_str("spec", &spec_json).map_err(js_err)?;
+    form.append_with_blob_and_filename("file", f, &f.name()).map_err(js_err)?;
+    let (status, text) = post("/api/v1/runs", &form.into()).await?;
+    if status == 201 {
+        serde_json::from_str::<Created>(&text).map(|c| c.id).map_err(|e| e.to_string())
+    } else {
+        Err(api_error(status, &text))
+    }
+}

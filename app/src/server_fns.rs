@@ -1,0 +1,90 @@
+//! Server functions: the pages' only way to the data, through the `Backend` the server provides.
+
+use leptos::prelude::*;
+
+use crate::model::{ExamplesPage, RunOverview, RunSummary};
+
+#[cfg(feature = "ssr")]
+pub use backend::{Backend, BackendError, SharedBackend};
+
+#[cfg(feature = "ssr")]
+mod backend {
+    use std::sync::Arc;
+
+    use crate::model::{ExamplesPage, RunOverview, RunSummary};
+
+    /// What a failed backend call tells the page.
+    #[derive(Debug, thiserror::Error)]
+    pub enum BackendError {
+        #[error("{0}")]
+        NotFound(String),
+        #[error("{0}")]
+        BadRequest(String),
+        /// Logged in full by the server; the page only sees a generic message.
+        #[error("internal error")]
+        Internal,
+    }
+
+    /// The data the pages need. The server crate implements it on its state and provides it to
+    /// every request through Leptos context, so this crate needs no database or Polars.
+    #[async_trait::async_trait]
+    pub trait Backend: Send + Sync + 'static {
+        async fn list_runs(&self) -> Result<Vec<RunSummary>, BackendError>;
+        async fn run_overview(
+            &self,
+            id: &str,
+            model: Option<&str>,
+        ) -> Result<RunOverview, BackendError>;
+        async fn examples(
+            &self,
+            id: &str,
+            offset: u64,
+            limit: u64,
+        ) -> Result<ExamplesPage, BackendError>;
+    }
+
+    pub type SharedBackend = Arc<dyn Backend>;
+}
+
+#[cfg(feature = "ssr")]
+fn backend() -> Result<SharedBackend, ServerFnError> {
+    use_context::<SharedBackend>().ok_or_else(|| ServerFnError::new("no backend in context"))
+}
+
+#[cfg(feature = "ssr")]
+fn to_server_error(e: BackendError) -> ServerFnError {
+    if let BackendError::NotFound(_) = e {
+        if let Some(opts) = use_context::<leptos_axum::ResponseOptions>() {
+            opts.set_status(http::StatusCode::NOT_FOUND);
+        }
+    }
+    ServerFnError::new(e.to_string())
+}
+
+#[server]
+pub async fn list_runs() -> Result<Vec<RunSummary>, ServerFnError> {
+    backend()?.list_runs().await.map_err(to_server_error)
+}
+
+#[server]
+pub async fn get_run_overview(
+    id: String,
+    model: Option<String>,
+) -> Result<RunOverview, ServerFnError> {
+    backend()?
+        .run_overview(&id, model.as_deref())
+        .await
+        .map_err(to_server_error)
+}
+
+#[server]
+pub async fn get_examples(
+    id: String,
+    offset: u64,
+    limit: u64,
+) -> Result<ExamplesPage, ServerFnError> {
+    backend()?
+        .examples(&id, offset, limit.min(500))
+        .await
+        .map_err(to_server_error)
+}

@@ -1,0 +1,18 @@
+// Launches Debian's Chromium through playwright-core (no browser download needed).
+import { chromium } from "playwright-core";
+
+export const BASE = process.env.STRATA_URL ?? "http://127.0.0.1:3000";
+export const SHARED = process.env.SHARED_DATA ?? new URL("../../../shared/data", import.meta.url).pathname;
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+}
+
+// Waits until the WASM bundle has hydrated the page (frontend/src/lib.rs marks the body).
+export async function waitForHydration(page) {
+  await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30000 });
+}

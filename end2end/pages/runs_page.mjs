@@ -1,0 +1,36 @@
+// Page objects: what a user sees and does on each page, in their words.
+import { BASE, waitForHydration } from "./browser.mjs";
+
+export class RunsPage {
+  constructor(page) { this.page = page; }
+  async open(query = "") {
+    await this.page.goto(`${BASE}/${query}`);
+    await waitForHydration(this.page);
+  }
+  runLink(name) { return this.page.getByRole("link", { name, exact: true }); }
+  search() { return this.page.getByRole("searchbox", { name: "Search" }); }
+}
+
+export class RunPage {
+  constructor(page) { this.page = page; }
+  heading() { return this.page.getByRole("heading", { level: 1 }); }
+  chart() { return this.page.getByRole("img", { name: /Distribution of/ }); }
+  modelPicker() { return this.page.getByRole("combobox", { name: "Chart model" }); }
+  columnFilter() { return this.page.getByRole("searchbox", { name: "Filter columns" }); }
+  columnCount() { return this.page.getByTestId("column-count"); }
+  headlineTable() { return this.page.locator("table.headline"); }
+}
+
+export class UploadPage {
+  constructor(page) { this.page = page; }
+  async open() {
+    await this.page.goto(`${BASE}/upload`);
+    await waitForHydration(this.page);
+  }
+  async choose(file) { await this.page.getByLabel("Evaluation file").setInputFiles(file); }
+  preview() { return this.page.locator("table.preview"); }
+  role(column) { return this.page.getByRole("combobox", { name: `Role of ${column}` }); }
+  name() { return this.page.getByRole("textbox", { name: "Run name" }); }
+  submit() { return this.page.getByRole("button", { name: "Upload" }); }
+  error() { return this.page.getByRole("alert"); }
+}

@@ -1,0 +1,36 @@
+// Draws every element with a `data-plot` attribute (a Plotly figure as JSON) with the plotly.js
+// that Strata serves itself, and redraws it when the attribute changes or the element appears
+// later (client-side navigation, hydration). Leptos renders the element; this only paints it.
+(function () {
+  "use strict";
+  function draw(el) {
+    var json = el.getAttribute("data-plot");
+    if (!json || el.__strataPlotted === json || !window.Plotly) return;
+    try {
+      var fig = JSON.parse(json);
+      var config = { responsive: true, displaylogo: false };
+      window.Plotly.react(el, fig.data || [], fig.layout || {}, config).then(function () {
+        el.__strataPlotted = json;
+        el.setAttribute("data-rendered", "true");
+      });
+    } catch (e) {
+      el.textContent = "This chart could not be drawn: " + e;
+    }
+  }
+  function drawAll(root) {
+    if (root.nodeType !== 1) return;
+    if (root.hasAttribute("data-plot")) draw(root);
+    root.querySelectorAll("[data-plot]").forEach(draw);
+  }
+  function start() {
+    drawAll(document.body);
+    new MutationObserver(function (records) {
+      records.forEach(function (r) {
+        if (r.type === "attributes") draw(r.target);
+        r.addedNodes.forEach(drawAll);
+      });
+    }).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ["data-plot"] });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every test: Rust unit + integration tests (SQLite, and a real PostgreSQL that this script
+# starts), then the Playwright end-to-end tests in headless Chromium against a freshly built server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/strata-target}"
+log() { printf '\033[1;34m[test]\033[0m %s\n' "$*"; }
+
+bash scripts/setup.sh --browser
+
+# PostgreSQL: start the machine's cluster if it is down, and make a superuser role for us.
+if command -v pg_ctlcluster >/dev/null; then
+  pg_ctlcluster --skip-systemctl-redirect 15 main start 2>/dev/null || true
+  for _ in $(seq 1 30); do pg_isready -q -h /var/run/postgresql && break; sleep 1; done
+  if [ "$(id -u)" = 0 ]; then
+    su postgres -c "psql -tAc \"SELECT 1 FROM pg_roles WHERE rolname='$(whoami)'\"" | grep -q 1 \
+      || su postgres -c "createuser -s $(whoami)"
+  fi
+  export DATABASE_URL="${DATABASE_URL:-postgres:///postgres?host=/var/run/postgresql}"
+else
+  log "PostgreSQL is not installed: the PostgreSQL tests will fail"
+fi
+
+log "Rust tests (unit, integration: SQLite + PostgreSQL)"
+cargo test -p strata-server -p strata-app
+
+log "building the site for the end-to-end tests"
+cargo leptos build
+
+log "end-to-end tests (Playwright + Chromium)"
+data_dir=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+LEPTOS_SITE_ROOT="$PWD/target/site" DATABASE_URL= "$CARGO_TARGET_DIR/debug/strata" serve \
+  --addr "127.0.0.1:$port" --data-dir "$data_dir" >"$data_dir/server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true; rm -rf "$data_dir"' EXIT
+for _ in $(seq 1 120); do
+  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+  kill -0 $server 2>/dev/null || { cat "$data_dir/server.log"; exit 1; }
+  sleep 0.5
+done
+STRATA_URL="http://127.0.0.1:$port" SHARED_DATA="$PWD/../shared/data" node --test --test-concurrency=1 end2end/tests/ \
+  || { log "server log:"; tail -50 "$data_dir/server.log"; exit 1; }

@@ -1,0 +1,64 @@
+//! The API's one error type: client faults with clear text, internal ones logged in full and
+//! answered with a generic message.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use strata_app::model::ApiError as Body;
+
+use crate::ingest::IngestError;
+use crate::service::ServiceError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String, serde_json::Value),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    TooLarge(String, serde_json::Value),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad(msg: impl Into<String>) -> Self {
+        ApiError::BadRequest(msg.into(), serde_json::Value::Null)
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            ServiceError::BadRequest(m) => ApiError::bad(m),
+            ServiceError::Ingest(i) => i.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        match &e {
+            IngestError::TooLarge { .. } => ApiError::TooLarge(e.to_string(), e.detail()),
+            _ if e.is_client_error() => ApiError::BadRequest(e.to_string(), e.detail()),
+            _ => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, error, detail) = match self {
+            ApiError::BadRequest(m, d) => (StatusCode::BAD_REQUEST, m, d),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m, serde_json::Value::Null),
+            ApiError::TooLarge(m, d) => (StatusCode::PAYLOAD_TOO_LARGE, m, d),
+            ApiError::Internal(m) => {
+                tracing::error!(error = %m, "request failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server log".to_string(), serde_json::Value::Null)
+            }
+        };
+        (status, Json(Body { error, detail })).into_response()
+    }
+}

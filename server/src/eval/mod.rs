@@ -1,0 +1,221 @@
+//! The metrics engine: Polars in, plain structs out. Imports no web, database or UI crate.
+//!
+//! This first part computes what the run overview needs: column summaries, the label balance,
+//! headline metrics per model and binned score distributions. Every metric is weighted when the
+//! run has a weight column.
+
+pub mod metrics;
+
+use polars::prelude::*;
+use strata_app::model::{ColumnInfo, ColumnKind, MetricValue, ModelHeadline, Role, Task, ValueCount};
+
+pub use metrics::{Binary, Regression};
+
+/// The engine's error: a column the request names is missing or of the wrong type.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("{0}")]
+    Polars(#[from] PolarsError),
+    #[error("column '{0}' is not in the run")]
+    NoColumn(String),
+}
+
+/// The column as `f64`s (nulls as NaN).
+pub fn f64_values(df: &DataFrame, name: &str) -> Result<Vec<f64>, EvalError> {
+    let c = df.column(name).map_err(|_| EvalError::NoColumn(name.to_string()))?;
+    let c = c.cast(&DataType::Float64)?;
+    Ok(c.f64()?.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+}
+
+/// Weights of a run: the weight column, or all ones.
+pub fn weights(df: &DataFrame, weight: Option<&str>) -> Result<Vec<f64>, EvalError> {
+    match weight {
+        Some(w) => f64_values(df, w),
+        None => Ok(vec![1.0; df.height()]),
+    }
+}
+
+/// Summary statistics of every column, with its role.
+pub fn column_summaries(df: &DataFrame, role_of: impl Fn(&str) -> Role) -> Result<Vec<ColumnInfo>, EvalError> {
+    let mut out = Vec::with_capacity(df.width());
+    for c in df.columns() {
+        let s = c.as_materialized_series();
+        let kind = crate::ingest::kind_of(s.dtype());
+        let missing = s.null_count() as u64;
+        let distinct = s.drop_nulls().n_unique()? as u64;
+        let (mut min, mut max, mut mean) = (None, None, None);
+        let mut top_values = Vec::new();
+        match kind {
+            ColumnKind::Numeric | ColumnKind::Boolean => {
+                let f = s.cast(&DataType::Float64)?;
+                let ca = f.f64()?;
+                min = ca.min();
+                max = ca.max();
+                mean = ca.mean();
+            }
+            ColumnKind::Timestamp => {
+                let i = s.to_physical_repr().cast(&DataType::Float64)?;
+                let ca = i.f64()?;
+                min = ca.min();
+                max = ca.max();
+            }
+            ColumnKind::Categorical => {}
+        }
+        if matches!(kind, ColumnKind::Categorical | ColumnKind::Boolean) || (distinct <= 20 && kind == ColumnKind::Numeric) {
+            top_values = value_counts(s, 10)?;
+        }
+        out.push(ColumnInfo {
+            name: c.name().to_string(),
+            role: role_of(c.name()),
+            kind,
+            missing,
+            distinct,
+            min,
+            max,
+            mean,
+            top_values,
+        });
+    }
+    Ok(out)
+}
+
+/// The `k` most frequent non-missing values, most frequent first (ties by value).
+pub fn value_counts(s: &Series, k: usize) -> Result<Vec<ValueCount>, EvalError> {
+    let text = s.cast(&DataType::String)?;
+    let mut counts: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for v in text.str()?.into_iter().flatten() {
+        *counts.entry(v).or_default() += 1;
+    }
+    let mut v: Vec<ValueCount> = counts.into_iter().map(|(value, count)| ValueCount { value: value.to_string(), count }).collect();
+    v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+    v.truncate(k);
+    Ok(v)
+}
+
+/// Class counts (binary, multiclass) or quartiles (regression) of the label.
+pub fn label_balance(df: &DataFrame, label: &str, task: Task) -> Result<Vec<ValueCount>, EvalError> {
+    let s = df.column(label).map_err(|_| EvalError::NoColumn(label.to_string()))?.as_materialized_series().clone();
+    match task {
+        Task::Binary | Task::Multiclass => value_counts(&s, 50),
+        Task::Regression => {
+            let mut v: Vec<f64> = f64_values(df, label)?.into_iter().filter(|x| x.is_finite()).collect();
+            v.sort_by(f64::total_cmp);
+            let q = |p: f64| metrics::quantile_sorted(&v, p);
+            Ok([("min", 0.0), ("p25", 0.25), ("median", 0.5), ("p75", 0.75), ("max", 1.0)]
+                .into_iter()
+                .map(|(n, p)| ValueCount { value: format!("{n} {}", fmt_num(q(p))), count: v.len() as u64 })
+                .collect())
+        }
+    }
+}
+
+fn fmt_num(x: f64) -> String {
+    if x.abs() >= 100.0 { format!("{x:.0}") } else { format!("{x:.4}") }
+}
+
+/// Headline metrics per model: binary — accuracy at 0.5, AUC-ROC, log loss, Brier score;
+/// regression — MAE, RMSE, R²; multiclass — accuracy.
+pub fn headline(df: &DataFrame, label: &str, task: Task, models: &[String], weight: Option<&str>) -> Result<Vec<ModelHeadline>, EvalError> {
+    let w = weights(df, weight)?;
+    let mut out = Vec::with_capacity(models.len());
+    for m in models {
+        let metrics = match task {
+            Task::Binary => {
+                let y = f64_values(df, label)?;
+                let p = f64_values(df, m)?;
+                let b = Binary::new(&y, &p, &w);
+                vec![
+                    mv("accuracy", b.accuracy_at(0.5)),
+                    mv("auc_roc", b.auc_roc()),
+                    mv("log_loss", b.log_loss()),
+                    mv("brier_score", b.brier_score()),
+                    mv("base_rate", b.base_rate()),
+                    mv("mean_score", b.mean_score()),
+                ]
+            }
+            Task::Regression => {
+                let y = f64_values(df, label)?;
+                let p = f64_values(df, m)?;
+                let r = Regression::new(&y, &p, &w);
+                vec![mv("mae", r.mae()), mv("rmse", r.rmse()), mv("r2", r.r2()), mv("mean_residual", r.mean_residual())]
+            }
+            Task::Multiclass => {
+                let y = df.column(label)?.cast(&DataType::String)?;
+                let p = df.column(m)?.cast(&DataType::String)?;
+                let (mut hit, mut total) = (0.0, 0.0);
+                for ((a, b), wi) in y.str()?.into_iter().zip(p.str()?.into_iter()).zip(&w) {
+                    total += wi;
+                    if a.is_some() && a == b {
+                        hit += wi;
+                    }
+                }
+                vec![mv("accuracy", (total > 0.0).then(|| hit / total))]
+            }
+        };
+        out.push(ModelHeadline { model: m.clone(), metrics });
+    }
+    Ok(out)
+}
+
+fn mv(name: &str, value: Option<f64>) -> MetricValue {
+    MetricValue { name: name.to_string(), value }
+}
+
+/// A weighted histogram: `bins` equal-width bins over `[lo, hi]`; values outside are clamped.
+pub fn histogram(values: &[f64], w: &[f64], lo: f64, hi: f64, bins: usize) -> Vec<f64> {
+    let mut h = vec![0.0; bins];
+    let width = (hi - lo) / bins as f64;
+    for (x, wi) in values.iter().zip(w) {
+        if !x.is_finite() || width <= 0.0 {
+            continue;
+        }
+        let i = (((x - lo) / width).floor() as isize).clamp(0, bins as isize - 1) as usize;
+        h[i] += wi;
+    }
+    h
+}
+
+/// Per label group, the binned distribution of one model's scores (binary: by class; regression:
+/// predictions next to labels) — what the overview chart draws.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Distribution {
+    /// Left edges of the bins.
+    pub edges: Vec<f64>,
+    pub width: f64,
+    /// (series name, weight per bin).
+    pub series: Vec<(String, Vec<f64>)>,
+}
+
+pub fn score_distribution(df: &DataFrame, label: &str, task: Task, model: &str, weight: Option<&str>, bins: usize) -> Result<Distribution, EvalError> {
+    let w = weights(df, weight)?;
+    let p = f64_values(df, model)?;
+    match task {
+        Task::Binary => {
+            let y = f64_values(df, label)?;
+            let mut series = Vec::new();
+            for class in [0.0, 1.0] {
+                let (v, ww): (Vec<f64>, Vec<f64>) = p.iter().zip(&y).zip(&w).filter(|((_, yi), _)| **yi == class).map(|((pi, _), wi)| (*pi, *wi)).unzip();
+                series.push((format!("label = {class:.0}"), histogram(&v, &ww, 0.0, 1.0, bins)));
+            }
+            let width = 1.0 / bins as f64;
+            Ok(Distribution { edges: (0..bins).map(|i| i as f64 * width).collect(), width, series })
+        }
+        _ => {
+            // Regression (and class codes): predictions and labels on common bins.
+            let y = f64_values(df, label)?;
+            let finite = |v: &[f64]| v.iter().copied().filter(|x| x.is_finite()).collect::<Vec<_>>();
+            let mut all = finite(&p);
+            all.extend(finite(&y));
+            all.sort_by(f64::total_cmp);
+            // Trim the extreme 0.5% so a long tail does not squeeze every bar into one bin.
+            let lo = metrics::quantile_sorted(&all, 0.005);
+            let hi = metrics::quantile_sorted(&all, 0.995).max(lo + 1e-9);
+            let width = (hi - lo) / bins as f64;
+            Ok(Distribution {
+                edges: (0..bins).map(|i| lo + i as f64 * width).collect(),
+                width,
+                series: vec![(format!("{model} (prediction)"), histogram(&p, &w, lo, hi, bins)), (format!("{label} (label)"), histogram(&y, &w, lo, hi, bins))],
+            })
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! The application's state and use cases: ingest a file, load a run, build a page's data.
+//! HTTP handlers, server functions and the CLI all go through here.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use polars::prelude::*;
+use strata_app::model::{
+    AttachmentInfo, ExamplesPage, IngestSpec, Role, RunDetail, RunOverview, RunSummary,
+};
+use strata_app::server_fns::{Backend, BackendError};
+
+use crate::charts;
+use crate::eval;
+use crate::ingest::{self, IngestError};
+use crate::settings::Limits;
+use crate::store::cache::FrameCache;
+use crate::store::{NewAttachment, NewRun, Store, StoreError};
+
+/// Why a use case failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("no run with id '{0}'")]
+    NotFound(String),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("engine: {0}")]
+    Eval(#[from] eval::EvalError),
+    #[error("polars: {0}")]
+    Polars(#[from] PolarsError),
+    #[error("background task failed: {0}")]
+    Join(String),
+}
+
+/// Shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub cache: Arc<FrameCache>,
+    pub limits: Limits,
+    /// Where uploads are spooled while they are checked.
+    pub tmp_dir: std::path::PathBuf,
+}
+
+/// A model file to store with a new run.
+pub struct Attachment {
+    pub name: String,
+    pub media_type: String,
+    pub model: Option<String>,
+    pub content: Vec<u8>,
+}
+
+impl AppState {
+    pub fn new(store: Store, cache_bytes: usize, limits: Limits, tmp_dir: std::path::PathBuf) -> Self {
+        AppState { store, cache: Arc::new(FrameCache::new(cache_bytes)), limits, tmp_dir }
+    }
+
+    /// Reads, validates and stores a file as a new run; returns its id. Nothing is stored unless
+    /// every check passes, and the write itself is one transaction.
+    pub async fn ingest(
+        &self,
+        path: &Path,
+        file_name: &str,
+        spec: IngestSpec,
+        attachments: Vec<Attachment>,
+    ) -> Result<String, ServiceError> {
+        if spec.name.trim().is_empty() {
+            return Err(ServiceError::BadRequest("the run needs a name (spec.name)".into()));
+        }
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        if size > self.limits.max_upload_bytes {
+            return Err(IngestError::TooLarge { file: file_name.into(), limit: self.limits.max_upload_bytes }.into());
+        }
+        let (path, file_name_owned, max_columns) = (path.to_path_buf(), file_name.to_string(), self.limits.max_columns);
+        let spec_for_task = spec.clone();
+        // Parsing and Parquet encoding are CPU-bound: keep them off the async workers.
+        let (run, frame) = tokio::task::spawn_blocking(move || -> Result<(NewRun, DataFrame), ServiceError> {
+            let ing = ingest::ingest_file(&path, &file_name_owned, &spec_for_task)?;
+            if ing.frame.width() > max_columns {
+                return Err(ServiceError::BadRequest(format!("{file_name_owned}: {} columns, more than the limit of {max_columns}", ing.frame.width())));
+            }
+            let mut frame = ing.frame;
+            let columns = eval::column_summaries(&frame, |c| ing.roles.role_of(c).unwrap_or(Role::Feature))?;
+            let mut parquet = Vec::new();
+            ParquetWriter::new(&mut parquet).with_compression(ParquetCompression::Zstd(None)).finish(&mut frame)?;
+            let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+            let detail = RunDetail {
+                summary: RunSummary {
+                    id,
+                    name: spec_for_task.name.trim().to_string(),
+                    task: ing.task,
+                    models: ing.roles.scores.clone(),
+                    rows: frame.height() as u64,
+                    created_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+                    tags: spec_for_task.tags.clone(),
+                    source_file: file_name_owned.clone(),
+                },
+                label: ing.roles.label.clone(),
+                columns,
+                attachments: vec![],
+            };
+            Ok((NewRun { detail, parquet, attachments: vec![] }, frame))
+        })
+        .await
+        .map_err(|e| ServiceError::Join(e.to_string()))??;
+        let mut run = run;
+        run.attachments = attachments
+            .into_iter()
+            .map(|a| NewAttachment {
+                info: AttachmentInfo { name: a.name, media_type: a.media_type, bytes: a.content.len() as u64, model: a.model },
+                content: a.content,
+            })
+            .collect();
+        self.store.insert_run(&run).await?;
+        let id = run.detail.summary.id.clone();
+        self.cache.insert(&id, Arc::new(frame));
+        Ok(id)
+    }
+
+    pub async fn run_detail(&self, id: &str) -> Result<RunDetail, ServiceError> {
+        self.store.get_run(id).await?.ok_or_else(|| ServiceError::NotFound(id.to_string()))
+    }
+
+    /// The run's rows as a DataFrame, from the cache or the database.
+    pub async fn frame(&self, id: &str) -> Result<Arc<DataFrame>, ServiceError> {
+        if let Some(f) = self.cache.get(id) {
+            return Ok(f);
+        }
+        let bytes = self.store.load_run_data(id).await?.ok_or_else(|| ServiceError::NotFound(id.to_string()))?;
+        let frame = tokio::task::spawn_blocking(move || crate::store::decode_frame(bytes))
+            .await
+            .map_err(|e| ServiceError::Join(e.to_string()))??;
+        let frame = Arc::new(frame);
+        self.cache.insert(id, frame.clone());
+        Ok(frame)
+    }
+
+    pub async fn delete(&self, id: &str) -> Result<(), ServiceError> {
+        self.cache.remove(id);
+        if self.store.delete_run(id).await? { Ok(()) } else { Err(ServiceError::NotFound(id.to_string())) }
+    }
+
+    pub async fn overview(&self, id: &str, model: Option<&str>) -> Result<RunOverview, ServiceError> {
+        let detail = self.run_detail(id).await?;
+        let frame = self.frame(id).await?;
+        let s = &detail.summary;
+        let chart_model = match model {
+            Some(m) if s.models.iter().any(|x| x == m) => m.to_string(),
+            Some(m) => return Err(ServiceError::BadRequest(format!("run {id} has no model '{m}' (models: {})", s.models.join(", ")))),
+            None => s.models.first().cloned().unwrap_or_default(),
+        };
+        let weight = detail.columns.iter().find(|c| c.role == Role::Weight).map(|c| c.name.clone());
+        let (label, task, models) = (detail.label.clone(), s.task, s.models.clone());
+        let cm = chart_model.clone();
+        let (label_balance, headline, chart) = tokio::task::spawn_blocking(move || -> Result<_, ServiceError> {
+            let balance = eval::label_balance(&frame, &label, task)?;
+            let headline = eval::headline(&frame, &label, task, &models, weight.as_deref())?;
+            let dist = eval::score_distribution(&frame, &label, task, &cm, weight.as_deref(), 40)?;
+            Ok((balance, headline, charts::distribution_figure(&dist, task, &cm)))
+        })
+        .await
+        .map_err(|e| ServiceError::Join(e.to_string()))??;
+        Ok(RunOverview { detail, label_balance, headline, chart_model, chart })
+    }
+
+    pub async fn examples(&self, id: &str, offset: u64, limit: u64) -> Result<ExamplesPage, ServiceError> {
+        let frame = self.frame(id).await?;
+        let total = frame.height() as u64;
+        let limit = limit.clamp(1, 1000);
+        let page = frame.slice(offset.min(total) as i64, limit as usize);
+        let columns: Vec<String> = page.get_column_names().iter().map(|s| s.to_string()).collect();
+        let mut rows = vec![Vec::with_capacity(columns.len()); page.height()];
+        for c in page.columns() {
+            let s = c.as_materialized_series();
+            for (i, row) in rows.iter_mut().enumerate() {
+                row.push(any_to_json(s.get(i).unwrap_or(AnyValue::Null)));
+            }
+        }
+        Ok(ExamplesPage { columns, rows, offset, limit, total })
+    }
+}
+
+fn any_to_json(v: AnyValue<'_>) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        AnyValue::Null => Value::Null,
+        AnyValue::Boolean(b) => Value::Bool(b),
+        AnyValue::String(s) => Value::String(s.to_string()),
+        AnyValue::StringOwned(s) => Value::String(s.to_string()),
+        AnyValue::Int64(x) => Value::from(x),
+        AnyValue::Int32(x) => Value::from(x),
+        AnyValue::UInt32(x) => Value::from(x),
+        AnyValue::UInt64(x) => Value::from(x),
+        AnyValue::Float64(x) => serde_json::Number::from_f64(x).map(Value::Number).unwrap_or(Value::Null),
+        AnyValue::Float32(x) => serde_json::Number::from_f64(x as f64).map(Value::Number).unwrap_or(Value::Null),
+        AnyValue::Datetime(us, _, _) => chrono::DateTime::from_timestamp_micros(us)
+            .map(|t| Value::String(t.format("%Y-%m-%dT%H:%M:%SZ").to_string()))
+            .unwrap_or(Value::Null),
+        other => Value::String(other.to_string()),
+    }
+}
+
+impl From<ServiceError> for BackendError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::NotFound(_) => BackendError::NotFound(e.to_string()),
+            ServiceError::BadRequest(_) => BackendError::BadRequest(e.to_string()),
+            ServiceError::Ingest(ref i) if i.is_client_error() => BackendError::BadRequest(e.to_string()),
+            other => {
+                tracing::error!(error = %other, "page data failed");
+                BackendError::Internal
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for AppState {
+    async fn list_runs(&self) -> Result<Vec<RunSummary>, BackendError> {
+        Ok(self.store.list_runs().await.map_err(ServiceError::from)?)
+    }
+    async fn run_overview(&self, id: &str, model: Option<&str>) -> Result<RunOverview, BackendError> {
+        Ok(self.overview(id, model).await?)
+    }
+    async fn examples(&self, id: &str, offset: u64, limit: u64) -> Result<ExamplesPage, BackendError> {
+        Ok(AppState::examples(self, id, offset, limit).await?)
+    }
+}

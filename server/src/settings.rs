@@ -1,0 +1,68 @@
+//! One `Settings` struct from the command line and the environment (`DATABASE_URL`, `STRATA_*`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Where the database lives: PostgreSQL when `DATABASE_URL` says so, else a SQLite file.
+#[derive(Clone)]
+pub enum DatabaseTarget {
+    Postgres(String),
+    Sqlite(PathBuf),
+}
+
+impl std::fmt::Debug for DatabaseTarget {
+    // A URL may carry a password: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseTarget::Postgres(_) => f.write_str("Postgres(<url hidden>)"),
+            DatabaseTarget::Sqlite(p) => write!(f, "Sqlite({})", p.display()),
+        }
+    }
+}
+
+impl DatabaseTarget {
+    /// `DATABASE_URL` if set (postgres:// or sqlite://), else `<data_dir>/strata.db`.
+    pub fn resolve(database_url: Option<&str>, data_dir: &std::path::Path) -> anyhow::Result<Self> {
+        match database_url.map(str::trim).filter(|u| !u.is_empty()) {
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                Ok(DatabaseTarget::Postgres(u.to_string()))
+            }
+            Some(u) if u.starts_with("sqlite:") => {
+                let path = u.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+                Ok(DatabaseTarget::Sqlite(PathBuf::from(path)))
+            }
+            Some(_) => anyhow::bail!("DATABASE_URL must start with postgres://, postgresql:// or sqlite:"),
+            None => Ok(DatabaseTarget::Sqlite(data_dir.join("strata.db"))),
+        }
+    }
+}
+
+/// Limits that protect the server from oversized input.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest accepted upload, in bytes.
+    pub max_upload_bytes: u64,
+    /// Largest accepted number of columns.
+    pub max_columns: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_upload_bytes: 2 * 1024 * 1024 * 1024, max_columns: 2000 }
+    }
+}
+
+/// Everything the server needs to start.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database: DatabaseTarget,
+    /// Byte budget of the in-memory DataFrame cache.
+    pub cache_bytes: usize,
+    pub limits: Limits,
+    /// Load the demo runs into an empty database.
+    pub demo: bool,
+    /// Where cargo-leptos wrote the WASM, JS, CSS and public files.
+    pub site_root: PathBuf,
+}

@@ -1,0 +1,308 @@
+//! Storage of runs in PostgreSQL or SQLite through one backend-neutral interface.
+//!
+//! A run is a row of metadata plus its per-example table stored as a Parquet file (chunked
+//! blobs), which loads into a Polars DataFrame far faster than row-wise storage would.
+
+pub mod cache;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Row};
+use strata_app::model::{AttachmentInfo, ColumnInfo, RunDetail, RunSummary, Task};
+
+use crate::settings::DatabaseTarget;
+
+/// Largest single blob written to the database.
+const CHUNK_BYTES: usize = 16 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored metadata is corrupt: {0}")]
+    Corrupt(String),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+}
+
+/// Which database engine a store talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// A new run, ready to be written in one transaction.
+pub struct NewRun {
+    pub detail: RunDetail,
+    /// The rows as a Parquet file.
+    pub parquet: Vec<u8>,
+    pub attachments: Vec<NewAttachment>,
+}
+
+pub struct NewAttachment {
+    pub info: AttachmentInfo,
+    pub content: Vec<u8>,
+}
+
+/// The database behind Strata: a pool and the engine it talks to.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects (creating the SQLite file and its folder if needed) and applies the migrations.
+    pub async fn connect(target: &DatabaseTarget) -> Result<Store, StoreError> {
+        install_default_drivers();
+        let (url, backend) = match target {
+            DatabaseTarget::Postgres(url) => (url.clone(), Backend::Postgres),
+            DatabaseTarget::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+                        path: dir.display().to_string(),
+                        source,
+                    })?;
+                }
+                (format!("sqlite://{}?mode=rwc", path.display()), Backend::Sqlite)
+            }
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run while an upload is being written; foreign keys make
+                        // ON DELETE CASCADE work; the busy timeout waits out a concurrent writer.
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA foreign_keys = ON",
+                            "PRAGMA busy_timeout = 30000",
+                            "PRAGMA synchronous = NORMAL",
+                        ] {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        match backend {
+            Backend::Postgres => sqlx::migrate!("../migrations/postgres").run(&pool).await?,
+            Backend::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&pool).await?,
+        }
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Is the database reachable?
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Writes a run, its rows and its attachments in one transaction: all or nothing.
+    pub async fn insert_run(&self, run: &NewRun) -> Result<(), StoreError> {
+        let d = &run.detail;
+        let s = &d.summary;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO runs (id, name, task, label, models, row_count, created_at, source_file, \
+             tags, columns, data_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&s.id)
+        .bind(&s.name)
+        .bind(s.task.as_str())
+        .bind(&d.label)
+        .bind(to_json(&s.models)?)
+        .bind(s.rows as i64)
+        .bind(&s.created_at)
+        .bind(&s.source_file)
+        .bind(to_json(&s.tags)?)
+        .bind(to_json(&d.columns)?)
+        .bind(run.parquet.len() as i64)
+        .execute(&mut *tx)
+        .await?;
+        for (seq, chunk) in run.parquet.chunks(CHUNK_BYTES).enumerate() {
+            sqlx::query("INSERT INTO run_data (run_id, seq, chunk) VALUES ($1, $2, $3)")
+                .bind(&s.id)
+                .bind(seq as i32)
+                .bind(chunk.to_vec())
+                .execute(&mut *tx)
+                .await?;
+        }
+        for a in &run.attachments {
+            sqlx::query(
+                "INSERT INTO run_attachments (run_id, name, media_type, model, content) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&s.id)
+            .bind(&a.info.name)
+            .bind(&a.info.media_type)
+            .bind(a.info.model.clone())
+            .bind(a.content.clone())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// All runs, newest first.
+    pub async fn list_runs(&self) -> Result<Vec<RunSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name, task, models, row_count, created_at, source_file, tags FROM runs \
+             ORDER BY created_at DESC, name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(summary_from_row).collect()
+    }
+
+    /// A run's metadata, or `None` if there is no such run.
+    pub async fn get_run(&self, id: &str) -> Result<Option<RunDetail>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT id, name, task, models, row_count, created_at, source_file, tags, label, columns \
+             FROM runs WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let summary = summary_from_row(&row)?;
+        let label: String = row.try_get("label")?;
+        let columns: Vec<ColumnInfo> = from_json(&row.try_get::<String, _>("columns")?)?;
+        let attachments = sqlx::query(
+            "SELECT name, media_type, model, CAST(LENGTH(content) AS BIGINT) AS bytes \
+             FROM run_attachments WHERE run_id = $1 ORDER BY name",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(AttachmentInfo {
+                name: r.try_get("name")?,
+                media_type: r.try_get("media_type")?,
+                model: r.try_get("model")?,
+                bytes: r.try_get::<i64, _>("bytes")? as u64,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(Some(RunDetail { summary, label, columns, attachments }))
+    }
+
+    /// The run's rows as the Parquet file they were stored as.
+    pub async fn load_run_data(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let total: Option<i64> = sqlx::query_scalar("SELECT data_bytes FROM runs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(total) = total else { return Ok(None) };
+        let mut out = Vec::with_capacity(total as usize);
+        let chunks = sqlx::query("SELECT chunk FROM run_data WHERE run_id = $1 ORDER BY seq")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        for row in chunks {
+            let chunk: Vec<u8> = row.try_get("chunk")?;
+            out.extend_from_slice(&chunk);
+        }
+        if out.len() as i64 != total {
+            return Err(StoreError::Corrupt(format!(
+                "run {id}: {} data bytes stored, {total} expected",
+                out.len()
+            )));
+        }
+        Ok(Some(out))
+    }
+
+    /// An attachment's media type and content.
+    pub async fn get_attachment(
+        &self,
+        id: &str,
+        name: &str,
+    ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT media_type, content FROM run_attachments WHERE run_id = $1 AND name = $2",
+        )
+        .bind(id)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get("media_type")?, r.try_get("content")?))).transpose()
+    }
+
+    /// Deletes a run with its rows and attachments; `false` if there was no such run.
+    pub async fn delete_run(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for sql in [
+            "DELETE FROM run_attachments WHERE run_id = $1",
+            "DELETE FROM run_data WHERE run_id = $1",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
+        let done = sqlx::query("DELETE FROM runs WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn count_runs(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM runs").fetch_one(&self.pool).await?)
+    }
+
+    /// Rows in the data and attachment tables of a run (for tests of all-or-nothing writes).
+    pub async fn count_stored_parts(&self, id: &str) -> Result<(i64, i64), StoreError> {
+        let data: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM run_data WHERE run_id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        let att: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM run_attachments WHERE run_id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((data, att))
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn summary_from_row(row: &sqlx::any::AnyRow) -> Result<RunSummary, StoreError> {
+    let task: String = row.try_get("task")?;
+    let task = match task.as_str() {
+        "binary" => Task::Binary,
+        "multiclass" => Task::Multiclass,
+        "regression" => Task::Regression,
+        other => return Err(StoreError::Corrupt(format!("unknown task {other:?}"))),
+    };
+    Ok(RunSummary {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        task,
+        models: from_json(&row.try_get::<String, _>("models")?)?,
+        rows: row.try_get::<i64, _>("row_count")? as u64,
+        created_at: row.try_get("created_at")?,
+        source_file: row.try_get("source_file")?,
+        tags: from_json(&row.try_get::<String, _>("tags")?)?,
+    })
+}
+
+/// Reads a stored Parquet file back into a DataFrame.
+pub fn decode_frame(bytes: Vec<u8>) -> Result<polars::prelude::DataFrame, polars::prelude::PolarsError> {
+    use polars::prelude::*;
+    ParquetReader::new(std::io::Cursor::new(bytes)).finish()
+}

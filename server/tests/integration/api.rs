@@ -1,0 +1,191 @@
+//! The JSON API and the pages, end to end through the router, on both databases.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{TestApp, shared_data};
+use crate::on_both_databases;
+
+async fn upload_adult_csv(app: &TestApp) -> String {
+    let csv = std::fs::read(shared_data().join("adult/eval.csv")).unwrap();
+    let spec = json!({"name": "adult-v2", "label": "label", "scores": ["score_logreg", "score_gbt"],
+                      "id": "example_id", "timestamp": "timestamp", "categorical": ["education_num"], "tags": ["nightly"]});
+    let logreg = std::fs::read(shared_data().join("adult/model_logreg.onnx")).unwrap();
+    let (status, body) = app.upload("eval.csv", &csv, &spec, &[("model_logreg.onnx", &logreg)]).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_str().expect("an id").to_string()
+}
+
+async fn upload_list_get_page_delete(app: TestApp) {
+    let id = upload_adult_csv(&app).await;
+
+    let (s, runs) = app.get_json("/api/v1/runs").await;
+    assert_eq!(s, StatusCode::OK);
+    let run = runs.as_array().unwrap().iter().find(|r| r["id"] == id.as_str()).expect("listed");
+    assert_eq!(run["name"], "adult-v2");
+    assert_eq!(run["task"], "binary");
+    assert_eq!(run["rows"], 16000);
+    assert_eq!(run["models"], json!(["score_logreg", "score_gbt"]));
+    assert_eq!(run["tags"], json!(["nightly"]));
+
+    let (s, detail) = app.get_json(&format!("/api/v1/runs/{id}")).await;
+    assert_eq!(s, StatusCode::OK);
+    let col = |n: &str| detail["columns"].as_array().unwrap().iter().find(|c| c["name"] == n).cloned().unwrap();
+    assert_eq!(col("age")["kind"], "numeric");
+    assert_eq!(col("age")["min"], 17.0);
+    assert_eq!(col("age")["max"], 90.0);
+    assert_eq!(col("education_num")["kind"], "categorical", "spec.categorical is honoured");
+    assert_eq!(col("workclass")["missing"], 924);
+    assert_eq!(col("timestamp")["role"], "timestamp");
+    assert_eq!(col("timestamp")["kind"], "timestamp");
+    assert_eq!(col("example_id")["role"], "id");
+    assert_eq!(detail["attachments"][0]["name"], "model_logreg.onnx");
+    assert_eq!(detail["attachments"][0]["bytes"], 6304);
+
+    let (s, page) = app.get_json(&format!("/api/v1/runs/{id}/examples?offset=15990&limit=50")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(page["total"], 16000);
+    assert_eq!(page["rows"].as_array().unwrap().len(), 10);
+    assert_eq!(page["rows"][9][0], "adult-15999");
+
+    let (s, model) = app.request(Request::get(format!("/api/v1/runs/{id}/attachments/model_logreg.onnx")).body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(model, std::fs::read(shared_data().join("adult/model_logreg.onnx")).unwrap());
+
+    // The overview page is server-rendered with the headline metrics and the chart's figure.
+    let (s, html) = app.get_text(&format!("/runs/{id}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("adult-v2") && html.contains("auc_roc") && html.contains("data-plot"), "{}", &html[..html.len().min(2000)]);
+    assert!(html.contains("0.9055"), "logreg AUC is on the page");
+
+    let (s, _) = app.request(Request::delete(format!("/api/v1/runs/{id}")).body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, err) = app.get_json(&format!("/api/v1/runs/{id}")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(err["error"].as_str().unwrap().contains(&id));
+    assert_eq!(app.state.store.count_stored_parts(&id).await.unwrap(), (0, 0), "rows and attachments deleted too");
+    let (s, _) = app.request(Request::delete(format!("/api/v1/runs/{id}")).body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+on_both_databases!(upload_list_get_page_delete);
+
+async fn parquet_and_jsonl_give_the_same_run_as_csv(app: TestApp) {
+    let spec = json!({"name": "p"});
+    let pq = std::fs::read(shared_data().join("wages/eval.parquet")).unwrap();
+    let (s, b) = app.upload("eval.parquet", &pq, &spec, &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let pid = b["id"].as_str().unwrap().to_string();
+    let csv = std::fs::read(shared_data().join("wages/eval.csv")).unwrap();
+    let (s, b) = app.upload("eval.csv", &csv, &spec, &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let cid = b["id"].as_str().unwrap().to_string();
+    let (_, p) = app.get_json(&format!("/api/v1/runs/{pid}")).await;
+    let (_, c) = app.get_json(&format!("/api/v1/runs/{cid}")).await;
+    assert_eq!(p["task"], "regression");
+    assert_eq!(p["models"], json!(["prediction_linear", "prediction_gbt"]), "prediction* columns are inferred as model outputs");
+    assert_eq!(p["columns"], c["columns"], "CSV and Parquet hold the same values");
+
+    // JSON Lines, made from the first rows of the CSV.
+    let mut rdr = csv::Reader::from_path(shared_data().join("adult/eval.csv")).unwrap();
+    let headers = rdr.headers().unwrap().clone();
+    let mut jsonl = String::new();
+    for rec in rdr.records().take(200) {
+        let rec = rec.unwrap();
+        let mut obj = serde_json::Map::new();
+        for (h, v) in headers.iter().zip(rec.iter()) {
+            let val = if v.is_empty() { serde_json::Value::Null } else if let Ok(n) = v.parse::<f64>() { json!(n) } else { json!(v) };
+            obj.insert(h.to_string(), val);
+        }
+        jsonl.push_str(&serde_json::Value::Object(obj).to_string());
+        jsonl.push('\n');
+    }
+    let (s, b) = app.upload("head.jsonl", jsonl.as_bytes(), &json!({"name": "j"}), &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (_, j) = app.get_json(&format!("/api/v1/runs/{}", b["id"].as_str().unwrap())).await;
+    assert_eq!(j["rows"], 200);
+    assert_eq!(j["task"], "binary");
+}
+on_both_databases!(parquet_and_jsonl_give_the_same_run_as_csv);
+
+async fn bad_uploads_store_nothing(app: TestApp) {
+    let bad = shared_data().join("bad");
+    for f in ["ragged_rows.csv", "score_out_of_range.csv", "label_invalid.csv", "duplicate_columns.csv", "empty.csv",
+              "header_only.csv", "not_utf8.csv", "broken_line.jsonl", "missing_label_column.csv", "duplicate_example_id.csv",
+              "bad_timestamp.csv", "numeric_column_text.csv", "truncated.parquet"] {
+        let bytes = std::fs::read(bad.join(f)).unwrap();
+        let (s, body) = app.upload(f, &bytes, &json!({"name": f}), &[]).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{f}: {body}");
+        let msg = body["error"].as_str().unwrap();
+        assert!(msg.starts_with(f), "{f}: the message names the file: {msg}");
+    }
+    assert_eq!(app.state.store.count_runs().await.unwrap(), 0, "nothing stored");
+    let (s, body) = app.upload("x.csv", b"a,label,score\n1,0,0.5\n", &json!({"name": ""}), &[]).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("name"));
+}
+on_both_databases!(bad_uploads_store_nothing);
+
+async fn a_failed_write_leaves_nothing_half_stored(app: TestApp) {
+    // Two attachments with the same name violate the primary key after the run row and its data
+    // were inserted: the transaction must roll all of it back.
+    let csv = b"label,score,x\n1,0.9,a\n0,0.2,b\n";
+    let m: &[u8] = b"not really onnx";
+    let (s, _) = app.upload("t.csv", csv, &json!({"name": "dup"}), &[("m.onnx", m), ("m.onnx", m)]).await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(app.state.store.count_runs().await.unwrap(), 0);
+    let (s, runs) = app.get_json("/api/v1/runs").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(runs, json!([]));
+}
+on_both_databases!(a_failed_write_leaves_nothing_half_stored);
+
+#[tokio::test]
+async fn uploads_over_the_limit_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = strata_server::settings::DatabaseTarget::Sqlite(dir.path().join("s.db"));
+    let limits = strata_server::settings::Limits { max_upload_bytes: 1000, ..Default::default() };
+    let app = TestApp::with(target, dir, limits).await;
+    let csv = std::fs::read(shared_data().join("adult/eval.csv")).unwrap();
+    let (s, body) = app.upload("eval.csv", &csv, &json!({"name": "big"}), &[]).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("limit of 1000 bytes"));
+    assert_eq!(app.state.store.count_runs().await.unwrap(), 0);
+}
+
+async fn health_openapi_demo_and_pages(app: TestApp) {
+    let (s, h) = app.get_json("/healthz").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h["database"], "reachable");
+    let (s, doc) = app.get_json("/api/v1/openapi.json").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(doc["paths"]["/api/v1/runs"]["post"].is_object());
+    assert!(doc["components"]["schemas"]["RunDetail"].is_object());
+
+    assert_eq!(strata_server::demo::load_if_empty(&app.state).await.unwrap(), 2);
+    assert_eq!(strata_server::demo::load_if_empty(&app.state).await.unwrap(), 0, "only into an empty database");
+    let (_, runs) = app.get_json("/api/v1/runs").await;
+    let names: Vec<&str> = runs.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"Adult income (demo)") && names.contains(&"GSS wages (demo)"), "{names:?}");
+    let adult = runs.as_array().unwrap().iter().find(|r| r["name"] == "Adult income (demo)").unwrap();
+    let (_, d) = app.get_json(&format!("/api/v1/runs/{}", adult["id"].as_str().unwrap())).await;
+    let att: Vec<&str> = d["attachments"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(att, vec!["model_gbt.onnx", "model_logreg.onnx", "models.json"]);
+
+    let (s, html) = app.get_text("/").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("Adult income (demo)") && html.contains("GSS wages (demo)"));
+    let (s, html) = app.get_text("/?q=wages").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("GSS wages (demo)") && !html.contains("Adult income (demo)"), "the URL's filter applies on the server too");
+    let (s, _) = app.get_text("/runs/does-not-exist").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = app.get_text("/no/such/page").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Untrusted text is escaped: a run name with markup is shown as text.
+    let (s, b) = app.upload("x.csv", b"label,score\n1,0.9\n0,0.1\n", &json!({"name": "<script>alert(1)</script>"}), &[]).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (_, html) = app.get_text(&format!("/runs/{}", b["id"].as_str().unwrap())).await;
+    assert!(!html.contains("<script>alert(1)</script>") && html.contains("&lt;script&gt;"));
+}
+on_both_databases!(health_openapi_demo_and_pages);

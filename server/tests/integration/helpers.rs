@@ -1,0 +1,113 @@
+//! A test application on its own database: SQLite in a temp dir, or a new PostgreSQL database.
+
+use std::path::PathBuf;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use strata_server::service::AppState;
+use strata_server::settings::{DatabaseTarget, Limits};
+use strata_server::store::Store;
+use tower::ServiceExt;
+
+pub fn shared_data() -> PathBuf {
+    std::env::var("SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"))
+}
+
+pub struct TestApp {
+    pub state: AppState,
+    pub router: Router,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub async fn sqlite() -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let target = DatabaseTarget::Sqlite(dir.path().join("strata.db"));
+        Self::with(target, dir, Limits::default()).await
+    }
+
+    /// A new, empty PostgreSQL database for this test (DATABASE_URL names the server).
+    pub async fn postgres() -> TestApp {
+        let admin = std::env::var("DATABASE_URL").expect("DATABASE_URL must point at PostgreSQL for the PostgreSQL tests (scripts/test.sh sets it)");
+        assert!(admin.starts_with("postgres"), "DATABASE_URL must be a postgres:// URL, got another scheme");
+        let name = format!("strata_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await.expect("connect to PostgreSQL");
+        sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+        let (base, query) = admin.split_once('?').map(|(b, q)| (b.to_string(), format!("?{q}"))).unwrap_or((admin.clone(), String::new()));
+        let base = base.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(base);
+        let url = format!("{base}/{name}{query}");
+        let dir = tempfile::tempdir().unwrap();
+        Self::with(DatabaseTarget::Postgres(url), dir, Limits::default()).await
+    }
+
+    pub async fn with(target: DatabaseTarget, dir: tempfile::TempDir, limits: Limits) -> TestApp {
+        let store = Store::connect(&target).await.expect("open store");
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        let state = AppState::new(store, 256 << 20, limits, tmp);
+        let options = strata_server::leptos_options(dir.path(), "127.0.0.1:0".parse().unwrap());
+        let router = strata_server::router(state.clone(), options);
+        TestApp { state, router, _dir: dir }
+    }
+
+    pub async fn request(&self, req: Request<Body>) -> (StatusCode, Vec<u8>) {
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+        (status, body)
+    }
+
+    pub async fn get_json(&self, uri: &str) -> (StatusCode, serde_json::Value) {
+        let (s, b) = self.request(Request::get(uri).body(Body::empty()).unwrap()).await;
+        (s, serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn get_text(&self, uri: &str) -> (StatusCode, String) {
+        let (s, b) = self.request(Request::get(uri).body(Body::empty()).unwrap()).await;
+        (s, String::from_utf8_lossy(&b).to_string())
+    }
+
+    /// POSTs a multipart upload: `file` (name, bytes), `spec` JSON, optional `model` parts.
+    pub async fn upload(&self, file_name: &str, content: &[u8], spec: &serde_json::Value, models: &[(&str, &[u8])]) -> (StatusCode, serde_json::Value) {
+        let boundary = "strata-test-boundary-7d3f";
+        let mut body = Vec::new();
+        let mut part = |headers: String, bytes: &[u8]| {
+            body.extend_from_slice(format!("--{boundary}\r\n{headers}\r\n\r\n").as_bytes());
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        };
+        part("Content-Disposition: form-data; name=\"spec\"".into(), spec.to_string().as_bytes());
+        part(format!("Content-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream"), content);
+        for (name, bytes) in models {
+            part(format!("Content-Disposition: form-data; name=\"model\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream"), bytes);
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let req = Request::post("/api/v1/runs")
+            .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+            .body(Body::from(body))
+            .unwrap();
+        let (s, b) = self.request(req).await;
+        (s, serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null))
+    }
+}
+
+/// Runs one async scenario on SQLite and on PostgreSQL, as two tests.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($scenario:ident) => {
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$scenario($crate::helpers::TestApp::sqlite().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$scenario($crate::helpers::TestApp::postgres().await).await
+            }
+        }
+    };
+}

@@ -1,0 +1,7 @@
+//! Integration tests in one binary (one link of Polars): the API on SQLite and on a real
+//! PostgreSQL (a fresh database per test), ingest errors on the malformed files, golden metrics.
+
+mod api;
+mod helpers;
+mod ingest_errors;
+mod metrics_golden;
