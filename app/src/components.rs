@@ -46,3 +46,9 @@ pub fn fmt_stat(v: Option<f64>) -> String {
 pub fn ErrorBox(#[prop(into)] message: String) -> impl IntoView {
     view! { <p class="error" role="alert">{message}</p> }
 }
+
+/// Text safe inside `<title>`: leptos_meta writes the title unescaped during SSR, and a run name
+/// such as `</title><script>…` must not end the element, so angle brackets become look-alikes.
+pub fn title_text(s: &str) -> String {
+    s.replace('<', "‹").replace('>', "›")
+}

@@ -7,7 +7,7 @@ use leptos_router::{
     hooks::{use_navigate, use_params_map, use_query_map},
 };
 
-use crate::components::{ErrorBox, PlotlyChart, fmt_metric, fmt_stat};
+use crate::components::{ErrorBox, PlotlyChart, fmt_metric, fmt_stat, title_text};
 use crate::model::{ColumnInfo, ExamplesPage, RunOverview};
 use crate::pages::runs::urlencode;
 use crate::server_fns::{get_examples, get_run_overview};
@@ -89,7 +89,7 @@ fn Overview(ov: RunOverview, id: String) -> impl IntoView {
     let chart_model = ov.chart_model.clone();
 
     view! {
-        <Title text=s.name.clone() />
+        <Title text=title_text(&s.name) />
         <div class="page-head">
             <h1>{s.name.clone()}</h1>
             <span class="muted mono">{s.id.clone()}</span>
@@ -171,24 +171,24 @@ fn Overview(ov: RunOverview, id: String) -> impl IntoView {
 #[component]
 fn ColumnsTable(columns: Vec<ColumnInfo>, filter: RwSignal<String>) -> impl IntoView {
     let total = columns.len();
-    let shown = move || {
+    let shown = Memo::new(move |_| {
         let f = filter.get().to_lowercase();
         columns
             .iter()
             .filter(|c| f.is_empty() || c.name.to_lowercase().contains(&f))
             .cloned()
             .collect::<Vec<_>>()
-    };
+    });
     view! {
         <p class="muted" data-testid="column-count">
-            {move || format!("{} of {total} columns", shown().len())}
+            {move || format!("{} of {total} columns", shown.read().len())}
         </p>
         <table class="data columns">
             <thead><tr><th>"Column"</th><th>"Role"</th><th>"Type"</th><th class="num">"Missing"</th>
                 <th class="num">"Distinct"</th><th class="num">"Min"</th><th class="num">"Mean"</th>
                 <th class="num">"Max"</th><th>"Top values"</th></tr></thead>
             <tbody>
-                {move || shown().into_iter().map(|c| view! {
+                {move || shown.get().into_iter().map(|c| view! {
                     <tr>
                         <td class="mono">{c.name.clone()}</td>
                         <td>{c.role.as_str()}</td>

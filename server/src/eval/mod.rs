@@ -24,7 +24,7 @@ pub enum EvalError {
 pub fn f64_values(df: &DataFrame, name: &str) -> Result<Vec<f64>, EvalError> {
     let c = df.column(name).map_err(|_| EvalError::NoColumn(name.to_string()))?;
     let c = c.cast(&DataType::Float64)?;
-    Ok(c.f64()?.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+    Ok(c.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
 }
 
 /// Weights of a run: the weight column, or all ones.
@@ -83,7 +83,7 @@ pub fn column_summaries(df: &DataFrame, role_of: impl Fn(&str) -> Role) -> Resul
 pub fn value_counts(s: &Series, k: usize) -> Result<Vec<ValueCount>, EvalError> {
     let text = s.cast(&DataType::String)?;
     let mut counts: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
-    for v in text.str()?.into_iter().flatten() {
+    for v in text.str()?.iter().flatten() {
         *counts.entry(v).or_default() += 1;
     }
     let mut v: Vec<ValueCount> = counts.into_iter().map(|(value, count)| ValueCount { value: value.to_string(), count }).collect();
@@ -143,7 +143,7 @@ pub fn headline(df: &DataFrame, label: &str, task: Task, models: &[String], weig
                 let y = df.column(label)?.cast(&DataType::String)?;
                 let p = df.column(m)?.cast(&DataType::String)?;
                 let (mut hit, mut total) = (0.0, 0.0);
-                for ((a, b), wi) in y.str()?.into_iter().zip(p.str()?.into_iter()).zip(&w) {
+                for ((a, b), wi) in y.str()?.iter().zip(p.str()?.iter()).zip(&w) {
                     total += wi;
                     if a.is_some() && a == b {
                         hit += wi;

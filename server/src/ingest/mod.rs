@@ -467,6 +467,25 @@ fn finish(raw: DataFrame, lines: Option<&[u64]>, file: &str, spec: &IngestSpec) 
             Some(Role::Id) => check_id(c, lines, &mut problems)?,
             Some(Role::Timestamp) => match c.dtype() {
                 DataType::Datetime(..) => c.clone(),
+                // Text timestamps (e.g. in Parquet or JSON) are parsed like a CSV's.
+                DataType::String => {
+                    let mut micros = Vec::with_capacity(c.len());
+                    for (i, v) in c.str()?.iter().enumerate() {
+                        micros.push(match v.map(str::trim).filter(|t| !t.is_empty()) {
+                            None => None,
+                            Some(t) => match parse_timestamp(t) {
+                                Ok(us) => Some(us),
+                                Err(why) => {
+                                    problems.push(Problem::new(place(lines, i), Some(name), why));
+                                    None
+                                }
+                            },
+                        });
+                    }
+                    Int64Chunked::new(c.name().clone(), micros)
+                        .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+                        .into_column()
+                }
                 d => {
                     problems.push(Problem::new(Place::File, Some(name), format!("a timestamp column must hold timestamps, not {d}")));
                     c.clone()
@@ -498,10 +517,10 @@ enum LabelCell {
 fn label_cells(c: &Column) -> Result<Vec<LabelCell>, IngestError> {
     let s = c.as_materialized_series();
     Ok(match s.dtype() {
-        DataType::Boolean => s.bool()?.into_iter().map(|v| v.map_or(LabelCell::Missing, |b| LabelCell::Num(b as u8 as f64))).collect(),
+        DataType::Boolean => s.bool()?.iter().map(|v| v.map_or(LabelCell::Missing, |b| LabelCell::Num(b as u8 as f64))).collect(),
         DataType::String => s
             .str()?
-            .into_iter()
+            .iter()
             .map(|v| match v.map(str::trim) {
                 None | Some("") => LabelCell::Missing,
                 Some(t) => match t.to_ascii_lowercase().as_str() {
@@ -514,10 +533,10 @@ fn label_cells(c: &Column) -> Result<Vec<LabelCell>, IngestError> {
         d if d.is_primitive_numeric() => s
             .cast(&DataType::Float64)?
             .f64()?
-            .into_iter()
+            .iter()
             .map(|v| v.map_or(LabelCell::Missing, |x| if x.is_nan() { LabelCell::Missing } else { LabelCell::Num(x) }))
             .collect(),
-        _ => s.cast(&DataType::String)?.str()?.into_iter().map(|v| v.map_or(LabelCell::Missing, |t| LabelCell::Text(t.to_string()))).collect(),
+        _ => s.cast(&DataType::String)?.str()?.iter().map(|v| v.map_or(LabelCell::Missing, |t| LabelCell::Text(t.to_string()))).collect(),
     })
 }
 
@@ -562,7 +581,7 @@ fn infer_task(label: &Column, roles: &Roles, raw: &DataFrame) -> Result<Task, In
             raw.column(s)
                 .ok()
                 .and_then(|c| c.cast(&DataType::Float64).ok())
-                .and_then(|c| c.f64().ok().map(|ca| ca.into_iter().flatten().all(|x| distinct.contains(&x.to_bits()))))
+                .and_then(|c| c.f64().ok().map(|ca| ca.iter().flatten().all(|x| distinct.contains(&x.to_bits()))))
                 .unwrap_or(false)
         });
         if scores_are_codes {
@@ -649,13 +668,13 @@ fn check_score(c: &Column, task: Task, lines: Option<&[u64]>, problems: &mut Pro
     if task == Task::Multiclass {
         // A predicted class: compared as text with the label.
         let s = c.cast(&DataType::String)?;
-        for (i, v) in s.str()?.into_iter().enumerate() {
+        for (i, v) in s.str()?.iter().enumerate() {
             if v.is_none_or(|t| t.trim().is_empty()) {
                 problems.push(Problem::new(place(lines, i), Some(&name), "the predicted class is missing"));
             }
         }
         return Ok(match c.dtype() {
-            DataType::Float64 => Column::new(c.name().clone(), c.f64()?.into_iter().map(|v| v.map(fmt_class)).collect::<Vec<_>>()),
+            DataType::Float64 => Column::new(c.name().clone(), c.f64()?.iter().map(|v| v.map(fmt_class)).collect::<Vec<_>>()),
             _ => s,
         });
     }
@@ -664,7 +683,7 @@ fn check_score(c: &Column, task: Task, lines: Option<&[u64]>, problems: &mut Pro
         return Ok(c.clone());
     }
     let f = c.cast(&DataType::Float64)?;
-    for (i, v) in f.f64()?.into_iter().enumerate() {
+    for (i, v) in f.f64()?.iter().enumerate() {
         let msg = match v {
             None => Some("the score is missing".to_string()),
             Some(x) if x.is_nan() => Some("the score is NaN".to_string()),
@@ -688,7 +707,7 @@ fn check_weight(c: &Column, lines: Option<&[u64]>, problems: &mut Problems) -> R
         return Ok(c.clone());
     }
     let f = c.cast(&DataType::Float64)?;
-    for (i, v) in f.f64()?.into_iter().enumerate() {
+    for (i, v) in f.f64()?.iter().enumerate() {
         match v {
             Some(x) if x.is_finite() && x >= 0.0 => {}
             Some(x) => problems.push(Problem::new(place(lines, i), Some(&name), format!("weight {x} is not a finite number >= 0"))),
@@ -702,7 +721,7 @@ fn check_id(c: &Column, lines: Option<&[u64]>, problems: &mut Problems) -> Resul
     let name = c.name().to_string();
     let s = c.cast(&DataType::String)?;
     let mut seen: HashMap<&str, usize> = HashMap::with_capacity(s.len());
-    for (i, v) in s.str()?.into_iter().enumerate() {
+    for (i, v) in s.str()?.iter().enumerate() {
         match v {
             None => problems.push(Problem::new(place(lines, i), Some(&name), "the id is missing")),
             Some(id) => {

@@ -120,7 +120,6 @@ pub fn scan_records(
             rdr.byte_headers().map_err(|e| csv_error(file, e))?;
             let n = columns.len();
             let mut rec = csv::ByteRecord::new();
-            let mut cells: Vec<Option<Cow<'_, str>>> = Vec::with_capacity(n);
             loop {
                 match rdr.read_byte_record(&mut rec) {
                     Ok(false) => break,
@@ -142,7 +141,7 @@ pub fn scan_records(
                     }
                     continue;
                 }
-                cells.clear();
+                let mut cells: Vec<Option<Cow<'_, str>>> = Vec::with_capacity(n);
                 let mut ok = true;
                 for (i, raw) in rec.iter().enumerate() {
                     match std::str::from_utf8(raw) {
