@@ -52,3 +52,37 @@ pub fn ErrorBox(#[prop(into)] message: String) -> impl IntoView {
 pub fn title_text(s: &str) -> String {
     s.replace('<', "‹").replace('>', "›")
 }
+
+/// Microseconds since the Unix epoch as `YYYY-MM-DD HH:MM` (UTC), without a date library.
+pub fn fmt_epoch_micros(us: f64) -> String {
+    let secs = (us / 1e6).floor() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, rem % 3600 / 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_micros_format_as_utc_dates() {
+        assert_eq!(fmt_epoch_micros(0.0), "1970-01-01 00:00");
+        assert_eq!(fmt_epoch_micros(1_704_067_821_000_000.0), "2024-01-01 00:10");
+        assert_eq!(fmt_epoch_micros(1_709_164_800_000_000.0), "2024-02-29 00:00");
+    }
+
+    #[test]
+    fn titles_cannot_close_the_title_element() {
+        assert_eq!(title_text("</title><b>"), "‹/title›‹b›");
+    }
+}

@@ -1,4 +1,5 @@
 //! Strata's user interface: the HTML shell, the routes and the pages (SSR + hydration).
+#![recursion_limit = "512"]
 
 pub mod model;
 pub mod server_fns;

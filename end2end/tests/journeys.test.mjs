@@ -107,7 +107,11 @@ test("a bad file gets a clear error on the page and nothing is stored", async ()
   await upload.submit().click();
   const alert = upload.error();
   await alert.waitFor();
-  assert.match(await alert.innerText(), /score_out_of_range\.csv: line 3, column 'score_logreg': the score is NaN/);
+  const text = await alert.innerText();
+  assert.match(text, /score_out_of_range\.csv was not stored: 4 problems/);
+  assert.match(text, /line 3, column 'score_logreg': the score is NaN/);
+  assert.match(text, /line 4, column 'score_logreg': 1\.7 is outside \[0, 1\]/);
+  assert.match(text, /line 6, column 'score_logreg': the score is inf/);
   const afterRuns = await (await fetch(`${BASE}/api/v1/runs`)).json();
   assert.equal(afterRuns.length, before.length);
   await page.screenshot({ path: "end2end/test-results/upload-error.png", fullPage: true });

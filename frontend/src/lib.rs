@@ -1,4 +1,5 @@
 //! The WASM entry point: hydrate the server-rendered page and nothing else.
+#![recursion_limit = "512"]
 
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {

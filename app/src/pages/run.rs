@@ -7,8 +7,8 @@ use leptos_router::{
     hooks::{use_navigate, use_params_map, use_query_map},
 };
 
-use crate::components::{ErrorBox, PlotlyChart, fmt_metric, fmt_stat, title_text};
-use crate::model::{ColumnInfo, ExamplesPage, RunOverview};
+use crate::components::{ErrorBox, PlotlyChart, fmt_epoch_micros, fmt_metric, fmt_stat, title_text};
+use crate::model::{ColumnInfo, ColumnKind, ExamplesPage, RunOverview};
 use crate::pages::runs::urlencode;
 use crate::server_fns::{get_examples, get_run_overview};
 
@@ -188,21 +188,26 @@ fn ColumnsTable(columns: Vec<ColumnInfo>, filter: RwSignal<String>) -> impl Into
                 <th class="num">"Distinct"</th><th class="num">"Min"</th><th class="num">"Mean"</th>
                 <th class="num">"Max"</th><th>"Top values"</th></tr></thead>
             <tbody>
-                {move || shown.get().into_iter().map(|c| view! {
+                {move || shown.get().into_iter().map(|c| {
+                    let stat = move |v: Option<f64>| match (c.kind, v) {
+                        (ColumnKind::Timestamp, Some(us)) => fmt_epoch_micros(us),
+                        _ => fmt_stat(v),
+                    };
+                    view! {
                     <tr>
                         <td class="mono">{c.name.clone()}</td>
                         <td>{c.role.as_str()}</td>
                         <td>{format!("{:?}", c.kind).to_lowercase()}</td>
                         <td class="num">{c.missing.to_string()}</td>
                         <td class="num">{c.distinct.to_string()}</td>
-                        <td class="num">{fmt_stat(c.min)}</td>
-                        <td class="num">{fmt_stat(c.mean)}</td>
-                        <td class="num">{fmt_stat(c.max)}</td>
+                        <td class="num">{stat(c.min)}</td>
+                        <td class="num">{stat(c.mean)}</td>
+                        <td class="num">{stat(c.max)}</td>
                         <td class="top">{c.top_values.iter().take(4)
                             .map(|v| format!("{} ({})", v.value, v.count))
                             .collect::<Vec<_>>().join(", ")}</td>
                     </tr>
-                }).collect_view()}
+                }}).collect_view()}
             </tbody>
         </table>
     }

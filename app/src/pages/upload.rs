@@ -255,12 +255,32 @@ async fn post(url: &str, body: &JsValue) -> Result<(u16, String), String> {
     Ok((resp.status(), text))
 }
 
+/// The API's error as text: the message, then one line per problem found in the file.
 fn api_error(status: u16, text: &str) -> String {
-    match serde_json::from_str::<ApiError>(text) {
-        Ok(e) if e.detail.is_null() => e.error,
-        Ok(e) => format!("{} ({})", e.error, e.detail),
-        Err(_) => format!("HTTP {status}: {text}"),
+    let Ok(e) = serde_json::from_str::<ApiError>(text) else {
+        return format!("HTTP {status}: {text}");
+    };
+    let problems = e.detail.get("problems").and_then(|p| p.as_array()).cloned().unwrap_or_default();
+    if problems.len() <= 1 {
+        return e.error;
     }
+    let file = e.detail.get("file").and_then(|f| f.as_str()).unwrap_or("the file");
+    let mut out = format!("{file} was not stored: {} problems", problems.len());
+    for p in problems {
+        let mut place = Vec::new();
+        if let Some(l) = p.get("line").and_then(|v| v.as_u64()) {
+            place.push(format!("line {l}"));
+        }
+        if let Some(r) = p.get("row").and_then(|v| v.as_u64()) {
+            place.push(format!("row {r}"));
+        }
+        if let Some(c) = p.get("column").and_then(|v| v.as_str()) {
+            place.push(format!("column '{c}'"));
+        }
+        let msg = p.get("message").and_then(|v| v.as_str()).unwrap_or_default();
+        out.push_str(&format!("\n• {}: {msg}", place.join(", ")));
+    }
+    out
 }
 
 async fn fetch_preview(f: &web_sys::File) -> Result<Preview, String> {

@@ -61,12 +61,13 @@ pub fn column_summaries(df: &DataFrame, role_of: impl Fn(&str) -> Role) -> Resul
             }
             ColumnKind::Categorical => {}
         }
-        if matches!(kind, ColumnKind::Categorical | ColumnKind::Boolean) || (distinct <= 20 && kind == ColumnKind::Numeric) {
+        let role = role_of(c.name());
+        if role != Role::Id && (matches!(kind, ColumnKind::Categorical | ColumnKind::Boolean) || (distinct <= 20 && kind == ColumnKind::Numeric)) {
             top_values = value_counts(s, 10)?;
         }
         out.push(ColumnInfo {
             name: c.name().to_string(),
-            role: role_of(c.name()),
+            role,
             kind,
             missing,
             distinct,

@@ -2,6 +2,7 @@
 //! PostgreSQL (a fresh database per test), ingest errors on the malformed files, golden metrics.
 
 mod api;
+mod cli;
 mod helpers;
 mod ingest_errors;
 mod metrics_golden;
