@@ -4,6 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/strata-target}"
+# The values cargo-leptos gives its own builds. Leptos reads some of them at compile time, so
+# `cargo test` with other values would rebuild Leptos and our crates on every switch between the two.
+export LEPTOS_OUTPUT_NAME=strata LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_PKG_DIR=pkg \
+  LEPTOS_SITE_ADDR=127.0.0.1:3000 LEPTOS_RELOAD_PORT=3001 LEPTOS_LIB_DIR=frontend \
+  LEPTOS_BIN_DIR=server LEPTOS_HASH_FILES=false LEPTOS_JS_MINIFY=false
 log() { printf '\033[1;34m[test]\033[0m %s\n' "$*"; }
 
 bash scripts/setup.sh --browser
