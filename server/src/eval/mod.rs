@@ -5,6 +5,8 @@
 //! run has a weight column.
 
 pub mod metrics;
+pub mod sliced;
+pub mod slicing;
 
 use polars::prelude::*;
 use strata_app::model::{ColumnInfo, ColumnKind, MetricValue, ModelHeadline, Role, Task, ValueCount};

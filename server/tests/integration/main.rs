@@ -6,3 +6,4 @@ mod cli;
 mod helpers;
 mod ingest_errors;
 mod metrics_golden;
+mod slices_golden;

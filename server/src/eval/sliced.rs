@@ -1,0 +1,745 @@
+//! Metrics per slice, at many thresholds, with confidence intervals and baseline comparisons.
+//!
+//! Binary metrics come from mergeable sufficient statistics (TFMA's combiners): per slice, the
+//! weight of positives and negatives in each "threshold bucket" (how many of the sorted thresholds a
+//! score reaches), so one pass over the rows serves every threshold and every slice, and partial
+//! results of row chunks merge by addition. AUC-ROC and average precision are exact (tied scores
+//! handled as scikit-learn does) from one sort shared by all slices. Intervals: Wilson for rates,
+//! a seeded Poisson bootstrap (TFMA's method) for everything; baseline gaps get a bootstrap z-test
+//! and Benjamini–Hochberg control across the request's slices.
+
+use std::collections::BTreeMap;
+
+use polars::prelude::*;
+use serde::Serialize;
+
+use super::slicing::{Assignment, SliceKey, SliceSpec, SpecError, assign};
+use super::{EvalError, f64_values, weights};
+
+/// Names of the rate metrics (Wilson intervals) computed at each threshold.
+pub const RATE_METRICS: [&str; 9] = ["accuracy", "precision", "recall", "tpr", "fpr", "tnr", "fnr", "positive_rate", "negative_rate"];
+/// Other metrics at each threshold (bootstrap intervals).
+pub const OTHER_THRESHOLD_METRICS: [&str; 3] = ["f1", "balanced_accuracy", "mcc"];
+/// Threshold-free binary metrics.
+pub const BINARY_METRICS: [&str; 7] = ["auc_roc", "auc_pr", "log_loss", "brier_score", "expected_calibration_error", "mean_score", "base_rate"];
+/// Regression metrics.
+pub const REGRESSION_METRICS: [&str; 7] = ["mae", "mse", "rmse", "r2", "mean_residual", "median_absolute_error", "mape"];
+
+/// A metric's value with its interval.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Estimate {
+    pub value: Option<f64>,
+    pub lo: Option<f64>,
+    pub hi: Option<f64>,
+    /// `wilson`, `bootstrap`, or `none`.
+    pub method: &'static str,
+}
+
+/// Confusion counts (weighted) and metrics at one threshold.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AtThreshold {
+    pub threshold: f64,
+    pub tp: f64,
+    pub fp: f64,
+    pub tn: f64,
+    #[serde(rename = "fn")]
+    pub fn_: f64,
+    #[serde(flatten)]
+    pub metrics: BTreeMap<String, Estimate>,
+}
+
+/// A slice's gap to the baseline for one metric.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Comparison {
+    pub diff: Option<f64>,
+    pub ratio: Option<f64>,
+    /// Two-sided bootstrap z-test of `diff = 0`.
+    pub p_value: Option<f64>,
+    /// Benjamini–Hochberg adjusted p-value across the request's slices.
+    pub q_value: Option<f64>,
+    /// `q_value <= alpha`.
+    pub significant: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SliceResult {
+    pub spec: String,
+    pub key: BTreeMap<String, String>,
+    /// The key's pairs in spec order (for display).
+    #[serde(skip)]
+    pub key_order: SliceKey,
+    pub count: u64,
+    pub weight: f64,
+    /// Smaller than the request's minimum size: reported, but not compared.
+    pub too_small: bool,
+    pub metrics: BTreeMap<String, Estimate>,
+    pub at: Vec<AtThreshold>,
+    /// Keys: metric name, or `name@threshold` for threshold metrics.
+    pub vs_baseline: BTreeMap<String, Comparison>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MetricsResult {
+    pub model: String,
+    pub task: &'static str,
+    pub thresholds: Vec<f64>,
+    pub ci: f64,
+    pub bootstrap: usize,
+    pub seed: u64,
+    pub baseline: String,
+    pub slices: Vec<SliceResult>,
+}
+
+/// What to compute.
+#[derive(Clone, Debug)]
+pub struct MetricsRequest {
+    pub label: String,
+    pub model: String,
+    pub weight: Option<String>,
+    /// Slice spec texts (parsed here); the overall slice is always included.
+    pub specs: Vec<String>,
+    pub thresholds: Vec<f64>,
+    /// Confidence level, e.g. 0.95.
+    pub ci: f64,
+    /// Bootstrap replicates (0 = none: Wilson intervals only, no p-values).
+    pub bootstrap: usize,
+    pub seed: u64,
+    /// `overall` or a filter spec such as `sex=Female`.
+    pub baseline: String,
+    pub min_size: u64,
+    pub max_slices: usize,
+    /// False-discovery rate for flagging gaps.
+    pub alpha: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+}
+
+/// Parses `0.3,0.5,0.7` or a grid `start:stop:step` (inclusive) into sorted unique thresholds.
+pub fn parse_thresholds(text: &str) -> Result<Vec<f64>, String> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let nums: Vec<&str> = part.split(':').collect();
+        match nums.as_slice() {
+            [one] => out.push(one.parse::<f64>().map_err(|_| format!("threshold '{one}' is not a number"))?),
+            [a, b, s] => {
+                let (a, b, s) = (a.parse::<f64>(), b.parse::<f64>(), s.parse::<f64>());
+                let (Ok(a), Ok(b), Ok(s)) = (a, b, s) else { return Err(format!("grid '{part}' is start:stop:step")) };
+                if s <= 0.0 || b < a {
+                    return Err(format!("grid '{part}' needs start <= stop and step > 0"));
+                }
+                let n = ((b - a) / s + 1e-9).floor() as usize;
+                if n > 1000 {
+                    return Err(format!("grid '{part}' has more than 1001 thresholds"));
+                }
+                out.extend((0..=n).map(|i| ((a + s * i as f64) * 1e9).round() / 1e9));
+            }
+            _ => return Err(format!("'{part}' is neither a threshold nor a start:stop:step grid")),
+        }
+    }
+    for t in &out {
+        if !(0.0..=1.0).contains(t) {
+            return Err(format!("threshold {t} is outside [0, 1]"));
+        }
+    }
+    out.sort_by(f64::total_cmp);
+    out.dedup();
+    if out.len() > 1001 {
+        return Err("at most 1001 thresholds".into());
+    }
+    Ok(out)
+}
+
+/// Mergeable statistics of one slice for binary classification.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BinaryStats {
+    /// Weight of positives / negatives whose score reaches exactly `k` thresholds.
+    pub pos: Vec<f64>,
+    pub neg: Vec<f64>,
+    pub count: u64,
+    pub weight: f64,
+    pub weight_sq: f64,
+    pub sum_y: f64,
+    pub sum_p: f64,
+    pub sum_log_loss: f64,
+    pub sum_brier: f64,
+    /// Ten calibration bins: (weight, Σw·p, Σw·y).
+    pub calibration: [(f64, f64, f64); 10],
+}
+
+impl BinaryStats {
+    pub fn new(thresholds: usize) -> Self {
+        BinaryStats { pos: vec![0.0; thresholds + 1], neg: vec![0.0; thresholds + 1], ..Default::default() }
+    }
+
+    /// Adds one example that reaches `k` thresholds.
+    #[inline]
+    pub fn add(&mut self, k: usize, y: f64, p: f64, w: f64) {
+        if y == 1.0 { self.pos[k] += w } else { self.neg[k] += w }
+        self.count += 1;
+        self.weight += w;
+        self.weight_sq += w * w;
+        self.sum_y += w * y;
+        self.sum_p += w * p;
+        let pc = p.clamp(1e-15, 1.0 - 1e-15);
+        self.sum_log_loss -= w * if y == 1.0 { pc.ln() } else { (1.0 - pc).ln() };
+        self.sum_brier += w * (p - y) * (p - y);
+        let b = ((p * 10.0) as usize).min(9);
+        let c = &mut self.calibration[b];
+        c.0 += w;
+        c.1 += w * p;
+        c.2 += w * y;
+    }
+
+    /// Adds another accumulator's statistics (the results of another chunk of rows).
+    pub fn merge(&mut self, o: &BinaryStats) {
+        for (a, b) in self.pos.iter_mut().zip(&o.pos) { *a += b }
+        for (a, b) in self.neg.iter_mut().zip(&o.neg) { *a += b }
+        self.count += o.count;
+        self.weight += o.weight;
+        self.weight_sq += o.weight_sq;
+        self.sum_y += o.sum_y;
+        self.sum_p += o.sum_p;
+        self.sum_log_loss += o.sum_log_loss;
+        self.sum_brier += o.sum_brier;
+        for (a, b) in self.calibration.iter_mut().zip(&o.calibration) {
+            a.0 += b.0;
+            a.1 += b.1;
+            a.2 += b.2;
+        }
+    }
+
+    /// (tp, fp, tn, fn) at threshold index `j` (scores >= thresholds[j] are positive).
+    pub fn confusion(&self, j: usize) -> (f64, f64, f64, f64) {
+        let tp: f64 = self.pos[j + 1..].iter().sum();
+        let fp: f64 = self.neg[j + 1..].iter().sum();
+        let p: f64 = self.pos.iter().sum();
+        let n: f64 = self.neg.iter().sum();
+        (tp, fp, n - fp, p - tp)
+    }
+
+    pub fn scalar_metrics(&self) -> BTreeMap<&'static str, Option<f64>> {
+        let r = |a: f64, b: f64| (b > 0.0).then(|| a / b);
+        let ece = (self.weight > 0.0).then(|| self.calibration.iter().map(|(_, sp, sy)| (sp - sy).abs()).sum::<f64>() / self.weight);
+        BTreeMap::from([
+            ("log_loss", r(self.sum_log_loss, self.weight)),
+            ("brier_score", r(self.sum_brier, self.weight)),
+            ("mean_score", r(self.sum_p, self.weight)),
+            ("base_rate", r(self.sum_y, self.weight)),
+            ("expected_calibration_error", ece),
+        ])
+    }
+}
+
+/// Metrics from confusion counts, as scikit-learn defines them (undefined = `None`).
+pub fn confusion_metrics(tp: f64, fp: f64, tn: f64, fn_: f64) -> BTreeMap<&'static str, Option<f64>> {
+    let r = |a: f64, b: f64| (b > 0.0).then(|| a / b);
+    let total = tp + fp + tn + fn_;
+    let tpr = r(tp, tp + fn_);
+    let tnr = r(tn, tn + fp);
+    let precision = r(tp, tp + fp);
+    let f1 = r(2.0 * tp, 2.0 * tp + fp + fn_);
+    let mcc_den = ((tp + fp) * (tp + fn_) * (tn + fp) * (tn + fn_)).sqrt();
+    // scikit-learn returns 0 when a marginal is empty.
+    let mcc = (total > 0.0).then(|| if mcc_den > 0.0 { (tp * tn - fp * fn_) / mcc_den } else { 0.0 });
+    BTreeMap::from([
+        ("accuracy", r(tp + tn, total)),
+        ("precision", precision),
+        ("recall", tpr),
+        ("tpr", tpr),
+        ("fnr", r(fn_, tp + fn_)),
+        ("tnr", tnr),
+        ("fpr", r(fp, tn + fp)),
+        ("positive_rate", r(tp + fp, total)),
+        ("negative_rate", r(tn + fn_, total)),
+        ("f1", f1),
+        ("balanced_accuracy", match (tpr, tnr) { (Some(a), Some(b)) => Some((a + b) / 2.0), _ => None }),
+        ("mcc", mcc),
+    ])
+}
+
+/// The denominator (weight) of each rate, for its Wilson interval.
+fn rate_denominator(name: &str, tp: f64, fp: f64, tn: f64, fn_: f64) -> f64 {
+    match name {
+        "precision" => tp + fp,
+        "recall" | "tpr" | "fnr" => tp + fn_,
+        "tnr" | "fpr" => tn + fp,
+        _ => tp + fp + tn + fn_,
+    }
+}
+
+/// Wilson score interval for a proportion `p` of `n` trials at normal quantile `z`.
+pub fn wilson(p: f64, n: f64, z: f64) -> (f64, f64) {
+    if n <= 0.0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let z2 = z * z;
+    let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
+    let half = z / (1.0 + z2 / n) * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
+/// Standard normal quantile (Acklam's rational approximation, |error| < 1.2e-9).
+pub fn normal_quantile(p: f64) -> f64 {
+    const A: [f64; 6] = [-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02, 1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00];
+    const B: [f64; 5] = [-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02, 6.680131188771972e+01, -1.328068155288572e+01];
+    const C: [f64; 6] = [-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00, -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00];
+    const D: [f64; 4] = [7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00];
+    let pl = 0.02425;
+    if p < pl {
+        let q = (-2.0 * p.ln()).sqrt();
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5]) / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    } else if p <= 1.0 - pl {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    } else {
+        -normal_quantile(1.0 - p)
+    }
+}
+
+/// Two-sided p-value of a standard normal statistic: erfc(|z|/√2).
+pub fn two_sided_p(z: f64) -> f64 {
+    erfc(z.abs() / std::f64::consts::SQRT_2).min(1.0)
+}
+
+/// Complementary error function (Numerical Recipes' `erfcc`, fractional error < 1.2e-7: plenty
+/// for p-values).
+fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let ans = t * (-z * z - 1.26551223
+        + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807
+        + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
+        .exp();
+    if x >= 0.0 { ans } else { 2.0 - ans }
+}
+
+/// SplitMix64: a small, fast, seedable generator for the Poisson bootstrap.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A Poisson(1) draw by inversion.
+    fn poisson1(&mut self) -> f64 {
+        // P(X <= k) for Poisson(1), k = 0..=9.
+        const CDF: [f64; 10] = [0.36787944117144233, 0.7357588823428847, 0.9196986029286058, 0.9810118431238462, 0.9963401531726563, 0.9994058151824183, 0.9999167588507119, 0.9999897508033253, 0.9999988747974020, 0.9999998885745217];
+        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        CDF.iter().position(|c| u < *c).unwrap_or(10) as f64
+    }
+}
+
+/// Per slice: the binary statistics plus the exact ranking metrics.
+#[derive(Clone, Debug)]
+struct SlicePass {
+    stats: BinaryStats,
+    auc: Option<f64>,
+    ap: Option<f64>,
+}
+
+/// One pass over all rows for one assignment with the given effective weights.
+fn binary_pass(a: &Assignment, order: &[u32], y: &[f64], p: &[f64], w: &[f64], k_of_row: &[u16], thresholds: usize) -> Vec<SlicePass> {
+    let n_slices = a.keys.len();
+    let mut stats = vec![BinaryStats::new(thresholds); n_slices];
+    for (i, s) in a.slice_of_row.iter().enumerate() {
+        if let Some(s) = s {
+            if w[i] > 0.0 {
+                stats[*s as usize].add(k_of_row[i] as usize, y[i], p[i], w[i]);
+            }
+        }
+    }
+    // Ranking metrics: one walk down the shared sort, tie groups closed together.
+    let (mut tp, mut fp, mut area, mut ap) = (vec![0.0; n_slices], vec![0.0; n_slices], vec![0.0; n_slices], vec![0.0; n_slices]);
+    let (mut tp0, mut fp0) = (vec![0.0; n_slices], vec![0.0; n_slices]);
+    let mut touched: Vec<usize> = Vec::new();
+    let mut is_touched = vec![false; n_slices];
+    let mut i = 0;
+    while i < order.len() {
+        let score = p[order[i] as usize];
+        while i < order.len() && p[order[i] as usize] == score {
+            let r = order[i] as usize;
+            i += 1;
+            let Some(s) = a.slice_of_row[r] else { continue };
+            let s = s as usize;
+            if w[r] <= 0.0 {
+                continue;
+            }
+            if !is_touched[s] {
+                is_touched[s] = true;
+                touched.push(s);
+                tp0[s] = tp[s];
+                fp0[s] = fp[s];
+            }
+            if y[r] == 1.0 { tp[s] += w[r] } else { fp[s] += w[r] }
+        }
+        for &s in &touched {
+            area[s] += (fp[s] - fp0[s]) * (tp[s] + tp0[s]) / 2.0;
+            let dtp = tp[s] - tp0[s];
+            if dtp > 0.0 {
+                ap[s] += dtp * tp[s] / (tp[s] + fp[s]);
+            }
+            is_touched[s] = false;
+        }
+        touched.clear();
+    }
+    stats
+        .into_iter()
+        .enumerate()
+        .map(|(s, st)| {
+            let (pos, neg) = (tp[s], fp[s]);
+            SlicePass { stats: st, auc: (pos > 0.0 && neg > 0.0).then(|| area[s] / (pos * neg)), ap: (pos > 0.0).then(|| ap[s] / pos) }
+        })
+        .collect()
+}
+
+/// Every metric of one slice pass, flat: `name` or `name@threshold`.
+fn flat_binary(sp: &SlicePass, thresholds: &[f64]) -> BTreeMap<String, Option<f64>> {
+    let mut m: BTreeMap<String, Option<f64>> = sp.stats.scalar_metrics().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    m.insert("auc_roc".into(), sp.auc);
+    m.insert("auc_pr".into(), sp.ap);
+    for (j, t) in thresholds.iter().enumerate() {
+        let (tp, fp, tn, fn_) = sp.stats.confusion(j);
+        for (k, v) in confusion_metrics(tp, fp, tn, fn_) {
+            m.insert(format!("{k}@{t}"), v);
+        }
+        // The counts themselves ride along under reserved names (not metrics).
+        for (k, v) in [("tp", tp), ("fp", fp), ("tn", tn), ("fn", fn_)] {
+            m.insert(format!("__{k}@{t}"), Some(v));
+        }
+    }
+    m
+}
+
+/// Percentile interval of bootstrap values (NaN-free), or (None, None).
+fn percentile_interval(vals: &mut Vec<f64>, level: f64) -> (Option<f64>, Option<f64>) {
+    vals.retain(|v| v.is_finite());
+    if vals.len() < 2 {
+        return (None, None);
+    }
+    vals.sort_by(f64::total_cmp);
+    let a = (1.0 - level) / 2.0;
+    (Some(super::metrics::quantile_sorted(vals, a)), Some(super::metrics::quantile_sorted(vals, 1.0 - a)))
+}
+
+/// Computes a metrics request on a run's DataFrame. Pure: DataFrame in, plain structs out.
+pub fn compute(df: &DataFrame, req: &MetricsRequest, task: strata_app::model::Task) -> Result<MetricsResult, RequestError> {
+    use strata_app::model::Task;
+    if !(0.5..1.0).contains(&req.ci) {
+        return Err(RequestError::Invalid(format!("ci must be in [0.5, 1), got {}", req.ci)));
+    }
+    if req.bootstrap > 2000 {
+        return Err(RequestError::Invalid("bootstrap may be at most 2000 replicates".into()));
+    }
+    // Specs: overall first, then the request's, then the baseline (if not overall).
+    let mut texts: Vec<String> = vec!["overall".into()];
+    texts.extend(req.specs.iter().filter(|s| s.trim() != "overall").cloned());
+    let baseline_is_overall = req.baseline.trim().is_empty() || req.baseline == "overall";
+    let base_spec = SliceSpec::parse(&req.baseline)?;
+    if !baseline_is_overall && !matches!(base_spec, SliceSpec::Filter { .. }) {
+        return Err(RequestError::Invalid(format!("baseline '{}' must be 'overall' or a filter such as sex=Female", req.baseline)));
+    }
+    let mut assignments = Vec::with_capacity(texts.len() + 1);
+    for t in &texts {
+        assignments.push(assign(df, t, &SliceSpec::parse(t)?, req.max_slices)?);
+    }
+    let base_index = if baseline_is_overall {
+        0
+    } else {
+        assignments.push(assign(df, &req.baseline, &base_spec, req.max_slices)?);
+        texts.push(req.baseline.clone());
+        assignments.len() - 1
+    };
+    let total_slices: usize = assignments.iter().map(|a| a.keys.len()).sum();
+    if total_slices > req.max_slices {
+        return Err(RequestError::Invalid(format!("the request makes {total_slices} slices, more than the limit of {}", req.max_slices)));
+    }
+
+    let y = f64_values(df, &req.label)?;
+    let p = f64_values(df, &req.model)?;
+    let w = weights(df, req.weight.as_deref())?;
+    let z = normal_quantile(0.5 + req.ci / 2.0);
+    let binary = task == Task::Binary;
+    if task == Task::Multiclass {
+        return Err(RequestError::Invalid("sliced metrics for multiclass runs are not implemented yet".into()));
+    }
+    let thresholds = if binary { req.thresholds.clone() } else { vec![] };
+
+    // Flat metrics per (assignment, slice) for the point estimate and each replicate.
+    type Flat = Vec<Vec<BTreeMap<String, Option<f64>>>>;
+    let run_pass = |w: &[f64], ctx: &BinaryCtx| -> Flat {
+        assignments
+            .iter()
+            .map(|a| {
+                if binary {
+                    binary_pass(a, &ctx.order, &y, &p, w, &ctx.k_of_row, thresholds.len()).iter().map(|sp| flat_binary(sp, &thresholds)).collect()
+                } else {
+                    regression_pass(a, &y, &p, w)
+                }
+            })
+            .collect()
+    };
+    let ctx = BinaryCtx::new(&p, &thresholds, binary);
+    let point: Flat = run_pass(&w, &ctx);
+    let mut replicates: Vec<Flat> = Vec::with_capacity(req.bootstrap);
+    let mut rng = SplitMix(req.seed);
+    let mut wb = vec![0.0; w.len()];
+    for _ in 0..req.bootstrap {
+        for (o, wi) in wb.iter_mut().zip(&w) {
+            *o = wi * rng.poisson1();
+        }
+        replicates.push(run_pass(&wb, &ctx));
+    }
+
+    // Assemble slices.
+    let counts: Vec<Vec<(u64, f64, f64)>> = assignments
+        .iter()
+        .map(|a| {
+            let mut c = vec![(0u64, 0.0, 0.0); a.keys.len()];
+            for (i, s) in a.slice_of_row.iter().enumerate() {
+                if let Some(s) = s {
+                    let e = &mut c[*s as usize];
+                    e.0 += 1;
+                    e.1 += w[i];
+                    e.2 += w[i] * w[i];
+                }
+            }
+            c
+        })
+        .collect();
+    let base = &point[base_index][0];
+    let mut slices = Vec::new();
+    let mut tests: Vec<(usize, String, f64)> = Vec::new(); // (slice index, metric, p) for BH
+    for (ai, a) in assignments.iter().enumerate() {
+        if ai == base_index && !baseline_is_overall {
+            // The baseline slice is listed like the others only if a spec produced it.
+            continue;
+        }
+        for (si, key) in a.keys.iter().enumerate() {
+            let (count, weight, weight_sq) = counts[ai][si];
+            let n_per_w = if weight_sq > 0.0 { weight / weight_sq } else { 1.0 };
+            let flat = &point[ai][si];
+            let mut metrics = BTreeMap::new();
+            let mut at: Vec<AtThreshold> = thresholds
+                .iter()
+                .enumerate()
+                .map(|(j, t)| {
+                    let (tp, fp, tn, fn_) = confusion_of(flat, *t, j);
+                    AtThreshold { threshold: *t, tp, fp, tn, fn_, metrics: BTreeMap::new() }
+                })
+                .collect();
+            let too_small = count < req.min_size.max(1);
+            let mut vs = BTreeMap::new();
+            for (name, value) in flat {
+                if name.starts_with("__") {
+                    continue;
+                }
+                let mut boot: Vec<f64> = replicates.iter().filter_map(|r| r[ai][si].get(name).copied().flatten()).collect();
+                let (base_name, thr) = match name.split_once('@') {
+                    Some((m, t)) => (m, t.parse::<f64>().ok()),
+                    None => (name.as_str(), None),
+                };
+                let (lo, hi, method) = if RATE_METRICS.contains(&base_name) || base_name == "base_rate" {
+                    match value {
+                        Some(v) => {
+                            let den = match thr {
+                                Some(t) => {
+                                    let j = thresholds.iter().position(|x| *x == t).unwrap_or(0);
+                                    let (tp, fp, tn, fn_) = confusion_of(flat, t, j);
+                                    rate_denominator(base_name, tp, fp, tn, fn_)
+                                }
+                                None => weight,
+                            };
+                            let (lo, hi) = wilson(*v, den * n_per_w, z);
+                            (Some(lo).filter(|x| x.is_finite()), Some(hi).filter(|x| x.is_finite()), "wilson")
+                        }
+                        None => (None, None, "wilson"),
+                    }
+                } else if req.bootstrap > 0 {
+                    let (lo, hi) = percentile_interval(&mut boot.clone(), req.ci);
+                    (lo, hi, "bootstrap")
+                } else {
+                    (None, None, "none")
+                };
+                let est = Estimate { value: *value, lo, hi, method };
+                // Baseline comparison, from the same bootstrap resamples (they share weights).
+                let base_v = base.get(name).copied().flatten();
+                let diff = match (value, base_v) { (Some(a), Some(b)) => Some(a - b), _ => None };
+                let ratio = match (value, base_v) { (Some(a), Some(b)) if b != 0.0 => Some(a / b), _ => None };
+                let mut p_value = None;
+                if !too_small && req.bootstrap > 1 {
+                    boot.clear();
+                    let diffs: Vec<f64> = replicates
+                        .iter()
+                        .filter_map(|r| match (r[ai][si].get(name).copied().flatten(), r[base_index][0].get(name).copied().flatten()) {
+                            (Some(a), Some(b)) => Some(a - b),
+                            _ => None,
+                        })
+                        .collect();
+                    if let (Some(d), true) = (diff, diffs.len() > 1) {
+                        let mean = diffs.iter().sum::<f64>() / diffs.len() as f64;
+                        let sd = (diffs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (diffs.len() - 1) as f64).sqrt();
+                        p_value = Some(if sd > 0.0 { two_sided_p(d / sd) } else if d == 0.0 { 1.0 } else { 0.0 });
+                    }
+                }
+                match thr {
+                    Some(t) => {
+                        if let Some(slot) = at.iter_mut().find(|x| x.threshold == t) {
+                            slot.metrics.insert(base_name.to_string(), est);
+                        }
+                    }
+                    None => {
+                        metrics.insert(name.clone(), est);
+                    }
+                }
+                let is_overall_slice = ai == 0;
+                if !is_overall_slice || !baseline_is_overall {
+                    if let Some(pv) = p_value {
+                        tests.push((slices.len(), name.clone(), pv));
+                    }
+                    vs.insert(name.clone(), Comparison { diff, ratio, p_value, q_value: None, significant: false });
+                }
+            }
+            slices.push(SliceResult {
+                spec: texts[ai].clone(),
+                key: key.iter().cloned().collect(),
+                key_order: key.clone(),
+                count,
+                weight,
+                too_small,
+                metrics,
+                at,
+                vs_baseline: vs,
+            });
+        }
+    }
+    // Benjamini–Hochberg per metric across slices.
+    let mut by_metric: BTreeMap<String, Vec<(usize, f64)>> = BTreeMap::new();
+    for (si, name, pv) in tests {
+        by_metric.entry(name).or_default().push((si, pv));
+    }
+    for (name, mut ps) in by_metric {
+        ps.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let m = ps.len() as f64;
+        let mut q_min = 1.0f64;
+        let mut qs = vec![0.0; ps.len()];
+        for (rank, (_, pv)) in ps.iter().enumerate().rev() {
+            q_min = q_min.min(pv * m / (rank + 1) as f64);
+            qs[rank] = q_min;
+        }
+        for ((si, _), q) in ps.iter().zip(qs) {
+            if let Some(c) = slices[*si].vs_baseline.get_mut(&name) {
+                c.q_value = Some(q);
+                c.significant = q <= req.alpha;
+            }
+        }
+    }
+    Ok(MetricsResult {
+        model: req.model.clone(),
+        task: task.as_str(),
+        thresholds,
+        ci: req.ci,
+        bootstrap: req.bootstrap,
+        seed: req.seed,
+        baseline: if baseline_is_overall { "overall".into() } else { req.baseline.clone() },
+        slices,
+    })
+}
+
+/// The confusion counts a flat map carries for threshold `t`.
+fn confusion_of(flat: &BTreeMap<String, Option<f64>>, t: f64, _j: usize) -> (f64, f64, f64, f64) {
+    let g = |k: &str| flat.get(&format!("__{k}@{t}")).copied().flatten().unwrap_or(0.0);
+    (g("tp"), g("fp"), g("tn"), g("fn"))
+}
+
+/// The shared sort and threshold buckets of a binary request.
+struct BinaryCtx {
+    order: Vec<u32>,
+    k_of_row: Vec<u16>,
+}
+
+impl BinaryCtx {
+    fn new(p: &[f64], thresholds: &[f64], binary: bool) -> Self {
+        if !binary {
+            return BinaryCtx { order: vec![], k_of_row: vec![] };
+        }
+        let mut order: Vec<u32> = (0..p.len() as u32).collect();
+        order.sort_unstable_by(|a, b| p[*b as usize].total_cmp(&p[*a as usize]));
+        let k_of_row = p.iter().map(|x| thresholds.partition_point(|t| t <= x) as u16).collect();
+        BinaryCtx { order, k_of_row }
+    }
+}
+
+/// Regression metrics per slice for one weighting of the rows.
+fn regression_pass(a: &Assignment, y: &[f64], p: &[f64], w: &[f64]) -> Vec<BTreeMap<String, Option<f64>>> {
+    let n = a.keys.len();
+    #[derive(Clone, Default)]
+    struct S { w: f64, res: f64, abs: f64, sq: f64, wy: f64, wy2: f64, ape: f64, w_ape: f64, abs_vals: Vec<(f64, f64)> }
+    let mut s = vec![S::default(); n];
+    for i in 0..y.len() {
+        let Some(k) = a.slice_of_row[i] else { continue };
+        if w[i] <= 0.0 || !y[i].is_finite() || !p[i].is_finite() {
+            continue;
+        }
+        let e = &mut s[k as usize];
+        let r = y[i] - p[i];
+        e.w += w[i];
+        e.res += w[i] * r;
+        e.abs += w[i] * r.abs();
+        e.sq += w[i] * r * r;
+        e.wy += w[i] * y[i];
+        e.wy2 += w[i] * y[i] * y[i];
+        if y[i] != 0.0 {
+            e.ape += w[i] * (r / y[i]).abs();
+            e.w_ape += w[i];
+        }
+        e.abs_vals.push((r.abs(), w[i]));
+    }
+    s.into_iter()
+        .map(|mut e| {
+            let r = |a: f64, b: f64| (b > 0.0).then(|| a / b);
+            let ss_tot = e.wy2 - e.wy * e.wy / e.w.max(f64::MIN_POSITIVE);
+            e.abs_vals.sort_by(|a, b| a.0.total_cmp(&b.0));
+            // Weighted median (lower median for even totals, as numpy's median on repeated rows).
+            let median = (e.w > 0.0).then(|| {
+                let half = e.w / 2.0;
+                let mut acc = 0.0;
+                let mut out = f64::NAN;
+                for (i, (v, wi)) in e.abs_vals.iter().enumerate() {
+                    acc += wi;
+                    if acc > half {
+                        out = *v;
+                        break;
+                    }
+                    if acc == half {
+                        out = (v + e.abs_vals.get(i + 1).map(|x| x.0).unwrap_or(*v)) / 2.0;
+                        break;
+                    }
+                }
+                out
+            });
+            BTreeMap::from([
+                ("mae".to_string(), r(e.abs, e.w)),
+                ("mse".to_string(), r(e.sq, e.w)),
+                ("rmse".to_string(), r(e.sq, e.w).map(f64::sqrt)),
+                ("r2".to_string(), (ss_tot > 0.0).then(|| 1.0 - e.sq / ss_tot)),
+                ("mean_residual".to_string(), r(e.res, e.w)),
+                ("median_absolute_error".to_string(), median),
+                ("mape".to_string(), r(e.ape, e.w_ape)),
+            ])
+        })
+        .collect()
+}

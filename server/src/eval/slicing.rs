@@ -1,0 +1,324 @@
+//! Slice specs (`sex`, `sex,race`, `age:q5`, `age:[18,30,45,65]`, `age:w4`, `country=US`) and
+//! the assignment of every row to its slice of a spec. A slice key is a list of (feature, value)
+//! pairs, as in TFMA; the overall slice has the empty key. Missing values form their own slice.
+
+use std::collections::HashMap;
+
+use polars::prelude::*;
+
+/// The key of one slice: (column, value) pairs in spec order.
+pub type SliceKey = Vec<(String, String)>;
+
+/// The label of missing values in slice keys.
+pub const MISSING: &str = "(missing)";
+
+/// How one feature of a spec is cut into slices.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cut {
+    /// Every distinct value is a slice.
+    Values,
+    /// `k` quantile buckets of a numeric feature.
+    Quantiles(usize),
+    /// Buckets between fixed edges: (-inf, e0), [e0, e1), …, [en, inf).
+    Edges(Vec<f64>),
+    /// `k` equal-width buckets between the feature's min and max.
+    Width(usize),
+}
+
+/// One slicing spec of a request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SliceSpec {
+    Overall,
+    /// One feature, or a cross of two or three.
+    Features(Vec<(String, Cut)>),
+    /// The rows where `column` equals `value` (compared as text).
+    Filter { column: String, value: String },
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SpecError {
+    #[error("slice spec '{0}': {1}")]
+    Invalid(String, String),
+    #[error("slice spec '{spec}': column '{column}' is not in the run")]
+    UnknownColumn { spec: String, column: String },
+    #[error("slice spec '{spec}': column '{column}' is not numeric, so it cannot be bucketed (use '{column}' to slice by value)")]
+    NotNumeric { spec: String, column: String },
+    #[error("slice spec '{spec}' makes {count} slices, more than the limit of {limit}; bucket a numeric feature (e.g. 'age:q5') or cross fewer features")]
+    TooMany { spec: String, count: usize, limit: usize },
+}
+
+impl SliceSpec {
+    /// Parses one spec; see the module docs for the syntax.
+    pub fn parse(text: &str) -> Result<SliceSpec, SpecError> {
+        let t = text.trim();
+        let bad = |why: &str| SpecError::Invalid(text.to_string(), why.to_string());
+        if t.is_empty() || t == "overall" {
+            return Ok(SliceSpec::Overall);
+        }
+        if let Some((c, v)) = t.split_once('=') {
+            if c.trim().is_empty() {
+                return Err(bad("a filter needs a column before '='"));
+            }
+            return Ok(SliceSpec::Filter { column: c.trim().to_string(), value: v.trim().to_string() });
+        }
+        // Split on commas outside brackets.
+        let mut parts = Vec::new();
+        let (mut depth, mut start) = (0i32, 0usize);
+        for (i, ch) in t.char_indices() {
+            match ch {
+                '[' => depth += 1,
+                ']' => depth -= 1,
+                ',' if depth == 0 => {
+                    parts.push(&t[start..i]);
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        parts.push(&t[start..]);
+        if parts.len() > 3 {
+            return Err(bad("a cross has at most three features"));
+        }
+        let mut features = Vec::new();
+        for p in parts {
+            let p = p.trim();
+            let (col, cut) = match p.split_once(':') {
+                None => (p, Cut::Values),
+                Some((c, b)) => {
+                    let b = b.trim();
+                    let cut = if let Some(k) = b.strip_prefix('q') {
+                        Cut::Quantiles(k.parse().map_err(|_| bad("quantile buckets are written q<k>, e.g. age:q5"))?)
+                    } else if let Some(k) = b.strip_prefix('w') {
+                        Cut::Width(k.parse().map_err(|_| bad("equal-width buckets are written w<k>, e.g. age:w4"))?)
+                    } else if b.starts_with('[') && b.ends_with(']') {
+                        let edges = b[1..b.len() - 1]
+                            .split(',')
+                            .map(|e| e.trim().parse::<f64>())
+                            .collect::<Result<Vec<f64>, _>>()
+                            .map_err(|_| bad("edges are numbers, e.g. age:[18,30,45,65]"))?;
+                        if edges.is_empty() || edges.windows(2).any(|w| w[0] >= w[1]) || edges.iter().any(|e| !e.is_finite()) {
+                            return Err(bad("edges must be finite and increasing"));
+                        }
+                        Cut::Edges(edges)
+                    } else {
+                        return Err(bad("after ':' comes q<k>, w<k> or [edges]"));
+                    };
+                    if matches!(cut, Cut::Quantiles(k) | Cut::Width(k) if !(2..=100).contains(&k)) {
+                        return Err(bad("the number of buckets is between 2 and 100"));
+                    }
+                    (c.trim(), cut)
+                }
+            };
+            if col.is_empty() {
+                return Err(bad("empty feature name"));
+            }
+            features.push((col.to_string(), cut));
+        }
+        Ok(SliceSpec::Features(features))
+    }
+}
+
+/// Rows assigned to the slices of one spec.
+#[derive(Clone, Debug)]
+pub struct Assignment {
+    pub keys: Vec<SliceKey>,
+    /// For each row, the index of its slice in `keys`, or `None` (a filter's other rows).
+    pub slice_of_row: Vec<Option<u32>>,
+}
+
+/// Bucket label of `x` between `edges` (ascending): `[a, b)`, with open ends at ±inf.
+fn bucket(edges: &[f64], x: f64) -> (usize, String) {
+    let i = edges.partition_point(|e| *e <= x);
+    let lo = if i == 0 { "-inf".to_string() } else { fmt_edge(edges[i - 1]) };
+    let hi = if i == edges.len() { "inf".to_string() } else { fmt_edge(edges[i]) };
+    let open = if i == 0 { "(" } else { "[" };
+    (i, format!("{open}{lo}, {hi})"))
+}
+
+fn fmt_edge(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 { format!("{}", x as i64) } else { format!("{x:.4}").trim_end_matches('0').to_string() }
+}
+
+/// Per-row codes of one feature under one cut, plus the label of each code; codes sort in
+/// bucket order (numeric cuts) or by value (text).
+fn feature_codes(df: &DataFrame, spec: &str, column: &str, cut: &Cut) -> Result<(Vec<u32>, Vec<String>), SpecError> {
+    let col = df.column(column).map_err(|_| SpecError::UnknownColumn { spec: spec.into(), column: column.into() })?;
+    let numeric = col.dtype().is_primitive_numeric();
+    if !numeric && *cut != Cut::Values {
+        return Err(SpecError::NotNumeric { spec: spec.into(), column: column.into() });
+    }
+    if *cut == Cut::Values {
+        let text = col.cast(&DataType::String).map_err(|e| SpecError::Invalid(spec.into(), e.to_string()))?;
+        let ca = text.str().map_err(|e| SpecError::Invalid(spec.into(), e.to_string()))?;
+        let mut index: HashMap<Option<&str>, u32> = HashMap::new();
+        let mut codes = Vec::with_capacity(ca.len());
+        for v in ca.iter() {
+            let n = index.len() as u32;
+            codes.push(*index.entry(v).or_insert(n));
+        }
+        // Relabel so codes follow the sorted values (numbers numerically), missing last.
+        let mut vals: Vec<(Option<&str>, u32)> = index.into_iter().collect();
+        vals.sort_by(|a, b| match (a.0, b.0) {
+            (None, None) => std::cmp::Ordering::Equal,
+            (None, _) => std::cmp::Ordering::Greater,
+            (_, None) => std::cmp::Ordering::Less,
+            (Some(x), Some(y)) => match (x.parse::<f64>(), y.parse::<f64>()) {
+                (Ok(p), Ok(q)) if numeric => p.total_cmp(&q),
+                _ => x.cmp(y),
+            },
+        });
+        let mut remap = vec![0u32; vals.len()];
+        let labels = vals
+            .iter()
+            .enumerate()
+            .map(|(new, (v, old))| {
+                remap[*old as usize] = new as u32;
+                v.map(str::to_string).unwrap_or_else(|| MISSING.to_string())
+            })
+            .collect();
+        return Ok((codes.into_iter().map(|c| remap[c as usize]).collect(), labels));
+    }
+    let f = col.cast(&DataType::Float64).map_err(|e| SpecError::Invalid(spec.into(), e.to_string()))?;
+    let values: Vec<Option<f64>> = f.f64().map_err(|e| SpecError::Invalid(spec.into(), e.to_string()))?.iter().map(|v| v.filter(|x| !x.is_nan())).collect();
+    let mut present: Vec<f64> = values.iter().flatten().copied().collect();
+    present.sort_by(f64::total_cmp);
+    let edges: Vec<f64> = match cut {
+        Cut::Edges(e) => e.clone(),
+        Cut::Quantiles(k) => {
+            let mut e: Vec<f64> = (1..*k).map(|i| super::metrics::quantile_sorted(&present, i as f64 / *k as f64)).collect();
+            e.dedup();
+            e.retain(|x| x.is_finite());
+            // Inner edges only: make the first bucket start at the minimum.
+            if let Some(&min) = present.first() {
+                e.retain(|x| *x > min);
+                e.insert(0, min);
+            }
+            e
+        }
+        Cut::Width(k) => match (present.first(), present.last()) {
+            (Some(&lo), Some(&hi)) if hi > lo => (0..*k).map(|i| lo + (hi - lo) * i as f64 / *k as f64).collect(),
+            (Some(&lo), _) => vec![lo],
+            _ => vec![],
+        },
+        Cut::Values => unreachable!("handled above"),
+    };
+    let mut labels: Vec<String> = (0..=edges.len()).map(|i| {
+        let probe = if i == 0 { f64::NEG_INFINITY } else { edges[i - 1] };
+        bucket(&edges, probe).1
+    }).collect();
+    // The top bucket of quantile / width cuts is closed at the maximum: [a, max].
+    if matches!(cut, Cut::Quantiles(_) | Cut::Width(_)) {
+        if let (Some(last), Some(&max)) = (labels.last_mut(), present.last()) {
+            if let Some(lo) = edges.last() {
+                *last = format!("[{}, {}]", fmt_edge(*lo), fmt_edge(max));
+            }
+        }
+    }
+    let missing_code = labels.len() as u32;
+    labels.push(MISSING.to_string());
+    let codes = values.iter().map(|v| match v {
+        None => missing_code,
+        Some(x) => bucket(&edges, *x).0 as u32,
+    }).collect();
+    Ok((codes, labels))
+}
+
+/// Assigns every row to its slice of `spec`; at most `limit` slices.
+pub fn assign(df: &DataFrame, text: &str, spec: &SliceSpec, limit: usize) -> Result<Assignment, SpecError> {
+    let n = df.height();
+    match spec {
+        SliceSpec::Overall => Ok(Assignment { keys: vec![vec![]], slice_of_row: vec![Some(0); n] }),
+        SliceSpec::Filter { column, value } => {
+            let col = df.column(column).map_err(|_| SpecError::UnknownColumn { spec: text.into(), column: column.clone() })?;
+            let s = col.cast(&DataType::String).map_err(|e| SpecError::Invalid(text.into(), e.to_string()))?;
+            let ca = s.str().map_err(|e| SpecError::Invalid(text.into(), e.to_string()))?;
+            let want_missing = value == MISSING;
+            let slice_of_row = ca.iter().map(|v| {
+                let hit = match v { None => want_missing, Some(x) => x == value };
+                hit.then_some(0)
+            }).collect();
+            Ok(Assignment { keys: vec![vec![(column.clone(), value.clone())]], slice_of_row })
+        }
+        SliceSpec::Features(features) => {
+            let mut per_feature = Vec::with_capacity(features.len());
+            for (c, cut) in features {
+                per_feature.push(feature_codes(df, text, c, cut)?);
+            }
+            // Combine codes into one key per row; number the combinations in sorted key order.
+            let mut combos: HashMap<Vec<u32>, u32> = HashMap::new();
+            let mut row_combo = Vec::with_capacity(n);
+            for i in 0..n {
+                let k: Vec<u32> = per_feature.iter().map(|(codes, _)| codes[i]).collect();
+                let next = combos.len() as u32;
+                row_combo.push(*combos.entry(k).or_insert(next));
+                if combos.len() > limit {
+                    return Err(SpecError::TooMany { spec: text.into(), count: combos.len(), limit });
+                }
+            }
+            let mut ordered: Vec<(Vec<u32>, u32)> = combos.into_iter().collect();
+            ordered.sort();
+            let mut remap = vec![0u32; ordered.len()];
+            let keys = ordered
+                .iter()
+                .enumerate()
+                .map(|(new, (codes, old))| {
+                    remap[*old as usize] = new as u32;
+                    codes.iter().zip(features).zip(&per_feature).map(|((c, (name, _)), (_, labels))| (name.clone(), labels[*c as usize].clone())).collect()
+                })
+                .collect();
+            Ok(Assignment { keys, slice_of_row: row_combo.into_iter().map(|c| Some(remap[c as usize])).collect() })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_spec_kind() {
+        assert_eq!(SliceSpec::parse("overall").unwrap(), SliceSpec::Overall);
+        assert_eq!(SliceSpec::parse("sex").unwrap(), SliceSpec::Features(vec![("sex".into(), Cut::Values)]));
+        assert_eq!(SliceSpec::parse("sex,race").unwrap(), SliceSpec::Features(vec![("sex".into(), Cut::Values), ("race".into(), Cut::Values)]));
+        assert_eq!(SliceSpec::parse("age:q5").unwrap(), SliceSpec::Features(vec![("age".into(), Cut::Quantiles(5))]));
+        assert_eq!(SliceSpec::parse("age:w4").unwrap(), SliceSpec::Features(vec![("age".into(), Cut::Width(4))]));
+        assert_eq!(
+            SliceSpec::parse("age:[18,30, 45],sex").unwrap(),
+            SliceSpec::Features(vec![("age".into(), Cut::Edges(vec![18.0, 30.0, 45.0])), ("sex".into(), Cut::Values)])
+        );
+        assert_eq!(SliceSpec::parse("country=US").unwrap(), SliceSpec::Filter { column: "country".into(), value: "US".into() });
+        assert!(SliceSpec::parse("age:[30,18]").is_err());
+        assert!(SliceSpec::parse("age:z3").is_err());
+        assert!(SliceSpec::parse("a,b,c,d").is_err());
+    }
+
+    fn df() -> DataFrame {
+        DataFrame::new(6, vec![
+            Column::new("age".into(), vec![Some(20.0), Some(35.0), None, Some(50.0), Some(35.0), Some(70.0)]),
+            Column::new("sex".into(), vec![Some("F"), Some("M"), Some("F"), None, Some("M"), Some("F")]),
+        ]).unwrap()
+    }
+
+    #[test]
+    fn missing_values_form_their_own_slice() {
+        let a = assign(&df(), "sex", &SliceSpec::parse("sex").unwrap(), 100).unwrap();
+        let labels: Vec<&str> = a.keys.iter().map(|k| k[0].1.as_str()).collect();
+        assert_eq!(labels, vec!["F", "M", MISSING]);
+        assert_eq!(a.slice_of_row, vec![Some(0), Some(1), Some(0), Some(2), Some(1), Some(0)]);
+    }
+
+    #[test]
+    fn edges_bucket_with_open_ends() {
+        let a = assign(&df(), "age", &SliceSpec::parse("age:[30,60]").unwrap(), 100).unwrap();
+        let labels: Vec<&str> = a.keys.iter().map(|k| k[0].1.as_str()).collect();
+        assert_eq!(labels, vec!["(-inf, 30)", "[30, 60)", "[60, inf)", MISSING]);
+        assert_eq!(a.slice_of_row, vec![Some(0), Some(1), Some(3), Some(1), Some(1), Some(2)]);
+    }
+
+    #[test]
+    fn bucketing_text_and_too_many_slices_are_errors() {
+        assert!(matches!(assign(&df(), "sex:q2", &SliceSpec::parse("sex:q2").unwrap(), 100), Err(SpecError::NotNumeric { .. })));
+        assert!(matches!(assign(&df(), "x", &SliceSpec::parse("x").unwrap(), 100), Err(SpecError::UnknownColumn { .. })));
+        assert!(matches!(assign(&df(), "age", &SliceSpec::parse("age").unwrap(), 2), Err(SpecError::TooMany { .. })));
+    }
+}

@@ -1,0 +1,126 @@
+//! Per-slice metrics equal scikit-learn's (golden/make_slices_golden.py); engine invariants.
+
+use polars::prelude::*;
+use strata_app::model::Task;
+use strata_server::eval::sliced::{MetricsRequest, compute, parse_thresholds};
+
+fn golden() -> serde_json::Value {
+    serde_json::from_str(include_str!("../golden/slices.json")).unwrap()
+}
+
+fn load(path: &str) -> DataFrame {
+    let f = std::fs::File::open(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)).unwrap();
+    ParquetReader::new(f).finish().unwrap()
+}
+
+fn request(model: &str, specs: &[&str], bootstrap: usize) -> MetricsRequest {
+    MetricsRequest {
+        label: "label".into(),
+        model: model.into(),
+        weight: None,
+        specs: specs.iter().map(|s| s.to_string()).collect(),
+        thresholds: vec![0.3, 0.5, 0.7],
+        ci: 0.95,
+        bootstrap,
+        seed: 7,
+        baseline: "overall".into(),
+        min_size: 1,
+        max_slices: 500,
+        alpha: 0.05,
+    }
+}
+
+fn close(got: Option<f64>, want: f64, tol: f64, what: &str) {
+    let got = got.unwrap_or_else(|| panic!("{what}: undefined"));
+    assert!((got - want).abs() <= tol, "{what}: strata {got}, scikit-learn {want}");
+}
+
+#[test]
+fn binary_slices_match_sklearn() {
+    let df = load("demo/adult/eval.parquet");
+    let res = compute(&df, &request("score_gbt", &["sex", "race", "age:[30,45,60]"], 0), Task::Binary).unwrap();
+    let g = golden();
+    let mut checked = 0;
+    for s in &res.slices {
+        let value = s.key_order.first().map(|kv| kv.1.clone()).unwrap_or_default();
+        let want = &g["binary"][format!("{}|{}", s.spec, value)];
+        assert!(want.is_object(), "golden for {} {value}", s.spec);
+        assert_eq!(s.count, want["count"].as_u64().unwrap());
+        for m in ["auc_roc", "auc_pr", "log_loss", "brier_score"] {
+            close(s.metrics[m].value, want[m].as_f64().unwrap(), 1e-6, &format!("{} {value} {m}", s.spec));
+        }
+        for m in ["base_rate", "mean_score"] {
+            close(s.metrics[m].value, want[m].as_f64().unwrap(), 1e-9, &format!("{} {value} {m}", s.spec));
+        }
+        for at in &s.at {
+            let w = &want["at"][at.threshold.to_string()];
+            for (name, got) in [("tp", at.tp), ("fp", at.fp), ("tn", at.tn), ("fn", at.fn_)] {
+                assert_eq!(got, w[name].as_f64().unwrap(), "{} {value} {name}@{}", s.spec, at.threshold);
+            }
+            for m in ["accuracy", "precision", "recall", "f1", "mcc", "balanced_accuracy", "fpr", "tnr", "fnr", "positive_rate"] {
+                close(at.metrics[m].value, w[m].as_f64().unwrap(), 1e-9, &format!("{} {value} {m}@{}", s.spec, at.threshold));
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 12 * 3, "every slice at every threshold");
+}
+
+#[test]
+fn regression_slices_match_sklearn() {
+    let df = load("demo/wages/eval.parquet");
+    let res = compute(&df, &request("prediction_gbt", &["gender"], 0), Task::Regression).unwrap();
+    let g = golden();
+    for s in res.slices.iter().filter(|s| s.spec == "gender") {
+        let value = &s.key_order[0].1;
+        let want = &g["regression"][format!("gender|{value}")];
+        for m in ["mae", "mse", "rmse", "r2", "mean_residual", "median_absolute_error", "mape"] {
+            let w = want[m].as_f64().unwrap();
+            close(s.metrics[m].value, w, 1e-9 * w.abs().max(1.0), &format!("gender {value} {m}"));
+        }
+    }
+}
+
+#[test]
+fn intervals_pvalues_and_invariants() {
+    let df = load("demo/adult/eval.parquet");
+    let req = request("score_gbt", &["sex", "race"], 100);
+    let a = compute(&df, &req, Task::Binary).unwrap();
+    let b = compute(&df, &req, Task::Binary).unwrap();
+    assert_eq!(a, b, "seeded: the same request gives the same numbers");
+    let overall = &a.slices[0];
+    assert_eq!(overall.spec, "overall");
+    // Slices of one spec add up to the total.
+    let sex_total: u64 = a.slices.iter().filter(|s| s.spec == "sex").map(|s| s.count).sum();
+    assert_eq!(sex_total, overall.count);
+    for s in &a.slices {
+        for at in &s.at {
+            let tpr = at.metrics["tpr"].value.unwrap();
+            let fnr = at.metrics["fnr"].value.unwrap();
+            assert!((tpr + fnr - 1.0).abs() < 1e-12);
+            for (name, e) in &at.metrics {
+                if let (Some(v), Some(lo), Some(hi)) = (e.value, e.lo, e.hi) {
+                    assert!(lo <= v + 1e-12 && v <= hi + 1e-12, "{} {name}: {lo} <= {v} <= {hi}", s.spec);
+                }
+            }
+        }
+        let auc = &s.metrics["auc_roc"];
+        assert_eq!(auc.method, "bootstrap");
+        assert!(auc.lo.unwrap() < auc.value.unwrap() && auc.value.unwrap() < auc.hi.unwrap());
+    }
+    // Women get far fewer positive decisions than the overall rate: a real, significant gap.
+    let women = a.slices.iter().find(|s| s.spec == "sex" && s.key["sex"] == "Female").unwrap();
+    let gap = &women.vs_baseline["positive_rate@0.5"];
+    assert!(gap.diff.unwrap() < -0.05 && gap.significant && gap.q_value.unwrap() < 1e-3, "{gap:?}");
+    assert_eq!(women.at[1].metrics["tpr"].method, "wilson");
+}
+
+#[test]
+fn thresholds_parse_lists_and_grids() {
+    assert_eq!(parse_thresholds("0.7,0.3,0.5").unwrap(), vec![0.3, 0.5, 0.7]);
+    let grid = parse_thresholds("0:1:0.01").unwrap();
+    assert_eq!(grid.len(), 101);
+    assert_eq!(grid[37], 0.37);
+    assert!(parse_thresholds("1.5").unwrap_err().contains("outside [0, 1]"));
+    assert!(parse_thresholds("x").is_err());
+}
