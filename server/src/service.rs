@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use polars::prelude::*;
 use strata_app::model::{
-    AttachmentInfo, ExamplesPage, IngestSpec, Role, RunDetail, RunOverview, RunSummary,
+    AttachmentInfo, ExamplesPage, IngestSpec, MetricsResult, Role, RunDetail, RunOverview, RunSummary, SliceView, Task,
 };
 use strata_app::server_fns::{Backend, BackendError};
 
 use crate::charts;
 use crate::eval;
+use crate::eval::sliced::{BINARY_METRICS, MetricsRequest, OTHER_THRESHOLD_METRICS, RATE_METRICS, REGRESSION_METRICS, RequestError, compute, parse_thresholds};
 use crate::ingest::{self, IngestError};
 use crate::settings::Limits;
 use crate::store::cache::FrameCache;
@@ -184,6 +185,116 @@ impl AppState {
     }
 }
 
+/// Query parameters of a metrics request (`?model=&slice=…&thresholds=&ci=&baseline=…`), as the
+/// API and the slices page both take them.
+pub struct MetricsQuery {
+    pub request: MetricsRequest,
+    /// The page's chosen metric and sort order (ignored by the API).
+    pub metric: Option<String>,
+}
+
+/// Largest number of slices one request may produce.
+pub const MAX_SLICES: usize = 500;
+
+/// Parses a metrics query against a run's metadata; every mistake is a 400 that names it.
+pub fn parse_metrics_query(detail: &RunDetail, query: &str) -> Result<MetricsQuery, ServiceError> {
+    let bad = |m: String| ServiceError::BadRequest(m);
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| bad(format!("malformed query string: {e}")))?;
+    let models = &detail.summary.models;
+    let mut req = MetricsRequest {
+        label: detail.label.clone(),
+        model: models.first().cloned().unwrap_or_default(),
+        weight: detail.columns.iter().find(|c| c.role == Role::Weight).map(|c| c.name.clone()),
+        specs: vec![],
+        thresholds: vec![0.5],
+        ci: 0.95,
+        bootstrap: 200,
+        seed: 0,
+        baseline: "overall".into(),
+        min_size: 1,
+        max_slices: MAX_SLICES,
+        alpha: 0.05,
+    };
+    let mut metric = None;
+    let num = |k: &str, v: &str| v.parse::<f64>().map_err(|_| ServiceError::BadRequest(format!("{k}='{v}' is not a number")));
+    for (k, v) in pairs {
+        match k.as_str() {
+            "model" => {
+                if !models.contains(&v) {
+                    return Err(bad(format!("model '{v}' is not a score column of this run (models: {})", models.join(", "))));
+                }
+                req.model = v;
+            }
+            "slice" => {
+                for spec in v.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                    req.specs.push(spec.to_string());
+                }
+            }
+            "thresholds" => req.thresholds = parse_thresholds(&v).map_err(bad)?,
+            "ci" => req.ci = num(&k, &v)?,
+            "baseline" => req.baseline = if v.trim().is_empty() { "overall".into() } else { v },
+            "min_size" => req.min_size = v.parse().map_err(|_| bad(format!("min_size='{v}' is not a whole number")))?,
+            "bootstrap" => req.bootstrap = v.parse().map_err(|_| bad(format!("bootstrap='{v}' is not a whole number")))?,
+            "seed" => req.seed = v.parse().map_err(|_| bad(format!("seed='{v}' is not a whole number")))?,
+            "alpha" => req.alpha = num(&k, &v)?,
+            "metric" => metric = Some(v),
+            "sort" => {}
+            other => return Err(bad(format!("unknown parameter '{other}'"))),
+        }
+    }
+    if req.specs.len() > 10 {
+        return Err(bad("at most 10 slice specs per request".into()));
+    }
+    if req.thresholds.is_empty() {
+        return Err(bad("give at least one threshold".into()));
+    }
+    Ok(MetricsQuery { request: req, metric })
+}
+
+impl AppState {
+    /// Metrics per slice for a run (see `eval::sliced`).
+    pub async fn metrics(&self, id: &str, query: &str) -> Result<MetricsResult, ServiceError> {
+        let detail = self.run_detail(id).await?;
+        let q = parse_metrics_query(&detail, query)?;
+        let frame = self.frame(id).await?;
+        let task = detail.summary.task;
+        tokio::task::spawn_blocking(move || compute(&frame, &q.request, task))
+            .await
+            .map_err(|e| ServiceError::Join(e.to_string()))?
+            .map_err(request_error)
+    }
+
+    /// The slices page: the metrics plus a chart of the chosen metric across slices.
+    pub async fn slice_view(&self, id: &str, query: &str) -> Result<SliceView, ServiceError> {
+        let detail = self.run_detail(id).await?;
+        let q = parse_metrics_query(&detail, query)?;
+        let task = detail.summary.task;
+        let metric_names: Vec<String> = match task {
+            Task::Binary => RATE_METRICS.iter().chain(&OTHER_THRESHOLD_METRICS).chain(&BINARY_METRICS).map(|s| s.to_string()).collect(),
+            _ => REGRESSION_METRICS.iter().map(|s| s.to_string()).collect(),
+        };
+        let metric = q.metric.clone().unwrap_or_else(|| if task == Task::Binary { "fpr".into() } else { "mae".into() });
+        if !metric_names.contains(&metric) {
+            return Err(ServiceError::BadRequest(format!("unknown metric '{metric}' (one of: {})", metric_names.join(", "))));
+        }
+        let frame = self.frame(id).await?;
+        let result = tokio::task::spawn_blocking(move || compute(&frame, &q.request, task))
+            .await
+            .map_err(|e| ServiceError::Join(e.to_string()))?
+            .map_err(request_error)?;
+        let threshold = (task == Task::Binary && !BINARY_METRICS.contains(&metric.as_str())).then(|| result.thresholds[0]);
+        let chart = charts::slice_bars(&result, &metric, threshold);
+        Ok(SliceView { result, models: detail.summary.models.clone(), metric, threshold, chart, metric_names })
+    }
+}
+
+fn request_error(e: RequestError) -> ServiceError {
+    match e {
+        RequestError::Eval(e) => ServiceError::Eval(e),
+        other => ServiceError::BadRequest(other.to_string()),
+    }
+}
+
 fn any_to_json(v: AnyValue<'_>) -> serde_json::Value {
     use serde_json::Value;
     match v {
@@ -228,5 +339,8 @@ impl Backend for AppState {
     }
     async fn examples(&self, id: &str, offset: u64, limit: u64) -> Result<ExamplesPage, BackendError> {
         Ok(AppState::examples(self, id, offset, limit).await?)
+    }
+    async fn slice_view(&self, id: &str, query: &str) -> Result<SliceView, BackendError> {
+        Ok(AppState::slice_view(self, id, query).await?)
     }
 }

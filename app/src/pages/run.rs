@@ -87,6 +87,12 @@ fn Overview(ov: RunOverview, id: String) -> impl IntoView {
     let columns = d.columns.clone();
     let label = d.label.clone();
     let chart_model = ov.chart_model.clone();
+    // Start the slices view on the first categorical feature (e.g. sex), if there is one.
+    let first_categorical = d.columns.iter().find(|c| c.role == crate::model::Role::Feature && c.kind == ColumnKind::Categorical);
+    let slices_href = match first_categorical {
+        Some(c) => format!("/runs/{}/slices?slice={}", s.id, urlencode(&c.name)),
+        None => format!("/runs/{}/slices", s.id),
+    };
 
     view! {
         <Title text=title_text(&s.name) />
@@ -94,6 +100,7 @@ fn Overview(ov: RunOverview, id: String) -> impl IntoView {
             <h1>{s.name.clone()}</h1>
             <span class="muted mono">{s.id.clone()}</span>
         </div>
+        <p><a class="button" href=slices_href>"Metrics by slice →"</a></p>
         <dl class="facts">
             <div><dt>"Task"</dt><dd>{s.task.as_str()}</dd></div>
             <div><dt>"Rows"</dt><dd>{s.rows.to_string()}</dd></div>

@@ -11,9 +11,9 @@
 use std::collections::BTreeMap;
 
 use polars::prelude::*;
-use serde::Serialize;
+use strata_app::model::{AtThreshold, Comparison, Estimate, MetricsResult, SliceResult};
 
-use super::slicing::{Assignment, SliceKey, SliceSpec, SpecError, assign};
+use super::slicing::{Assignment, SliceSpec, SpecError, assign};
 use super::{EvalError, f64_values, weights};
 
 /// Names of the rate metrics (Wilson intervals) computed at each threshold.
@@ -24,71 +24,6 @@ pub const OTHER_THRESHOLD_METRICS: [&str; 3] = ["f1", "balanced_accuracy", "mcc"
 pub const BINARY_METRICS: [&str; 7] = ["auc_roc", "auc_pr", "log_loss", "brier_score", "expected_calibration_error", "mean_score", "base_rate"];
 /// Regression metrics.
 pub const REGRESSION_METRICS: [&str; 7] = ["mae", "mse", "rmse", "r2", "mean_residual", "median_absolute_error", "mape"];
-
-/// A metric's value with its interval.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Estimate {
-    pub value: Option<f64>,
-    pub lo: Option<f64>,
-    pub hi: Option<f64>,
-    /// `wilson`, `bootstrap`, or `none`.
-    pub method: &'static str,
-}
-
-/// Confusion counts (weighted) and metrics at one threshold.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct AtThreshold {
-    pub threshold: f64,
-    pub tp: f64,
-    pub fp: f64,
-    pub tn: f64,
-    #[serde(rename = "fn")]
-    pub fn_: f64,
-    #[serde(flatten)]
-    pub metrics: BTreeMap<String, Estimate>,
-}
-
-/// A slice's gap to the baseline for one metric.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Comparison {
-    pub diff: Option<f64>,
-    pub ratio: Option<f64>,
-    /// Two-sided bootstrap z-test of `diff = 0`.
-    pub p_value: Option<f64>,
-    /// Benjamini–Hochberg adjusted p-value across the request's slices.
-    pub q_value: Option<f64>,
-    /// `q_value <= alpha`.
-    pub significant: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct SliceResult {
-    pub spec: String,
-    pub key: BTreeMap<String, String>,
-    /// The key's pairs in spec order (for display).
-    #[serde(skip)]
-    pub key_order: SliceKey,
-    pub count: u64,
-    pub weight: f64,
-    /// Smaller than the request's minimum size: reported, but not compared.
-    pub too_small: bool,
-    pub metrics: BTreeMap<String, Estimate>,
-    pub at: Vec<AtThreshold>,
-    /// Keys: metric name, or `name@threshold` for threshold metrics.
-    pub vs_baseline: BTreeMap<String, Comparison>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct MetricsResult {
-    pub model: String,
-    pub task: &'static str,
-    pub thresholds: Vec<f64>,
-    pub ci: f64,
-    pub bootstrap: usize,
-    pub seed: u64,
-    pub baseline: String,
-    pub slices: Vec<SliceResult>,
-}
 
 /// What to compute.
 #[derive(Clone, Debug)]
@@ -574,7 +509,7 @@ pub fn compute(df: &DataFrame, req: &MetricsRequest, task: strata_app::model::Ta
                 } else {
                     (None, None, "none")
                 };
-                let est = Estimate { value: *value, lo, hi, method };
+                let est = Estimate { value: *value, lo, hi, method: method.to_string() };
                 // Baseline comparison, from the same bootstrap resamples (they share weights).
                 let base_v = base.get(name).copied().flatten();
                 let diff = match (value, base_v) { (Some(a), Some(b)) => Some(a - b), _ => None };
@@ -616,7 +551,6 @@ pub fn compute(df: &DataFrame, req: &MetricsRequest, task: strata_app::model::Ta
             slices.push(SliceResult {
                 spec: texts[ai].clone(),
                 key: key.iter().cloned().collect(),
-                key_order: key.clone(),
                 count,
                 weight,
                 too_small,
@@ -649,7 +583,7 @@ pub fn compute(df: &DataFrame, req: &MetricsRequest, task: strata_app::model::Ta
     }
     Ok(MetricsResult {
         model: req.model.clone(),
-        task: task.as_str(),
+        task: task.as_str().to_string(),
         thresholds,
         ci: req.ci,
         bootstrap: req.bootstrap,

@@ -42,7 +42,7 @@ fn binary_slices_match_sklearn() {
     let g = golden();
     let mut checked = 0;
     for s in &res.slices {
-        let value = s.key_order.first().map(|kv| kv.1.clone()).unwrap_or_default();
+        let value = s.key.values().next().cloned().unwrap_or_default();
         let want = &g["binary"][format!("{}|{}", s.spec, value)];
         assert!(want.is_object(), "golden for {} {value}", s.spec);
         assert_eq!(s.count, want["count"].as_u64().unwrap());
@@ -72,7 +72,7 @@ fn regression_slices_match_sklearn() {
     let res = compute(&df, &request("prediction_gbt", &["gender"], 0), Task::Regression).unwrap();
     let g = golden();
     for s in res.slices.iter().filter(|s| s.spec == "gender") {
-        let value = &s.key_order[0].1;
+        let value = &s.key["gender"];
         let want = &g["regression"][format!("gender|{value}")];
         for m in ["mae", "mse", "rmse", "r2", "mean_residual", "median_absolute_error", "mape"] {
             let w = want[m].as_f64().unwrap();

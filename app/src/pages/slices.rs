@@ -1,0 +1,204 @@
+//! `/runs/{id}/slices`: metrics per slice with intervals and baseline gaps.
+//! URL state: `model`, `slice` (repeatable), `thresholds`, `metric`, `baseline`, `sort`.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::{
+    NavigateOptions,
+    components::Form,
+    hooks::{use_location, use_navigate, use_params_map, use_query_map},
+};
+
+use crate::components::{ErrorBox, PlotlyChart, fmt_metric};
+use crate::model::{SliceResult, SliceView};
+use crate::pages::runs::urlencode;
+use crate::server_fns::get_slice_view;
+
+/// Metrics where a larger value is worse.
+const HIGHER_IS_WORSE: [&str; 10] = ["log_loss", "brier_score", "expected_calibration_error", "fpr", "fnr", "mae", "mse", "rmse", "median_absolute_error", "mape"];
+/// Metrics where neither direction is "better": rank by the size of the gap to the baseline.
+const TWO_SIDED: [&str; 5] = ["positive_rate", "negative_rate", "mean_residual", "mean_score", "base_rate"];
+
+/// The query string with `key` set to `value` (other parameters, repeated ones too, kept).
+pub fn with_param(query: &str, key: &str, value: &str) -> String {
+    let mut parts: Vec<String> = query
+        .trim_start_matches('?')
+        .split('&')
+        .filter(|p| !p.is_empty() && p.split('=').next() != Some(key))
+        .map(str::to_string)
+        .collect();
+    parts.push(format!("{key}={}", urlencode(value)));
+    parts.join("&")
+}
+
+/// Orders slices for the table: worst first (by the metric's direction, or by gap size).
+pub fn sort_slices(slices: &mut [SliceResult], metric: &str, threshold: Option<f64>, sort: &str) {
+    let value = |s: &SliceResult| s.estimate(metric, threshold).and_then(|e| e.value);
+    let key = metric_key(metric, threshold);
+    let gap = |s: &SliceResult| s.vs_baseline.get(&key).and_then(|c| c.diff).map(f64::abs);
+    match sort {
+        "count" => slices.sort_by(|a, b| b.count.cmp(&a.count)),
+        "slice" => slices.sort_by_key(|a| a.label()),
+        _ => slices.sort_by(|a, b| {
+            let (x, y) = if TWO_SIDED.contains(&metric) {
+                (gap(b), gap(a))
+            } else if HIGHER_IS_WORSE.contains(&metric) {
+                (value(b), value(a))
+            } else {
+                (value(a), value(b))
+            };
+            // Undefined values last.
+            match (x, y) {
+                (Some(x), Some(y)) => x.total_cmp(&y),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            }
+        }),
+    }
+}
+
+fn metric_key(metric: &str, threshold: Option<f64>) -> String {
+    match threshold {
+        Some(t) => format!("{metric}@{t}"),
+        None => metric.to_string(),
+    }
+}
+
+#[component]
+pub fn SlicesPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let location = use_location();
+    let id = Memo::new(move |_| params.read().get("id").unwrap_or_default());
+    let search = Memo::new(move |_| location.search.get().trim_start_matches('?').to_string());
+    let view_data = Resource::new(move || (id.get(), search.get()), |(id, q)| get_slice_view(id, q));
+    let q = move |k: &str| query.read().get(k).unwrap_or_default();
+    let slices_in_url = Memo::new(move |_| query.read().get_all("slice").unwrap_or_default());
+
+    view! {
+        <Title text="Slices" />
+        <div class="page-head">
+            <h1>"Metrics by slice"</h1>
+            <a href=move || format!("/runs/{}", id.get())>"← run overview"</a>
+        </div>
+        <Form method="GET" action="">
+            <div class="controls">
+                <label>"Slice by " <input type="text" name="slice" aria-label="Slice by" placeholder="sex, sex,race, age:q5, age:[18,30,45]"
+                    prop:value=move || slices_in_url.get().first().cloned().unwrap_or_default() /></label>
+                <label>"and by " <input type="text" name="slice" aria-label="And by" placeholder="race"
+                    prop:value=move || slices_in_url.get().get(1).cloned().unwrap_or_default() /></label>
+                <label>"Thresholds " <input type="text" name="thresholds" aria-label="Thresholds" placeholder="0.3,0.5,0.7"
+                    prop:value=move || { let t = q("thresholds"); if t.is_empty() { "0.5".to_string() } else { t } } /></label>
+                <label>"Baseline " <input type="text" name="baseline" aria-label="Baseline" placeholder="overall or sex=Male"
+                    prop:value=move || q("baseline") /></label>
+                <input type="hidden" name="model" prop:value=move || q("model") />
+                <input type="hidden" name="metric" prop:value=move || q("metric") />
+                <button type="submit">"Apply"</button>
+            </div>
+        </Form>
+        <Suspense fallback=|| view! { <p>"Computing…"</p> }>
+            {move || Suspend::new(async move {
+                match view_data.await {
+                    Err(e) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
+                    Ok(v) => view! { <SliceViewPanel v id=id.get_untracked() search=search.get_untracked() /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn SliceViewPanel(v: SliceView, id: String, search: String) -> impl IntoView {
+    let navigate = use_navigate();
+    let go = {
+        let (id, search) = (id.clone(), search.clone());
+        move |key: &str, value: String| {
+            let url = format!("/runs/{id}/slices?{}", with_param(&search, key, &value));
+            navigate(&url, NavigateOptions { scroll: false, ..Default::default() });
+        }
+    };
+    let sort = leptos_router::hooks::use_query_map().read_untracked().get("sort").unwrap_or_else(|| "worst".into());
+    let metric = v.metric.clone();
+    let threshold = v.threshold;
+    let mut slices = v.result.slices.clone();
+    sort_slices(&mut slices, &metric, threshold, &sort);
+    let key = metric_key(&metric, threshold);
+    let chart = Signal::derive({
+        let c = v.chart.clone();
+        move || c.clone()
+    });
+    let (go1, go2, go3, go4) = (go.clone(), go.clone(), go.clone(), go.clone());
+    let first_threshold = v.result.thresholds.first().copied().unwrap_or(0.5);
+    let thresholds_text = v.result.thresholds.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ");
+    let flagged = slices.iter().filter(|s| s.vs_baseline.get(&key).is_some_and(|c| c.significant)).count();
+    view! {
+        <div class="controls">
+            <label>"Model "
+                <select aria-label="Model" on:change=move |ev| go1("model", event_target_value(&ev))>
+                    {v.models.iter().map(|m| view! { <option value=m.clone() selected=*m == v.result.model>{m.clone()}</option> }).collect_view()}
+                </select>
+            </label>
+            <label>"Metric "
+                <select aria-label="Metric" on:change=move |ev| go2("metric", event_target_value(&ev))>
+                    {v.metric_names.iter().map(|m| view! { <option value=m.clone() selected=*m == metric>{m.clone()}</option> }).collect_view()}
+                </select>
+            </label>
+            <label>"Sort "
+                <select aria-label="Sort" on:change=move |ev| go3("sort", event_target_value(&ev))>
+                    {[("worst", "worst first"), ("count", "largest first"), ("slice", "by slice")].into_iter().map(|(k, t)| view! {
+                        <option value=k selected=k == sort>{t}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            {(v.result.task == "binary").then(|| view! {
+                <label>"Threshold "
+                    <input type="range" min="0" max="1" step="0.01" aria-label="Threshold"
+                        prop:value=first_threshold.to_string()
+                        on:change=move |ev| go4("thresholds", event_target_value(&ev)) />
+                    <output data-testid="threshold-value">{format!("{first_threshold}")}</output>
+                </label>
+            })}
+        </div>
+        <p class="muted">
+            {format!("{} · thresholds {thresholds_text} · {}% intervals ({} bootstrap replicates, seed {}) · baseline {} · ",
+                v.result.model, (v.result.ci * 100.0).round(), v.result.bootstrap, v.result.seed, v.result.baseline)}
+            <strong data-testid="flagged">{format!("{flagged} slices differ significantly (BH-adjusted q ≤ 0.05)")}</strong>
+        </p>
+        <PlotlyChart figure=chart label=format!("{key} by slice") />
+        <table class="data slices">
+            <thead><tr><th>"Slice"</th><th class="num">"Count"</th><th class="num">{key.clone()}</th><th class="num">"95% interval"</th>
+                <th class="num">"Diff vs baseline"</th><th class="num">"Ratio"</th><th class="num">"q-value"</th><th>""</th></tr></thead>
+            <tbody>
+                {slices.into_iter().map(|s| {
+                    let e = s.estimate(&metric, threshold).cloned();
+                    let c = s.vs_baseline.get(&key).cloned();
+                    let significant = c.as_ref().is_some_and(|c| c.significant);
+                    view! {
+                        <tr class:flag=significant>
+                            <td>{s.label()}{s.too_small.then_some(" (too small)")}</td>
+                            <td class="num">{s.count.to_string()}</td>
+                            <td class="num">{fmt_metric(e.as_ref().and_then(|e| e.value))}</td>
+                            <td class="num">{e.as_ref().map(|e| format!("[{}, {}] {}", fmt_metric(e.lo), fmt_metric(e.hi), e.method)).unwrap_or_default()}</td>
+                            <td class="num">{fmt_metric(c.as_ref().and_then(|c| c.diff))}</td>
+                            <td class="num">{fmt_metric(c.as_ref().and_then(|c| c.ratio))}</td>
+                            <td class="num">{c.as_ref().and_then(|c| c.q_value).map(|q| format!("{q:.2e}")).unwrap_or_default()}</td>
+                            <td>{significant.then_some("significant gap")}</td>
+                        </tr>
+                    }
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_param_replaces_one_key_and_keeps_repeats() {
+        assert_eq!(with_param("slice=sex&slice=race&metric=fpr", "metric", "tpr"), "slice=sex&slice=race&metric=tpr");
+        assert_eq!(with_param("", "thresholds", "0.3"), "thresholds=0.3");
+    }
+}
