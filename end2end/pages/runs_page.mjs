@@ -34,3 +34,15 @@ export class UploadPage {
   submit() { return this.page.getByRole("button", { name: "Upload" }); }
   error() { return this.page.getByRole("alert"); }
 }
+
+export class SlicesPage {
+  constructor(page) { this.page = page; }
+  sliceBy() { return this.page.getByRole("textbox", { name: "Slice by" }); }
+  thresholds() { return this.page.getByRole("textbox", { name: "Thresholds" }); }
+  apply() { return this.page.getByRole("button", { name: "Apply" }); }
+  metric() { return this.page.getByRole("combobox", { name: "Metric" }); }
+  slider() { return this.page.getByRole("slider", { name: "Threshold" }); }
+  table() { return this.page.locator("table.slices"); }
+  chart() { return this.page.locator('.plot[data-rendered="true"]'); }
+  row(label) { return this.table().getByRole("row").filter({ hasText: label }); }
+}

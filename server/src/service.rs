@@ -218,6 +218,10 @@ pub fn parse_metrics_query(detail: &RunDetail, query: &str) -> Result<MetricsQue
     let mut metric = None;
     let num = |k: &str, v: &str| v.parse::<f64>().map_err(|_| ServiceError::BadRequest(format!("{k}='{v}' is not a number")));
     for (k, v) in pairs {
+        // An empty field (e.g. from the page's form) means "the default".
+        if v.trim().is_empty() {
+            continue;
+        }
         match k.as_str() {
             "model" => {
                 if !models.contains(&v) {

@@ -677,3 +677,95 @@ fn regression_pass(a: &Assignment, y: &[f64], p: &[f64], w: &[f64]) -> Vec<BTree
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(n: usize, seed: u64) -> Vec<(f64, f64, f64)> {
+        let mut r = SplitMix(seed);
+        (0..n)
+            .map(|_| {
+                let p = (r.next() >> 11) as f64 / (1u64 << 53) as f64;
+                let y = if (r.next() >> 11) as f64 / ((1u64 << 53) as f64) < p { 1.0 } else { 0.0 };
+                (y, (p * 20.0).round() / 20.0, 1.0 + (r.next() % 3) as f64)
+            })
+            .collect()
+    }
+
+    fn stats_of(rs: &[(f64, f64, f64)], thresholds: &[f64]) -> BinaryStats {
+        let mut s = BinaryStats::new(thresholds.len());
+        for (y, p, w) in rs {
+            s.add(thresholds.partition_point(|t| t <= p), *y, *p, *w);
+        }
+        s
+    }
+
+    #[test]
+    fn merging_chunk_accumulators_equals_one_pass() {
+        let t = [0.2, 0.5, 0.8];
+        for seed in 0..20 {
+            let rs = rows(500, seed);
+            let cut = (seed as usize * 37) % 500;
+            let mut a = stats_of(&rs[..cut], &t);
+            a.merge(&stats_of(&rs[cut..], &t));
+            let whole = stats_of(&rs, &t);
+            assert_eq!(a.count, whole.count);
+            assert_eq!(a.pos, whole.pos);
+            assert_eq!(a.neg, whole.neg);
+            assert!((a.sum_log_loss - whole.sum_log_loss).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn rates_are_proportions_and_complements_add_up() {
+        let t = [0.1, 0.35, 0.5, 0.9];
+        for seed in 0..20 {
+            let s = stats_of(&rows(300, seed), &t);
+            for j in 0..t.len() {
+                let (tp, fp, tn, fn_) = s.confusion(j);
+                let m = confusion_metrics(tp, fp, tn, fn_);
+                for (name, v) in &m {
+                    if let Some(v) = v {
+                        if *name != "mcc" {
+                            assert!((0.0..=1.0).contains(v), "{name} = {v}");
+                        }
+                    }
+                }
+                assert!((m["tpr"].unwrap() + m["fnr"].unwrap() - 1.0).abs() < 1e-12);
+                assert!((m["fpr"].unwrap() + m["tnr"].unwrap() - 1.0).abs() < 1e-12);
+            }
+        }
+    }
+
+    #[test]
+    fn permuting_rows_changes_nothing() {
+        let rs = rows(400, 3);
+        let mut shuffled = rs.clone();
+        let mut r = SplitMix(9);
+        for i in (1..shuffled.len()).rev() {
+            shuffled.swap(i, (r.next() % (i as u64 + 1)) as usize);
+        }
+        let build = |rs: &[(f64, f64, f64)]| {
+            let y: Vec<f64> = rs.iter().map(|r| r.0).collect();
+            let p: Vec<f64> = rs.iter().map(|r| r.1).collect();
+            let w: Vec<f64> = rs.iter().map(|r| r.2).collect();
+            let a = Assignment { keys: vec![vec![]], slice_of_row: vec![Some(0); rs.len()] };
+            let ctx = BinaryCtx::new(&p, &[0.5], true);
+            let sp = binary_pass(&a, &ctx.order, &y, &p, &w, &ctx.k_of_row, 1).remove(0);
+            (sp.auc.unwrap(), sp.ap.unwrap(), sp.stats.confusion(0))
+        };
+        let (a1, p1, c1) = build(&rs);
+        let (a2, p2, c2) = build(&shuffled);
+        assert!((a1 - a2).abs() < 1e-12 && (p1 - p2).abs() < 1e-12);
+        assert_eq!(c1, c2);
+    }
+
+    #[test]
+    fn normal_helpers() {
+        assert!((normal_quantile(0.975) - 1.959963984540054).abs() < 1e-8);
+        assert!((two_sided_p(1.959963984540054) - 0.05).abs() < 1e-6);
+        let (lo, hi) = wilson(0.5, 100.0, 1.959963984540054);
+        assert!((lo - 0.4038315).abs() < 1e-6 && (hi - 0.5961685).abs() < 1e-6);
+    }
+}

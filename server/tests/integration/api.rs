@@ -190,3 +190,42 @@ async fn health_openapi_demo_and_pages(app: TestApp) {
     assert!(!html.contains("<script>alert(1)") && html.contains("&lt;script&gt;alert(1)"), "escaped in the page and the title");
 }
 on_both_databases!(health_openapi_demo_and_pages);
+
+async fn metrics_api_answers_and_refuses_bad_requests(app: TestApp) {
+    strata_server::demo::load_if_empty(&app.state).await.unwrap();
+    let (_, runs) = app.get_json("/api/v1/runs").await;
+    let id = runs.as_array().unwrap().iter().find(|r| r["name"] == "Adult income (demo)").unwrap()["id"].as_str().unwrap().to_string();
+    let (s, m) = app.get_json(&format!("/api/v1/runs/{id}/metrics?model=score_logreg&slice=sex,race&slice=age:q4&thresholds=0.3,0.5&bootstrap=20&baseline=sex%3DMale")).await;
+    assert_eq!(s, StatusCode::OK, "{m}");
+    assert_eq!(m["baseline"], "sex=Male");
+    assert_eq!(m["thresholds"], json!([0.3, 0.5]));
+    let slices = m["slices"].as_array().unwrap();
+    assert_eq!(slices[0]["spec"], "overall");
+    assert_eq!(slices[0]["key"], json!({}));
+    let cross = slices.iter().find(|s| s["spec"] == "sex,race" && s["key"] == json!({"sex": "Male", "race": "White"})).unwrap();
+    assert!(cross["metrics"]["auc_roc"]["value"].as_f64().unwrap() > 0.8);
+    assert_eq!(cross["at"][1]["threshold"], 0.5);
+    assert!(cross["at"][1]["tpr"]["lo"].is_number());
+    assert!(cross["vs_baseline"]["fpr@0.5"]["p_value"].is_number());
+    assert_eq!(slices.iter().filter(|s| s["spec"] == "age:q4").count(), 4);
+    for (q, needle) in [
+        ("slice=nope", "column 'nope' is not in the run"),
+        ("slice=sex:q5", "not numeric"),
+        ("thresholds=1.2", "outside [0, 1]"),
+        ("model=score_x", "model 'score_x'"),
+        ("slice=example_id", "more than the limit"),
+        ("baseline=sex", "must be 'overall' or a filter"),
+        ("colour=red", "unknown parameter 'colour'"),
+    ] {
+        let (s, e) = app.get_json(&format!("/api/v1/runs/{id}/metrics?{q}")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{q}: {e}");
+        assert!(e["error"].as_str().unwrap().contains(needle), "{q}: {e}");
+    }
+    let (s, _) = app.get_json("/api/v1/runs/nope/metrics").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // The page renders the same numbers server-side.
+    let (s, html) = app.get_text(&format!("/runs/{id}/slices?slice=sex&metric=fpr&thresholds=0.5")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("sex=Female") && html.contains("significant gap"), "{}", &html[..html.len().min(3000)]);
+}
+on_both_databases!(metrics_api_answers_and_refuses_bad_requests);
