@@ -244,17 +244,33 @@ pub fn assign(df: &DataFrame, text: &str, spec: &SliceSpec, limit: usize) -> Res
             for (c, cut) in features {
                 per_feature.push(feature_codes(df, text, c, cut)?);
             }
-            // Combine codes into one key per row; number the combinations in sorted key order.
-            let mut combos: HashMap<Vec<u32>, u32> = HashMap::new();
+            // Combine codes into one mixed-radix number per row (no allocation per row); number
+            // the combinations in sorted key order.
+            let radix: Vec<u64> = per_feature.iter().map(|(_, labels)| labels.len() as u64 + 1).collect();
+            let mut combos: HashMap<u64, u32> = HashMap::new();
             let mut row_combo = Vec::with_capacity(n);
             for i in 0..n {
-                let k: Vec<u32> = per_feature.iter().map(|(codes, _)| codes[i]).collect();
+                let mut k = 0u64;
+                for ((codes, _), r) in per_feature.iter().zip(&radix) {
+                    k = k * r + codes[i] as u64;
+                }
                 let next = combos.len() as u32;
                 row_combo.push(*combos.entry(k).or_insert(next));
                 if combos.len() > limit {
                     return Err(SpecError::TooMany { spec: text.into(), count: combos.len(), limit });
                 }
             }
+            let combos: HashMap<Vec<u32>, u32> = combos
+                .into_iter()
+                .map(|(mut k, id)| {
+                    let mut parts = vec![0u32; radix.len()];
+                    for (slot, r) in parts.iter_mut().zip(&radix).rev() {
+                        *slot = (k % r) as u32;
+                        k /= r;
+                    }
+                    (parts, id)
+                })
+                .collect();
             let mut ordered: Vec<(Vec<u32>, u32)> = combos.into_iter().collect();
             ordered.sort();
             let mut remap = vec![0u32; ordered.len()];
