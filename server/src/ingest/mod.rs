@@ -78,6 +78,9 @@ pub fn detect_format(path: &Path, file: &str, delimiter: Option<char>) -> Result
     if lower.ends_with(".parquet") || lower.ends_with(".pq") {
         return Err(IngestError::one(file, Place::File, None, "named .parquet but is not a Parquet file (no PAR1 magic bytes)"));
     }
+    if head.contains(&0) {
+        return Err(IngestError::one(file, Place::File, None, "not a CSV, Parquet or JSON Lines file: it holds binary data"));
+    }
     let first_char = head.iter().find(|b| !b.is_ascii_whitespace()).copied();
     if lower.ends_with(".jsonl") || lower.ends_with(".ndjson") || (lower.ends_with(".json") && first_char == Some(b'{')) {
         return Ok(Format::Text(TextFormat::Jsonl));

@@ -140,3 +140,12 @@ fn semicolon_csv_is_sniffed() {
     assert_eq!(ing.frame.width(), 3);
     assert_eq!(ing.frame.column("city").unwrap().str().unwrap().get(0), Some("Paris; FR"));
 }
+
+#[test]
+fn binary_data_is_not_a_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("image.csv");
+    std::fs::write(&p, b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0").unwrap();
+    let e = ingest_file(&p, "image.csv", &IngestSpec { name: "x".into(), ..Default::default() }).unwrap_err();
+    assert!(e.to_string().contains("image.csv: not a CSV, Parquet or JSON Lines file"), "{e}");
+}
