@@ -115,19 +115,24 @@ impl BinaryStats {
     }
 
     /// Adds one example that reaches `k` thresholds.
-    #[inline]
     pub fn add(&mut self, k: usize, y: f64, p: f64, w: f64) {
+        let t = RowTerms::new(y, p);
+        self.add_terms(k, y, p, w, &t);
+    }
+
+    /// Adds one example whose weight-free terms were computed once (they do not change between
+    /// bootstrap replicates, only the weight does).
+    #[inline]
+    fn add_terms(&mut self, k: usize, y: f64, p: f64, w: f64, t: &RowTerms) {
         if y == 1.0 { self.pos[k] += w } else { self.neg[k] += w }
         self.count += 1;
         self.weight += w;
         self.weight_sq += w * w;
         self.sum_y += w * y;
         self.sum_p += w * p;
-        let pc = p.clamp(1e-15, 1.0 - 1e-15);
-        self.sum_log_loss -= w * if y == 1.0 { pc.ln() } else { (1.0 - pc).ln() };
-        self.sum_brier += w * (p - y) * (p - y);
-        let b = ((p * 10.0) as usize).min(9);
-        let c = &mut self.calibration[b];
+        self.sum_log_loss += w * t.log_loss;
+        self.sum_brier += w * t.brier;
+        let c = &mut self.calibration[t.bin as usize];
         c.0 += w;
         c.1 += w * p;
         c.2 += w * y;
@@ -170,6 +175,25 @@ impl BinaryStats {
             ("base_rate", r(self.sum_y, self.weight)),
             ("expected_calibration_error", ece),
         ])
+    }
+}
+
+/// A row's contribution to the loss sums and its calibration bin, before weighting.
+#[derive(Clone, Copy, Debug)]
+struct RowTerms {
+    log_loss: f64,
+    brier: f64,
+    bin: u8,
+}
+
+impl RowTerms {
+    fn new(y: f64, p: f64) -> Self {
+        let pc = p.clamp(1e-15, 1.0 - 1e-15);
+        RowTerms {
+            log_loss: -if y == 1.0 { pc.ln() } else { (1.0 - pc).ln() },
+            brier: (p - y) * (p - y),
+            bin: ((p * 10.0) as usize).min(9) as u8,
+        }
     }
 }
 
@@ -287,13 +311,14 @@ struct SlicePass {
 }
 
 /// One pass over all rows for one assignment with the given effective weights.
-fn binary_pass(a: &Assignment, order: &[u32], y: &[f64], p: &[f64], w: &[f64], k_of_row: &[u16], thresholds: usize) -> Vec<SlicePass> {
+fn binary_pass(a: &Assignment, ctx: &BinaryCtx, y: &[f64], p: &[f64], w: &[f64], thresholds: usize) -> Vec<SlicePass> {
+    let (order, k_of_row) = (&ctx.order, &ctx.k_of_row);
     let n_slices = a.keys.len();
     let mut stats = vec![BinaryStats::new(thresholds); n_slices];
     for (i, s) in a.slice_of_row.iter().enumerate() {
         if let Some(s) = s {
             if w[i] > 0.0 {
-                stats[*s as usize].add(k_of_row[i] as usize, y[i], p[i], w[i]);
+                stats[*s as usize].add_terms(k_of_row[i] as usize, y[i], p[i], w[i], &ctx.terms[i]);
             }
         }
     }
@@ -420,24 +445,41 @@ pub fn compute(df: &DataFrame, req: &MetricsRequest, task: strata_app::model::Ta
             .iter()
             .map(|a| {
                 if binary {
-                    binary_pass(a, &ctx.order, &y, &p, w, &ctx.k_of_row, thresholds.len()).iter().map(|sp| flat_binary(sp, &thresholds)).collect()
+                    binary_pass(a, ctx, &y, &p, w, thresholds.len()).iter().map(|sp| flat_binary(sp, &thresholds)).collect()
                 } else {
                     regression_pass(a, &y, &p, w)
                 }
             })
             .collect()
     };
-    let ctx = BinaryCtx::new(&p, &thresholds, binary);
+    let ctx = BinaryCtx::new(&y, &p, &thresholds, binary);
     let point: Flat = run_pass(&w, &ctx);
+    // Replicate b draws its weights from its own generator (seed, b), so the numbers do not depend
+    // on how the replicates are spread over threads.
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8).min(req.bootstrap.max(1));
     let mut replicates: Vec<Flat> = Vec::with_capacity(req.bootstrap);
-    let mut rng = SplitMix(req.seed);
-    let mut wb = vec![0.0; w.len()];
-    for _ in 0..req.bootstrap {
-        for (o, wi) in wb.iter_mut().zip(&w) {
-            *o = wi * rng.poisson1();
-        }
-        replicates.push(run_pass(&wb, &ctx));
-    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (run_pass, ctx, w) = (&run_pass, &ctx, &w);
+                scope.spawn(move || {
+                    let mut wb = vec![0.0; w.len()];
+                    let mut out = Vec::new();
+                    for b in (t..req.bootstrap).step_by(threads) {
+                        let mut rng = SplitMix(req.seed ^ (b as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93));
+                        for (o, wi) in wb.iter_mut().zip(w) {
+                            *o = wi * rng.poisson1();
+                        }
+                        out.push((b, run_pass(&wb, ctx)));
+                    }
+                    out
+                })
+            })
+            .collect();
+        let mut all: Vec<(usize, Flat)> = handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect();
+        all.sort_by_key(|(b, _)| *b);
+        replicates.extend(all.into_iter().map(|(_, f)| f));
+    });
 
     // Assemble slices.
     let counts: Vec<Vec<(u64, f64, f64)>> = assignments
@@ -603,17 +645,19 @@ fn confusion_of(flat: &BTreeMap<String, Option<f64>>, t: f64, _j: usize) -> (f64
 struct BinaryCtx {
     order: Vec<u32>,
     k_of_row: Vec<u16>,
+    terms: Vec<RowTerms>,
 }
 
 impl BinaryCtx {
-    fn new(p: &[f64], thresholds: &[f64], binary: bool) -> Self {
+    fn new(y: &[f64], p: &[f64], thresholds: &[f64], binary: bool) -> Self {
         if !binary {
-            return BinaryCtx { order: vec![], k_of_row: vec![] };
+            return BinaryCtx { order: vec![], k_of_row: vec![], terms: vec![] };
         }
         let mut order: Vec<u32> = (0..p.len() as u32).collect();
         order.sort_unstable_by(|a, b| p[*b as usize].total_cmp(&p[*a as usize]));
         let k_of_row = p.iter().map(|x| thresholds.partition_point(|t| t <= x) as u16).collect();
-        BinaryCtx { order, k_of_row }
+        let terms = y.iter().zip(p).map(|(y, p)| RowTerms::new(*y, *p)).collect();
+        BinaryCtx { order, k_of_row, terms }
     }
 }
 
@@ -751,8 +795,8 @@ mod tests {
             let p: Vec<f64> = rs.iter().map(|r| r.1).collect();
             let w: Vec<f64> = rs.iter().map(|r| r.2).collect();
             let a = Assignment { keys: vec![vec![]], slice_of_row: vec![Some(0); rs.len()] };
-            let ctx = BinaryCtx::new(&p, &[0.5], true);
-            let sp = binary_pass(&a, &ctx.order, &y, &p, &w, &ctx.k_of_row, 1).remove(0);
+            let ctx = BinaryCtx::new(&y, &p, &[0.5], true);
+            let sp = binary_pass(&a, &ctx, &y, &p, &w, 1).remove(0);
             (sp.auc.unwrap(), sp.ap.unwrap(), sp.stats.confusion(0))
         };
         let (a1, p1, c1) = build(&rs);
