@@ -457,7 +457,10 @@ pub fn compute(df: &DataFrame, req: &MetricsRequest, task: strata_app::model::Ta
     // Replicate b draws its weights from its own generator (seed, b), so the numbers do not depend
     // on how the replicates are spread over threads.
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8).min(req.bootstrap.max(1));
-    let mut replicates: Vec<Flat> = Vec::with_capacity(req.bootstrap);
+    // Replicates keep only the values, in the (sorted, identical for every slice) key order of
+    // the point estimate's maps: no strings per replicate.
+    type Values = Vec<Vec<Vec<Option<f64>>>>;
+    let mut replicates: Vec<Values> = Vec::with_capacity(req.bootstrap);
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
@@ -470,13 +473,17 @@ pub fn compute(df: &DataFrame, req: &MetricsRequest, task: strata_app::model::Ta
                         for (o, wi) in wb.iter_mut().zip(w) {
                             *o = wi * rng.poisson1();
                         }
-                        out.push((b, run_pass(&wb, ctx)));
+                        let values: Values = run_pass(&wb, ctx)
+                            .into_iter()
+                            .map(|a| a.into_iter().map(|m| m.into_values().collect()).collect())
+                            .collect();
+                        out.push((b, values));
                     }
                     out
                 })
             })
             .collect();
-        let mut all: Vec<(usize, Flat)> = handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect();
+        let mut all: Vec<(usize, Values)> = handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect();
         all.sort_by_key(|(b, _)| *b);
         replicates.extend(all.into_iter().map(|(_, f)| f));
     });
@@ -520,11 +527,10 @@ pub fn compute(df: &DataFrame, req: &MetricsRequest, task: strata_app::model::Ta
                 .collect();
             let too_small = count < req.min_size.max(1);
             let mut vs = BTreeMap::new();
-            for (name, value) in flat {
+            for (mi, (name, value)) in flat.iter().enumerate() {
                 if name.starts_with("__") {
                     continue;
                 }
-                let mut boot: Vec<f64> = replicates.iter().filter_map(|r| r[ai][si].get(name).copied().flatten()).collect();
                 let (base_name, thr) = match name.split_once('@') {
                     Some((m, t)) => (m, t.parse::<f64>().ok()),
                     None => (name.as_str(), None),
@@ -546,7 +552,8 @@ pub fn compute(df: &DataFrame, req: &MetricsRequest, task: strata_app::model::Ta
                         None => (None, None, "wilson"),
                     }
                 } else if req.bootstrap > 0 {
-                    let (lo, hi) = percentile_interval(&mut boot.clone(), req.ci);
+                    let mut boot: Vec<f64> = replicates.iter().filter_map(|r| r[ai][si][mi]).collect();
+                    let (lo, hi) = percentile_interval(&mut boot, req.ci);
                     (lo, hi, "bootstrap")
                 } else {
                     (None, None, "none")
@@ -558,10 +565,9 @@ pub fn compute(df: &DataFrame, req: &MetricsRequest, task: strata_app::model::Ta
                 let ratio = match (value, base_v) { (Some(a), Some(b)) if b != 0.0 => Some(a / b), _ => None };
                 let mut p_value = None;
                 if !too_small && req.bootstrap > 1 {
-                    boot.clear();
                     let diffs: Vec<f64> = replicates
                         .iter()
-                        .filter_map(|r| match (r[ai][si].get(name).copied().flatten(), r[base_index][0].get(name).copied().flatten()) {
+                        .filter_map(|r| match (r[ai][si][mi], r[base_index][0][mi]) {
                             (Some(a), Some(b)) => Some(a - b),
                             _ => None,
                         })
