@@ -296,6 +296,17 @@ pub struct SliceResult {
     pub at: Vec<AtThreshold>,
     /// Keys: a metric name, or `name@threshold` for metrics at a threshold.
     pub vs_baseline: std::collections::BTreeMap<String, Comparison>,
+    /// Multiclass runs: the slice's confusion matrix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confusion: Option<ConfusionMatrix>,
+}
+
+/// Weighted counts: `counts[true class][predicted class]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct ConfusionMatrix {
+    pub classes: Vec<String>,
+    pub counts: Vec<Vec<f64>>,
 }
 
 /// The answer of a metrics request.

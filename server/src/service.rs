@@ -12,7 +12,7 @@ use strata_app::server_fns::{Backend, BackendError};
 
 use crate::charts;
 use crate::eval;
-use crate::eval::sliced::{BINARY_METRICS, MetricsRequest, OTHER_THRESHOLD_METRICS, RATE_METRICS, REGRESSION_METRICS, RequestError, compute, parse_thresholds};
+use crate::eval::sliced::{BINARY_METRICS, MULTICLASS_METRICS, MetricsRequest, OTHER_THRESHOLD_METRICS, RATE_METRICS, REGRESSION_METRICS, RequestError, compute, parse_thresholds};
 use crate::ingest::{self, IngestError};
 use crate::settings::Limits;
 use crate::store::cache::FrameCache;
@@ -275,9 +275,14 @@ impl AppState {
         let task = detail.summary.task;
         let metric_names: Vec<String> = match task {
             Task::Binary => RATE_METRICS.iter().chain(&OTHER_THRESHOLD_METRICS).chain(&BINARY_METRICS).map(|s| s.to_string()).collect(),
-            _ => REGRESSION_METRICS.iter().map(|s| s.to_string()).collect(),
+            Task::Multiclass => MULTICLASS_METRICS.iter().map(|s| s.to_string()).collect(),
+            Task::Regression => REGRESSION_METRICS.iter().map(|s| s.to_string()).collect(),
         };
-        let metric = q.metric.clone().unwrap_or_else(|| if task == Task::Binary { "fpr".into() } else { "mae".into() });
+        let metric = q.metric.clone().unwrap_or_else(|| match task {
+            Task::Binary => "fpr".into(),
+            Task::Multiclass => "accuracy".into(),
+            Task::Regression => "mae".into(),
+        });
         if !metric_names.contains(&metric) {
             return Err(ServiceError::BadRequest(format!("unknown metric '{metric}' (one of: {})", metric_names.join(", "))));
         }

@@ -22,6 +22,8 @@ pub const RATE_METRICS: [&str; 9] = ["accuracy", "precision", "recall", "tpr", "
 pub const OTHER_THRESHOLD_METRICS: [&str; 3] = ["f1", "balanced_accuracy", "mcc"];
 /// Threshold-free binary metrics.
 pub const BINARY_METRICS: [&str; 7] = ["auc_roc", "auc_pr", "log_loss", "brier_score", "expected_calibration_error", "mean_score", "base_rate"];
+/// Multiclass metrics (per-class `precision[c]`, `recall[c]`, `f1[c]` come too).
+pub const MULTICLASS_METRICS: [&str; 8] = ["accuracy", "micro_f1", "macro_precision", "macro_recall", "macro_f1", "weighted_precision", "weighted_recall", "weighted_f1"];
 /// Regression metrics.
 pub const REGRESSION_METRICS: [&str; 7] = ["mae", "mse", "rmse", "r2", "mean_residual", "median_absolute_error", "mape"];
 
@@ -428,13 +430,19 @@ pub fn compute(df: &DataFrame, req: &MetricsRequest, task: strata_app::model::Ta
         return Err(RequestError::Invalid(format!("the request makes {total_slices} slices, more than the limit of {}", req.max_slices)));
     }
 
-    let y = f64_values(df, &req.label)?;
-    let p = f64_values(df, &req.model)?;
+    // Multiclass: labels and predicted classes become class codes (as f64) over the classes of
+    // the whole run, so every slice reports the same keys.
+    let (y, p, classes) = if task == Task::Multiclass {
+        let (y, p, classes) = class_codes(df, &req.label, &req.model)?;
+        (y, p, classes)
+    } else {
+        (f64_values(df, &req.label)?, f64_values(df, &req.model)?, vec![])
+    };
     let w = weights(df, req.weight.as_deref())?;
     let z = normal_quantile(0.5 + req.ci / 2.0);
     let binary = task == Task::Binary;
-    if task == Task::Multiclass {
-        return Err(RequestError::Invalid("sliced metrics for multiclass runs are not implemented yet".into()));
+    if classes.len() > 100 {
+        return Err(RequestError::Invalid(format!("{} classes: multiclass metrics support at most 100", classes.len())));
     }
     let thresholds = if binary { req.thresholds.clone() } else { vec![] };
 
@@ -444,10 +452,10 @@ pub fn compute(df: &DataFrame, req: &MetricsRequest, task: strata_app::model::Ta
         assignments
             .iter()
             .map(|a| {
-                if binary {
-                    binary_pass(a, ctx, &y, &p, w, thresholds.len()).iter().map(|sp| flat_binary(sp, &thresholds)).collect()
-                } else {
-                    regression_pass(a, &y, &p, w)
+                match task {
+                    Task::Binary => binary_pass(a, ctx, &y, &p, w, thresholds.len()).iter().map(|sp| flat_binary(sp, &thresholds)).collect(),
+                    Task::Regression => regression_pass(a, &y, &p, w),
+                    Task::Multiclass => multiclass_pass(a, &y, &p, w, &classes).into_iter().map(|(m, _)| m).collect(),
                 }
             })
             .collect()
@@ -504,6 +512,11 @@ pub fn compute(df: &DataFrame, req: &MetricsRequest, task: strata_app::model::Ta
             c
         })
         .collect();
+    let confusions: Vec<Vec<Vec<Vec<f64>>>> = if task == Task::Multiclass {
+        assignments.iter().map(|a| multiclass_pass(a, &y, &p, &w, &classes).into_iter().map(|(_, c)| c).collect()).collect()
+    } else {
+        vec![]
+    };
     let base = &point[base_index][0];
     let mut slices = Vec::new();
     let mut tests: Vec<(usize, String, f64)> = Vec::new(); // (slice index, metric, p) for BH
@@ -605,6 +618,7 @@ pub fn compute(df: &DataFrame, req: &MetricsRequest, task: strata_app::model::Ta
                 metrics,
                 at,
                 vs_baseline: vs,
+                confusion: confusions.get(ai).map(|c| strata_app::model::ConfusionMatrix { classes: classes.clone(), counts: c[si].clone() }),
             });
         }
     }
@@ -818,4 +832,71 @@ mod tests {
         let (lo, hi) = wilson(0.5, 100.0, 1.959963984540054);
         assert!((lo - 0.4038315).abs() < 1e-6 && (hi - 0.5961685).abs() < 1e-6);
     }
+}
+
+/// Class codes of the label and of the predicted class, over the sorted union of their values.
+fn class_codes(df: &DataFrame, label: &str, model: &str) -> Result<(Vec<f64>, Vec<f64>, Vec<String>), RequestError> {
+    let text = |name: &str| -> Result<Vec<Option<String>>, RequestError> {
+        let c = df.column(name).map_err(|_| EvalError::NoColumn(name.to_string()))?;
+        let s = c.cast(&DataType::String).map_err(EvalError::from)?;
+        Ok(s.str().map_err(EvalError::from)?.iter().map(|v| v.map(str::to_string)).collect())
+    };
+    let (yl, pl) = (text(label)?, text(model)?);
+    let mut classes: Vec<String> = yl.iter().chain(&pl).flatten().cloned().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    // Integer class codes sort numerically.
+    if classes.iter().all(|c| c.parse::<i64>().is_ok()) {
+        classes.sort_by_key(|c| c.parse::<i64>().unwrap_or(0));
+    }
+    let index: std::collections::HashMap<&str, f64> = classes.iter().enumerate().map(|(i, c)| (c.as_str(), i as f64)).collect();
+    let code = |v: &Option<String>| v.as_deref().and_then(|c| index.get(c).copied()).unwrap_or(f64::NAN);
+    let y = yl.iter().map(code).collect();
+    let p = pl.iter().map(code).collect();
+    Ok((y, p, classes))
+}
+
+/// Multiclass metrics per slice as scikit-learn defines them (averages over the classes present in
+/// the slice's labels or predictions; an undefined precision or recall counts as 0), plus the
+/// slice's confusion matrix (rows: true class, columns: predicted class).
+fn multiclass_pass(a: &Assignment, y: &[f64], p: &[f64], w: &[f64], classes: &[String]) -> Vec<(BTreeMap<String, Option<f64>>, Vec<Vec<f64>>)> {
+    let k = classes.len();
+    let mut cm = vec![vec![vec![0.0; k]; k]; a.keys.len()];
+    for i in 0..y.len() {
+        let Some(s) = a.slice_of_row[i] else { continue };
+        if w[i] <= 0.0 || !y[i].is_finite() || !p[i].is_finite() {
+            continue;
+        }
+        cm[s as usize][y[i] as usize][p[i] as usize] += w[i];
+    }
+    cm.into_iter()
+        .map(|m| {
+            let total: f64 = m.iter().flatten().sum();
+            let correct: f64 = (0..k).map(|c| m[c][c]).sum();
+            let support: Vec<f64> = (0..k).map(|c| m[c].iter().sum()).collect();
+            let predicted: Vec<f64> = (0..k).map(|c| m.iter().map(|row| row[c]).sum()).collect();
+            let present: Vec<usize> = (0..k).filter(|c| support[*c] > 0.0 || predicted[*c] > 0.0).collect();
+            let prec = |c: usize| if predicted[c] > 0.0 { m[c][c] / predicted[c] } else { 0.0 };
+            let rec = |c: usize| if support[c] > 0.0 { m[c][c] / support[c] } else { 0.0 };
+            let f1 = |c: usize| { let (pr, re) = (prec(c), rec(c)); if pr + re > 0.0 { 2.0 * pr * re / (pr + re) } else { 0.0 } };
+            let n = present.len() as f64;
+            let macro_avg = |f: &dyn Fn(usize) -> f64| (n > 0.0).then(|| present.iter().map(|c| f(*c)).sum::<f64>() / n);
+            let weighted_avg = |f: &dyn Fn(usize) -> f64| (total > 0.0).then(|| present.iter().map(|c| f(*c) * support[*c]).sum::<f64>() / total);
+            let mut out = BTreeMap::from([
+                ("accuracy".to_string(), (total > 0.0).then(|| correct / total)),
+                ("micro_f1".to_string(), (total > 0.0).then(|| correct / total)),
+                ("macro_precision".to_string(), macro_avg(&prec)),
+                ("macro_recall".to_string(), macro_avg(&rec)),
+                ("macro_f1".to_string(), macro_avg(&f1)),
+                ("weighted_precision".to_string(), weighted_avg(&prec)),
+                ("weighted_recall".to_string(), weighted_avg(&rec)),
+                ("weighted_f1".to_string(), weighted_avg(&f1)),
+            ]);
+            for (c, name) in classes.iter().enumerate() {
+                let here = support[c] > 0.0 || predicted[c] > 0.0;
+                out.insert(format!("precision[{name}]"), (here && predicted[c] > 0.0).then(|| prec(c)));
+                out.insert(format!("recall[{name}]"), (here && support[c] > 0.0).then(|| rec(c)));
+                out.insert(format!("f1[{name}]"), here.then(|| f1(c)));
+            }
+            (out, m)
+        })
+        .collect()
 }

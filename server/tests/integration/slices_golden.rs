@@ -124,3 +124,34 @@ fn thresholds_parse_lists_and_grids() {
     assert!(parse_thresholds("1.5").unwrap_err().contains("outside [0, 1]"));
     assert!(parse_thresholds("x").is_err());
 }
+
+#[test]
+fn multiclass_slices_match_sklearn() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/multiclass.csv");
+    let spec = strata_app::model::IngestSpec { name: "m".into(), ..Default::default() };
+    let ing = strata_server::ingest::ingest_file(&path, "multiclass.csv", &spec).unwrap();
+    assert_eq!(ing.task, Task::Multiclass);
+    let mut req = request("prediction_model", &["group"], 50);
+    req.thresholds = vec![];
+    let res = compute(&ing.frame, &req, Task::Multiclass).unwrap();
+    let g: serde_json::Value = serde_json::from_str(include_str!("../golden/multiclass.json")).unwrap();
+    for s in &res.slices {
+        let name = s.key.get("group").cloned().unwrap_or_else(|| "overall".into());
+        let want = &g[&name];
+        assert_eq!(s.count, want["count"].as_u64().unwrap(), "{name}");
+        for (metric, w) in want.as_object().unwrap() {
+            if metric == "count" || metric == "confusion" || metric.starts_with("micro_") && metric != "micro_f1" {
+                continue;
+            }
+            close(s.metrics[metric].value, w.as_f64().unwrap(), 1e-9, &format!("{name} {metric}"));
+        }
+        let cm = s.confusion.as_ref().unwrap();
+        assert_eq!(cm.classes, vec!["cat", "dog", "fox", "owl"]);
+        let counts: Vec<Vec<u64>> = cm.counts.iter().map(|r| r.iter().map(|x| *x as u64).collect()).collect();
+        let want_cm: Vec<Vec<u64>> = serde_json::from_value(want["confusion"].clone()).unwrap();
+        assert_eq!(counts, want_cm, "{name}");
+        assert_eq!(s.metrics["macro_f1"].method, "bootstrap");
+    }
+    let north = res.slices.iter().find(|s| s.key.get("group").is_some_and(|g| g == "north")).unwrap();
+    assert!(north.vs_baseline["accuracy"].significant, "the north's better accuracy is a real gap");
+}
