@@ -135,6 +135,18 @@ async fn spool(field: &mut axum::extract::multipart::Field<'_>, tmp: &mut tempfi
     Ok(written)
 }
 
+/// Reads a small multipart part into memory, refusing more than `limit` bytes as they arrive.
+async fn read_capped(field: &mut axum::extract::multipart::Field<'_>, limit: u64, what: &str) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(|e| ApiError::bad(format!("reading {what}: {e}")))? {
+        if (out.len() + chunk.len()) as u64 > limit {
+            return Err(ApiError::TooLarge(format!("{what} is larger than the limit of {limit} bytes"), serde_json::Value::Null));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
 /// Upload a run: multipart with a `file` part (CSV, Parquet or JSON Lines), a `spec` part (JSON,
 /// see `IngestSpec`; only `name` is required) and any number of `model` parts (ONNX files to
 /// store with the run; the part's file name is kept).
@@ -147,11 +159,8 @@ async fn create_run(State(s): State<AppState>, mut mp: Multipart) -> Result<(Sta
     while let Some(mut field) = mp.next_field().await.map_err(|e| ApiError::bad(format!("malformed multipart body: {e}")))? {
         match field.name().unwrap_or_default() {
             "spec" => {
-                let text = field.text().await.map_err(|e| ApiError::bad(format!("reading spec: {e}")))?;
-                if text.len() > 1 << 20 {
-                    return Err(ApiError::bad("the spec part is larger than 1 MiB"));
-                }
-                spec = Some(serde_json::from_str(&text).map_err(|e| ApiError::bad(format!("spec is not valid: {e}")))?);
+                let bytes = read_capped(&mut field, 1 << 20, "the spec part").await?;
+                spec = Some(serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(format!("spec is not valid: {e}")))?);
             }
             "file" => {
                 let name = clean_file_name(field.file_name().unwrap_or("upload"));
@@ -161,11 +170,8 @@ async fn create_run(State(s): State<AppState>, mut mp: Multipart) -> Result<(Sta
             }
             "model" => {
                 let name = clean_file_name(field.file_name().unwrap_or("model.onnx"));
-                let bytes = field.bytes().await.map_err(|e| ApiError::bad(format!("reading model {name}: {e}")))?;
-                if bytes.len() as u64 > s.limits.max_upload_bytes {
-                    return Err(ApiError::bad(format!("model {name} is larger than the upload limit")));
-                }
-                attachments.push(Attachment { name, media_type: "application/onnx".into(), model: None, content: bytes.to_vec() });
+                let content = read_capped(&mut field, s.limits.max_upload_bytes, &format!("model {name}")).await?;
+                attachments.push(Attachment { name, media_type: "application/onnx".into(), model: None, content });
             }
             other => return Err(ApiError::bad(format!("unexpected multipart part '{other}' (expected file, spec, model)"))),
         }

@@ -150,6 +150,10 @@ async fn uploads_over_the_limit_are_refused() {
     let (s, body) = app.upload("eval.csv", &csv, &json!({"name": "big"}), &[]).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     assert!(body["error"].as_str().unwrap().contains("limit of 1000 bytes"));
+    let big_model = vec![7u8; 5000];
+    let (s, body) = app.upload("t.csv", b"label,score\n1,0.9\n", &json!({"name": "m"}), &[("huge.onnx", &big_model)]).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("model huge.onnx is larger than the limit"));
     assert_eq!(app.state.store.count_runs().await.unwrap(), 0);
 }
 
