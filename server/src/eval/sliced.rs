@@ -312,41 +312,36 @@ struct SlicePass {
     ap: Option<f64>,
 }
 
-/// One pass over all rows for one assignment with the given effective weights.
+/// One pass over all rows for one assignment with the given effective weights. The rows are
+/// sorted by score, descending (see `compute`), so the threshold statistics and the exact ranking
+/// metrics come from one sequential walk; tied scores are closed together, as scikit-learn does.
 fn binary_pass(a: &Assignment, ctx: &BinaryCtx, y: &[f64], p: &[f64], w: &[f64], thresholds: usize) -> Vec<SlicePass> {
-    let (order, k_of_row) = (&ctx.order, &ctx.k_of_row);
     let n_slices = a.keys.len();
     let mut stats = vec![BinaryStats::new(thresholds); n_slices];
-    for (i, s) in a.slice_of_row.iter().enumerate() {
-        if let Some(s) = s {
-            if w[i] > 0.0 {
-                stats[*s as usize].add_terms(k_of_row[i] as usize, y[i], p[i], w[i], &ctx.terms[i]);
-            }
-        }
-    }
-    // Ranking metrics: one walk down the shared sort, tie groups closed together.
     let (mut tp, mut fp, mut area, mut ap) = (vec![0.0; n_slices], vec![0.0; n_slices], vec![0.0; n_slices], vec![0.0; n_slices]);
     let (mut tp0, mut fp0) = (vec![0.0; n_slices], vec![0.0; n_slices]);
     let mut touched: Vec<usize> = Vec::new();
     let mut is_touched = vec![false; n_slices];
+    let n = y.len();
     let mut i = 0;
-    while i < order.len() {
-        let score = p[order[i] as usize];
-        while i < order.len() && p[order[i] as usize] == score {
-            let r = order[i] as usize;
+    while i < n {
+        let score = p[i];
+        while i < n && p[i] == score {
+            let r = i;
             i += 1;
             let Some(s) = a.slice_of_row[r] else { continue };
-            let s = s as usize;
-            if w[r] <= 0.0 {
+            let (s, wr) = (s as usize, w[r]);
+            if wr <= 0.0 {
                 continue;
             }
+            stats[s].add_terms(ctx.k_of_row[r] as usize, y[r], p[r], wr, &ctx.terms[r]);
             if !is_touched[s] {
                 is_touched[s] = true;
                 touched.push(s);
                 tp0[s] = tp[s];
                 fp0[s] = fp[s];
             }
-            if y[r] == 1.0 { tp[s] += w[r] } else { fp[s] += w[r] }
+            if y[r] == 1.0 { tp[s] += wr } else { fp[s] += wr }
         }
         for &s in &touched {
             area[s] += (fp[s] - fp0[s]) * (tp[s] + tp0[s]) / 2.0;
@@ -366,6 +361,18 @@ fn binary_pass(a: &Assignment, ctx: &BinaryCtx, y: &[f64], p: &[f64], w: &[f64],
             SlicePass { stats: st, auc: (pos > 0.0 && neg > 0.0).then(|| area[s] / (pos * neg)), ap: (pos > 0.0).then(|| ap[s] / pos) }
         })
         .collect()
+}
+
+/// Sorts rows by score, descending: the values, the weights and every assignment alike.
+fn sort_by_score(y: Vec<f64>, p: Vec<f64>, w: Vec<f64>, assignments: Vec<Assignment>) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<Assignment>) {
+    let mut order: Vec<u32> = (0..p.len() as u32).collect();
+    order.sort_unstable_by(|a, b| p[*b as usize].total_cmp(&p[*a as usize]));
+    let perm = |v: &[f64]| order.iter().map(|&i| v[i as usize]).collect::<Vec<f64>>();
+    let assignments = assignments
+        .into_iter()
+        .map(|a| Assignment { slice_of_row: order.iter().map(|&i| a.slice_of_row[i as usize]).collect(), keys: a.keys })
+        .collect();
+    (perm(&y), perm(&p), perm(&w), assignments)
 }
 
 /// Every metric of one slice pass, flat: `name` or `name@threshold`.
@@ -439,8 +446,10 @@ pub fn compute(df: &DataFrame, req: &MetricsRequest, task: strata_app::model::Ta
         (f64_values(df, &req.label)?, f64_values(df, &req.model)?, vec![])
     };
     let w = weights(df, req.weight.as_deref())?;
-    let z = normal_quantile(0.5 + req.ci / 2.0);
     let binary = task == Task::Binary;
+    // Binary passes walk the rows in score order: sort once here, not once per replicate.
+    let (y, p, w, assignments) = if binary { sort_by_score(y, p, w, assignments) } else { (y, p, w, assignments) };
+    let z = normal_quantile(0.5 + req.ci / 2.0);
     if classes.len() > 100 {
         return Err(RequestError::Invalid(format!("{} classes: multiclass metrics support at most 100", classes.len())));
     }
@@ -662,8 +671,8 @@ fn confusion_of(flat: &BTreeMap<String, Option<f64>>, t: f64, _j: usize) -> (f64
 }
 
 /// The shared sort and threshold buckets of a binary request.
+/// Per-row values of a binary request that do not change between bootstrap replicates.
 struct BinaryCtx {
-    order: Vec<u32>,
     k_of_row: Vec<u16>,
     terms: Vec<RowTerms>,
 }
@@ -671,13 +680,11 @@ struct BinaryCtx {
 impl BinaryCtx {
     fn new(y: &[f64], p: &[f64], thresholds: &[f64], binary: bool) -> Self {
         if !binary {
-            return BinaryCtx { order: vec![], k_of_row: vec![], terms: vec![] };
+            return BinaryCtx { k_of_row: vec![], terms: vec![] };
         }
-        let mut order: Vec<u32> = (0..p.len() as u32).collect();
-        order.sort_unstable_by(|a, b| p[*b as usize].total_cmp(&p[*a as usize]));
         let k_of_row = p.iter().map(|x| thresholds.partition_point(|t| t <= x) as u16).collect();
         let terms = y.iter().zip(p).map(|(y, p)| RowTerms::new(*y, *p)).collect();
-        BinaryCtx { order, k_of_row, terms }
+        BinaryCtx { k_of_row, terms }
     }
 }
 
@@ -815,6 +822,8 @@ mod tests {
             let p: Vec<f64> = rs.iter().map(|r| r.1).collect();
             let w: Vec<f64> = rs.iter().map(|r| r.2).collect();
             let a = Assignment { keys: vec![vec![]], slice_of_row: vec![Some(0); rs.len()] };
+            let (y, p, w, a) = sort_by_score(y, p, w, vec![a]);
+            let a = a.into_iter().next().unwrap();
             let ctx = BinaryCtx::new(&y, &p, &[0.5], true);
             let sp = binary_pass(&a, &ctx, &y, &p, &w, 1).remove(0);
             (sp.auc.unwrap(), sp.ap.unwrap(), sp.stats.confusion(0))
