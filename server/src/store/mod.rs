@@ -26,9 +26,9 @@ pub enum StoreError {
     DataDir { path: String, source: std::io::Error },
 }
 
-/// Which database engine a store talks to.
+/// Which database a store talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
+pub enum DbKind {
     Postgres,
     Sqlite,
 }
@@ -50,15 +50,15 @@ pub struct NewAttachment {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
-    backend: Backend,
+    kind: DbKind,
 }
 
 impl Store {
     /// Connects (creating the SQLite file and its folder if needed) and applies the migrations.
     pub async fn connect(target: &DatabaseTarget) -> Result<Store, StoreError> {
         install_default_drivers();
-        let (url, backend) = match target {
-            DatabaseTarget::Postgres(url) => (url.clone(), Backend::Postgres),
+        let (url, kind) = match target {
+            DatabaseTarget::Postgres(url) => (url.clone(), DbKind::Postgres),
             DatabaseTarget::Sqlite(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
@@ -66,14 +66,14 @@ impl Store {
                         source,
                     })?;
                 }
-                (format!("sqlite://{}?mode=rwc", path.display()), Backend::Sqlite)
+                (format!("sqlite://{}?mode=rwc", path.display()), DbKind::Sqlite)
             }
         };
         let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
+            .max_connections(if kind == DbKind::Sqlite { 4 } else { 10 })
             .after_connect(move |conn, _| {
                 Box::pin(async move {
-                    if backend == Backend::Sqlite {
+                    if kind == DbKind::Sqlite {
                         // WAL lets readers run while an upload is being written; foreign keys make
                         // ON DELETE CASCADE work; the busy timeout waits out a concurrent writer.
                         for pragma in [
@@ -90,15 +90,15 @@ impl Store {
             })
             .connect(&url)
             .await?;
-        match backend {
-            Backend::Postgres => sqlx::migrate!("../migrations/postgres").run(&pool).await?,
-            Backend::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&pool).await?,
+        match kind {
+            DbKind::Postgres => sqlx::migrate!("../migrations/postgres").run(&pool).await?,
+            DbKind::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&pool).await?,
         }
-        Ok(Store { pool, backend })
+        Ok(Store { pool, kind })
     }
 
-    pub fn backend(&self) -> Backend {
-        self.backend
+    pub fn kind(&self) -> DbKind {
+        self.kind
     }
 
     /// Is the database reachable?
