@@ -120,11 +120,12 @@ fn fmt_num(x: f64) -> String {
 /// regression — MAE, RMSE, R²; multiclass — accuracy.
 pub fn headline(df: &DataFrame, label: &str, task: Task, models: &[String], weight: Option<&str>) -> Result<Vec<ModelHeadline>, EvalError> {
     let w = weights(df, weight)?;
+    // The label as numbers, read once for all models (multiclass compares text instead).
+    let y = if task == Task::Multiclass { vec![] } else { f64_values(df, label)? };
     let mut out = Vec::with_capacity(models.len());
     for m in models {
         let metrics = match task {
             Task::Binary => {
-                let y = f64_values(df, label)?;
                 let p = f64_values(df, m)?;
                 let b = Binary::new(&y, &p, &w);
                 vec![
@@ -137,7 +138,6 @@ pub fn headline(df: &DataFrame, label: &str, task: Task, models: &[String], weig
                 ]
             }
             Task::Regression => {
-                let y = f64_values(df, label)?;
                 let p = f64_values(df, m)?;
                 let r = Regression::new(&y, &p, &w);
                 vec![mv("mae", r.mae()), mv("rmse", r.rmse()), mv("r2", r.r2()), mv("mean_residual", r.mean_residual())]
