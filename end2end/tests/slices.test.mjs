@@ -42,6 +42,12 @@ test("slice by race, change metric and threshold, reopen the link", async () => 
   const seen = await new SlicesPage(reviewer).row("race=Black").innerText();
   assert.equal(seen, after);
   assert.equal(await reviewer.getByRole("combobox", { name: "Metric" }).inputValue(), "fpr");
+  // Sorting happens in the browser and is kept in the URL.
+  await page.getByRole("combobox", { name: "Sort" }).selectOption("count");
+  await page.waitForURL(/sort=count/);
+  const firstRows = await slices.table().locator("tbody tr").allInnerTexts();
+  assert.match(firstRows[0], /^overall/);
+  assert.match(firstRows[1], /^race=White/);
   await page.screenshot({ path: "end2end/test-results/slices.png", fullPage: true });
   assert.deepEqual(errors, []);
 });

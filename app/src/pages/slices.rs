@@ -31,6 +31,16 @@ pub fn with_param(query: &str, key: &str, value: &str) -> String {
     parts.join("&")
 }
 
+/// The query string without `key`.
+pub fn without_param(query: &str, key: &str) -> String {
+    query
+        .trim_start_matches('?')
+        .split('&')
+        .filter(|p| !p.is_empty() && p.split('=').next() != Some(key))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// Orders slices for the table: worst first (by the metric's direction, or by gap size).
 pub fn sort_slices(slices: &mut [SliceResult], metric: &str, threshold: Option<f64>, sort: &str) {
     let value = |s: &SliceResult| s.estimate(metric, threshold).and_then(|e| e.value);
@@ -72,7 +82,10 @@ pub fn SlicesPage() -> impl IntoView {
     let location = use_location();
     let id = Memo::new(move |_| params.read().get("id").unwrap_or_default());
     let search = Memo::new(move |_| location.search.get().trim_start_matches('?').to_string());
-    let view_data = Resource::new(move || (id.get(), search.get()), |(id, q)| get_slice_view(id, q));
+    // The sort order is applied in the browser: changing it does not recompute the metrics.
+    let computed_query = Memo::new(move |_| without_param(&search.get(), "sort"));
+    let sort = Memo::new(move |_| query.read().get("sort").unwrap_or_else(|| "worst".into()));
+    let view_data = Resource::new(move || (id.get(), computed_query.get()), |(id, q)| get_slice_view(id, q));
     let q = move |k: &str| query.read().get(k).unwrap_or_default();
     let slices_in_url = Memo::new(move |_| query.read().get_all("slice").unwrap_or_default());
 
@@ -101,7 +114,7 @@ pub fn SlicesPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match view_data.await {
                     Err(e) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
-                    Ok(v) => view! { <SliceViewPanel v id=id.get_untracked() search=search.get_untracked() /> }.into_any(),
+                    Ok(v) => view! { <SliceViewPanel v id=id.get_untracked() search sort /> }.into_any(),
                 }
             })}
         </Suspense>
@@ -109,20 +122,18 @@ pub fn SlicesPage() -> impl IntoView {
 }
 
 #[component]
-fn SliceViewPanel(v: SliceView, id: String, search: String) -> impl IntoView {
+fn SliceViewPanel(v: SliceView, id: String, search: Memo<String>, sort: Memo<String>) -> impl IntoView {
     let navigate = use_navigate();
     let go = {
-        let (id, search) = (id.clone(), search.clone());
+        let id = id.clone();
         move |key: &str, value: String| {
-            let url = format!("/runs/{id}/slices?{}", with_param(&search, key, &value));
+            let url = format!("/runs/{id}/slices?{}", with_param(&search.get_untracked(), key, &value));
             navigate(&url, NavigateOptions { scroll: false, ..Default::default() });
         }
     };
-    let sort = leptos_router::hooks::use_query_map().read_untracked().get("sort").unwrap_or_else(|| "worst".into());
     let metric = v.metric.clone();
     let threshold = v.threshold;
-    let mut slices = v.result.slices.clone();
-    sort_slices(&mut slices, &metric, threshold, &sort);
+    let all_slices = v.result.slices.clone();
     let key = metric_key(&metric, threshold);
     let chart = Signal::derive({
         let c = v.chart.clone();
@@ -131,7 +142,30 @@ fn SliceViewPanel(v: SliceView, id: String, search: String) -> impl IntoView {
     let (go1, go2, go3, go4) = (go.clone(), go.clone(), go.clone(), go.clone());
     let first_threshold = v.result.thresholds.first().copied().unwrap_or(0.5);
     let thresholds_text = v.result.thresholds.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ");
-    let flagged = slices.iter().filter(|s| s.vs_baseline.get(&key).is_some_and(|c| c.significant)).count();
+    let flagged = all_slices.iter().filter(|s| s.vs_baseline.get(&key).is_some_and(|c| c.significant)).count();
+    let (table_metric, table_key) = (metric.clone(), key.clone());
+    let rows = move || {
+        let mut slices = all_slices.clone();
+        sort_slices(&mut slices, &table_metric, threshold, &sort.get());
+        let (metric, key) = (table_metric.clone(), table_key.clone());
+        slices.into_iter().map(move |s| {
+            let e = s.estimate(&metric, threshold).cloned();
+            let c = s.vs_baseline.get(&key).cloned();
+            let significant = c.as_ref().is_some_and(|c| c.significant);
+            view! {
+                <tr class:flag=significant>
+                    <td>{s.label()}{s.too_small.then_some(" (too small)")}</td>
+                    <td class="num">{s.count.to_string()}</td>
+                    <td class="num">{fmt_metric(e.as_ref().and_then(|e| e.value))}</td>
+                    <td class="num">{e.as_ref().map(|e| format!("[{}, {}] {}", fmt_metric(e.lo), fmt_metric(e.hi), e.method)).unwrap_or_default()}</td>
+                    <td class="num">{fmt_metric(c.as_ref().and_then(|c| c.diff))}</td>
+                    <td class="num">{fmt_metric(c.as_ref().and_then(|c| c.ratio))}</td>
+                    <td class="num">{c.as_ref().and_then(|c| c.q_value).map(|q| format!("{q:.2e}")).unwrap_or_default()}</td>
+                    <td>{significant.then_some("significant gap")}</td>
+                </tr>
+            }
+        }).collect_view()
+    };
     view! {
         <div class="controls">
             <label>"Model "
@@ -147,7 +181,7 @@ fn SliceViewPanel(v: SliceView, id: String, search: String) -> impl IntoView {
             <label>"Sort "
                 <select aria-label="Sort" on:change=move |ev| go3("sort", event_target_value(&ev))>
                     {[("worst", "worst first"), ("count", "largest first"), ("slice", "by slice")].into_iter().map(|(k, t)| view! {
-                        <option value=k selected=k == sort>{t}</option>
+                        <option value=k selected=move || k == sort.get()>{t}</option>
                     }).collect_view()}
                 </select>
             </label>
@@ -170,23 +204,7 @@ fn SliceViewPanel(v: SliceView, id: String, search: String) -> impl IntoView {
             <thead><tr><th>"Slice"</th><th class="num">"Count"</th><th class="num">{key.clone()}</th><th class="num">"95% interval"</th>
                 <th class="num">"Diff vs baseline"</th><th class="num">"Ratio"</th><th class="num">"q-value"</th><th>""</th></tr></thead>
             <tbody>
-                {slices.into_iter().map(|s| {
-                    let e = s.estimate(&metric, threshold).cloned();
-                    let c = s.vs_baseline.get(&key).cloned();
-                    let significant = c.as_ref().is_some_and(|c| c.significant);
-                    view! {
-                        <tr class:flag=significant>
-                            <td>{s.label()}{s.too_small.then_some(" (too small)")}</td>
-                            <td class="num">{s.count.to_string()}</td>
-                            <td class="num">{fmt_metric(e.as_ref().and_then(|e| e.value))}</td>
-                            <td class="num">{e.as_ref().map(|e| format!("[{}, {}] {}", fmt_metric(e.lo), fmt_metric(e.hi), e.method)).unwrap_or_default()}</td>
-                            <td class="num">{fmt_metric(c.as_ref().and_then(|c| c.diff))}</td>
-                            <td class="num">{fmt_metric(c.as_ref().and_then(|c| c.ratio))}</td>
-                            <td class="num">{c.as_ref().and_then(|c| c.q_value).map(|q| format!("{q:.2e}")).unwrap_or_default()}</td>
-                            <td>{significant.then_some("significant gap")}</td>
-                        </tr>
-                    }
-                }).collect_view()}
+                {rows}
             </tbody>
         </table>
     }
@@ -200,5 +218,6 @@ mod tests {
     fn with_param_replaces_one_key_and_keeps_repeats() {
         assert_eq!(with_param("slice=sex&slice=race&metric=fpr", "metric", "tpr"), "slice=sex&slice=race&metric=tpr");
         assert_eq!(with_param("", "thresholds", "0.3"), "thresholds=0.3");
+        assert_eq!(without_param("?slice=sex&sort=count&metric=fpr", "sort"), "slice=sex&metric=fpr");
     }
 }
