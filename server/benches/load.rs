@@ -34,7 +34,31 @@ fn main() {
     let body: Vec<&str> = lines.collect();
     let dir = tempfile::tempdir().unwrap();
     let csv_path = dir.path().join("big.csv");
-    {
+    // STRATA_BENCH_WIDE=1: a synthetic wide file instead (id, label, 2 scores, 96 numeric features).
+    let wide = std::env::var("STRATA_BENCH_WIDE").is_ok_and(|v| v == "1");
+    if wide {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&csv_path).unwrap());
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        write!(f, "example_id,label,score_logreg,score_gbt").unwrap();
+        for j in 0..96 {
+            write!(f, ",f{j}").unwrap();
+        }
+        writeln!(f).unwrap();
+        for i in 0..rows {
+            let (a, b) = (next(), next());
+            write!(f, "x{i:07},{},{a:.6},{b:.6}", u8::from(next() < a)).unwrap();
+            for _ in 0..96 {
+                write!(f, ",{:.4}", next() * 100.0).unwrap();
+            }
+            writeln!(f).unwrap();
+        }
+    } else {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&csv_path).unwrap());
         writeln!(f, "{header}").unwrap();
         for i in 0..rows {
@@ -59,7 +83,7 @@ fn main() {
     let bare_parse = t.elapsed().as_secs_f64();
     table.push(("baseline: bare CSV parse (csv crate)".into(), bare_parse, "1.00x".into()));
 
-    let spec = IngestSpec { name: "bench".into(), scores: Some(vec!["score_logreg".into(), "score_gbt".into()]), ..Default::default() };
+    let spec = IngestSpec { name: "bench".into(), label: Some("label".into()), scores: Some(vec!["score_logreg".into(), "score_gbt".into()]), ..Default::default() };
     let t = Instant::now();
     let ing = ingest_file(&csv_path, "big.csv", &spec).expect("ingest");
     let ingest = t.elapsed().as_secs_f64();

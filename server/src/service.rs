@@ -87,7 +87,7 @@ impl AppState {
             let mut frame = ing.frame;
             let columns = eval::column_summaries(&frame, |c| ing.roles.role_of(c).unwrap_or(Role::Feature))?;
             let mut parquet = Vec::new();
-            ParquetWriter::new(&mut parquet).with_compression(ParquetCompression::Zstd(None)).finish(&mut frame)?;
+            ParquetWriter::new(&mut parquet).with_compression(ParquetCompression::Lz4Raw).finish(&mut frame)?;
             let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
             let detail = RunDetail {
                 summary: RunSummary {
