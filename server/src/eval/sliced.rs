@@ -809,6 +809,39 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Accumulators of any two chunks merge into the accumulator of the whole, and every rate
+        /// at every threshold is a proportion with TPR + FNR = 1.
+        #[test]
+        fn merge_equals_one_pass_and_rates_are_proportions(
+            rows in proptest::collection::vec((0u8..2, 0u32..=100, 1u32..4), 1..300),
+            cut_at in 0usize..300,
+        ) {
+            let rs: Vec<(f64, f64, f64)> = rows.iter().map(|(y, p, w)| (*y as f64, *p as f64 / 100.0, *w as f64)).collect();
+            let t = [0.0, 0.25, 0.5, 0.75, 1.0];
+            let cut = cut_at.min(rs.len());
+            let mut merged = stats_of(&rs[..cut], &t);
+            merged.merge(&stats_of(&rs[cut..], &t));
+            let whole = stats_of(&rs, &t);
+            proptest::prop_assert_eq!(&merged.pos, &whole.pos);
+            proptest::prop_assert_eq!(&merged.neg, &whole.neg);
+            proptest::prop_assert_eq!(merged.count, whole.count);
+            proptest::prop_assert!((merged.sum_log_loss - whole.sum_log_loss).abs() < 1e-6);
+            for j in 0..t.len() {
+                let (tp, fp, tn, fn_) = whole.confusion(j);
+                let m = confusion_metrics(tp, fp, tn, fn_);
+                for (name, v) in &m {
+                    if let (Some(v), false) = (v, *name == "mcc") {
+                        proptest::prop_assert!((0.0..=1.0).contains(v), "{} = {}", name, v);
+                    }
+                }
+                if let (Some(a), Some(b)) = (m["tpr"], m["fnr"]) {
+                    proptest::prop_assert!((a + b - 1.0).abs() < 1e-12);
+                }
+            }
+        }
+    }
+
     #[test]
     fn permuting_rows_changes_nothing() {
         let rs = rows(400, 3);
