@@ -260,25 +260,21 @@ pub fn assign(df: &DataFrame, text: &str, spec: &SliceSpec, limit: usize) -> Res
                     return Err(SpecError::TooMany { spec: text.into(), count: combos.len(), limit });
                 }
             }
-            let combos: HashMap<Vec<u32>, u32> = combos
-                .into_iter()
-                .map(|(mut k, id)| {
-                    let mut parts = vec![0u32; radix.len()];
-                    for (slot, r) in parts.iter_mut().zip(&radix).rev() {
-                        *slot = (k % r) as u32;
-                        k /= r;
-                    }
-                    (parts, id)
-                })
-                .collect();
-            let mut ordered: Vec<(Vec<u32>, u32)> = combos.into_iter().collect();
-            ordered.sort();
+            // Mixed-radix numbers sort like their code tuples (first feature most significant).
+            let mut ordered: Vec<(u64, u32)> = combos.into_iter().collect();
+            ordered.sort_unstable();
             let mut remap = vec![0u32; ordered.len()];
             let keys = ordered
                 .iter()
                 .enumerate()
-                .map(|(new, (codes, old))| {
+                .map(|(new, (combo, old))| {
                     remap[*old as usize] = new as u32;
+                    let mut rest = *combo;
+                    let mut codes = vec![0u32; radix.len()];
+                    for (slot, r) in codes.iter_mut().zip(&radix).rev() {
+                        *slot = (rest % r) as u32;
+                        rest /= r;
+                    }
                     codes.iter().zip(features).zip(&per_feature).map(|((c, (name, _)), (_, labels))| (name.clone(), labels[*c as usize].clone())).collect()
                 })
                 .collect();
