@@ -260,9 +260,13 @@ impl AppState {
     pub async fn metrics(&self, id: &str, query: &str) -> Result<MetricsResult, ServiceError> {
         let detail = self.run_detail(id).await?;
         let q = parse_metrics_query(&detail, query)?;
+        self.compute_metrics(id, q.request, detail.summary.task).await
+    }
+
+    /// Runs the engine on a run's cached frame, off the async workers.
+    async fn compute_metrics(&self, id: &str, request: MetricsRequest, task: Task) -> Result<MetricsResult, ServiceError> {
         let frame = self.frame(id).await?;
-        let task = detail.summary.task;
-        tokio::task::spawn_blocking(move || compute(&frame, &q.request, task))
+        tokio::task::spawn_blocking(move || compute(&frame, &request, task))
             .await
             .map_err(|e| ServiceError::Join(e.to_string()))?
             .map_err(request_error)
@@ -286,11 +290,7 @@ impl AppState {
         if !metric_names.contains(&metric) {
             return Err(ServiceError::BadRequest(format!("unknown metric '{metric}' (one of: {})", metric_names.join(", "))));
         }
-        let frame = self.frame(id).await?;
-        let result = tokio::task::spawn_blocking(move || compute(&frame, &q.request, task))
-            .await
-            .map_err(|e| ServiceError::Join(e.to_string()))?
-            .map_err(request_error)?;
+        let result = self.compute_metrics(id, q.request, task).await?;
         let threshold = (task == Task::Binary && !BINARY_METRICS.contains(&metric.as_str())).then(|| result.thresholds[0]);
         let chart = charts::slice_bars(&result, &metric, threshold);
         Ok(SliceView { result, models: detail.summary.models.clone(), metric, threshold, chart, metric_names })
