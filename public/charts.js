@@ -34,3 +34,16 @@
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
 })();
+
+// "Copy link" buttons: the URL holds the whole view state, so copying it shares the view.
+(function () {
+  "use strict";
+  document.addEventListener("click", function (ev) {
+    var b = ev.target.closest && ev.target.closest("[data-copy-link]");
+    if (!b) return;
+    var href = window.location.href;
+    var done = function () { b.textContent = "Link copied"; b.setAttribute("data-copied", href); };
+    if (navigator.clipboard && navigator.clipboard.writeText) navigator.clipboard.writeText(href).then(done, done);
+    else done();
+  });
+})();

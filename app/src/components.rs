@@ -86,3 +86,10 @@ mod tests {
         assert_eq!(title_text("</title><b>"), "‹/title›‹b›");
     }
 }
+
+/// "Copy link": copies the page's full URL (which holds the whole view state) to the clipboard.
+/// `/charts.js` handles the click, so it works before hydration too.
+#[component]
+pub fn CopyLink() -> impl IntoView {
+    view! { <button type="button" class="copy-link" data-copy-link="">"Copy link"</button> }
+}

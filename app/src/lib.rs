@@ -61,6 +61,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/upload") view=pages::upload::UploadPage ssr=SsrMode::Async />
                     <Route path=path!("/runs/:id") view=pages::run::RunPage ssr=SsrMode::Async />
                     <Route path=path!("/runs/:id/slices") view=pages::slices::SlicesPage ssr=SsrMode::Async />
+                    <Route path=path!("/runs/:id/residuals") view=pages::residuals::ResidualsPage ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>

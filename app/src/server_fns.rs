@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::model::{ExamplesPage, RunOverview, RunSummary, SliceView};
+use crate::model::{ExamplesPage, ResidualsView, RunOverview, RunSummary, SliceView};
 
 #[cfg(feature = "ssr")]
 pub use backend::{Backend, BackendError, SharedBackend};
@@ -11,7 +11,7 @@ pub use backend::{Backend, BackendError, SharedBackend};
 mod backend {
     use std::sync::Arc;
 
-    use crate::model::{ExamplesPage, RunOverview, RunSummary, SliceView};
+    use crate::model::{ExamplesPage, ResidualsView, RunOverview, RunSummary, SliceView};
 
     /// What a failed backend call tells the page.
     #[derive(Debug, thiserror::Error)]
@@ -43,6 +43,8 @@ mod backend {
         ) -> Result<ExamplesPage, BackendError>;
         /// Metrics per slice; `query` is the page's URL query (the API's parameters).
         async fn slice_view(&self, id: &str, query: &str) -> Result<SliceView, BackendError>;
+        /// Residual analysis; `query` is the page's URL query (the API's parameters).
+        async fn residuals_view(&self, id: &str, query: &str) -> Result<ResidualsView, BackendError>;
     }
 
     pub type SharedBackend = Arc<dyn Backend>;
@@ -94,4 +96,9 @@ pub async fn get_examples(
 #[server]
 pub async fn get_slice_view(id: String, query: String) -> Result<SliceView, ServerFnError> {
     backend()?.slice_view(&id, &query).await.map_err(to_server_error)
+}
+
+#[server]
+pub async fn get_residuals_view(id: String, query: String) -> Result<ResidualsView, ServerFnError> {
+    backend()?.residuals_view(&id, &query).await.map_err(to_server_error)
 }

@@ -5,7 +5,7 @@ use plotly::layout::{Axis, BarMode, Layout, Legend};
 use plotly::common::ErrorData;
 use plotly::common::ErrorType;
 use plotly::{Bar, Plot};
-use strata_app::model::MetricsResult;
+use strata_app::model::{Autocorrelation, FeatureResiduals, MetricsResult, ResidualsResult, SliceBias};
 use strata_app::model::Task;
 
 use crate::eval::Distribution;
@@ -73,4 +73,121 @@ pub fn slice_bars(r: &MetricsResult, metric: &str, threshold: Option<f64>) -> St
     }
     plot.set_layout(layout);
     plot.to_json()
+}
+
+fn margin() -> serde_json::Value {
+    serde_json::json!({"t": 20, "b": 50, "l": 60, "r": 20})
+}
+
+/// Residuals against a numeric variable: the sampled points behind the binned mean with its
+/// interval as a band; the axis title says how many points were sampled.
+pub fn residual_scatter(f: &FeatureResiduals, x_title: &str, sampled: u64) -> String {
+    let xs: Vec<f64> = f.bins.iter().map(|b| b.x_mean).collect();
+    let mean: Vec<f64> = f.bins.iter().map(|b| b.mean).collect();
+    let lo: Vec<Option<f64>> = f.bins.iter().map(|b| b.lo).collect();
+    let hi: Vec<Option<f64>> = f.bins.iter().map(|b| b.hi).collect();
+    serde_json::json!({
+        "data": [
+            {"type": "scattergl", "mode": "markers", "name": format!("sample of {sampled} rows"), "x": f.sample_x, "y": f.sample_y,
+             "marker": {"size": 3, "opacity": 0.35, "color": "#7a8aa0"}},
+            {"type": "scatter", "mode": "lines", "name": "CI", "x": xs, "y": hi, "line": {"width": 0}, "showlegend": false, "hoverinfo": "skip"},
+            {"type": "scatter", "mode": "lines", "name": "binned mean ± CI (all rows)", "x": xs, "y": lo, "fill": "tonexty",
+             "fillcolor": "rgba(214,39,40,0.18)", "line": {"width": 0}, "hoverinfo": "skip"},
+            {"type": "scatter", "mode": "lines+markers", "name": "mean residual per bin (all rows)", "x": xs, "y": mean, "line": {"color": "#d62728"}},
+        ],
+        "layout": {
+            "height": 360, "margin": margin(),
+            "xaxis": {"title": {"text": x_title}},
+            "yaxis": {"title": {"text": "residual"}, "zeroline": true},
+            "legend": {"orientation": "h", "y": -0.2},
+            "shapes": [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 0, "y1": 0, "line": {"dash": "dot", "color": "#555"}}],
+        }
+    })
+    .to_string()
+}
+
+/// Residuals per category value as box plots from precomputed quartiles (no rows shipped).
+pub fn residual_boxes(f: &FeatureResiduals) -> String {
+    let b = &f.boxes;
+    serde_json::json!({
+        "data": [{
+            "type": "box", "name": f.feature,
+            "x": b.iter().map(|x| x.value.clone()).collect::<Vec<_>>(),
+            "q1": b.iter().map(|x| x.q1).collect::<Vec<_>>(),
+            "median": b.iter().map(|x| x.median).collect::<Vec<_>>(),
+            "q3": b.iter().map(|x| x.q3).collect::<Vec<_>>(),
+            "lowerfence": b.iter().map(|x| x.lower_fence).collect::<Vec<_>>(),
+            "upperfence": b.iter().map(|x| x.upper_fence).collect::<Vec<_>>(),
+            "mean": b.iter().map(|x| x.mean).collect::<Vec<_>>(),
+            "boxmean": true,
+        }],
+        "layout": {"height": 360, "margin": {"t": 20, "b": 100, "l": 60, "r": 20},
+            "xaxis": {"title": {"text": f.feature}}, "yaxis": {"title": {"text": "residual"}}}
+    })
+    .to_string()
+}
+
+/// Histogram of every residual (middle 99.8% range; the tails fall in the end bins).
+pub fn residual_histogram(r: &ResidualsResult) -> String {
+    let centres: Vec<f64> = r.hist_edges.windows(2).map(|w| (w[0] + w[1]) / 2.0).collect();
+    let width = r.hist_edges.get(1).zip(r.hist_edges.first()).map(|(b, a)| b - a).unwrap_or(1.0);
+    serde_json::json!({
+        "data": [{"type": "bar", "x": centres, "y": r.hist_counts, "width": width, "name": "residuals", "marker": {"color": "#4c78a8"}}],
+        "layout": {"height": 320, "margin": margin(), "bargap": 0,
+            "xaxis": {"title": {"text": format!("{} residual (all {} rows; outermost 0.1% in the end bins)", r.kind, r.n)}},
+            "yaxis": {"title": {"text": "rows"}}}
+    })
+    .to_string()
+}
+
+/// Normal Q–Q plot with its least-squares line.
+pub fn residual_qq(r: &ResidualsResult) -> String {
+    let (x0, x1) = (r.qq_theoretical.first().copied().unwrap_or(-3.0), r.qq_theoretical.last().copied().unwrap_or(3.0));
+    serde_json::json!({
+        "data": [
+            {"type": "scatter", "mode": "markers", "name": "ordered residuals", "x": r.qq_theoretical, "y": r.qq_ordered, "marker": {"size": 4}},
+            {"type": "scatter", "mode": "lines", "name": format!("fit (r = {:.4})", r.qq_r), "x": [x0, x1],
+             "y": [r.qq_intercept + r.qq_slope * x0, r.qq_intercept + r.qq_slope * x1], "line": {"color": "#d62728"}},
+        ],
+        "layout": {"height": 320, "margin": margin(), "xaxis": {"title": {"text": "theoretical normal quantile"}},
+            "yaxis": {"title": {"text": "ordered residual"}}, "legend": {"orientation": "h", "y": -0.25}}
+    })
+    .to_string()
+}
+
+/// Autocorrelation to the requested lag with Bartlett's band around zero.
+pub fn residual_acf(a: &Autocorrelation) -> String {
+    let lags: Vec<usize> = (0..a.acf.len()).collect();
+    // The band is centred on each value; drawn around zero it reads as "outside = significant".
+    let half: Vec<f64> = a.hi.iter().zip(&a.acf).map(|(h, v)| h - v).collect();
+    let neg: Vec<f64> = half.iter().map(|h| -h).collect();
+    serde_json::json!({
+        "data": [
+            {"type": "scatter", "mode": "lines", "x": lags, "y": half, "line": {"width": 0}, "showlegend": false, "hoverinfo": "skip"},
+            {"type": "scatter", "mode": "lines", "name": "95% band (Bartlett)", "x": lags, "y": neg, "fill": "tonexty",
+             "fillcolor": "rgba(76,120,168,0.18)", "line": {"width": 0}},
+            {"type": "bar", "name": "ACF", "x": lags, "y": a.acf, "width": 0.3, "marker": {"color": "#333"}},
+        ],
+        "layout": {"height": 320, "margin": margin(), "xaxis": {"title": {"text": format!("lag (rows ordered by {})", a.order_by)}},
+            "yaxis": {"title": {"text": "autocorrelation"}, "range": [-1, 1]}, "legend": {"orientation": "h", "y": -0.25}}
+    })
+    .to_string()
+}
+
+/// Mean residual per slice with its interval; significant biases in red.
+pub fn residual_slices(slices: &[SliceBias]) -> String {
+    let label = |s: &SliceBias| s.key.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
+    serde_json::json!({
+        "data": [{
+            "type": "bar",
+            "x": slices.iter().map(|s| format!("{} (n={})", label(s), s.n)).collect::<Vec<_>>(),
+            "y": slices.iter().map(|s| s.mean).collect::<Vec<_>>(),
+            "marker": {"color": slices.iter().map(|s| if s.significant { "#d62728" } else { "#4c78a8" }).collect::<Vec<_>>()},
+            "error_y": {"type": "data", "visible": true,
+                "array": slices.iter().map(|s| s.hi.map(|h| h - s.mean).unwrap_or(0.0)).collect::<Vec<_>>(),
+                "arrayminus": slices.iter().map(|s| s.lo.map(|l| s.mean - l).unwrap_or(0.0)).collect::<Vec<_>>()},
+        }],
+        "layout": {"height": 340, "margin": {"t": 20, "b": 120, "l": 60, "r": 20}, "yaxis": {"title": {"text": "mean residual (bias)"}}}
+    })
+    .to_string()
 }

@@ -100,7 +100,12 @@ fn Overview(ov: RunOverview, id: String) -> impl IntoView {
             <h1>{s.name.clone()}</h1>
             <span class="muted mono">{s.id.clone()}</span>
         </div>
-        <p><a class="button" href=slices_href>"Metrics by slice →"</a></p>
+        <p class="actions">
+            <a class="button" href=slices_href>"Metrics by slice →"</a>
+            {(s.task != crate::model::Task::Multiclass).then(|| view! {
+                <a class="button" href=format!("/runs/{}/residuals", s.id)>"Residuals →"</a>
+            })}
+        </p>
         <dl class="facts">
             <div><dt>"Task"</dt><dd>{s.task.as_str()}</dd></div>
             <div><dt>"Rows"</dt><dd>{s.rows.to_string()}</dd></div>

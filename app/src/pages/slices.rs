@@ -152,9 +152,10 @@ fn SliceViewPanel(v: SliceView, id: String, search: Memo<String>, sort: Memo<Str
             let e = s.estimate(&metric, threshold).cloned();
             let c = s.vs_baseline.get(&key).cloned();
             let significant = c.as_ref().is_some_and(|c| c.significant);
+            let matrix = confusion_of(&s, threshold);
             view! {
                 <tr class:flag=significant>
-                    <td>{s.label()}{s.too_small.then_some(" (too small)")}</td>
+                    <td>{s.label()}{s.too_small.then_some(" (too small)")}{matrix.map(|m| view! { <ConfusionDetails m /> })}</td>
                     <td class="num">{s.count.to_string()}</td>
                     <td class="num">{fmt_metric(e.as_ref().and_then(|e| e.value))}</td>
                     <td class="num">{e.as_ref().map(|e| format!("[{}, {}] {}", fmt_metric(e.lo), fmt_metric(e.hi), e.method)).unwrap_or_default()}</td>
@@ -207,6 +208,38 @@ fn SliceViewPanel(v: SliceView, id: String, search: Memo<String>, sort: Memo<Str
                 {rows}
             </tbody>
         </table>
+    }
+}
+
+/// A slice's confusion matrix: multiclass as computed, binary at the threshold shown (rows: true
+/// class, columns: predicted class).
+pub fn confusion_of(s: &SliceResult, threshold: Option<f64>) -> Option<crate::model::ConfusionMatrix> {
+    if let Some(m) = &s.confusion {
+        return Some(m.clone());
+    }
+    let at = match threshold {
+        Some(t) => s.at.iter().find(|a| a.threshold == t),
+        None => s.at.first(),
+    }?;
+    Some(crate::model::ConfusionMatrix { classes: vec!["0".into(), "1".into()], counts: vec![vec![at.tn, at.fp], vec![at.fn_, at.tp]] })
+}
+
+/// A collapsible confusion matrix (native `<details>`: works before hydration and without JS).
+#[component]
+fn ConfusionDetails(m: crate::model::ConfusionMatrix) -> impl IntoView {
+    let header = m.classes.clone();
+    view! {
+        <details class="confusion">
+            <summary>"confusion"</summary>
+            <table class="data confusion-matrix">
+                <thead><tr><th>"true ↓ / predicted →"</th>{header.into_iter().map(|c| view! { <th class="num">{c}</th> }).collect_view()}</tr></thead>
+                <tbody>
+                    {m.classes.iter().zip(&m.counts).map(|(c, row)| view! {
+                        <tr><th>{c.clone()}</th>{row.iter().map(|v| view! { <td class="num">{if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.2}") }}</td> }).collect_view()}</tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </details>
     }
 }
 

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use strata_app::model::{ApiError as ApiErrorBody, Created, MetricsResult, ExamplesPage, IngestSpec, Preview, RunDetail, RunSummary};
+use strata_app::model::{ApiError as ApiErrorBody, Created, MetricsResult, ResidualsResult, ExamplesPage, IngestSpec, Preview, RunDetail, RunSummary};
 use utoipa::OpenApi;
 
 pub use error::ApiError;
@@ -20,8 +20,8 @@ use crate::service::{AppState, Attachment};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Strata API", description = "Evaluation runs: upload, list, inspect, delete."),
-    paths(list_runs, get_metrics, create_run, get_run, delete_run, get_examples, get_attachment, preview, healthz),
-    components(schemas(MetricsResult, RunSummary, RunDetail, ExamplesPage, IngestSpec, Preview, Created, ApiErrorBody))
+    paths(list_runs, get_metrics, get_residuals, create_run, get_run, delete_run, get_examples, get_attachment, preview, healthz),
+    components(schemas(MetricsResult, ResidualsResult, RunSummary, RunDetail, ExamplesPage, IngestSpec, Preview, Created, ApiErrorBody))
 )]
 pub struct ApiDoc;
 
@@ -32,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/runs/{id}", get(get_run).delete(delete_run))
         .route("/api/v1/runs/{id}/examples", get(get_examples))
         .route("/api/v1/runs/{id}/metrics", get(get_metrics))
+        .route("/api/v1/runs/{id}/residuals", get(get_residuals))
         .route("/api/v1/runs/{id}/attachments/{name}", get(get_attachment))
         .route("/api/v1/preview", post(preview).layer(DefaultBodyLimit::max(PREVIEW_MAX_BYTES)))
         .route("/api/v1/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
@@ -61,6 +62,14 @@ async fn delete_run(State(s): State<AppState>, Path(id): Path<String>) -> Result
 /// (`thresholds` may be a grid `0:1:0.01`; also `min_size`, `bootstrap` (default 200), `seed`, `alpha`).
 /// SPEC: a feature (`sex`), a cross (`sex,race`), buckets (`age:q5`, `age:w4`, `age:[18,30,45,65]`) or
 /// a filter (`country=US`).
+/// Residual analysis: binned series, histogram, Q–Q, feature association ranking, ACF and
+/// Durbin–Watson, bias per slice. Query: `model`, `kind` (raw|deviance), `feature`, `slice`,
+/// `bins`, `sample`, `nlags`, `level`, `alpha`, `seed`.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/residuals", responses((status = 200, body = ResidualsResult), (status = 400, body = ApiErrorBody)))]
+async fn get_residuals(State(s): State<AppState>, Path(id): Path<String>, axum::extract::RawQuery(q): axum::extract::RawQuery) -> Result<Json<ResidualsResult>, ApiError> {
+    Ok(Json(s.residuals(&id, q.as_deref().unwrap_or("")).await?))
+}
+
 #[utoipa::path(get, path = "/api/v1/runs/{id}/metrics", responses((status = 200, body = MetricsResult), (status = 400, body = ApiErrorBody)))]
 async fn get_metrics(State(s): State<AppState>, Path(id): Path<String>, axum::extract::RawQuery(q): axum::extract::RawQuery) -> Result<Json<MetricsResult>, ApiError> {
     Ok(Json(s.metrics(&id, q.as_deref().unwrap_or("")).await?))

@@ -5,6 +5,8 @@
 //! run has a weight column.
 
 pub mod metrics;
+pub mod residual_stats;
+pub mod residuals;
 pub mod sliced;
 pub mod slicing;
 

@@ -11,9 +11,9 @@
 use std::collections::BTreeMap;
 
 use polars::prelude::*;
-use strata_app::model::{AtThreshold, Comparison, Estimate, MetricsResult, SliceResult};
+use strata_app::model::{AtThreshold, Comparison, Estimate, MetricsResult, SliceResult, Task};
 
-use super::slicing::{Assignment, SliceSpec, SpecError, assign};
+use super::slicing::{SliceKey, SliceSpec, SpecError, assign};
 use super::{EvalError, f64_values, weights};
 
 /// Names of the rate metrics (Wilson intervals) computed at each threshold.
@@ -119,15 +119,15 @@ impl BinaryStats {
     /// Adds one example that reaches `k` thresholds.
     pub fn add(&mut self, k: usize, y: f64, p: f64, w: f64) {
         let t = RowTerms::new(y, p);
-        self.add_terms(k, y, p, w, &t);
+        self.add_terms(k, y, p, w, 1, &t);
     }
 
-    /// Adds one example whose weight-free terms were computed once (they do not change between
-    /// bootstrap replicates, only the weight does).
+    /// Adds `rows` identical examples of total weight `w` whose weight-free terms were computed
+    /// once (they do not change between bootstrap replicates, only the weight does).
     #[inline]
-    fn add_terms(&mut self, k: usize, y: f64, p: f64, w: f64, t: &RowTerms) {
+    fn add_terms(&mut self, k: usize, y: f64, p: f64, w: f64, rows: u64, t: &RowTerms) {
         if y == 1.0 { self.pos[k] += w } else { self.neg[k] += w }
-        self.count += 1;
+        self.count += rows;
         self.weight += w;
         self.weight_sq += w * w;
         self.sum_y += w * y;
@@ -167,6 +167,20 @@ impl BinaryStats {
         (tp, fp, n - fp, p - tp)
     }
 
+    /// (tp, fp, tn, fn) at every threshold, from running sums (one walk, not one per threshold).
+    pub fn confusions(&self) -> Vec<(f64, f64, f64, f64)> {
+        let t = self.pos.len() - 1;
+        let (p, n): (f64, f64) = (self.pos.iter().sum(), self.neg.iter().sum());
+        let mut out = vec![(0.0, 0.0, 0.0, 0.0); t];
+        let (mut tp, mut fp) = (0.0, 0.0);
+        for j in (0..t).rev() {
+            tp += self.pos[j + 1];
+            fp += self.neg[j + 1];
+            out[j] = (tp, fp, n - fp, p - tp);
+        }
+        out
+    }
+
     pub fn scalar_metrics(&self) -> BTreeMap<&'static str, Option<f64>> {
         let r = |a: f64, b: f64| (b > 0.0).then(|| a / b);
         let ece = (self.weight > 0.0).then(|| self.calibration.iter().map(|(_, sp, sy)| (sp - sy).abs()).sum::<f64>() / self.weight);
@@ -199,31 +213,38 @@ impl RowTerms {
     }
 }
 
-/// Metrics from confusion counts, as scikit-learn defines them (undefined = `None`).
-pub fn confusion_metrics(tp: f64, fp: f64, tn: f64, fn_: f64) -> BTreeMap<&'static str, Option<f64>> {
+/// Names of the metrics computed from confusion counts, in the order of [`confusion_values`].
+pub const CONFUSION_NAMES: [&str; 12] = ["accuracy", "precision", "recall", "tpr", "fnr", "tnr", "fpr", "positive_rate", "negative_rate", "f1", "balanced_accuracy", "mcc"];
+
+/// Metrics from confusion counts, as scikit-learn defines them (undefined = `None`), in the order
+/// of [`CONFUSION_NAMES`].
+pub fn confusion_values(tp: f64, fp: f64, tn: f64, fn_: f64) -> [Option<f64>; 12] {
     let r = |a: f64, b: f64| (b > 0.0).then(|| a / b);
     let total = tp + fp + tn + fn_;
     let tpr = r(tp, tp + fn_);
     let tnr = r(tn, tn + fp);
-    let precision = r(tp, tp + fp);
-    let f1 = r(2.0 * tp, 2.0 * tp + fp + fn_);
     let mcc_den = ((tp + fp) * (tp + fn_) * (tn + fp) * (tn + fn_)).sqrt();
     // scikit-learn returns 0 when a marginal is empty.
     let mcc = (total > 0.0).then(|| if mcc_den > 0.0 { (tp * tn - fp * fn_) / mcc_den } else { 0.0 });
-    BTreeMap::from([
-        ("accuracy", r(tp + tn, total)),
-        ("precision", precision),
-        ("recall", tpr),
-        ("tpr", tpr),
-        ("fnr", r(fn_, tp + fn_)),
-        ("tnr", tnr),
-        ("fpr", r(fp, tn + fp)),
-        ("positive_rate", r(tp + fp, total)),
-        ("negative_rate", r(tn + fn_, total)),
-        ("f1", f1),
-        ("balanced_accuracy", match (tpr, tnr) { (Some(a), Some(b)) => Some((a + b) / 2.0), _ => None }),
-        ("mcc", mcc),
-    ])
+    [
+        r(tp + tn, total),
+        r(tp, tp + fp),
+        tpr,
+        tpr,
+        r(fn_, tp + fn_),
+        tnr,
+        r(fp, tn + fp),
+        r(tp + fp, total),
+        r(tn + fn_, total),
+        r(2.0 * tp, 2.0 * tp + fp + fn_),
+        match (tpr, tnr) { (Some(a), Some(b)) => Some((a + b) / 2.0), _ => None },
+        mcc,
+    ]
+}
+
+/// [`confusion_values`] by name.
+pub fn confusion_metrics(tp: f64, fp: f64, tn: f64, fn_: f64) -> BTreeMap<&'static str, Option<f64>> {
+    CONFUSION_NAMES.into_iter().zip(confusion_values(tp, fp, tn, fn_)).collect()
 }
 
 /// The denominator (weight) of each rate, for its Wilson interval.
@@ -284,10 +305,10 @@ fn erfc(x: f64) -> f64 {
 }
 
 /// SplitMix64: a small, fast, seedable generator for the Poisson bootstrap.
-struct SplitMix(u64);
+pub(crate) struct SplitMix(pub(crate) u64);
 
 impl SplitMix {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -295,13 +316,69 @@ impl SplitMix {
         z ^ (z >> 31)
     }
 
+    /// Uniform in [0, 1).
+    fn uniform(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
     /// A Poisson(1) draw by inversion.
     fn poisson1(&mut self) -> f64 {
         // P(X <= k) for Poisson(1), k = 0..=9.
         const CDF: [f64; 10] = [0.36787944117144233, 0.7357588823428847, 0.9196986029286058, 0.9810118431238462, 0.9963401531726563, 0.9994058151824183, 0.9999167588507119, 0.9999897508033253, 0.9999988747974020, 0.9999998885745217];
-        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        let u = self.uniform();
         CDF.iter().position(|c| u < *c).unwrap_or(10) as f64
     }
+
+    /// A Poisson(`mean`) draw: the table above for mean 1 (most cells hold one row), inversion of
+    /// the CDF below 10, and Hörmann's transformed rejection with squeeze (PTRS, 1993) above.
+    fn poisson(&mut self, mean: f64) -> f64 {
+        if mean == 1.0 {
+            return self.poisson1();
+        }
+        if mean < 10.0 {
+            let u = self.uniform();
+            let (mut k, mut pk) = (0.0, (-mean).exp());
+            let mut cdf = pk;
+            while u > cdf && k < 1000.0 {
+                k += 1.0;
+                pk *= mean / k;
+                cdf += pk;
+            }
+            return k;
+        }
+        let b = 0.931 + 2.53 * mean.sqrt();
+        let a = -0.059 + 0.02483 * b;
+        let inv_alpha = 1.1239 + 1.1328 / (b - 3.4);
+        let v_r = 0.9277 - 3.6224 / (b - 2.0);
+        let log_mean = mean.ln();
+        loop {
+            let u = self.uniform() - 0.5;
+            let v = self.uniform();
+            let us = 0.5 - u.abs();
+            if us <= 0.0 {
+                continue;
+            }
+            let k = ((2.0 * a / us + b) * u + mean + 0.43).floor();
+            if us >= 0.07 && v <= v_r {
+                return k;
+            }
+            if k < 0.0 || (us < 0.013 && v > us) {
+                continue;
+            }
+            if (v * inv_alpha / (a / (us * us) + b)).ln() <= -mean + k * log_mean - ln_factorial(k) {
+                return k;
+            }
+        }
+    }
+}
+
+/// ln(k!) for a whole number k >= 0: a sum below 10, Stirling's series (error < 1e-12) above.
+fn ln_factorial(k: f64) -> f64 {
+    if k < 10.0 {
+        return (2..=k as u32).map(|i| (i as f64).ln()).sum();
+    }
+    let x = k + 1.0;
+    (x - 0.5) * x.ln() - x + 0.5 * (2.0 * std::f64::consts::PI).ln() + 1.0 / (12.0 * x) - 1.0 / (360.0 * x.powi(3)) + 1.0 / (1260.0 * x.powi(5))
 }
 
 /// Per slice: the binary statistics plus the exact ranking metrics.
@@ -312,11 +389,187 @@ struct SlicePass {
     ap: Option<f64>,
 }
 
-/// One pass over all rows for one assignment with the given effective weights. The rows are
-/// sorted by score, descending (see `compute`), so the threshold statistics and the exact ranking
-/// metrics come from one sequential walk; tied scores are closed together, as scikit-learn does.
-fn binary_pass(a: &Assignment, ctx: &BinaryCtx, y: &[f64], p: &[f64], w: &[f64], thresholds: usize) -> Vec<SlicePass> {
-    let n_slices = a.keys.len();
+/// A request's rows reduced to what the metrics need, built once per (run, model, slicing) and
+/// cached between requests: moving the threshold slider or changing the confidence level reuses it.
+///
+/// Rows with the same score, label, weight and slice in every spec are exchangeable, so they
+/// become one *cell* with a multiplicity `m`. A Poisson(1) bootstrap weight per row sums, over the
+/// m rows of a cell, to one Poisson(m) draw, so resampling cells is exactly the per-row Poisson
+/// bootstrap, at a fraction of the cost when rows repeat (tree-model scores, resampled data) and at
+/// the same cost when they do not. Cells are sorted by score, descending, so every pass (threshold
+/// counts, exact AUC and average precision with ties closed together) is one sequential walk.
+pub struct Prepared {
+    task: Task,
+    /// Spec texts: overall first, the request's, then the baseline filter (if not overall).
+    texts: Vec<String>,
+    keys: Vec<Vec<SliceKey>>,
+    base_index: usize,
+    baseline_is_overall: bool,
+    classes: Vec<String>,
+    y: Vec<f64>,
+    p: Vec<f64>,
+    w: Vec<f64>,
+    mult: Vec<u32>,
+    /// Per spec, per cell: the cell's slice.
+    slice_of_cell: Vec<Vec<Option<u32>>>,
+    terms: Vec<RowTerms>,
+    /// Per spec, per slice: (rows, Σw, Σw²).
+    counts: Vec<Vec<(u64, f64, f64)>>,
+    rows: usize,
+}
+
+impl Prepared {
+    /// Rows of the run.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Distinct (score, label, weight, slices) cells.
+    pub fn cells(&self) -> usize {
+        self.y.len()
+    }
+
+    /// Approximate heap size, for the cache's byte budget.
+    pub fn bytes(&self) -> usize {
+        let per_cell = 3 * 8 + 4 + std::mem::size_of::<RowTerms>() + self.slice_of_cell.len() * 8;
+        let keys: usize = self.keys.iter().flatten().flatten().map(|(a, b)| a.len() + b.len() + 48).sum();
+        self.cells() * per_cell + keys + 1024
+    }
+}
+
+impl MetricsRequest {
+    /// The fields `prepare` reads: requests with equal keys (on the same run) share a `Prepared`.
+    pub fn prepare_key(&self) -> String {
+        format!("{}\u{1f}{}\u{1f}{:?}\u{1f}{}\u{1f}{}\u{1f}{}", self.label, self.model, self.weight, self.specs.join("\u{1e}"), self.baseline, self.max_slices)
+    }
+}
+
+/// Slices the run and compresses its rows into sorted cells (see [`Prepared`]).
+pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepared, RequestError> {
+    let mut texts: Vec<String> = vec!["overall".into()];
+    texts.extend(req.specs.iter().filter(|s| s.trim() != "overall").cloned());
+    let baseline_is_overall = req.baseline.trim().is_empty() || req.baseline == "overall";
+    let base_spec = SliceSpec::parse(&req.baseline)?;
+    if !baseline_is_overall && !matches!(base_spec, SliceSpec::Filter { .. }) {
+        return Err(RequestError::Invalid(format!("baseline '{}' must be 'overall' or a filter such as sex=Female", req.baseline)));
+    }
+    let mut assignments = Vec::with_capacity(texts.len() + 1);
+    for t in &texts {
+        assignments.push(assign(df, t, &SliceSpec::parse(t)?, req.max_slices)?);
+    }
+    let base_index = if baseline_is_overall {
+        0
+    } else {
+        assignments.push(assign(df, &req.baseline, &base_spec, req.max_slices)?);
+        texts.push(req.baseline.clone());
+        assignments.len() - 1
+    };
+    let total_slices: usize = assignments.iter().map(|a| a.keys.len()).sum();
+    if total_slices > req.max_slices {
+        return Err(RequestError::Invalid(format!("the request makes {total_slices} slices, more than the limit of {}", req.max_slices)));
+    }
+    // Multiclass: labels and predicted classes become class codes (as f64) over the classes of
+    // the whole run, so every slice reports the same keys.
+    let (y, p, classes) = if task == Task::Multiclass {
+        class_codes(df, &req.label, &req.model)?
+    } else {
+        (f64_values(df, &req.label)?, f64_values(df, &req.model)?, vec![])
+    };
+    if classes.len() > 100 {
+        return Err(RequestError::Invalid(format!("{} classes: multiclass metrics support at most 100", classes.len())));
+    }
+    let w = weights(df, req.weight.as_deref())?;
+    let n = y.len();
+
+    // One number per row for its slices in every spec (mixed radix; densified if it would overflow).
+    let mut tuple = vec![0u64; n];
+    let mut space: u64 = 1;
+    for a in &assignments {
+        if a.keys.len() == 1 && a.slice_of_row.iter().all(Option::is_some) {
+            continue; // every row in the one slice: nothing to tell rows apart
+        }
+        let r = a.keys.len() as u64 + 1;
+        if space.checked_mul(r).is_none() {
+            let mut dense: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+            for t in tuple.iter_mut() {
+                let next = dense.len() as u64;
+                *t = *dense.entry(*t).or_insert(next);
+            }
+            space = dense.len() as u64;
+        }
+        for (t, s) in tuple.iter_mut().zip(&a.slice_of_row) {
+            *t = *t * r + s.map_or(0, |s| s as u64 + 1);
+        }
+        space *= r;
+    }
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    order.sort_unstable_by(|&a, &b| {
+        let (a, b) = (a as usize, b as usize);
+        p[b].total_cmp(&p[a]).then(tuple[a].cmp(&tuple[b])).then(y[a].total_cmp(&y[b])).then(w[a].total_cmp(&w[b]))
+    });
+    let same = |a: usize, b: usize| p[a].to_bits() == p[b].to_bits() && tuple[a] == tuple[b] && y[a].to_bits() == y[b].to_bits() && w[a].to_bits() == w[b].to_bits();
+    let (mut cy, mut cp, mut cw, mut mult) = (Vec::new(), Vec::new(), Vec::new(), Vec::<u32>::new());
+    let mut slice_of_cell: Vec<Vec<Option<u32>>> = vec![Vec::new(); assignments.len()];
+    let mut last: Option<usize> = None;
+    for &r in &order {
+        let r = r as usize;
+        if let Some(l) = last.filter(|l| same(*l, r)) {
+            let _ = l;
+            if let Some(m) = mult.last_mut() {
+                *m += 1;
+            }
+            continue;
+        }
+        last = Some(r);
+        cy.push(y[r]);
+        cp.push(p[r]);
+        cw.push(w[r]);
+        mult.push(1);
+        for (sc, a) in slice_of_cell.iter_mut().zip(&assignments) {
+            sc.push(a.slice_of_row[r]);
+        }
+    }
+    let counts = slice_of_cell
+        .iter()
+        .zip(&assignments)
+        .map(|(sc, a)| {
+            let mut c = vec![(0u64, 0.0, 0.0); a.keys.len()];
+            for (i, s) in sc.iter().enumerate() {
+                if let Some(s) = s {
+                    let (m, wi) = (mult[i] as f64, cw[i]);
+                    let e = &mut c[*s as usize];
+                    e.0 += mult[i] as u64;
+                    e.1 += wi * m;
+                    e.2 += wi * wi * m;
+                }
+            }
+            c
+        })
+        .collect();
+    let terms = if task == Task::Binary { cy.iter().zip(&cp).map(|(y, p)| RowTerms::new(*y, *p)).collect() } else { vec![] };
+    Ok(Prepared {
+        task,
+        texts,
+        keys: assignments.into_iter().map(|a| a.keys).collect(),
+        base_index,
+        baseline_is_overall,
+        classes,
+        y: cy,
+        p: cp,
+        w: cw,
+        mult,
+        slice_of_cell,
+        terms,
+        counts,
+        rows: n,
+    })
+}
+
+/// One pass over the cells for one spec with the given effective weights (cells are sorted by
+/// score, descending, so tied scores are closed together, as scikit-learn does).
+fn binary_pass(prep: &Prepared, spec: usize, k_of_cell: &[u16], w: &[f64], thresholds: usize) -> Vec<SlicePass> {
+    let (y, p, slice_of_cell) = (&prep.y, &prep.p, &prep.slice_of_cell[spec]);
+    let n_slices = prep.keys[spec].len();
     let mut stats = vec![BinaryStats::new(thresholds); n_slices];
     let (mut tp, mut fp, mut area, mut ap) = (vec![0.0; n_slices], vec![0.0; n_slices], vec![0.0; n_slices], vec![0.0; n_slices]);
     let (mut tp0, mut fp0) = (vec![0.0; n_slices], vec![0.0; n_slices]);
@@ -326,15 +579,15 @@ fn binary_pass(a: &Assignment, ctx: &BinaryCtx, y: &[f64], p: &[f64], w: &[f64],
     let mut i = 0;
     while i < n {
         let score = p[i];
-        while i < n && p[i] == score {
+        while i < n && p[i].to_bits() == score.to_bits() {
             let r = i;
             i += 1;
-            let Some(s) = a.slice_of_row[r] else { continue };
+            let Some(s) = slice_of_cell[r] else { continue };
             let (s, wr) = (s as usize, w[r]);
-            if wr <= 0.0 {
+            if wr <= 0.0 || !y[r].is_finite() || !p[r].is_finite() {
                 continue;
             }
-            stats[s].add_terms(ctx.k_of_row[r] as usize, y[r], p[r], wr, &ctx.terms[r]);
+            stats[s].add_terms(k_of_cell[r] as usize, y[r], p[r], wr, prep.mult[r] as u64, &prep.terms[r]);
             if !is_touched[s] {
                 is_touched[s] = true;
                 touched.push(s);
@@ -363,138 +616,124 @@ fn binary_pass(a: &Assignment, ctx: &BinaryCtx, y: &[f64], p: &[f64], w: &[f64],
         .collect()
 }
 
-/// Sorts rows by score, descending: the values, the weights and every assignment alike.
-fn sort_by_score(y: Vec<f64>, p: Vec<f64>, w: Vec<f64>, assignments: Vec<Assignment>) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<Assignment>) {
-    let mut order: Vec<u32> = (0..p.len() as u32).collect();
-    order.sort_unstable_by(|a, b| p[*b as usize].total_cmp(&p[*a as usize]));
-    let perm = |v: &[f64]| order.iter().map(|&i| v[i as usize]).collect::<Vec<f64>>();
-    let assignments = assignments
-        .into_iter()
-        .map(|a| Assignment { slice_of_row: order.iter().map(|&i| a.slice_of_row[i as usize]).collect(), keys: a.keys })
-        .collect();
-    (perm(&y), perm(&p), perm(&w), assignments)
+/// Threshold-free binary metrics, in the order of the flat value vectors.
+const BINARY_SCALARS: [&str; 7] = ["auc_roc", "auc_pr", "log_loss", "brier_score", "expected_calibration_error", "mean_score", "base_rate"];
+/// Per threshold, the flat vectors hold the confusion metrics and then these counts.
+const COUNT_NAMES: [&str; 4] = ["tp", "fp", "tn", "fn"];
+const PER_THRESHOLD: usize = CONFUSION_NAMES.len() + COUNT_NAMES.len();
+
+/// A metric's place in the flat value vectors.
+struct MetricSlot {
+    /// `auc_roc`, `fpr@0.5`: the key in `vs_baseline`.
+    key: String,
+    base: &'static str,
+    /// Index of the threshold, for threshold metrics.
+    at: Option<usize>,
 }
 
-/// Every metric of one slice pass, flat: `name` or `name@threshold`.
-fn flat_binary(sp: &SlicePass, thresholds: &[f64]) -> BTreeMap<String, Option<f64>> {
-    let mut m: BTreeMap<String, Option<f64>> = sp.stats.scalar_metrics().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-    m.insert("auc_roc".into(), sp.auc);
-    m.insert("auc_pr".into(), sp.ap);
+fn binary_slots(thresholds: &[f64]) -> Vec<MetricSlot> {
+    let mut out: Vec<MetricSlot> = BINARY_SCALARS.iter().map(|n| MetricSlot { key: n.to_string(), base: n, at: None }).collect();
     for (j, t) in thresholds.iter().enumerate() {
-        let (tp, fp, tn, fn_) = sp.stats.confusion(j);
-        for (k, v) in confusion_metrics(tp, fp, tn, fn_) {
-            m.insert(format!("{k}@{t}"), v);
-        }
-        // The counts themselves ride along under reserved names (not metrics).
-        for (k, v) in [("tp", tp), ("fp", fp), ("tn", tn), ("fn", fn_)] {
-            m.insert(format!("__{k}@{t}"), Some(v));
-        }
+        out.extend(CONFUSION_NAMES.iter().chain(&COUNT_NAMES).map(|n| MetricSlot { key: format!("{n}@{t}"), base: n, at: Some(j) }));
     }
-    m
+    out
+}
+
+/// Every metric of one slice pass, in the order of `binary_slots`.
+fn flat_binary(sp: &SlicePass, thresholds: usize) -> Vec<Option<f64>> {
+    let mut v = Vec::with_capacity(BINARY_SCALARS.len() + thresholds * PER_THRESHOLD);
+    let s = sp.stats.scalar_metrics();
+    v.extend([sp.auc, sp.ap, s["log_loss"], s["brier_score"], s["expected_calibration_error"], s["mean_score"], s["base_rate"]]);
+    for (tp, fp, tn, fn_) in sp.stats.confusions() {
+        v.extend(confusion_values(tp, fp, tn, fn_));
+        v.extend([Some(tp), Some(fp), Some(tn), Some(fn_)]);
+    }
+    v
 }
 
 /// Percentile interval of bootstrap values (NaN-free), or (None, None).
-fn percentile_interval(vals: &mut Vec<f64>, level: f64) -> (Option<f64>, Option<f64>) {
-    vals.retain(|v| v.is_finite());
+fn percentile_interval(vals: &mut [f64], level: f64) -> (Option<f64>, Option<f64>) {
     if vals.len() < 2 {
         return (None, None);
     }
-    vals.sort_by(f64::total_cmp);
     let a = (1.0 - level) / 2.0;
-    (Some(super::metrics::quantile_sorted(vals, a)), Some(super::metrics::quantile_sorted(vals, 1.0 - a)))
+    (Some(select_quantile(vals, a)), Some(select_quantile(vals, 1.0 - a)))
+}
+
+/// The `q` quantile with linear interpolation (numpy's default), by selection instead of a sort.
+fn select_quantile(vals: &mut [f64], q: f64) -> f64 {
+    let pos = q * (vals.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let (_, lo_v, rest) = vals.select_nth_unstable_by(lo, f64::total_cmp);
+    let lo_v = *lo_v;
+    let frac = pos - lo as f64;
+    if frac == 0.0 || rest.is_empty() {
+        return lo_v;
+    }
+    let hi_v = rest.iter().copied().fold(f64::INFINITY, f64::min);
+    lo_v + (hi_v - lo_v) * frac
 }
 
 /// Computes a metrics request on a run's DataFrame. Pure: DataFrame in, plain structs out.
-pub fn compute(df: &DataFrame, req: &MetricsRequest, task: strata_app::model::Task) -> Result<MetricsResult, RequestError> {
-    use strata_app::model::Task;
+pub fn compute(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<MetricsResult, RequestError> {
+    compute_prepared(&prepare(df, req, task)?, req)
+}
+
+/// Computes a metrics request on prepared cells (see [`Prepared`]); `req` must have the
+/// `prepare_key` the cells were prepared with.
+pub fn compute_prepared(prep: &Prepared, req: &MetricsRequest) -> Result<MetricsResult, RequestError> {
     if !(0.5..1.0).contains(&req.ci) {
         return Err(RequestError::Invalid(format!("ci must be in [0.5, 1), got {}", req.ci)));
     }
     if req.bootstrap > 2000 {
         return Err(RequestError::Invalid("bootstrap may be at most 2000 replicates".into()));
     }
-    // Specs: overall first, then the request's, then the baseline (if not overall).
-    let mut texts: Vec<String> = vec!["overall".into()];
-    texts.extend(req.specs.iter().filter(|s| s.trim() != "overall").cloned());
-    let baseline_is_overall = req.baseline.trim().is_empty() || req.baseline == "overall";
-    let base_spec = SliceSpec::parse(&req.baseline)?;
-    if !baseline_is_overall && !matches!(base_spec, SliceSpec::Filter { .. }) {
-        return Err(RequestError::Invalid(format!("baseline '{}' must be 'overall' or a filter such as sex=Female", req.baseline)));
-    }
-    let mut assignments = Vec::with_capacity(texts.len() + 1);
-    for t in &texts {
-        assignments.push(assign(df, t, &SliceSpec::parse(t)?, req.max_slices)?);
-    }
-    let base_index = if baseline_is_overall {
-        0
-    } else {
-        assignments.push(assign(df, &req.baseline, &base_spec, req.max_slices)?);
-        texts.push(req.baseline.clone());
-        assignments.len() - 1
-    };
-    let total_slices: usize = assignments.iter().map(|a| a.keys.len()).sum();
-    if total_slices > req.max_slices {
-        return Err(RequestError::Invalid(format!("the request makes {total_slices} slices, more than the limit of {}", req.max_slices)));
-    }
-
-    // Multiclass: labels and predicted classes become class codes (as f64) over the classes of
-    // the whole run, so every slice reports the same keys.
-    let (y, p, classes) = if task == Task::Multiclass {
-        let (y, p, classes) = class_codes(df, &req.label, &req.model)?;
-        (y, p, classes)
-    } else {
-        (f64_values(df, &req.label)?, f64_values(df, &req.model)?, vec![])
-    };
-    let w = weights(df, req.weight.as_deref())?;
+    let task = prep.task;
     let binary = task == Task::Binary;
-    // Binary passes walk the rows in score order: sort once here, not once per replicate.
-    let (y, p, w, assignments) = if binary { sort_by_score(y, p, w, assignments) } else { (y, p, w, assignments) };
     let z = normal_quantile(0.5 + req.ci / 2.0);
-    if classes.len() > 100 {
-        return Err(RequestError::Invalid(format!("{} classes: multiclass metrics support at most 100", classes.len())));
-    }
     let thresholds = if binary { req.thresholds.clone() } else { vec![] };
+    let k_of_cell: Vec<u16> = if binary { prep.p.iter().map(|x| thresholds.partition_point(|t| t <= x) as u16).collect() } else { vec![] };
+    let specs = prep.keys.len();
 
-    // Flat metrics per (assignment, slice) for the point estimate and each replicate.
-    type Flat = Vec<Vec<BTreeMap<String, Option<f64>>>>;
-    let run_pass = |w: &[f64], ctx: &BinaryCtx| -> Flat {
-        assignments
-            .iter()
-            .map(|a| {
-                match task {
-                    Task::Binary => binary_pass(a, ctx, &y, &p, w, thresholds.len()).iter().map(|sp| flat_binary(sp, &thresholds)).collect(),
-                    Task::Regression => regression_pass(a, &y, &p, w),
-                    Task::Multiclass => multiclass_pass(a, &y, &p, w, &classes).into_iter().map(|(m, _)| m).collect(),
-                }
+    // Flat metric values per (spec, slice), in the order of `slots`.
+    let run_pass = |w: &[f64]| -> Vec<Vec<Vec<Option<f64>>>> {
+        (0..specs)
+            .map(|a| match task {
+                Task::Binary => binary_pass(prep, a, &k_of_cell, w, thresholds.len()).iter().map(|sp| flat_binary(sp, thresholds.len())).collect(),
+                Task::Regression => regression_pass(prep, a, w).into_iter().map(|m| m.into_values().collect()).collect(),
+                Task::Multiclass => multiclass_pass(prep, a, w).into_iter().map(|(m, _)| m.into_values().collect()).collect(),
             })
             .collect()
     };
-    let ctx = BinaryCtx::new(&y, &p, &thresholds, binary);
-    let point: Flat = run_pass(&w, &ctx);
-    // Replicate b draws its weights from its own generator (seed, b), so the numbers do not depend
-    // on how the replicates are spread over threads.
+    let w_point: Vec<f64> = prep.w.iter().zip(&prep.mult).map(|(w, m)| w * *m as f64).collect();
+    let point = run_pass(&w_point);
+    let slots: Vec<MetricSlot> = match task {
+        Task::Binary => binary_slots(&thresholds),
+        Task::Regression => REGRESSION_METRICS.iter().copied().collect::<std::collections::BTreeSet<_>>().into_iter().map(|n| MetricSlot { key: n.into(), base: n, at: None }).collect(),
+        Task::Multiclass => multiclass_keys(&prep.classes)
+            .into_iter()
+            .map(|n| MetricSlot { base: MULTICLASS_METRICS.iter().find(|m| **m == n).copied().unwrap_or(""), key: n, at: None })
+            .collect(),
+    };
+
+    // Replicate b draws its cells' multiplicities from its own generator (seed, b), so the numbers
+    // do not depend on how the replicates are spread over threads.
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8).min(req.bootstrap.max(1));
-    // Replicates keep only the values, in the (sorted, identical for every slice) key order of
-    // the point estimate's maps: no strings per replicate.
     type Values = Vec<Vec<Vec<Option<f64>>>>;
     let mut replicates: Vec<Values> = Vec::with_capacity(req.bootstrap);
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let (run_pass, ctx, w) = (&run_pass, &ctx, &w);
+                let run_pass = &run_pass;
                 scope.spawn(move || {
-                    let mut wb = vec![0.0; w.len()];
+                    let mut wb = vec![0.0; prep.w.len()];
                     let mut out = Vec::new();
                     for b in (t..req.bootstrap).step_by(threads) {
                         let mut rng = SplitMix(req.seed ^ (b as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93));
-                        for (o, wi) in wb.iter_mut().zip(w) {
-                            *o = wi * rng.poisson1();
+                        for ((o, wi), m) in wb.iter_mut().zip(&prep.w).zip(&prep.mult) {
+                            *o = wi * rng.poisson(*m as f64);
                         }
-                        let values: Values = run_pass(&wb, ctx)
-                            .into_iter()
-                            .map(|a| a.into_iter().map(|m| m.into_values().collect()).collect())
-                            .collect();
-                        out.push((b, values));
+                        out.push((b, run_pass(&wb)));
                     }
                     out
                 })
@@ -505,66 +744,49 @@ pub fn compute(df: &DataFrame, req: &MetricsRequest, task: strata_app::model::Ta
         replicates.extend(all.into_iter().map(|(_, f)| f));
     });
 
-    // Assemble slices.
-    let counts: Vec<Vec<(u64, f64, f64)>> = assignments
-        .iter()
-        .map(|a| {
-            let mut c = vec![(0u64, 0.0, 0.0); a.keys.len()];
-            for (i, s) in a.slice_of_row.iter().enumerate() {
-                if let Some(s) = s {
-                    let e = &mut c[*s as usize];
-                    e.0 += 1;
-                    e.1 += w[i];
-                    e.2 += w[i] * w[i];
-                }
-            }
-            c
-        })
-        .collect();
-    let confusions: Vec<Vec<Vec<Vec<f64>>>> = if task == Task::Multiclass {
-        assignments.iter().map(|a| multiclass_pass(a, &y, &p, &w, &classes).into_iter().map(|(_, c)| c).collect()).collect()
-    } else {
-        vec![]
-    };
+    let confusions: Vec<Vec<Vec<Vec<f64>>>> =
+        if task == Task::Multiclass { (0..specs).map(|a| multiclass_pass(prep, a, &w_point).into_iter().map(|(_, c)| c).collect()).collect() } else { vec![] };
+    let base_index = prep.base_index;
     let base = &point[base_index][0];
     let mut slices = Vec::new();
-    let mut tests: Vec<(usize, String, f64)> = Vec::new(); // (slice index, metric, p) for BH
-    for (ai, a) in assignments.iter().enumerate() {
-        if ai == base_index && !baseline_is_overall {
+    let mut tests: Vec<(usize, usize, f64)> = Vec::new(); // (slice index, slot, p) for BH
+    let mut boot: Vec<f64> = Vec::with_capacity(req.bootstrap);
+    for (ai, keys) in prep.keys.iter().enumerate() {
+        if ai == base_index && !prep.baseline_is_overall {
             // The baseline slice is listed like the others only if a spec produced it.
             continue;
         }
-        for (si, key) in a.keys.iter().enumerate() {
-            let (count, weight, weight_sq) = counts[ai][si];
+        for (si, key) in keys.iter().enumerate() {
+            let (count, weight, weight_sq) = prep.counts[ai][si];
             let n_per_w = if weight_sq > 0.0 { weight / weight_sq } else { 1.0 };
             let flat = &point[ai][si];
+            let counts_at = |j: usize| {
+                let o = BINARY_SCALARS.len() + j * PER_THRESHOLD + CONFUSION_NAMES.len();
+                let g = |i: usize| flat[o + i].unwrap_or(0.0);
+                (g(0), g(1), g(2), g(3))
+            };
             let mut metrics = BTreeMap::new();
             let mut at: Vec<AtThreshold> = thresholds
                 .iter()
                 .enumerate()
                 .map(|(j, t)| {
-                    let (tp, fp, tn, fn_) = confusion_of(flat, *t, j);
+                    let (tp, fp, tn, fn_) = counts_at(j);
                     AtThreshold { threshold: *t, tp, fp, tn, fn_, metrics: BTreeMap::new() }
                 })
                 .collect();
             let too_small = count < req.min_size.max(1);
             let mut vs = BTreeMap::new();
-            for (mi, (name, value)) in flat.iter().enumerate() {
-                if name.starts_with("__") {
+            for (mi, (slot, value)) in slots.iter().zip(flat).enumerate() {
+                if slot.at.is_some() && COUNT_NAMES.contains(&slot.base) {
                     continue;
                 }
-                let (base_name, thr) = match name.split_once('@') {
-                    Some((m, t)) => (m, t.parse::<f64>().ok()),
-                    None => (name.as_str(), None),
-                };
-                let (lo, hi, method) = if RATE_METRICS.contains(&base_name) || base_name == "base_rate" {
+                let (lo, hi, method) = if RATE_METRICS.contains(&slot.base) || slot.base == "base_rate" {
                     match value {
                         Some(v) => {
-                            let den = match thr {
-                                Some(t) => {
-                                    let j = thresholds.iter().position(|x| *x == t).unwrap_or(0);
-                                    let (tp, fp, tn, fn_) = confusion_of(flat, t, j);
-                                    rate_denominator(base_name, tp, fp, tn, fn_)
+                            let den = match slot.at {
+                                Some(j) => {
+                                    let (tp, fp, tn, fn_) = counts_at(j);
+                                    rate_denominator(slot.base, tp, fp, tn, fn_)
                                 }
                                 None => weight,
                             };
@@ -574,7 +796,8 @@ pub fn compute(df: &DataFrame, req: &MetricsRequest, task: strata_app::model::Ta
                         None => (None, None, "wilson"),
                     }
                 } else if req.bootstrap > 0 {
-                    let mut boot: Vec<f64> = replicates.iter().filter_map(|r| r[ai][si][mi]).collect();
+                    boot.clear();
+                    boot.extend(replicates.iter().filter_map(|r| r[ai][si][mi]).filter(|v| v.is_finite()));
                     let (lo, hi) = percentile_interval(&mut boot, req.ci);
                     (lo, hi, "bootstrap")
                 } else {
@@ -582,44 +805,47 @@ pub fn compute(df: &DataFrame, req: &MetricsRequest, task: strata_app::model::Ta
                 };
                 let est = Estimate { value: *value, lo, hi, method: method.to_string() };
                 // Baseline comparison, from the same bootstrap resamples (they share weights).
-                let base_v = base.get(name).copied().flatten();
+                let base_v = base[mi];
                 let diff = match (value, base_v) { (Some(a), Some(b)) => Some(a - b), _ => None };
                 let ratio = match (value, base_v) { (Some(a), Some(b)) if b != 0.0 => Some(a / b), _ => None };
                 let mut p_value = None;
                 if !too_small && req.bootstrap > 1 {
-                    let diffs: Vec<f64> = replicates
-                        .iter()
-                        .filter_map(|r| match (r[ai][si][mi], r[base_index][0][mi]) {
-                            (Some(a), Some(b)) => Some(a - b),
-                            _ => None,
-                        })
-                        .collect();
-                    if let (Some(d), true) = (diff, diffs.len() > 1) {
-                        let mean = diffs.iter().sum::<f64>() / diffs.len() as f64;
-                        let sd = (diffs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (diffs.len() - 1) as f64).sqrt();
-                        p_value = Some(if sd > 0.0 { two_sided_p(d / sd) } else if d == 0.0 { 1.0 } else { 0.0 });
-                    }
-                }
-                match thr {
-                    Some(t) => {
-                        if let Some(slot) = at.iter_mut().find(|x| x.threshold == t) {
-                            slot.metrics.insert(base_name.to_string(), est);
+                    if let Some(d) = diff {
+                        let (mut k, mut mean, mut m2) = (0.0f64, 0.0f64, 0.0f64);
+                        for r in &replicates {
+                            if let (Some(a), Some(b)) = (r[ai][si][mi], r[base_index][0][mi]) {
+                                // Welford's running mean and variance of the replicate differences.
+                                k += 1.0;
+                                let x = a - b;
+                                let delta = x - mean;
+                                mean += delta / k;
+                                m2 += delta * (x - mean);
+                            }
+                        }
+                        if k > 1.0 {
+                            let sd = (m2 / (k - 1.0)).sqrt();
+                            p_value = Some(if sd > 0.0 { two_sided_p(d / sd) } else if d == 0.0 { 1.0 } else { 0.0 });
                         }
                     }
+                }
+                match slot.at {
+                    Some(j) => {
+                        at[j].metrics.insert(slot.base.to_string(), est);
+                    }
                     None => {
-                        metrics.insert(name.clone(), est);
+                        metrics.insert(slot.key.clone(), est);
                     }
                 }
                 let is_overall_slice = ai == 0;
-                if !is_overall_slice || !baseline_is_overall {
+                if !is_overall_slice || !prep.baseline_is_overall {
                     if let Some(pv) = p_value {
-                        tests.push((slices.len(), name.clone(), pv));
+                        tests.push((slices.len(), mi, pv));
                     }
-                    vs.insert(name.clone(), Comparison { diff, ratio, p_value, q_value: None, significant: false });
+                    vs.insert(slot.key.clone(), Comparison { diff, ratio, p_value, q_value: None, significant: false });
                 }
             }
             slices.push(SliceResult {
-                spec: texts[ai].clone(),
+                spec: prep.texts[ai].clone(),
                 key: key.iter().cloned().collect(),
                 count,
                 weight,
@@ -627,16 +853,16 @@ pub fn compute(df: &DataFrame, req: &MetricsRequest, task: strata_app::model::Ta
                 metrics,
                 at,
                 vs_baseline: vs,
-                confusion: confusions.get(ai).map(|c| strata_app::model::ConfusionMatrix { classes: classes.clone(), counts: c[si].clone() }),
+                confusion: confusions.get(ai).map(|c| strata_app::model::ConfusionMatrix { classes: prep.classes.clone(), counts: c[si].clone() }),
             });
         }
     }
     // Benjamini–Hochberg per metric across slices.
-    let mut by_metric: BTreeMap<String, Vec<(usize, f64)>> = BTreeMap::new();
-    for (si, name, pv) in tests {
-        by_metric.entry(name).or_default().push((si, pv));
+    let mut by_metric: BTreeMap<usize, Vec<(usize, f64)>> = BTreeMap::new();
+    for (si, mi, pv) in tests {
+        by_metric.entry(mi).or_default().push((si, pv));
     }
-    for (name, mut ps) in by_metric {
+    for (mi, mut ps) in by_metric {
         ps.sort_by(|a, b| a.1.total_cmp(&b.1));
         let m = ps.len() as f64;
         let mut q_min = 1.0f64;
@@ -646,7 +872,7 @@ pub fn compute(df: &DataFrame, req: &MetricsRequest, task: strata_app::model::Ta
             qs[rank] = q_min;
         }
         for ((si, _), q) in ps.iter().zip(qs) {
-            if let Some(c) = slices[*si].vs_baseline.get_mut(&name) {
+            if let Some(c) = slices[*si].vs_baseline.get_mut(&slots[mi].key) {
                 c.q_value = Some(q);
                 c.significant = q <= req.alpha;
             }
@@ -659,43 +885,20 @@ pub fn compute(df: &DataFrame, req: &MetricsRequest, task: strata_app::model::Ta
         ci: req.ci,
         bootstrap: req.bootstrap,
         seed: req.seed,
-        baseline: if baseline_is_overall { "overall".into() } else { req.baseline.clone() },
+        baseline: if prep.baseline_is_overall { "overall".into() } else { req.baseline.clone() },
         slices,
     })
 }
 
-/// The confusion counts a flat map carries for threshold `t`.
-fn confusion_of(flat: &BTreeMap<String, Option<f64>>, t: f64, _j: usize) -> (f64, f64, f64, f64) {
-    let g = |k: &str| flat.get(&format!("__{k}@{t}")).copied().flatten().unwrap_or(0.0);
-    (g("tp"), g("fp"), g("tn"), g("fn"))
-}
-
-/// The shared sort and threshold buckets of a binary request.
-/// Per-row values of a binary request that do not change between bootstrap replicates.
-struct BinaryCtx {
-    k_of_row: Vec<u16>,
-    terms: Vec<RowTerms>,
-}
-
-impl BinaryCtx {
-    fn new(y: &[f64], p: &[f64], thresholds: &[f64], binary: bool) -> Self {
-        if !binary {
-            return BinaryCtx { k_of_row: vec![], terms: vec![] };
-        }
-        let k_of_row = p.iter().map(|x| thresholds.partition_point(|t| t <= x) as u16).collect();
-        let terms = y.iter().zip(p).map(|(y, p)| RowTerms::new(*y, *p)).collect();
-        BinaryCtx { k_of_row, terms }
-    }
-}
-
-/// Regression metrics per slice for one weighting of the rows.
-fn regression_pass(a: &Assignment, y: &[f64], p: &[f64], w: &[f64]) -> Vec<BTreeMap<String, Option<f64>>> {
-    let n = a.keys.len();
+/// Regression metrics per slice for one weighting of the cells.
+fn regression_pass(prep: &Prepared, spec: usize, w: &[f64]) -> Vec<BTreeMap<String, Option<f64>>> {
+    let (y, p, slice_of_cell) = (&prep.y, &prep.p, &prep.slice_of_cell[spec]);
+    let n = prep.keys[spec].len();
     #[derive(Clone, Default)]
     struct S { w: f64, res: f64, abs: f64, sq: f64, wy: f64, wy2: f64, ape: f64, w_ape: f64, abs_vals: Vec<(f64, f64)> }
     let mut s = vec![S::default(); n];
     for i in 0..y.len() {
-        let Some(k) = a.slice_of_row[i] else { continue };
+        let Some(k) = slice_of_cell[i] else { continue };
         if w[i] <= 0.0 || !y[i].is_finite() || !p[i].is_finite() {
             continue;
         }
@@ -842,29 +1045,84 @@ mod tests {
         }
     }
 
-    #[test]
-    fn permuting_rows_changes_nothing() {
-        let rs = rows(400, 3);
-        let mut shuffled = rs.clone();
-        let mut r = SplitMix(9);
-        for i in (1..shuffled.len()).rev() {
-            shuffled.swap(i, (r.next() % (i as u64 + 1)) as usize);
+    fn frame(rs: &[(f64, f64, f64)], group: impl Fn(usize) -> &'static str) -> DataFrame {
+        df!(
+            "label" => rs.iter().map(|r| r.0).collect::<Vec<f64>>(),
+            "score" => rs.iter().map(|r| r.1).collect::<Vec<f64>>(),
+            "w" => rs.iter().map(|r| r.2).collect::<Vec<f64>>(),
+            "g" => (0..rs.len()).map(group).collect::<Vec<&str>>(),
+        )
+        .unwrap()
+    }
+
+    fn request(bootstrap: usize) -> MetricsRequest {
+        MetricsRequest {
+            label: "label".into(),
+            model: "score".into(),
+            weight: Some("w".into()),
+            specs: vec!["g".into()],
+            thresholds: vec![0.25, 0.5, 0.75],
+            ci: 0.9,
+            bootstrap,
+            seed: 7,
+            baseline: "overall".into(),
+            min_size: 1,
+            max_slices: 100,
+            alpha: 0.05,
         }
-        let build = |rs: &[(f64, f64, f64)]| {
-            let y: Vec<f64> = rs.iter().map(|r| r.0).collect();
-            let p: Vec<f64> = rs.iter().map(|r| r.1).collect();
-            let w: Vec<f64> = rs.iter().map(|r| r.2).collect();
-            let a = Assignment { keys: vec![vec![]], slice_of_row: vec![Some(0); rs.len()] };
-            let (y, p, w, a) = sort_by_score(y, p, w, vec![a]);
-            let a = a.into_iter().next().unwrap();
-            let ctx = BinaryCtx::new(&y, &p, &[0.5], true);
-            let sp = binary_pass(&a, &ctx, &y, &p, &w, 1).remove(0);
-            (sp.auc.unwrap(), sp.ap.unwrap(), sp.stats.confusion(0))
-        };
-        let (a1, p1, c1) = build(&rs);
-        let (a2, p2, c2) = build(&shuffled);
-        assert!((a1 - a2).abs() < 1e-12 && (p1 - p2).abs() < 1e-12);
-        assert_eq!(c1, c2);
+    }
+
+    #[test]
+    fn permuting_rows_changes_nothing_not_even_the_bootstrap() {
+        let rs = rows(400, 3);
+        let mut order: Vec<usize> = (0..rs.len()).collect();
+        let mut r = SplitMix(9);
+        for i in (1..order.len()).rev() {
+            order.swap(i, (r.next() % (i as u64 + 1)) as usize);
+        }
+        let group = |i: usize| if i % 3 == 0 { "a" } else { "b" };
+        let df1 = frame(&rs, group);
+        let shuffled: Vec<(f64, f64, f64)> = order.iter().map(|i| rs[*i]).collect();
+        let df2 = frame(&shuffled, |j| group(order[j]));
+        let r1 = compute(&df1, &request(40), Task::Binary).unwrap();
+        let r2 = compute(&df2, &request(40), Task::Binary).unwrap();
+        // Cells are ordered by their values, not by row position, so even the resamples agree.
+        assert_eq!(serde_json::to_string(&r1).unwrap(), serde_json::to_string(&r2).unwrap());
+    }
+
+    #[test]
+    fn repeated_rows_become_one_cell_and_metrics_do_not_change() {
+        let rs = rows(300, 5);
+        let repeated: Vec<(f64, f64, f64)> = rs.iter().cycle().take(rs.len() * 4).copied().collect();
+        let df = frame(&repeated, |i| if i % 2 == 0 { "a" } else { "b" });
+        let prep = prepare(&df, &request(0), Task::Binary).unwrap();
+        assert_eq!(prep.rows(), 1200);
+        assert!(prep.cells() <= 600, "{} cells", prep.cells());
+        let got = compute_prepared(&prep, &request(0)).unwrap();
+        let overall = &got.slices[0];
+        assert_eq!(overall.count, 1200);
+        let (y, p, w): (Vec<f64>, Vec<f64>, Vec<f64>) = (repeated.iter().map(|r| r.0).collect(), repeated.iter().map(|r| r.1).collect(), repeated.iter().map(|r| r.2).collect());
+        let reference = super::super::metrics::Binary::new(&y, &p, &w);
+        assert!((overall.metrics["auc_roc"].value.unwrap() - reference.auc_roc().unwrap()).abs() < 1e-12);
+        assert!((overall.metrics["log_loss"].value.unwrap() - reference.log_loss().unwrap()).abs() < 1e-12);
+        assert!((overall.at[1].metrics["accuracy"].value.unwrap() - reference.accuracy_at(0.5).unwrap()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn poisson_draws_have_the_right_mean_and_variance() {
+        for mean in [1.0, 0.5, 4.0, 9.5, 10.0, 37.0, 1000.0] {
+            let mut r = SplitMix(11);
+            let n = 40_000;
+            let xs: Vec<f64> = (0..n).map(|_| r.poisson(mean)).collect();
+            let m = xs.iter().sum::<f64>() / n as f64;
+            let v = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1) as f64;
+            // Standard error of the mean is sqrt(mean / n); allow 5 of them.
+            assert!((m - mean).abs() < 5.0 * (mean / n as f64).sqrt(), "mean {m} for {mean}");
+            assert!((v / mean - 1.0).abs() < 0.05, "variance {v} for {mean}");
+            assert!(xs.iter().all(|x| *x >= 0.0 && x.fract() == 0.0));
+        }
+        assert!((ln_factorial(20.0) - 42.335616460753485).abs() < 1e-10);
+        assert!((ln_factorial(9.0) - 12.801827480081469).abs() < 1e-12);
     }
 
     #[test]
@@ -874,6 +1132,15 @@ mod tests {
         let (lo, hi) = wilson(0.5, 100.0, 1.959963984540054);
         assert!((lo - 0.4038315).abs() < 1e-6 && (hi - 0.5961685).abs() < 1e-6);
     }
+}
+
+/// The keys `multiclass_pass` reports, sorted as its maps iterate.
+fn multiclass_keys(classes: &[String]) -> Vec<String> {
+    let mut keys: std::collections::BTreeSet<String> = MULTICLASS_METRICS.iter().map(|m| m.to_string()).collect();
+    for c in classes {
+        keys.extend([format!("precision[{c}]"), format!("recall[{c}]"), format!("f1[{c}]")]);
+    }
+    keys.into_iter().collect()
 }
 
 /// Class codes of the label and of the predicted class, over the sorted union of their values.
@@ -899,11 +1166,12 @@ fn class_codes(df: &DataFrame, label: &str, model: &str) -> Result<(Vec<f64>, Ve
 /// Multiclass metrics per slice as scikit-learn defines them (averages over the classes present in
 /// the slice's labels or predictions; an undefined precision or recall counts as 0), plus the
 /// slice's confusion matrix (rows: true class, columns: predicted class).
-fn multiclass_pass(a: &Assignment, y: &[f64], p: &[f64], w: &[f64], classes: &[String]) -> Vec<(BTreeMap<String, Option<f64>>, Vec<Vec<f64>>)> {
+fn multiclass_pass(prep: &Prepared, spec: usize, w: &[f64]) -> Vec<(BTreeMap<String, Option<f64>>, Vec<Vec<f64>>)> {
+    let (y, p, classes) = (&prep.y, &prep.p, &prep.classes);
     let k = classes.len();
-    let mut cm = vec![vec![vec![0.0; k]; k]; a.keys.len()];
+    let mut cm = vec![vec![vec![0.0; k]; k]; prep.keys[spec].len()];
     for i in 0..y.len() {
-        let Some(s) = a.slice_of_row[i] else { continue };
+        let Some(s) = prep.slice_of_cell[spec][i] else { continue };
         if w[i] <= 0.0 || !y[i].is_finite() || !p[i].is_finite() {
             continue;
         }

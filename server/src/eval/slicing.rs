@@ -141,7 +141,7 @@ fn fmt_edge(x: f64) -> String {
 
 /// Per-row codes of one feature under one cut, plus the label of each code; codes sort in
 /// bucket order (numeric cuts) or by value (text).
-fn feature_codes(df: &DataFrame, spec: &str, column: &str, cut: &Cut) -> Result<(Vec<u32>, Vec<String>), SpecError> {
+pub(crate) fn feature_codes(df: &DataFrame, spec: &str, column: &str, cut: &Cut) -> Result<(Vec<u32>, Vec<String>), SpecError> {
     let col = df.column(column).map_err(|_| SpecError::UnknownColumn { spec: spec.into(), column: column.into() })?;
     let numeric = col.dtype().is_primitive_numeric();
     if !numeric && *cut != Cut::Values {

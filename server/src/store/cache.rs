@@ -1,44 +1,65 @@
-//! An in-memory cache of loaded runs, bounded by the DataFrames' estimated size in bytes.
+//! In-memory caches bounded by the estimated size of what they hold: loaded runs (DataFrames)
+//! and the engine's prepared cells (see `eval::sliced::Prepared`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use polars::prelude::DataFrame;
 
-struct Entry {
-    frame: Arc<DataFrame>,
+/// Something whose memory footprint a cache can budget.
+pub trait Weigh {
+    fn weight_bytes(&self) -> usize;
+}
+
+impl Weigh for DataFrame {
+    fn weight_bytes(&self) -> usize {
+        self.estimated_size()
+    }
+}
+
+impl Weigh for crate::eval::sliced::Prepared {
+    fn weight_bytes(&self) -> usize {
+        self.bytes()
+    }
+}
+
+struct Entry<V> {
+    frame: Arc<V>,
     bytes: usize,
     last_used: u64,
 }
 
-struct Inner {
-    entries: HashMap<String, Entry>,
+struct Inner<V> {
+    entries: HashMap<String, Entry<V>>,
     bytes: usize,
     clock: u64,
 }
 
-/// Least-recently-used cache of run DataFrames, holding at most `budget` bytes. A frame larger
-/// than the whole budget is returned to the caller but not kept.
-pub struct FrameCache {
+/// Least-recently-used cache holding at most `budget` bytes. A value larger than the whole
+/// budget is returned to the caller but not kept.
+pub struct ByteLru<V> {
     budget: usize,
-    inner: Mutex<Inner>,
+    inner: Mutex<Inner<V>>,
 }
 
-impl FrameCache {
+/// Run DataFrames by run id.
+pub type FrameCache = ByteLru<DataFrame>;
+
+impl<V: Weigh> ByteLru<V> {
     pub fn new(budget: usize) -> Self {
-        FrameCache {
+        ByteLru {
             budget,
             inner: Mutex::new(Inner { entries: HashMap::new(), bytes: 0, clock: 0 }),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner<V>> {
         // A panic while holding the lock cannot leave the map inconsistent (every update is a
         // single insert/remove), so a poisoned lock is still safe to use.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn get(&self, id: &str) -> Option<Arc<DataFrame>> {
+    pub fn get(&self, id: &str) -> Option<Arc<V>> {
         let mut inner = self.lock();
         inner.clock += 1;
         let now = inner.clock;
@@ -48,8 +69,8 @@ impl FrameCache {
         })
     }
 
-    pub fn insert(&self, id: &str, frame: Arc<DataFrame>) {
-        let bytes = frame.estimated_size();
+    pub fn insert(&self, id: &str, frame: Arc<V>) {
+        let bytes = frame.weight_bytes();
         if bytes > self.budget {
             return;
         }
@@ -80,6 +101,17 @@ impl FrameCache {
         let mut inner = self.lock();
         if let Some(e) = inner.entries.remove(id) {
             inner.bytes -= e.bytes;
+        }
+    }
+
+    /// Removes every entry whose key starts with `prefix` (e.g. everything of a deleted run).
+    pub fn remove_prefix(&self, prefix: &str) {
+        let mut inner = self.lock();
+        let gone: Vec<String> = inner.entries.keys().filter(|k| k.starts_with(prefix)).cloned().collect();
+        for k in gone {
+            if let Some(e) = inner.entries.remove(&k) {
+                inner.bytes -= e.bytes;
+            }
         }
     }
 

@@ -6,4 +6,5 @@ mod cli;
 mod helpers;
 mod ingest_errors;
 mod metrics_golden;
+mod residuals_golden;
 mod slices_golden;

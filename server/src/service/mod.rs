@@ -12,11 +12,13 @@ use strata_app::server_fns::{Backend, BackendError};
 
 use crate::charts;
 use crate::eval;
-use crate::eval::sliced::{BINARY_METRICS, MULTICLASS_METRICS, MetricsRequest, OTHER_THRESHOLD_METRICS, RATE_METRICS, REGRESSION_METRICS, RequestError, compute, parse_thresholds};
+use crate::eval::sliced::{BINARY_METRICS, MULTICLASS_METRICS, MetricsRequest, OTHER_THRESHOLD_METRICS, RATE_METRICS, REGRESSION_METRICS, Prepared, RequestError, compute_prepared, parse_thresholds, prepare};
 use crate::ingest::{self, IngestError};
 use crate::settings::Limits;
-use crate::store::cache::FrameCache;
+use crate::store::cache::{ByteLru, FrameCache};
 use crate::store::{NewAttachment, NewRun, Store, StoreError};
+
+pub mod residuals;
 
 /// Why a use case failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +44,9 @@ pub enum ServiceError {
 pub struct AppState {
     pub store: Store,
     pub cache: Arc<FrameCache>,
+    /// The engine's prepared cells per (run, model, slicing), so a request that only changes
+    /// thresholds, the confidence level or the bootstrap reuses them.
+    pub prepared: Arc<ByteLru<Prepared>>,
     pub limits: Limits,
     /// Where uploads are spooled while they are checked.
     pub tmp_dir: std::path::PathBuf,
@@ -57,7 +62,8 @@ pub struct Attachment {
 
 impl AppState {
     pub fn new(store: Store, cache_bytes: usize, limits: Limits, tmp_dir: std::path::PathBuf) -> Self {
-        AppState { store, cache: Arc::new(FrameCache::new(cache_bytes)), limits, tmp_dir }
+        // Prepared cells take at most half the frames' budget on top of it.
+        AppState { store, cache: Arc::new(FrameCache::new(cache_bytes)), prepared: Arc::new(ByteLru::new(cache_bytes / 2)), limits, tmp_dir }
     }
 
     /// Reads, validates and stores a file as a new run; returns its id. Nothing is stored unless
@@ -142,6 +148,7 @@ impl AppState {
 
     pub async fn delete(&self, id: &str) -> Result<(), ServiceError> {
         self.cache.remove(id);
+        self.prepared.remove_prefix(&format!("{id}\u{0}"));
         if self.store.delete_run(id).await? { Ok(()) } else { Err(ServiceError::NotFound(id.to_string())) }
     }
 
@@ -265,11 +272,26 @@ impl AppState {
 
     /// Runs the engine on a run's cached frame, off the async workers.
     async fn compute_metrics(&self, id: &str, request: MetricsRequest, task: Task) -> Result<MetricsResult, ServiceError> {
-        let frame = self.frame(id).await?;
-        tokio::task::spawn_blocking(move || compute(&frame, &request, task))
-            .await
-            .map_err(|e| ServiceError::Join(e.to_string()))?
-            .map_err(request_error)
+        let key = format!("{id}\u{0}{:?}\u{0}{}", task, request.prepare_key());
+        let source = match self.prepared.get(&key) {
+            Some(p) => Ok(p),
+            None => Err(self.frame(id).await?),
+        };
+        let prepared_cache = self.prepared.clone();
+        tokio::task::spawn_blocking(move || {
+            let prep = match source {
+                Ok(p) => p,
+                Err(frame) => {
+                    let p = Arc::new(prepare(&frame, &request, task)?);
+                    prepared_cache.insert(&key, p.clone());
+                    p
+                }
+            };
+            compute_prepared(&prep, &request)
+        })
+        .await
+        .map_err(|e| ServiceError::Join(e.to_string()))?
+        .map_err(request_error)
     }
 
     /// The slices page: the metrics plus a chart of the chosen metric across slices.
@@ -351,5 +373,8 @@ impl Backend for AppState {
     }
     async fn slice_view(&self, id: &str, query: &str) -> Result<SliceView, BackendError> {
         Ok(AppState::slice_view(self, id, query).await?)
+    }
+    async fn residuals_view(&self, id: &str, query: &str) -> Result<strata_app::model::ResidualsView, BackendError> {
+        Ok(AppState::residuals_view(self, id, query).await?)
     }
 }
