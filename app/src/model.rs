@@ -321,6 +321,37 @@ pub struct MetricsResult {
     pub seed: u64,
     pub baseline: String,
     pub slices: Vec<SliceResult>,
+    /// Binary runs: group-fairness criteria across the slices of each spec, per threshold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub criteria: Vec<CriteriaAt>,
+}
+
+/// A fairness criterion across a spec's groups: the largest difference (max − min) and the
+/// smallest ratio (min / max) of one metric, as fairlearn defines them, with bootstrap intervals.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct Criterion {
+    /// `demographic_parity`, `equal_opportunity`, `equalized_odds`, `predictive_parity`,
+    /// `accuracy_parity`.
+    pub name: String,
+    /// The metric compared (`positive_rate`, `tpr`, `tpr+fpr`, `precision`, `accuracy`).
+    pub metric: String,
+    pub difference: Estimate,
+    pub ratio: Estimate,
+    /// The groups with the lowest and highest value (for the difference).
+    pub lowest: String,
+    pub highest: String,
+}
+
+/// The criteria of one spec at one threshold.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct CriteriaAt {
+    pub spec: String,
+    pub threshold: f64,
+    /// Groups compared (slices at least `min_size` rows with the metric defined).
+    pub groups: usize,
+    pub criteria: Vec<Criterion>,
 }
 
 impl SliceResult {
@@ -501,4 +532,95 @@ pub struct ResidualsView {
     pub chart_qq: String,
     pub chart_acf: Option<String>,
     pub chart_slices: Option<String>,
+}
+
+/// One model of one run in a fairness view.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct FairnessEntry {
+    pub run_id: String,
+    pub run_name: String,
+    /// RFC 3339 upload time (orders runs in the over-time chart).
+    pub created_at: String,
+    pub model: String,
+    pub result: MetricsResult,
+}
+
+/// A limit a fairness criterion must meet, and the verdict.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct CriterionCheck {
+    /// `demographic_parity`, `disparate_impact` (the four-fifths rule on the selection-rate
+    /// ratio), `equal_opportunity`, `equalized_odds`, `predictive_parity`, `accuracy_parity`.
+    pub name: String,
+    /// `difference <= limit`, or `ratio >= limit` for `disparate_impact`.
+    pub limit: f64,
+    pub value: Option<f64>,
+    pub lo: Option<f64>,
+    pub hi: Option<f64>,
+    /// `pass`, `fail`, or `uncertain` (the interval straddles the limit).
+    pub verdict: String,
+    /// The groups at the extremes.
+    pub lowest: String,
+    pub highest: String,
+}
+
+/// The summary card of one model at one threshold.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct FairnessCard {
+    pub entry: usize,
+    pub threshold: f64,
+    pub groups: usize,
+    pub checks: Vec<CriterionCheck>,
+}
+
+/// Per-group thresholds that equalise a criterion with the least loss of accuracy (a what-if,
+/// computed on this run's own rows).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct ThresholdSuggestion {
+    /// `equal_opportunity` (TPR) or `demographic_parity` (selection rate).
+    pub criterion: String,
+    pub metric: String,
+    /// (group, threshold, the group's metric at it).
+    #[cfg_attr(feature = "ssr", schema(value_type = Vec<Vec<Object>>))]
+    pub groups: Vec<(String, f64, f64)>,
+    /// The gap (max − min) and overall accuracy with the suggested thresholds ...
+    pub gap: f64,
+    pub accuracy: f64,
+    /// ... and with the single threshold the view starts at.
+    pub base_threshold: f64,
+    pub base_gap: f64,
+    pub base_accuracy: f64,
+}
+
+/// The fairness page's data (also the compare page's, with several runs or models).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct FairnessView {
+    pub entries: Vec<FairnessEntry>,
+    /// The sensitive feature(s): a slice spec such as `race` or `sex,race`.
+    pub feature: String,
+    pub thresholds: Vec<f64>,
+    pub metrics: Vec<String>,
+    pub baseline: String,
+    pub min_size: u64,
+    pub cards: Vec<FairnessCard>,
+    /// (metric, Plotly JSON) per chosen metric.
+    #[cfg_attr(feature = "ssr", schema(value_type = Vec<Vec<String>>))]
+    pub charts: Vec<(String, String)>,
+    /// Per-group TPR / FPR / selection rate over the whole threshold range (first entry).
+    pub tradeoff_chart: Option<String>,
+    pub suggestion: Option<ThresholdSuggestion>,
+    /// A group's metric across runs, when several runs are compared.
+    pub over_time_chart: Option<String>,
+    /// Options for the pickers.
+    pub models: Vec<String>,
+    pub features: Vec<String>,
+    pub metric_names: Vec<String>,
+    /// Limits in force (from the URL, else stored with the run, else the defaults).
+    #[cfg_attr(feature = "ssr", schema(value_type = Vec<Vec<Object>>))]
+    pub limits: Vec<(String, f64)>,
+    pub limits_stored: bool,
 }

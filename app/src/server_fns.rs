@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::model::{ExamplesPage, ResidualsView, RunOverview, RunSummary, SliceView};
+use crate::model::{ExamplesPage, FairnessView, ResidualsView, RunOverview, RunSummary, SliceView};
 
 #[cfg(feature = "ssr")]
 pub use backend::{Backend, BackendError, SharedBackend};
@@ -11,7 +11,7 @@ pub use backend::{Backend, BackendError, SharedBackend};
 mod backend {
     use std::sync::Arc;
 
-    use crate::model::{ExamplesPage, ResidualsView, RunOverview, RunSummary, SliceView};
+    use crate::model::{ExamplesPage, FairnessView, ResidualsView, RunOverview, RunSummary, SliceView};
 
     /// What a failed backend call tells the page.
     #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,10 @@ mod backend {
         async fn slice_view(&self, id: &str, query: &str) -> Result<SliceView, BackendError>;
         /// Residual analysis; `query` is the page's URL query (the API's parameters).
         async fn residuals_view(&self, id: &str, query: &str) -> Result<ResidualsView, BackendError>;
+        /// The fairness view of one run (`run_ids = [id]`) or a comparison (`runs=` in `query`).
+        async fn fairness_view(&self, run_ids: &[String], query: &str) -> Result<FairnessView, BackendError>;
+        /// Saves the fairness limits with a run; returns them in canonical form.
+        async fn save_limits(&self, id: &str, limits: &str) -> Result<String, BackendError>;
     }
 
     pub type SharedBackend = Arc<dyn Backend>;
@@ -101,4 +105,14 @@ pub async fn get_slice_view(id: String, query: String) -> Result<SliceView, Serv
 #[server]
 pub async fn get_residuals_view(id: String, query: String) -> Result<ResidualsView, ServerFnError> {
     backend()?.residuals_view(&id, &query).await.map_err(to_server_error)
+}
+
+#[server]
+pub async fn get_fairness_view(ids: Vec<String>, query: String) -> Result<FairnessView, ServerFnError> {
+    backend()?.fairness_view(&ids, &query).await.map_err(to_server_error)
+}
+
+#[server]
+pub async fn save_fairness_limits(id: String, limits: String) -> Result<String, ServerFnError> {
+    backend()?.save_limits(&id, &limits).await.map_err(to_server_error)
 }

@@ -44,5 +44,6 @@ export class SlicesPage {
   slider() { return this.page.getByRole("slider", { name: "Threshold" }); }
   table() { return this.page.locator("table.slices"); }
   chart() { return this.page.locator('.plot[data-rendered="true"]'); }
-  row(label) { return this.table().getByRole("row").filter({ hasText: label }); }
+  rows() { return this.table().locator("tr.slice-row"); }
+  row(label) { return this.rows().filter({ hasText: label }); }
 }

@@ -45,9 +45,15 @@ test("slice by race, change metric and threshold, reopen the link", async () => 
   // Sorting happens in the browser and is kept in the URL.
   await page.getByRole("combobox", { name: "Sort" }).selectOption("count");
   await page.waitForURL(/sort=count/);
-  const firstRows = await slices.table().locator("tbody tr").allInnerTexts();
+  const firstRows = await slices.rows().allInnerTexts();
   assert.match(firstRows[0], /^overall/);
   assert.match(firstRows[1], /^race=White/);
+  // Each slice's confusion counts at the shown threshold, in a collapsible matrix.
+  const black = slices.row("race=Black");
+  await black.getByText("confusion").click();
+  const cells = await black.locator("table.confusion-matrix td").allInnerTexts();
+  assert.equal(cells.length, 4);
+  assert.equal(cells.map(Number).reduce((a, b) => a + b, 0), Number((await black.locator(":scope > td.num").first().innerText()).trim()), "the four counts add up to the slice's count");
   await page.screenshot({ path: "end2end/test-results/slices.png", fullPage: true });
   assert.deepEqual(errors, []);
 });

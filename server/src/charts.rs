@@ -5,7 +5,7 @@ use plotly::layout::{Axis, BarMode, Layout, Legend};
 use plotly::common::ErrorData;
 use plotly::common::ErrorType;
 use plotly::{Bar, Plot};
-use strata_app::model::{Autocorrelation, FeatureResiduals, MetricsResult, ResidualsResult, SliceBias};
+use strata_app::model::{Autocorrelation, FairnessEntry, FeatureResiduals, MetricsResult, ResidualsResult, SliceBias};
 use strata_app::model::Task;
 
 use crate::eval::Distribution;
@@ -188,6 +188,132 @@ pub fn residual_slices(slices: &[SliceBias]) -> String {
                 "arrayminus": slices.iter().map(|s| s.lo.map(|l| s.mean - l).unwrap_or(0.0)).collect::<Vec<_>>()},
         }],
         "layout": {"height": 340, "margin": {"t": 20, "b": 120, "l": 60, "r": 20}, "yaxis": {"title": {"text": "mean residual (bias)"}}}
+    })
+    .to_string()
+}
+
+const PALETTE: [&str; 10] = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#eeca3b", "#9d755d", "#ff9da6", "#bab0ac"];
+
+/// Threshold-free metrics of the fairness view (the rest are read at each threshold).
+pub const THRESHOLD_FREE: [&str; 3] = ["auc_roc", "auc_pr", "expected_calibration_error"];
+
+/// The baseline's value of `metric` (at `threshold`): a slice's value minus its gap to the baseline.
+fn baseline_value(r: &MetricsResult, metric: &str, threshold: Option<f64>) -> Option<f64> {
+    let key = match threshold {
+        Some(t) => format!("{metric}@{t}"),
+        None => metric.to_string(),
+    };
+    if r.baseline == "overall" {
+        return r.slices.iter().find(|s| s.key.is_empty()).and_then(|s| s.estimate(metric, threshold)).and_then(|e| e.value);
+    }
+    r.slices.iter().find_map(|s| {
+        let v = s.estimate(metric, threshold)?.value?;
+        Some(v - s.vs_baseline.get(&key)?.diff?)
+    })
+}
+
+/// Grouped bars of one metric: groups × thresholds (× models), intervals as error bars, the
+/// baseline as a dashed line per threshold; hovering shows the counts behind each rate. Groups
+/// smaller than `min_size` are drawn faded and marked "(small)".
+pub fn fairness_bars(entries: &[FairnessEntry], feature: &str, metric: &str, min_size: u64) -> String {
+    let free = THRESHOLD_FREE.contains(&metric);
+    let mut data = Vec::new();
+    let mut shapes = Vec::new();
+    let many = entries.len() > 1;
+    for (e, entry) in entries.iter().enumerate() {
+        let thresholds: Vec<Option<f64>> = if free { vec![None] } else { entry.result.thresholds.iter().map(|t| Some(*t)).collect() };
+        for (k, t) in thresholds.iter().enumerate() {
+            let colour = PALETTE[(e * thresholds.len() + k) % PALETTE.len()];
+            let groups: Vec<&strata_app::model::SliceResult> = entry.result.slices.iter().filter(|s| s.spec == feature).collect();
+            let (mut x, mut y, mut plus, mut minus, mut custom, mut opacity) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+            for s in &groups {
+                let Some(est) = s.estimate(metric, *t) else { continue };
+                let Some(v) = est.value else { continue };
+                let small = s.count < min_size;
+                x.push(format!("{}{}", s.label(), if small { " (small)" } else { "" }));
+                y.push(v);
+                plus.push(est.hi.map(|h| (h - v).max(0.0)).unwrap_or(0.0));
+                minus.push(est.lo.map(|l| (v - l).max(0.0)).unwrap_or(0.0));
+                let at = t.and_then(|t| s.at.iter().find(|a| a.threshold == t));
+                custom.push(serde_json::json!([s.count, at.map(|a| a.tp), at.map(|a| a.fp), at.map(|a| a.tn), at.map(|a| a.fn_)]));
+                opacity.push(if small { 0.35 } else { 0.9 });
+            }
+            let name = match (many, t) {
+                (true, Some(t)) => format!("{} · {} @ {t}", entry.run_name, entry.model),
+                (true, None) => format!("{} · {}", entry.run_name, entry.model),
+                (false, Some(t)) => format!("threshold {t}"),
+                (false, None) => entry.model.clone(),
+            };
+            let hover = if free { "%{x}<br>%{y:.4f}<br>n=%{customdata[0]}<extra>%{fullData.name}</extra>" } else { "%{x}<br>%{y:.4f}<br>n=%{customdata[0]}: TP %{customdata[1]}, FP %{customdata[2]}, TN %{customdata[3]}, FN %{customdata[4]}<extra>%{fullData.name}</extra>" };
+            data.push(serde_json::json!({
+                "type": "bar", "name": name, "x": x, "y": y, "customdata": custom, "hovertemplate": hover,
+                "marker": {"color": colour, "opacity": opacity},
+                "error_y": {"type": "data", "array": plus, "arrayminus": minus, "visible": true, "color": "#333"},
+            }));
+            if let Some(b) = baseline_value(&entry.result, metric, *t) {
+                shapes.push(serde_json::json!({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": b, "y1": b, "line": {"dash": "dash", "color": colour, "width": 1.5}}));
+            }
+        }
+    }
+    serde_json::json!({
+        "data": data,
+        "layout": {"barmode": "group", "height": 380, "margin": {"t": 20, "b": 110, "l": 60, "r": 20}, "shapes": shapes,
+            "yaxis": {"title": {"text": format!("{metric} (dashed: baseline)")}}, "legend": {"orientation": "h", "y": -0.3}}
+    })
+    .to_string()
+}
+
+/// Per group: TPR, FPR and selection rate over the whole threshold range.
+pub fn fairness_tradeoff(grid: &MetricsResult, feature: &str, min_size: u64) -> String {
+    let mut data = Vec::new();
+    let groups: Vec<&strata_app::model::SliceResult> = grid.slices.iter().filter(|s| s.spec == feature && s.count >= min_size.max(1)).collect();
+    for (m, (metric, dash)) in [("tpr", "solid"), ("fpr", "dot"), ("positive_rate", "dash")].into_iter().enumerate() {
+        for (g, s) in groups.iter().enumerate() {
+            let y: Vec<Option<f64>> = s.at.iter().map(|a| a.metrics.get(metric).and_then(|e| e.value)).collect();
+            data.push(serde_json::json!({
+                "type": "scatter", "mode": "lines", "name": format!("{} {metric}", s.label()), "legendgroup": s.label(),
+                "x": grid.thresholds, "y": y, "line": {"color": PALETTE[g % PALETTE.len()], "dash": dash}, "visible": if m == 2 { "legendonly" } else { "true" },
+            }));
+        }
+    }
+    serde_json::json!({
+        "data": data,
+        "layout": {"height": 380, "margin": {"t": 20, "b": 50, "l": 60, "r": 20},
+            "xaxis": {"title": {"text": "threshold (solid: TPR, dotted: FPR, dashed: selection rate)"}}, "yaxis": {"title": {"text": "rate"}, "range": [0, 1]}}
+    })
+    .to_string()
+}
+
+/// One line per group: `metric` at `threshold` across the compared runs, in upload order.
+pub fn fairness_over_time(entries: &[FairnessEntry], feature: &str, metric: &str, threshold: f64) -> String {
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_by(|a, b| entries[*a].created_at.cmp(&entries[*b].created_at));
+    let mut groups: Vec<String> = Vec::new();
+    for e in entries {
+        for s in e.result.slices.iter().filter(|s| s.spec == feature) {
+            if !groups.contains(&s.label()) {
+                groups.push(s.label());
+            }
+        }
+    }
+    let t = (!THRESHOLD_FREE.contains(&metric)).then_some(threshold);
+    let x: Vec<String> = order.iter().map(|i| format!("{} ({})", entries[*i].run_name, entries[*i].created_at.get(..10).unwrap_or(""))).collect();
+    let data: Vec<serde_json::Value> = groups
+        .iter()
+        .enumerate()
+        .map(|(g, label)| {
+            let est: Vec<Option<&strata_app::model::Estimate>> = order.iter().map(|i| entries[*i].result.slices.iter().find(|s| s.spec == feature && s.label() == *label).and_then(|s| s.estimate(metric, t))).collect();
+            let y: Vec<Option<f64>> = est.iter().map(|e| e.and_then(|e| e.value)).collect();
+            let plus: Vec<f64> = est.iter().map(|e| e.and_then(|e| Some(e.hi? - e.value?)).unwrap_or(0.0)).collect();
+            let minus: Vec<f64> = est.iter().map(|e| e.and_then(|e| Some(e.value? - e.lo?)).unwrap_or(0.0)).collect();
+            serde_json::json!({"type": "scatter", "mode": "lines+markers", "name": label, "x": x, "y": y, "line": {"color": PALETTE[g % PALETTE.len()]},
+                "error_y": {"type": "data", "array": plus, "arrayminus": minus, "visible": true}})
+        })
+        .collect();
+    serde_json::json!({
+        "data": data,
+        "layout": {"height": 360, "margin": {"t": 20, "b": 90, "l": 60, "r": 20},
+            "yaxis": {"title": {"text": match t { Some(t) => format!("{metric} @ {t}"), None => metric.to_string() }}}}
     })
     .to_string()
 }

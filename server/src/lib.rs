@@ -26,6 +26,7 @@ pub fn router(state: AppState, options: LeptosOptions) -> Router {
     let routes = generate_route_list(App);
     let backend: SharedBackend = Arc::new(state.clone());
     let context = move || provide_context(backend.clone());
+    let site_root = std::path::PathBuf::from(&*options.site_root);
     let pages = Router::new()
         .leptos_routes_with_context(&options, routes, context.clone(), {
             let options = options.clone();
@@ -34,7 +35,8 @@ pub fn router(state: AppState, options: LeptosOptions) -> Router {
         .fallback(leptos_axum::file_and_error_handler_with_context(context, shell))
         .with_state(options);
     pages
-        .merge(api::routes().with_state(state))
+        .merge(api::routes().with_state(state.clone()))
+        .merge(api::export_routes(site_root).with_state(state))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
 }

@@ -102,6 +102,9 @@ fn Overview(ov: RunOverview, id: String) -> impl IntoView {
         </div>
         <p class="actions">
             <a class="button" href=slices_href>"Metrics by slice →"</a>
+            {(s.task == crate::model::Task::Binary).then(|| view! {
+                <a class="button" href=format!("/runs/{}/fairness", s.id)>"Fairness →"</a>
+            })}
             {(s.task != crate::model::Task::Multiclass).then(|| view! {
                 <a class="button" href=format!("/runs/{}/residuals", s.id)>"Residuals →"</a>
             })}

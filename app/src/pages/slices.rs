@@ -154,7 +154,7 @@ fn SliceViewPanel(v: SliceView, id: String, search: Memo<String>, sort: Memo<Str
             let significant = c.as_ref().is_some_and(|c| c.significant);
             let matrix = confusion_of(&s, threshold);
             view! {
-                <tr class:flag=significant>
+                <tr class="slice-row" class:flag=significant>
                     <td>{s.label()}{s.too_small.then_some(" (too small)")}{matrix.map(|m| view! { <ConfusionDetails m /> })}</td>
                     <td class="num">{s.count.to_string()}</td>
                     <td class="num">{fmt_metric(e.as_ref().and_then(|e| e.value))}</td>

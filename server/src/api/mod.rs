@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use strata_app::model::{ApiError as ApiErrorBody, Created, MetricsResult, ResidualsResult, ExamplesPage, IngestSpec, Preview, RunDetail, RunSummary};
+use strata_app::model::{ApiError as ApiErrorBody, Created, FairnessView, MetricsResult, ResidualsResult, ExamplesPage, IngestSpec, Preview, RunDetail, RunSummary};
 use utoipa::OpenApi;
 
 pub use error::ApiError;
@@ -20,8 +20,8 @@ use crate::service::{AppState, Attachment};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Strata API", description = "Evaluation runs: upload, list, inspect, delete."),
-    paths(list_runs, get_metrics, get_residuals, create_run, get_run, delete_run, get_examples, get_attachment, preview, healthz),
-    components(schemas(MetricsResult, ResidualsResult, RunSummary, RunDetail, ExamplesPage, IngestSpec, Preview, Created, ApiErrorBody))
+    paths(list_runs, get_metrics, get_residuals, get_fairness, put_fairness_limits, compare, create_run, get_run, delete_run, get_examples, get_attachment, preview, healthz),
+    components(schemas(MetricsResult, ResidualsResult, FairnessView, LimitsBody, RunSummary, RunDetail, ExamplesPage, IngestSpec, Preview, Created, ApiErrorBody))
 )]
 pub struct ApiDoc;
 
@@ -33,6 +33,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/runs/{id}/examples", get(get_examples))
         .route("/api/v1/runs/{id}/metrics", get(get_metrics))
         .route("/api/v1/runs/{id}/residuals", get(get_residuals))
+        .route("/api/v1/runs/{id}/fairness", get(get_fairness))
+        .route("/api/v1/runs/{id}/fairness/limits", axum::routing::put(put_fairness_limits))
+        .route("/api/v1/compare", get(compare))
         .route("/api/v1/runs/{id}/attachments/{name}", get(get_attachment))
         .route("/api/v1/preview", post(preview).layer(DefaultBodyLimit::max(PREVIEW_MAX_BYTES)))
         .route("/api/v1/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
@@ -62,6 +65,34 @@ async fn delete_run(State(s): State<AppState>, Path(id): Path<String>) -> Result
 /// (`thresholds` may be a grid `0:1:0.01`; also `min_size`, `bootstrap` (default 200), `seed`, `alpha`).
 /// SPEC: a feature (`sex`), a cross (`sex,race`), buckets (`age:q5`, `age:w4`, `age:[18,30,45,65]`) or
 /// a filter (`country=US`).
+/// The fairness view as numbers (charts included as Plotly JSON). Query: `model` (repeatable),
+/// `feature` (a slice spec: `race`, `sex,race`), `thresholds`, `metric` (repeatable), `baseline`,
+/// `min_size`, `ci`, `bootstrap`, `seed`, `alpha`, `limits` (`name:value,…`), `criterion`.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/fairness", responses((status = 200, body = FairnessView), (status = 400, body = ApiErrorBody)))]
+async fn get_fairness(State(s): State<AppState>, Path(id): Path<String>, axum::extract::RawQuery(q): axum::extract::RawQuery) -> Result<Json<FairnessView>, ApiError> {
+    Ok(Json(s.fairness_view(&[id], q.as_deref().unwrap_or("")).await?))
+}
+
+/// Several runs (`runs=A,B`) or models side by side, with the same parameters as the fairness view.
+#[utoipa::path(get, path = "/api/v1/compare", responses((status = 200, body = FairnessView), (status = 400, body = ApiErrorBody)))]
+async fn compare(State(s): State<AppState>, axum::extract::RawQuery(q): axum::extract::RawQuery) -> Result<Json<FairnessView>, ApiError> {
+    Ok(Json(s.fairness_view(&[], q.as_deref().unwrap_or("")).await?))
+}
+
+/// The limits a run's fairness criteria are judged against, e.g.
+/// `{"limits": "demographic_parity:0.1,disparate_impact:0.8"}`.
+#[derive(Deserialize, serde::Serialize, utoipa::ToSchema)]
+pub struct LimitsBody {
+    pub limits: String,
+}
+
+/// Stores the fairness limits with the run (they become the view's defaults).
+#[utoipa::path(put, path = "/api/v1/runs/{id}/fairness/limits", request_body = LimitsBody, responses((status = 200, body = LimitsBody), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+async fn put_fairness_limits(State(s): State<AppState>, Path(id): Path<String>, Json(body): Json<LimitsBody>) -> Result<Json<LimitsBody>, ApiError> {
+    let limits = s.save_limits(&id, &body.limits).await?;
+    Ok(Json(LimitsBody { limits: limits.iter().map(|(n, v)| format!("{n}:{v}")).collect::<Vec<_>>().join(",") }))
+}
+
 /// Residual analysis: binned series, histogram, Q–Q, feature association ranking, ACF and
 /// Durbin–Watson, bias per slice. Query: `model`, `kind` (raw|deviance), `feature`, `slice`,
 /// `bins`, `sample`, `nlags`, `level`, `alpha`, `seed`.
@@ -216,4 +247,39 @@ async fn preview(State(s): State<AppState>, Query(q): Query<PreviewQuery>, body:
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
     Ok(Json(p))
+}
+
+/// Downloads of a fairness view (not under `/api/v1`: they are links on the page):
+/// `/runs/{id}/fairness/export?…&format=html|csv|json` and `/compare/export?runs=A,B&…`.
+pub fn export_routes(site_root: std::path::PathBuf) -> Router<AppState> {
+    let plotly = std::sync::Arc::new(site_root.join("vendor/plotly.min.js"));
+    let p2 = plotly.clone();
+    Router::new()
+        .route(
+            "/runs/{id}/fairness/export",
+            get(move |State(s): State<AppState>, Path(id): Path<String>, axum::extract::RawQuery(q): axum::extract::RawQuery| export(s, vec![id], q, plotly.clone())),
+        )
+        .route("/compare/export", get(move |State(s): State<AppState>, axum::extract::RawQuery(q): axum::extract::RawQuery| export(s, vec![], q, p2.clone())))
+}
+
+async fn export(s: AppState, ids: Vec<String>, q: Option<String>, plotly: std::sync::Arc<std::path::PathBuf>) -> Result<Response, ApiError> {
+    use crate::service::export::{fairness_csv, fairness_html};
+    let q = q.unwrap_or_default();
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&q).unwrap_or_default();
+    let format = pairs.iter().find(|(k, _)| k == "format").map(|(_, v)| v.as_str()).unwrap_or("html").to_string();
+    let view = s.fairness_view(&ids, &q).await?;
+    let attach = |name: &str| format!("attachment; filename=\"{name}\"");
+    Ok(match format.as_str() {
+        "csv" => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, attach("strata-fairness.csv"))], fairness_csv(&view)).into_response(),
+        "json" => ([(header::CONTENT_DISPOSITION, attach("strata-fairness.json"))], Json(view)).into_response(),
+        "html" => {
+            let js = tokio::fs::read_to_string(plotly.as_path()).await.ok();
+            if js.is_none() {
+                tracing::warn!(path = %plotly.display(), "plotly.js not found: the exported report has tables only");
+            }
+            let request = q.split('&').filter(|p| !p.starts_with("format=")).collect::<Vec<_>>().join("&");
+            ([(header::CONTENT_TYPE, "text/html; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, attach("strata-fairness.html"))], fairness_html(&view, &request, js.as_deref())).into_response()
+        }
+        other => return Err(crate::service::ServiceError::BadRequest(format!("format '{other}' is not one of html, csv, json")).into()),
+    })
 }

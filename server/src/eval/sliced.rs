@@ -17,7 +17,7 @@ use super::slicing::{SliceKey, SliceSpec, SpecError, assign};
 use super::{EvalError, f64_values, weights};
 
 /// Names of the rate metrics (Wilson intervals) computed at each threshold.
-pub const RATE_METRICS: [&str; 9] = ["accuracy", "precision", "recall", "tpr", "fpr", "tnr", "fnr", "positive_rate", "negative_rate"];
+pub const RATE_METRICS: [&str; 11] = ["accuracy", "precision", "recall", "tpr", "fpr", "tnr", "fnr", "positive_rate", "negative_rate", "fdr", "for"];
 /// Other metrics at each threshold (bootstrap intervals).
 pub const OTHER_THRESHOLD_METRICS: [&str; 3] = ["f1", "balanced_accuracy", "mcc"];
 /// Threshold-free binary metrics.
@@ -214,11 +214,12 @@ impl RowTerms {
 }
 
 /// Names of the metrics computed from confusion counts, in the order of [`confusion_values`].
-pub const CONFUSION_NAMES: [&str; 12] = ["accuracy", "precision", "recall", "tpr", "fnr", "tnr", "fpr", "positive_rate", "negative_rate", "f1", "balanced_accuracy", "mcc"];
+/// (`fdr`: false discovery rate fp/(tp+fp); `for`: false omission rate fn/(fn+tn).)
+pub const CONFUSION_NAMES: [&str; 14] = ["accuracy", "precision", "recall", "tpr", "fnr", "tnr", "fpr", "positive_rate", "negative_rate", "f1", "balanced_accuracy", "mcc", "fdr", "for"];
 
 /// Metrics from confusion counts, as scikit-learn defines them (undefined = `None`), in the order
 /// of [`CONFUSION_NAMES`].
-pub fn confusion_values(tp: f64, fp: f64, tn: f64, fn_: f64) -> [Option<f64>; 12] {
+pub fn confusion_values(tp: f64, fp: f64, tn: f64, fn_: f64) -> [Option<f64>; 14] {
     let r = |a: f64, b: f64| (b > 0.0).then(|| a / b);
     let total = tp + fp + tn + fn_;
     let tpr = r(tp, tp + fn_);
@@ -239,6 +240,8 @@ pub fn confusion_values(tp: f64, fp: f64, tn: f64, fn_: f64) -> [Option<f64>; 12
         r(2.0 * tp, 2.0 * tp + fp + fn_),
         match (tpr, tnr) { (Some(a), Some(b)) => Some((a + b) / 2.0), _ => None },
         mcc,
+        r(fp, tp + fp),
+        r(fn_, fn_ + tn),
     ]
 }
 
@@ -250,7 +253,8 @@ pub fn confusion_metrics(tp: f64, fp: f64, tn: f64, fn_: f64) -> BTreeMap<&'stat
 /// The denominator (weight) of each rate, for its Wilson interval.
 fn rate_denominator(name: &str, tp: f64, fp: f64, tn: f64, fn_: f64) -> f64 {
     match name {
-        "precision" => tp + fp,
+        "precision" | "fdr" => tp + fp,
+        "for" => tn + fn_,
         "recall" | "tpr" | "fnr" => tp + fn_,
         "tnr" | "fpr" => tn + fp,
         _ => tp + fp + tn + fn_,
@@ -878,7 +882,9 @@ pub fn compute_prepared(prep: &Prepared, req: &MetricsRequest) -> Result<Metrics
             }
         }
     }
+    let criteria = if binary { fairness_criteria(prep, req, &thresholds, &point, &replicates) } else { vec![] };
     Ok(MetricsResult {
+        criteria,
         model: req.model.clone(),
         task: task.as_str().to_string(),
         thresholds,
@@ -888,6 +894,77 @@ pub fn compute_prepared(prep: &Prepared, req: &MetricsRequest) -> Result<Metrics
         baseline: if prep.baseline_is_overall { "overall".into() } else { req.baseline.clone() },
         slices,
     })
+}
+
+/// The fairness criteria and the confusion metric(s) each compares.
+const CRITERIA: [(&str, &[&str]); 5] = [
+    ("demographic_parity", &["positive_rate"]),
+    ("equal_opportunity", &["tpr"]),
+    ("equalized_odds", &["tpr", "fpr"]),
+    ("predictive_parity", &["precision"]),
+    ("accuracy_parity", &["accuracy"]),
+];
+
+/// Difference (max − min) and ratio (min / max) of a metric across groups, as fairlearn's
+/// `*_difference` / `*_ratio` with `method="between_groups"`; for several metrics (equalized odds)
+/// the largest difference and the smallest ratio. Also the groups at the extremes of the first.
+fn spread(values: &[Vec<Option<f64>>]) -> Option<(f64, f64, usize, usize)> {
+    let mut diff = f64::NEG_INFINITY;
+    let mut ratio = f64::INFINITY;
+    let mut extremes = None;
+    for per_group in values {
+        let defined: Vec<(usize, f64)> = per_group.iter().enumerate().filter_map(|(g, v)| v.map(|v| (g, v))).collect();
+        if defined.len() < 2 {
+            return None;
+        }
+        let lo = defined.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1))?;
+        let hi = defined.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1))?;
+        diff = diff.max(hi.1 - lo.1);
+        ratio = ratio.min(if hi.1 > 0.0 { lo.1 / hi.1 } else { 1.0 });
+        extremes.get_or_insert((lo.0, hi.0));
+    }
+    extremes.map(|(l, h)| (diff, ratio, l, h))
+}
+
+/// Group-fairness criteria per spec and threshold, over the spec's slices with at least
+/// `min_size` rows; intervals are bootstrap percentiles of the same criteria on each replicate.
+fn fairness_criteria(prep: &Prepared, req: &MetricsRequest, thresholds: &[f64], point: &[Vec<Vec<Option<f64>>>], replicates: &[Vec<Vec<Vec<Option<f64>>>>]) -> Vec<strata_app::model::CriteriaAt> {
+    use strata_app::model::{CriteriaAt, Criterion};
+    let slot = |j: usize, m: &str| BINARY_SCALARS.len() + j * PER_THRESHOLD + CONFUSION_NAMES.iter().position(|n| *n == m).unwrap_or(0);
+    let label = |ai: usize, g: usize| prep.keys[ai][g].iter().map(|(c, v)| format!("{c}={v}")).collect::<Vec<_>>().join(", ");
+    let mut out = Vec::new();
+    for ai in 1..prep.keys.len() {
+        if ai == prep.base_index && !prep.baseline_is_overall {
+            continue;
+        }
+        let groups: Vec<usize> = (0..prep.keys[ai].len()).filter(|g| prep.counts[ai][*g].0 >= req.min_size.max(1)).collect();
+        if groups.len() < 2 {
+            continue;
+        }
+        for (j, t) in thresholds.iter().enumerate() {
+            let mut criteria = Vec::new();
+            for (name, metrics) in CRITERIA {
+                let of = |vals: &Vec<Vec<Option<f64>>>| -> Vec<Vec<Option<f64>>> {
+                    metrics.iter().map(|m| groups.iter().map(|g| vals[*g][slot(j, m)]).collect()).collect()
+                };
+                let Some((d, r, lo, hi)) = spread(&of(&point[ai])) else { continue };
+                let (mut ds, mut rs): (Vec<f64>, Vec<f64>) = replicates.iter().filter_map(|rep| spread(&of(&rep[ai]))).map(|(d, r, _, _)| (d, r)).unzip();
+                let (dlo, dhi) = percentile_interval(&mut ds, req.ci);
+                let (rlo, rhi) = percentile_interval(&mut rs, req.ci);
+                let method = if req.bootstrap > 1 { "bootstrap" } else { "none" }.to_string();
+                criteria.push(Criterion {
+                    name: name.to_string(),
+                    metric: metrics.join("+"),
+                    difference: Estimate { value: Some(d), lo: dlo, hi: dhi, method: method.clone() },
+                    ratio: Estimate { value: Some(r), lo: rlo, hi: rhi, method },
+                    lowest: label(ai, groups[lo]),
+                    highest: label(ai, groups[hi]),
+                });
+            }
+            out.push(CriteriaAt { spec: prep.texts[ai].clone(), threshold: *t, groups: groups.len(), criteria });
+        }
+    }
+    out
 }
 
 /// Regression metrics per slice for one weighting of the cells.

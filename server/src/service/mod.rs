@@ -18,6 +18,8 @@ use crate::settings::Limits;
 use crate::store::cache::{ByteLru, FrameCache};
 use crate::store::{NewAttachment, NewRun, Store, StoreError};
 
+pub mod export;
+pub mod fairness;
 pub mod residuals;
 
 /// Why a use case failed.
@@ -271,7 +273,7 @@ impl AppState {
     }
 
     /// Runs the engine on a run's cached frame, off the async workers.
-    async fn compute_metrics(&self, id: &str, request: MetricsRequest, task: Task) -> Result<MetricsResult, ServiceError> {
+    pub(crate) async fn compute_metrics(&self, id: &str, request: MetricsRequest, task: Task) -> Result<MetricsResult, ServiceError> {
         let key = format!("{id}\u{0}{:?}\u{0}{}", task, request.prepare_key());
         let source = match self.prepared.get(&key) {
             Some(p) => Ok(p),
@@ -376,5 +378,12 @@ impl Backend for AppState {
     }
     async fn residuals_view(&self, id: &str, query: &str) -> Result<strata_app::model::ResidualsView, BackendError> {
         Ok(AppState::residuals_view(self, id, query).await?)
+    }
+    async fn fairness_view(&self, run_ids: &[String], query: &str) -> Result<strata_app::model::FairnessView, BackendError> {
+        Ok(AppState::fairness_view(self, run_ids, query).await?)
+    }
+    async fn save_limits(&self, id: &str, limits: &str) -> Result<String, BackendError> {
+        let saved = AppState::save_limits(self, id, limits).await?;
+        Ok(saved.iter().map(|(n, v)| format!("{n}:{v}")).collect::<Vec<_>>().join(","))
     }
 }

@@ -242,9 +242,39 @@ impl Store {
     }
 
     /// Deletes a run with its rows and attachments; `false` if there was no such run.
+    /// A setting saved with a run (JSON text), if any.
+    pub async fn get_setting(&self, run_id: &str, key: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT value FROM run_settings WHERE run_id = $1 AND key = $2")
+            .bind(run_id)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get::<String, _>("value")).transpose()?)
+    }
+
+    /// Saves (replaces) a setting of an existing run; false if the run does not exist.
+    pub async fn put_setting(&self, run_id: &str, key: &str, value: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let exists = sqlx::query("SELECT id FROM runs WHERE id = $1").bind(run_id).fetch_optional(&mut *tx).await?.is_some();
+        if !exists {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM run_settings WHERE run_id = $1 AND key = $2").bind(run_id).bind(key).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO run_settings (run_id, key, value, updated_at) VALUES ($1, $2, $3, $4)")
+            .bind(run_id)
+            .bind(key)
+            .bind(value)
+            .bind(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     pub async fn delete_run(&self, id: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         for sql in [
+            "DELETE FROM run_settings WHERE run_id = $1",
             "DELETE FROM run_attachments WHERE run_id = $1",
             "DELETE FROM run_data WHERE run_id = $1",
         ] {

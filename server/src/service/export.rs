@@ -1,0 +1,157 @@
+//! Exports of a fairness view: CSV and JSON of the numbers, and a self-contained HTML report
+//! (charts with plotly.js inlined, tables, the runs' metadata and the exact request).
+
+use std::fmt::Write;
+
+use strata_app::model::FairnessView;
+
+use crate::charts::THRESHOLD_FREE;
+
+/// Escapes text for HTML element content and attribute values.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A CSV field, quoted when needed; a leading `=`, `+`, `-` or `@` is prefixed with `'` so a
+/// spreadsheet does not run a group name as a formula.
+fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) && s.parse::<f64>().is_err() { format!("'{s}") } else { s.to_string() };
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map(|x| format!("{x}")).unwrap_or_default()
+}
+
+/// One line per (model, group, threshold, metric) with value, interval, counts and the gap.
+pub fn fairness_csv(v: &FairnessView) -> String {
+    let mut out = String::from("run,model,group,count,threshold,metric,value,lo,hi,method,tp,fp,tn,fn,diff,ratio,p_value,q_value,significant\n");
+    for e in &v.entries {
+        for s in e.result.slices.iter().filter(|s| s.spec == v.feature || s.key.is_empty()) {
+            for m in &v.metrics {
+                let thresholds: Vec<Option<f64>> = if THRESHOLD_FREE.contains(&m.as_str()) { vec![None] } else { v.thresholds.iter().map(|t| Some(*t)).collect() };
+                for t in thresholds {
+                    let Some(est) = s.estimate(m, t) else { continue };
+                    let at = t.and_then(|t| s.at.iter().find(|a| a.threshold == t));
+                    let key = match t { Some(t) => format!("{m}@{t}"), None => m.clone() };
+                    let c = s.vs_baseline.get(&key);
+                    let cells = [
+                        csv_field(&e.run_name),
+                        csv_field(&e.model),
+                        csv_field(&s.label()),
+                        s.count.to_string(),
+                        num(t),
+                        m.clone(),
+                        num(est.value),
+                        num(est.lo),
+                        num(est.hi),
+                        est.method.clone(),
+                        num(at.map(|a| a.tp)),
+                        num(at.map(|a| a.fp)),
+                        num(at.map(|a| a.tn)),
+                        num(at.map(|a| a.fn_)),
+                        num(c.and_then(|c| c.diff)),
+                        num(c.and_then(|c| c.ratio)),
+                        num(c.and_then(|c| c.p_value)),
+                        num(c.and_then(|c| c.q_value)),
+                        c.map(|c| c.significant.to_string()).unwrap_or_default(),
+                    ];
+                    out.push_str(&cells.join(","));
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A standalone HTML report of the view. `plotly_js` is inlined when given (the report then needs
+/// no network and no Strata server); without it the tables are still complete.
+pub fn fairness_html(v: &FairnessView, request: &str, plotly_js: Option<&str>) -> String {
+    let e = html_escape;
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Strata fairness report: {}</title><style>\
+         body{{font-family:system-ui,sans-serif;margin:2rem;color:#1d2733}}table{{border-collapse:collapse;margin:0.5rem 0 1.5rem;font-size:0.9rem}}\
+         th,td{{border-bottom:1px solid #d5dbe3;padding:0.25rem 0.5rem;text-align:left}}td.num{{text-align:right;font-variant-numeric:tabular-nums}}\
+         .fail{{color:#b3261e;font-weight:600}}.pass{{color:#1e7d32}}.uncertain{{color:#9a6700}}tr.flag td{{background:#fff4e5}}code{{background:#eef2f6;padding:0 0.2rem}}\
+         </style></head><body>",
+        e(&v.entries.iter().map(|x| x.run_name.as_str()).collect::<Vec<_>>().join(", "))
+    );
+    let _ = write!(h, "<h1>Fairness report</h1><p>Groups: <code>{}</code> · thresholds {} · baseline <code>{}</code> · groups under {} rows are marked small.</p>",
+        e(&v.feature), v.thresholds.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", "), e(&v.baseline), v.min_size);
+    let _ = write!(h, "<p>Request: <code>{}</code></p><table><tr><th>Run</th><th>Id</th><th>Uploaded</th><th>Model</th><th>Intervals</th></tr>", e(request));
+    for x in &v.entries {
+        let _ = write!(h, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}% ({} bootstrap replicates, seed {})</td></tr>",
+            e(&x.run_name), e(&x.run_id), e(&x.created_at), e(&x.model), (x.result.ci * 100.0).round(), x.result.bootstrap, x.result.seed);
+    }
+    h.push_str("</table><h2>Criteria</h2>");
+    for card in &v.cards {
+        let entry = &v.entries[card.entry];
+        let _ = write!(h, "<h3>{} · {} @ {}</h3><table><tr><th>Criterion</th><th>Value</th><th>Interval</th><th>Limit</th><th>Verdict</th><th>Lowest / highest group</th></tr>", e(&entry.run_name), e(&entry.model), card.threshold);
+        for c in &card.checks {
+            let _ = write!(h, "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">[{}, {}]</td><td class=\"num\">{}{}</td><td class=\"{}\">{}</td><td>{} / {}</td></tr>",
+                e(&c.name), fmt(c.value), fmt(c.lo), fmt(c.hi), if c.name == "disparate_impact" { "≥ " } else { "≤ " }, c.limit, e(&c.verdict), e(&c.verdict), e(&c.lowest), e(&c.highest));
+        }
+        h.push_str("</table>");
+    }
+    for (i, (metric, fig)) in v.charts.iter().enumerate() {
+        let _ = write!(h, "<h2>{}</h2>", e(metric));
+        if plotly_js.is_some() {
+            // JSON inside a <script> element: `</` must not close it.
+            let _ = write!(h, "<div id=\"chart{i}\"></div><script>(function(){{var f={};Plotly.newPlot('chart{i}',f.data,f.layout,{{displaylogo:false}});}})();</script>", fig.replace("</", "<\\/"));
+        }
+        h.push_str("<table><tr><th>Model</th><th>Group</th><th>Threshold</th><th>Value</th><th>Interval</th><th>Count</th><th>Diff vs baseline</th><th>Ratio</th><th>q-value</th></tr>");
+        for x in &v.entries {
+            for s in x.result.slices.iter().filter(|s| s.spec == v.feature) {
+                let thresholds: Vec<Option<f64>> = if THRESHOLD_FREE.contains(&metric.as_str()) { vec![None] } else { v.thresholds.iter().map(|t| Some(*t)).collect() };
+                for t in thresholds {
+                    let Some(est) = s.estimate(metric, t) else { continue };
+                    let key = match t { Some(t) => format!("{metric}@{t}"), None => metric.clone() };
+                    let c = s.vs_baseline.get(&key);
+                    let flag = c.is_some_and(|c| c.significant);
+                    let _ = write!(h, "<tr{}><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">[{}, {}]</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                        if flag { " class=\"flag\"" } else { "" }, e(&x.model), e(&s.label()), t.map(|t| t.to_string()).unwrap_or_default(), fmt(est.value), fmt(est.lo), fmt(est.hi), s.count,
+                        fmt(c.and_then(|c| c.diff)), fmt(c.and_then(|c| c.ratio)), c.and_then(|c| c.q_value).map(|q| format!("{q:.2e}")).unwrap_or_default());
+                }
+            }
+        }
+        h.push_str("</table>");
+    }
+    if let Some(js) = plotly_js {
+        // plotly.js must load before the charts' scripts run: put it in front of them.
+        let at = h.find("<h1>").unwrap_or(0);
+        h.insert_str(at, &format!("<script>{}</script>", js.replace("</script", "<\\/script")));
+    }
+    h.push_str("<p>Made by Strata. Intervals: Wilson for rates, percentile bootstrap otherwise; q-values are Benjamini–Hochberg adjusted.</p></body></html>");
+    h
+}
+
+fn fmt(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.4}")).unwrap_or_else(|| "—".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_and_spreadsheet_formulas() {
+        assert_eq!(html_escape("<b>\"x\"&'"), "&lt;b&gt;&quot;x&quot;&amp;&#39;");
+        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(csv_field("-0.5"), "-0.5");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+    }
+}

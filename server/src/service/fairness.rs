@@ -1,0 +1,219 @@
+//! The fairness view (`/runs/{id}/fairness`) and the comparison of models and runs
+//! (`/compare?runs=A,B`): parse the URL's query, run the engine per model, check the criteria,
+//! draw the charts, export the view.
+
+use strata_app::model::{ColumnKind, FairnessCard, FairnessEntry, FairnessView, MetricsResult, Role, RunDetail, Task};
+
+use super::{AppState, MAX_SLICES, ServiceError};
+use crate::charts;
+use crate::eval::fairness::{check, default_limits, parse_limits, suggest_thresholds};
+use crate::eval::sliced::{MetricsRequest, parse_thresholds};
+
+/// Metrics the fairness view offers (Fairness Indicators' set, plus accuracy and ranking).
+pub const FAIRNESS_METRICS: [&str; 13] =
+    ["positive_rate", "negative_rate", "tpr", "fnr", "tnr", "fpr", "precision", "fdr", "for", "accuracy", "auc_roc", "auc_pr", "expected_calibration_error"];
+/// The setting key the limits are stored under.
+pub const LIMITS_KEY: &str = "fairness_limits";
+
+/// A fairness request, parsed.
+#[derive(Clone, Debug)]
+pub struct FairnessQuery {
+    /// (run id, model) pairs; filled from `runs` / `model` by the caller's route.
+    pub models: Vec<String>,
+    pub runs: Vec<String>,
+    pub feature: Option<String>,
+    pub thresholds: Vec<f64>,
+    pub metrics: Vec<String>,
+    pub baseline: String,
+    pub min_size: u64,
+    pub ci: f64,
+    pub bootstrap: usize,
+    pub seed: u64,
+    pub alpha: f64,
+    pub limits: Option<String>,
+    pub criterion: String,
+}
+
+/// Parses the page's / API's query. Every mistake is a 400 that names it.
+pub fn parse_fairness_query(query: &str) -> Result<FairnessQuery, ServiceError> {
+    let bad = ServiceError::BadRequest;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| bad(format!("malformed query string: {e}")))?;
+    let mut q = FairnessQuery {
+        models: vec![],
+        runs: vec![],
+        feature: None,
+        thresholds: vec![0.3, 0.5, 0.7],
+        metrics: vec![],
+        baseline: "overall".into(),
+        min_size: 30,
+        ci: 0.95,
+        bootstrap: 200,
+        seed: 0,
+        alpha: 0.05,
+        limits: None,
+        criterion: "equal_opportunity".into(),
+    };
+    let num = |k: &str, v: &str| v.parse::<f64>().map_err(|_| ServiceError::BadRequest(format!("{k}='{v}' is not a number")));
+    for (k, v) in pairs {
+        if v.trim().is_empty() {
+            continue;
+        }
+        match k.as_str() {
+            "model" => q.models.extend(v.split(',').map(|m| m.trim().to_string()).filter(|m| !m.is_empty())),
+            "runs" => q.runs.extend(v.split(',').map(|m| m.trim().to_string()).filter(|m| !m.is_empty())),
+            "feature" => q.feature = Some(v),
+            "thresholds" => q.thresholds = parse_thresholds(&v).map_err(bad)?,
+            "metric" => {
+                for m in v.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+                    if !FAIRNESS_METRICS.contains(&m) {
+                        return Err(bad(format!("unknown metric '{m}' (one of: {})", FAIRNESS_METRICS.join(", "))));
+                    }
+                    if !q.metrics.iter().any(|x| x == m) {
+                        q.metrics.push(m.to_string());
+                    }
+                }
+            }
+            "baseline" => q.baseline = v,
+            "min_size" => q.min_size = v.parse().map_err(|_| bad(format!("min_size='{v}' is not a whole number")))?,
+            "ci" => q.ci = num(&k, &v)?,
+            "bootstrap" => q.bootstrap = v.parse().map_err(|_| bad(format!("bootstrap='{v}' is not a whole number")))?,
+            "seed" => q.seed = v.parse().map_err(|_| bad(format!("seed='{v}' is not a whole number")))?,
+            "alpha" => q.alpha = num(&k, &v)?,
+            "limits" => q.limits = Some(v),
+            "criterion" => {
+                if v != "equal_opportunity" && v != "demographic_parity" {
+                    return Err(bad(format!("criterion '{v}' is not one of equal_opportunity, demographic_parity")));
+                }
+                q.criterion = v;
+            }
+            "sort" | "format" => {}
+            other => return Err(bad(format!("unknown parameter '{other}'"))),
+        }
+    }
+    if q.thresholds.is_empty() || q.thresholds.len() > 10 {
+        return Err(bad("give between 1 and 10 thresholds".into()));
+    }
+    if q.metrics.is_empty() {
+        q.metrics = vec!["fpr".into(), "tpr".into(), "positive_rate".into()];
+    }
+    if q.models.len() > 6 || q.runs.len() > 12 {
+        return Err(bad("compare at most 6 models or 12 runs at once".into()));
+    }
+    Ok(q)
+}
+
+fn categorical_features(d: &RunDetail) -> Vec<String> {
+    d.columns.iter().filter(|c| c.role == Role::Feature && c.kind != ColumnKind::Numeric).map(|c| c.name.clone()).collect()
+}
+
+impl AppState {
+    /// The fairness view of one run (`run_ids = [id]`, models from `model=`) or a comparison of
+    /// runs (`runs=A,B`, each with its first model or the `model=` it has).
+    pub async fn fairness_view(&self, run_ids: &[String], query: &str) -> Result<FairnessView, ServiceError> {
+        let q = parse_fairness_query(query)?;
+        let run_ids: Vec<String> = if run_ids.is_empty() { q.runs.clone() } else { run_ids.to_vec() };
+        if run_ids.is_empty() {
+            return Err(ServiceError::BadRequest("name the runs to compare: runs=A,B".into()));
+        }
+        let mut details = Vec::new();
+        for id in &run_ids {
+            let d = self.run_detail(id).await?;
+            if d.summary.task != Task::Binary {
+                return Err(ServiceError::BadRequest(format!("run '{}' is {}: the fairness view is for binary classification", d.summary.name, d.summary.task.as_str())));
+            }
+            details.push(d);
+        }
+        let first = &details[0];
+        let features = categorical_features(first);
+        let feature = q.feature.clone().or_else(|| features.iter().find(|f| f.as_str() == "race").or(features.first()).cloned())
+            .ok_or_else(|| ServiceError::BadRequest("the run has no categorical feature to compare groups by; name one with feature=".into()))?;
+        // Entries: several models of one run, or one model per run.
+        let mut pairs: Vec<(usize, String)> = Vec::new();
+        if details.len() == 1 {
+            let models = if q.models.is_empty() { vec![first.summary.models.first().cloned().unwrap_or_default()] } else { q.models.clone() };
+            for m in models {
+                if !first.summary.models.contains(&m) {
+                    return Err(ServiceError::BadRequest(format!("model '{m}' is not a score column of this run (models: {})", first.summary.models.join(", "))));
+                }
+                pairs.push((0, m));
+            }
+        } else {
+            for (i, d) in details.iter().enumerate() {
+                let m = q.models.iter().find(|m| d.summary.models.contains(m)).cloned().or_else(|| d.summary.models.first().cloned()).unwrap_or_default();
+                pairs.push((i, m));
+            }
+        }
+        let stored = self.store.get_setting(&run_ids[0], LIMITS_KEY).await?;
+        let base_limits = match &stored {
+            Some(text) => parse_limits(text, &default_limits()).unwrap_or_else(|_| default_limits()),
+            None => default_limits(),
+        };
+        let limits = match &q.limits {
+            Some(text) => parse_limits(text, &base_limits).map_err(ServiceError::BadRequest)?,
+            None => base_limits,
+        };
+        let request = |d: &RunDetail, model: &str, thresholds: Vec<f64>, bootstrap: usize| MetricsRequest {
+            label: d.label.clone(),
+            model: model.to_string(),
+            weight: d.columns.iter().find(|c| c.role == Role::Weight).map(|c| c.name.clone()),
+            specs: vec![feature.clone()],
+            thresholds,
+            ci: q.ci,
+            bootstrap,
+            seed: q.seed,
+            baseline: q.baseline.clone(),
+            min_size: q.min_size,
+            max_slices: MAX_SLICES,
+            alpha: q.alpha,
+        };
+        let mut entries = Vec::new();
+        for (i, model) in &pairs {
+            let d = &details[*i];
+            let result = self.compute_metrics(&d.summary.id, request(d, model, q.thresholds.clone(), q.bootstrap), Task::Binary).await?;
+            entries.push(FairnessEntry { run_id: d.summary.id.clone(), run_name: d.summary.name.clone(), created_at: d.summary.created_at.clone(), model: model.clone(), result });
+        }
+        let cards: Vec<FairnessCard> = entries
+            .iter()
+            .enumerate()
+            .flat_map(|(e, entry)| {
+                let limits = &limits;
+                entry.result.criteria.iter().filter(|c| c.spec == feature).map(move |c| FairnessCard { entry: e, threshold: c.threshold, groups: c.groups, checks: check(c, limits) })
+            })
+            .collect();
+        // The trade-off over the whole threshold range, for the first entry (no bootstrap: the
+        // prepared cells are cached, so this is one more pass).
+        let grid_thresholds = parse_thresholds("0:1:0.01").map_err(ServiceError::BadRequest)?;
+        let grid: MetricsResult = self.compute_metrics(&entries[0].run_id, request(&details[pairs[0].0], &entries[0].model, grid_thresholds, 0), Task::Binary).await?;
+        let suggestion = suggest_thresholds(&grid, &feature, &q.criterion, q.min_size, q.thresholds[0], 0.02);
+        let charts = q.metrics.iter().map(|m| (m.clone(), charts::fairness_bars(&entries, &feature, m, q.min_size))).collect();
+        let over_time_chart = (details.len() >= 2).then(|| charts::fairness_over_time(&entries, &feature, &q.metrics[0], q.thresholds[0]));
+        Ok(FairnessView {
+            tradeoff_chart: Some(charts::fairness_tradeoff(&grid, &feature, q.min_size)),
+            entries,
+            feature,
+            thresholds: q.thresholds.clone(),
+            metrics: q.metrics.clone(),
+            baseline: q.baseline.clone(),
+            min_size: q.min_size,
+            cards,
+            charts,
+            suggestion,
+            over_time_chart,
+            models: first.summary.models.clone(),
+            features,
+            metric_names: FAIRNESS_METRICS.iter().map(|s| s.to_string()).collect(),
+            limits,
+            limits_stored: stored.is_some(),
+        })
+    }
+
+    /// Saves the fairness limits with a run (validated; `name:value,…`).
+    pub async fn save_limits(&self, id: &str, text: &str) -> Result<Vec<(String, f64)>, ServiceError> {
+        let limits = parse_limits(text, &default_limits()).map_err(ServiceError::BadRequest)?;
+        let canonical = limits.iter().map(|(n, v)| format!("{n}:{v}")).collect::<Vec<_>>().join(",");
+        if !self.store.put_setting(id, LIMITS_KEY, &canonical).await? {
+            return Err(ServiceError::NotFound(id.to_string()));
+        }
+        Ok(limits)
+    }
+}
