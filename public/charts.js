@@ -47,3 +47,21 @@
     else done();
   });
 })();
+
+// Clickable charts: a plot with `data-click-href` (containing "{id}") opens that address with the
+// clicked point's customdata, e.g. to select an example on the what-if page.
+(function () {
+  "use strict";
+  function wire(el) {
+    if (el.__strataClick || !el.on) return;
+    el.__strataClick = true;
+    el.on("plotly_click", function (ev) {
+      var p = ev && ev.points && ev.points[0];
+      if (!p || p.customdata === undefined) return;
+      window.location.href = el.getAttribute("data-click-href").replace("%7Bid%7D", encodeURIComponent(p.customdata)).replace("{id}", encodeURIComponent(p.customdata));
+    });
+  }
+  new MutationObserver(function () {
+    document.querySelectorAll('[data-click-href][data-rendered="true"]').forEach(wire);
+  }).observe(document.documentElement, { subtree: true, attributes: true, attributeFilter: ["data-rendered"] });
+})();

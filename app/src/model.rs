@@ -624,3 +624,87 @@ pub struct FairnessView {
     pub limits: Vec<(String, f64)>,
     pub limits_stored: bool,
 }
+
+/// One feature of the selected example in the what-if editor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct EditableFeature {
+    pub name: String,
+    /// `numeric` or `categorical`.
+    pub kind: String,
+    pub original: String,
+    /// The value in force: the edit from the URL, else the original.
+    pub value: String,
+    pub edited: bool,
+    /// Categorical: observed values to choose from. Numeric: (min, max) for the slider.
+    pub options: Vec<String>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// A model's score for the original and the edited example, with decisions at the threshold.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct WhatIfPrediction {
+    pub model: String,
+    /// The score stored in the run for this example.
+    pub stored: Option<f64>,
+    /// The model's score for the original features and for the edited ones.
+    pub original: f64,
+    pub edited: f64,
+    pub decision_original: Option<bool>,
+    pub decision_edited: Option<bool>,
+}
+
+/// The most similar example on the other side of the threshold.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct Counterfactual {
+    pub example: String,
+    pub row: u64,
+    pub distance: f64,
+    pub score: f64,
+    /// (feature, this example's value, the counterfactual's value) where they differ.
+    #[cfg_attr(feature = "ssr", schema(value_type = Vec<Vec<String>>))]
+    pub differences: Vec<(String, String, String)>,
+}
+
+/// Partial dependence with ICE curves for one feature.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct PartialDependence {
+    pub model: String,
+    pub feature: String,
+    pub kind: String,
+    /// Grid values (numbers as text for numeric features).
+    pub grid: Vec<String>,
+    pub mean: Vec<f64>,
+    /// One curve per sampled example (at most 60 are returned; `sample` were used for the mean).
+    pub ice: Vec<Vec<f64>>,
+    pub sample: u64,
+    /// The selected example's own curve ("what if only this feature changed").
+    pub example: Option<Vec<f64>>,
+}
+
+/// The what-if page's data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WhatIfView {
+    pub run_name: String,
+    pub task: String,
+    pub threshold: f64,
+    /// Models that can be called (attached ONNX files), by score column.
+    pub models: Vec<String>,
+    /// Browser: the filtered page of rows.
+    pub filter: String,
+    pub browser: ExamplesPage,
+    /// The id of each browser row (the id column, or the row number).
+    pub browser_ids: Vec<String>,
+    pub scatter_chart: String,
+    pub example: Option<String>,
+    pub features: Vec<EditableFeature>,
+    pub predictions: Vec<WhatIfPrediction>,
+    pub counterfactual: Option<Counterfactual>,
+    pub pdp: Option<PartialDependence>,
+    pub pdp_chart: Option<String>,
+    pub feature_names: Vec<String>,
+}

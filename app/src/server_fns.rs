@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::model::{ExamplesPage, FairnessView, ResidualsView, RunOverview, RunSummary, SliceView};
+use crate::model::{ExamplesPage, FairnessView, ResidualsView, RunOverview, RunSummary, SliceView, WhatIfView};
 
 #[cfg(feature = "ssr")]
 pub use backend::{Backend, BackendError, SharedBackend};
@@ -11,7 +11,7 @@ pub use backend::{Backend, BackendError, SharedBackend};
 mod backend {
     use std::sync::Arc;
 
-    use crate::model::{ExamplesPage, FairnessView, ResidualsView, RunOverview, RunSummary, SliceView};
+    use crate::model::{ExamplesPage, FairnessView, ResidualsView, RunOverview, RunSummary, SliceView, WhatIfView};
 
     /// What a failed backend call tells the page.
     #[derive(Debug, thiserror::Error)]
@@ -47,6 +47,8 @@ mod backend {
         async fn residuals_view(&self, id: &str, query: &str) -> Result<ResidualsView, BackendError>;
         /// The fairness view of one run (`run_ids = [id]`) or a comparison (`runs=` in `query`).
         async fn fairness_view(&self, run_ids: &[String], query: &str) -> Result<FairnessView, BackendError>;
+        /// The what-if page; `query` is its URL query.
+        async fn whatif_view(&self, id: &str, query: &str) -> Result<WhatIfView, BackendError>;
         /// Saves the fairness limits with a run; returns them in canonical form.
         async fn save_limits(&self, id: &str, limits: &str) -> Result<String, BackendError>;
     }
@@ -115,4 +117,9 @@ pub async fn get_fairness_view(ids: Vec<String>, query: String) -> Result<Fairne
 #[server]
 pub async fn save_fairness_limits(id: String, limits: String) -> Result<String, ServerFnError> {
     backend()?.save_limits(&id, &limits).await.map_err(to_server_error)
+}
+
+#[server]
+pub async fn get_whatif_view(id: String, query: String) -> Result<WhatIfView, ServerFnError> {
+    backend()?.whatif_view(&id, &query).await.map_err(to_server_error)
 }

@@ -317,3 +317,54 @@ pub fn fairness_over_time(entries: &[FairnessEntry], feature: &str, metric: &str
     })
     .to_string()
 }
+
+/// A feature against the model's score, coloured by label; clicking a point selects the example
+/// (`/charts.js` follows `data-click-href` with the point's id).
+pub fn whatif_scatter(x: &[f64], score: &[f64], label: &[String], ids: &[String], x_name: &str, model: &str) -> String {
+    let mut classes: Vec<&String> = label.iter().collect();
+    classes.sort();
+    classes.dedup();
+    let data: Vec<serde_json::Value> = classes
+        .iter()
+        .enumerate()
+        .map(|(c, class)| {
+            let idx: Vec<usize> = (0..label.len()).filter(|i| &label[*i] == *class).collect();
+            serde_json::json!({
+                "type": "scattergl", "mode": "markers", "name": format!("label {class}"),
+                "x": idx.iter().map(|i| x[*i]).collect::<Vec<_>>(), "y": idx.iter().map(|i| score[*i]).collect::<Vec<_>>(),
+                "customdata": idx.iter().map(|i| ids[*i].clone()).collect::<Vec<_>>(),
+                "hovertemplate": "%{customdata}<br>%{x}, %{y:.3f}<extra>%{fullData.name}</extra>",
+                "marker": {"size": 5, "opacity": 0.55, "color": PALETTE[c % PALETTE.len()]},
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "data": data,
+        "layout": {"height": 340, "margin": {"t": 20, "b": 50, "l": 60, "r": 20}, "hovermode": "closest",
+            "xaxis": {"title": {"text": x_name}}, "yaxis": {"title": {"text": model}}, "legend": {"orientation": "h", "y": -0.2}}
+    })
+    .to_string()
+}
+
+/// Partial dependence: the ICE curves faint behind their mean, and the selected example's curve.
+pub fn pdp_figure(p: &strata_app::model::PartialDependence, threshold: Option<f64>) -> String {
+    let x: Vec<serde_json::Value> = p.grid.iter().map(|g| if p.kind == "numeric" { g.parse::<f64>().map(serde_json::Value::from).unwrap_or(serde_json::Value::Null) } else { serde_json::Value::from(g.clone()) }).collect();
+    let mut data: Vec<serde_json::Value> = p
+        .ice
+        .iter()
+        .enumerate()
+        .map(|(i, c)| serde_json::json!({"type": "scatter", "mode": "lines", "x": x, "y": c, "line": {"color": "rgba(76,120,168,0.18)", "width": 1},
+            "showlegend": i == 0, "name": format!("ICE ({} of {} sampled rows)", p.ice.len(), p.sample), "legendgroup": "ice", "hoverinfo": "skip"}))
+        .collect();
+    data.push(serde_json::json!({"type": "scatter", "mode": "lines+markers", "name": "partial dependence (mean)", "x": x, "y": p.mean, "line": {"color": "#d62728", "width": 3}}));
+    if let Some(e) = &p.example {
+        data.push(serde_json::json!({"type": "scatter", "mode": "lines+markers", "name": "this example", "x": x, "y": e, "line": {"color": "#111", "dash": "dash"}}));
+    }
+    let shapes = threshold.map(|t| vec![serde_json::json!({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": t, "y1": t, "line": {"dash": "dot", "color": "#888"}})]).unwrap_or_default();
+    serde_json::json!({
+        "data": data,
+        "layout": {"height": 360, "margin": {"t": 20, "b": 60, "l": 60, "r": 20}, "shapes": shapes,
+            "xaxis": {"title": {"text": p.feature}}, "yaxis": {"title": {"text": format!("{} score", p.model)}}, "legend": {"orientation": "h", "y": -0.25}}
+    })
+    .to_string()
+}

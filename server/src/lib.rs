@@ -1,3 +1,4 @@
+#![recursion_limit = "512"]
 //! Strata's server library: storage, ingest, the metrics engine and the HTTP surface.
 
 pub mod api;
@@ -5,6 +6,7 @@ pub mod charts;
 pub mod demo;
 pub mod eval;
 pub mod ingest;
+pub mod models;
 pub mod service;
 pub mod settings;
 pub mod store;

@@ -5,6 +5,7 @@ pub mod runs;
 pub mod fairness;
 pub mod residuals;
 pub mod slices;
+pub mod whatif;
 pub mod upload;
 
 use leptos::prelude::*;

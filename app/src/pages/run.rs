@@ -105,6 +105,7 @@ fn Overview(ov: RunOverview, id: String) -> impl IntoView {
             {(s.task == crate::model::Task::Binary).then(|| view! {
                 <a class="button" href=format!("/runs/{}/fairness", s.id)>"Fairness →"</a>
             })}
+            <a class="button" href=format!("/runs/{}/whatif", s.id)>"What-if →"</a>
             {(s.task != crate::model::Task::Multiclass).then(|| view! {
                 <a class="button" href=format!("/runs/{}/residuals", s.id)>"Residuals →"</a>
             })}

@@ -17,6 +17,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     TooLarge(String, serde_json::Value),
+    /// The request was understood but the model cannot serve it (e.g. an unsupported operator).
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -33,6 +36,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(_) => ApiError::NotFound(e.to_string()),
             ServiceError::BadRequest(m) => ApiError::bad(m),
             ServiceError::Ingest(i) => i.into(),
+            ServiceError::Model(m) => ApiError::Unprocessable(m),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -54,6 +58,7 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(m, d) => (StatusCode::BAD_REQUEST, m, d),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m, serde_json::Value::Null),
             ApiError::TooLarge(m, d) => (StatusCode::PAYLOAD_TOO_LARGE, m, d),
+            ApiError::Unprocessable(m) => (StatusCode::UNPROCESSABLE_ENTITY, m, serde_json::Value::Null),
             ApiError::Internal(m) => {
                 tracing::error!(error = %m, "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server log".to_string(), serde_json::Value::Null)

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use strata_app::model::{ApiError as ApiErrorBody, Created, FairnessView, MetricsResult, ResidualsResult, ExamplesPage, IngestSpec, Preview, RunDetail, RunSummary};
+use strata_app::model::{ApiError as ApiErrorBody, Counterfactual, Created, FairnessView, PartialDependence, MetricsResult, ResidualsResult, ExamplesPage, IngestSpec, Preview, RunDetail, RunSummary};
 use utoipa::OpenApi;
 
 pub use error::ApiError;
@@ -20,8 +20,8 @@ use crate::service::{AppState, Attachment};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Strata API", description = "Evaluation runs: upload, list, inspect, delete."),
-    paths(list_runs, get_metrics, get_residuals, get_fairness, put_fairness_limits, compare, create_run, get_run, delete_run, get_examples, get_attachment, preview, healthz),
-    components(schemas(MetricsResult, ResidualsResult, FairnessView, LimitsBody, RunSummary, RunDetail, ExamplesPage, IngestSpec, Preview, Created, ApiErrorBody))
+    paths(list_runs, get_metrics, get_residuals, predict, get_pdp, get_counterfactual, get_fairness, put_fairness_limits, compare, create_run, get_run, delete_run, get_examples, get_attachment, preview, healthz),
+    components(schemas(MetricsResult, ResidualsResult, PredictBody, PredictAnswer, PartialDependence, Counterfactual, FairnessView, LimitsBody, RunSummary, RunDetail, ExamplesPage, IngestSpec, Preview, Created, ApiErrorBody))
 )]
 pub struct ApiDoc;
 
@@ -33,6 +33,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/runs/{id}/examples", get(get_examples))
         .route("/api/v1/runs/{id}/metrics", get(get_metrics))
         .route("/api/v1/runs/{id}/residuals", get(get_residuals))
+        .route("/api/v1/runs/{id}/predict", post(predict))
+        .route("/api/v1/runs/{id}/pdp", get(get_pdp))
+        .route("/api/v1/runs/{id}/counterfactual", get(get_counterfactual))
         .route("/api/v1/runs/{id}/fairness", get(get_fairness))
         .route("/api/v1/runs/{id}/fairness/limits", axum::routing::put(put_fairness_limits))
         .route("/api/v1/compare", get(compare))
@@ -91,6 +94,41 @@ pub struct LimitsBody {
 async fn put_fairness_limits(State(s): State<AppState>, Path(id): Path<String>, Json(body): Json<LimitsBody>) -> Result<Json<LimitsBody>, ApiError> {
     let limits = s.save_limits(&id, &body.limits).await?;
     Ok(Json(LimitsBody { limits: limits.iter().map(|(n, v)| format!("{n}:{v}")).collect::<Vec<_>>().join(",") }))
+}
+
+/// Examples to score: feature values by column name (absent = missing).
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct PredictBody {
+    #[schema(value_type = Vec<Object>)]
+    pub examples: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// Score columns whose attached models to call; all attached models when absent.
+    #[serde(default)]
+    pub models: Vec<String>,
+}
+
+/// One object per example: model (score column) → score.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct PredictAnswer {
+    #[schema(value_type = Vec<Object>)]
+    pub predictions: Vec<std::collections::BTreeMap<String, f64>>,
+}
+
+/// Scores examples with the run's attached models (ONNX, run in-process).
+#[utoipa::path(post, path = "/api/v1/runs/{id}/predict", request_body = PredictBody, responses((status = 200, body = PredictAnswer), (status = 400, body = ApiErrorBody), (status = 422, body = ApiErrorBody)))]
+async fn predict(State(s): State<AppState>, Path(id): Path<String>, Json(body): Json<PredictBody>) -> Result<Json<PredictAnswer>, ApiError> {
+    Ok(Json(PredictAnswer { predictions: s.predict(&id, &body.examples, &body.models).await? }))
+}
+
+/// Partial dependence + ICE: `?model=&feature=&sample=500&grid=20&seed=&example=&set.<feature>=`.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/pdp", responses((status = 200, body = PartialDependence), (status = 400, body = ApiErrorBody)))]
+async fn get_pdp(State(s): State<AppState>, Path(id): Path<String>, axum::extract::RawQuery(q): axum::extract::RawQuery) -> Result<Json<PartialDependence>, ApiError> {
+    Ok(Json(s.pdp(&id, q.as_deref().unwrap_or("")).await?))
+}
+
+/// The nearest example whose decision differs: `?example=ID&model=&threshold=0.5` (`null` if none).
+#[utoipa::path(get, path = "/api/v1/runs/{id}/counterfactual", responses((status = 200, body = Option<Counterfactual>), (status = 400, body = ApiErrorBody)))]
+async fn get_counterfactual(State(s): State<AppState>, Path(id): Path<String>, axum::extract::RawQuery(q): axum::extract::RawQuery) -> Result<Json<Option<Counterfactual>>, ApiError> {
+    Ok(Json(s.counterfactual(&id, q.as_deref().unwrap_or("")).await?))
 }
 
 /// Residual analysis: binned series, histogram, Q–Q, feature association ranking, ACF and

@@ -10,6 +10,7 @@ pub mod residual_stats;
 pub mod residuals;
 pub mod sliced;
 pub mod slicing;
+pub mod whatif;
 
 use polars::prelude::*;
 use strata_app::model::{ColumnInfo, ColumnKind, MetricValue, ModelHeadline, Role, Task, ValueCount};

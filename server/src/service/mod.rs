@@ -21,6 +21,7 @@ use crate::store::{NewAttachment, NewRun, Store, StoreError};
 pub mod export;
 pub mod fairness;
 pub mod residuals;
+pub mod whatif;
 
 /// Why a use case failed.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +40,9 @@ pub enum ServiceError {
     Polars(#[from] PolarsError),
     #[error("background task failed: {0}")]
     Join(String),
+    /// A model could not be loaded or run (the message says why: an unsupported operator, …).
+    #[error("{0}")]
+    Model(String),
 }
 
 /// Shared by every request.
@@ -49,6 +53,8 @@ pub struct AppState {
     /// The engine's prepared cells per (run, model, slicing), so a request that only changes
     /// thresholds, the confidence level or the bootstrap reuses them.
     pub prepared: Arc<ByteLru<Prepared>>,
+    /// Loaded models per (run, attachment): loading and optimising an ONNX file happens once.
+    pub models: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<dyn crate::models::Model>>>>,
     pub limits: Limits,
     /// Where uploads are spooled while they are checked.
     pub tmp_dir: std::path::PathBuf,
@@ -65,7 +71,7 @@ pub struct Attachment {
 impl AppState {
     pub fn new(store: Store, cache_bytes: usize, limits: Limits, tmp_dir: std::path::PathBuf) -> Self {
         // Prepared cells take at most half the frames' budget on top of it.
-        AppState { store, cache: Arc::new(FrameCache::new(cache_bytes)), prepared: Arc::new(ByteLru::new(cache_bytes / 2)), limits, tmp_dir }
+        AppState { store, cache: Arc::new(FrameCache::new(cache_bytes)), prepared: Arc::new(ByteLru::new(cache_bytes / 2)), models: Default::default(), limits, tmp_dir }
     }
 
     /// Reads, validates and stores a file as a new run; returns its id. Nothing is stored unless
@@ -151,6 +157,7 @@ impl AppState {
     pub async fn delete(&self, id: &str) -> Result<(), ServiceError> {
         self.cache.remove(id);
         self.prepared.remove_prefix(&format!("{id}\u{0}"));
+        self.models.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, _| !k.starts_with(&format!("{id}\u{0}")));
         if self.store.delete_run(id).await? { Ok(()) } else { Err(ServiceError::NotFound(id.to_string())) }
     }
 
@@ -328,7 +335,7 @@ fn request_error(e: RequestError) -> ServiceError {
     }
 }
 
-fn any_to_json(v: AnyValue<'_>) -> serde_json::Value {
+pub(crate) fn any_to_json(v: AnyValue<'_>) -> serde_json::Value {
     use serde_json::Value;
     match v {
         AnyValue::Null => Value::Null,
@@ -352,7 +359,7 @@ impl From<ServiceError> for BackendError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::NotFound(_) => BackendError::NotFound(e.to_string()),
-            ServiceError::BadRequest(_) => BackendError::BadRequest(e.to_string()),
+            ServiceError::BadRequest(_) | ServiceError::Model(_) => BackendError::BadRequest(e.to_string()),
             ServiceError::Ingest(ref i) if i.is_client_error() => BackendError::BadRequest(e.to_string()),
             other => {
                 tracing::error!(error = %other, "page data failed");
@@ -381,6 +388,9 @@ impl Backend for AppState {
     }
     async fn fairness_view(&self, run_ids: &[String], query: &str) -> Result<strata_app::model::FairnessView, BackendError> {
         Ok(AppState::fairness_view(self, run_ids, query).await?)
+    }
+    async fn whatif_view(&self, id: &str, query: &str) -> Result<strata_app::model::WhatIfView, BackendError> {
+        Ok(AppState::whatif_view(self, id, query).await?)
     }
     async fn save_limits(&self, id: &str, limits: &str) -> Result<String, BackendError> {
         let saved = AppState::save_limits(self, id, limits).await?;

@@ -241,7 +241,6 @@ impl Store {
         row.map(|r| Ok((r.try_get("media_type")?, r.try_get("content")?))).transpose()
     }
 
-    /// Deletes a run with its rows and attachments; `false` if there was no such run.
     /// A setting saved with a run (JSON text), if any.
     pub async fn get_setting(&self, run_id: &str, key: &str) -> Result<Option<String>, StoreError> {
         let row = sqlx::query("SELECT value FROM run_settings WHERE run_id = $1 AND key = $2")
@@ -271,6 +270,7 @@ impl Store {
         Ok(true)
     }
 
+    /// Deletes a run with its rows, attachments and settings; `false` if there was no such run.
     pub async fn delete_run(&self, id: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         for sql in [

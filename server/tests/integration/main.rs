@@ -9,3 +9,4 @@ mod fairness_golden;
 mod metrics_golden;
 mod residuals_golden;
 mod slices_golden;
+mod whatif;

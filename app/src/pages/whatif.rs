@@ -1,0 +1,265 @@
+//! `/runs/{id}/whatif`: browse examples, edit one and see each attached model's new score, the
+//! nearest counterfactual, and partial dependence. URL state: `model`, `threshold`, `filter`,
+//! `offset`, `x`, `example`, `set.<feature>` (the edits), `pdp`.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::{
+    NavigateOptions,
+    components::Form,
+    hooks::{use_location, use_navigate, use_params_map},
+};
+
+use crate::components::{CopyLink, ErrorBox, PlotlyChart, fmt_metric};
+use crate::model::WhatIfView;
+use crate::pages::slices::with_param;
+use crate::server_fns::get_whatif_view;
+
+/// The query without the edits (`set.*`), e.g. to select another example.
+pub fn without_edits(query: &str) -> String {
+    query.trim_start_matches('?').split('&').filter(|p| !p.is_empty() && !p.starts_with("set.") && !p.starts_with("set%2E")).collect::<Vec<_>>().join("&")
+}
+
+fn cell(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "—".into(),
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.as_f64().map(|x| if x.fract() == 0.0 { format!("{x:.0}") } else { format!("{x:.4}") }).unwrap_or_default(),
+        other => other.to_string(),
+    }
+}
+
+#[component]
+pub fn WhatIfPage() -> impl IntoView {
+    let params = use_params_map();
+    let location = use_location();
+    let id = Memo::new(move |_| params.read().get("id").unwrap_or_default());
+    let search = Memo::new(move |_| location.search.get().trim_start_matches('?').to_string());
+    let data = Resource::new(move || (id.get(), search.get()), |(id, q)| get_whatif_view(id, q));
+    view! {
+        <Title text="What-if" />
+        <div class="page-head">
+            <h1>"What-if"</h1>
+            <a href=move || format!("/runs/{}", id.get())>"← run overview"</a>
+            <CopyLink />
+        </div>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Err(e) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
+                    Ok(v) => view! { <WhatIfPanel v id=id.get_untracked() search /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn WhatIfPanel(v: WhatIfView, id: String, search: Memo<String>) -> impl IntoView {
+    let navigate = use_navigate();
+    let base = format!("/runs/{id}/whatif");
+    let go = {
+        let base = base.clone();
+        move |key: &str, value: String| {
+            navigate(&format!("{base}?{}", with_param(&search.get_untracked(), key, &value)), NavigateOptions { scroll: false, ..Default::default() });
+        }
+    };
+    let (go1, go2, go3, go4) = (go.clone(), go.clone(), go.clone(), go.clone());
+    let q = search.get_untracked();
+    let select_href = {
+        let (base, q) = (base.clone(), q.clone());
+        move |ex: &str| format!("{base}?{}", with_param(&without_edits(&q), "example", ex))
+    };
+    let click_template = format!("{base}?{}", with_param(&without_edits(&q), "example", "{id}"));
+    let binary = v.task == "binary";
+    let page_href = |offset: u64| format!("{base}?{}", with_param(&q, "offset", &offset.to_string()));
+    let (prev, next) = (v.browser.offset.saturating_sub(12), v.browser.offset + 12);
+    let has_prev = v.browser.offset > 0;
+    let has_next = next < v.browser.total;
+    let scatter = v.scatter_chart.clone();
+    let reset_href = format!("{base}?{}", without_edits(&q));
+    let current_model = v.predictions.first().map(|p| p.model.clone()).or_else(|| v.models.first().cloned()).unwrap_or_default();
+    let hidden: Vec<(String, String)> = serde_urlencoded_pairs(&q).into_iter().filter(|(k, _)| !k.starts_with("set.")).collect();
+    view! {
+        <p class="muted">{format!("{} · models that can be called: {}", v.run_name, if v.models.is_empty() { "none (attach an ONNX file to the run)".to_string() } else { v.models.join(", ") })}</p>
+        <div class="controls">
+            <label>"Model "
+                <select aria-label="Model" on:change=move |ev| go1("model", event_target_value(&ev))>
+                    {v.models.iter().map(|m| view! { <option value=m.clone() selected=*m == current_model>{m.clone()}</option> }).collect_view()}
+                </select>
+            </label>
+            {binary.then(|| view! {
+                <label>"Threshold " <input type="number" min="0" max="1" step="0.01" aria-label="Threshold" value=v.threshold.to_string()
+                    on:change=move |ev| go2("threshold", event_target_value(&ev)) /></label>
+            })}
+            <label>"Show "
+                <select aria-label="Filter" on:change=move |ev| go3("filter", event_target_value(&ev))>
+                    {[("all", "all examples"), ("incorrect", "wrong decisions"), ("correct", "right decisions"), ("positive", "label 1"), ("negative", "label 0")]
+                        .into_iter().map(|(k, t)| view! { <option value=k selected=k == v.filter>{t}</option> }).collect_view()}
+                </select>
+            </label>
+        </div>
+        <div class="chart-grid">
+            <section>
+                <h2>"Examples"</h2>
+                <p class="muted">{format!("{} matching · showing {}–{}", v.browser.total, v.browser.offset + 1, (v.browser.offset + v.browser.rows.len() as u64))}</p>
+                <div class="table-scroll">
+                    <table class="data browser" data-testid="browser">
+                        <thead><tr><th></th>{v.browser.columns.iter().map(|c| view! { <th>{c.clone()}</th> }).collect_view()}</tr></thead>
+                        <tbody>
+                            {v.browser.rows.iter().zip(&v.browser_ids).map(|(r, ex)| {
+                                let selected = v.example.as_deref() == Some(ex.as_str());
+                                view! {
+                                    <tr class:selected=selected>
+                                        <td><a href=select_href(ex) aria-label=format!("select {ex}")>"select"</a></td>
+                                        {r.iter().map(|c| view! { <td>{cell(c)}</td> }).collect_view()}
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                </div>
+                <p class="pager">
+                    {has_prev.then(|| view! { <a href=page_href(prev)>"← previous"</a> })}
+                    {has_next.then(|| view! { <a href=page_href(next)>"next →"</a> })}
+                </p>
+            </section>
+            <section>
+                <h2>"Click a point to select it"</h2>
+                <figure class="chart">
+                    <div class="plot" role="img" aria-label="Examples by feature and score" data-plot=scatter data-click-href=click_template></div>
+                </figure>
+                <label>"x axis "
+                    <select aria-label="Scatter x" on:change=move |ev| go4("x", event_target_value(&ev))>
+                        {v.feature_names.iter().map(|f| view! { <option value=f.clone()>{f.clone()}</option> }).collect_view()}
+                    </select>
+                </label>
+            </section>
+        </div>
+        {v.example.clone().map(|ex| {
+            let predictions = v.predictions.clone();
+            let features = v.features.clone();
+            let hidden = hidden.clone();
+            let pdp_go = go.clone();
+            let cf = v.counterfactual.clone();
+            let pdp_chart = v.pdp_chart.clone();
+            let pdp_feature = v.pdp.as_ref().map(|p| p.feature.clone()).unwrap_or_default();
+            let names = v.feature_names.clone();
+            let select_cf = cf.as_ref().map(|c| select_href(&c.example));
+            view! {
+                <h2>{format!("Example {ex}")}</h2>
+                <div class="chart-grid">
+                    <section>
+                        <Form method="GET" action="">
+                            {hidden.iter().map(|(k, val)| view! { <input type="hidden" name=k.clone() value=val.clone() /> }).collect_view()}
+                            <table class="data editor" data-testid="editor">
+                                <thead><tr><th>"Feature"</th><th>"Original"</th><th>"Value"</th></tr></thead>
+                                <tbody>
+                                    {features.iter().map(|f| {
+                                        let name = format!("set.{}", f.name);
+                                        let input = if f.kind == "numeric" {
+                                            view! { <input type="number" step="any" name=name aria-label=format!("edit {}", f.name) value=f.value.clone() /> }.into_any()
+                                        } else {
+                                            view! {
+                                                <select name=name aria-label=format!("edit {}", f.name)>
+                                                    {f.options.iter().map(|o| view! { <option value=o.clone() selected=*o == f.value>{o.clone()}</option> }).collect_view()}
+                                                </select>
+                                            }.into_any()
+                                        };
+                                        view! { <tr class:edited=f.edited><td>{f.name.clone()}</td><td>{f.original.clone()}</td><td>{input}</td></tr> }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                            <button type="submit">"Predict"</button>
+                            " " <a href=reset_href.clone()>"Reset edits"</a>
+                        </Form>
+                    </section>
+                    <section>
+                        <table class="data predictions" data-testid="predictions">
+                            <thead><tr><th>"Model"</th><th class="num">"Stored score"</th><th class="num">"Original"</th><th class="num">"Edited"</th>{binary.then(|| view! { <th>"Decision"</th> })}</tr></thead>
+                            <tbody>
+                                {predictions.iter().map(|p| {
+                                    let flip = p.decision_original != p.decision_edited;
+                                    let d = |b: Option<bool>| match b { Some(true) => "positive", Some(false) => "negative", None => "—" };
+                                    view! {
+                                        <tr class:flag=flip data-model=p.model.clone()>
+                                            <td>{p.model.clone()}</td>
+                                            <td class="num">{fmt_metric(p.stored)}</td>
+                                            <td class="num">{format!("{:.6}", p.original)}</td>
+                                            <td class="num edited-score">{format!("{:.6}", p.edited)}</td>
+                                            {binary.then(|| view! { <td>{format!("{} → {}", d(p.decision_original), d(p.decision_edited))}{flip.then_some(" (flips)")}</td> })}
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                        {cf.map(|c| view! {
+                            <section class="card" data-testid="counterfactual">
+                                <h3>"Nearest counterfactual"</h3>
+                                <p>{format!("Example {} (score {:.4}, distance {:.3}) gets the other decision. It differs in:", c.example, c.score, c.distance)}</p>
+                                <ul>{c.differences.iter().map(|(f, a, b)| view! { <li><strong>{f.clone()}</strong>{format!(": {a} → {b}")}</li> }).collect_view()}</ul>
+                                {select_cf.clone().map(|h| view! { <a href=h>"select it"</a> })}
+                            </section>
+                        })}
+                    </section>
+                </div>
+                <h2>"Partial dependence"</h2>
+                <label>"Feature "
+                    <select aria-label="PDP feature" on:change=move |ev| pdp_go("pdp", event_target_value(&ev))>
+                        <option value="" selected=pdp_feature.is_empty()>"choose…"</option>
+                        {names.iter().map(|f| view! { <option value=f.clone() selected=*f == pdp_feature>{f.clone()}</option> }).collect_view()}
+                    </select>
+                </label>
+                {pdp_chart.map(|c| view! { <PlotlyChart figure=Signal::derive(move || c.clone()) label="Partial dependence" /> })}
+            }
+        })}
+    }
+}
+
+/// Pairs of a query string (the page keeps every parameter but the edits in hidden fields).
+fn serde_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// Percent-decoding of a query component (`+` is a space).
+pub fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(a), Some(b)) => {
+                        out.push((a * 16 + b) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edits_are_dropped_and_components_decoded() {
+        assert_eq!(without_edits("example=a&set.age=41&model=m&set.sex=Female"), "example=a&model=m");
+        assert_eq!(decode("race%3DWhite+x"), "race=White x");
+        assert_eq!(decode("100%"), "100%");
+    }
+}

@@ -1,0 +1,190 @@
+//! ONNX models run in-process with tract (pure Rust: no system library, works offline).
+//!
+//! Supported tabular shapes: one input per column (`[N, 1]` or `[N]`; float, double or int64 for
+//! numbers, string for categories, which the model's own encoder ops such as
+//! `ai.onnx.ml.CategoryMapper` turn into numbers), or one float input `[N, k]` holding k numeric
+//! columns, named in the order given by the caller (from the run's `models.json`, else the run's
+//! numeric features in order). The output is the one named `probability`, else the first; a
+//! `[N, 2]` output is read as (P(0), P(1)) and gives P(1).
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::Factoid;
+
+use super::{Batch, Model, ModelError, Values};
+
+/// How the model's inputs are fed.
+#[derive(Clone, Debug)]
+enum Layout {
+    /// One tensor per column: (input name, element type).
+    PerColumn(Vec<(String, DatumType, usize)>),
+    /// One float tensor of these columns, in order.
+    Matrix { dt: DatumType, columns: Vec<String> },
+}
+
+/// A loaded, optimised ONNX model.
+pub struct OnnxModel {
+    name: String,
+    plan: Arc<TypedRunnableModel>,
+    layout: Layout,
+    output: usize,
+}
+
+fn load_err(name: &str, e: impl std::fmt::Display) -> ModelError {
+    ModelError::Load { model: name.to_string(), why: e.to_string() }
+}
+
+impl OnnxModel {
+    /// Loads `bytes` as the model producing score column `name`. `matrix_columns` names the
+    /// columns of a single `[N, k]` input, when the model has one.
+    pub fn load(name: &str, bytes: &[u8], matrix_columns: Option<Vec<String>>) -> Result<OnnxModel, ModelError> {
+        let mut model = tract_onnx::onnx().model_for_read(&mut &bytes[..]).map_err(|e| load_err(name, format!("{e:#}")))?;
+        let batch = model.symbols.sym("N");
+        let inputs = model.input_outlets().map_err(|e| load_err(name, e))?.to_vec();
+        let mut per_column = Vec::new();
+        for (i, outlet) in inputs.iter().enumerate() {
+            let node_name = model.node(outlet.node).name.clone();
+            let fact = model.outlet_fact(*outlet).map_err(|e| load_err(name, e))?.clone();
+            let dt = fact.datum_type.concretize().ok_or_else(|| load_err(name, format!("input '{node_name}' has no element type")))?;
+            let rank = fact.shape.rank().concretize().unwrap_or(2) as usize;
+            let width = fact.shape.dims().nth(1).and_then(|d| d.concretize()).and_then(|d| d.to_i64().ok()).unwrap_or(1) as usize;
+            // Fix the batch dimension to a symbol so one optimised plan serves every batch size.
+            let shape: TVec<TDim> = if rank <= 1 { tvec![batch.clone().into()] } else { tvec![batch.clone().into(), (width as i64).into()] };
+            model.set_input_fact(i, InferenceFact::dt_shape(dt, shape)).map_err(|e| load_err(name, e))?;
+            per_column.push((node_name, dt, rank));
+        }
+        let layout = match (per_column.as_slice(), &matrix_columns) {
+            ([(input, dt, 2)], _) if is_matrix(&model, &inputs) => {
+                let columns = matrix_columns.ok_or_else(|| load_err(name, format!("its one input '{input}' holds several columns; name them in models.json")))?;
+                Layout::Matrix { dt: *dt, columns }
+            }
+            _ => Layout::PerColumn(per_column),
+        };
+        let output_names: Vec<String> = model.output_outlets().map_err(|e| load_err(name, e))?.iter().map(|o| model.node(o.node).name.clone()).collect();
+        let output = output_names.iter().position(|n| n == "probability").unwrap_or(0);
+        let plan = model
+            .into_optimized()
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| load_err(name, format!("{e:#} (the model uses an operator or input type tract cannot run)")))?;
+        Ok(OnnxModel { name: name.to_string(), plan, layout, output })
+    }
+}
+
+fn is_matrix(model: &InferenceModel, inputs: &[OutletId]) -> bool {
+    inputs.len() == 1
+        && model
+            .outlet_fact(inputs[0])
+            .ok()
+            .and_then(|f| f.shape.dims().nth(1).and_then(|d| d.concretize()).and_then(|d| d.to_i64().ok()))
+            .is_some_and(|w| w > 1)
+}
+
+fn numeric_tensor(values: &[f64], dt: DatumType, shape: (usize, usize)) -> TractResult<Tensor> {
+    let t: Tensor = tract_ndarray::Array2::from_shape_vec(shape, values.to_vec())?.into();
+    Ok(t.cast_to_dt(dt)?.into_owned())
+}
+
+impl Model for OnnxModel {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn input_names(&self) -> Vec<String> {
+        match &self.layout {
+            Layout::PerColumn(c) => c.iter().map(|(n, _, _)| n.clone()).collect(),
+            Layout::Matrix { columns, .. } => columns.clone(),
+        }
+    }
+
+    fn predict(&self, batch: &Batch) -> Result<Vec<f64>, ModelError> {
+        let n = batch.rows;
+        if n == 0 {
+            return Ok(vec![]);
+        }
+        let missing = |input: &str| ModelError::MissingInput {
+            model: self.name.clone(),
+            input: input.to_string(),
+            columns: batch.columns.keys().cloned().collect::<Vec<_>>().join(", "),
+        };
+        let run_err = |e: TractError| ModelError::Run { model: self.name.clone(), why: format!("{e:#}") };
+        let mut inputs: TVec<TValue> = tvec![];
+        match &self.layout {
+            Layout::PerColumn(cols) => {
+                for (input, dt, rank) in cols {
+                    let values = batch.columns.get(input).ok_or_else(|| missing(input))?;
+                    let shape = if *rank <= 1 { vec![n] } else { vec![n, 1] };
+                    let tensor = match (values, dt.is_number()) {
+                        (Values::Numeric(v), true) => numeric_tensor(v, *dt, (n, 1)).map_err(run_err)?.into_shape(&shape).map_err(run_err)?,
+                        (Values::Text(v), false) => {
+                            let t: Tensor = tract_ndarray::Array2::from_shape_vec((n, 1), v.clone()).map_err(|e| run_err(e.into()))?.into();
+                            t.into_shape(&shape).map_err(run_err)?
+                        }
+                        (Values::Text(v), true) => {
+                            // Numbers sent as text (e.g. from a form): parse them.
+                            let parsed: Result<Vec<f64>, _> = v.iter().map(|s| if s.is_empty() { Ok(f64::NAN) } else { s.trim().parse::<f64>() }).collect();
+                            let parsed = parsed.map_err(|_| ModelError::WrongType { model: self.name.clone(), input: input.clone(), expected: format!("{dt:?} numbers"), found: "text".into() })?;
+                            numeric_tensor(&parsed, *dt, (n, 1)).map_err(run_err)?.into_shape(&shape).map_err(run_err)?
+                        }
+                        (Values::Numeric(_), false) => {
+                            return Err(ModelError::WrongType { model: self.name.clone(), input: input.clone(), expected: "text (a categorical column)".into(), found: "numbers".into() });
+                        }
+                    };
+                    inputs.push(tensor.into());
+                }
+            }
+            Layout::Matrix { dt, columns } => {
+                let mut flat = vec![0.0; n * columns.len()];
+                for (j, c) in columns.iter().enumerate() {
+                    match batch.columns.get(c).ok_or_else(|| missing(c))? {
+                        Values::Numeric(v) => v.iter().enumerate().for_each(|(i, x)| flat[i * columns.len() + j] = *x),
+                        Values::Text(_) => return Err(ModelError::WrongType { model: self.name.clone(), input: c.clone(), expected: "numbers".into(), found: "text".into() }),
+                    }
+                }
+                inputs.push(numeric_tensor(&flat, *dt, (n, columns.len())).map_err(run_err)?.into());
+            }
+        }
+        let outputs = self.plan.run(inputs).map_err(run_err)?;
+        let out = outputs.get(self.output).ok_or_else(|| ModelError::Run { model: self.name.clone(), why: "no output".into() })?;
+        let out = out.cast_to::<f64>().map_err(run_err)?;
+        let view = out.to_plain_array_view::<f64>().map_err(run_err)?;
+        let shape = view.shape().to_vec();
+        let values: Vec<f64> = view.iter().copied().collect();
+        match shape.as_slice() {
+            [m] | [m, 1] if *m == n => Ok(values),
+            [m, 2] if *m == n => Ok(values.chunks(2).map(|c| c[1]).collect()),
+            other => Err(ModelError::Run { model: self.name.clone(), why: format!("output shape {other:?} is not [N], [N, 1] or [N, 2] for N = {n}") }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use polars::prelude::SerReader;
+
+    /// The shared what-if cases: edited demo rows with the scores onnxruntime gave them.
+    #[test]
+    fn demo_models_reproduce_the_reference_scores() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo");
+        for (dir, models) in [
+            ("adult", vec![("score_logreg", "model_logreg.onnx"), ("score_gbt", "model_gbt.onnx")]),
+            ("wages", vec![("prediction_linear", "model_linear.onnx"), ("prediction_gbt", "model_gbt.onnx")]),
+        ] {
+            let cases = polars::prelude::CsvReadOptions::default()
+                .with_has_header(true)
+                .try_into_reader_with_file_path(Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/{dir}_whatif_cases.csv"))))
+                .unwrap()
+                .finish()
+                .unwrap();
+            let batch = Batch::from_frame(&cases).unwrap();
+            for (score, file) in models {
+                let m = OnnxModel::load(score, &std::fs::read(root.join(dir).join(file)).unwrap(), None).unwrap();
+                let got = m.predict(&batch).unwrap();
+                let want: Vec<f64> = cases.column(score).unwrap().f64().unwrap().iter().map(|v| v.unwrap()).collect();
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    // 1e-5 absolute for probabilities, relative for regression outputs (dollars).
+                    assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{score} case {i}: tract {g}, onnxruntime {w}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! What-if: call the run's attached models on edited examples, partial dependence, the nearest
+//! counterfactual; the `/runs/{id}/whatif` page's data and the matching API.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use polars::prelude::*;
+use strata_app::model::{ColumnKind, Counterfactual, EditableFeature, ExamplesPage, PartialDependence, Role, RunDetail, Task, WhatIfPrediction, WhatIfView};
+
+use super::{AppState, ServiceError, any_to_json};
+use crate::charts;
+use crate::eval::whatif::nearest_counterfactual;
+use crate::models::onnx::OnnxModel;
+use crate::models::pdp::partial_dependence;
+use crate::models::{Batch, Model, ModelError, Values};
+
+impl From<ModelError> for ServiceError {
+    fn from(e: ModelError) -> Self {
+        match e {
+            ModelError::MissingInput { .. } | ModelError::WrongType { .. } => ServiceError::BadRequest(e.to_string()),
+            other => ServiceError::Model(other.to_string()),
+        }
+    }
+}
+
+/// The models a run can call: (score column, attachment name) for each ONNX attachment. An
+/// attachment without a declared score column is matched by name (`model_gbt.onnx` ↔ `score_gbt`
+/// or `prediction_gbt`), else called by its file stem.
+pub fn attached_models(detail: &RunDetail) -> Vec<(String, String)> {
+    detail
+        .attachments
+        .iter()
+        .filter(|a| a.media_type == "application/onnx" || a.name.ends_with(".onnx"))
+        .map(|a| {
+            let stem = a.name.trim_end_matches(".onnx");
+            let suffix = stem.strip_prefix("model_").unwrap_or(stem);
+            let score = a.model.clone().or_else(|| detail.summary.models.iter().find(|m| m.rsplit_once('_').map(|(_, s)| s) == Some(suffix)).cloned()).unwrap_or_else(|| stem.to_string());
+            (score, a.name.clone())
+        })
+        .collect()
+}
+
+fn is_numeric(detail: &RunDetail, name: &str) -> bool {
+    detail.columns.iter().any(|c| c.name == name && matches!(c.kind, ColumnKind::Numeric | ColumnKind::Boolean))
+}
+
+fn feature_columns(detail: &RunDetail) -> Vec<(String, ColumnKind)> {
+    detail.columns.iter().filter(|c| c.role == Role::Feature).map(|c| (c.name.clone(), c.kind)).collect()
+}
+
+/// The id of every row: the id column's text, or the row number.
+fn row_ids(df: &DataFrame, detail: &RunDetail) -> Result<Vec<String>, ServiceError> {
+    match detail.columns.iter().find(|c| c.role == Role::Id) {
+        Some(c) => {
+            let s = df.column(&c.name)?.cast(&DataType::String)?;
+            Ok(s.str()?.iter().map(|v| v.unwrap_or("").to_string()).collect())
+        }
+        None => Ok((0..df.height()).map(|i| i.to_string()).collect()),
+    }
+}
+
+/// A parsed what-if query.
+#[derive(Default)]
+struct WhatIfQuery {
+    model: Option<String>,
+    example: Option<String>,
+    threshold: Option<f64>,
+    filter: String,
+    offset: u64,
+    pdp: Option<String>,
+    x: Option<String>,
+    sample: usize,
+    grid: usize,
+    seed: u64,
+    edits: BTreeMap<String, String>,
+}
+
+fn parse_whatif_query(query: &str) -> Result<WhatIfQuery, ServiceError> {
+    let bad = ServiceError::BadRequest;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| bad(format!("malformed query string: {e}")))?;
+    let mut q = WhatIfQuery { filter: "all".into(), sample: 500, grid: 20, ..Default::default() };
+    for (k, v) in pairs {
+        if let Some(feature) = k.strip_prefix("set.") {
+            q.edits.insert(feature.to_string(), v);
+            continue;
+        }
+        if v.trim().is_empty() {
+            continue;
+        }
+        match k.as_str() {
+            "model" => q.model = Some(v),
+            "example" => q.example = Some(v),
+            "threshold" => {
+                let t: f64 = v.parse().map_err(|_| bad(format!("threshold='{v}' is not a number")))?;
+                if !(0.0..=1.0).contains(&t) {
+                    return Err(bad(format!("threshold {t} is outside [0, 1]")));
+                }
+                q.threshold = Some(t);
+            }
+            "filter" => {
+                if !["all", "correct", "incorrect", "positive", "negative"].contains(&v.as_str()) {
+                    return Err(bad(format!("filter '{v}' is not one of all, correct, incorrect, positive, negative")));
+                }
+                q.filter = v;
+            }
+            "offset" => q.offset = v.parse().map_err(|_| bad(format!("offset='{v}' is not a whole number")))?,
+            "pdp" | "feature" => q.pdp = Some(v),
+            "x" => q.x = Some(v),
+            "sample" => q.sample = v.parse().ok().filter(|s| (10..=5000).contains(s)).ok_or_else(|| bad("sample is a whole number in 10..=5000".into()))?,
+            "grid" => q.grid = v.parse().ok().filter(|g| (2..=100).contains(g)).ok_or_else(|| bad("grid is a whole number in 2..=100".into()))?,
+            "seed" => q.seed = v.parse().map_err(|_| bad(format!("seed='{v}' is not a whole number")))?,
+            other => return Err(bad(format!("unknown parameter '{other}'"))),
+        }
+    }
+    Ok(q)
+}
+
+/// A seeded uniform sample of row indices.
+fn sample_rows(n: usize, k: usize, seed: u64) -> Vec<usize> {
+    if n <= k {
+        return (0..n).collect();
+    }
+    let mut idx: Vec<usize> = (0..n).collect();
+    let mut rng = crate::eval::sliced::SplitMix(seed ^ 0x5EED);
+    for i in 0..k {
+        let j = i + (rng.next() % (n - i) as u64) as usize;
+        idx.swap(i, j);
+    }
+    let mut out = idx[..k].to_vec();
+    out.sort_unstable();
+    out
+}
+
+fn take_rows(df: &DataFrame, rows: &[usize]) -> Result<DataFrame, PolarsError> {
+    let idx = IdxCa::from_vec("idx".into(), rows.iter().map(|r| *r as IdxSize).collect());
+    df.take(&idx)
+}
+
+/// A one-row batch with `edits` applied (numbers parsed; an empty value is missing).
+fn edited(original: &Batch, edits: &BTreeMap<String, String>, detail: &RunDetail) -> Result<Batch, ServiceError> {
+    let mut b = original.clone();
+    for (name, value) in edits {
+        if !original.columns.contains_key(name) {
+            return Err(ServiceError::BadRequest(format!("set.{name}: '{name}' is not a column of the run")));
+        }
+        let v = if is_numeric(detail, name) {
+            let x = if value.trim().is_empty() { f64::NAN } else { value.trim().parse::<f64>().map_err(|_| ServiceError::BadRequest(format!("set.{name}: '{value}' is not a number")))? };
+            Values::Numeric(vec![x])
+        } else {
+            Values::Text(vec![value.clone()])
+        };
+        b.columns.insert(name.clone(), v);
+    }
+    Ok(b)
+}
+
+impl AppState {
+    /// The model behind a run's score column (loaded once, then cached).
+    pub async fn model(&self, id: &str, detail: &RunDetail, score: &str) -> Result<Arc<dyn Model>, ServiceError> {
+        let attached = attached_models(detail);
+        let Some((_, file)) = attached.iter().find(|(s, _)| s == score) else {
+            return Err(ServiceError::BadRequest(format!(
+                "no model file is attached for '{score}' (attached: {})",
+                if attached.is_empty() { "none".to_string() } else { attached.iter().map(|(s, f)| format!("{s} ← {f}")).collect::<Vec<_>>().join(", ") }
+            )));
+        };
+        let key = format!("{id}\u{0}{file}");
+        if let Some(m) = self.models.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(m.clone());
+        }
+        let (_, bytes) = self.store.get_attachment(id, file).await?.ok_or_else(|| ServiceError::NotFound(format!("{id}/{file}")))?;
+        // A single [N, k] input needs its columns named: from the run's models.json, if any.
+        let card = self.store.get_attachment(id, "models.json").await?.and_then(|(_, b)| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        let matrix = card.and_then(|c| c["inputs"].as_array().map(|a| a.iter().filter_map(|i| i["name"].as_str().map(str::to_string)).collect::<Vec<_>>()));
+        let name = score.to_string();
+        let model: Arc<dyn Model> = tokio::task::spawn_blocking(move || OnnxModel::load(&name, &bytes, matrix))
+            .await
+            .map_err(|e| ServiceError::Join(e.to_string()))?
+            .map(|m| Arc::new(m) as Arc<dyn Model>)?;
+        self.models.lock().unwrap_or_else(|p| p.into_inner()).insert(key, model.clone());
+        Ok(model)
+    }
+
+    /// Scores examples (JSON objects) with the run's attached models (`models` empty = all).
+    pub async fn predict(&self, id: &str, examples: &[serde_json::Map<String, serde_json::Value>], models: &[String]) -> Result<Vec<BTreeMap<String, f64>>, ServiceError> {
+        if examples.len() > 10_000 {
+            return Err(ServiceError::BadRequest("at most 10000 examples per request".into()));
+        }
+        let detail = self.run_detail(id).await?;
+        let names: Vec<String> = if models.is_empty() { attached_models(&detail).into_iter().map(|(s, _)| s).collect() } else { models.to_vec() };
+        if names.is_empty() {
+            return Err(ServiceError::BadRequest("the run has no model file attached".into()));
+        }
+        let columns: Vec<String> = detail.columns.iter().map(|c| c.name.clone()).collect();
+        let batch = Batch::from_json(examples, &|n| is_numeric(&detail, n), &columns).map_err(ServiceError::BadRequest)?;
+        let batch = Arc::new(batch);
+        let mut out = vec![BTreeMap::new(); examples.len()];
+        for name in names {
+            let model = self.model(id, &detail, &name).await?;
+            let b = batch.clone();
+            let scores = tokio::task::spawn_blocking(move || model.predict(&b)).await.map_err(|e| ServiceError::Join(e.to_string()))??;
+            for (o, s) in out.iter_mut().zip(scores) {
+                o.insert(name.clone(), s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Partial dependence of one feature for one model (`model`, `feature`, `sample`, `grid`,
+    /// `seed`, and `example` + `set.*` for the selected example's own curve).
+    pub async fn pdp(&self, id: &str, query: &str) -> Result<PartialDependence, ServiceError> {
+        let detail = self.run_detail(id).await?;
+        let q = parse_whatif_query(query)?;
+        let model_name = q.model.clone().or_else(|| attached_models(&detail).first().map(|(s, _)| s.clone())).ok_or_else(|| ServiceError::BadRequest("the run has no model file attached".into()))?;
+        let feature = q.pdp.clone().ok_or_else(|| ServiceError::BadRequest("name the feature: feature=".into()))?;
+        if !feature_columns(&detail).iter().any(|(f, _)| *f == feature) {
+            return Err(ServiceError::BadRequest(format!("'{feature}' is not a feature column of the run")));
+        }
+        let frame = self.frame(id).await?;
+        let model = self.model(id, &detail, &model_name).await?;
+        let example = match &q.example {
+            Some(e) => {
+                let ids = row_ids(&frame, &detail)?;
+                let row = ids.iter().position(|x| x == e).ok_or_else(|| ServiceError::BadRequest(format!("no example with id '{e}'")))?;
+                Some(edited(&Batch::from_frame(&take_rows(&frame, &[row])?)?, &q.edits, &detail)?)
+            }
+            None => None,
+        };
+        let rows = sample_rows(frame.height(), q.sample, q.seed);
+        let sample = Batch::from_frame(&take_rows(&frame, &rows)?)?;
+        let source = Batch::from_frame(&frame.select([feature.as_str()])?)?.columns.remove(&feature);
+        let grid = q.grid;
+        Ok(tokio::task::spawn_blocking(move || partial_dependence(model.as_ref(), &sample, &feature, grid, example.as_ref(), source.as_ref()))
+            .await
+            .map_err(|e| ServiceError::Join(e.to_string()))??)
+    }
+
+    /// The nearest example with the other decision (binary runs), from the stored scores.
+    pub async fn counterfactual(&self, id: &str, query: &str) -> Result<Option<Counterfactual>, ServiceError> {
+        let detail = self.run_detail(id).await?;
+        let q = parse_whatif_query(query)?;
+        let frame = self.frame(id).await?;
+        let example = q.example.clone().ok_or_else(|| ServiceError::BadRequest("name the example: example=".into()))?;
+        let ids = row_ids(&frame, &detail)?;
+        let row = ids.iter().position(|x| *x == example).ok_or_else(|| ServiceError::BadRequest(format!("no example with id '{example}'")))?;
+        self.counterfactual_of(&frame, &detail, &ids, row, q.model.as_deref(), q.threshold.unwrap_or(0.5))
+    }
+
+    fn counterfactual_of(&self, frame: &DataFrame, detail: &RunDetail, ids: &[String], row: usize, model: Option<&str>, threshold: f64) -> Result<Option<Counterfactual>, ServiceError> {
+        if detail.summary.task != Task::Binary {
+            return Err(ServiceError::BadRequest("counterfactuals need a binary classification run (a decision to flip)".into()));
+        }
+        let score = model.map(str::to_string).or_else(|| detail.summary.models.first().cloned()).unwrap_or_default();
+        if !detail.summary.models.contains(&score) {
+            return Err(ServiceError::BadRequest(format!("model '{score}' is not a score column of this run")));
+        }
+        let scores = crate::eval::f64_values(frame, &score)?;
+        Ok(nearest_counterfactual(frame, &feature_columns(detail), ids, row, &scores, threshold)?)
+    }
+
+    /// The what-if page.
+    pub async fn whatif_view(&self, id: &str, query: &str) -> Result<WhatIfView, ServiceError> {
+        let detail = self.run_detail(id).await?;
+        let q = parse_whatif_query(query)?;
+        let frame = self.frame(id).await?;
+        let binary = detail.summary.task == Task::Binary;
+        let threshold = q.threshold.unwrap_or(0.5);
+        let attached: Vec<String> = attached_models(&detail).into_iter().map(|(s, _)| s).collect();
+        let score_col = q.model.clone().or_else(|| attached.first().cloned()).or_else(|| detail.summary.models.first().cloned()).unwrap_or_default();
+        if !detail.summary.models.contains(&score_col) {
+            return Err(ServiceError::BadRequest(format!("model '{score_col}' is not a score column of this run")));
+        }
+        let features = feature_columns(&detail);
+        let ids = row_ids(&frame, &detail)?;
+        let y = crate::eval::f64_values(&frame, &detail.label).unwrap_or_default();
+        let p = crate::eval::f64_values(&frame, &score_col)?;
+
+        // Browser: the filtered rows, a page of 12.
+        let keep = |i: usize| match q.filter.as_str() {
+            "correct" if binary => (p[i] >= threshold) == (y.get(i).copied() == Some(1.0)),
+            "incorrect" if binary => (p[i] >= threshold) != (y.get(i).copied() == Some(1.0)),
+            "positive" => y.get(i).copied() == Some(1.0),
+            "negative" => y.get(i).copied() == Some(0.0),
+            _ => true,
+        };
+        let matching: Vec<usize> = (0..frame.height()).filter(|i| keep(*i)).collect();
+        let page_rows: Vec<usize> = matching.iter().skip(q.offset as usize).take(12).copied().collect();
+        let page = take_rows(&frame, &page_rows)?;
+        let columns: Vec<String> = page.get_column_names().iter().map(|s| s.to_string()).collect();
+        let mut rows = vec![Vec::with_capacity(columns.len()); page.height()];
+        for c in page.columns() {
+            let s = c.as_materialized_series();
+            for (i, row) in rows.iter_mut().enumerate() {
+                row.push(any_to_json(s.get(i).unwrap_or(AnyValue::Null)));
+            }
+        }
+        let browser = ExamplesPage { columns, rows, offset: q.offset, limit: 12, total: matching.len() as u64 };
+        let browser_ids = page_rows.iter().map(|i| ids[*i].clone()).collect();
+
+        // Scatter of a feature against the score, a sample of the filtered rows.
+        let x_feature = q.x.clone().or_else(|| features.iter().find(|(_, k)| *k == ColumnKind::Numeric).map(|(n, _)| n.clone())).unwrap_or_default();
+        let sample = sample_rows(matching.len(), 1500, 7).into_iter().map(|i| matching[i]).collect::<Vec<_>>();
+        let xs = if x_feature.is_empty() { vec![] } else { crate::eval::f64_values(&frame, &x_feature).unwrap_or_default() };
+        let scatter_chart = charts::whatif_scatter(
+            &sample.iter().map(|i| xs.get(*i).copied().unwrap_or(f64::NAN)).collect::<Vec<_>>(),
+            &sample.iter().map(|i| p[*i]).collect::<Vec<_>>(),
+            &sample.iter().map(|i| y.get(*i).map(|v| format!("{v}")).unwrap_or_default()).collect::<Vec<_>>(),
+            &sample.iter().map(|i| ids[*i].clone()).collect::<Vec<_>>(),
+            &x_feature,
+            &score_col,
+        );
+
+        let mut view = WhatIfView {
+            run_name: detail.summary.name.clone(),
+            task: detail.summary.task.as_str().to_string(),
+            threshold,
+            models: attached.clone(),
+            filter: q.filter.clone(),
+            browser,
+            browser_ids,
+            scatter_chart,
+            example: None,
+            features: vec![],
+            predictions: vec![],
+            counterfactual: None,
+            pdp: None,
+            pdp_chart: None,
+            feature_names: features.iter().map(|(n, _)| n.clone()).collect(),
+        };
+        let Some(example) = q.example.clone() else { return Ok(view) };
+        let row = ids.iter().position(|x| *x == example).ok_or_else(|| ServiceError::BadRequest(format!("no example with id '{example}'")))?;
+        let original = Batch::from_frame(&take_rows(&frame, &[row])?)?;
+        let changed = edited(&original, &q.edits, &detail)?;
+        let text = |b: &Batch, name: &str| match b.columns.get(name) {
+            Some(Values::Numeric(v)) => v.first().filter(|x| x.is_finite()).map(|x| format!("{x}")).unwrap_or_default(),
+            Some(Values::Text(v)) => v.first().cloned().unwrap_or_default(),
+            None => String::new(),
+        };
+        view.features = features
+            .iter()
+            .map(|(name, kind)| {
+                let info = detail.columns.iter().find(|c| c.name == *name);
+                let (orig, value) = (text(&original, name), text(&changed, name));
+                let mut options: Vec<String> = info.map(|c| c.top_values.iter().map(|v| v.value.clone()).collect()).unwrap_or_default();
+                if *kind != ColumnKind::Numeric {
+                    for v in [&orig, &value] {
+                        if !options.contains(v) {
+                            options.push(v.clone());
+                        }
+                    }
+                    options.sort();
+                }
+                EditableFeature {
+                    name: name.clone(),
+                    kind: if *kind == ColumnKind::Numeric { "numeric" } else { "categorical" }.into(),
+                    edited: orig != value,
+                    original: orig,
+                    value,
+                    options: if *kind == ColumnKind::Numeric { vec![] } else { options },
+                    min: info.and_then(|c| c.min),
+                    max: info.and_then(|c| c.max),
+                }
+            })
+            .collect();
+        // Both versions through every attached model, in one call each.
+        let both = {
+            let mut b = original.clone();
+            for (k, v) in &changed.columns {
+                let merged = match (b.columns.get(k), v) {
+                    (Some(Values::Numeric(a)), Values::Numeric(c)) => Values::Numeric(vec![a[0], c[0]]),
+                    (Some(Values::Text(a)), Values::Text(c)) => Values::Text(vec![a[0].clone(), c[0].clone()]),
+                    _ => v.clone(),
+                };
+                b.columns.insert(k.clone(), merged);
+            }
+            b.rows = 2;
+            Arc::new(b)
+        };
+        for name in &attached {
+            let model = self.model(id, &detail, name).await?;
+            let b = both.clone();
+            let s = tokio::task::spawn_blocking(move || model.predict(&b)).await.map_err(|e| ServiceError::Join(e.to_string()))??;
+            let stored = crate::eval::f64_values(&frame, name).ok().and_then(|v| v.get(row).copied());
+            view.predictions.push(WhatIfPrediction {
+                model: name.clone(),
+                stored,
+                original: s[0],
+                edited: s[1],
+                decision_original: binary.then(|| s[0] >= threshold),
+                decision_edited: binary.then(|| s[1] >= threshold),
+            });
+        }
+        if binary {
+            view.counterfactual = self.counterfactual_of(&frame, &detail, &ids, row, Some(&score_col), threshold)?;
+        }
+        if let Some(feature) = q.pdp.clone() {
+            if attached.contains(&score_col) {
+                let model = self.model(id, &detail, &score_col).await?;
+                let rows = sample_rows(frame.height(), q.sample, q.seed);
+                let sample = Batch::from_frame(&take_rows(&frame, &rows)?)?;
+                if !features.iter().any(|(f, _)| *f == feature) {
+                    return Err(ServiceError::BadRequest(format!("'{feature}' is not a feature column of the run")));
+                }
+                let source = Batch::from_frame(&frame.select([feature.as_str()])?)?.columns.remove(&feature);
+                let grid = q.grid;
+                let pdp = tokio::task::spawn_blocking(move || partial_dependence(model.as_ref(), &sample, &feature, grid, Some(&changed), source.as_ref()))
+                    .await
+                    .map_err(|e| ServiceError::Join(e.to_string()))??;
+                view.pdp_chart = Some(charts::pdp_figure(&pdp, binary.then_some(threshold)));
+                view.pdp = Some(pdp);
+            }
+        }
+        view.example = Some(example);
+        Ok(view)
+    }
+}
