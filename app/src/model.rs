@@ -615,6 +615,10 @@ pub struct FairnessView {
     pub suggestion: Option<ThresholdSuggestion>,
     /// A group's metric across runs, when several runs are compared.
     pub over_time_chart: Option<String>,
+    /// Counterfactual flip rates (`flip=1`, single feature, a model attached to the first run).
+    pub flip: Option<FlipRates>,
+    /// Why flip rates are not available, when asked for and not computed.
+    pub flip_note: Option<String>,
     /// Options for the pickers.
     pub models: Vec<String>,
     pub features: Vec<String>,
@@ -707,4 +711,33 @@ pub struct WhatIfView {
     pub pdp: Option<PartialDependence>,
     pub pdp_chart: Option<String>,
     pub feature_names: Vec<String>,
+}
+
+/// Counterfactual flip rates of one group (Fairness Indicators' flip counts): how often the
+/// decision changes when only the sensitive attribute is set to another group's value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct FlipGroup {
+    pub group: String,
+    /// Examples of the group in the sample.
+    pub n: u64,
+    /// Share whose decision flips for at least one other value.
+    pub any_flip: f64,
+    /// Positive → negative and negative → positive flips (share of the group, any other value).
+    pub to_negative: f64,
+    pub to_positive: f64,
+    /// Per other value: the share whose decision flips when set to it.
+    #[cfg_attr(feature = "ssr", schema(value_type = Vec<Vec<Object>>))]
+    pub by_value: Vec<(String, f64)>,
+}
+
+/// Flip rates of a model for a sensitive feature at a threshold, on a sample of the run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct FlipRates {
+    pub model: String,
+    pub feature: String,
+    pub threshold: f64,
+    pub sample: u64,
+    pub groups: Vec<FlipGroup>,
 }

@@ -88,6 +88,7 @@ fn FairnessPanel(v: FairnessView, id: Option<String>, search: Memo<String>, sort
     };
     let export = |format: &str| format!("{export_path}?{}", with_param(&without_param(&search.get_untracked(), "sort"), "format", format));
     let (export_html, export_csv, export_json) = (export("html"), export("csv"), export("json"));
+    let flip_href = format!("{base_path}?{}", with_param(&search.get_untracked(), "flip", "1"));
     let chosen_models: Vec<String> = v.entries.iter().map(|e| e.model.clone()).collect();
     let single_feature = !v.feature.contains(',');
     let baseline = v.baseline.clone();
@@ -279,6 +280,22 @@ fn FairnessPanel(v: FairnessView, id: Option<String>, search: Memo<String>, sort
                 </table>
             </section>
         })}
+        <h2>"Counterfactual flip rates"</h2>
+        {match (v.flip.clone(), v.flip_note.clone()) {
+            (Some(f), _) => view! {
+                <p class="muted">{format!("{} at threshold {}: each of {} sampled examples re-predicted with {} set to every other group's value; a flip is a changed decision.", f.model, f.threshold, f.sample, f.feature)}</p>
+                <table class="data" data-testid="flip-rates">
+                    <thead><tr><th>"Group"</th><th class="num">"n"</th><th class="num">"Any flip"</th><th class="num">"→ negative"</th><th class="num">"→ positive"</th><th>"By value"</th></tr></thead>
+                    <tbody>{f.groups.iter().map(|g| view! {
+                        <tr><td>{g.group.clone()}</td><td class="num">{g.n.to_string()}</td><td class="num">{format!("{:.4}", g.any_flip)}</td>
+                            <td class="num">{format!("{:.4}", g.to_negative)}</td><td class="num">{format!("{:.4}", g.to_positive)}</td>
+                            <td>{g.by_value.iter().map(|(v, r)| format!("{v}: {r:.3}")).collect::<Vec<_>>().join(" · ")}</td></tr>
+                    }).collect_view()}</tbody>
+                </table>
+            }.into_any(),
+            (None, Some(note)) => view! { <p class="muted">{note}</p> }.into_any(),
+            (None, None) => view! { <p><a class="button" href=flip_href.clone()>"Compute flip rates (re-predicts a sample with the model)"</a></p> }.into_any(),
+        }}
         {v.over_time_chart.clone().map(|c| view! {
             <h2>{format!("{} across runs", v.metrics[0])}</h2>
             <PlotlyChart figure=Signal::derive(move || c.clone()) label="Metric across runs" />

@@ -20,8 +20,8 @@ use crate::service::{AppState, Attachment};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Strata API", description = "Evaluation runs: upload, list, inspect, delete."),
-    paths(list_runs, get_metrics, get_residuals, predict, get_pdp, get_counterfactual, get_fairness, put_fairness_limits, compare, create_run, get_run, delete_run, get_examples, get_attachment, preview, healthz),
-    components(schemas(MetricsResult, ResidualsResult, PredictBody, PredictAnswer, PartialDependence, Counterfactual, FairnessView, LimitsBody, RunSummary, RunDetail, ExamplesPage, IngestSpec, Preview, Created, ApiErrorBody))
+    paths(list_runs, get_metrics, get_residuals, get_endpoints, put_endpoints, predict, get_pdp, get_counterfactual, get_fairness, put_fairness_limits, compare, create_run, get_run, delete_run, get_examples, get_attachment, preview, healthz),
+    components(schemas(MetricsResult, ResidualsResult, crate::models::http::Endpoint, PredictBody, PredictAnswer, PartialDependence, Counterfactual, FairnessView, LimitsBody, RunSummary, RunDetail, ExamplesPage, IngestSpec, Preview, Created, ApiErrorBody))
 )]
 pub struct ApiDoc;
 
@@ -34,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/runs/{id}/metrics", get(get_metrics))
         .route("/api/v1/runs/{id}/residuals", get(get_residuals))
         .route("/api/v1/runs/{id}/predict", post(predict))
+        .route("/api/v1/runs/{id}/endpoints", get(get_endpoints).put(put_endpoints))
         .route("/api/v1/runs/{id}/pdp", get(get_pdp))
         .route("/api/v1/runs/{id}/counterfactual", get(get_counterfactual))
         .route("/api/v1/runs/{id}/fairness", get(get_fairness))
@@ -113,7 +114,23 @@ pub struct PredictAnswer {
     pub predictions: Vec<std::collections::BTreeMap<String, f64>>,
 }
 
-/// Scores examples with the run's attached models (ONNX, run in-process).
+/// The HTTP model endpoints stored with a run.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/endpoints", responses((status = 200, body = Vec<crate::models::http::Endpoint>), (status = 404, body = ApiErrorBody)))]
+async fn get_endpoints(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Vec<crate::models::http::Endpoint>>, ApiError> {
+    s.run_detail(&id).await?;
+    Ok(Json(s.endpoints(&id).await?))
+}
+
+/// Replaces the HTTP model endpoints of a run: a list of `{"name", "url", "protocol": "kserve-v2" |
+/// "tf-serving" | "mlflow", "model", "inputs"?, "timeout_ms"?}`. They are then called like
+/// attached models (predict, what-if, PDP).
+#[utoipa::path(put, path = "/api/v1/runs/{id}/endpoints", request_body = Vec<crate::models::http::Endpoint>, responses((status = 200, body = Vec<crate::models::http::Endpoint>), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+async fn put_endpoints(State(s): State<AppState>, Path(id): Path<String>, Json(body): Json<Vec<crate::models::http::Endpoint>>) -> Result<Json<Vec<crate::models::http::Endpoint>>, ApiError> {
+    s.save_endpoints(&id, &body).await?;
+    Ok(Json(body))
+}
+
+/// Scores examples with the run's models: attached ONNX files (run in-process) and named HTTP endpoints.
 #[utoipa::path(post, path = "/api/v1/runs/{id}/predict", request_body = PredictBody, responses((status = 200, body = PredictAnswer), (status = 400, body = ApiErrorBody), (status = 422, body = ApiErrorBody)))]
 async fn predict(State(s): State<AppState>, Path(id): Path<String>, Json(body): Json<PredictBody>) -> Result<Json<PredictAnswer>, ApiError> {
     Ok(Json(PredictAnswer { predictions: s.predict(&id, &body.examples, &body.models).await? }))

@@ -32,6 +32,9 @@ pub struct FairnessQuery {
     pub alpha: f64,
     pub limits: Option<String>,
     pub criterion: String,
+    /// Compute counterfactual flip rates through the attached model.
+    pub flip: bool,
+    pub flip_sample: usize,
 }
 
 /// Parses the page's / API's query. Every mistake is a 400 that names it.
@@ -52,6 +55,8 @@ pub fn parse_fairness_query(query: &str) -> Result<FairnessQuery, ServiceError> 
         alpha: 0.05,
         limits: None,
         criterion: "equal_opportunity".into(),
+        flip: false,
+        flip_sample: 2000,
     };
     let num = |k: &str, v: &str| v.parse::<f64>().map_err(|_| ServiceError::BadRequest(format!("{k}='{v}' is not a number")));
     for (k, v) in pairs {
@@ -86,6 +91,8 @@ pub fn parse_fairness_query(query: &str) -> Result<FairnessQuery, ServiceError> 
                 }
                 q.criterion = v;
             }
+            "flip" => q.flip = v == "1" || v == "true",
+            "flip_sample" => q.flip_sample = v.parse().ok().filter(|n| (10..=20_000).contains(n)).ok_or_else(|| bad("flip_sample is a whole number in 10..=20000".into()))?,
             "sort" | "format" => {}
             other => return Err(bad(format!("unknown parameter '{other}'"))),
         }
@@ -187,7 +194,10 @@ impl AppState {
         let suggestion = suggest_thresholds(&grid, &feature, &q.criterion, q.min_size, q.thresholds[0], 0.02);
         let charts = q.metrics.iter().map(|m| (m.clone(), charts::fairness_bars(&entries, &feature, m, q.min_size))).collect();
         let over_time_chart = (details.len() >= 2).then(|| charts::fairness_over_time(&entries, &feature, &q.metrics[0], q.thresholds[0]));
+        let (flip, flip_note) = if q.flip { self.flip_rates(&details[pairs[0].0], &entries[0].model, &feature, &entries[0].result, q.thresholds[0], q.flip_sample, q.seed).await? } else { (None, None) };
         Ok(FairnessView {
+            flip,
+            flip_note,
             tradeoff_chart: Some(charts::fairness_tradeoff(&grid, &feature, q.min_size)),
             entries,
             feature,
@@ -205,6 +215,27 @@ impl AppState {
             limits,
             limits_stored: stored.is_some(),
         })
+    }
+
+    /// Flip rates of the first model at the first threshold on a sample (needs a single sensitive
+    /// feature and a model file attached for the score column).
+    async fn flip_rates(&self, d: &RunDetail, model: &str, feature: &str, result: &MetricsResult, threshold: f64, sample: usize, seed: u64) -> Result<(Option<strata_app::model::FlipRates>, Option<String>), ServiceError> {
+        if feature.contains(',') || feature.contains(':') {
+            return Ok((None, Some("flip rates swap one sensitive feature's values: choose a single feature (not a cross or buckets)".into())));
+        }
+        if !crate::service::whatif::attached_models(d).iter().any(|(s, _)| s == model) {
+            return Ok((None, Some(format!("no model file is attached for '{model}', so nothing can be re-predicted"))));
+        }
+        let values: Vec<String> = result.slices.iter().filter(|s| s.spec == feature).filter_map(|s| s.key.get(feature).cloned()).filter(|v| v != crate::eval::slicing::MISSING).collect();
+        let m = self.model(&d.summary.id, d, model).await?;
+        let frame = self.frame(&d.summary.id).await?;
+        let rows = crate::service::whatif::sample_rows(frame.height(), sample, seed);
+        let batch = crate::models::Batch::from_frame(&crate::service::whatif::take_rows(&frame, &rows)?)?;
+        let feature = feature.to_string();
+        let r = tokio::task::spawn_blocking(move || crate::models::flip::flip_rates(m.as_ref(), &batch, &feature, &values, threshold))
+            .await
+            .map_err(|e| ServiceError::Join(e.to_string()))??;
+        Ok((Some(r), None))
     }
 
     /// Saves the fairness limits with a run (validated; `name:value,…`).

@@ -10,6 +10,7 @@ use strata_app::model::{ColumnKind, Counterfactual, EditableFeature, ExamplesPag
 use super::{AppState, ServiceError, any_to_json};
 use crate::charts;
 use crate::eval::whatif::nearest_counterfactual;
+use crate::models::http::{Endpoint, HttpModel};
 use crate::models::onnx::OnnxModel;
 use crate::models::pdp::partial_dependence;
 use crate::models::{Batch, Model, ModelError, Values};
@@ -116,7 +117,7 @@ fn parse_whatif_query(query: &str) -> Result<WhatIfQuery, ServiceError> {
 }
 
 /// A seeded uniform sample of row indices.
-fn sample_rows(n: usize, k: usize, seed: u64) -> Vec<usize> {
+pub(crate) fn sample_rows(n: usize, k: usize, seed: u64) -> Vec<usize> {
     if n <= k {
         return (0..n).collect();
     }
@@ -131,7 +132,7 @@ fn sample_rows(n: usize, k: usize, seed: u64) -> Vec<usize> {
     out
 }
 
-fn take_rows(df: &DataFrame, rows: &[usize]) -> Result<DataFrame, PolarsError> {
+pub(crate) fn take_rows(df: &DataFrame, rows: &[usize]) -> Result<DataFrame, PolarsError> {
     let idx = IdxCa::from_vec("idx".into(), rows.iter().map(|r| *r as IdxSize).collect());
     df.take(&idx)
 }
@@ -154,10 +155,42 @@ fn edited(original: &Batch, edits: &BTreeMap<String, String>, detail: &RunDetail
     Ok(b)
 }
 
+/// The setting key of a run's HTTP endpoints.
+pub const ENDPOINTS_KEY: &str = "endpoints";
+
 impl AppState {
-    /// The model behind a run's score column (loaded once, then cached).
+    /// The HTTP endpoints stored with a run.
+    pub async fn endpoints(&self, id: &str) -> Result<Vec<Endpoint>, ServiceError> {
+        Ok(match self.store.get_setting(id, ENDPOINTS_KEY).await? {
+            Some(text) => serde_json::from_str(&text).map_err(|e| ServiceError::Model(format!("stored endpoints are unreadable: {e}")))?,
+            None => vec![],
+        })
+    }
+
+    /// Replaces a run's HTTP endpoints (validated).
+    pub async fn save_endpoints(&self, id: &str, endpoints: &[Endpoint]) -> Result<(), ServiceError> {
+        for e in endpoints {
+            e.validate().map_err(ServiceError::BadRequest)?;
+        }
+        let text = serde_json::to_string(endpoints).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+        if !self.store.put_setting(id, ENDPOINTS_KEY, &text).await? {
+            return Err(ServiceError::NotFound(id.to_string()));
+        }
+        self.models.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, _| !k.starts_with(&format!("{id}\u{0}endpoint:")));
+        Ok(())
+    }
+
+    /// Every model a run can call: attached ONNX files, then named HTTP endpoints, as
+    /// (name, source) where source is the attachment or `endpoint:NAME`.
+    pub async fn callable_models(&self, id: &str, detail: &RunDetail) -> Result<Vec<(String, String)>, ServiceError> {
+        let mut out = attached_models(detail);
+        out.extend(self.endpoints(id).await?.into_iter().map(|e| (e.name.clone(), format!("endpoint:{}", e.name))));
+        Ok(out)
+    }
+
+    /// The model behind a run's score column or endpoint name (loaded once, then cached).
     pub async fn model(&self, id: &str, detail: &RunDetail, score: &str) -> Result<Arc<dyn Model>, ServiceError> {
-        let attached = attached_models(detail);
+        let attached = self.callable_models(id, detail).await?;
         let Some((_, file)) = attached.iter().find(|(s, _)| s == score) else {
             return Err(ServiceError::BadRequest(format!(
                 "no model file is attached for '{score}' (attached: {})",
@@ -167,6 +200,14 @@ impl AppState {
         let key = format!("{id}\u{0}{file}");
         if let Some(m) = self.models.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(m.clone());
+        }
+        if let Some(name) = file.strip_prefix("endpoint:") {
+            let endpoint = self.endpoints(id).await?.into_iter().find(|e| e.name == name).ok_or_else(|| ServiceError::NotFound(format!("{id}/{file}")))?;
+            let features: Vec<String> = if endpoint.inputs.is_empty() { feature_columns(detail).into_iter().map(|(n, _)| n).collect() } else { endpoint.inputs.clone() };
+            let columns = features.into_iter().map(|c| { let numeric = is_numeric(detail, &c); (c, numeric) }).collect();
+            let model: Arc<dyn Model> = Arc::new(HttpModel::new(endpoint, columns)?);
+            self.models.lock().unwrap_or_else(|p| p.into_inner()).insert(key, model.clone());
+            return Ok(model);
         }
         let (_, bytes) = self.store.get_attachment(id, file).await?.ok_or_else(|| ServiceError::NotFound(format!("{id}/{file}")))?;
         // A single [N, k] input needs its columns named: from the run's models.json, if any.
@@ -187,7 +228,7 @@ impl AppState {
             return Err(ServiceError::BadRequest("at most 10000 examples per request".into()));
         }
         let detail = self.run_detail(id).await?;
-        let names: Vec<String> = if models.is_empty() { attached_models(&detail).into_iter().map(|(s, _)| s).collect() } else { models.to_vec() };
+        let names: Vec<String> = if models.is_empty() { self.callable_models(id, &detail).await?.into_iter().map(|(s, _)| s).collect() } else { models.to_vec() };
         if names.is_empty() {
             return Err(ServiceError::BadRequest("the run has no model file attached".into()));
         }
@@ -265,7 +306,7 @@ impl AppState {
         let frame = self.frame(id).await?;
         let binary = detail.summary.task == Task::Binary;
         let threshold = q.threshold.unwrap_or(0.5);
-        let attached: Vec<String> = attached_models(&detail).into_iter().map(|(s, _)| s).collect();
+        let attached: Vec<String> = self.callable_models(id, &detail).await?.into_iter().map(|(s, _)| s).collect();
         let score_col = q.model.clone().or_else(|| attached.first().cloned()).or_else(|| detail.summary.models.first().cloned()).unwrap_or_default();
         if !detail.summary.models.contains(&score_col) {
             return Err(ServiceError::BadRequest(format!("model '{score_col}' is not a score column of this run")));

@@ -88,6 +88,18 @@ async fn fairness_matches_fairlearn_and_limits_are_stored(app: TestApp) {
     let (s, v) = app.get_json(&format!("/api/v1/compare?runs={id},{id}&feature=sex&bootstrap=0")).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(v["over_time_chart"].is_string());
+    // Counterfactual flip rates through the attached model: sex swapped for 300 sampled rows.
+    let (s, v) = app.get_json(&format!("/api/v1/runs/{id}/fairness?model=score_gbt&feature=sex&bootstrap=0&flip=1&flip_sample=300")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let groups = v["flip"]["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2);
+    assert_eq!(groups.iter().map(|g| g["n"].as_u64().unwrap()).sum::<u64>(), 300);
+    for g in groups {
+        let (any, neg, pos) = (g["any_flip"].as_f64().unwrap(), g["to_negative"].as_f64().unwrap(), g["to_positive"].as_f64().unwrap());
+        assert!((any - neg - pos).abs() < 1e-12 && (0.0..=1.0).contains(&any), "{g}");
+    }
+    let (_, v) = app.get_json(&format!("/api/v1/runs/{id}/fairness?feature=sex,race&bootstrap=0&flip=1")).await;
+    assert!(v["flip_note"].as_str().unwrap().contains("single feature"));
     let (s, html) = app.get_text(&format!("/runs/{id}/fairness?feature=race&metric=fpr&bootstrap=20")).await;
     assert_eq!(s, StatusCode::OK);
     assert!(html.contains("criteria-card") && html.contains("race=Black"));

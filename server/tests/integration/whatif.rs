@@ -105,3 +105,74 @@ async fn predict_pdp_and_counterfactual(app: TestApp) {
     assert!(html.contains("data-testid=\"predictions\"") && html.contains("Nearest counterfactual"), "{}", &html[..html.len().min(2000)]);
 }
 on_both_databases!(predict_pdp_and_counterfactual);
+
+/// A tiny model server speaking the three protocols; its "model" scores age / 100.
+async fn serve_tiny_models() -> String {
+    use axum::{Json, Router, routing::post};
+    use serde_json::Value;
+    fn ages_kserve(b: &Value) -> Vec<f64> {
+        let age = b["inputs"].as_array().unwrap().iter().find(|i| i["name"] == "age").unwrap();
+        age["data"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap_or(0.0) / 100.0).collect()
+    }
+    let app = Router::new()
+        .route("/v2/models/m/infer", post(|Json(b): Json<Value>| async move {
+            let s = ages_kserve(&b);
+            Json(json!({"model_name": "m", "outputs": [{"name": "probability", "shape": [s.len(), 1], "datatype": "FP64", "data": s}]}))
+        }))
+        .route("/v2/models/broken/infer", post(|| async { Json(json!({"outputs": []})) }))
+        .route("/v1/models/m:predict", post(|Json(b): Json<Value>| async move {
+            let p: Vec<Value> = b["instances"].as_array().unwrap().iter().map(|i| { let a = i["age"].as_f64().unwrap_or(0.0) / 100.0; json!([1.0 - a, a]) }).collect();
+            Json(json!({"predictions": p}))
+        }))
+        .route("/invocations", post(|Json(b): Json<Value>| async move {
+            let cols = b["dataframe_split"]["columns"].as_array().unwrap();
+            let j = cols.iter().position(|c| c == "age").unwrap();
+            let p: Vec<f64> = b["dataframe_split"]["data"].as_array().unwrap().iter().map(|r| r[j].as_f64().unwrap_or(0.0) / 100.0).collect();
+            Json(json!({"predictions": p}))
+        }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_endpoints_in_three_protocols() {
+    let app = TestApp::sqlite().await;
+    let id = demo_id(&app, "Adult income (demo)").await;
+    let url = serve_tiny_models().await;
+    // A port nobody listens on: bind one, then drop it.
+    let dead = { let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap(); format!("http://{}", l.local_addr().unwrap()) };
+    let put = |body: serde_json::Value| axum::http::Request::put(format!("/api/v1/runs/{id}/endpoints")).header("content-type", "application/json").body(axum::body::Body::from(body.to_string())).unwrap();
+    let endpoints = json!([
+        {"name": "remote_kserve", "url": url, "protocol": "kserve-v2", "model": "m"},
+        {"name": "remote_tf", "url": url, "protocol": "tf-serving", "model": "m"},
+        {"name": "remote_mlflow", "url": url, "protocol": "mlflow"},
+        {"name": "remote_broken", "url": url, "protocol": "kserve-v2", "model": "broken"},
+        {"name": "remote_down", "url": dead, "protocol": "mlflow", "timeout_ms": 2000},
+    ]);
+    let (s, b) = app.request(put(endpoints)).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    let (s, b) = app.request(put(json!([{"name": "x", "url": "ftp://x", "protocol": "mlflow"}]))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&b).contains("http://"));
+    let (_, listed) = app.get_json(&format!("/api/v1/runs/{id}/endpoints")).await;
+    assert_eq!(listed.as_array().unwrap().len(), 5);
+
+    // 1,500 examples: two batches per endpoint.
+    let examples: Vec<serde_json::Value> = (0..1500).map(|i| json!({"age": 20 + i % 50, "sex": "Male", "race": "White"})).collect();
+    let (s, b) = app.request(post(format!("/api/v1/runs/{id}/predict"), json!({"examples": examples, "models": ["remote_kserve", "remote_tf", "remote_mlflow"]}))).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    let answer: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    for (i, p) in answer["predictions"].as_array().unwrap().iter().enumerate() {
+        let want = (20 + i % 50) as f64 / 100.0;
+        for m in ["remote_kserve", "remote_tf", "remote_mlflow"] {
+            assert!((p[m].as_f64().unwrap() - want).abs() < 1e-12, "{m} example {i}: {p}");
+        }
+    }
+    for (model, needle) in [("remote_broken", "unexpected shape: 'outputs' is empty"), ("remote_down", "is unreachable")] {
+        let (s, b) = app.request(post(format!("/api/v1/runs/{id}/predict"), json!({"examples": [{"age": 30}], "models": [model]}))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{model}");
+        assert!(String::from_utf8_lossy(&b).contains(needle), "{model}: {}", String::from_utf8_lossy(&b));
+    }
+}
