@@ -711,6 +711,10 @@ pub struct WhatIfView {
     pub pdp: Option<PartialDependence>,
     pub pdp_chart: Option<String>,
     pub feature_names: Vec<String>,
+    /// A random attack (`attack_noise=` given), per slice of `attack_slice`.
+    pub attack: Option<AttackResult>,
+    /// Edited examples saved with the run.
+    pub saved: Vec<SavedWhatIf>,
 }
 
 /// Counterfactual flip rates of one group (Fairness Indicators' flip counts): how often the
@@ -740,4 +744,49 @@ pub struct FlipRates {
     pub threshold: f64,
     pub sample: u64,
     pub groups: Vec<FlipGroup>,
+}
+
+/// Robustness of one slice under random perturbations of the inputs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct AttackSlice {
+    pub slice: String,
+    pub n: u64,
+    /// Binary: share of decisions that flip. Regression: share whose prediction moves by more
+    /// than 10% of the label's standard deviation.
+    pub flip_rate: f64,
+    /// Binary: accuracy at the threshold before and after; regression: MAE before and after.
+    pub before: f64,
+    pub after: f64,
+    /// Mean absolute change of the score.
+    pub mean_abs_change: f64,
+}
+
+/// The result of a random attack.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct AttackResult {
+    pub model: String,
+    /// Gaussian noise on numeric features, in units of each feature's standard deviation.
+    pub noise: f64,
+    /// Probability that a categorical feature is swapped for another observed value.
+    pub swap: f64,
+    pub threshold: f64,
+    pub sample: u64,
+    pub seed: u64,
+    /// The whole sample first, then one entry per slice of `slice`.
+    pub slices: Vec<AttackSlice>,
+}
+
+/// An edited example saved with a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct SavedWhatIf {
+    pub name: String,
+    /// The id of the example it starts from.
+    pub example: String,
+    /// Feature → edited value.
+    pub edits: std::collections::BTreeMap<String, String>,
+    /// RFC 3339 UTC.
+    pub saved_at: String,
 }

@@ -49,6 +49,12 @@ mod backend {
         async fn fairness_view(&self, run_ids: &[String], query: &str) -> Result<FairnessView, BackendError>;
         /// The what-if page; `query` is its URL query.
         async fn whatif_view(&self, id: &str, query: &str) -> Result<WhatIfView, BackendError>;
+        /// Saves an edited example (`edits` as a URL query of `set.*` pairs) under `name`.
+        async fn save_whatif(&self, id: &str, name: &str, example: &str, edits: &str) -> Result<(), BackendError>;
+        /// Deletes a saved example.
+        async fn delete_whatif(&self, id: &str, name: &str) -> Result<(), BackendError>;
+        /// Fits and stores the benchmark model; returns a sentence about it.
+        async fn train_benchmark(&self, id: &str) -> Result<String, BackendError>;
         /// Saves the fairness limits with a run; returns them in canonical form.
         async fn save_limits(&self, id: &str, limits: &str) -> Result<String, BackendError>;
     }
@@ -122,4 +128,19 @@ pub async fn save_fairness_limits(id: String, limits: String) -> Result<String, 
 #[server]
 pub async fn get_whatif_view(id: String, query: String) -> Result<WhatIfView, ServerFnError> {
     backend()?.whatif_view(&id, &query).await.map_err(to_server_error)
+}
+
+#[server]
+pub async fn train_benchmark(id: String) -> Result<String, ServerFnError> {
+    backend()?.train_benchmark(&id).await.map_err(to_server_error)
+}
+
+#[server]
+pub async fn save_what_if(id: String, name: String, example: String, edits: String) -> Result<(), ServerFnError> {
+    backend()?.save_whatif(&id, &name, &example, &edits).await.map_err(to_server_error)
+}
+
+#[server]
+pub async fn delete_what_if(id: String, name: String) -> Result<(), ServerFnError> {
+    backend()?.delete_whatif(&id, &name).await.map_err(to_server_error)
 }

@@ -110,6 +110,21 @@ fn Overview(ov: RunOverview, id: String) -> impl IntoView {
                 <a class="button" href=format!("/runs/{}/residuals", s.id)>"Residuals →"</a>
             })}
         </p>
+        {(s.task != crate::model::Task::Multiclass && !s.models.iter().any(|m| m == "strata_benchmark")).then(|| {
+            let train = ServerAction::<crate::server_fns::TrainBenchmark>::new();
+            let done = train.value();
+            view! {
+                <ActionForm action=train>
+                    <input type="hidden" name="id" value=s.id.clone() />
+                    <button type="submit">"Train a benchmark model"</button>
+                    <span class="muted">" a logistic regression (binary) or ridge regression fitted by Strata, to compare your models against on every slice"</span>
+                    {move || done.get().map(|r| match r {
+                        Ok(m) => view! { <p class="ok" role="status">{m}</p> }.into_any(),
+                        Err(e) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
+                    })}
+                </ActionForm>
+            }
+        })}
         <dl class="facts">
             <div><dt>"Task"</dt><dd>{s.task.as_str()}</dd></div>
             <div><dt>"Rows"</dt><dd>{s.rows.to_string()}</dd></div>

@@ -13,7 +13,7 @@ use leptos_router::{
 use crate::components::{CopyLink, ErrorBox, PlotlyChart, fmt_metric};
 use crate::model::WhatIfView;
 use crate::pages::slices::with_param;
-use crate::server_fns::get_whatif_view;
+use crate::server_fns::{DeleteWhatIf, SaveWhatIf, get_whatif_view};
 
 /// The query without the edits (`set.*`), e.g. to select another example.
 pub fn without_edits(query: &str) -> String {
@@ -35,7 +35,10 @@ pub fn WhatIfPage() -> impl IntoView {
     let location = use_location();
     let id = Memo::new(move |_| params.read().get("id").unwrap_or_default());
     let search = Memo::new(move |_| location.search.get().trim_start_matches('?').to_string());
-    let data = Resource::new(move || (id.get(), search.get()), |(id, q)| get_whatif_view(id, q));
+    // Saving or deleting an example refetches the view (its list of saved examples).
+    let save = ServerAction::<SaveWhatIf>::new();
+    let delete = ServerAction::<DeleteWhatIf>::new();
+    let data = Resource::new(move || (id.get(), search.get(), save.version().get(), delete.version().get()), |(id, q, _, _)| get_whatif_view(id, q));
     view! {
         <Title text="What-if" />
         <div class="page-head">
@@ -47,7 +50,7 @@ pub fn WhatIfPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match data.await {
                     Err(e) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
-                    Ok(v) => view! { <WhatIfPanel v id=id.get_untracked() search /> }.into_any(),
+                    Ok(v) => view! { <WhatIfPanel v id=id.get_untracked() search save delete /> }.into_any(),
                 }
             })}
         </Suspense>
@@ -55,7 +58,7 @@ pub fn WhatIfPage() -> impl IntoView {
 }
 
 #[component]
-fn WhatIfPanel(v: WhatIfView, id: String, search: Memo<String>) -> impl IntoView {
+fn WhatIfPanel(v: WhatIfView, id: String, search: Memo<String>, save: ServerAction<SaveWhatIf>, delete: ServerAction<DeleteWhatIf>) -> impl IntoView {
     let navigate = use_navigate();
     let base = format!("/runs/{id}/whatif");
     let go = {
@@ -80,6 +83,43 @@ fn WhatIfPanel(v: WhatIfView, id: String, search: Memo<String>) -> impl IntoView
     let reset_href = format!("{base}?{}", without_edits(&q));
     let current_model = v.predictions.first().map(|p| p.model.clone()).or_else(|| v.models.first().cloned()).unwrap_or_default();
     let hidden: Vec<(String, String)> = serde_urlencoded_pairs(&q).into_iter().filter(|(k, _)| !k.starts_with("set.")).collect();
+    let saved = v.saved.clone();
+    let id_for_rows = id.clone();
+    let saved_view = (!saved.is_empty()).then(move || {
+            view! {
+                <h2>"Saved what-if examples"</h2>
+                <table class="data" data-testid="saved">
+                    <thead><tr><th>"Name"</th><th>"Example"</th><th>"Edits"</th><th>"Saved (UTC)"</th><th></th></tr></thead>
+                    <tbody>{saved.into_iter().map(|sv| {
+                        let rid = id_for_rows.clone();
+                        let mut q = format!("example={}", crate::pages::runs::urlencode(&sv.example));
+                        for (k, val) in &sv.edits {
+                            q.push_str(&format!("&set.{}={}", crate::pages::runs::urlencode(k), crate::pages::runs::urlencode(val)));
+                        }
+                        let href = format!("/runs/{rid}/whatif?{q}");
+                        view! {
+                            <tr>
+                                <td><a href=href>{sv.name.clone()}</a></td>
+                                <td>{sv.example.clone()}</td>
+                                <td>{sv.edits.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join(", ")}</td>
+                                <td>{sv.saved_at.clone()}</td>
+                                <td>
+                                    <ActionForm action=delete>
+                                        <input type="hidden" name="id" value=rid.clone() />
+                                        <input type="hidden" name="name" value=sv.name.clone() />
+                                        <button type="submit" aria-label=format!("delete {}", sv.name)>"delete"</button>
+                                    </ActionForm>
+                                </td>
+                            </tr>
+                        }
+                    }).collect_view()}</tbody>
+                </table>
+            }
+        });
+    let attack_hidden: Vec<(String, String)> = hidden.iter().filter(|(k, _)| !k.starts_with("attack_")).cloned().collect();
+    let attack_noise = v.attack.as_ref().map(|a| a.noise.to_string()).unwrap_or_else(|| "0.1".into());
+    let attack_swap = v.attack.as_ref().map(|a| a.swap.to_string()).unwrap_or_else(|| "0.05".into());
+    let attack = v.attack.clone();
     view! {
         <p class="muted">{format!("{} · models that can be called: {}", v.run_name, if v.models.is_empty() { "none (attach an ONNX file to the run)".to_string() } else { v.models.join(", ") })}</p>
         <div class="controls">
@@ -136,6 +176,27 @@ fn WhatIfPanel(v: WhatIfView, id: String, search: Memo<String>) -> impl IntoView
                 </label>
             </section>
         </div>
+        {saved_view}
+        <h2>"Random attack"</h2>
+        <Form method="GET" action="">
+            {attack_hidden.into_iter().map(|(k, val)| view! { <input type="hidden" name=k value=val /> }).collect_view()}
+            <div class="controls">
+                <label>"Noise (sd) " <input type="number" step="any" min="0" name="attack_noise" aria-label="Attack noise" value=attack_noise /></label>
+                <label>"Swap probability " <input type="number" step="any" min="0" max="1" name="attack_swap" aria-label="Attack swap" value=attack_swap /></label>
+                <label>"By slice " <input type="text" name="attack_slice" aria-label="Attack slice" placeholder="sex" /></label>
+                <button type="submit">"Attack"</button>
+            </div>
+        </Form>
+        {attack.map(|a| view! {
+            <p class="muted">{format!("{}: {} sampled examples; numeric features + N(0, ({}·sd)²), categorical values swapped with probability {}; threshold {}", a.model, a.sample, a.noise, a.swap, a.threshold)}</p>
+            <table class="data" data-testid="attack">
+                <thead><tr><th>"Slice"</th><th class="num">"n"</th><th class="num">"Flip rate"</th><th class="num">{if binary { "Accuracy before" } else { "MAE before" }}</th><th class="num">{if binary { "Accuracy after" } else { "MAE after" }}</th><th class="num">"Mean |Δ score|"</th></tr></thead>
+                <tbody>{a.slices.iter().map(|s| view! {
+                    <tr><td>{s.slice.clone()}</td><td class="num">{s.n.to_string()}</td><td class="num">{format!("{:.4}", s.flip_rate)}</td>
+                        <td class="num">{format!("{:.4}", s.before)}</td><td class="num">{format!("{:.4}", s.after)}</td><td class="num">{format!("{:.4}", s.mean_abs_change)}</td></tr>
+                }).collect_view()}</tbody>
+            </table>
+        })}
         {v.example.clone().map(|ex| {
             let predictions = v.predictions.clone();
             let features = v.features.clone();
@@ -146,6 +207,8 @@ fn WhatIfPanel(v: WhatIfView, id: String, search: Memo<String>) -> impl IntoView
             let pdp_feature = v.pdp.as_ref().map(|p| p.feature.clone()).unwrap_or_default();
             let names = v.feature_names.clone();
             let select_cf = cf.as_ref().map(|c| select_href(&c.example));
+            let edits_query = q.split('&').filter(|p| p.starts_with("set.")).collect::<Vec<_>>().join("&");
+            let id = id.clone();
             view! {
                 <h2>{format!("Example {ex}")}</h2>
                 <div class="chart-grid">
@@ -173,6 +236,13 @@ fn WhatIfPanel(v: WhatIfView, id: String, search: Memo<String>) -> impl IntoView
                             <button type="submit">"Predict"</button>
                             " " <a href=reset_href.clone()>"Reset edits"</a>
                         </Form>
+                        <ActionForm action=save>
+                            <input type="hidden" name="id" value=id.clone() />
+                            <input type="hidden" name="example" value=ex.clone() />
+                            <input type="hidden" name="edits" value=edits_query.clone() />
+                            <label>"Save this edit as " <input type="text" name="name" aria-label="Saved example name" required=true /></label>
+                            <button type="submit">"Save"</button>
+                        </ActionForm>
                     </section>
                     <section>
                         <table class="data predictions" data-testid="predictions">

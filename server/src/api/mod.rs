@@ -20,8 +20,8 @@ use crate::service::{AppState, Attachment};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Strata API", description = "Evaluation runs: upload, list, inspect, delete."),
-    paths(list_runs, get_metrics, get_residuals, get_endpoints, put_endpoints, predict, get_pdp, get_counterfactual, get_fairness, put_fairness_limits, compare, create_run, get_run, delete_run, get_examples, get_attachment, preview, healthz),
-    components(schemas(MetricsResult, ResidualsResult, crate::models::http::Endpoint, PredictBody, PredictAnswer, PartialDependence, Counterfactual, FairnessView, LimitsBody, RunSummary, RunDetail, ExamplesPage, IngestSpec, Preview, Created, ApiErrorBody))
+    paths(list_runs, get_metrics, get_residuals, post_attack, post_benchmark, list_saved, save_whatif, delete_whatif, get_endpoints, put_endpoints, predict, get_pdp, get_counterfactual, get_fairness, put_fairness_limits, compare, create_run, get_run, delete_run, get_examples, get_attachment, preview, healthz),
+    components(schemas(MetricsResult, ResidualsResult, strata_app::model::SavedWhatIf, SaveBody, crate::service::benchmark::BenchmarkInfo, BenchmarkBody, crate::service::whatif::AttackRequest, strata_app::model::AttackResult, crate::models::http::Endpoint, PredictBody, PredictAnswer, PartialDependence, Counterfactual, FairnessView, LimitsBody, RunSummary, RunDetail, ExamplesPage, IngestSpec, Preview, Created, ApiErrorBody))
 )]
 pub struct ApiDoc;
 
@@ -34,6 +34,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/runs/{id}/metrics", get(get_metrics))
         .route("/api/v1/runs/{id}/residuals", get(get_residuals))
         .route("/api/v1/runs/{id}/predict", post(predict))
+        .route("/api/v1/runs/{id}/attacks", post(post_attack))
+        .route("/api/v1/runs/{id}/benchmark", post(post_benchmark))
+        .route("/api/v1/runs/{id}/whatif-examples", get(list_saved).post(save_whatif))
+        .route("/api/v1/runs/{id}/whatif-examples/{name}", axum::routing::delete(delete_whatif))
         .route("/api/v1/runs/{id}/endpoints", get(get_endpoints).put(put_endpoints))
         .route("/api/v1/runs/{id}/pdp", get(get_pdp))
         .route("/api/v1/runs/{id}/counterfactual", get(get_counterfactual))
@@ -112,6 +116,67 @@ pub struct PredictBody {
 pub struct PredictAnswer {
     #[schema(value_type = Vec<Object>)]
     pub predictions: Vec<std::collections::BTreeMap<String, f64>>,
+}
+
+/// Random attack: perturb a sample (numeric noise in standard deviations, categorical swaps) and
+/// report decision flips and the accuracy (regression: MAE) before and after, overall and per slice.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/attacks", request_body = crate::service::whatif::AttackRequest, responses((status = 200, body = strata_app::model::AttackResult), (status = 400, body = ApiErrorBody)))]
+async fn post_attack(State(s): State<AppState>, Path(id): Path<String>, Json(body): Json<crate::service::whatif::AttackRequest>) -> Result<Json<strata_app::model::AttackResult>, ApiError> {
+    Ok(Json(s.attack(&id, body).await?))
+}
+
+/// An edited example to save: `{"name": "older", "example": "adult-00002", "edits": {"age": "41"}}`.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct SaveBody {
+    pub name: String,
+    pub example: String,
+    #[serde(default)]
+    pub edits: std::collections::BTreeMap<String, String>,
+}
+
+/// The what-if examples saved with a run.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/whatif-examples", responses((status = 200, body = Vec<strata_app::model::SavedWhatIf>)))]
+async fn list_saved(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Vec<strata_app::model::SavedWhatIf>>, ApiError> {
+    s.run_detail(&id).await?;
+    Ok(Json(s.saved_whatifs(&id).await?))
+}
+
+/// Saves an edited example (replacing one of the same name); answers the saved list.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/whatif-examples", request_body = SaveBody, responses((status = 200, body = Vec<strata_app::model::SavedWhatIf>), (status = 400, body = ApiErrorBody)))]
+async fn save_whatif(State(s): State<AppState>, Path(id): Path<String>, Json(b): Json<SaveBody>) -> Result<Json<Vec<strata_app::model::SavedWhatIf>>, ApiError> {
+    Ok(Json(s.save_whatif(&id, &b.name, &b.example, b.edits).await?))
+}
+
+/// Deletes a saved example.
+#[utoipa::path(delete, path = "/api/v1/runs/{id}/whatif-examples/{name}", responses((status = 200, body = Vec<strata_app::model::SavedWhatIf>), (status = 404, body = ApiErrorBody)))]
+async fn delete_whatif(State(s): State<AppState>, Path((id, name)): Path<(String, String)>) -> Result<Json<Vec<strata_app::model::SavedWhatIf>>, ApiError> {
+    Ok(Json(s.delete_whatif(&id, &name).await?))
+}
+
+/// Options of the benchmark fit.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct BenchmarkBody {
+    /// Inverse L2 penalty, as scikit-learn's `C` (default 1).
+    #[serde(default = "one")]
+    pub c: f64,
+    /// Rows sampled to fit on (default 20000).
+    #[serde(default = "twenty_thousand")]
+    pub max_rows: usize,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn twenty_thousand() -> usize {
+    20_000
+}
+
+/// Fits Strata's benchmark model on the run (logistic regression for binary runs, ridge for
+/// regression) and stores it; the run then lists `strata_benchmark` as one more model, so every
+/// view (slices, fairness, residuals, what-if) compares the user's models to it.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/benchmark", request_body = BenchmarkBody, responses((status = 200, body = crate::service::benchmark::BenchmarkInfo), (status = 400, body = ApiErrorBody)))]
+async fn post_benchmark(State(s): State<AppState>, Path(id): Path<String>, Json(body): Json<BenchmarkBody>) -> Result<Json<crate::service::benchmark::BenchmarkInfo>, ApiError> {
+    Ok(Json(s.train_benchmark(&id, body.c, body.max_rows).await?))
 }
 
 /// The HTTP model endpoints stored with a run.

@@ -4,6 +4,8 @@
 //! classification, the prediction for regression. Inputs are matched to the run's columns by
 //! name; a model input with no column of that name is an error that names it.
 
+pub mod attack;
+pub mod benchmark;
 pub mod flip;
 pub mod http;
 pub mod onnx;

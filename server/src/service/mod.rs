@@ -22,6 +22,7 @@ pub mod export;
 pub mod fairness;
 pub mod residuals;
 pub mod whatif;
+pub mod benchmark;
 
 /// Why a use case failed.
 #[derive(Debug, thiserror::Error)]
@@ -136,11 +137,17 @@ impl AppState {
         Ok(id)
     }
 
+    /// A run's metadata; a trained benchmark model is listed among its models.
     pub async fn run_detail(&self, id: &str) -> Result<RunDetail, ServiceError> {
-        self.store.get_run(id).await?.ok_or_else(|| ServiceError::NotFound(id.to_string()))
+        let mut d = self.store.get_run(id).await?.ok_or_else(|| ServiceError::NotFound(id.to_string()))?;
+        if self.store.get_setting(id, benchmark::KEY).await?.is_some() {
+            d.summary.models.push(benchmark::COLUMN.to_string());
+        }
+        Ok(d)
     }
 
-    /// The run's rows as a DataFrame, from the cache or the database.
+    /// The run's rows as a DataFrame, from the cache or the database (with the benchmark model's
+    /// scores as a column when one was trained).
     pub async fn frame(&self, id: &str) -> Result<Arc<DataFrame>, ServiceError> {
         if let Some(f) = self.cache.get(id) {
             return Ok(f);
@@ -149,15 +156,20 @@ impl AppState {
         let frame = tokio::task::spawn_blocking(move || crate::store::decode_frame(bytes))
             .await
             .map_err(|e| ServiceError::Join(e.to_string()))??;
-        let frame = Arc::new(frame);
+        let frame = Arc::new(self.with_benchmark(id, frame).await?);
         self.cache.insert(id, frame.clone());
         Ok(frame)
     }
 
-    pub async fn delete(&self, id: &str) -> Result<(), ServiceError> {
+    /// Forgets everything cached about a run (its frame, prepared cells and loaded models).
+    pub fn forget(&self, id: &str) {
         self.cache.remove(id);
         self.prepared.remove_prefix(&format!("{id}\u{0}"));
         self.models.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, _| !k.starts_with(&format!("{id}\u{0}")));
+    }
+
+    pub async fn delete(&self, id: &str) -> Result<(), ServiceError> {
+        self.forget(id);
         if self.store.delete_run(id).await? { Ok(()) } else { Err(ServiceError::NotFound(id.to_string())) }
     }
 
@@ -391,6 +403,20 @@ impl Backend for AppState {
     }
     async fn whatif_view(&self, id: &str, query: &str) -> Result<strata_app::model::WhatIfView, BackendError> {
         Ok(AppState::whatif_view(self, id, query).await?)
+    }
+    async fn save_whatif(&self, id: &str, name: &str, example: &str, edits: &str) -> Result<(), BackendError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(edits).map_err(|e| ServiceError::BadRequest(format!("edits: {e}")))?;
+        let edits = pairs.into_iter().filter_map(|(k, v)| k.strip_prefix("set.").map(|k| (k.to_string(), v))).collect();
+        AppState::save_whatif(self, id, name, example, edits).await?;
+        Ok(())
+    }
+    async fn delete_whatif(&self, id: &str, name: &str) -> Result<(), BackendError> {
+        AppState::delete_whatif(self, id, name).await?;
+        Ok(())
+    }
+    async fn train_benchmark(&self, id: &str) -> Result<String, BackendError> {
+        let i = AppState::train_benchmark(self, id, 1.0, 20_000).await?;
+        Ok(format!("Trained a {} model on {} rows ({} inputs): it is now the model '{}' on every page (reload to see it).", i.kind, i.trained_on, i.features, i.model))
     }
     async fn save_limits(&self, id: &str, limits: &str) -> Result<String, BackendError> {
         let saved = AppState::save_limits(self, id, limits).await?;

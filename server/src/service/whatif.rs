@@ -74,6 +74,9 @@ struct WhatIfQuery {
     grid: usize,
     seed: u64,
     edits: BTreeMap<String, String>,
+    attack_noise: Option<f64>,
+    attack_swap: Option<f64>,
+    attack_slice: Option<String>,
 }
 
 fn parse_whatif_query(query: &str) -> Result<WhatIfQuery, ServiceError> {
@@ -110,6 +113,9 @@ fn parse_whatif_query(query: &str) -> Result<WhatIfQuery, ServiceError> {
             "sample" => q.sample = v.parse().ok().filter(|s| (10..=5000).contains(s)).ok_or_else(|| bad("sample is a whole number in 10..=5000".into()))?,
             "grid" => q.grid = v.parse().ok().filter(|g| (2..=100).contains(g)).ok_or_else(|| bad("grid is a whole number in 2..=100".into()))?,
             "seed" => q.seed = v.parse().map_err(|_| bad(format!("seed='{v}' is not a whole number")))?,
+            "attack_noise" => q.attack_noise = Some(v.parse().map_err(|_| bad(format!("attack_noise='{v}' is not a number")))?),
+            "attack_swap" => q.attack_swap = Some(v.parse().map_err(|_| bad(format!("attack_swap='{v}' is not a number")))?),
+            "attack_slice" => q.attack_slice = Some(v),
             other => return Err(bad(format!("unknown parameter '{other}'"))),
         }
     }
@@ -155,6 +161,9 @@ fn edited(original: &Batch, edits: &BTreeMap<String, String>, detail: &RunDetail
     Ok(b)
 }
 
+/// The setting key of a run's saved what-if examples.
+pub const SAVED_KEY: &str = "whatif_saved";
+
 /// The setting key of a run's HTTP endpoints.
 pub const ENDPOINTS_KEY: &str = "endpoints";
 
@@ -185,6 +194,9 @@ impl AppState {
     pub async fn callable_models(&self, id: &str, detail: &RunDetail) -> Result<Vec<(String, String)>, ServiceError> {
         let mut out = attached_models(detail);
         out.extend(self.endpoints(id).await?.into_iter().map(|e| (e.name.clone(), format!("endpoint:{}", e.name))));
+        if detail.summary.models.iter().any(|m| m == super::benchmark::COLUMN) {
+            out.push((super::benchmark::COLUMN.to_string(), "benchmark".to_string()));
+        }
         Ok(out)
     }
 
@@ -200,6 +212,9 @@ impl AppState {
         let key = format!("{id}\u{0}{file}");
         if let Some(m) = self.models.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(m.clone());
+        }
+        if file == "benchmark" {
+            return self.benchmark_model(id).await?.ok_or_else(|| ServiceError::NotFound(format!("{id}: no benchmark model")));
         }
         if let Some(name) = file.strip_prefix("endpoint:") {
             let endpoint = self.endpoints(id).await?.into_iter().find(|e| e.name == name).ok_or_else(|| ServiceError::NotFound(format!("{id}/{file}")))?;
@@ -367,7 +382,15 @@ impl AppState {
             pdp: None,
             pdp_chart: None,
             feature_names: features.iter().map(|(n, _)| n.clone()).collect(),
+            attack: None,
+            saved: self.saved_whatifs(id).await?,
         };
+        if let Some(noise) = q.attack_noise {
+            let req = AttackRequest { model: Some(score_col.clone()), noise, swap: q.attack_swap.unwrap_or(0.05), sample: 2000, seed: q.seed, slice: q.attack_slice.clone(), threshold };
+            if attached.contains(&score_col) {
+                view.attack = Some(self.attack(id, req).await?);
+            }
+        }
         let Some(example) = q.example.clone() else { return Ok(view) };
         let row = ids.iter().position(|x| *x == example).ok_or_else(|| ServiceError::BadRequest(format!("no example with id '{example}'")))?;
         let original = Batch::from_frame(&take_rows(&frame, &[row])?)?;
@@ -453,5 +476,145 @@ impl AppState {
         }
         view.example = Some(example);
         Ok(view)
+    }
+}
+
+/// A random-attack request (`POST /api/v1/runs/{id}/attacks`).
+#[derive(Clone, Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct AttackRequest {
+    /// The model (score column or endpoint) to attack; the first callable one when absent.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Gaussian noise on numeric features in units of each feature's standard deviation (default 0.1).
+    #[serde(default = "default_noise")]
+    pub noise: f64,
+    /// Probability of swapping a categorical feature for another observed value (default 0.05).
+    #[serde(default = "default_swap")]
+    pub swap: f64,
+    /// Examples attacked (a seeded uniform sample; default 2000).
+    #[serde(default = "default_sample")]
+    pub sample: usize,
+    #[serde(default)]
+    pub seed: u64,
+    /// A slice spec to break the results down by (e.g. `sex`, `age:q4`).
+    #[serde(default)]
+    pub slice: Option<String>,
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
+}
+
+fn default_noise() -> f64 {
+    0.1
+}
+fn default_swap() -> f64 {
+    0.05
+}
+fn default_sample() -> usize {
+    2000
+}
+fn default_threshold() -> f64 {
+    0.5
+}
+
+impl AppState {
+    /// Perturbs a sample of the run and reports flips and the accuracy (or MAE) change per slice.
+    pub async fn attack(&self, id: &str, req: AttackRequest) -> Result<strata_app::model::AttackResult, ServiceError> {
+        let bad = ServiceError::BadRequest;
+        if !(0.0..=10.0).contains(&req.noise) || !(0.0..=1.0).contains(&req.swap) || !(10..=50_000).contains(&req.sample) || !(0.0..=1.0).contains(&req.threshold) {
+            return Err(bad("noise is 0..=10 (standard deviations), swap 0..=1, sample 10..=50000, threshold 0..=1".into()));
+        }
+        let detail = self.run_detail(id).await?;
+        if detail.summary.task == Task::Multiclass {
+            return Err(bad("random attacks support binary and regression runs".into()));
+        }
+        let model_name = match req.model.clone() {
+            Some(m) => m,
+            None => self.callable_models(id, &detail).await?.first().map(|(s, _)| s.clone()).ok_or_else(|| bad("the run has no model to call".into()))?,
+        };
+        let model = self.model(id, &detail, &model_name).await?;
+        let frame = self.frame(id).await?;
+        let rows = sample_rows(frame.height(), req.sample, req.seed);
+        let sub = take_rows(&frame, &rows)?;
+        let groups: Vec<String> = match req.slice.as_deref().filter(|s| !s.trim().is_empty()) {
+            Some(spec) => {
+                let parsed = crate::eval::slicing::SliceSpec::parse(spec).map_err(|e| bad(e.to_string()))?;
+                let a = crate::eval::slicing::assign(&sub, spec, &parsed, super::MAX_SLICES).map_err(|e| bad(e.to_string()))?;
+                a.slice_of_row.iter().map(|s| s.map(|s| a.keys[s as usize].iter().map(|(c, v)| format!("{c}={v}")).collect::<Vec<_>>().join(", ")).unwrap_or_else(|| "(other)".into())).collect()
+            }
+            None => vec![],
+        };
+        let labels = crate::eval::f64_values(&sub, &detail.label)?;
+        let finite: Vec<f64> = labels.iter().copied().filter(|x| x.is_finite()).collect();
+        let mean = finite.iter().sum::<f64>() / finite.len().max(1) as f64;
+        let label_sd = (finite.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / finite.len().saturating_sub(1).max(1) as f64).sqrt();
+        let batch = Batch::from_frame(&sub)?;
+        let features: Vec<String> = feature_columns(&detail).into_iter().map(|(n, _)| n).collect();
+        let binary = detail.summary.task == Task::Binary;
+        let (noise, swap, seed, threshold) = (req.noise, req.swap, req.seed, req.threshold);
+        let slices = tokio::task::spawn_blocking(move || {
+            let perturbed = crate::models::attack::perturb(&batch, &features, noise, swap, seed);
+            crate::models::attack::attack(model.as_ref(), &batch, &perturbed, &labels, &groups, binary, threshold, label_sd)
+        })
+        .await
+        .map_err(|e| ServiceError::Join(e.to_string()))??;
+        Ok(strata_app::model::AttackResult { model: model_name, noise, swap, threshold, sample: rows.len() as u64, seed, slices })
+    }
+}
+
+impl AppState {
+    /// The edited examples saved with a run, oldest first.
+    pub async fn saved_whatifs(&self, id: &str) -> Result<Vec<strata_app::model::SavedWhatIf>, ServiceError> {
+        Ok(match self.store.get_setting(id, SAVED_KEY).await? {
+            Some(t) => serde_json::from_str(&t).map_err(|e| ServiceError::Model(format!("saved what-if examples are unreadable: {e}")))?,
+            None => vec![],
+        })
+    }
+
+    /// Saves an edited example under `name` (replacing one of the same name). The example must
+    /// exist and every edited column must be a feature of the run.
+    pub async fn save_whatif(&self, id: &str, name: &str, example: &str, edits: BTreeMap<String, String>) -> Result<Vec<strata_app::model::SavedWhatIf>, ServiceError> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 100 {
+            return Err(ServiceError::BadRequest("a saved example needs a name of 1 to 100 characters".into()));
+        }
+        let detail = self.run_detail(id).await?;
+        let frame = self.frame(id).await?;
+        if !row_ids(&frame, &detail)?.iter().any(|x| x == example) {
+            return Err(ServiceError::BadRequest(format!("no example with id '{example}'")));
+        }
+        let features = feature_columns(&detail);
+        if let Some(bad) = edits.keys().find(|k| !features.iter().any(|(f, _)| f == *k)) {
+            return Err(ServiceError::BadRequest(format!("'{bad}' is not a feature column of the run")));
+        }
+        let mut saved = self.saved_whatifs(id).await?;
+        saved.retain(|s| s.name != name);
+        saved.push(strata_app::model::SavedWhatIf {
+            name: name.to_string(),
+            example: example.to_string(),
+            edits,
+            saved_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        });
+        self.write_saved(id, &saved).await?;
+        Ok(saved)
+    }
+
+    /// Deletes a saved example; not found if there is none of that name.
+    pub async fn delete_whatif(&self, id: &str, name: &str) -> Result<Vec<strata_app::model::SavedWhatIf>, ServiceError> {
+        let mut saved = self.saved_whatifs(id).await?;
+        let before = saved.len();
+        saved.retain(|s| s.name != name);
+        if saved.len() == before {
+            return Err(ServiceError::NotFound(format!("saved example '{name}'")));
+        }
+        self.write_saved(id, &saved).await?;
+        Ok(saved)
+    }
+
+    async fn write_saved(&self, id: &str, saved: &[strata_app::model::SavedWhatIf]) -> Result<(), ServiceError> {
+        let text = serde_json::to_string(saved).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+        if !self.store.put_setting(id, SAVED_KEY, &text).await? {
+            return Err(ServiceError::NotFound(id.to_string()));
+        }
+        Ok(())
     }
 }

@@ -176,3 +176,81 @@ async fn http_endpoints_in_three_protocols() {
         assert!(String::from_utf8_lossy(&b).contains(needle), "{model}: {}", String::from_utf8_lossy(&b));
     }
 }
+
+async fn random_attacks_per_slice(app: TestApp) {
+    let id = demo_id(&app, "Adult income (demo)").await;
+    let (s, b) = app.request(post(format!("/api/v1/runs/{id}/attacks"), json!({"model": "score_gbt", "noise": 0.0, "swap": 0.0, "sample": 300, "slice": "sex"}))).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    let r: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(r["slices"][0]["flip_rate"], 0.0, "no noise, no flips: {r}");
+    assert_eq!(r["slices"].as_array().unwrap().len(), 3, "overall + two sexes");
+    let (s, b) = app.request(post(format!("/api/v1/runs/{id}/attacks"), json!({"model": "score_gbt", "noise": 1.0, "swap": 0.5, "sample": 500, "slice": "sex", "seed": 3}))).await;
+    assert_eq!(s, StatusCode::OK);
+    let r: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    let overall = &r["slices"][0];
+    assert!(overall["flip_rate"].as_f64().unwrap() > 0.0 && overall["after"].as_f64().unwrap() < overall["before"].as_f64().unwrap(), "{r}");
+    let (s, _) = app.request(post(format!("/api/v1/runs/{id}/attacks"), json!({"noise": -1}))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+on_both_databases!(random_attacks_per_slice);
+
+async fn benchmark_model_is_trained_stored_and_sliced(app: TestApp) {
+    let id = demo_id(&app, "Adult income (demo)").await;
+    let (s, b) = app.request(post(format!("/api/v1/runs/{id}/benchmark"), json!({"c": 1.0, "max_rows": 8000}))).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    let info: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!((info["kind"].as_str(), info["trained_on"].as_u64()), (Some("logistic"), Some(8000)));
+    let (_, d) = app.get_json(&format!("/api/v1/runs/{id}")).await;
+    assert!(d["models"].as_array().unwrap().contains(&json!("strata_benchmark")));
+    // Compared with the user's models on every slice, like any model.
+    let (s, m) = app.get_json(&format!("/api/v1/runs/{id}/metrics?model=strata_benchmark&slice=sex&bootstrap=0")).await;
+    assert_eq!(s, StatusCode::OK, "{m}");
+    let auc = m["slices"][0]["metrics"]["auc_roc"]["value"].as_f64().unwrap();
+    assert!(auc > 0.85 && auc < 0.95, "a logistic regression on Adult: AUC {auc}");
+    assert_eq!(m["slices"].as_array().unwrap().len(), 3);
+    // Callable in what-if, and the same score as the column for the same row.
+    let (s, b) = app.request(post(format!("/api/v1/runs/{id}/predict"), json!({"examples": [{"age": 26, "workclass": "Private", "education": "Bachelors", "education_num": 13, "marital_status": "Never-married", "occupation": "Sales", "relationship": "Own-child", "race": "White", "sex": "Male", "capital_gain": 0, "capital_loss": 0, "hours_per_week": 50, "native_country": "United-States"}], "models": ["strata_benchmark"]}))).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    let p: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    let (_, rows) = app.get_json(&format!("/api/v1/runs/{id}/examples?offset=2&limit=1")).await;
+    let cols = rows["columns"].as_array().unwrap();
+    let j = cols.iter().position(|c| c == "strata_benchmark").unwrap();
+    assert!((rows["rows"][0][j].as_f64().unwrap() - p["predictions"][0]["strata_benchmark"].as_f64().unwrap()).abs() < 1e-9);
+    // Regression runs get ridge regression.
+    let wid = {
+        let (_, runs) = app.get_json("/api/v1/runs").await;
+        runs.as_array().unwrap().iter().find(|r| r["name"] == "GSS wages (demo)").unwrap()["id"].as_str().unwrap().to_string()
+    };
+    let (s, b) = app.request(post(format!("/api/v1/runs/{wid}/benchmark"), json!({}))).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    let (_, m) = app.get_json(&format!("/api/v1/runs/{wid}/metrics?model=strata_benchmark&bootstrap=0")).await;
+    assert!(m["slices"][0]["metrics"]["r2"]["value"].as_f64().unwrap() > 0.1, "{}", m["slices"][0]["metrics"]);
+}
+on_both_databases!(benchmark_model_is_trained_stored_and_sliced);
+
+async fn saved_whatif_examples(app: TestApp) {
+    let id = demo_id(&app, "Adult income (demo)").await;
+    let (s, b) = app.request(post(format!("/api/v1/runs/{id}/whatif-examples"), json!({"name": "older", "example": "adult-00002", "edits": {"age": "41"}}))).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    for (body, needle) in [
+        (json!({"name": "x", "example": "nope", "edits": {}}), "no example with id 'nope'"),
+        (json!({"name": "x", "example": "adult-00002", "edits": {"label": "1"}}), "'label' is not a feature"),
+        (json!({"name": " ", "example": "adult-00002"}), "needs a name"),
+    ] {
+        let (s, b) = app.request(post(format!("/api/v1/runs/{id}/whatif-examples"), body)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(String::from_utf8_lossy(&b).contains(needle), "{}", String::from_utf8_lossy(&b));
+    }
+    let (_, list) = app.get_json(&format!("/api/v1/runs/{id}/whatif-examples")).await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["edits"]["age"], "41");
+    let (_, html) = app.get_text(&format!("/runs/{id}/whatif")).await;
+    assert!(html.contains("set.age=41") && html.contains(">older</a>"), "listed on the page with its link");
+    let del = axum::http::Request::delete(format!("/api/v1/runs/{id}/whatif-examples/older")).body(axum::body::Body::empty()).unwrap();
+    let (s, _) = app.request(del).await;
+    assert_eq!(s, StatusCode::OK);
+    let del = axum::http::Request::delete(format!("/api/v1/runs/{id}/whatif-examples/older")).body(axum::body::Body::empty()).unwrap();
+    let (s, _) = app.request(del).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+on_both_databases!(saved_whatif_examples);
