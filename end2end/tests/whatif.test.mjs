@@ -37,6 +37,11 @@ test("what-if: edit age on adult-00002, the model's score changes, the link repr
   assert.ok(Math.abs(Number(after) - 0.19590855410281882) < 1e-5, after);
   assert.ok(Math.abs(Number(await editedScore(page, "score_logreg")) - 0.05918428718061512) < 1e-5);
   await page.getByTestId("counterfactual").waitFor();
+  // Save the edit with the run; it is listed with a link back to it.
+  await page.getByRole("textbox", { name: "Saved example name" }).fill("older applicant");
+  await page.getByRole("button", { name: "Save", exact: true }).click();
+  await page.getByTestId("saved").getByRole("link", { name: "older applicant" }).waitFor();
+  assert.match(await page.getByTestId("saved").locator("tbody tr").first().innerText(), /\tage = 41\t/, "only the edit is stored");
   // The copied link holds the edit.
   await page.getByRole("button", { name: "Copy link" }).click();
   await page.getByRole("button", { name: "Link copied" }).waitFor();
@@ -50,6 +55,16 @@ test("what-if: edit age on adult-00002, the model's score changes, the link repr
   await page.waitForURL(/pdp=age/);
   await page.locator('[aria-label="Partial dependence"][data-rendered="true"]').waitFor();
   assert.equal(await page.locator('[aria-label="Partial dependence"] .scatterlayer .trace').count() > 10, true, "ICE lines, the mean and the example");
+  // A random attack, per sex.
+  await page.getByRole("spinbutton", { name: "Attack noise" }).fill("0.5");
+  await page.getByRole("textbox", { name: "Attack slice" }).fill("sex");
+  await page.getByRole("button", { name: "Attack" }).click();
+  await page.waitForURL(/attack_noise=0\.5/);
+  await page.getByTestId("attack").locator("tbody tr").first().waitFor();
+  const attack = await page.getByTestId("attack").locator("tbody tr").allInnerTexts();
+  assert.equal(attack.length, 3, attack.join("\n"));
+  assert.match(attack[0], /^overall\t2000\t0\.\d{4}/);
+  assert.equal(await editedScore(page, "score_gbt"), after, "the attack keeps the edit");
   await page.screenshot({ path: "end2end/test-results/whatif.png", fullPage: true });
   assert.deepEqual(errors, []);
 });

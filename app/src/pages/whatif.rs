@@ -116,7 +116,8 @@ fn WhatIfPanel(v: WhatIfView, id: String, search: Memo<String>, save: ServerActi
                 </table>
             }
         });
-    let attack_hidden: Vec<(String, String)> = hidden.iter().filter(|(k, _)| !k.starts_with("attack_")).cloned().collect();
+    // The attack form keeps everything else in the URL, the edits included.
+    let attack_hidden: Vec<(String, String)> = serde_urlencoded_pairs(&q).into_iter().filter(|(k, _)| !k.starts_with("attack_")).collect();
     let attack_noise = v.attack.as_ref().map(|a| a.noise.to_string()).unwrap_or_else(|| "0.1".into());
     let attack_swap = v.attack.as_ref().map(|a| a.swap.to_string()).unwrap_or_else(|| "0.05".into());
     let attack = v.attack.clone();

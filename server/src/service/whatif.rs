@@ -579,13 +579,21 @@ impl AppState {
         }
         let detail = self.run_detail(id).await?;
         let frame = self.frame(id).await?;
-        if !row_ids(&frame, &detail)?.iter().any(|x| x == example) {
-            return Err(ServiceError::BadRequest(format!("no example with id '{example}'")));
-        }
+        let row = row_ids(&frame, &detail)?.iter().position(|x| x == example).ok_or_else(|| ServiceError::BadRequest(format!("no example with id '{example}'")))?;
         let features = feature_columns(&detail);
         if let Some(bad) = edits.keys().find(|k| !features.iter().any(|(f, _)| f == *k)) {
             return Err(ServiceError::BadRequest(format!("'{bad}' is not a feature column of the run")));
         }
+        // Keep only what differs from the example (the editor sends every feature).
+        let original = Batch::from_frame(&take_rows(&frame, &[row])?)?;
+        let edits: BTreeMap<String, String> = edits
+            .into_iter()
+            .filter(|(k, v)| match original.columns.get(k) {
+                Some(Values::Numeric(x)) => v.trim().parse::<f64>().ok() != Some(x[0]) && !(v.trim().is_empty() && !x[0].is_finite()),
+                Some(Values::Text(x)) => *v != x[0],
+                None => true,
+            })
+            .collect();
         let mut saved = self.saved_whatifs(id).await?;
         saved.retain(|s| s.name != name);
         saved.push(strata_app::model::SavedWhatIf {
