@@ -330,7 +330,7 @@ pub fn whatif_scatter(x: &[f64], score: &[f64], label: &[String], ids: &[String]
         .map(|(c, class)| {
             let idx: Vec<usize> = (0..label.len()).filter(|i| &label[*i] == *class).collect();
             serde_json::json!({
-                "type": "scattergl", "mode": "markers", "name": format!("label {class}"),
+                "type": "scattergl", "mode": "markers", "name": class.as_str(),
                 "x": idx.iter().map(|i| x[*i]).collect::<Vec<_>>(), "y": idx.iter().map(|i| score[*i]).collect::<Vec<_>>(),
                 "customdata": idx.iter().map(|i| ids[*i].clone()).collect::<Vec<_>>(),
                 "hovertemplate": "%{customdata}<br>%{x}, %{y:.3f}<extra>%{fullData.name}</extra>",

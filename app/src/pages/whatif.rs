@@ -121,6 +121,10 @@ fn WhatIfPanel(v: WhatIfView, id: String, search: Memo<String>, save: ServerActi
     let attack_noise = v.attack.as_ref().map(|a| a.noise.to_string()).unwrap_or_else(|| "0.1".into());
     let attack_swap = v.attack.as_ref().map(|a| a.swap.to_string()).unwrap_or_else(|| "0.05".into());
     let attack = v.attack.clone();
+    let pairs = serde_urlencoded_pairs(&q);
+    let get = |k: &str| pairs.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let (slice_value, score_min, score_max, color_value) = (get("slice"), get("score_min"), get("score_max"), get("color"));
+    let filter_hidden: Vec<(String, String)> = pairs.iter().filter(|(k, _)| !["slice", "score_min", "score_max", "color", "offset"].contains(&k.as_str())).cloned().collect();
     view! {
         <p class="muted">{format!("{} · models that can be called: {}", v.run_name, if v.models.is_empty() { "none (attach an ONNX file to the run)".to_string() } else { v.models.join(", ") })}</p>
         <div class="controls">
@@ -140,6 +144,21 @@ fn WhatIfPanel(v: WhatIfView, id: String, search: Memo<String>, save: ServerActi
                 </select>
             </label>
         </div>
+        <Form method="GET" action="">
+            {filter_hidden.into_iter().map(|(k, val)| view! { <input type="hidden" name=k value=val /> }).collect_view()}
+            <div class="controls">
+                <label>"Only slice " <input type="text" name="slice" aria-label="Only slice" placeholder="sex=Female" value=slice_value /></label>
+                <label>"Score from " <input type="number" step="any" name="score_min" aria-label="Score from" value=score_min /></label>
+                <label>"to " <input type="number" step="any" name="score_max" aria-label="Score to" value=score_max /></label>
+                <label>"Colour by "
+                    <select name="color" aria-label="Colour by">
+                        <option value="label" selected=color_value != "correct">"label"</option>
+                        <option value="correct" selected=color_value == "correct">"right / wrong decision"</option>
+                    </select>
+                </label>
+                <button type="submit">"Filter"</button>
+            </div>
+        </Form>
         <div class="chart-grid">
             <section>
                 <h2>"Examples"</h2>

@@ -75,6 +75,12 @@ struct WhatIfQuery {
     seed: u64,
     edits: BTreeMap<String, String>,
     attack_noise: Option<f64>,
+    /// Browser filters: a slice filter spec (`sex=Female`) and a score range.
+    slice: Option<String>,
+    score_min: Option<f64>,
+    score_max: Option<f64>,
+    /// Scatter colour: `label` (default) or `correct`.
+    color: Option<String>,
     attack_swap: Option<f64>,
     attack_slice: Option<String>,
 }
@@ -116,6 +122,15 @@ fn parse_whatif_query(query: &str) -> Result<WhatIfQuery, ServiceError> {
             "attack_noise" => q.attack_noise = Some(v.parse().map_err(|_| bad(format!("attack_noise='{v}' is not a number")))?),
             "attack_swap" => q.attack_swap = Some(v.parse().map_err(|_| bad(format!("attack_swap='{v}' is not a number")))?),
             "attack_slice" => q.attack_slice = Some(v),
+            "slice" => q.slice = Some(v),
+            "score_min" => q.score_min = Some(v.parse().map_err(|_| bad(format!("score_min='{v}' is not a number")))?),
+            "score_max" => q.score_max = Some(v.parse().map_err(|_| bad(format!("score_max='{v}' is not a number")))?),
+            "color" => {
+                if v != "label" && v != "correct" {
+                    return Err(bad(format!("color '{v}' is not one of label, correct")));
+                }
+                q.color = Some(v)
+            }
             other => return Err(bad(format!("unknown parameter '{other}'"))),
         }
     }
@@ -339,7 +354,18 @@ impl AppState {
             "negative" => y.get(i).copied() == Some(0.0),
             _ => true,
         };
-        let matching: Vec<usize> = (0..frame.height()).filter(|i| keep(*i)).collect();
+        let in_slice: Option<Vec<Option<u32>>> = match q.slice.as_deref() {
+            Some(spec) => {
+                let parsed = crate::eval::slicing::SliceSpec::parse(spec).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+                if !matches!(parsed, crate::eval::slicing::SliceSpec::Filter { .. }) {
+                    return Err(ServiceError::BadRequest(format!("slice '{spec}' must be a filter such as sex=Female")));
+                }
+                Some(crate::eval::slicing::assign(&frame, spec, &parsed, 1).map_err(|e| ServiceError::BadRequest(e.to_string()))?.slice_of_row)
+            }
+            None => None,
+        };
+        let in_range = |i: usize| q.score_min.is_none_or(|m| p[i] >= m) && q.score_max.is_none_or(|m| p[i] <= m);
+        let matching: Vec<usize> = (0..frame.height()).filter(|i| keep(*i) && in_range(*i) && in_slice.as_ref().is_none_or(|s| s[*i].is_some())).collect();
         let page_rows: Vec<usize> = matching.iter().skip(q.offset as usize).take(12).copied().collect();
         let page = take_rows(&frame, &page_rows)?;
         let columns: Vec<String> = page.get_column_names().iter().map(|s| s.to_string()).collect();
@@ -360,7 +386,13 @@ impl AppState {
         let scatter_chart = charts::whatif_scatter(
             &sample.iter().map(|i| xs.get(*i).copied().unwrap_or(f64::NAN)).collect::<Vec<_>>(),
             &sample.iter().map(|i| p[*i]).collect::<Vec<_>>(),
-            &sample.iter().map(|i| y.get(*i).map(|v| format!("{v}")).unwrap_or_default()).collect::<Vec<_>>(),
+            &sample
+                .iter()
+                .map(|i| match (q.color.as_deref(), binary) {
+                    (Some("correct"), true) => if (p[*i] >= threshold) == (y.get(*i).copied() == Some(1.0)) { "right decision".to_string() } else { "wrong decision".to_string() },
+                    _ => format!("label {}", y.get(*i).copied().unwrap_or(f64::NAN)),
+                })
+                .collect::<Vec<_>>(),
             &sample.iter().map(|i| ids[*i].clone()).collect::<Vec<_>>(),
             &x_feature,
             &score_col,

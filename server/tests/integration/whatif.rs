@@ -99,6 +99,12 @@ async fn predict_pdp_and_counterfactual(app: TestApp) {
     for path in ["/api/v1/runs/{id}/predict", "/api/v1/runs/{id}/pdp", "/api/v1/runs/{id}/counterfactual"] {
         assert!(doc["paths"][path].is_object(), "{path} in the OpenAPI document");
     }
+    // Browser filters: a slice, a score range, wrong decisions only.
+    let (s, html) = app.get_text(&format!("/runs/{id}/whatif?model=score_gbt&slice=sex%3DFemale&score_min=0.9&color=correct")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("148 matching"), "women scored at least 0.9 (pandas: 148)");
+    let (_, html) = app.get_text(&format!("/runs/{id}/whatif?model=score_gbt&slice=sex%3DFemale&score_min=0.9&filter=incorrect")).await;
+    assert!(html.contains("3 matching"), "of which 3 are wrong decisions");
     // The page renders an edit server-side.
     let (s, html) = app.get_text(&format!("/runs/{id}/whatif?example=adult-00013&set.sex=Female&pdp=age")).await;
     assert_eq!(s, StatusCode::OK);
