@@ -65,6 +65,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/runs/:id/fairness") view=pages::fairness::FairnessPage ssr=SsrMode::Async />
                     <Route path=path!("/compare") view=pages::fairness::FairnessPage ssr=SsrMode::Async />
                     <Route path=path!("/runs/:id/whatif") view=pages::whatif::WhatIfPage ssr=SsrMode::Async />
+                    <Route path=path!("/runs/:id/drift") view=pages::drift::DriftPage ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>

@@ -53,6 +53,8 @@ mod backend {
         async fn save_whatif(&self, id: &str, name: &str, example: &str, edits: &str) -> Result<(), BackendError>;
         /// Deletes a saved example.
         async fn delete_whatif(&self, id: &str, name: &str) -> Result<(), BackendError>;
+        /// The drift page; `query` is its URL query.
+        async fn drift_view(&self, id: &str, query: &str) -> Result<crate::model::DriftView, BackendError>;
         /// Fits and stores the benchmark model; returns a sentence about it.
         async fn train_benchmark(&self, id: &str) -> Result<String, BackendError>;
         /// Saves the fairness limits with a run; returns them in canonical form.
@@ -143,4 +145,9 @@ pub async fn save_what_if(id: String, name: String, example: String, edits: Stri
 #[server]
 pub async fn delete_what_if(id: String, name: String) -> Result<(), ServerFnError> {
     backend()?.delete_whatif(&id, &name).await.map_err(to_server_error)
+}
+
+#[server]
+pub async fn get_drift_view(id: String, query: String) -> Result<crate::model::DriftView, ServerFnError> {
+    backend()?.drift_view(&id, &query).await.map_err(to_server_error)
 }

@@ -368,3 +368,16 @@ pub fn pdp_figure(p: &strata_app::model::PartialDependence, threshold: Option<f6
     })
     .to_string()
 }
+
+/// A feature's share per bin in the reference and the current run, side by side.
+pub fn drift_histogram(f: &strata_app::model::FeatureDrift) -> String {
+    serde_json::json!({
+        "data": [
+            {"type": "bar", "name": "reference", "x": f.bins, "y": f.reference_share, "marker": {"color": "#4c78a8"}},
+            {"type": "bar", "name": "current", "x": f.bins, "y": f.current_share, "marker": {"color": "#f58518"}},
+        ],
+        "layout": {"barmode": "group", "height": 340, "margin": {"t": 20, "b": 110, "l": 60, "r": 20},
+            "yaxis": {"title": {"text": format!("share of rows · {} (PSI {:.3})", f.feature, f.psi)}}, "legend": {"orientation": "h", "y": -0.35}}
+    })
+    .to_string()
+}

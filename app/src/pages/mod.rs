@@ -2,6 +2,7 @@
 
 pub mod run;
 pub mod runs;
+pub mod drift;
 pub mod fairness;
 pub mod residuals;
 pub mod slices;

@@ -106,6 +106,7 @@ fn Overview(ov: RunOverview, id: String) -> impl IntoView {
                 <a class="button" href=format!("/runs/{}/fairness", s.id)>"Fairness →"</a>
             })}
             <a class="button" href=format!("/runs/{}/whatif", s.id)>"What-if →"</a>
+            <a class="button" href=format!("/runs/{}/drift", s.id)>"Drift →"</a>
             {(s.task != crate::model::Task::Multiclass).then(|| view! {
                 <a class="button" href=format!("/runs/{}/residuals", s.id)>"Residuals →"</a>
             })}

@@ -20,8 +20,8 @@ use crate::service::{AppState, Attachment};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Strata API", description = "Evaluation runs: upload, list, inspect, delete."),
-    paths(list_runs, get_metrics, get_residuals, post_attack, post_benchmark, list_saved, save_whatif, delete_whatif, get_endpoints, put_endpoints, predict, get_pdp, get_counterfactual, get_fairness, put_fairness_limits, compare, create_run, get_run, delete_run, get_examples, get_attachment, preview, healthz),
-    components(schemas(MetricsResult, ResidualsResult, strata_app::model::SavedWhatIf, SaveBody, crate::service::benchmark::BenchmarkInfo, BenchmarkBody, crate::service::whatif::AttackRequest, strata_app::model::AttackResult, crate::models::http::Endpoint, PredictBody, PredictAnswer, PartialDependence, Counterfactual, FairnessView, LimitsBody, RunSummary, RunDetail, ExamplesPage, IngestSpec, Preview, Created, ApiErrorBody))
+    paths(list_runs, get_metrics, get_residuals, get_drift, post_attack, post_benchmark, list_saved, save_whatif, delete_whatif, get_endpoints, put_endpoints, predict, get_pdp, get_counterfactual, get_fairness, put_fairness_limits, compare, create_run, get_run, delete_run, get_examples, get_attachment, preview, healthz),
+    components(schemas(MetricsResult, ResidualsResult, strata_app::model::DriftResult, strata_app::model::SavedWhatIf, SaveBody, crate::service::benchmark::BenchmarkInfo, BenchmarkBody, crate::service::whatif::AttackRequest, strata_app::model::AttackResult, crate::models::http::Endpoint, PredictBody, PredictAnswer, PartialDependence, Counterfactual, FairnessView, LimitsBody, RunSummary, RunDetail, ExamplesPage, IngestSpec, Preview, Created, ApiErrorBody))
 )]
 pub struct ApiDoc;
 
@@ -35,6 +35,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/runs/{id}/residuals", get(get_residuals))
         .route("/api/v1/runs/{id}/predict", post(predict))
         .route("/api/v1/runs/{id}/attacks", post(post_attack))
+        .route("/api/v1/runs/{id}/drift", get(get_drift))
         .route("/api/v1/runs/{id}/benchmark", post(post_benchmark))
         .route("/api/v1/runs/{id}/whatif-examples", get(list_saved).post(save_whatif))
         .route("/api/v1/runs/{id}/whatif-examples/{name}", axum::routing::delete(delete_whatif))
@@ -177,6 +178,14 @@ fn twenty_thousand() -> usize {
 #[utoipa::path(post, path = "/api/v1/runs/{id}/benchmark", request_body = BenchmarkBody, responses((status = 200, body = crate::service::benchmark::BenchmarkInfo), (status = 400, body = ApiErrorBody)))]
 async fn post_benchmark(State(s): State<AppState>, Path(id): Path<String>, Json(body): Json<BenchmarkBody>) -> Result<Json<crate::service::benchmark::BenchmarkInfo>, ApiError> {
     Ok(Json(s.train_benchmark(&id, body.c, body.max_rows).await?))
+}
+
+/// Drift from a reference run (`?reference=RUN_ID`): per feature PSI, Jensen–Shannon and Hellinger
+/// distances, KS (numeric) or chi-squared (categorical) with p and BH q, a `drifted` flag; the
+/// same for shared model columns; the label's base-rate shift.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/drift", responses((status = 200, body = strata_app::model::DriftResult), (status = 400, body = ApiErrorBody)))]
+async fn get_drift(State(s): State<AppState>, Path(id): Path<String>, axum::extract::RawQuery(q): axum::extract::RawQuery) -> Result<Json<strata_app::model::DriftResult>, ApiError> {
+    Ok(Json(s.drift(&id, q.as_deref().unwrap_or("")).await?))
 }
 
 /// The HTTP model endpoints stored with a run.

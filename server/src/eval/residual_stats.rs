@@ -707,6 +707,15 @@ fn beta_inc_large_a(a: f64, b: f64, x: f64, y: f64) -> Option<f64> {
     converged.then(|| (ln_gamma(b) - ln_beta(a, b) - b * t.ln()).exp() * sum)
 }
 
+/// Upper-tail p-value of a chi-squared statistic `x` with `df` degrees of freedom
+/// (`scipy.stats.chi2.sf`): `Q(df/2, x/2)`.
+pub fn chi2_upper_p(x: f64, df: f64) -> f64 {
+    if !(x > 0.0) || !(df > 0.0) {
+        return 1.0;
+    }
+    gamma_q(df / 2.0, x / 2.0).clamp(0.0, 1.0)
+}
+
 /// Regularized upper incomplete gamma function
 /// `Q(s, u) = Gamma(s, u)/Gamma(s) = (1/Gamma(s)) ∫_u^∞ v^{s-1} e^{-v} dv`
 /// (`scipy.special.gammaincc`), for moderate `s > 0`.

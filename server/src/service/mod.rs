@@ -18,6 +18,7 @@ use crate::settings::Limits;
 use crate::store::cache::{ByteLru, FrameCache};
 use crate::store::{NewAttachment, NewRun, Store, StoreError};
 
+pub mod drift;
 pub mod export;
 pub mod fairness;
 pub mod residuals;
@@ -413,6 +414,9 @@ impl Backend for AppState {
     async fn delete_whatif(&self, id: &str, name: &str) -> Result<(), BackendError> {
         AppState::delete_whatif(self, id, name).await?;
         Ok(())
+    }
+    async fn drift_view(&self, id: &str, query: &str) -> Result<strata_app::model::DriftView, BackendError> {
+        Ok(AppState::drift_view(self, id, query).await?)
     }
     async fn train_benchmark(&self, id: &str) -> Result<String, BackendError> {
         let i = AppState::train_benchmark(self, id, 1.0, 20_000).await?;

@@ -5,6 +5,7 @@ mod api;
 mod cli;
 mod helpers;
 mod ingest_errors;
+mod drift;
 mod fairness_golden;
 mod metrics_golden;
 mod residuals_golden;

@@ -1,0 +1,81 @@
+//! Drift between runs: `GET /api/v1/runs/{id}/drift?reference=RUN` and the `/runs/{id}/drift` page.
+
+use strata_app::model::{ColumnKind, DriftResult, DriftView, Role, Task};
+
+use super::{AppState, ServiceError};
+use crate::charts;
+use crate::eval::drift::drift;
+
+impl AppState {
+    /// Every feature's (and score's, and the label's) shift from the reference run to this one.
+    pub async fn drift(&self, id: &str, query: &str) -> Result<DriftResult, ServiceError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| ServiceError::BadRequest(format!("malformed query string: {e}")))?;
+        let mut reference = None;
+        for (k, v) in pairs {
+            match k.as_str() {
+                "reference" if !v.is_empty() => reference = Some(v),
+                "reference" | "feature" => {}
+                other => return Err(ServiceError::BadRequest(format!("unknown parameter '{other}'"))),
+            }
+        }
+        let reference = reference.ok_or_else(|| ServiceError::BadRequest("name the reference run: reference=RUN_ID".into()))?;
+        let (cur, refd) = (self.run_detail(id).await?, self.run_detail(&reference).await?);
+        let features: Vec<(String, ColumnKind)> = cur
+            .columns
+            .iter()
+            .filter(|c| c.role == Role::Feature && refd.columns.iter().any(|r| r.name == c.name))
+            .map(|c| (c.name.clone(), if c.kind == ColumnKind::Numeric { ColumnKind::Numeric } else { ColumnKind::Categorical }))
+            .collect();
+        if features.is_empty() {
+            return Err(ServiceError::BadRequest("the two runs share no feature column".into()));
+        }
+        let scores: Vec<String> = cur.summary.models.iter().filter(|m| refd.summary.models.contains(m)).cloned().collect();
+        let (a, b) = (self.frame(&reference).await?, self.frame(id).await?);
+        let binary = cur.summary.task == Task::Binary && refd.summary.task == Task::Binary;
+        let (label_r, label_c) = (refd.label.clone(), cur.label.clone());
+        let started = std::time::Instant::now();
+        let (features, base) = tokio::task::spawn_blocking(move || -> Result<_, ServiceError> {
+            let f = drift(&a, &b, &features, &scores)?;
+            // Prior-probability shift: the base rates and a two-proportion z-test.
+            let base = if binary {
+                let (ya, yb) = (crate::eval::f64_values(&a, &label_r)?, crate::eval::f64_values(&b, &label_c)?);
+                let rate = |y: &[f64]| { let v: Vec<f64> = y.iter().copied().filter(|x| x.is_finite()).collect(); (v.iter().sum::<f64>() / v.len().max(1) as f64, v.len() as f64) };
+                let ((pa, na), (pb, nb)) = (rate(&ya), rate(&yb));
+                let pooled = (pa * na + pb * nb) / (na + nb);
+                let se = (pooled * (1.0 - pooled) * (1.0 / na + 1.0 / nb)).sqrt();
+                let p = if se > 0.0 { crate::eval::sliced::two_sided_p((pb - pa) / se) } else { 1.0 };
+                Some((pa, pb, p))
+            } else {
+                None
+            };
+            Ok((f, base))
+        })
+        .await
+        .map_err(|e| ServiceError::Join(e.to_string()))??;
+        Ok(DriftResult {
+            reference,
+            current: id.to_string(),
+            features,
+            base_rate_reference: base.map(|b| b.0),
+            base_rate_current: base.map(|b| b.1),
+            base_rate_p_value: base.map(|b| b.2),
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The drift page: the runs to choose a reference from, the ranked table, one feature's histograms.
+    pub async fn drift_view(&self, id: &str, query: &str) -> Result<DriftView, ServiceError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+        let runs = self.store.list_runs().await?.into_iter().filter(|r| r.id != id).map(|r| (r.id, r.name)).collect();
+        let has_reference = pairs.iter().any(|(k, v)| k == "reference" && !v.is_empty());
+        if !has_reference {
+            self.run_detail(id).await?;
+            return Ok(DriftView { result: None, runs, chart: None, chart_feature: None });
+        }
+        let result = self.drift(id, query).await?;
+        let feature = pairs.iter().find(|(k, _)| k == "feature").map(|(_, v)| v.clone()).or_else(|| result.features.first().map(|f| f.feature.clone()));
+        let chosen = feature.as_ref().and_then(|f| result.features.iter().find(|x| &x.feature == f));
+        let chart = chosen.map(charts::drift_histogram);
+        Ok(DriftView { chart_feature: chosen.map(|f| f.feature.clone()), chart, result: Some(result), runs })
+    }
+}
