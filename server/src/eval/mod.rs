@@ -4,6 +4,7 @@
 //! headline metrics per model and binned score distributions. Every metric is weighted when the
 //! run has a weight column.
 
+pub mod detectors;
 pub mod drift;
 pub mod fairness;
 pub mod metrics;
