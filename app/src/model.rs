@@ -843,3 +843,29 @@ pub struct DriftView {
     pub chart: Option<String>,
     pub chart_feature: Option<String>,
 }
+
+/// A detection in a run's stream: the row position (in time order) and its timestamp.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct StreamPoint {
+    pub index: u64,
+    pub at: String,
+}
+
+/// Concept drift within one run: detectors over its examples in time order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct StreamDrift {
+    pub model: String,
+    pub order_by: String,
+    pub threshold: f64,
+    pub n: u64,
+    /// DDM on the error stream: where a warning zone starts, and drifts.
+    pub ddm_warnings: Vec<StreamPoint>,
+    pub ddm_drifts: Vec<StreamPoint>,
+    /// MD3 on the scores (no labels needed): drifts.
+    pub md3_drifts: Vec<StreamPoint>,
+    /// Error rate per consecutive block of `block` rows (for a chart).
+    pub block: u64,
+    pub error_rate: Vec<f64>,
+}

@@ -20,8 +20,8 @@ use crate::service::{AppState, Attachment};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Strata API", description = "Evaluation runs: upload, list, inspect, delete."),
-    paths(list_runs, get_metrics, get_residuals, get_drift, post_attack, post_benchmark, list_saved, save_whatif, delete_whatif, get_endpoints, put_endpoints, predict, get_pdp, get_counterfactual, get_fairness, put_fairness_limits, compare, create_run, get_run, delete_run, get_examples, get_attachment, preview, healthz),
-    components(schemas(MetricsResult, ResidualsResult, strata_app::model::DriftResult, strata_app::model::SavedWhatIf, SaveBody, crate::service::benchmark::BenchmarkInfo, BenchmarkBody, crate::service::whatif::AttackRequest, strata_app::model::AttackResult, crate::models::http::Endpoint, PredictBody, PredictAnswer, PartialDependence, Counterfactual, FairnessView, LimitsBody, RunSummary, RunDetail, ExamplesPage, IngestSpec, Preview, Created, ApiErrorBody))
+    paths(list_runs, get_metrics, get_residuals, get_drift, get_stream_drift, post_attack, post_benchmark, list_saved, save_whatif, delete_whatif, get_endpoints, put_endpoints, predict, get_pdp, get_counterfactual, get_fairness, put_fairness_limits, compare, create_run, get_run, delete_run, get_examples, get_attachment, preview, healthz),
+    components(schemas(MetricsResult, ResidualsResult, strata_app::model::StreamDrift, strata_app::model::DriftResult, strata_app::model::SavedWhatIf, SaveBody, crate::service::benchmark::BenchmarkInfo, BenchmarkBody, crate::service::whatif::AttackRequest, strata_app::model::AttackResult, crate::models::http::Endpoint, PredictBody, PredictAnswer, PartialDependence, Counterfactual, FairnessView, LimitsBody, RunSummary, RunDetail, ExamplesPage, IngestSpec, Preview, Created, ApiErrorBody))
 )]
 pub struct ApiDoc;
 
@@ -36,6 +36,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/runs/{id}/predict", post(predict))
         .route("/api/v1/runs/{id}/attacks", post(post_attack))
         .route("/api/v1/runs/{id}/drift", get(get_drift))
+        .route("/api/v1/runs/{id}/stream-drift", get(get_stream_drift))
         .route("/api/v1/runs/{id}/benchmark", post(post_benchmark))
         .route("/api/v1/runs/{id}/whatif-examples", get(list_saved).post(save_whatif))
         .route("/api/v1/runs/{id}/whatif-examples/{name}", axum::routing::delete(delete_whatif))
@@ -186,6 +187,14 @@ async fn post_benchmark(State(s): State<AppState>, Path(id): Path<String>, Json(
 #[utoipa::path(get, path = "/api/v1/runs/{id}/drift", responses((status = 200, body = strata_app::model::DriftResult), (status = 400, body = ApiErrorBody)))]
 async fn get_drift(State(s): State<AppState>, Path(id): Path<String>, axum::extract::RawQuery(q): axum::extract::RawQuery) -> Result<Json<strata_app::model::DriftResult>, ApiError> {
     Ok(Json(s.drift(&id, q.as_deref().unwrap_or("")).await?))
+}
+
+/// Concept drift within a run (`?model=&threshold=0.5&margin=0.1`): its examples in time order, DDM
+/// over the decisions' errors (warnings and drifts) and MD3 over the scores, with the error rate
+/// per block of rows.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/stream-drift", responses((status = 200, body = strata_app::model::StreamDrift), (status = 400, body = ApiErrorBody)))]
+async fn get_stream_drift(State(s): State<AppState>, Path(id): Path<String>, axum::extract::RawQuery(q): axum::extract::RawQuery) -> Result<Json<strata_app::model::StreamDrift>, ApiError> {
+    Ok(Json(s.stream_drift(&id, q.as_deref().unwrap_or("")).await?))
 }
 
 /// The HTTP model endpoints stored with a run.

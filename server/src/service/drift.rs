@@ -79,3 +79,70 @@ impl AppState {
         Ok(DriftView { chart_feature: chosen.map(|f| f.feature.clone()), chart, result: Some(result), runs })
     }
 }
+
+impl AppState {
+    /// DDM over the decisions' errors and MD3 over the scores, rows in time order (timestamp, else id).
+    pub async fn stream_drift(&self, id: &str, query: &str) -> Result<strata_app::model::StreamDrift, ServiceError> {
+        let bad = ServiceError::BadRequest;
+        let detail = self.run_detail(id).await?;
+        if detail.summary.task != Task::Binary {
+            return Err(bad("stream drift detectors need a binary classification run (an error stream)".into()));
+        }
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| bad(format!("malformed query string: {e}")))?;
+        let (mut model, mut threshold, mut margin) = (detail.summary.models.first().cloned().unwrap_or_default(), 0.5, 0.1);
+        for (k, v) in pairs {
+            match k.as_str() {
+                "model" => model = v,
+                "threshold" => threshold = v.parse().ok().filter(|t| (0.0..=1.0).contains(t)).ok_or_else(|| bad(format!("threshold '{v}' is not in [0, 1]")))?,
+                "margin" => margin = v.parse().ok().filter(|t| (0.0..=0.5).contains(t)).ok_or_else(|| bad(format!("margin '{v}' is not in [0, 0.5]")))?,
+                other => return Err(bad(format!("unknown parameter '{other}'"))),
+            }
+        }
+        if !detail.summary.models.contains(&model) {
+            return Err(bad(format!("model '{model}' is not a score column of this run")));
+        }
+        let order_by = detail.columns.iter().find(|c| c.role == Role::Timestamp).or_else(|| detail.columns.iter().find(|c| c.role == Role::Id)).map(|c| c.name.clone())
+            .ok_or_else(|| bad("the run has no timestamp or id column to order its examples by".into()))?;
+        let frame = self.frame(id).await?;
+        let label = detail.label.clone();
+        tokio::task::spawn_blocking(move || -> Result<strata_app::model::StreamDrift, ServiceError> {
+            let y = crate::eval::f64_values(&frame, &label)?;
+            let p = crate::eval::f64_values(&frame, &model)?;
+            let key = frame.column(&order_by)?.cast(&polars::prelude::DataType::String)?;
+            let key: Vec<Option<String>> = key.str()?.iter().map(|v| v.map(str::to_string)).collect();
+            let mut order: Vec<usize> = (0..y.len()).filter(|i| y[*i].is_finite() && p[*i].is_finite()).collect();
+            order.sort_by(|a, b| key[*a].cmp(&key[*b]));
+            let point = |i: usize| strata_app::model::StreamPoint { index: i as u64, at: key[order[i]].clone().unwrap_or_default() };
+            let (mut ddm, mut md3) = (crate::eval::detectors::Ddm::default(), crate::eval::detectors::Md3::new(threshold, margin, 500, 3.0, 4));
+            let (mut warnings, mut drifts, mut md3_drifts) = (vec![], vec![], vec![]);
+            let (mut in_warning, mut md3_active) = (false, false);
+            let errors: Vec<f64> = order.iter().map(|r| f64::from(u8::from((p[*r] >= threshold) != (y[*r] == 1.0)))).collect();
+            for (i, r) in order.iter().enumerate() {
+                use crate::eval::detectors::Signal;
+                match ddm.update(errors[i]) {
+                    Signal::Drift => {
+                        drifts.push(point(i));
+                        in_warning = false;
+                    }
+                    Signal::Warning if !in_warning => {
+                        warnings.push(point(i));
+                        in_warning = true;
+                    }
+                    Signal::Warning => {}
+                    Signal::Stable => in_warning = false,
+                }
+                // MD3 reports the start of each period above its alarm level.
+                let alarm = md3.update(p[*r]) == Signal::Drift;
+                if alarm && !md3_active {
+                    md3_drifts.push(point(i));
+                }
+                md3_active = alarm;
+            }
+            let block = (order.len() / 100).max(50);
+            let error_rate = errors.chunks(block).map(|c| c.iter().sum::<f64>() / c.len() as f64).collect();
+            Ok(strata_app::model::StreamDrift { model, order_by, threshold, n: order.len() as u64, ddm_warnings: warnings, ddm_drifts: drifts, md3_drifts, block: block as u64, error_rate })
+        })
+        .await
+        .map_err(|e| ServiceError::Join(e.to_string()))?
+    }
+}

@@ -82,3 +82,24 @@ async fn drift_matches_scipy_and_flags_the_drifted_features(app: TestApp) {
     assert!(html.contains("2 features drifted"), "{}", &html[..html.len().min(1500)]);
 }
 on_both_databases!(drift_matches_scipy_and_flags_the_drifted_features);
+
+async fn stream_drift_finds_where_the_errors_jump(app: TestApp) {
+    let f = std::fs::File::open(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo/adult/eval.parquet")).unwrap();
+    let mut df = ParquetReader::new(f).finish().unwrap();
+    // From row 10000 on (rows are in time order), the labels of a third of the rows are flipped:
+    // the model's error rate jumps from ~13% to ~40%.
+    let flipped: Vec<i64> = df.column("label").unwrap().cast(&DataType::Int64).unwrap().i64().unwrap().iter().enumerate()
+        .map(|(i, v)| { let v = v.unwrap(); if i >= 10_000 && i % 3 == 0 { 1 - v } else { v } }).collect();
+    df.with_column(Column::new("label".into(), flipped)).unwrap();
+    let id = upload(&app, "label noise from row 10000", &mut df).await;
+    let (s, r) = app.get_json(&format!("/api/v1/runs/{id}/stream-drift?model=score_gbt")).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["order_by"], "timestamp");
+    let drifts: Vec<u64> = r["ddm_drifts"].as_array().unwrap().iter().map(|d| d["index"].as_u64().unwrap()).collect();
+    let first_after = drifts.iter().find(|d| **d >= 10_000).copied();
+    assert!(first_after.is_some_and(|d| d < 10_600), "DDM finds the jump within 600 rows: {drifts:?}");
+    assert!(drifts.iter().all(|d| *d >= 10_000), "no alarm before the change: {drifts:?}");
+    let (s, e) = app.get_json(&format!("/api/v1/runs/{id}/stream-drift?threshold=2")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+}
+on_both_databases!(stream_drift_finds_where_the_errors_jump);
