@@ -13,7 +13,7 @@ use polars::prelude::*;
 use strata_app::model::{ColumnKind, FeatureDrift};
 
 use super::residual_stats::chi2_upper_p;
-use super::residuals::bh_adjust;
+use super::bh_adjust;
 use super::{EvalError, f64_values};
 
 /// Share floor for PSI and the distances (empty bins would make PSI infinite).

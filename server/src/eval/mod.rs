@@ -28,6 +28,37 @@ pub enum EvalError {
     NoColumn(String),
 }
 
+/// Benjamini–Hochberg adjusted p-values (same order as the input).
+pub fn bh_adjust(ps: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..ps.len()).collect();
+    idx.sort_by(|a, b| ps[*a].total_cmp(&ps[*b]));
+    let m = ps.len() as f64;
+    let mut out = vec![1.0; ps.len()];
+    let mut q_min = 1.0f64;
+    for (rank, &i) in idx.iter().enumerate().rev() {
+        q_min = q_min.min(ps[i] * m / (rank + 1) as f64);
+        out[i] = q_min;
+    }
+    out
+}
+
+/// Indices of a seeded uniform sample of `k` of `n` rows (all rows if `n <= k`), in row order.
+pub fn sample_rows(n: usize, k: usize, seed: u64) -> Vec<usize> {
+    if n <= k {
+        return (0..n).collect();
+    }
+    // Partial Fisher–Yates over the index range.
+    let mut idx: Vec<usize> = (0..n).collect();
+    let mut rng = sliced::SplitMix(seed);
+    for i in 0..k {
+        let j = i + (rng.next() % (n - i) as u64) as usize;
+        idx.swap(i, j);
+    }
+    let mut out = idx[..k].to_vec();
+    out.sort_unstable();
+    out
+}
+
 /// The column as `f64`s (nulls as NaN).
 pub fn f64_values(df: &DataFrame, name: &str) -> Result<Vec<f64>, EvalError> {
     let c = df.column(name).map_err(|_| EvalError::NoColumn(name.to_string()))?;

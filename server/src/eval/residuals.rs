@@ -15,9 +15,8 @@ use strata_app::model::{
 };
 
 use super::residual_stats as st;
-use super::sliced::SplitMix;
 use super::slicing::{Cut, SliceSpec, SpecError, assign, feature_codes};
-use super::{EvalError, f64_values};
+use super::{EvalError, bh_adjust, f64_values};
 
 /// What to analyse.
 #[derive(Clone, Debug)]
@@ -61,37 +60,6 @@ pub fn deviance_residual(y: f64, p: f64) -> f64 {
     let pc = p.clamp(1e-15, 1.0 - 1e-15);
     let ll = if y == 1.0 { pc.ln() } else { (1.0 - pc).ln() };
     (y - p).signum() * (-2.0 * ll).sqrt()
-}
-
-/// Benjamini–Hochberg adjusted p-values (same order as the input).
-pub fn bh_adjust(ps: &[f64]) -> Vec<f64> {
-    let mut idx: Vec<usize> = (0..ps.len()).collect();
-    idx.sort_by(|a, b| ps[*a].total_cmp(&ps[*b]));
-    let m = ps.len() as f64;
-    let mut out = vec![1.0; ps.len()];
-    let mut q_min = 1.0f64;
-    for (rank, &i) in idx.iter().enumerate().rev() {
-        q_min = q_min.min(ps[i] * m / (rank + 1) as f64);
-        out[i] = q_min;
-    }
-    out
-}
-
-/// Indices of a seeded uniform sample of `k` of `n` rows (all rows if `n <= k`), in row order.
-fn sample_indices(n: usize, k: usize, seed: u64) -> Vec<usize> {
-    if n <= k {
-        return (0..n).collect();
-    }
-    // Partial Fisher–Yates over the index range.
-    let mut idx: Vec<usize> = (0..n).collect();
-    let mut rng = SplitMix(seed);
-    for i in 0..k {
-        let j = i + (rng.next() % (n - i) as u64) as usize;
-        idx.swap(i, j);
-    }
-    let mut out = idx[..k].to_vec();
-    out.sort_unstable();
-    out
 }
 
 fn bins_of(x: &[f64], y: &[f64], bins: usize, level: f64) -> Vec<BinnedMean> {
@@ -177,7 +145,7 @@ pub fn analyse(df: &DataFrame, req: &ResidualsRequest) -> Result<ResidualsResult
         .collect();
     let mean = r.iter().sum::<f64>() / n as f64;
     let sd = (r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
-    let sample = sample_indices(n, req.sample, req.seed);
+    let sample = super::sample_rows(n, req.sample, req.seed);
     let pick = |v: &[f64]| -> Vec<f64> { keep.iter().map(|i| v[*i]).collect() };
 
     let mut vs_prediction = numeric_view(&req.model, &pred, &r, &sample, req);
@@ -374,6 +342,7 @@ pub fn analyse(df: &DataFrame, req: &ResidualsRequest) -> Result<ResidualsResult
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::eval::sliced::SplitMix;
 
     #[test]
     fn bh_matches_the_step_up_rule() {

@@ -866,15 +866,8 @@ pub fn compute_prepared(prep: &Prepared, req: &MetricsRequest) -> Result<Metrics
     for (si, mi, pv) in tests {
         by_metric.entry(mi).or_default().push((si, pv));
     }
-    for (mi, mut ps) in by_metric {
-        ps.sort_by(|a, b| a.1.total_cmp(&b.1));
-        let m = ps.len() as f64;
-        let mut q_min = 1.0f64;
-        let mut qs = vec![0.0; ps.len()];
-        for (rank, (_, pv)) in ps.iter().enumerate().rev() {
-            q_min = q_min.min(pv * m / (rank + 1) as f64);
-            qs[rank] = q_min;
-        }
+    for (mi, ps) in by_metric {
+        let qs = super::bh_adjust(&ps.iter().map(|(_, p)| *p).collect::<Vec<_>>());
         for ((si, _), q) in ps.iter().zip(qs) {
             if let Some(c) = slices[*si].vs_baseline.get_mut(&slots[mi].key) {
                 c.q_value = Some(q);

@@ -137,21 +137,7 @@ fn parse_whatif_query(query: &str) -> Result<WhatIfQuery, ServiceError> {
     Ok(q)
 }
 
-/// A seeded uniform sample of row indices.
-pub(crate) fn sample_rows(n: usize, k: usize, seed: u64) -> Vec<usize> {
-    if n <= k {
-        return (0..n).collect();
-    }
-    let mut idx: Vec<usize> = (0..n).collect();
-    let mut rng = crate::eval::sliced::SplitMix(seed ^ 0x5EED);
-    for i in 0..k {
-        let j = i + (rng.next() % (n - i) as u64) as usize;
-        idx.swap(i, j);
-    }
-    let mut out = idx[..k].to_vec();
-    out.sort_unstable();
-    out
-}
+pub(crate) use crate::eval::sample_rows;
 
 pub(crate) fn take_rows(df: &DataFrame, rows: &[usize]) -> Result<DataFrame, PolarsError> {
     let idx = IdxCa::from_vec("idx".into(), rows.iter().map(|r| *r as IdxSize).collect());
