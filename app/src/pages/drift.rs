@@ -54,8 +54,8 @@ fn DriftPanel(v: DriftView, id: String, search: String) -> impl IntoView {
             </div>
         </Form>
         {v.result.clone().map(|r| view! {
-            <p class="muted" data-testid="drift-summary">{format!("{} features drifted (PSI ≥ 0.1 and BH q ≤ 0.05) · computed in {:.3} s{}",
-                r.features.iter().filter(|f| f.drifted && f.kind != "score").count(), r.seconds,
+            <p class="muted" data-testid="drift-summary">{format!("{} drifted (PSI ≥ 0.1 and BH q ≤ 0.05) · computed in {:.3} s{}",
+                match r.features.iter().filter(|f| f.drifted && f.kind != "score").count() { 1 => "1 feature".to_string(), n => format!("{n} features") }, r.seconds,
                 match (r.base_rate_reference, r.base_rate_current, r.base_rate_p_value) {
                     (Some(a), Some(b), Some(p)) => format!(" · label base rate {a:.4} → {b:.4} (p = {p:.2e})"),
                     _ => String::new(),

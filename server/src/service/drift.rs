@@ -12,9 +12,13 @@ impl AppState {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| ServiceError::BadRequest(format!("malformed query string: {e}")))?;
         let mut reference = None;
         for (k, v) in pairs {
+            // An empty field (e.g. a form's unnamed submit button) means "the default".
+            if v.trim().is_empty() {
+                continue;
+            }
             match k.as_str() {
-                "reference" if !v.is_empty() => reference = Some(v),
-                "reference" | "feature" => {}
+                "reference" => reference = Some(v),
+                "feature" => {}
                 other => return Err(ServiceError::BadRequest(format!("unknown parameter '{other}'"))),
             }
         }
@@ -91,6 +95,9 @@ impl AppState {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| bad(format!("malformed query string: {e}")))?;
         let (mut model, mut threshold, mut margin) = (detail.summary.models.first().cloned().unwrap_or_default(), 0.5, 0.1);
         for (k, v) in pairs {
+            if v.trim().is_empty() {
+                continue;
+            }
             match k.as_str() {
                 "model" => model = v,
                 "threshold" => threshold = v.parse().ok().filter(|t| (0.0..=1.0).contains(t)).ok_or_else(|| bad(format!("threshold '{v}' is not in [0, 1]")))?,
