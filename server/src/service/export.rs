@@ -110,8 +110,9 @@ pub fn fairness_html(v: &FairnessView, request: &str, plotly_js: Option<&str>) -
     for (i, (metric, fig)) in v.charts.iter().enumerate() {
         let _ = write!(h, "<h2>{}</h2>", e(metric));
         if plotly_js.is_some() {
-            // JSON inside a <script> element: `</` must not close it.
-            let _ = write!(h, "<div id=\"chart{i}\"></div><script>(function(){{var f={};Plotly.newPlot('chart{i}',f.data,f.layout,{{displaylogo:false}});}})();</script>", fig.replace("</", "<\\/"));
+            // JSON inside a <script> element: no `<` at all (only inside strings in JSON, where
+            // \u003c means the same), so neither `</script` nor `<!--` can appear.
+            let _ = write!(h, "<div id=\"chart{i}\"></div><script>(function(){{var f={};Plotly.newPlot('chart{i}',f.data,f.layout,{{displaylogo:false}});}})();</script>", fig.replace('<', "\\u003c"));
         }
         h.push_str("<table><tr><th>Model</th><th>Group</th><th>Threshold</th><th>Value</th><th>Interval</th><th>Count</th><th>Diff vs baseline</th><th>Ratio</th><th>q-value</th></tr>");
         for x in &v.entries {
@@ -146,6 +147,34 @@ fn fmt(v: Option<f64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_name_cannot_break_out_of_the_report() {
+        let name = "</script><script>alert(1)</script><!--";
+        let v = FairnessView {
+            entries: vec![],
+            feature: name.into(),
+            thresholds: vec![0.5],
+            metrics: vec!["fpr".into()],
+            baseline: "overall".into(),
+            min_size: 1,
+            cards: vec![],
+            charts: vec![("fpr".into(), serde_json::json!({"data": [{"x": [name]}], "layout": {}}).to_string())],
+            tradeoff_chart: None,
+            suggestion: None,
+            over_time_chart: None,
+            flip: None,
+            flip_note: None,
+            models: vec![],
+            features: vec![],
+            metric_names: vec![],
+            limits: vec![],
+            limits_stored: false,
+        };
+        let html = fairness_html(&v, name, Some("/* plotly */"));
+        assert!(!html.contains("<script>alert(1)") && !html.contains("<!--"), "{html}");
+        assert_eq!(html.matches("<script>").count(), 2, "plotly.js and the one chart");
+    }
 
     #[test]
     fn escapes_markup_and_spreadsheet_formulas() {
