@@ -201,17 +201,22 @@ impl AppState {
         let frame = self.frame(id).await?;
         let total = frame.height() as u64;
         let limit = limit.clamp(1, 1000);
-        let page = frame.slice(offset.min(total) as i64, limit as usize);
-        let columns: Vec<String> = page.get_column_names().iter().map(|s| s.to_string()).collect();
-        let mut rows = vec![Vec::with_capacity(columns.len()); page.height()];
-        for c in page.columns() {
-            let s = c.as_materialized_series();
-            for (i, row) in rows.iter_mut().enumerate() {
-                row.push(any_to_json(s.get(i).unwrap_or(AnyValue::Null)));
-            }
-        }
+        let (columns, rows) = json_rows(&frame.slice(offset.min(total) as i64, limit as usize));
         Ok(ExamplesPage { columns, rows, offset, limit, total })
     }
+}
+
+/// A (small) frame's column names and its rows as JSON values, for a page of examples.
+pub(crate) fn json_rows(page: &DataFrame) -> (Vec<String>, Vec<Vec<serde_json::Value>>) {
+    let columns: Vec<String> = page.get_column_names().iter().map(|s| s.to_string()).collect();
+    let mut rows = vec![Vec::with_capacity(columns.len()); page.height()];
+    for c in page.columns() {
+        let s = c.as_materialized_series();
+        for (i, row) in rows.iter_mut().enumerate() {
+            row.push(any_to_json(s.get(i).unwrap_or(AnyValue::Null)));
+        }
+    }
+    (columns, rows)
 }
 
 /// Query parameters of a metrics request (`?model=&slice=…&thresholds=&ci=&baseline=…`), as the

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use polars::prelude::*;
 use strata_app::model::{ColumnKind, Counterfactual, EditableFeature, ExamplesPage, PartialDependence, Role, RunDetail, Task, WhatIfPrediction, WhatIfView};
 
-use super::{AppState, ServiceError, any_to_json};
+use super::{AppState, ServiceError, json_rows};
 use crate::charts;
 use crate::eval::whatif::nearest_counterfactual;
 use crate::models::http::{Endpoint, HttpModel};
@@ -353,15 +353,7 @@ impl AppState {
         let in_range = |i: usize| q.score_min.is_none_or(|m| p[i] >= m) && q.score_max.is_none_or(|m| p[i] <= m);
         let matching: Vec<usize> = (0..frame.height()).filter(|i| keep(*i) && in_range(*i) && in_slice.as_ref().is_none_or(|s| s[*i].is_some())).collect();
         let page_rows: Vec<usize> = matching.iter().skip(q.offset as usize).take(12).copied().collect();
-        let page = take_rows(&frame, &page_rows)?;
-        let columns: Vec<String> = page.get_column_names().iter().map(|s| s.to_string()).collect();
-        let mut rows = vec![Vec::with_capacity(columns.len()); page.height()];
-        for c in page.columns() {
-            let s = c.as_materialized_series();
-            for (i, row) in rows.iter_mut().enumerate() {
-                row.push(any_to_json(s.get(i).unwrap_or(AnyValue::Null)));
-            }
-        }
+        let (columns, rows) = json_rows(&take_rows(&frame, &page_rows)?);
         let browser = ExamplesPage { columns, rows, offset: q.offset, limit: 12, total: matching.len() as u64 };
         let browser_ids = page_rows.iter().map(|i| ids[*i].clone()).collect();
 
