@@ -50,6 +50,7 @@ pub fn App() -> impl IntoView {
                 <nav>
                     <A href="/">"Runs"</A>
                     <A href="/upload">"Upload"</A>
+                    <A href="/alerts">"Alerts"</A>
                     <a href="/api/v1/openapi.json" rel="external">"API"</a>
                 </nav>
             </header>
@@ -66,6 +67,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/compare") view=pages::fairness::FairnessPage ssr=SsrMode::Async />
                     <Route path=path!("/runs/:id/whatif") view=pages::whatif::WhatIfPage ssr=SsrMode::Async />
                     <Route path=path!("/runs/:id/drift") view=pages::drift::DriftPage ssr=SsrMode::Async />
+                    <Route path=path!("/projects/:p") view=pages::projects::ProjectPage ssr=SsrMode::Async />
+                    <Route path=path!("/alerts") view=pages::projects::AlertsPage ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>

@@ -59,6 +59,14 @@ mod backend {
         async fn train_benchmark(&self, id: &str) -> Result<String, BackendError>;
         /// Saves the fairness limits with a run; returns them in canonical form.
         async fn save_limits(&self, id: &str, limits: &str) -> Result<String, BackendError>;
+        /// The project page; `query` is its URL query.
+        async fn project_view(&self, project: &str, query: &str) -> Result<crate::model::ProjectView, BackendError>;
+        async fn list_projects(&self) -> Result<Vec<crate::model::ProjectSummary>, BackendError>;
+        /// Judges a run against its project's newest gates (and stores the verdict).
+        async fn validate(&self, project: &str, id: &str) -> Result<crate::model::Validation, BackendError>;
+        async fn alerts_view(&self) -> Result<crate::model::AlertsView, BackendError>;
+        /// Sets the alert webhook (blank removes it); returns a sentence about it.
+        async fn set_webhook(&self, url: &str) -> Result<String, BackendError>;
     }
 
     pub type SharedBackend = Arc<dyn Backend>;
@@ -150,4 +158,29 @@ pub async fn delete_what_if(id: String, name: String) -> Result<(), ServerFnErro
 #[server]
 pub async fn get_drift_view(id: String, query: String) -> Result<crate::model::DriftView, ServerFnError> {
     backend()?.drift_view(&id, &query).await.map_err(to_server_error)
+}
+
+#[server]
+pub async fn get_project_view(project: String, query: String) -> Result<crate::model::ProjectView, ServerFnError> {
+    backend()?.project_view(&project, &query).await.map_err(to_server_error)
+}
+
+#[server]
+pub async fn list_projects() -> Result<Vec<crate::model::ProjectSummary>, ServerFnError> {
+    backend()?.list_projects().await.map_err(to_server_error)
+}
+
+#[server]
+pub async fn validate_run(project: String, id: String) -> Result<crate::model::Validation, ServerFnError> {
+    backend()?.validate(&project, &id).await.map_err(to_server_error)
+}
+
+#[server]
+pub async fn get_alerts_view() -> Result<crate::model::AlertsView, ServerFnError> {
+    backend()?.alerts_view().await.map_err(to_server_error)
+}
+
+#[server]
+pub async fn set_webhook(url: String) -> Result<String, ServerFnError> {
+    backend()?.set_webhook(&url).await.map_err(to_server_error)
 }

@@ -381,3 +381,78 @@ pub fn drift_histogram(f: &strata_app::model::FeatureDrift) -> String {
     })
     .to_string()
 }
+
+/// A metric over time, one line per series (a slice, or a run's slice) with its interval as a
+/// shaded band; `points` come ordered by time within each series.
+pub fn metric_over_time(points: &[strata_app::model::TimePoint], series_of: impl Fn(&strata_app::model::TimePoint) -> String, y_title: &str) -> String {
+    let mut names: Vec<String> = vec![];
+    for p in points {
+        let s = series_of(p);
+        if !names.contains(&s) {
+            names.push(s);
+        }
+    }
+    let mut data = vec![];
+    for (i, name) in names.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let pts: Vec<&strata_app::model::TimePoint> = points.iter().filter(|p| series_of(p) == *name && p.value.is_some()).collect();
+        let x: Vec<&str> = pts.iter().map(|p| p.time.as_str()).collect();
+        let banded: Vec<&&strata_app::model::TimePoint> = pts.iter().filter(|p| p.lo.is_some() && p.hi.is_some()).collect();
+        if banded.len() > 1 {
+            let bx: Vec<&str> = banded.iter().map(|p| p.time.as_str()).chain(banded.iter().rev().map(|p| p.time.as_str())).collect();
+            let by: Vec<f64> = banded.iter().filter_map(|p| p.hi).chain(banded.iter().rev().filter_map(|p| p.lo)).collect();
+            data.push(serde_json::json!({"type": "scatter", "x": bx, "y": by, "fill": "toself", "fillcolor": color, "opacity": 0.18,
+                "line": {"width": 0, "color": color}, "hoverinfo": "skip", "showlegend": false, "legendgroup": name}));
+        }
+        let text: Vec<String> = pts
+            .iter()
+            .map(|p| {
+                let ci = match (p.lo, p.hi) {
+                    (Some(l), Some(h)) => format!(" [{l:.4}, {h:.4}]"),
+                    _ => String::new(),
+                };
+                format!("{}{} · n={} · run {}{}", p.value.map(|v| format!("{v:.4}")).unwrap_or_default(), ci, p.count, p.run_id, p.version.as_deref().map(|v| format!(" ({v})")).unwrap_or_default())
+            })
+            .collect();
+        let y: Vec<Option<f64>> = pts.iter().map(|p| p.value).collect();
+        data.push(serde_json::json!({"type": "scatter", "mode": "lines+markers", "name": name, "legendgroup": name, "x": x, "y": y,
+            "text": text, "hovertemplate": "%{x}<br>%{text}<extra>%{fullData.name}</extra>", "line": {"color": color}}));
+    }
+    serde_json::json!({
+        "data": data,
+        "layout": {"height": 380, "margin": {"t": 20, "b": 60, "l": 60, "r": 20}, "xaxis": {"type": "date", "title": {"text": "time"}},
+            "yaxis": {"title": {"text": y_title}}, "legend": {"orientation": "h", "y": -0.2}}
+    })
+    .to_string()
+}
+
+/// The error rate per block of a run's stream, with each detector's drift (and warning) points
+/// as markers on their own rows below the line.
+pub fn stream_drift(s: &strata_app::model::StreamDrift) -> String {
+    let b = s.block as f64;
+    let x: Vec<f64> = (0..s.error_rate.len()).map(|i| (i as f64 + 0.5) * b).collect();
+    let mut data = vec![serde_json::json!({"type": "scatter", "mode": "lines", "name": format!("error rate per {} rows", s.block), "x": x, "y": s.error_rate, "line": {"color": "#4c78a8"}})];
+    let rows: [(&str, &Vec<strata_app::model::StreamPoint>, &str, &str); 6] = [
+        ("DDM warning", &s.ddm_warnings, "#eeca3b", "triangle-up"),
+        ("DDM drift", &s.ddm_drifts, "#e45756", "x"),
+        ("ADWIN drift", &s.adwin_drifts, "#f58518", "diamond"),
+        ("LFR warning", &s.lfr_warnings, "#bab0ac", "triangle-up"),
+        ("LFR drift", &s.lfr_drifts, "#b279a2", "x"),
+        ("MD3 drift (no labels)", &s.md3_drifts, "#54a24b", "square"),
+    ];
+    let top = s.error_rate.iter().copied().fold(0.0_f64, f64::max).max(0.05);
+    for (k, (name, points, color, symbol)) in rows.iter().enumerate() {
+        let level = -top * 0.08 * (k as f64 + 1.0);
+        let px: Vec<u64> = points.iter().map(|p| p.index).collect();
+        let text: Vec<&str> = points.iter().map(|p| p.at.as_str()).collect();
+        data.push(serde_json::json!({"type": "scatter", "mode": "markers", "name": format!("{name} ({})", points.len()), "x": px, "y": vec![level; px.len()],
+            "text": text, "hovertemplate": "row %{x}<br>%{text}<extra>%{fullData.name}</extra>", "marker": {"color": color, "symbol": symbol, "size": 9}}));
+    }
+    serde_json::json!({
+        "data": data,
+        "layout": {"height": 380, "margin": {"t": 20, "b": 50, "l": 60, "r": 20},
+            "xaxis": {"title": {"text": format!("examples in {} order", s.order_by)}}, "yaxis": {"title": {"text": "error rate"}, "zeroline": true},
+            "legend": {"orientation": "h", "y": -0.25}}
+    })
+    .to_string()
+}

@@ -1,5 +1,6 @@
 //! The demo runs loaded into an empty database on first start: UCI Adult (binary) and GSS wages
 //! (regression), each with its two models' scores and ONNX files. Shipped inside the binary.
+//! Each is the first run (`v1`) of a project with a few validation gates, validated once.
 
 use strata_app::model::IngestSpec;
 
@@ -12,6 +13,9 @@ struct DemoRun {
     scores: [&'static str; 2],
     models: [(&'static str, &'static [u8], &'static str); 2],
     model_card: &'static [u8],
+    project: &'static str,
+    /// The project's first gates (JSON `GateSet`).
+    gates: &'static str,
 }
 
 const DEMOS: [DemoRun; 2] = [
@@ -25,6 +29,13 @@ const DEMOS: [DemoRun; 2] = [
             ("model_gbt.onnx", include_bytes!("../../demo/adult/model_gbt.onnx"), "score_gbt"),
         ],
         model_card: include_bytes!("../../demo/adult/models.json"),
+        project: "adult-income",
+        gates: r#"{"gates": [
+            {"metric": "auc_roc", "min": 0.85},
+            {"metric": "auc_roc", "slice": "race", "min": 0.8, "significant_drop": true},
+            {"metric": "accuracy", "slice": "sex", "max_drop": 0.02},
+            {"metric": "fpr", "slice": "sex", "max_gap_increase": 0.02}
+        ]}"#,
     },
     DemoRun {
         name: "GSS wages (demo)",
@@ -36,6 +47,11 @@ const DEMOS: [DemoRun; 2] = [
             ("model_gbt.onnx", include_bytes!("../../demo/wages/model_gbt.onnx"), "prediction_gbt"),
         ],
         model_card: include_bytes!("../../demo/wages/models.json"),
+        project: "gss-wages",
+        gates: r#"{"gates": [
+            {"metric": "r2", "min": 0.2},
+            {"metric": "mae", "slice": "gender", "significant_drop": true}
+        ]}"#,
     },
 ];
 
@@ -55,6 +71,8 @@ pub async fn load_if_empty(state: &AppState) -> Result<usize, ServiceError> {
             id: Some("example_id".into()),
             timestamp: Some("timestamp".into()),
             tags: vec!["demo".into()],
+            project: Some(demo.project.into()),
+            version: Some("v1".into()),
             ..Default::default()
         };
         let mut attachments: Vec<Attachment> = demo
@@ -69,7 +87,10 @@ pub async fn load_if_empty(state: &AppState) -> Result<usize, ServiceError> {
             .collect();
         attachments.push(Attachment { name: "models.json".into(), media_type: "application/json".into(), model: None, content: demo.model_card.to_vec() });
         let id = state.ingest(tmp.path(), demo.file, spec, attachments).await?;
-        tracing::info!(run = %id, name = demo.name, "loaded demo run");
+        let gates = serde_json::from_str(demo.gates).map_err(|e| ServiceError::BadRequest(format!("demo gates: {e}")))?;
+        state.put_gates(demo.project, gates).await?;
+        let v = state.validate(demo.project, &id, None).await?;
+        tracing::info!(run = %id, name = demo.name, project = demo.project, passed = v.passed, "loaded demo run");
     }
     Ok(DEMOS.len())
 }

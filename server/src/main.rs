@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use strata_app::model::IngestSpec;
+use strata_app::model::{IngestSpec, Validation, Verdict};
 use strata_server::service::{AppState, Attachment};
 use strata_server::settings::{DatabaseTarget, Limits, Settings};
 use strata_server::store::Store;
@@ -80,6 +80,32 @@ enum Command {
         /// CSV delimiter (sniffed when absent).
         #[arg(long)]
         delimiter: Option<char>,
+        /// The project the run joins (its evaluation history).
+        #[arg(long)]
+        project: Option<String>,
+        /// The model version the run evaluates, e.g. v12.
+        #[arg(long = "model-version")]
+        version: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Judge a run against its project's gates. Exit code 0: every gate passed; 1: a gate failed
+    /// on some slice; 2: it could not be validated (no such run, no gates, server down, …).
+    Validate {
+        #[arg(long)]
+        project: String,
+        /// The run's id.
+        #[arg(long)]
+        run: String,
+        /// A stored version of the gates; the newest when absent.
+        #[arg(long)]
+        gates_version: Option<i64>,
+        /// Ask a running Strata (e.g. http://strata:3000) instead of opening the database.
+        #[arg(long, env = "STRATA_SERVER")]
+        server: Option<String>,
+        /// Print the whole verdict as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -111,15 +137,17 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match run(Cli::parse()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(2)
         }
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Ok(false) when the command ran but its verdict is negative (a failed validation).
+async fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
         Command::Serve { addr, common, no_demo, cache_mb, site_root } => {
             let s = settings(&common, addr, cache_mb, !no_demo, site_root)?;
@@ -141,9 +169,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let _ = tokio::signal::ctrl_c().await;
             })
             .await?;
-            Ok(())
+            Ok(true)
         }
-        Command::Ingest { file, name, label, scores, prediction, id, timestamp, weight, categorical, ignore, tags, models, delimiter, common } => {
+        Command::Ingest { file, name, label, scores, prediction, id, timestamp, weight, categorical, ignore, tags, models, delimiter, project, version, common } => {
             let s = settings(&common, "127.0.0.1:0".parse()?, 64, false, PathBuf::new())?;
             let state = open_state(&s).await?;
             let spec = IngestSpec {
@@ -158,6 +186,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ignore,
                 tags,
                 delimiter,
+                project,
+                version,
                 ..Default::default()
             };
             let mut attachments = Vec::new();
@@ -169,7 +199,79 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let file_name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
             let id = state.ingest(&file, &file_name, spec, attachments).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{id}");
-            Ok(())
+            Ok(true)
+        }
+        Command::Validate { project, run, gates_version, server, json, common } => {
+            let v = match server {
+                Some(url) => validate_remote(&url, &project, &run, gates_version).await?,
+                None => {
+                    let s = settings(&common, "127.0.0.1:0".parse()?, 256, false, PathBuf::new())?;
+                    let state = open_state(&s).await?;
+                    state.validate(&project, &run, gates_version).await.map_err(|e| anyhow::anyhow!("{e}"))?
+                }
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", verdict_table(&v));
+            }
+            Ok(v.passed)
         }
     }
+}
+
+/// `POST {server}/api/v1/projects/{p}/runs/{id}/validate`.
+async fn validate_remote(server: &str, project: &str, run: &str, gates_version: Option<i64>) -> anyhow::Result<Validation> {
+    let mut url = reqwest::Url::parse(server).with_context(|| format!("--server '{server}' is not a URL"))?;
+    url.path_segments_mut()
+        .map_err(|_| anyhow::anyhow!("--server '{server}' cannot take a path"))?
+        .pop_if_empty()
+        .extend(["api", "v1", "projects", project, "runs", run, "validate"]);
+    if let Some(v) = gates_version {
+        url.query_pairs_mut().append_pair("gates_version", &v.to_string());
+    }
+    let answer = reqwest::Client::new().post(url.clone()).send().await.with_context(|| format!("calling {url}"))?;
+    let status = answer.status();
+    let body = answer.text().await?;
+    if !status.is_success() {
+        let msg = serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string)).unwrap_or(body);
+        anyhow::bail!("{status}: {msg}");
+    }
+    serde_json::from_str(&body).with_context(|| format!("{url} answered something that is not a validation"))
+}
+
+/// The verdict for a terminal: each gate, each slice that failed or was judged, and a last line.
+fn verdict_table(v: &Validation) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "run {} · project {} · gates v{} · model {} · baseline {}",
+        v.run_id,
+        v.project,
+        v.gates_version,
+        v.model,
+        v.baseline_run.as_deref().unwrap_or("none")
+    );
+    let word = |x: Verdict| match x {
+        Verdict::Pass => "pass",
+        Verdict::Fail => "FAIL",
+        Verdict::Skipped => "skip",
+    };
+    for o in &v.outcomes {
+        let _ = writeln!(out, "{:4}  {}", word(o.verdict), o.rule);
+        for s in &o.slices {
+            let value = s.value.map(|x| format!("{x:.4}")).unwrap_or_else(|| "–".into());
+            let base = s.baseline.map(|x| format!(" (baseline {x:.4})")).unwrap_or_default();
+            let _ = writeln!(out, "        {:4}  {:<28} {value}{base}  {}", word(s.verdict), s.slice, s.reason);
+        }
+    }
+    for n in &v.notes {
+        let _ = writeln!(out, "note: {n}");
+    }
+    if !v.drifted_features.is_empty() {
+        let _ = writeln!(out, "drift: {}", v.drifted_features.join(", "));
+    }
+    let _ = writeln!(out, "{}", if v.passed { "PASSED".to_string() } else { format!("FAILED: {} failing slice(s)", v.failures.len()) });
+    out
 }

@@ -77,5 +77,24 @@ fn DriftPanel(v: DriftView, id: String, search: String) -> impl IntoView {
             <h2>{format!("{}: reference vs current", v.chart_feature.clone().unwrap_or_default())}</h2>
             <PlotlyChart figure=Signal::derive(move || c.clone()) label="Feature distribution, reference vs current" />
         })}
+        <h2>"Within this run's stream"</h2>
+        {v.stream_note.clone().map(|n| view! { <p class="muted">{n}</p> })}
+        {v.stream.clone().map(|s| {
+            let chart = s.chart.clone();
+            view! {
+                <p class="muted" data-testid="stream-summary">{format!(
+                    "{} examples of {} in {} order, decisions at {}: DDM {} drift(s), ADWIN {}, Linear Four Rates {}, MD3 (scores only) {}. Warnings (DDM {}, LFR {}) are on the chart; the table lists the drifts.",
+                    s.n, s.model, s.order_by, s.threshold, s.ddm_drifts.len(), s.adwin_drifts.len(), s.lfr_drifts.len(), s.md3_drifts.len(), s.ddm_warnings.len(), s.lfr_warnings.len())}</p>
+                <PlotlyChart figure=Signal::derive(move || chart.clone()) label="Error rate over the stream with detections" />
+                <table class="data" data-testid="stream-table">
+                    <thead><tr><th>"Detector"</th><th>"Signal"</th><th class="num">"Row"</th><th>"At"</th></tr></thead>
+                    <tbody>{[("DDM", &s.ddm_drifts), ("ADWIN", &s.adwin_drifts), ("Linear Four Rates", &s.lfr_drifts), ("MD3", &s.md3_drifts)]
+                        .into_iter()
+                        .flat_map(|(d, pts)| pts.iter().take(20).map(move |p| (d, p.index, p.at.clone())))
+                        .map(|(d, i, at)| view! { <tr><td>{d}</td><td>"drift"</td><td class="num">{i}</td><td>{at}</td></tr> })
+                        .collect_view()}</tbody>
+                </table>
+            }
+        })}
     }
 }

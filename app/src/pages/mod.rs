@@ -4,6 +4,7 @@ pub mod run;
 pub mod runs;
 pub mod drift;
 pub mod fairness;
+pub mod projects;
 pub mod residuals;
 pub mod slices;
 pub mod whatif;

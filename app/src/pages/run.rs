@@ -134,7 +134,20 @@ fn Overview(ov: RunOverview, id: String) -> impl IntoView {
             <div><dt>"Created (UTC)"</dt><dd>{s.created_at.clone()}</dd></div>
             <div><dt>"Source file"</dt><dd class="mono">{s.source_file.clone()}</dd></div>
             <div><dt>"Tags"</dt><dd>{s.tags.join(", ")}</dd></div>
+            {s.project.clone().map(|p| view! {
+                <div><dt>"Project"</dt><dd><a href=format!("/projects/{p}")>{p.clone()}</a>{s.version.clone().map(|v| format!(" · {v}"))}</dd></div>
+            })}
         </dl>
+        {s.project.clone().map(|p| { let run_id = id.clone(); view! {
+            <section>
+                <h2>"Validation"</h2>
+                {match ov.validation.clone() {
+                    Some(v) => view! { <crate::pages::projects::ValidationPanel v /> }.into_any(),
+                    None => view! { <p class="muted">"Not validated yet."</p> }.into_any(),
+                }}
+                <crate::pages::projects::ValidateButton project=p id=run_id />
+            </section>
+        }})}
         <section>
             <h2>"Label balance"</h2>
             <ul class="balance">

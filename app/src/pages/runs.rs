@@ -87,7 +87,7 @@ fn RunsTable(runs: Vec<RunSummary>, total: usize) -> impl IntoView {
         <table class="data runs">
             <thead>
                 <tr><th>"Name"</th><th>"Task"</th><th>"Models"</th><th class="num">"Rows"</th>
-                    <th>"Created (UTC)"</th><th>"Tags"</th></tr>
+                    <th>"Created (UTC)"</th><th>"Project"</th><th>"Tags"</th></tr>
             </thead>
             <tbody>
                 {runs.into_iter().map(|r| {
@@ -99,6 +99,7 @@ fn RunsTable(runs: Vec<RunSummary>, total: usize) -> impl IntoView {
                             <td>{r.models.join(", ")}</td>
                             <td class="num">{r.rows.to_string()}</td>
                             <td>{r.created_at.replace('T', " ").trim_end_matches('Z').to_string()}</td>
+                            <td>{r.project.clone().map(|p| view! { <a href=format!("/projects/{p}")>{p.clone()}</a> })}</td>
                             <td>{r.tags.into_iter().map(|t| {
                                 let href = format!("/?tag={}", urlencode(&t));
                                 view! { <a class="chip" href=href>{t}</a> }
@@ -138,6 +139,9 @@ mod tests {
             created_at: String::new(),
             tags: tags.iter().map(|t| t.to_string()).collect(),
             source_file: String::new(),
+            project: None,
+            version: None,
+            run_time: String::new(),
         }
     }
 

@@ -33,7 +33,7 @@ impl ApiError {
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
-            ServiceError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            ServiceError::NotFound(_) | ServiceError::Missing(_) => ApiError::NotFound(e.to_string()),
             ServiceError::BadRequest(m) => ApiError::bad(m),
             ServiceError::Ingest(i) => i.into(),
             ServiceError::Model(m) => ApiError::Unprocessable(m),

@@ -1,6 +1,7 @@
 //! `/api/v1` handlers and the OpenAPI document. Thin: parse, call the service, map errors.
 
 mod error;
+mod projects;
 
 use std::io::Write;
 
@@ -29,7 +30,7 @@ pub struct ApiDoc;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/runs", get(list_runs).post(create_run).layer(DefaultBodyLimit::disable()))
-        .route("/api/v1/runs/{id}", get(get_run).delete(delete_run))
+        .route("/api/v1/runs/{id}", get(get_run).delete(delete_run).patch(projects::patch_run))
         .route("/api/v1/runs/{id}/examples", get(get_examples))
         .route("/api/v1/runs/{id}/metrics", get(get_metrics))
         .route("/api/v1/runs/{id}/residuals", get(get_residuals))
@@ -48,8 +49,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/compare", get(compare))
         .route("/api/v1/runs/{id}/attachments/{name}", get(get_attachment))
         .route("/api/v1/preview", post(preview).layer(DefaultBodyLimit::max(PREVIEW_MAX_BYTES)))
-        .route("/api/v1/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .route("/api/v1/openapi.json", get(|| async { Json(ApiDoc::openapi().merge_from(projects::ProjectsDoc::openapi())) }))
         .route("/healthz", get(healthz))
+        .merge(projects::routes())
 }
 
 /// Largest body the preview endpoint reads (the page sends a file's head, or a small Parquet file).

@@ -7,6 +7,7 @@
 pub mod detectors;
 pub mod drift;
 pub mod fairness;
+pub mod gates;
 pub mod metrics;
 pub mod residual_stats;
 pub mod residuals;

@@ -72,20 +72,30 @@ impl AppState {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
         let runs = self.store.list_runs().await?.into_iter().filter(|r| r.id != id).map(|r| (r.id, r.name)).collect();
         let has_reference = pairs.iter().any(|(k, v)| k == "reference" && !v.is_empty());
+        let detail = self.run_detail(id).await?;
+        let (stream, stream_note) = if detail.summary.task == Task::Binary {
+            match self.stream_drift(id, "").await {
+                Ok(s) => (Some(s), None),
+                Err(ServiceError::BadRequest(m)) => (None, Some(m)),
+                Err(e) => return Err(e),
+            }
+        } else {
+            (None, Some("the stream detectors watch a binary classifier's errors; this run is not binary".to_string()))
+        };
         if !has_reference {
-            self.run_detail(id).await?;
-            return Ok(DriftView { result: None, runs, chart: None, chart_feature: None });
+            return Ok(DriftView { result: None, runs, chart: None, chart_feature: None, stream, stream_note });
         }
         let result = self.drift(id, query).await?;
         let feature = pairs.iter().find(|(k, _)| k == "feature").map(|(_, v)| v.clone()).or_else(|| result.features.first().map(|f| f.feature.clone()));
         let chosen = feature.as_ref().and_then(|f| result.features.iter().find(|x| &x.feature == f));
         let chart = chosen.map(charts::drift_histogram);
-        Ok(DriftView { chart_feature: chosen.map(|f| f.feature.clone()), chart, result: Some(result), runs })
+        Ok(DriftView { chart_feature: chosen.map(|f| f.feature.clone()), chart, result: Some(result), runs, stream, stream_note })
     }
 }
 
 impl AppState {
-    /// DDM over the decisions' errors and MD3 over the scores, rows in time order (timestamp, else id).
+    /// DDM and ADWIN over the decisions' errors, Linear Four Rates over the decisions and MD3 over
+    /// the scores, rows in time order (timestamp, else id).
     pub async fn stream_drift(&self, id: &str, query: &str) -> Result<strata_app::model::StreamDrift, ServiceError> {
         let bad = ServiceError::BadRequest;
         let detail = self.run_detail(id).await?;
@@ -121,8 +131,10 @@ impl AppState {
             order.sort_by(|a, b| key[*a].cmp(&key[*b]));
             let point = |i: usize| strata_app::model::StreamPoint { index: i as u64, at: key[order[i]].clone().unwrap_or_default() };
             let (mut ddm, mut md3) = (crate::eval::detectors::Ddm::default(), crate::eval::detectors::Md3::new(threshold, margin, 500, 3.0, 4));
+            let (mut adwin, mut lfr) = (crate::eval::detectors::Adwin::default(), crate::eval::detectors::LinearFourRates::default());
             let (mut warnings, mut drifts, mut md3_drifts) = (vec![], vec![], vec![]);
-            let (mut in_warning, mut md3_active) = (false, false);
+            let (mut adwin_drifts, mut lfr_warnings, mut lfr_drifts) = (vec![], vec![], vec![]);
+            let (mut in_warning, mut md3_active, mut lfr_warning) = (false, false, false);
             let errors: Vec<f64> = order.iter().map(|r| f64::from(u8::from((p[*r] >= threshold) != (y[*r] == 1.0)))).collect();
             for (i, r) in order.iter().enumerate() {
                 use crate::eval::detectors::Signal;
@@ -138,6 +150,21 @@ impl AppState {
                     Signal::Warning => {}
                     Signal::Stable => in_warning = false,
                 }
+                if adwin.update(errors[i]) == Signal::Drift {
+                    adwin_drifts.push(point(i));
+                }
+                match lfr.update(p[*r] >= threshold, y[*r] == 1.0) {
+                    Signal::Drift => {
+                        lfr_drifts.push(point(i));
+                        lfr_warning = false;
+                    }
+                    Signal::Warning if !lfr_warning => {
+                        lfr_warnings.push(point(i));
+                        lfr_warning = true;
+                    }
+                    Signal::Warning => {}
+                    Signal::Stable => lfr_warning = false,
+                }
                 // MD3 reports the start of each period above its alarm level.
                 let alarm = md3.update(p[*r]) == Signal::Drift;
                 if alarm && !md3_active {
@@ -147,7 +174,23 @@ impl AppState {
             }
             let block = (order.len() / 100).max(50);
             let error_rate = errors.chunks(block).map(|c| c.iter().sum::<f64>() / c.len() as f64).collect();
-            Ok(strata_app::model::StreamDrift { model, order_by, threshold, n: order.len() as u64, ddm_warnings: warnings, ddm_drifts: drifts, md3_drifts, block: block as u64, error_rate })
+            let mut out = strata_app::model::StreamDrift {
+                model,
+                order_by,
+                threshold,
+                n: order.len() as u64,
+                ddm_warnings: warnings,
+                ddm_drifts: drifts,
+                md3_drifts,
+                adwin_drifts,
+                lfr_warnings,
+                lfr_drifts,
+                block: block as u64,
+                error_rate,
+                chart: String::new(),
+            };
+            out.chart = charts::stream_drift(&out);
+            Ok(out)
         })
         .await
         .map_err(|e| ServiceError::Join(e.to_string()))?

@@ -24,12 +24,17 @@ pub mod fairness;
 pub mod residuals;
 pub mod whatif;
 pub mod benchmark;
+pub mod alerts;
+pub mod projects;
 
 /// Why a use case failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     #[error("no run with id '{0}'")]
     NotFound(String),
+    /// Something other than a run is missing (the message says what).
+    #[error("{0}")]
+    Missing(String),
     #[error(transparent)]
     Ingest(#[from] IngestError),
     #[error("{0}")]
@@ -88,6 +93,9 @@ impl AppState {
         if spec.name.trim().is_empty() {
             return Err(ServiceError::BadRequest("the run needs a name (spec.name)".into()));
         }
+        let mut spec = spec;
+        spec.project = normalize_label("project", spec.project)?;
+        spec.version = normalize_label("version", spec.version)?;
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         if size > self.limits.max_upload_bytes {
             return Err(IngestError::TooLarge { file: file_name.into(), limit: self.limits.max_upload_bytes }.into());
@@ -105,6 +113,8 @@ impl AppState {
             let mut parquet = Vec::new();
             ParquetWriter::new(&mut parquet).with_compression(ParquetCompression::Lz4Raw).finish(&mut frame)?;
             let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+            let created_at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+            let run_time = ing.roles.timestamp.as_deref().and_then(|c| latest_time(&frame, c)).unwrap_or_else(|| created_at.clone());
             let detail = RunDetail {
                 summary: RunSummary {
                     id,
@@ -112,9 +122,12 @@ impl AppState {
                     task: ing.task,
                     models: ing.roles.scores.clone(),
                     rows: frame.height() as u64,
-                    created_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+                    created_at,
                     tags: spec_for_task.tags.clone(),
                     source_file: file_name_owned.clone(),
+                    project: spec_for_task.project.clone(),
+                    version: spec_for_task.version.clone(),
+                    run_time,
                 },
                 label: ing.roles.label.clone(),
                 columns,
@@ -194,7 +207,8 @@ impl AppState {
         })
         .await
         .map_err(|e| ServiceError::Join(e.to_string()))??;
-        Ok(RunOverview { detail, label_balance, headline, chart_model, chart })
+        let validation = self.store.latest_validation(id).await?;
+        Ok(RunOverview { detail, label_balance, headline, chart_model, chart, validation })
     }
 
     pub async fn examples(&self, id: &str, offset: u64, limit: u64) -> Result<ExamplesPage, ServiceError> {
@@ -204,6 +218,23 @@ impl AppState {
         let (columns, rows) = json_rows(&frame.slice(offset.min(total) as i64, limit as usize));
         Ok(ExamplesPage { columns, rows, offset, limit, total })
     }
+}
+
+/// The latest value of a timestamp column as RFC 3339 (UTC), if it has any.
+fn latest_time(frame: &DataFrame, column: &str) -> Option<String> {
+    let c = frame.column(column).ok()?;
+    let us = c.cast(&DataType::Int64).ok()?.i64().ok()?.max()?;
+    chrono::DateTime::from_timestamp_micros(us).map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+}
+
+/// A project name or version label: trimmed, 1–64 characters of letters, digits, `-`, `_`, `.`
+/// (they appear in URLs and file names); blank means none.
+pub fn normalize_label(what: &str, value: Option<String>) -> Result<Option<String>, ServiceError> {
+    let Some(v) = value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) else { return Ok(None) };
+    if v.len() > 64 || !v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        return Err(ServiceError::BadRequest(format!("{what} '{v}' must be 1–64 letters, digits, '-', '_' or '.'")));
+    }
+    Ok(Some(v))
 }
 
 /// A (small) frame's column names and its rows as JSON values, for a page of examples.
@@ -376,7 +407,7 @@ pub(crate) fn any_to_json(v: AnyValue<'_>) -> serde_json::Value {
 impl From<ServiceError> for BackendError {
     fn from(e: ServiceError) -> Self {
         match e {
-            ServiceError::NotFound(_) => BackendError::NotFound(e.to_string()),
+            ServiceError::NotFound(_) | ServiceError::Missing(_) => BackendError::NotFound(e.to_string()),
             ServiceError::BadRequest(_) | ServiceError::Model(_) => BackendError::BadRequest(e.to_string()),
             ServiceError::Ingest(ref i) if i.is_client_error() => BackendError::BadRequest(e.to_string()),
             other => {
@@ -426,6 +457,25 @@ impl Backend for AppState {
     async fn train_benchmark(&self, id: &str) -> Result<String, BackendError> {
         let i = AppState::train_benchmark(self, id, 1.0, 20_000).await?;
         Ok(format!("Trained a {} model on {} rows ({} inputs): it is now the model '{}' on every page (reload to see it).", i.kind, i.trained_on, i.features, i.model))
+    }
+    async fn project_view(&self, project: &str, query: &str) -> Result<strata_app::model::ProjectView, BackendError> {
+        Ok(AppState::project_view(self, project, query).await?)
+    }
+    async fn list_projects(&self) -> Result<Vec<strata_app::model::ProjectSummary>, BackendError> {
+        Ok(self.store.list_projects().await.map_err(ServiceError::from)?)
+    }
+    async fn validate(&self, project: &str, id: &str) -> Result<strata_app::model::Validation, BackendError> {
+        Ok(AppState::validate(self, project, id, None).await?)
+    }
+    async fn alerts_view(&self) -> Result<strata_app::model::AlertsView, BackendError> {
+        Ok(AppState::alerts_view(self).await?)
+    }
+    async fn set_webhook(&self, url: &str) -> Result<String, BackendError> {
+        let hook = (!url.trim().is_empty()).then(|| alerts::Webhook { url: url.trim().to_string(), max_attempts: 4, backoff_ms: 1000 });
+        Ok(match AppState::set_webhook(self, hook).await? {
+            Some(h) => format!("Alerts will be posted to {}.", h.url),
+            None => "No webhook: alerts are only listed here.".to_string(),
+        })
     }
     async fn save_limits(&self, id: &str, limits: &str) -> Result<String, BackendError> {
         let saved = AppState::save_limits(self, id, limits).await?;

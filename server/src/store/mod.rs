@@ -4,12 +4,21 @@
 //! blobs), which loads into a Polars DataFrame far faster than row-wise storage would.
 
 pub mod cache;
+pub mod projects;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
 use strata_app::model::{AttachmentInfo, ColumnInfo, RunDetail, RunSummary, Task};
 
 use crate::settings::DatabaseTarget;
+
+/// The columns [`summary_from_row`] reads.
+macro_rules! summary_columns {
+    () => {
+        "id, name, task, models, row_count, created_at, source_file, tags, project, version, run_time"
+    };
+}
+pub(crate) use summary_columns;
 
 /// Largest single blob written to the database.
 const CHUNK_BYTES: usize = 16 * 1024 * 1024;
@@ -114,7 +123,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO runs (id, name, task, label, models, row_count, created_at, source_file, \
-             tags, columns, data_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             tags, columns, data_bytes, project, version, run_time) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&s.id)
         .bind(&s.name)
@@ -127,6 +137,9 @@ impl Store {
         .bind(to_json(&s.tags)?)
         .bind(to_json(&d.columns)?)
         .bind(run.parquet.len() as i64)
+        .bind(s.project.clone())
+        .bind(s.version.clone())
+        .bind(&s.run_time)
         .execute(&mut *tx)
         .await?;
         for (seq, chunk) in run.parquet.chunks(CHUNK_BYTES).enumerate() {
@@ -157,8 +170,7 @@ impl Store {
     /// All runs, newest first.
     pub async fn list_runs(&self) -> Result<Vec<RunSummary>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, name, task, models, row_count, created_at, source_file, tags FROM runs \
-             ORDER BY created_at DESC, name",
+            concat!("SELECT ", summary_columns!(), " FROM runs ORDER BY created_at DESC, name"),
         )
         .fetch_all(&self.pool)
         .await?;
@@ -168,8 +180,7 @@ impl Store {
     /// A run's metadata, or `None` if there is no such run.
     pub async fn get_run(&self, id: &str) -> Result<Option<RunDetail>, StoreError> {
         let Some(row) = sqlx::query(
-            "SELECT id, name, task, models, row_count, created_at, source_file, tags, label, columns \
-             FROM runs WHERE id = $1",
+            concat!("SELECT ", summary_columns!(), ", label, columns FROM runs WHERE id = $1"),
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -275,6 +286,9 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for sql in [
             "DELETE FROM run_settings WHERE run_id = $1",
+            "DELETE FROM alert_deliveries WHERE alert_id IN (SELECT id FROM alerts WHERE run_id = $1)",
+            "DELETE FROM alerts WHERE run_id = $1",
+            "DELETE FROM validations WHERE run_id = $1",
             "DELETE FROM run_attachments WHERE run_id = $1",
             "DELETE FROM run_data WHERE run_id = $1",
         ] {
@@ -303,15 +317,15 @@ impl Store {
     }
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn summary_from_row(row: &sqlx::any::AnyRow) -> Result<RunSummary, StoreError> {
+pub(crate) fn summary_from_row(row: &sqlx::any::AnyRow) -> Result<RunSummary, StoreError> {
     let task: String = row.try_get("task")?;
     let task = match task.as_str() {
         "binary" => Task::Binary,
@@ -328,6 +342,9 @@ fn summary_from_row(row: &sqlx::any::AnyRow) -> Result<RunSummary, StoreError> {
         created_at: row.try_get("created_at")?,
         source_file: row.try_get("source_file")?,
         tags: from_json(&row.try_get::<String, _>("tags")?)?,
+        project: row.try_get("project")?,
+        version: row.try_get("version")?,
+        run_time: row.try_get::<Option<String>, _>("run_time")?.unwrap_or_default(),
     })
 }
 

@@ -99,6 +99,15 @@ async fn stream_drift_finds_where_the_errors_jump(app: TestApp) {
     let first_after = drifts.iter().find(|d| **d >= 10_000).copied();
     assert!(first_after.is_some_and(|d| d < 10_600), "DDM finds the jump within 600 rows: {drifts:?}");
     assert!(drifts.iter().all(|d| *d >= 10_000), "no alarm before the change: {drifts:?}");
+    // ADWIN and Linear Four Rates see it too (LFR tests four rates at every row, so it may raise
+    // an odd false alarm before the change: the first one after it is what counts).
+    for key in ["adwin_drifts", "lfr_drifts"] {
+        let at: Vec<u64> = r[key].as_array().unwrap().iter().map(|d| d["index"].as_u64().unwrap()).collect();
+        assert!(at.iter().find(|d| **d >= 10_000).is_some_and(|d| *d < 10_600), "{key} finds the jump within 600 rows: {at:?}");
+    }
+    assert!(r["adwin_drifts"].as_array().unwrap().iter().all(|d| d["index"].as_u64().unwrap() >= 10_000), "ADWIN: no alarm before the change");
+    let chart: serde_json::Value = serde_json::from_str(r["chart"].as_str().unwrap()).unwrap();
+    assert_eq!(chart["data"].as_array().unwrap().len(), 7, "the error line and six marker rows");
     let (s, e) = app.get_json(&format!("/api/v1/runs/{id}/stream-drift?threshold=2")).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
 }

@@ -8,6 +8,16 @@
 //!   of scores within `margin` of the threshold over a sliding window, compared with its mean and
 //!   standard deviation on a reference window; drift when it moves more than `theta` standard
 //!   deviations.
+//! - [`Adwin`] (adaptive windowing, Bifet & Gavaldà 2007) on any bounded stream; matches
+//!   `river.drift.ADWIN` element for element (`server/tests/golden/make_adwin_golden.py`).
+//! - [`LinearFourRates`] (Wang & Abraham 2015) on a classifier's decisions: TPR, TNR, PPV and
+//!   NPV with decayed estimates and Monte-Carlo bounds (river has none; follows the paper).
+
+mod adwin;
+mod lfr;
+
+pub use adwin::Adwin;
+pub use lfr::{LinearFourRates, NPV, PPV, TNR, TPR};
 
 /// What a detector says after one element.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,7 +180,7 @@ mod tests {
     #[test]
     fn ddm_matches_river_on_the_same_stream() {
         // golden/ddm_stream.txt: the stream, then river's indices of warnings and drifts.
-        let text = include_str!("../../tests/golden/ddm_river.txt");
+        let text = include_str!("../../../tests/golden/ddm_river.txt");
         let mut lines = text.lines();
         let stream: Vec<f64> = lines.next().unwrap().split(',').map(|x| x.parse().unwrap()).collect();
         let parse = |l: &str| -> Vec<usize> { l.split(',').filter(|x| !x.is_empty()).map(|x| x.parse().unwrap()).collect() };

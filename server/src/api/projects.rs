@@ -1,0 +1,107 @@
+//! `/api/v1` handlers of continuous evaluation: projects, gates, validation, alerts.
+
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use strata_app::model::{AlertsView, ApiError as ApiErrorBody, GateSet, GateSetVersion, ProjectSummary, ProjectView, RunSummary, Validation};
+use utoipa::OpenApi;
+
+use super::ApiError;
+use crate::service::AppState;
+use crate::service::alerts::Webhook;
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(patch_run, list_projects, get_project, get_gates, put_gates, validate, latest_validation, list_alerts, get_webhook, put_webhook),
+    components(schemas(ProjectPatch, GateSet, GateSetVersion, ProjectSummary, ProjectView, Validation, AlertsView, Webhook))
+)]
+pub struct ProjectsDoc;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/projects", get(list_projects))
+        .route("/api/v1/projects/{p}", get(get_project))
+        .route("/api/v1/projects/{p}/gates", get(get_gates).put(put_gates))
+        .route("/api/v1/projects/{p}/runs/{id}/validate", post(validate))
+        .route("/api/v1/runs/{id}/validation", get(latest_validation))
+        .route("/api/v1/alerts", get(list_alerts))
+        .route("/api/v1/alerts/webhook", get(get_webhook).put(put_webhook))
+}
+
+/// A run's project membership and version label; a missing or blank project takes it out.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct ProjectPatch {
+    pub project: Option<String>,
+    pub version: Option<String>,
+}
+
+/// Puts a run into a project (`{"project": "adult-income", "version": "v7"}`).
+#[utoipa::path(patch, path = "/api/v1/runs/{id}", request_body = ProjectPatch, responses((status = 200, body = RunSummary), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+pub async fn patch_run(State(s): State<AppState>, Path(id): Path<String>, Json(body): Json<ProjectPatch>) -> Result<Json<RunSummary>, ApiError> {
+    Ok(Json(s.set_project(&id, body.project, body.version).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/projects", responses((status = 200, body = Vec<ProjectSummary>)))]
+async fn list_projects(State(s): State<AppState>) -> Result<Json<Vec<ProjectSummary>>, ApiError> {
+    Ok(Json(s.store.list_projects().await.map_err(crate::service::ServiceError::from)?))
+}
+
+/// A metric across the project's runs: `?metric=auc_roc&slice=sex&model=&threshold=0.5&by=run|week|day&ci=0.95`.
+#[utoipa::path(get, path = "/api/v1/projects/{p}", responses((status = 200, body = ProjectView), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+async fn get_project(State(s): State<AppState>, Path(p): Path<String>, RawQuery(q): RawQuery) -> Result<Json<ProjectView>, ApiError> {
+    Ok(Json(s.project_view(&p, q.as_deref().unwrap_or("")).await?))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct VersionQuery {
+    /// A stored version; the newest when absent.
+    pub version: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{p}/gates", params(VersionQuery), responses((status = 200, body = GateSetVersion), (status = 404, body = ApiErrorBody)))]
+async fn get_gates(State(s): State<AppState>, Path(p): Path<String>, Query(q): Query<VersionQuery>) -> Result<Json<GateSetVersion>, ApiError> {
+    Ok(Json(s.gates(&p, q.version).await?))
+}
+
+/// Saves the project's gates as a new version (earlier versions stay, and validations name theirs).
+#[utoipa::path(put, path = "/api/v1/projects/{p}/gates", request_body = GateSet, responses((status = 200, body = GateSetVersion), (status = 400, body = ApiErrorBody)))]
+async fn put_gates(State(s): State<AppState>, Path(p): Path<String>, Json(set): Json<GateSet>) -> Result<Json<GateSetVersion>, ApiError> {
+    Ok(Json(s.put_gates(&p, set).await?))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ValidateQuery {
+    /// Judge against this stored version of the gates; the newest when absent.
+    pub gates_version: Option<i64>,
+}
+
+/// Judges the run against the project's gates; `passed` is false when any slice fails a gate.
+/// The answer is 200 either way (the verdict is data); the CLI turns it into an exit code.
+#[utoipa::path(post, path = "/api/v1/projects/{p}/runs/{id}/validate", params(ValidateQuery), responses((status = 200, body = Validation), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+async fn validate(State(s): State<AppState>, Path((p, id)): Path<(String, String)>, Query(q): Query<ValidateQuery>) -> Result<Json<Validation>, ApiError> {
+    Ok(Json(s.validate(&p, &id, q.gates_version).await?))
+}
+
+/// The run's newest validation.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/validation", responses((status = 200, body = Validation), (status = 404, body = ApiErrorBody)))]
+async fn latest_validation(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Validation>, ApiError> {
+    let v = s.store.latest_validation(&id).await.map_err(crate::service::ServiceError::from)?;
+    Ok(Json(v.ok_or_else(|| crate::service::ServiceError::Missing(format!("run {id} has not been validated")))?))
+}
+
+#[utoipa::path(get, path = "/api/v1/alerts", responses((status = 200, body = AlertsView)))]
+async fn list_alerts(State(s): State<AppState>) -> Result<Json<AlertsView>, ApiError> {
+    Ok(Json(s.alerts_view().await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/alerts/webhook", responses((status = 200, body = Option<Webhook>)))]
+async fn get_webhook(State(s): State<AppState>) -> Result<Json<Option<Webhook>>, ApiError> {
+    Ok(Json(s.webhook().await?))
+}
+
+/// Sets the webhook every alert is posted to (`null` removes it).
+#[utoipa::path(put, path = "/api/v1/alerts/webhook", request_body = Option<Webhook>, responses((status = 200, body = Option<Webhook>), (status = 400, body = ApiErrorBody)))]
+async fn put_webhook(State(s): State<AppState>, Json(hook): Json<Option<Webhook>>) -> Result<Json<Option<Webhook>>, ApiError> {
+    Ok(Json(s.set_webhook(hook).await?))
+}

@@ -1,0 +1,143 @@
+//! Alerts: a failed validation or a drifted run is recorded, listed on `/alerts`, and posted as
+//! JSON to the configured webhook, with retries and every attempt logged.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use strata_app::model::{Alert, AlertsView, Delivery, RunSummary, Validation};
+
+use super::{AppState, ServiceError};
+
+/// The `app_settings` key of the webhook.
+const WEBHOOK: &str = "webhook";
+
+/// Where alerts are posted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema)]
+pub struct Webhook {
+    /// An `http://` or `https://` URL; it receives `POST` with a JSON body.
+    pub url: String,
+    /// Attempts per alert (1–10) before giving up.
+    #[serde(default = "attempts")]
+    pub max_attempts: u32,
+    /// Wait before the second attempt; doubled before each later one.
+    #[serde(default = "backoff")]
+    pub backoff_ms: u64,
+}
+
+pub(crate) fn attempts() -> u32 {
+    4
+}
+pub(crate) fn backoff() -> u64 {
+    1000
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+impl AppState {
+    pub async fn webhook(&self) -> Result<Option<Webhook>, ServiceError> {
+        match self.store.get_app_setting(WEBHOOK).await? {
+            Some(text) => Ok(serde_json::from_str(&text).ok()),
+            None => Ok(None),
+        }
+    }
+
+    /// Sets (or with `None`, removes) the webhook.
+    pub async fn set_webhook(&self, hook: Option<Webhook>) -> Result<Option<Webhook>, ServiceError> {
+        if let Some(h) = &hook {
+            let url = reqwest::Url::parse(h.url.trim()).map_err(|e| ServiceError::BadRequest(format!("webhook url '{}': {e}", h.url)))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(ServiceError::BadRequest(format!("webhook url '{}': only http and https", h.url)));
+            }
+            if !(1..=10).contains(&h.max_attempts) || h.backoff_ms > 600_000 {
+                return Err(ServiceError::BadRequest("max_attempts must be 1–10 and backoff_ms at most 600000".into()));
+            }
+        }
+        let text = hook.as_ref().map(serde_json::to_string).transpose().map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+        self.store.put_app_setting(WEBHOOK, text.as_deref()).await?;
+        Ok(hook)
+    }
+
+    pub async fn alerts_view(&self) -> Result<AlertsView, ServiceError> {
+        Ok(AlertsView { alerts: self.store.list_alerts(200).await?, webhook: self.webhook().await?.map(|h| h.url) })
+    }
+
+    /// Records the alerts a validation raises (a gate failure; drifted features) and sends them.
+    pub(crate) async fn alert_on(&self, v: &Validation, run: &RunSummary) -> Result<(), ServiceError> {
+        let who = format!("run '{}' ({})", run.name, run.id);
+        if !v.passed {
+            let more = if v.failures.len() > 1 { format!(" (and {} more)", v.failures.len() - 1) } else { String::new() };
+            let summary = format!("{who} failed gates v{} of project '{}': {}{more}", v.gates_version, v.project, v.failures[0]);
+            self.raise(run, "gate", summary, serde_json::json!({"validation": v})).await?;
+        }
+        if !v.drifted_features.is_empty() {
+            let summary = format!(
+                "{who} drifted from baseline run {} on {}: {}",
+                v.baseline_run.as_deref().unwrap_or("?"),
+                if v.drifted_features.len() == 1 { "1 feature" } else { "several features" },
+                v.drifted_features.join(", ")
+            );
+            let detail = serde_json::json!({"project": v.project, "baseline_run": v.baseline_run, "drifted_features": v.drifted_features});
+            self.raise(run, "drift", summary, detail).await?;
+        }
+        Ok(())
+    }
+
+    async fn raise(&self, run: &RunSummary, kind: &str, summary: String, detail: serde_json::Value) -> Result<(), ServiceError> {
+        let alert = Alert {
+            id: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+            run_id: Some(run.id.clone()),
+            project: run.project.clone(),
+            kind: kind.to_string(),
+            summary,
+            created_at: now(),
+            deliveries: vec![],
+        };
+        let body = serde_json::json!({
+            "alert": {"id": alert.id, "kind": alert.kind, "summary": alert.summary, "run_id": alert.run_id, "project": alert.project, "created_at": alert.created_at},
+            "detail": detail,
+        });
+        self.store.insert_alert(&alert, &body).await?;
+        tracing::warn!(alert = %alert.id, kind, summary = %alert.summary, "alert");
+        if let Some(hook) = self.webhook().await? {
+            let store = self.store.clone();
+            tokio::spawn(async move { deliver(store, hook, alert.id, body).await });
+        }
+        Ok(())
+    }
+}
+
+/// Posts an alert until the webhook answers 2xx or the attempts run out; logs every attempt.
+async fn deliver(store: crate::store::Store, hook: Webhook, alert_id: String, body: serde_json::Value) {
+    let client = match reqwest::Client::builder().timeout(Duration::from_secs(10)).build() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "webhook client");
+            return;
+        }
+    };
+    let mut wait = Duration::from_millis(hook.backoff_ms);
+    for attempt in 1..=hook.max_attempts {
+        let answer = client.post(&hook.url).header("user-agent", "strata-alerts").json(&body).send().await;
+        let (status, error) = match answer {
+            Ok(r) if r.status().is_success() => (Some(i64::from(r.status().as_u16())), None),
+            Ok(r) => (Some(i64::from(r.status().as_u16())), Some(format!("HTTP {}", r.status()))),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let ok = error.is_none();
+        let d = Delivery { attempt: i64::from(attempt), url: hook.url.clone(), status, error, at: now() };
+        if let Err(e) = store.insert_delivery(&alert_id, &d).await {
+            tracing::error!(error = %e, alert = %alert_id, "logging a webhook delivery");
+        }
+        if ok {
+            return;
+        }
+        if attempt < hook.max_attempts {
+            tokio::time::sleep(wait).await;
+            wait *= 2;
+        }
+    }
+    tracing::error!(alert = %alert_id, url = %hook.url, "webhook delivery failed after every attempt");
+}

@@ -1,0 +1,309 @@
+//! Continuous evaluation: projects (a model's runs over time), their versioned validation gates,
+//! validating a run against them, and the `/projects/{p}` page's metric over time.
+
+use polars::prelude::*;
+use strata_app::model::{GateSet, GateSetVersion, ProjectView, Role, RunDetail, RunSummary, Task, TimePoint, Validation};
+
+use super::{AppState, MAX_SLICES, ServiceError, normalize_label, request_error};
+use crate::charts;
+use crate::eval::gates;
+use crate::eval::sliced::{BINARY_METRICS, MULTICLASS_METRICS, MetricsRequest, OTHER_THRESHOLD_METRICS, RATE_METRICS, REGRESSION_METRICS, compute_prepared, prepare};
+
+/// The column a period of a run's rows is put in for `by=week` / `by=day` (not a user column:
+/// the engine slices by it like any other).
+const PERIOD: &str = "strata_period";
+/// Most runs one project page plots.
+const MAX_RUNS: usize = 60;
+
+fn bad(m: impl Into<String>) -> ServiceError {
+    ServiceError::BadRequest(m.into())
+}
+
+/// A metrics request for a run with the engine's defaults.
+fn request(detail: &RunDetail, model: &str, specs: Vec<String>, thresholds: Vec<f64>, ci: f64) -> MetricsRequest {
+    MetricsRequest {
+        label: detail.label.clone(),
+        model: model.to_string(),
+        weight: detail.columns.iter().find(|c| c.role == Role::Weight).map(|c| c.name.clone()),
+        specs,
+        thresholds,
+        ci,
+        bootstrap: 200,
+        seed: 0,
+        baseline: "overall".into(),
+        min_size: 1,
+        max_slices: MAX_SLICES,
+        alpha: 0.05,
+    }
+}
+
+impl AppState {
+    /// Puts a run into a project (or out of it, with no project) with a version label.
+    pub async fn set_project(&self, id: &str, project: Option<String>, version: Option<String>) -> Result<RunSummary, ServiceError> {
+        let project = normalize_label("project", project)?;
+        let version = normalize_label("version", version)?;
+        if !self.store.set_project(id, project.as_deref(), version.as_deref()).await? {
+            return Err(ServiceError::NotFound(id.to_string()));
+        }
+        Ok(self.run_detail(id).await?.summary)
+    }
+
+    /// Saves a new version of a project's gates after checking them.
+    pub async fn put_gates(&self, project: &str, set: GateSet) -> Result<GateSetVersion, ServiceError> {
+        let project = normalize_label("project", Some(project.to_string()))?.ok_or_else(|| bad("name the project"))?;
+        gates::check(&set).map_err(bad)?;
+        Ok(self.store.put_gates(&project, &set).await?)
+    }
+
+    pub async fn gates(&self, project: &str, version: Option<i64>) -> Result<GateSetVersion, ServiceError> {
+        self.store.get_gates(project, version).await?.ok_or_else(|| {
+            ServiceError::Missing(match version {
+                Some(v) => format!("project '{project}' has no gates version {v}"),
+                None => format!("project '{project}' has no gates (PUT /api/v1/projects/{project}/gates first)"),
+            })
+        })
+    }
+
+    /// The baseline of a validation: the named run, or the project's newest run before `run`.
+    async fn baseline_of(&self, project: &str, run: &RunSummary, named: Option<&str>) -> Result<Option<RunDetail>, ServiceError> {
+        match named.map(str::trim).filter(|b| !b.is_empty() && *b != "previous") {
+            Some(id) => {
+                if id == run.id {
+                    return Err(bad("the baseline run is the run being validated"));
+                }
+                Ok(Some(self.run_detail(id).await.map_err(|_| bad(format!("the gates' baseline run '{id}' does not exist")))?))
+            }
+            None => {
+                let runs = self.store.project_runs(project).await?;
+                let before = runs.iter().filter(|r| r.id != run.id && (r.run_time.as_str(), r.created_at.as_str()) < (run.run_time.as_str(), run.created_at.as_str())).next_back();
+                match before {
+                    Some(r) => Ok(Some(self.run_detail(&r.id).await?)),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+
+    /// Judges a run against its project's gates (the newest version, or `gates_version`), stores
+    /// the verdict, and raises alerts for failures and drift.
+    pub async fn validate(&self, project: &str, id: &str, gates_version: Option<i64>) -> Result<Validation, ServiceError> {
+        let detail = self.run_detail(id).await?;
+        if detail.summary.project.as_deref() != Some(project) {
+            return Err(bad(format!(
+                "run {id} is not in project '{project}' (it is in {}); set it with PATCH /api/v1/runs/{id}",
+                detail.summary.project.as_deref().map(|p| format!("'{p}'")).unwrap_or_else(|| "none".into())
+            )));
+        }
+        let gv = self.gates(project, gates_version).await?;
+        let set = gv.gates.clone();
+        let model = set.model.clone().unwrap_or_else(|| detail.summary.models.first().cloned().unwrap_or_default());
+        if !detail.summary.models.contains(&model) {
+            return Err(bad(format!("the gates judge model '{model}', which run {id} does not have (models: {})", detail.summary.models.join(", "))));
+        }
+        let (specs, thresholds) = gates::requirements(&set);
+        let task = detail.summary.task;
+        let candidate = self.compute_metrics(id, request(&detail, &model, specs.clone(), thresholds.clone(), set.ci), task).await?;
+        let mut notes = vec![];
+        let baseline = self.baseline_of(project, &detail.summary, set.baseline.as_deref()).await?;
+        let base_result = match &baseline {
+            None => {
+                notes.push("no baseline run (this is the project's first run): change gates were skipped".to_string());
+                None
+            }
+            Some(b) if !b.summary.models.contains(&model) || b.summary.task != task => {
+                notes.push(format!("the baseline run {} has no {} model '{model}': change gates were skipped", b.summary.id, task.as_str()));
+                None
+            }
+            Some(b) => Some(self.compute_metrics(&b.summary.id, request(b, &model, specs, thresholds, set.ci), task).await?),
+        };
+        let outcomes = gates::evaluate(&set, &candidate, base_result.as_ref());
+        let failures = gates::failures(&outcomes, &set);
+        let mut drifted_features = vec![];
+        if set.drift {
+            if let Some(b) = &baseline {
+                let q = serde_urlencoded::to_string([("reference", b.summary.id.as_str())]).map_err(|e| bad(e.to_string()))?;
+                match self.drift(id, &q).await {
+                    Ok(d) => drifted_features = d.features.iter().filter(|f| f.drifted && f.kind != "score" && f.kind != "label").map(|f| f.feature.clone()).collect(),
+                    Err(e) => notes.push(format!("drift against the baseline was not checked: {e}")),
+                }
+            }
+        }
+        let v = Validation {
+            id: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+            project: project.to_string(),
+            run_id: id.to_string(),
+            gates_version: gv.version,
+            model,
+            baseline_run: baseline.as_ref().map(|b| b.summary.id.clone()),
+            passed: failures.is_empty(),
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            outcomes,
+            failures,
+            drifted_features,
+            notes,
+        };
+        self.store.insert_validation(&v).await?;
+        self.alert_on(&v, &detail.summary).await?;
+        Ok(v)
+    }
+
+    /// The `/projects/{p}` page: a metric for a slicing across the project's runs (one point per
+    /// run at its time, or per week / day of the runs' own timestamps).
+    pub async fn project_view(&self, project: &str, query: &str) -> Result<ProjectView, ServiceError> {
+        let runs = self.store.project_runs(project).await?;
+        let Some(first) = runs.first() else {
+            return Err(ServiceError::Missing(format!("no project '{project}' (no run belongs to it)")));
+        };
+        let task = first.task;
+        let models: Vec<String> = {
+            let mut m: Vec<String> = vec![];
+            for r in &runs {
+                for x in &r.models {
+                    if !m.contains(x) {
+                        m.push(x.clone());
+                    }
+                }
+            }
+            m
+        };
+        let metric_names: Vec<String> = match task {
+            Task::Binary => BINARY_METRICS.iter().chain(&RATE_METRICS).chain(&OTHER_THRESHOLD_METRICS).map(|s| s.to_string()).collect(),
+            Task::Multiclass => MULTICLASS_METRICS.iter().map(|s| s.to_string()).collect(),
+            Task::Regression => REGRESSION_METRICS.iter().map(|s| s.to_string()).collect(),
+        };
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| bad(format!("malformed query string: {e}")))?;
+        let mut metric = match task {
+            Task::Binary => "auc_roc",
+            Task::Multiclass => "accuracy",
+            Task::Regression => "mae",
+        }
+        .to_string();
+        let (mut model, mut slice, mut threshold, mut by, mut ci) = (models.first().cloned().unwrap_or_default(), "overall".to_string(), 0.5, "run".to_string(), 0.95);
+        for (k, v) in pairs {
+            if v.trim().is_empty() {
+                continue;
+            }
+            match k.as_str() {
+                "metric" => metric = v,
+                "model" => model = v,
+                "slice" => slice = v.trim().to_string(),
+                "threshold" => threshold = v.parse().ok().filter(|t| (0.0..=1.0).contains(t)).ok_or_else(|| bad(format!("threshold '{v}' is not in [0, 1]")))?,
+                "by" => by = v,
+                "ci" => ci = v.parse().ok().filter(|c| (0.5..1.0).contains(c)).ok_or_else(|| bad(format!("ci '{v}' is not in [0.5, 1)")))?,
+                other => return Err(bad(format!("unknown parameter '{other}'"))),
+            }
+        }
+        if !metric_names.contains(&metric) {
+            return Err(bad(format!("unknown metric '{metric}' (one of: {})", metric_names.join(", "))));
+        }
+        if !models.contains(&model) {
+            return Err(bad(format!("model '{model}' is not a score column of this project's runs (models: {})", models.join(", "))));
+        }
+        let period_us: Option<i64> = match by.as_str() {
+            "run" => None,
+            "week" => Some(7 * 86_400_000_000),
+            "day" => Some(86_400_000_000),
+            other => return Err(bad(format!("by='{other}': use run, week or day"))),
+        };
+        let free = BINARY_METRICS.contains(&metric.as_str()) || task != Task::Binary;
+        let at = (!free).then_some(threshold);
+        let user_spec = if slice == "overall" { None } else { Some(slice.clone()) };
+        let mut points = vec![];
+        for r in runs.iter().rev().take(MAX_RUNS).rev() {
+            if r.task != task || !r.models.contains(&model) {
+                continue;
+            }
+            let detail = self.run_detail(&r.id).await?;
+            let result = match period_us {
+                None => {
+                    let req = request(&detail, &model, user_spec.iter().cloned().collect(), vec![threshold], ci);
+                    self.compute_metrics(&r.id, req, task).await?
+                }
+                Some(width) => {
+                    let Some(ts) = detail.columns.iter().find(|c| c.role == Role::Timestamp).map(|c| c.name.clone()) else { continue };
+                    let spec = match &user_spec {
+                        Some(s) => format!("{PERIOD},{s}"),
+                        None => PERIOD.to_string(),
+                    };
+                    let req = request(&detail, &model, vec![spec], vec![threshold], ci);
+                    let frame = self.frame(&r.id).await?;
+                    tokio::task::spawn_blocking(move || -> Result<_, ServiceError> {
+                        let with_period = add_period(&frame, &ts, width)?;
+                        let prep = prepare(&with_period, &req, task).map_err(request_error)?;
+                        compute_prepared(&prep, &req).map_err(request_error)
+                    })
+                    .await
+                    .map_err(|e| ServiceError::Join(e.to_string()))??
+                }
+            };
+            for s in &result.slices {
+                let (time, label) = match period_us {
+                    None => {
+                        if user_spec.is_some() == s.key.is_empty() {
+                            continue;
+                        }
+                        (r.run_time.clone(), s.label())
+                    }
+                    Some(_) => {
+                        let Some(p) = s.key.get(PERIOD) else { continue };
+                        let mut key = s.key.clone();
+                        key.remove(PERIOD);
+                        if user_spec.is_some() == key.is_empty() {
+                            continue;
+                        }
+                        let label = if key.is_empty() { "overall".to_string() } else { key.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ") };
+                        (p.clone(), label)
+                    }
+                };
+                let e = s.estimate(&metric, at);
+                points.push(TimePoint {
+                    time,
+                    run_id: r.id.clone(),
+                    version: r.version.clone(),
+                    slice: label,
+                    count: s.count,
+                    value: e.and_then(|e| e.value),
+                    lo: e.and_then(|e| e.lo),
+                    hi: e.and_then(|e| e.hi),
+                });
+            }
+        }
+        let several_runs = points.iter().map(|p| &p.run_id).collect::<std::collections::BTreeSet<_>>().len() > 1;
+        let y_title = match at {
+            Some(t) => format!("{metric} @ {t} ({}% CI)", ci * 100.0),
+            None => format!("{metric} ({}% CI)", ci * 100.0),
+        };
+        let chart = if period_us.is_some() && several_runs {
+            charts::metric_over_time(&points, |p| format!("{} · {}", p.slice, p.version.clone().unwrap_or_else(|| p.run_id.clone())), &y_title)
+        } else {
+            charts::metric_over_time(&points, |p| p.slice.clone(), &y_title)
+        };
+        let validations = self.store.project_validations(project).await?;
+        let gates = self.store.get_gates(project, None).await?;
+        Ok(ProjectView { project: project.to_string(), runs, validations, models, model, metric, metric_names, slice, threshold, by, points, chart, gates })
+    }
+}
+
+/// The frame with a `strata_period` column: each row's timestamp floored to its period (weeks
+/// start on Monday, UTC), as the period's first day `YYYY-MM-DD`; rows without a time get none.
+fn add_period(frame: &DataFrame, ts: &str, width_us: i64) -> Result<DataFrame, ServiceError> {
+    if frame.get_column_names().iter().any(|c| c.as_str() == PERIOD) {
+        return Err(bad(format!("the run has a column named '{PERIOD}', which by=week/day needs for itself")));
+    }
+    let t = frame.column(ts)?.cast(&DataType::Int64)?;
+    // 1970-01-01 was a Thursday: shift by four days so weeks start on Mondays.
+    let offset = if width_us == 7 * 86_400_000_000 { 4 * 86_400_000_000 } else { 0 };
+    let labels: StringChunked = t
+        .i64()?
+        .iter()
+        .map(|v| {
+            v.and_then(|us| {
+                let start = (us - offset).div_euclid(width_us) * width_us + offset;
+                chrono::DateTime::from_timestamp_micros(start).map(|d| d.format("%Y-%m-%d").to_string())
+            })
+        })
+        .collect();
+    let mut out = frame.clone();
+    out.with_column(labels.with_name(PERIOD.into()).into_series().into_column())?;
+    Ok(out)
+}

@@ -1,0 +1,235 @@
+//! Projects, their versioned gates, validations, alerts and webhook deliveries.
+
+use sqlx::Row;
+use strata_app::model::{Alert, Delivery, GateSet, GateSetVersion, ProjectSummary, RunSummary, Validation, ValidationBrief};
+
+use super::{Store, StoreError, from_json, summary_columns, summary_from_row, to_json};
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+impl Store {
+    /// Puts a run into a project (or takes it out with `None`) and sets its version label;
+    /// false if there is no such run.
+    pub async fn set_project(&self, run_id: &str, project: Option<&str>, version: Option<&str>) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE runs SET project = $1, version = $2 WHERE id = $3")
+            .bind(project.map(str::to_string))
+            .bind(version.map(str::to_string))
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// A project's runs, oldest first (by the time they stand for).
+    pub async fn project_runs(&self, project: &str) -> Result<Vec<RunSummary>, StoreError> {
+        let rows = sqlx::query(concat!("SELECT ", summary_columns!(), " FROM runs WHERE project = $1 ORDER BY run_time, created_at"))
+            .bind(project)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(summary_from_row).collect()
+    }
+
+    /// Every project with its number of runs, most recently active first.
+    pub async fn list_projects(&self) -> Result<Vec<ProjectSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT project, COUNT(*) AS n, MAX(run_time) AS latest FROM runs WHERE project IS NOT NULL \
+             GROUP BY project ORDER BY MAX(run_time) DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ProjectSummary {
+                    project: r.try_get("project")?,
+                    runs: r.try_get::<i64, _>("n")? as u64,
+                    latest_run_time: r.try_get::<Option<String>, _>("latest")?.unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// Saves a new version of a project's gates; returns it.
+    pub async fn put_gates(&self, project: &str, gates: &GateSet) -> Result<GateSetVersion, StoreError> {
+        let spec = to_json(gates)?;
+        let mut tx = self.pool.begin().await?;
+        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM project_gates WHERE project = $1")
+            .bind(project)
+            .fetch_one(&mut *tx)
+            .await?;
+        let version = last.unwrap_or(0) + 1;
+        let created_at = now();
+        sqlx::query("INSERT INTO project_gates (project, version, spec, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(project)
+            .bind(version)
+            .bind(&spec)
+            .bind(&created_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(GateSetVersion { project: project.to_string(), version, created_at, gates: gates.clone() })
+    }
+
+    /// A project's gates: the given version, or the newest.
+    pub async fn get_gates(&self, project: &str, version: Option<i64>) -> Result<Option<GateSetVersion>, StoreError> {
+        let row = match version {
+            Some(v) => {
+                sqlx::query("SELECT version, spec, created_at FROM project_gates WHERE project = $1 AND version = $2")
+                    .bind(project)
+                    .bind(v)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT version, spec, created_at FROM project_gates WHERE project = $1 ORDER BY version DESC LIMIT 1")
+                    .bind(project)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+        };
+        row.map(|r| {
+            Ok(GateSetVersion {
+                project: project.to_string(),
+                version: r.try_get("version")?,
+                created_at: r.try_get("created_at")?,
+                gates: from_json(&r.try_get::<String, _>("spec")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn insert_validation(&self, v: &Validation) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO validations (id, run_id, project, gates_version, passed, result, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&v.id)
+        .bind(&v.run_id)
+        .bind(&v.project)
+        .bind(v.gates_version)
+        .bind(i64::from(v.passed))
+        .bind(to_json(v)?)
+        .bind(&v.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest validation of a run, if it was ever validated.
+    pub async fn latest_validation(&self, run_id: &str) -> Result<Option<Validation>, StoreError> {
+        let row = sqlx::query("SELECT result FROM validations WHERE run_id = $1 ORDER BY created_at DESC LIMIT 1")
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| from_json(&r.try_get::<String, _>("result")?)).transpose()
+    }
+
+    /// The newest validation of each of a project's runs.
+    pub async fn project_validations(&self, project: &str) -> Result<std::collections::BTreeMap<String, ValidationBrief>, StoreError> {
+        let rows = sqlx::query("SELECT run_id, result FROM validations WHERE project = $1 ORDER BY created_at")
+            .bind(project)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = std::collections::BTreeMap::new();
+        for r in rows {
+            let v: Validation = from_json(&r.try_get::<String, _>("result")?)?;
+            let brief = ValidationBrief { passed: v.passed, gates_version: v.gates_version, failures: v.failures.len(), created_at: v.created_at };
+            out.insert(r.try_get::<String, _>("run_id")?, brief);
+        }
+        Ok(out)
+    }
+
+    /// Records an alert; `detail` is the JSON the webhook receives.
+    pub async fn insert_alert(&self, alert: &Alert, detail: &serde_json::Value) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO alerts (id, run_id, project, kind, summary, detail, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&alert.id)
+        .bind(alert.run_id.clone())
+        .bind(alert.project.clone())
+        .bind(&alert.kind)
+        .bind(&alert.summary)
+        .bind(to_json(detail)?)
+        .bind(&alert.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest alerts with their deliveries.
+    pub async fn list_alerts(&self, limit: i64) -> Result<Vec<Alert>, StoreError> {
+        let rows = sqlx::query("SELECT id, run_id, project, kind, summary, created_at FROM alerts ORDER BY created_at DESC LIMIT $1")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut alerts = Vec::with_capacity(rows.len());
+        for r in rows {
+            let id: String = r.try_get("id")?;
+            let deliveries = self.deliveries(&id).await?;
+            alerts.push(Alert {
+                id,
+                run_id: r.try_get("run_id")?,
+                project: r.try_get("project")?,
+                kind: r.try_get("kind")?,
+                summary: r.try_get("summary")?,
+                created_at: r.try_get("created_at")?,
+                deliveries,
+            });
+        }
+        Ok(alerts)
+    }
+
+    pub async fn deliveries(&self, alert_id: &str) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query("SELECT attempt, url, status, error, at FROM alert_deliveries WHERE alert_id = $1 ORDER BY attempt")
+            .bind(alert_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Delivery {
+                    attempt: r.try_get("attempt")?,
+                    url: r.try_get("url")?,
+                    status: r.try_get("status")?,
+                    error: r.try_get("error")?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn insert_delivery(&self, alert_id: &str, d: &Delivery) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO alert_deliveries (alert_id, attempt, url, status, error, at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(alert_id)
+            .bind(d.attempt)
+            .bind(&d.url)
+            .bind(d.status)
+            .bind(d.error.clone())
+            .bind(&d.at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A server-wide setting (JSON text).
+    pub async fn get_app_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM app_settings WHERE key = $1").bind(key).fetch_optional(&self.pool).await?)
+    }
+
+    /// Saves (replaces) a server-wide setting; `None` deletes it.
+    pub async fn put_app_setting(&self, key: &str, value: Option<&str>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM app_settings WHERE key = $1").bind(key).execute(&mut *tx).await?;
+        if let Some(v) = value {
+            sqlx::query("INSERT INTO app_settings (key, value, updated_at) VALUES ($1, $2, $3)")
+                .bind(key)
+                .bind(v)
+                .bind(now())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,237 @@
+//! Continuous evaluation through the API: a project's runs over time, versioned gates, a run made
+//! worse for one race failing its gate on exactly that slice, alerts and their webhook deliveries.
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use polars::prelude::*;
+use serde_json::{Value, json};
+
+use crate::helpers::TestApp;
+use crate::on_both_databases;
+
+pub fn demo_frame() -> DataFrame {
+    let f = std::fs::File::open(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo/adult/eval.parquet")).unwrap();
+    ParquetReader::new(f).finish().unwrap()
+}
+
+/// The demo rows with both models' scores for one race pulled halfway towards noise.
+pub fn worse_for(df: &DataFrame, race: &str) -> DataFrame {
+    let mut out = df.clone();
+    let races: Vec<bool> = df.column("race").unwrap().str().unwrap().iter().map(|r| r == Some(race)).collect();
+    for col in ["score_logreg", "score_gbt"] {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let scores: Vec<f64> = df
+            .column(col)
+            .unwrap()
+            .f64()
+            .unwrap()
+            .iter()
+            .zip(&races)
+            .map(|(s, hit)| {
+                // xorshift noise in [0, 1)
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let u = (state >> 11) as f64 / (1u64 << 53) as f64;
+                let s = s.unwrap();
+                if *hit { 0.5 * s + 0.5 * u } else { s }
+            })
+            .collect();
+        out.with_column(Column::new(col.into(), scores)).unwrap();
+    }
+    out
+}
+
+pub fn parquet(df: &mut DataFrame) -> Vec<u8> {
+    let mut out = Vec::new();
+    ParquetWriter::new(&mut out).finish(df).unwrap();
+    out
+}
+
+async fn upload(app: &TestApp, name: &str, df: &mut DataFrame, project: &str, version: &str) -> String {
+    let spec = json!({"name": name, "label": "label", "scores": ["score_logreg", "score_gbt"], "id": "example_id", "timestamp": "timestamp", "project": project, "version": version});
+    let (s, b) = app.upload(&format!("{name}.parquet"), &parquet(df), &spec, &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    b["id"].as_str().unwrap().to_string()
+}
+
+async fn send_json(app: &TestApp, method: &str, uri: &str, body: &Value) -> (StatusCode, Value) {
+    let req = Request::builder().method(method).uri(uri).header("content-type", "application/json").body(Body::from(body.to_string())).unwrap();
+    let (s, b) = app.request(req).await;
+    (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
+}
+
+/// The gates of the done-when scenario.
+pub fn gates() -> Value {
+    json!({"gates": [
+        {"metric": "auc_roc", "min": 0.85},
+        {"metric": "auc_roc", "slice": "race", "min": 0.8, "significant_drop": true},
+        {"metric": "accuracy", "slice": "sex", "max_drop": 0.02},
+        {"metric": "fpr", "slice": "sex", "max_gap_increase": 0.02}
+    ]})
+}
+
+/// A webhook receiver that answers 500 to the first call and 200 after; keeps the bodies.
+async fn flaky_webhook() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let got: Arc<Mutex<Vec<Value>>> = Default::default();
+    let seen = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let seen = seen.clone();
+            async move {
+                let mut v = seen.lock().unwrap();
+                v.push(body);
+                if v.len() == 1 { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/hook"), got)
+}
+
+async fn a_run_worse_for_one_race_fails_its_gate_on_exactly_that_slice(app: TestApp) {
+    let base = demo_frame();
+    let v1 = upload(&app, "v1", &mut base.clone(), "adult", "v1").await;
+    let v2 = upload(&app, "v2 worse for Black", &mut worse_for(&base, "Black"), "adult", "v2").await;
+
+    // Gates are refused with the problem named, then stored as versions.
+    let (s, e) = send_json(&app, "PUT", "/api/v1/projects/adult/gates", &json!({"gates": [{"metric": "auc", "min": 0.8}]})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("gate 1 (auc): unknown metric"), "{e}");
+    let (s, g) = send_json(&app, "PUT", "/api/v1/projects/adult/gates", &json!({"gates": [{"metric": "auc_roc", "min": 0.99}]})).await;
+    assert_eq!((s, g["version"].as_i64()), (StatusCode::OK, Some(1)), "{g}");
+    let (s, g) = send_json(&app, "PUT", "/api/v1/projects/adult/gates", &gates()).await;
+    assert_eq!((s, g["version"].as_i64()), (StatusCode::OK, Some(2)), "{g}");
+    let (_, old) = app.get_json("/api/v1/projects/adult/gates?version=1").await;
+    assert_eq!(old["gates"]["gates"][0]["min"], 0.99);
+
+    // A webhook that fails once: the alert is retried and both attempts are logged.
+    let (hook, received) = flaky_webhook().await;
+    let (s, w) = send_json(&app, "PUT", "/api/v1/alerts/webhook", &json!({"url": hook, "backoff_ms": 20})).await;
+    assert_eq!(s, StatusCode::OK, "{w}");
+    let (s, _) = send_json(&app, "PUT", "/api/v1/alerts/webhook", &json!({"url": "ftp://example.com/x"})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // The first run passes (nothing to compare with: change gates are skipped, and said so).
+    let (s, r1) = send_json(&app, "POST", &format!("/api/v1/projects/adult/runs/{v1}/validate"), &Value::Null).await;
+    assert_eq!(s, StatusCode::OK, "{r1}");
+    assert_eq!(r1["passed"], true, "{r1}");
+    assert_eq!(r1["gates_version"], 2);
+    assert!(r1["baseline_run"].is_null());
+    assert!(r1["notes"][0].as_str().unwrap().contains("no baseline run"), "{r1}");
+
+    // The worse run fails, on race=Black only, against v1 as its baseline.
+    let (s, r2) = send_json(&app, "POST", &format!("/api/v1/projects/adult/runs/{v2}/validate"), &Value::Null).await;
+    assert_eq!(s, StatusCode::OK, "{r2}");
+    assert_eq!(r2["passed"], false);
+    assert_eq!(r2["baseline_run"], v1.as_str());
+    let failures: Vec<&str> = r2["failures"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(failures[0].starts_with("auc_roc on race=Black: "), "{failures:?}");
+    assert!(failures[0].contains("significantly worse than the baseline"), "{failures:?}");
+    let failed_slices: Vec<&str> = r2["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|o| o["slices"].as_array().unwrap().iter())
+        .filter(|s| s["verdict"] == "fail")
+        .map(|s| s["slice"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed_slices, vec!["race=Black"]);
+    // The other races are identical to the baseline.
+    let race_gate = &r2["outcomes"][1];
+    for s in race_gate["slices"].as_array().unwrap().iter().filter(|s| s["slice"] != "race=Black") {
+        assert_eq!(s["value"], s["baseline"], "{s}");
+        assert_eq!(s["verdict"], "pass", "{s}");
+    }
+    // Validating against an older version of the gates names that version.
+    let (_, r_old) = send_json(&app, "POST", &format!("/api/v1/projects/adult/runs/{v2}/validate?gates_version=1"), &Value::Null).await;
+    assert_eq!(r_old["gates_version"], 1);
+    assert_eq!(r_old["passed"], false, "AUC 0.99 is out of reach");
+
+    // The verdict is stored with the run and shown on its page.
+    let (_, latest) = app.get_json(&format!("/api/v1/runs/{v2}/validation")).await;
+    assert_eq!(latest["id"], r_old["id"]);
+    let (s, html) = app.get_text(&format!("/runs/{v2}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("FAILED") && html.contains("gates v1 of project") && html.contains("auc_roc on overall: 0.8898 &lt; 0.99"), "run page shows the newest verdict");
+
+    // Alerts: two gate failures (v2 against gates v2 and v1), each delivered after one retry.
+    let (_, alerts) = app.get_json("/api/v1/alerts").await;
+    let gate_alerts: Vec<&Value> = alerts["alerts"].as_array().unwrap().iter().filter(|a| a["kind"] == "gate").collect();
+    assert_eq!(gate_alerts.len(), 2, "{alerts}");
+    assert!(gate_alerts.iter().all(|a| a["run_id"] == v2.as_str()));
+    let mut delivered = false;
+    for _ in 0..100 {
+        let (_, a) = app.get_json("/api/v1/alerts").await;
+        let statuses: Vec<Vec<i64>> = a["alerts"].as_array().unwrap().iter().map(|x| x["deliveries"].as_array().unwrap().iter().filter_map(|d| d["status"].as_i64()).collect()).collect();
+        let total: usize = statuses.iter().map(Vec::len).sum();
+        if total == 3 {
+            // The first call anywhere got 500 and was retried; every alert ends with a 200.
+            assert!(statuses.iter().all(|s| s.last() == Some(&200)), "{statuses:?}");
+            assert!(statuses.iter().any(|s| s == &vec![500, 200]), "{statuses:?}");
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(delivered, "webhook deliveries logged");
+    let bodies = received.lock().unwrap().clone();
+    assert!(bodies.iter().all(|b| b["alert"]["kind"] == "gate" && b["detail"]["validation"]["passed"] == false), "{bodies:?}");
+
+    // Mistakes are named.
+    let (s, e) = send_json(&app, "POST", &format!("/api/v1/projects/other/runs/{v2}/validate"), &Value::Null).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("is not in project 'other'"), "{e}");
+    let (s, _) = send_json(&app, "PATCH", &format!("/api/v1/runs/{v2}"), &json!({"project": "other", "version": "v9"})).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, e) = send_json(&app, "POST", &format!("/api/v1/projects/other/runs/{v2}/validate"), &Value::Null).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("has no gates"), "{e}");
+    let (s, e) = send_json(&app, "PATCH", &format!("/api/v1/runs/{v2}"), &json!({"project": "bad name/../x"})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+}
+on_both_databases!(a_run_worse_for_one_race_fails_its_gate_on_exactly_that_slice);
+
+async fn the_project_shows_a_metric_over_runs_and_over_weeks(app: TestApp) {
+    let base = demo_frame();
+    let v1 = upload(&app, "v1", &mut base.clone(), "adult", "v1").await;
+    let v2 = upload(&app, "v2", &mut worse_for(&base, "Black"), "adult", "v2").await;
+    let (s, p) = app.get_json("/api/v1/projects/adult?metric=auc_roc&slice=race&by=run").await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    let points = p["points"].as_array().unwrap();
+    assert_eq!(points.len(), 10, "5 races × 2 runs");
+    let black: Vec<f64> = points.iter().filter(|x| x["slice"] == "race=Black").map(|x| x["value"].as_f64().unwrap()).collect();
+    assert!(black[0] - black[1] > 0.1, "{black:?}");
+    assert!(points.iter().all(|x| x["lo"].as_f64().unwrap() <= x["value"].as_f64().unwrap() && x["value"].as_f64().unwrap() <= x["hi"].as_f64().unwrap()));
+    assert_eq!(p["runs"][0]["id"], v1.as_str());
+    assert_eq!(p["runs"][1]["id"], v2.as_str());
+
+    // Per week of the examples' own timestamps: the demo spans twelve weeks.
+    let (s, w) = app.get_json("/api/v1/projects/adult?metric=fpr&threshold=0.5&by=week").await;
+    assert_eq!(s, StatusCode::OK, "{w}");
+    let of_v1: Vec<&Value> = w["points"].as_array().unwrap().iter().filter(|x| x["run_id"] == v1.as_str()).collect();
+    let weeks: Vec<&str> = of_v1.iter().map(|x| x["time"].as_str().unwrap()).collect();
+    assert_eq!(weeks.len(), 12, "{weeks:?}");
+    assert_eq!(weeks[0], "2024-01-01", "weeks start on Mondays");
+    assert_eq!(of_v1.iter().map(|x| x["count"].as_u64().unwrap()).sum::<u64>(), 16_000);
+    let chart: Value = serde_json::from_str(w["chart"].as_str().unwrap()).unwrap();
+    assert!(chart["data"].as_array().unwrap().iter().any(|t| t["fill"] == "toself"), "CI bands");
+
+    let (s, e) = app.get_json("/api/v1/projects/adult?by=month").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    let (s, _) = app.get_json("/api/v1/projects/nothing").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, html) = app.get_text("/projects/adult?by=week&slice=sex").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("sex=Female") && html.contains("2024-03-18"), "{}", &html[..html.len().min(2000)]);
+    let (_, list) = app.get_json("/api/v1/projects").await;
+    assert_eq!(list[0]["project"], "adult");
+    assert_eq!(list[0]["runs"], 2);
+}
+on_both_databases!(the_project_shows_a_metric_over_runs_and_over_weeks);
