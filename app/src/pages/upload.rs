@@ -35,6 +35,8 @@ pub fn UploadPage() -> impl IntoView {
     let choices = RwSignal::new(Vec::<ColumnChoice>::new());
     let name = RwSignal::new(String::new());
     let tags = RwSignal::new(String::new());
+    let project = RwSignal::new(String::new());
+    let version = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
     let dragging = RwSignal::new(false);
@@ -92,7 +94,9 @@ pub fn UploadPage() -> impl IntoView {
             error.set(Some("Choose a file first.".into()));
             return;
         };
-        let spec = build_spec(&name.get_untracked(), &tags.get_untracked(), &choices.get_untracked());
+        let mut spec = build_spec(&name.get_untracked(), &tags.get_untracked(), &choices.get_untracked());
+        spec.project = Some(project.get_untracked().trim().to_string()).filter(|p| !p.is_empty());
+        spec.version = Some(version.get_untracked().trim().to_string()).filter(|v| !v.is_empty());
         if spec.name.trim().is_empty() {
             error.set(Some("Give the run a name.".into()));
             return;
@@ -143,6 +147,16 @@ pub fn UploadPage() -> impl IntoView {
                     <input type="text" name="tags" placeholder="comma-separated"
                         prop:value=move || tags.get()
                         on:input=move |ev| tags.set(event_target_value(&ev)) />
+                </label>
+                <label>"Project "
+                    <input type="text" name="project" placeholder="optional, e.g. adult-income" pattern="[A-Za-z0-9._\\-]{1,64}"
+                        prop:value=move || project.get()
+                        on:input=move |ev| project.set(event_target_value(&ev)) />
+                </label>
+                <label>"Version "
+                    <input type="text" name="version" placeholder="e.g. v7" pattern="[A-Za-z0-9._\\-]{1,64}"
+                        prop:value=move || version.get()
+                        on:input=move |ev| version.set(event_target_value(&ev)) />
                 </label>
                 <button type="submit" disabled=move || busy.get() || file.get().is_none()>"Upload"</button>
             </div>

@@ -1,4 +1,5 @@
-//! Drift between runs: `GET /api/v1/runs/{id}/drift?reference=RUN` and the `/runs/{id}/drift` page.
+//! Drift between runs: `GET /api/v1/runs/{id}/drift?reference=RUN` (or a window of earlier runs,
+//! `reference=A,B,C`, stacked) and the `/runs/{id}/drift` page.
 
 use strata_app::model::{ColumnKind, DriftResult, DriftView, Role, Task};
 
@@ -22,21 +23,59 @@ impl AppState {
                 other => return Err(ServiceError::BadRequest(format!("unknown parameter '{other}'"))),
             }
         }
-        let reference = reference.ok_or_else(|| ServiceError::BadRequest("name the reference run: reference=RUN_ID".into()))?;
-        let (cur, refd) = (self.run_detail(id).await?, self.run_detail(&reference).await?);
+        let reference = reference.ok_or_else(|| ServiceError::BadRequest("name the reference run: reference=RUN_ID (or a window of runs: A,B,C)".into()))?;
+        let ids: Vec<String> = reference.split(',').map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect();
+        if ids.is_empty() || ids.len() > 20 {
+            return Err(ServiceError::BadRequest("the reference is 1 to 20 run ids, comma-separated".into()));
+        }
+        if ids.iter().any(|r| r == id) {
+            return Err(ServiceError::BadRequest(format!("run {id} cannot be its own reference")));
+        }
+        let cur = self.run_detail(id).await?;
+        let mut refs = Vec::with_capacity(ids.len());
+        for r in &ids {
+            refs.push(self.run_detail(r).await?);
+        }
         let features: Vec<(String, ColumnKind)> = cur
             .columns
             .iter()
-            .filter(|c| c.role == Role::Feature && refd.columns.iter().any(|r| r.name == c.name))
+            .filter(|c| c.role == Role::Feature && refs.iter().all(|refd| refd.columns.iter().any(|r| r.name == c.name)))
             .map(|c| (c.name.clone(), if c.kind == ColumnKind::Numeric { ColumnKind::Numeric } else { ColumnKind::Categorical }))
             .collect();
         if features.is_empty() {
-            return Err(ServiceError::BadRequest("the two runs share no feature column".into()));
+            return Err(ServiceError::BadRequest("the run and its reference share no feature column".into()));
         }
-        let scores: Vec<String> = cur.summary.models.iter().filter(|m| refd.summary.models.contains(m)).cloned().collect();
-        let (a, b) = (self.frame(&reference).await?, self.frame(id).await?);
-        let binary = cur.summary.task == Task::Binary && refd.summary.task == Task::Binary;
-        let (label_r, label_c) = (refd.label.clone(), cur.label.clone());
+        let scores: Vec<String> = cur.summary.models.iter().filter(|m| refs.iter().all(|r| r.summary.models.contains(m))).cloned().collect();
+        let binary = cur.summary.task == Task::Binary && refs.iter().all(|r| r.summary.task == Task::Binary);
+        let (label_r, label_c) = (refs[0].label.clone(), cur.label.clone());
+        let a = if refs.len() == 1 {
+            self.frame(&ids[0]).await?
+        } else {
+            // A window of runs: their shared columns stacked (each run's label under the first's name).
+            let mut stacked: Option<polars::prelude::DataFrame> = None;
+            for r in &refs {
+                let f = self.frame(&r.summary.id).await?;
+                let mut cols: Vec<polars::prelude::Column> = features.iter().map(|(c, _)| f.column(c).cloned()).chain(scores.iter().map(|c| f.column(c).cloned())).collect::<Result<_, _>>()?;
+                if binary {
+                    cols.push(f.column(&r.label)?.clone().with_name(label_r.as_str().into()));
+                }
+                let part = polars::prelude::DataFrame::new(f.height(), cols)?;
+                stacked = Some(match stacked {
+                    None => part,
+                    Some(mut acc) => {
+                        for (x, y) in acc.columns().iter().zip(part.columns()) {
+                            if x.dtype() != y.dtype() {
+                                return Err(ServiceError::BadRequest(format!("column '{}' is {} in one reference run and {} in run {}", x.name(), x.dtype(), y.dtype(), r.summary.id)));
+                            }
+                        }
+                        acc.vstack_mut(&part)?;
+                        acc
+                    }
+                });
+            }
+            std::sync::Arc::new(stacked.expect("at least one reference"))
+        };
+        let b = self.frame(id).await?;
         let started = std::time::Instant::now();
         let (features, base) = tokio::task::spawn_blocking(move || -> Result<_, ServiceError> {
             let f = drift(&a, &b, &features, &scores)?;

@@ -77,6 +77,28 @@ async fn drift_matches_scipy_and_flags_the_drifted_features(app: TestApp) {
     }
     let (s, e) = app.get_json(&format!("/api/v1/runs/{cid}/drift")).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+
+    // A window of earlier runs as the reference: the reference's two halves, stacked, give the
+    // same statistics as the whole.
+    let h1 = upload(&app, "first half", &mut all.slice(0, 4000)).await;
+    let h2 = upload(&app, "second half", &mut all.slice(4000, 4000)).await;
+    let (_, whole) = app.get_json(&format!("/api/v1/runs/{did}/drift?reference={rid}")).await;
+    let (s, window) = app.get_json(&format!("/api/v1/runs/{did}/drift?reference={h1},{h2}")).await;
+    assert_eq!(s, StatusCode::OK, "{window}");
+    let pick = |r: &serde_json::Value| -> Vec<(String, f64, f64, f64)> {
+        r["features"].as_array().unwrap().iter().map(|f| (f["feature"].as_str().unwrap().to_string(), f["psi"].as_f64().unwrap(), f["statistic"].as_f64().unwrap(), f["p_value"].as_f64().unwrap())).collect()
+    };
+    let (w, h) = (pick(&window), pick(&whole));
+    assert_eq!(w.len(), h.len());
+    for (a, b) in w.iter().zip(&h) {
+        assert_eq!(a.0, b.0);
+        for (x, y) in [(a.1, b.1), (a.2, b.2), (a.3, b.3)] {
+            assert!((x - y).abs() <= 1e-9 * y.abs().max(1.0), "{a:?} vs {b:?}");
+        }
+    }
+    assert_eq!(window["base_rate_reference"], whole["base_rate_reference"]);
+    let (s, e) = app.get_json(&format!("/api/v1/runs/{did}/drift?reference={h1},{did}")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     let (s, html) = app.get_text(&format!("/runs/{did}/drift?reference={rid}")).await;
     assert_eq!(s, StatusCode::OK);
     assert!(html.contains("2 features drifted"), "{}", &html[..html.len().min(1500)]);
