@@ -269,7 +269,8 @@ pub struct Estimate {
     pub value: Option<f64>,
     pub lo: Option<f64>,
     pub hi: Option<f64>,
-    /// `wilson`, `bootstrap`, or `none`.
+    /// `wilson`, `bootstrap`, `bootstrap_binned` (replicates over score-binned cells, for binary
+    /// runs with more than 32,768 distinct cells; see the engine's `Prepared::binned`), or `none`.
     pub method: String,
 }
 

@@ -420,6 +420,16 @@ pub struct Prepared {
     /// Per spec, per slice: (rows, Σw, Σw²).
     counts: Vec<Vec<(u64, f64, f64)>>,
     rows: usize,
+    /// The last binned cells built for the bootstrap, with the thresholds and budget they were
+    /// built for (a repeated request, e.g. a new confidence level, reuses them).
+    binned_cache: std::sync::Mutex<Option<BinnedCells>>,
+}
+
+/// Binned cells (see [`Prepared::binned`]) and what they were built for.
+struct BinnedCells {
+    thresholds: Vec<u64>,
+    budget: usize,
+    cells: std::sync::Arc<(Prepared, Vec<u16>)>,
 }
 
 impl Prepared {
@@ -437,7 +447,130 @@ impl Prepared {
     pub fn bytes(&self) -> usize {
         let per_cell = 3 * 8 + 4 + std::mem::size_of::<RowTerms>() + self.slice_of_cell.len() * 8;
         let keys: usize = self.keys.iter().flatten().flatten().map(|(a, b)| a.len() + b.len() + 48).sum();
-        self.cells() * per_cell + keys + 1024
+        // Plus binned cells for the bootstrap (at most about the budget, when built).
+        let binned = if self.task == Task::Binary && self.cells() > BOOTSTRAP_CELL_BUDGET { 2 * BOOTSTRAP_CELL_BUDGET * (per_cell + 2) } else { 0 };
+        self.cells() * per_cell + keys + binned + 1024
+    }
+}
+
+/// Most cells a binary request's bootstrap replicates walk over; beyond it they walk binned cells
+/// (see [`Prepared::binned`]).
+pub const BOOTSTRAP_CELL_BUDGET: usize = 1 << 15;
+
+impl Prepared {
+    /// Cells for the bootstrap of a binary request when there are more than `budget`: the cells
+    /// grouped by (slice in every spec, label, threshold interval, calibration bin, score bin),
+    /// the score bins being equal-count quantiles of the run's scores, as many as keep the groups
+    /// near `budget` (at least 256, at most 10,000; TFMA bins scores into 10,000 buckets for AUC).
+    /// A group of m rows of total weight W becomes one cell of multiplicity m, weight W/m, the
+    /// mean score and the mean loss terms.
+    ///
+    /// What stays exact: every confusion count at the requested thresholds (a group never straddles
+    /// one) and the base rate, so their replicates have exactly the per-row Poisson bootstrap's
+    /// distribution when the rows are unweighted (with weights, a group's rows are taken to weigh
+    /// the same, W/m). Sums of per-row terms (log loss, Brier score, mean score, calibration) keep
+    /// their point value but lose the spread within a group, which is small in a narrow score bin
+    /// of one label. AUC and average precision order rows of one score bin by their groups' mean
+    /// scores, so their replicates are shifted by (exact value − binned value) in
+    /// `compute_prepared`. Returns `None` when the exact cells fit the budget; else the binned
+    /// cells and each one's threshold index (kept, not recomputed from the mean score, which
+    /// rounding could move across a threshold that a group's scores sit on).
+    fn binned(&self, thresholds: &[f64], budget: usize) -> Option<(Prepared, Vec<u16>)> {
+        if self.task != Task::Binary || self.cells() <= budget {
+            return None;
+        }
+        let n = self.cells();
+        let specs = self.slice_of_cell.len();
+        // A cell's slice in every spec as one number (mixed radix; at most 12 specs of at most
+        // 500 slices in all, so it fits in 128 bits), with the label in the lowest digit.
+        let tuple = |i: usize| -> u128 {
+            let mut t: u128 = 0;
+            for (sc, keys) in self.slice_of_cell.iter().zip(&self.keys) {
+                t = t * (keys.len() as u128 + 1) + sc[i].map_or(0, |s| s as u128 + 1);
+            }
+            t * 2 + u128::from(self.y[i] == 1.0)
+        };
+        let tuples: Vec<u128> = (0..n).map(tuple).collect();
+        // Distinct (slices, label) combinations set the number of score bins (counted on an
+        // evenly spaced sample: it only sizes the bins).
+        let mut combos: Vec<u128> = tuples.iter().step_by((n / 65_536).max(1)).copied().collect();
+        combos.sort_unstable();
+        combos.dedup();
+        let bins = (budget / combos.len().max(1)).clamp(256, 10_000) as u64;
+        let total: u64 = self.mult.iter().map(|m| *m as u64).sum();
+        #[derive(Default)]
+        struct Group { m: u64, w: f64, wp: f64, wll: f64, wbr: f64, y: f64, k: u16, bin: u8, slices: Vec<Option<u32>> }
+        let mut groups: Vec<Group> = Vec::new();
+        let mut open: std::collections::HashMap<(u128, u16, u8), usize, super::FastHashBuilder> = Default::default();
+        let (mut seen, mut current_bin) = (0u64, u64::MAX);
+        for i in 0..n {
+            let score_bin = (seen * bins / total.max(1)).min(bins - 1);
+            seen += self.mult[i] as u64;
+            if score_bin != current_bin {
+                open.clear();
+                current_bin = score_bin;
+            }
+            let k = thresholds.partition_point(|t| *t <= self.p[i]) as u16;
+            let t = &self.terms[i];
+            let key = (tuples[i], k, t.bin);
+            let g = *open.entry(key).or_insert_with(|| {
+                groups.push(Group { y: self.y[i], k, bin: t.bin, slices: (0..specs).map(|a| self.slice_of_cell[a][i]).collect(), ..Default::default() });
+                groups.len() - 1
+            });
+            let (m, w) = (self.mult[i] as u64, self.w[i] * self.mult[i] as f64);
+            let g = &mut groups[g];
+            g.m += m;
+            g.w += w;
+            g.wp += w * self.p[i];
+            g.wll += w * t.log_loss;
+            g.wbr += w * t.brier;
+        }
+        // Back into score order (descending), as every pass expects.
+        let mean_p = |g: &Group| if g.w > 0.0 { g.wp / g.w } else { 0.0 };
+        groups.sort_by(|a, b| mean_p(b).total_cmp(&mean_p(a)));
+        let mut out = Prepared {
+            task: self.task,
+            texts: self.texts.clone(),
+            keys: self.keys.clone(),
+            base_index: self.base_index,
+            baseline_is_overall: self.baseline_is_overall,
+            classes: vec![],
+            y: Vec::with_capacity(groups.len()),
+            p: Vec::with_capacity(groups.len()),
+            w: Vec::with_capacity(groups.len()),
+            mult: Vec::with_capacity(groups.len()),
+            slice_of_cell: vec![Vec::with_capacity(groups.len()); specs],
+            terms: Vec::with_capacity(groups.len()),
+            counts: self.counts.clone(),
+            rows: self.rows,
+            binned_cache: Default::default(),
+        };
+        for g in &groups {
+            let safe = |x: f64| if g.w > 0.0 { x / g.w } else { 0.0 };
+            out.y.push(g.y);
+            out.p.push(mean_p(g));
+            out.w.push(g.w / g.m.max(1) as f64);
+            out.mult.push(g.m.min(u32::MAX as u64) as u32);
+            for (a, s) in g.slices.iter().enumerate() {
+                out.slice_of_cell[a].push(*s);
+            }
+            out.terms.push(RowTerms { log_loss: safe(g.wll), brier: safe(g.wbr), bin: g.bin });
+        }
+        Some((out, groups.iter().map(|g| g.k).collect()))
+    }
+}
+
+impl Prepared {
+    /// [`Prepared::binned`], reusing the last result when the thresholds and budget are the same.
+    fn binned_cached(&self, thresholds: &[f64], budget: usize) -> Option<std::sync::Arc<(Prepared, Vec<u16>)>> {
+        let bits: Vec<u64> = thresholds.iter().map(|t| t.to_bits()).collect();
+        let mut cache = self.binned_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cache.as_ref().filter(|c| c.thresholds == bits && c.budget == budget) {
+            return Some(c.cells.clone());
+        }
+        let cells = std::sync::Arc::new(self.binned(thresholds, budget)?);
+        *cache = Some(BinnedCells { thresholds: bits, budget, cells: cells.clone() });
+        Some(cells)
     }
 }
 
@@ -506,11 +639,23 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
         }
         space *= r;
     }
-    let mut order: Vec<u32> = (0..n as u32).collect();
-    order.sort_unstable_by(|&a, &b| {
-        let (a, b) = (a as usize, b as usize);
-        p[b].total_cmp(&p[a]).then(tuple[a].cmp(&tuple[b])).then(y[a].total_cmp(&y[b])).then(w[a].total_cmp(&w[b]))
-    });
+    // Rows by score, descending (a radix sort: linear in the rows), then each run of equal scores
+    // by slices, label and weight, so equal rows sit together.
+    let (keys, mut order) = radix_sort(p.iter().map(|x| descending_key(*x)).collect());
+    let mut start = 0;
+    while start < n {
+        let mut end = start + 1;
+        while end < n && keys[end] == keys[start] {
+            end += 1;
+        }
+        if end - start > 1 {
+            order[start..end].sort_unstable_by(|&a, &b| {
+                let (a, b) = (a as usize, b as usize);
+                tuple[a].cmp(&tuple[b]).then(y[a].total_cmp(&y[b])).then(w[a].total_cmp(&w[b]))
+            });
+        }
+        start = end;
+    }
     let same = |a: usize, b: usize| p[a].to_bits() == p[b].to_bits() && tuple[a] == tuple[b] && y[a].to_bits() == y[b].to_bits() && w[a].to_bits() == w[b].to_bits();
     let (mut cy, mut cp, mut cw, mut mult) = (Vec::new(), Vec::new(), Vec::new(), Vec::<u32>::new());
     let mut slice_of_cell: Vec<Vec<Option<u32>>> = vec![Vec::new(); assignments.len()];
@@ -566,7 +711,47 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
         terms,
         counts,
         rows: n,
+        binned_cache: Default::default(),
     })
+}
+
+/// A key whose ascending order is `f64::total_cmp`'s descending order.
+fn descending_key(x: f64) -> u64 {
+    let b = x.to_bits();
+    let ascending = if b >> 63 == 1 { !b } else { b | (1 << 63) };
+    !ascending
+}
+
+/// Sorts keys ascending by LSD radix (8 bits a pass, passes where every key has the same byte
+/// skipped); returns the sorted keys and the original position of each.
+fn radix_sort(mut keys: Vec<u64>) -> (Vec<u64>, Vec<u32>) {
+    let n = keys.len();
+    let mut idx: Vec<u32> = (0..n as u32).collect();
+    let (mut keys_tmp, mut idx_tmp) = (vec![0u64; n], vec![0u32; n]);
+    for shift in (0..64).step_by(8) {
+        let mut counts = [0usize; 256];
+        for k in &keys {
+            counts[((k >> shift) & 0xff) as usize] += 1;
+        }
+        if counts.contains(&n) {
+            continue;
+        }
+        let mut offsets = [0usize; 256];
+        let mut sum = 0;
+        for (o, c) in offsets.iter_mut().zip(&counts) {
+            *o = sum;
+            sum += c;
+        }
+        for (k, i) in keys.iter().zip(&idx) {
+            let b = ((k >> shift) & 0xff) as usize;
+            keys_tmp[offsets[b]] = *k;
+            idx_tmp[offsets[b]] = *i;
+            offsets[b] += 1;
+        }
+        std::mem::swap(&mut keys, &mut keys_tmp);
+        std::mem::swap(&mut idx, &mut idx_tmp);
+    }
+    (keys, idx)
 }
 
 /// One pass over the cells for one spec with the given effective weights (cells are sorted by
@@ -686,6 +871,11 @@ pub fn compute(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Metri
 /// Computes a metrics request on prepared cells (see [`Prepared`]); `req` must have the
 /// `prepare_key` the cells were prepared with.
 pub fn compute_prepared(prep: &Prepared, req: &MetricsRequest) -> Result<MetricsResult, RequestError> {
+    compute_with_budget(prep, req, BOOTSTRAP_CELL_BUDGET)
+}
+
+/// [`compute_prepared`] with the bootstrap's cell budget as a parameter (tests set it small).
+fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget: usize) -> Result<MetricsResult, RequestError> {
     if !(0.5..1.0).contains(&req.ci) {
         return Err(RequestError::Invalid(format!("ci must be in [0.5, 1), got {}", req.ci)));
     }
@@ -696,21 +886,38 @@ pub fn compute_prepared(prep: &Prepared, req: &MetricsRequest) -> Result<Metrics
     let binary = task == Task::Binary;
     let z = normal_quantile(0.5 + req.ci / 2.0);
     let thresholds = if binary { req.thresholds.clone() } else { vec![] };
-    let k_of_cell: Vec<u16> = if binary { prep.p.iter().map(|x| thresholds.partition_point(|t| t <= x) as u16).collect() } else { vec![] };
+    let k_of = |prep: &Prepared| -> Vec<u16> { if binary { prep.p.iter().map(|x| thresholds.partition_point(|t| t <= x) as u16).collect() } else { vec![] } };
     let specs = prep.keys.len();
 
     // Flat metric values per (spec, slice), in the order of `slots`.
-    let run_pass = |w: &[f64]| -> Vec<Vec<Vec<Option<f64>>>> {
+    let run_pass = |prep: &Prepared, k_of_cell: &[u16], w: &[f64]| -> Vec<Vec<Vec<Option<f64>>>> {
         (0..specs)
             .map(|a| match task {
-                Task::Binary => binary_pass(prep, a, &k_of_cell, w, thresholds.len()).iter().map(|sp| flat_binary(sp, thresholds.len())).collect(),
+                Task::Binary => binary_pass(prep, a, k_of_cell, w, thresholds.len()).iter().map(|sp| flat_binary(sp, thresholds.len())).collect(),
                 Task::Regression => regression_pass(prep, a, w).into_iter().map(|m| m.into_values().collect()).collect(),
                 Task::Multiclass => multiclass_pass(prep, a, w).into_iter().map(|(m, _)| m.into_values().collect()).collect(),
             })
             .collect()
     };
-    let w_point: Vec<f64> = prep.w.iter().zip(&prep.mult).map(|(w, m)| w * *m as f64).collect();
-    let point = run_pass(&w_point);
+    let point_weights = |prep: &Prepared| -> Vec<f64> { prep.w.iter().zip(&prep.mult).map(|(w, m)| w * *m as f64).collect() };
+    let k_of_cell = k_of(prep);
+    let point = run_pass(prep, &k_of_cell, &point_weights(prep));
+    // Replicates walk binned cells when a binary request has too many (see `Prepared::binned`),
+    // and are then shifted by (exact − binned) point value, metric by metric.
+    let binned = if req.bootstrap > 0 { prep.binned_cached(&thresholds, budget) } else { None };
+    let (boot_prep, boot_k) = match binned.as_deref() {
+        Some((b, k)) => (b, k.clone()),
+        None => (prep, k_of_cell.clone()),
+    };
+    let shift: Option<Vec<Vec<Vec<f64>>>> = binned.as_deref().map(|(b, _)| {
+        let coarse = run_pass(b, &boot_k, &point_weights(b));
+        point
+            .iter()
+            .zip(&coarse)
+            .map(|(pa, ca)| pa.iter().zip(ca).map(|(ps, cs)| ps.iter().zip(cs).map(|(x, y)| match (x, y) { (Some(x), Some(y)) => x - y, _ => 0.0 }).collect()).collect())
+            .collect()
+    });
+    let boot_method = if binned.is_some() { "bootstrap_binned" } else { "bootstrap" };
     let slots: Vec<MetricSlot> = match task {
         Task::Binary => binary_slots(&thresholds),
         Task::Regression => REGRESSION_METRICS.iter().copied().collect::<std::collections::BTreeSet<_>>().into_iter().map(|n| MetricSlot { key: n.into(), base: n, at: None }).collect(),
@@ -728,16 +935,28 @@ pub fn compute_prepared(prep: &Prepared, req: &MetricsRequest) -> Result<Metrics
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let run_pass = &run_pass;
+                let (run_pass, boot_k, shift) = (&run_pass, &boot_k, &shift);
                 scope.spawn(move || {
-                    let mut wb = vec![0.0; prep.w.len()];
+                    let mut wb = vec![0.0; boot_prep.w.len()];
                     let mut out = Vec::new();
                     for b in (t..req.bootstrap).step_by(threads) {
                         let mut rng = SplitMix(req.seed ^ (b as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93));
-                        for ((o, wi), m) in wb.iter_mut().zip(&prep.w).zip(&prep.mult) {
+                        for ((o, wi), m) in wb.iter_mut().zip(&boot_prep.w).zip(&boot_prep.mult) {
                             *o = wi * rng.poisson(*m as f64);
                         }
-                        out.push((b, run_pass(&wb)));
+                        let mut values = run_pass(boot_prep, boot_k, &wb);
+                        if let Some(shift) = shift {
+                            for (va, sa) in values.iter_mut().zip(shift) {
+                                for (vs, ss) in va.iter_mut().zip(sa) {
+                                    for (v, d) in vs.iter_mut().zip(ss) {
+                                        if let Some(v) = v {
+                                            *v += d;
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        out.push((b, values));
                     }
                     out
                 })
@@ -748,6 +967,7 @@ pub fn compute_prepared(prep: &Prepared, req: &MetricsRequest) -> Result<Metrics
         replicates.extend(all.into_iter().map(|(_, f)| f));
     });
 
+    let w_point = point_weights(prep);
     let confusions: Vec<Vec<Vec<Vec<f64>>>> =
         if task == Task::Multiclass { (0..specs).map(|a| multiclass_pass(prep, a, &w_point).into_iter().map(|(_, c)| c).collect()).collect() } else { vec![] };
     let base_index = prep.base_index;
@@ -755,6 +975,22 @@ pub fn compute_prepared(prep: &Prepared, req: &MetricsRequest) -> Result<Metrics
     let mut slices = Vec::new();
     let mut tests: Vec<(usize, usize, f64)> = Vec::new(); // (slice index, slot, p) for BH
     let mut boot: Vec<f64> = Vec::with_capacity(req.bootstrap);
+    // Replicate values of one slice laid out metric by metric (`[slot * nb + b]`, NaN when
+    // undefined), so the interval and the test of each metric read contiguous memory.
+    let nb = replicates.len();
+    let transpose = |ai: usize, si: usize, out: &mut Vec<f64>| {
+        out.clear();
+        out.resize(slots.len() * nb, f64::NAN);
+        for (b, r) in replicates.iter().enumerate() {
+            for (mi, v) in r[ai][si].iter().enumerate() {
+                if let Some(v) = v {
+                    out[mi * nb + b] = *v;
+                }
+            }
+        }
+    };
+    let (mut reps, mut base_reps) = (Vec::new(), Vec::new());
+    transpose(base_index, 0, &mut base_reps);
     for (ai, keys) in prep.keys.iter().enumerate() {
         if ai == base_index && !prep.baseline_is_overall {
             // The baseline slice is listed like the others only if a spec produced it.
@@ -779,6 +1015,7 @@ pub fn compute_prepared(prep: &Prepared, req: &MetricsRequest) -> Result<Metrics
                 })
                 .collect();
             let too_small = count < req.min_size.max(1);
+            transpose(ai, si, &mut reps);
             let mut vs = BTreeMap::new();
             for (mi, (slot, value)) in slots.iter().zip(flat).enumerate() {
                 if slot.at.is_some() && COUNT_NAMES.contains(&slot.base) {
@@ -801,9 +1038,9 @@ pub fn compute_prepared(prep: &Prepared, req: &MetricsRequest) -> Result<Metrics
                     }
                 } else if req.bootstrap > 0 {
                     boot.clear();
-                    boot.extend(replicates.iter().filter_map(|r| r[ai][si][mi]).filter(|v| v.is_finite()));
+                    boot.extend(reps[mi * nb..(mi + 1) * nb].iter().copied().filter(|v| v.is_finite()));
                     let (lo, hi) = percentile_interval(&mut boot, req.ci);
-                    (lo, hi, "bootstrap")
+                    (lo, hi, boot_method)
                 } else {
                     (None, None, "none")
                 };
@@ -816,8 +1053,8 @@ pub fn compute_prepared(prep: &Prepared, req: &MetricsRequest) -> Result<Metrics
                 if !too_small && req.bootstrap > 1 {
                     if let Some(d) = diff {
                         let (mut k, mut mean, mut m2) = (0.0f64, 0.0f64, 0.0f64);
-                        for r in &replicates {
-                            if let (Some(a), Some(b)) = (r[ai][si][mi], r[base_index][0][mi]) {
+                        for (a, b) in reps[mi * nb..(mi + 1) * nb].iter().zip(&base_reps[mi * nb..(mi + 1) * nb]) {
+                            if a.is_finite() && b.is_finite() {
                                 // Welford's running mean and variance of the replicate differences.
                                 k += 1.0;
                                 let x = a - b;
@@ -901,17 +1138,28 @@ const CRITERIA: [(&str, &[&str]); 5] = [
 /// Difference (max − min) and ratio (min / max) of a metric across groups, as fairlearn's
 /// `*_difference` / `*_ratio` with `method="between_groups"`; for several metrics (equalized odds)
 /// the largest difference and the smallest ratio. Also the groups at the extremes of the first.
-fn spread(values: &[Vec<Option<f64>>]) -> Option<(f64, f64, usize, usize)> {
+fn spread(values: &[Vec<Option<f64>>], groups: &[usize], slots: &[usize]) -> Option<(f64, f64, usize, usize)> {
     let mut diff = f64::NEG_INFINITY;
     let mut ratio = f64::INFINITY;
     let mut extremes = None;
-    for per_group in values {
-        let defined: Vec<(usize, f64)> = per_group.iter().enumerate().filter_map(|(g, v)| v.map(|v| (g, v))).collect();
-        if defined.len() < 2 {
+    for &slot in slots {
+        // (position in `groups`, value) of the lowest (first of ties) and the highest (last of
+        // ties, as `Iterator::max_by`) defined value.
+        let (mut lo, mut hi, mut defined): (Option<(usize, f64)>, Option<(usize, f64)>, usize) = (None, None, 0);
+        for (k, g) in groups.iter().enumerate() {
+            let Some(v) = values[*g][slot] else { continue };
+            defined += 1;
+            if lo.is_none_or(|(_, l)| v.total_cmp(&l).is_lt()) {
+                lo = Some((k, v));
+            }
+            if hi.is_none_or(|(_, h)| v.total_cmp(&h).is_ge()) {
+                hi = Some((k, v));
+            }
+        }
+        let (Some(lo), Some(hi)) = (lo, hi) else { return None };
+        if defined < 2 {
             return None;
         }
-        let lo = defined.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1))?;
-        let hi = defined.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1))?;
         diff = diff.max(hi.1 - lo.1);
         ratio = ratio.min(if hi.1 > 0.0 { lo.1 / hi.1 } else { 1.0 });
         extremes.get_or_insert((lo.0, hi.0));
@@ -937,11 +1185,9 @@ fn fairness_criteria(prep: &Prepared, req: &MetricsRequest, thresholds: &[f64], 
         for (j, t) in thresholds.iter().enumerate() {
             let mut criteria = Vec::new();
             for (name, metrics) in CRITERIA {
-                let of = |vals: &Vec<Vec<Option<f64>>>| -> Vec<Vec<Option<f64>>> {
-                    metrics.iter().map(|m| groups.iter().map(|g| vals[*g][slot(j, m)]).collect()).collect()
-                };
-                let Some((d, r, lo, hi)) = spread(&of(&point[ai])) else { continue };
-                let (mut ds, mut rs): (Vec<f64>, Vec<f64>) = replicates.iter().filter_map(|rep| spread(&of(&rep[ai]))).map(|(d, r, _, _)| (d, r)).unzip();
+                let slots: Vec<usize> = metrics.iter().map(|m| slot(j, m)).collect();
+                let Some((d, r, lo, hi)) = spread(&point[ai], &groups, &slots) else { continue };
+                let (mut ds, mut rs): (Vec<f64>, Vec<f64>) = replicates.iter().filter_map(|rep| spread(&rep[ai], &groups, &slots)).map(|(d, r, _, _)| (d, r)).unzip();
                 let (dlo, dhi) = percentile_interval(&mut ds, req.ci);
                 let (rlo, rhi) = percentile_interval(&mut rs, req.ci);
                 let method = if req.bootstrap > 1 { "bootstrap" } else { "none" }.to_string();
@@ -1140,6 +1386,68 @@ mod tests {
             max_slices: 100,
             alpha: 0.05,
         }
+    }
+
+    #[test]
+    fn the_binned_bootstrap_keeps_points_exact_and_intervals_close_to_the_exact_bootstrap() {
+        // 40,000 unweighted rows with distinct scores in two groups: 40,000 exact cells, binned
+        // to about 2,000 for the replicates.
+        let mut r = SplitMix(11);
+        let rs: Vec<(f64, f64, f64)> = (0..40_000)
+            .map(|_| {
+                let p = (r.next() >> 11) as f64 / (1u64 << 53) as f64;
+                let y = if (r.next() >> 11) as f64 / ((1u64 << 53) as f64) < 0.15 + 0.7 * p { 1.0 } else { 0.0 };
+                (y, p, 1.0)
+            })
+            .collect();
+        let df = frame(&rs, |i| if i % 3 == 0 { "a" } else { "b" });
+        let mut req = request(1000);
+        req.weight = None;
+        let prep = prepare(&df, &req, Task::Binary).unwrap();
+        assert_eq!(prep.cells(), 40_000);
+        let exact = compute_with_budget(&prep, &req, usize::MAX).unwrap();
+        let binned = compute_with_budget(&prep, &req, 2_000).unwrap();
+        let (bp, k) = prep.binned(&req.thresholds, 2_000).unwrap();
+        assert!(bp.cells() < 8_000 && bp.cells() > 1_000, "{} binned cells", bp.cells());
+        assert_eq!(k.len(), bp.cells());
+        let mut compared = 0;
+        for (e, b) in exact.slices.iter().zip(&binned.slices) {
+            let pairs = e.metrics.iter().map(|(n, x)| (n.clone(), x, &b.metrics[n])).chain(
+                e.at.iter().zip(&b.at).flat_map(|(ea, ba)| ea.metrics.iter().map(move |(n, x)| (format!("{n}@{}", ea.threshold), x, &ba.metrics[n]))),
+            );
+            for (name, x, y) in pairs {
+                assert_eq!(x.value.map(|v| (v * 1e9).round()), y.value.map(|v| (v * 1e9).round()), "{name}: the point value does not change");
+                if x.method != "bootstrap" {
+                    assert_eq!(x.method, y.method);
+                    continue;
+                }
+                assert_eq!(y.method, "bootstrap_binned");
+                let (Some(lo), Some(hi), Some(blo), Some(bhi)) = (x.lo, x.hi, y.lo, y.hi) else { continue };
+                let width = hi - lo;
+                // Different draws (other cells) → Monte-Carlo noise of 1,000 replicates' 5% and
+                // 95% quantiles; anything systematic would show as much more.
+                assert!((blo - lo).abs() <= 0.15 * width && (bhi - hi).abs() <= 0.15 * width, "{} {name}: exact [{lo}, {hi}], binned [{blo}, {bhi}]", e.label());
+                compared += 1;
+            }
+        }
+        assert!(compared >= 30, "{compared} bootstrap intervals compared");
+        // The baseline comparison's p-values come from the same (shifted) replicates.
+        let pe = exact.slices[1].vs_baseline["auc_roc"].p_value.unwrap();
+        let pb = binned.slices[1].vs_baseline["auc_roc"].p_value.unwrap();
+        assert!((pe - pb).abs() < 0.2, "{pe} vs {pb}");
+    }
+
+    #[test]
+    fn the_radix_sort_orders_scores_as_total_cmp_descending() {
+        let mut r = SplitMix(5);
+        let mut xs: Vec<f64> = (0..5000).map(|_| ((r.next() >> 11) as f64 / (1u64 << 53) as f64 - 0.3) * 10f64.powi((r.next() % 7) as i32 - 3)).collect();
+        xs.extend([0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 1.0, 1.0, 0.5, 0.5, f64::MIN_POSITIVE]);
+        let (keys, order) = radix_sort(xs.iter().map(|x| descending_key(*x)).collect());
+        assert!(keys.windows(2).all(|w| w[0] <= w[1]));
+        let sorted: Vec<u64> = order.iter().map(|i| xs[*i as usize].to_bits()).collect();
+        let mut want = xs.clone();
+        want.sort_by(|a, b| b.total_cmp(a));
+        assert_eq!(sorted, want.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
     }
 
     #[test]

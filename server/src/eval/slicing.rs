@@ -150,7 +150,7 @@ pub(crate) fn feature_codes(df: &DataFrame, spec: &str, column: &str, cut: &Cut)
     if *cut == Cut::Values {
         let text = col.cast(&DataType::String).map_err(|e| SpecError::Invalid(spec.into(), e.to_string()))?;
         let ca = text.str().map_err(|e| SpecError::Invalid(spec.into(), e.to_string()))?;
-        let mut index: HashMap<Option<&str>, u32> = HashMap::new();
+        let mut index: HashMap<Option<&str>, u32, super::FastHashBuilder> = HashMap::default();
         let mut codes = Vec::with_capacity(ca.len());
         for v in ca.iter() {
             let n = index.len() as u32;
@@ -247,7 +247,7 @@ pub fn assign(df: &DataFrame, text: &str, spec: &SliceSpec, limit: usize) -> Res
             // Combine codes into one mixed-radix number per row (no allocation per row); number
             // the combinations in sorted key order.
             let radix: Vec<u64> = per_feature.iter().map(|(_, labels)| labels.len() as u64 + 1).collect();
-            let mut combos: HashMap<u64, u32> = HashMap::new();
+            let mut combos: HashMap<u64, u32, super::FastHashBuilder> = HashMap::default();
             let mut row_combo = Vec::with_capacity(n);
             for i in 0..n {
                 let mut k = 0u64;
