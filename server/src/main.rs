@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use strata_app::model::{IngestSpec, Validation, Verdict};
+use strata_app::model::{GateSet, GateSetVersion, IngestSpec, Validation, Verdict};
 use strata_server::service::{AppState, Attachment};
 use strata_server::settings::{DatabaseTarget, Limits, Settings};
 use strata_server::store::Store;
@@ -86,6 +86,20 @@ enum Command {
         /// The model version the run evaluates, e.g. v12.
         #[arg(long = "model-version")]
         version: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Save a project's gates from a JSON file (a new version; printed back with its number), or
+    /// print the newest version when no file is given.
+    Gates {
+        #[arg(long)]
+        project: String,
+        /// A JSON gate set (see the README); omit to print the current gates.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Talk to a running Strata instead of opening the database.
+        #[arg(long, env = "STRATA_SERVER")]
+        server: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -201,6 +215,37 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             println!("{id}");
             Ok(true)
         }
+        Command::Gates { project, file, server, common } => {
+            let set: Option<GateSet> = match &file {
+                Some(f) => {
+                    let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+                    Some(serde_json::from_str(&text).with_context(|| format!("{}: not a gate set", f.display()))?)
+                }
+                None => None,
+            };
+            let saved: GateSetVersion = match server {
+                Some(url) => {
+                    let url = api_url(&url, &["api", "v1", "projects", &project, "gates"])?;
+                    let client = reqwest::Client::new();
+                    let req = match &set {
+                        Some(set) => client.put(url.clone()).json(set),
+                        None => client.get(url.clone()),
+                    };
+                    answer_json(req.send().await.with_context(|| format!("calling {url}"))?, &url).await?
+                }
+                None => {
+                    let s = settings(&common, "127.0.0.1:0".parse()?, 64, false, PathBuf::new())?;
+                    let state = open_state(&s).await?;
+                    match set {
+                        Some(set) => state.put_gates(&project, set).await,
+                        None => state.gates(&project, None).await,
+                    }
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                }
+            };
+            println!("{}", serde_json::to_string_pretty(&saved)?);
+            Ok(true)
+        }
         Command::Validate { project, run, gates_version, server, json, common } => {
             let v = match server {
                 Some(url) => validate_remote(&url, &project, &run, gates_version).await?,
@@ -220,24 +265,32 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     }
 }
 
-/// `POST {server}/api/v1/projects/{p}/runs/{id}/validate`.
-async fn validate_remote(server: &str, project: &str, run: &str, gates_version: Option<i64>) -> anyhow::Result<Validation> {
+/// `{server}/seg/ments`, each segment percent-encoded.
+fn api_url(server: &str, segments: &[&str]) -> anyhow::Result<reqwest::Url> {
     let mut url = reqwest::Url::parse(server).with_context(|| format!("--server '{server}' is not a URL"))?;
-    url.path_segments_mut()
-        .map_err(|_| anyhow::anyhow!("--server '{server}' cannot take a path"))?
-        .pop_if_empty()
-        .extend(["api", "v1", "projects", project, "runs", run, "validate"]);
-    if let Some(v) = gates_version {
-        url.query_pairs_mut().append_pair("gates_version", &v.to_string());
-    }
-    let answer = reqwest::Client::new().post(url.clone()).send().await.with_context(|| format!("calling {url}"))?;
+    url.path_segments_mut().map_err(|_| anyhow::anyhow!("--server '{server}' cannot take a path"))?.pop_if_empty().extend(segments);
+    Ok(url)
+}
+
+/// The JSON body of a successful answer, or an error with the server's message.
+async fn answer_json<T: serde::de::DeserializeOwned>(answer: reqwest::Response, url: &reqwest::Url) -> anyhow::Result<T> {
     let status = answer.status();
     let body = answer.text().await?;
     if !status.is_success() {
         let msg = serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string)).unwrap_or(body);
         anyhow::bail!("{status}: {msg}");
     }
-    serde_json::from_str(&body).with_context(|| format!("{url} answered something that is not a validation"))
+    serde_json::from_str(&body).with_context(|| format!("{url} answered something unexpected"))
+}
+
+/// `POST {server}/api/v1/projects/{p}/runs/{id}/validate`.
+async fn validate_remote(server: &str, project: &str, run: &str, gates_version: Option<i64>) -> anyhow::Result<Validation> {
+    let mut url = api_url(server, &["api", "v1", "projects", project, "runs", run, "validate"])?;
+    if let Some(v) = gates_version {
+        url.query_pairs_mut().append_pair("gates_version", &v.to_string());
+    }
+    let answer = reqwest::Client::new().post(url.clone()).send().await.with_context(|| format!("calling {url}"))?;
+    answer_json(answer, &url).await
 }
 
 /// The verdict for a terminal: each gate, each slice that failed or was judged, and a last line.

@@ -77,9 +77,19 @@ async fn validate_exits_non_zero_when_a_slice_fails_its_gate() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         ids.push(String::from_utf8(out.stdout).unwrap().trim().to_string());
     }
+    // Gates as code: saved from a file, printed back with their version.
+    let gates_file = dir.path().join("gates.json");
+    std::fs::write(&gates_file, gates().to_string()).unwrap();
+    let out = strata(dir.path()).args(["gates", "--project", "adult", "--file"]).arg(&gates_file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let saved: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(saved["version"], 1);
+    std::fs::write(&gates_file, r#"{"gates": [{"metric": "auc", "min": 1}]}"#).unwrap();
+    let out = strata(dir.path()).args(["gates", "--project", "adult", "--file"]).arg(&gates_file).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown metric 'auc'"), "{}", String::from_utf8_lossy(&out.stderr));
     let target = strata_server::settings::DatabaseTarget::Sqlite(dir.path().join("strata.db"));
     let store = strata_server::store::Store::connect(&target).await.unwrap();
-    store.put_gates("adult", &serde_json::from_value(gates()).unwrap()).await.unwrap();
 
     let validate = |run: &str, extra: &[&str]| strata(dir.path()).args(["validate", "--project", "adult", "--run", run]).args(extra).output().unwrap();
     let out = validate(&ids[1], &[]);
@@ -114,6 +124,14 @@ async fn validate_exits_non_zero_when_a_slice_fails_its_gate() {
     assert_eq!(v["passed"], false);
     assert_eq!(v["baseline_run"], ids[0].as_str());
     assert!(v["failures"][0].as_str().unwrap().starts_with("auc_roc on race=Black"), "{v}");
+    let printed = tokio::task::spawn_blocking({
+        let (dir, server) = (dir.path().to_path_buf(), server.clone());
+        move || strata(&dir).args(["gates", "--project", "adult", "--server", &server]).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&printed.stdout).unwrap()["gates"]["gates"][1]["slice"], "race");
     let out = tokio::task::spawn_blocking({
         let dir = dir.path().to_path_buf();
         move || strata(&dir).args(["validate", "--project", "nope", "--run", "x", "--server", &server]).output().unwrap()
