@@ -408,6 +408,9 @@ pub struct SliceView {
     pub chart: String,
     /// Metric names offered by the picker.
     pub metric_names: Vec<String>,
+    /// The run's project, for the "over time" link.
+    #[serde(default)]
+    pub project: Option<String>,
 }
 
 /// A two-sided association test of one feature with the residuals.

@@ -17,6 +17,17 @@ test("projects: a metric over twelve weeks, and a worse release fails its gate o
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
 
+  // "AUC for women over the releases" is one click from the slices view.
+  const runs = await (await fetch(`${BASE}/api/v1/runs`)).json();
+  const demo = runs.find((r) => r.name === "Adult income (demo)");
+  await page.goto(`${BASE}/runs/${demo.id}/slices?slice=sex&metric=auc_roc`);
+  await waitForHydration(page);
+  await page.getByTestId("over-time").click();
+  await page.waitForURL(/\/projects\/adult-income\?metric=auc_roc&model=score_logreg&slice=sex/);
+  await page.getByTestId("project-points").locator("tbody tr").first().waitFor({ state: "attached" });
+  const perRun = await page.getByTestId("project-points").locator("tbody tr td:nth-child(3)").allTextContents();
+  assert.ok(perRun.includes("sex=Female") && perRun.includes("sex=Male"), perRun.join(" "));
+
   // From the runs list to the demo's project, then per week and per sex.
   await page.goto(`${BASE}/`);
   await waitForHydration(page);

@@ -80,7 +80,7 @@ fn ProjectPanel(v: ProjectView) -> impl IntoView {
                 <button type="submit">"Show"</button>
             </div>
         </Form>
-        <p class="muted" data-testid="project-summary">{format!("{} runs · {n_points} points · shaded: 95% bootstrap interval", v.runs.len())}</p>
+        <p class="muted" data-testid="project-summary">{format!("{} · {n_points} points · shaded: 95% bootstrap interval", if v.runs.len() == 1 { "1 run".to_string() } else { format!("{} runs", v.runs.len()) })}</p>
         <PlotlyChart figure=Signal::derive(move || chart.clone()) label="Metric over time" />
         <details>
         <summary>{format!("The numbers ({} points)", v.points.len())}</summary>
@@ -169,20 +169,22 @@ pub fn ValidationPanel(v: Validation) -> impl IntoView {
     }
 }
 
-/// The run page's "validate now" button (for a run in a project).
+/// The run page's validation section (for a run in a project): the newest verdict, replaced by
+/// a fresh one when "Validate" is pressed.
 #[component]
-pub fn ValidateButton(project: String, id: String) -> impl IntoView {
+pub fn ValidationSection(project: String, id: String, latest: Option<Validation>) -> impl IntoView {
     let act = ServerAction::<ValidateRun>::new();
     let done = act.value();
     view! {
+        {move || match (done.get(), latest.clone()) {
+            (Some(Ok(v)), _) | (None, Some(v)) => view! { <ValidationPanel v /> }.into_any(),
+            (Some(Err(e)), _) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
+            (None, None) => view! { <p class="muted">"Not validated yet."</p> }.into_any(),
+        }}
         <ActionForm action=act>
             <input type="hidden" name="project" value=project />
             <input type="hidden" name="id" value=id />
             <button type="submit">"Validate against the project's gates"</button>
-            {move || done.get().map(|r| match r {
-                Ok(v) => view! { <ValidationPanel v /> }.into_any(),
-                Err(e) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
-            })}
         </ActionForm>
     }
 }

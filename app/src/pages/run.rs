@@ -141,11 +141,7 @@ fn Overview(ov: RunOverview, id: String) -> impl IntoView {
         {s.project.clone().map(|p| { let run_id = id.clone(); view! {
             <section>
                 <h2>"Validation"</h2>
-                {match ov.validation.clone() {
-                    Some(v) => view! { <crate::pages::projects::ValidationPanel v /> }.into_any(),
-                    None => view! { <p class="muted">"Not validated yet."</p> }.into_any(),
-                }}
-                <crate::pages::projects::ValidateButton project=p id=run_id />
+                <crate::pages::projects::ValidationSection project=p id=run_id latest=ov.validation.clone() />
             </section>
         }})}
         <section>

@@ -144,6 +144,15 @@ fn SliceViewPanel(v: SliceView, id: String, search: Memo<String>, sort: Memo<Str
     let thresholds_text = v.result.thresholds.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ");
     let flagged = all_slices.iter().filter(|s| s.vs_baseline.get(&key).is_some_and(|c| c.significant)).count();
     let (table_metric, table_key) = (metric.clone(), key.clone());
+    // One click from these slices to the same metric across the project's runs.
+    let over_time = v.project.clone().map(|p| {
+        let spec = v.result.slices.iter().find(|s| s.spec != "overall").map(|s| s.spec.clone()).unwrap_or_else(|| "overall".into());
+        let mut href = format!("/projects/{}?metric={}&model={}&slice={}", urlencode(&p), urlencode(&metric), urlencode(&v.result.model), urlencode(&spec));
+        if let Some(t) = threshold {
+            href.push_str(&format!("&threshold={t}"));
+        }
+        view! { <p><a href=href data-testid="over-time">{format!("{metric} of these slices across the runs of project {p} →")}</a></p> }
+    });
     let rows = move || {
         let mut slices = all_slices.clone();
         sort_slices(&mut slices, &table_metric, threshold, &sort.get());
@@ -200,6 +209,7 @@ fn SliceViewPanel(v: SliceView, id: String, search: Memo<String>, sort: Memo<Str
                 v.result.model, (v.result.ci * 100.0).round(), v.result.bootstrap, v.result.seed, v.result.baseline)}
             <strong data-testid="flagged">{format!("{flagged} slices differ significantly (BH-adjusted q ≤ 0.05)")}</strong>
         </p>
+        {over_time}
         <PlotlyChart figure=chart label=format!("{key} by slice") />
         <table class="data slices">
             <thead><tr><th>"Slice"</th><th class="num">"Count"</th><th class="num">{key.clone()}</th><th class="num">"95% interval"</th>

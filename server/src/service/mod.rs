@@ -373,7 +373,7 @@ impl AppState {
         let result = self.compute_metrics(id, q.request, task).await?;
         let threshold = (task == Task::Binary && !BINARY_METRICS.contains(&metric.as_str())).then(|| result.thresholds[0]);
         let chart = charts::slice_bars(&result, &metric, threshold);
-        Ok(SliceView { result, models: detail.summary.models.clone(), metric, threshold, chart, metric_names })
+        Ok(SliceView { result, models: detail.summary.models.clone(), metric, threshold, chart, metric_names, project: detail.summary.project.clone() })
     }
 }
 
