@@ -384,7 +384,15 @@ pub fn drift_histogram(f: &strata_app::model::FeatureDrift) -> String {
 
 /// A metric over time, one line per series (a slice, or a run's slice) with its interval as a
 /// shaded band; `points` come ordered by time within each series.
-pub fn metric_over_time(points: &[strata_app::model::TimePoint], series_of: impl Fn(&strata_app::model::TimePoint) -> String, y_title: &str) -> String {
+/// `x_of` places a point on the x axis: its time (a date axis when `dates`), or a label such as
+/// the run's version (a category axis, in the points' order).
+pub fn metric_over_time(
+    points: &[strata_app::model::TimePoint],
+    series_of: impl Fn(&strata_app::model::TimePoint) -> String,
+    x_of: impl Fn(&strata_app::model::TimePoint) -> String,
+    dates: bool,
+    y_title: &str,
+) -> String {
     let mut names: Vec<String> = vec![];
     for p in points {
         let s = series_of(p);
@@ -396,10 +404,10 @@ pub fn metric_over_time(points: &[strata_app::model::TimePoint], series_of: impl
     for (i, name) in names.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
         let pts: Vec<&strata_app::model::TimePoint> = points.iter().filter(|p| series_of(p) == *name && p.value.is_some()).collect();
-        let x: Vec<&str> = pts.iter().map(|p| p.time.as_str()).collect();
+        let x: Vec<String> = pts.iter().map(|p| x_of(p)).collect();
         let banded: Vec<&&strata_app::model::TimePoint> = pts.iter().filter(|p| p.lo.is_some() && p.hi.is_some()).collect();
         if banded.len() > 1 {
-            let bx: Vec<&str> = banded.iter().map(|p| p.time.as_str()).chain(banded.iter().rev().map(|p| p.time.as_str())).collect();
+            let bx: Vec<String> = banded.iter().map(|p| x_of(p)).chain(banded.iter().rev().map(|p| x_of(p))).collect();
             let by: Vec<f64> = banded.iter().filter_map(|p| p.hi).chain(banded.iter().rev().filter_map(|p| p.lo)).collect();
             data.push(serde_json::json!({"type": "scatter", "x": bx, "y": by, "fill": "toself", "fillcolor": color, "opacity": 0.18,
                 "line": {"width": 0, "color": color}, "hoverinfo": "skip", "showlegend": false, "legendgroup": name}));
@@ -420,7 +428,8 @@ pub fn metric_over_time(points: &[strata_app::model::TimePoint], series_of: impl
     }
     serde_json::json!({
         "data": data,
-        "layout": {"height": 380, "margin": {"t": 20, "b": 60, "l": 60, "r": 20}, "xaxis": {"type": "date", "title": {"text": "time"}},
+        "layout": {"height": 380, "margin": {"t": 20, "b": 60, "l": 60, "r": 20},
+            "xaxis": if dates { serde_json::json!({"type": "date", "title": {"text": "time"}}) } else { serde_json::json!({"type": "category", "title": {"text": "run (in time order)"}}) },
             "yaxis": {"title": {"text": y_title}}, "legend": {"orientation": "h", "y": -0.2}}
     })
     .to_string()

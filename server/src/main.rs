@@ -252,7 +252,10 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 None => {
                     let s = settings(&common, "127.0.0.1:0".parse()?, 256, false, PathBuf::new())?;
                     let state = open_state(&s).await?;
-                    state.validate(&project, &run, gates_version).await.map_err(|e| anyhow::anyhow!("{e}"))?
+                    let v = state.validate(&project, &run, gates_version).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                    // Alerts go to the webhook before the process exits.
+                    state.wait_for_deliveries().await;
+                    v
                 }
             };
             if json {

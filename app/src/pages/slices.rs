@@ -151,7 +151,7 @@ fn SliceViewPanel(v: SliceView, id: String, search: Memo<String>, sort: Memo<Str
         if let Some(t) = threshold {
             href.push_str(&format!("&threshold={t}"));
         }
-        view! { <p><a href=href data-testid="over-time">{format!("{metric} of these slices across the runs of project {p} →")}</a></p> }
+        view! { <p><a href=href data-testid="over-time">{format!("{metric} by {spec} across the runs of project {p} →")}</a></p> }
     });
     let rows = move || {
         let mut slices = all_slices.clone();

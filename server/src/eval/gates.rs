@@ -61,6 +61,18 @@ fn known_metric(metric: &str) -> bool {
         || RATE_METRICS.iter().chain(&OTHER_THRESHOLD_METRICS).chain(&BINARY_METRICS).chain(&MULTICLASS_METRICS).chain(&REGRESSION_METRICS).any(|m| *m == metric)
 }
 
+/// Does a run of `task` produce `metric`? (Checked when a run is validated: a gate on a metric
+/// the run does not have would otherwise be skipped, and the run pass unjudged.)
+pub fn metric_of_task(metric: &str, task: strata_app::model::Task) -> bool {
+    use strata_app::model::Task;
+    let base = metric.split('[').next().unwrap_or(metric);
+    match task {
+        Task::Binary => RATE_METRICS.iter().chain(&OTHER_THRESHOLD_METRICS).chain(&BINARY_METRICS).any(|m| *m == metric),
+        Task::Multiclass => MULTICLASS_METRICS.contains(&metric) || (metric.contains('[') && matches!(base, "precision" | "recall" | "f1")),
+        Task::Regression => REGRESSION_METRICS.contains(&metric),
+    }
+}
+
 /// Checks a gate set before it is stored; the message names the gate and the problem.
 pub fn check(set: &GateSet) -> Result<(), String> {
     if set.gates.is_empty() {
@@ -99,6 +111,19 @@ pub fn check(set: &GateSet) -> Result<(), String> {
         if g.slice.trim().is_empty() {
             return Err(format!("{which}: empty slice (use 'overall')"));
         }
+        // Quantile and equal-width buckets are cut from each run's own values, so a slice of the
+        // candidate has no namesake in the baseline: per-slice changes need fixed edges.
+        let relative_cut = g.slice.split(',').any(|f| f.split_once(':').is_some_and(|(_, cut)| cut.starts_with('q') || cut.starts_with('w')));
+        if relative_cut && (g.max_drop.is_some() || g.significant_drop) {
+            return Err(format!(
+                "{which}: '{}' cuts buckets from each run's own values, so its slices cannot be compared with the baseline's; use fixed edges such as age:[18,30,45,65]",
+                g.slice.trim()
+            ));
+        }
+    }
+    let (specs, _) = requirements(set);
+    if specs.len() > 10 {
+        return Err(format!("at most 10 different slicings in one gate set, got {}", specs.len()));
     }
     Ok(())
 }
@@ -121,6 +146,8 @@ pub fn requirements(set: &GateSet) -> (Vec<String>, Vec<f64>) {
             thresholds.push(t);
         }
     }
+    // The engine walks thresholds in ascending order.
+    thresholds.sort_by(f64::total_cmp);
     (specs, thresholds)
 }
 
@@ -188,7 +215,8 @@ fn evaluate_gate(g: &Gate, set: &GateSet, candidate: &MetricsResult, baseline: O
     for s in slices_of(candidate, &g.slice).into_iter().filter(|_| per_slice) {
         let e = estimate(s, &g.metric, t);
         let (value, lo, hi) = (e.and_then(|e| e.value), e.and_then(|e| e.lo), e.and_then(|e| e.hi));
-        let b = base_slices.get(&s.key).copied();
+        // A baseline slice too small to judge is no baseline value.
+        let b = base_slices.get(&s.key).copied().filter(|b| b.count >= set.min_size);
         let be = b.and_then(|b| estimate(b, &g.metric, t));
         let bvalue = be.and_then(|e| e.value);
         let mut v = SliceVerdict { slice: s.label(), count: s.count, value, lo, hi, baseline: bvalue, verdict: Verdict::Pass, reason: String::new() };
@@ -433,5 +461,28 @@ mod tests {
         assert!(e.contains("needs a slicing spec"), "{e}");
         assert!(check(&set(vec![gate("fpr", "race")])).unwrap_err().contains("at least one of"));
         assert!(check(&set(vec![Gate { min: Some(0.1), ..gate("recall[>50K]", "overall") }])).is_ok());
+        let e = check(&set(vec![Gate { max_drop: Some(0.1), ..gate("auc_roc", "age:q4") }])).unwrap_err();
+        assert!(e.contains("use fixed edges"), "{e}");
+        assert!(check(&set(vec![Gate { min: Some(0.1), ..gate("auc_roc", "age:q4") }])).is_ok());
+        let many: Vec<Gate> = (0..11).map(|i| Gate { min: Some(0.1), ..gate("auc_roc", &format!("age:[{}]", 20 + i)) }).collect();
+        assert!(check(&set(many)).unwrap_err().contains("at most 10 different slicings"));
+        assert!(metric_of_task("auc_roc", strata_app::model::Task::Binary) && !metric_of_task("auc_roc", strata_app::model::Task::Regression));
+        assert!(metric_of_task("recall[>50K]", strata_app::model::Task::Multiclass) && !metric_of_task("precision", strata_app::model::Task::Multiclass));
+    }
+
+    #[test]
+    fn thresholds_come_sorted_and_a_tiny_baseline_slice_is_no_baseline() {
+        let s = set(vec![Gate { threshold: Some(0.3), min: Some(0.1), ..gate("tpr", "race") }, gate_min("fpr", 0.9)]);
+        assert_eq!(requirements(&s).1, vec![0.3, 0.5]);
+        let mut base = result(0.86, 0.08);
+        base.slices[2].count = 10; // Black: 10 rows in the baseline
+        let c = set(vec![Gate { max_drop: Some(0.01), ..gate("auc_roc", "race") }]);
+        let out = evaluate(&c, &result(0.70, 0.08), Some(&base));
+        let black = out[0].slices.iter().find(|v| v.slice == "race=Black").unwrap();
+        assert_eq!(black.verdict, Verdict::Skipped, "{black:?}");
+    }
+
+    fn gate_min(metric: &str, max: f64) -> Gate {
+        Gate { max: Some(max), ..gate(metric, "overall") }
     }
 }

@@ -481,8 +481,12 @@ impl Prepared {
         }
         let n = self.cells();
         let specs = self.slice_of_cell.len();
-        // A cell's slice in every spec as one number (mixed radix; at most 12 specs of at most
-        // 500 slices in all, so it fits in 128 bits), with the label in the lowest digit.
+        // A cell's slice in every spec as one number (mixed radix, checked above to fit in 128
+        // bits), with the label in the lowest digit.
+        let radix = self.keys.iter().try_fold(2u128, |acc, k| acc.checked_mul(k.len() as u128 + 1));
+        if radix.is_none() {
+            return None; // too many slicings to number in 128 bits: keep the exact cells
+        }
         let tuple = |i: usize| -> u128 {
             let mut t: u128 = 0;
             for (sc, keys) in self.slice_of_cell.iter().zip(&self.keys) {
@@ -886,6 +890,9 @@ fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget: usize) -> 
     let binary = task == Task::Binary;
     let z = normal_quantile(0.5 + req.ci / 2.0);
     let thresholds = if binary { req.thresholds.clone() } else { vec![] };
+    if thresholds.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(RequestError::Invalid("thresholds must be distinct and in ascending order".into()));
+    }
     let k_of = |prep: &Prepared| -> Vec<u16> { if binary { prep.p.iter().map(|x| thresholds.partition_point(|t| t <= x) as u16).collect() } else { vec![] } };
     let specs = prep.keys.len();
 

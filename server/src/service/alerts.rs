@@ -103,9 +103,22 @@ impl AppState {
         tracing::warn!(alert = %alert.id, kind, summary = %alert.summary, "alert");
         if let Some(hook) = self.webhook().await? {
             let store = self.store.clone();
-            tokio::spawn(async move { deliver(store, hook, alert.id, body).await });
+            let task = tokio::spawn(async move { deliver(store, hook, alert.id, body).await });
+            let mut pending = self.deliveries.lock().unwrap_or_else(|p| p.into_inner());
+            pending.retain(|t| !t.is_finished());
+            pending.push(task);
         }
         Ok(())
+    }
+}
+
+impl AppState {
+    /// Waits until every webhook delivery started so far has ended (succeeded or given up).
+    pub async fn wait_for_deliveries(&self) {
+        let pending: Vec<_> = std::mem::take(&mut *self.deliveries.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in pending {
+            let _ = t.await;
+        }
     }
 }
 

@@ -65,6 +65,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Where uploads are spooled while they are checked.
     pub tmp_dir: std::path::PathBuf,
+    /// Webhook deliveries still running (the CLI waits for them before it exits).
+    pub deliveries: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 /// A model file to store with a new run.
@@ -78,7 +80,7 @@ pub struct Attachment {
 impl AppState {
     pub fn new(store: Store, cache_bytes: usize, limits: Limits, tmp_dir: std::path::PathBuf) -> Self {
         // Prepared cells take at most half the frames' budget on top of it.
-        AppState { store, cache: Arc::new(FrameCache::new(cache_bytes)), prepared: Arc::new(ByteLru::new(cache_bytes / 2)), models: Default::default(), limits, tmp_dir }
+        AppState { store, cache: Arc::new(FrameCache::new(cache_bytes)), prepared: Arc::new(ByteLru::new(cache_bytes / 2)), models: Default::default(), limits, tmp_dir, deliveries: Default::default() }
     }
 
     /// Reads, validates and stores a file as a new run; returns its id. Nothing is stored unless

@@ -102,6 +102,9 @@ impl AppState {
         }
         let (specs, thresholds) = gates::requirements(&set);
         let task = detail.summary.task;
+        if let Some((i, g)) = set.gates.iter().enumerate().find(|(_, g)| !gates::metric_of_task(&g.metric, task)) {
+            return Err(bad(format!("gate {} ({}): a {} run has no metric '{}'", i + 1, g.metric, task.as_str(), g.metric)));
+        }
         let candidate = self.compute_metrics(id, request(&detail, &model, specs.clone(), thresholds.clone(), set.ci), task).await?;
         let mut notes = vec![];
         let baseline = self.baseline_of(project, &detail.summary, set.baseline.as_deref()).await?;
@@ -273,15 +276,26 @@ impl AppState {
             Some(t) => format!("{metric} @ {t} ({}% CI)", ci * 100.0),
             None => format!("{metric} ({}% CI)", ci * 100.0),
         };
+        let run_label = |p: &TimePoint| p.version.clone().unwrap_or_else(|| p.run_id.clone());
         let chart = if period_us.is_some() && several_runs {
-            charts::metric_over_time(&points, |p| format!("{} · {}", p.slice, p.version.clone().unwrap_or_else(|| p.run_id.clone())), &y_title)
+            charts::metric_over_time(&points, |p| format!("{} · {}", p.slice, run_label(p)), |p| p.time.clone(), true, &y_title)
+        } else if period_us.is_none() && runs_share_a_time(&runs) {
+            // Releases evaluated on the same data share a run time: one point per run, in order.
+            charts::metric_over_time(&points, |p| p.slice.clone(), |p| format!("{} ({})", run_label(p), p.time.get(..10).unwrap_or(&p.time)), false, &y_title)
         } else {
-            charts::metric_over_time(&points, |p| p.slice.clone(), &y_title)
+            charts::metric_over_time(&points, |p| p.slice.clone(), |p| p.time.clone(), true, &y_title)
         };
         let validations = self.store.project_validations(project).await?;
         let gates = self.store.get_gates(project, None).await?;
         Ok(ProjectView { project: project.to_string(), runs, validations, models, model, metric, metric_names, slice, threshold, by, points, chart, gates })
     }
+}
+
+/// Do two of the runs stand for the same time?
+fn runs_share_a_time(runs: &[RunSummary]) -> bool {
+    let mut times: Vec<&str> = runs.iter().map(|r| r.run_time.as_str()).collect();
+    times.sort_unstable();
+    times.windows(2).any(|w| w[0] == w[1])
 }
 
 /// The frame with a `strata_period` column: each row's timestamp floored to its period (weeks

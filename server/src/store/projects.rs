@@ -53,22 +53,31 @@ impl Store {
     /// Saves a new version of a project's gates; returns it.
     pub async fn put_gates(&self, project: &str, gates: &GateSet) -> Result<GateSetVersion, StoreError> {
         let spec = to_json(gates)?;
-        let mut tx = self.pool.begin().await?;
-        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM project_gates WHERE project = $1")
+        // The next version number is taken in the INSERT itself; two saves at the same moment
+        // can still pick the same number, and the loser (a key violation) tries again.
+        let mut attempt = 0;
+        loop {
+            let created_at = now();
+            let inserted: Result<i64, sqlx::Error> = sqlx::query_scalar(
+                "INSERT INTO project_gates (project, version, spec, created_at) \
+                 SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3 FROM project_gates WHERE project = $1 \
+                 RETURNING version",
+            )
             .bind(project)
-            .fetch_one(&mut *tx)
-            .await?;
-        let version = last.unwrap_or(0) + 1;
-        let created_at = now();
-        sqlx::query("INSERT INTO project_gates (project, version, spec, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(project)
-            .bind(version)
             .bind(&spec)
             .bind(&created_at)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(GateSetVersion { project: project.to_string(), version, created_at, gates: gates.clone() })
+            .fetch_one(&self.pool)
+            .await;
+            match inserted {
+                Ok(version) => return Ok(GateSetVersion { project: project.to_string(), version, created_at, gates: gates.clone() }),
+                Err(e) if attempt < 5 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "saving gates: retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// A project's gates: the given version, or the newest.

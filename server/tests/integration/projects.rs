@@ -195,6 +195,22 @@ async fn a_run_worse_for_one_race_fails_its_gate_on_exactly_that_slice(app: Test
     assert!(e["error"].as_str().unwrap().contains("has no gates"), "{e}");
     let (s, e) = send_json(&app, "PATCH", &format!("/api/v1/runs/{v2}"), &json!({"project": "bad name/../x"})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    // A gate on a metric a binary run does not have is refused, not skipped into a pass.
+    let (s, _) = send_json(&app, "PUT", "/api/v1/projects/other/gates", &json!({"gates": [{"metric": "mae", "max": 1}]})).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, e) = send_json(&app, "POST", &format!("/api/v1/projects/other/runs/{v2}/validate"), &Value::Null).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("a binary run has no metric 'mae'"), "{e}");
+    // Two saves at once get two versions.
+    let body = gates();
+    let (a, b) = tokio::join!(
+        send_json(&app, "PUT", "/api/v1/projects/other/gates", &body),
+        send_json(&app, "PUT", "/api/v1/projects/other/gates", &body)
+    );
+    assert_eq!((a.0, b.0), (StatusCode::OK, StatusCode::OK), "{a:?} {b:?}");
+    let mut versions = vec![a.1["version"].as_i64().unwrap(), b.1["version"].as_i64().unwrap()];
+    versions.sort_unstable();
+    assert_eq!(versions, vec![2, 3]);
 }
 on_both_databases!(a_run_worse_for_one_race_fails_its_gate_on_exactly_that_slice);
 
@@ -211,6 +227,12 @@ async fn the_project_shows_a_metric_over_runs_and_over_weeks(app: TestApp) {
     assert!(points.iter().all(|x| x["lo"].as_f64().unwrap() <= x["value"].as_f64().unwrap() && x["value"].as_f64().unwrap() <= x["hi"].as_f64().unwrap()));
     assert_eq!(p["runs"][0]["id"], v1.as_str());
     assert_eq!(p["runs"][1]["id"], v2.as_str());
+    // Both releases were evaluated on the same examples (same run time): one point per run on a
+    // category axis, in order, rather than a vertical line at one date.
+    let chart: Value = serde_json::from_str(p["chart"].as_str().unwrap()).unwrap();
+    assert_eq!(chart["layout"]["xaxis"]["type"], "category");
+    let line = chart["data"].as_array().unwrap().iter().find(|t| t["mode"] == "lines+markers").unwrap();
+    assert_eq!(line["x"][0].as_str().unwrap(), "v1 (2024-03-24)");
 
     // Per week of the examples' own timestamps: the demo spans twelve weeks.
     let (s, w) = app.get_json("/api/v1/projects/adult?metric=fpr&threshold=0.5&by=week").await;
