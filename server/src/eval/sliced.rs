@@ -719,6 +719,24 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
     })
 }
 
+/// For scores in descending order (as cells are), how many thresholds each reaches
+/// (`thresholds.partition_point(|t| t <= score)`), in one merge walk instead of a search each.
+fn threshold_counts(scores: &[f64], thresholds: &[f64]) -> Vec<u16> {
+    let mut k = thresholds.len();
+    scores
+        .iter()
+        .map(|x| {
+            if x.is_nan() {
+                return 0; // reaches no threshold (and NaNs sit at the ends of the order)
+            }
+            while k > 0 && thresholds[k - 1] > *x {
+                k -= 1;
+            }
+            k as u16
+        })
+        .collect()
+}
+
 /// A key whose ascending order is `f64::total_cmp`'s descending order.
 fn descending_key(x: f64) -> u64 {
     let b = x.to_bits();
@@ -809,6 +827,57 @@ fn binary_pass(prep: &Prepared, spec: usize, k_of_cell: &[u16], w: &[f64], thres
         .collect()
 }
 
+/// Every spec's slice passes. The overall slice (spec 0) is not walked in full when another
+/// spec's slices cover every cell (a feature slicing: missing values are a slice too): its
+/// statistics are those slices' merged, and only its ranking metrics need a (light) walk.
+fn binary_passes(prep: &Prepared, k_of_cell: &[u16], w: &[f64], thresholds: usize) -> Vec<Vec<SlicePass>> {
+    let specs = prep.keys.len();
+    let covering = (1..specs).find(|a| prep.slice_of_cell[*a].iter().all(Option::is_some));
+    let mut out: Vec<Vec<SlicePass>> = Vec::with_capacity(specs);
+    out.push(Vec::new());
+    for a in 1..specs {
+        out.push(binary_pass(prep, a, k_of_cell, w, thresholds));
+    }
+    out[0] = match covering {
+        Some(c) => {
+            let mut stats = BinaryStats::new(thresholds);
+            for sp in &out[c] {
+                stats.merge(&sp.stats);
+            }
+            let (auc, ap) = ranking_pass(prep, w);
+            vec![SlicePass { stats, auc, ap }]
+        }
+        None => binary_pass(prep, 0, k_of_cell, w, thresholds),
+    };
+    out
+}
+
+/// Exact AUC and average precision over all cells (ties closed together, as in `binary_pass`).
+fn ranking_pass(prep: &Prepared, w: &[f64]) -> (Option<f64>, Option<f64>) {
+    let (y, p) = (&prep.y, &prep.p);
+    let (mut tp, mut fp, mut area, mut ap) = (0.0, 0.0, 0.0, 0.0);
+    let n = y.len();
+    let mut i = 0;
+    while i < n {
+        let score = p[i];
+        let (tp0, fp0) = (tp, fp);
+        while i < n && p[i].to_bits() == score.to_bits() {
+            let r = i;
+            i += 1;
+            if w[r] <= 0.0 || !y[r].is_finite() || !p[r].is_finite() {
+                continue;
+            }
+            if y[r] == 1.0 { tp += w[r] } else { fp += w[r] }
+        }
+        area += (fp - fp0) * (tp + tp0) / 2.0;
+        let dtp = tp - tp0;
+        if dtp > 0.0 {
+            ap += dtp * tp / (tp + fp);
+        }
+    }
+    ((tp > 0.0 && fp > 0.0).then(|| area / (tp * fp)), (tp > 0.0).then(|| ap / tp))
+}
+
 /// Threshold-free binary metrics, in the order of the flat value vectors.
 const BINARY_SCALARS: [&str; 7] = ["auc_roc", "auc_pr", "log_loss", "brier_score", "expected_calibration_error", "mean_score", "base_rate"];
 /// Per threshold, the flat vectors hold the confusion metrics and then these counts.
@@ -893,16 +962,18 @@ fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget: usize) -> 
     if thresholds.windows(2).any(|w| w[0] >= w[1]) {
         return Err(RequestError::Invalid("thresholds must be distinct and in ascending order".into()));
     }
-    let k_of = |prep: &Prepared| -> Vec<u16> { if binary { prep.p.iter().map(|x| thresholds.partition_point(|t| t <= x) as u16).collect() } else { vec![] } };
+    let k_of = |prep: &Prepared| -> Vec<u16> { if binary { threshold_counts(&prep.p, &thresholds) } else { vec![] } };
     let specs = prep.keys.len();
 
     // Flat metric values per (spec, slice), in the order of `slots`.
     let run_pass = |prep: &Prepared, k_of_cell: &[u16], w: &[f64]| -> Vec<Vec<Vec<Option<f64>>>> {
+        if task == Task::Binary {
+            return binary_passes(prep, k_of_cell, w, thresholds.len()).iter().map(|slices| slices.iter().map(|sp| flat_binary(sp, thresholds.len())).collect()).collect();
+        }
         (0..specs)
             .map(|a| match task {
-                Task::Binary => binary_pass(prep, a, k_of_cell, w, thresholds.len()).iter().map(|sp| flat_binary(sp, thresholds.len())).collect(),
                 Task::Regression => regression_pass(prep, a, w).into_iter().map(|m| m.into_values().collect()).collect(),
-                Task::Multiclass => multiclass_pass(prep, a, w).into_iter().map(|(m, _)| m.into_values().collect()).collect(),
+                _ => multiclass_pass(prep, a, w).into_iter().map(|(m, _)| m.into_values().collect()).collect(),
             })
             .collect()
     };
@@ -1442,6 +1513,37 @@ mod tests {
         let pe = exact.slices[1].vs_baseline["auc_roc"].p_value.unwrap();
         let pb = binned.slices[1].vs_baseline["auc_roc"].p_value.unwrap();
         assert!((pe - pb).abs() < 0.2, "{pe} vs {pb}");
+    }
+
+    #[test]
+    fn the_overall_slice_merged_from_a_covering_spec_equals_its_own_pass() {
+        let rs = rows(3000, 17);
+        let df = frame(&rs, |i| ["a", "b", "c"][i % 3]);
+        let req = request(0);
+        let prep = prepare(&df, &req, Task::Binary).unwrap();
+        let k: Vec<u16> = prep.p.iter().map(|x| req.thresholds.partition_point(|t| t <= x) as u16).collect();
+        let w: Vec<f64> = prep.w.iter().zip(&prep.mult).map(|(w, m)| w * *m as f64).collect();
+        let merged = &binary_passes(&prep, &k, &w, req.thresholds.len())[0][0];
+        let direct = &binary_pass(&prep, 0, &k, &w, req.thresholds.len())[0];
+        let (a, b) = (flat_binary(merged, req.thresholds.len()), flat_binary(direct, req.thresholds.len()));
+        for (x, y) in a.iter().zip(&b) {
+            match (x, y) {
+                (Some(x), Some(y)) => assert!((x - y).abs() <= 1e-12 * y.abs().max(1.0), "{x} vs {y}"),
+                _ => assert_eq!(x, y),
+            }
+        }
+        assert_eq!(merged.stats.count, direct.stats.count);
+    }
+
+    #[test]
+    fn threshold_counts_equal_a_search_per_score() {
+        let mut r = SplitMix(23);
+        let mut xs: Vec<f64> = (0..2000).map(|_| ((r.next() >> 11) as f64 / (1u64 << 53) as f64 * 1.2 - 0.1)).collect();
+        xs.extend([0.0, -0.0, 0.5, 0.5, 1.0, f64::NAN]);
+        xs.sort_by(|a, b| b.total_cmp(a));
+        let ts = parse_thresholds("0:1:0.05").unwrap();
+        let want: Vec<u16> = xs.iter().map(|x| ts.partition_point(|t| t <= x) as u16).collect();
+        assert_eq!(threshold_counts(&xs, &ts), want);
     }
 
     #[test]
