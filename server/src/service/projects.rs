@@ -117,7 +117,15 @@ impl AppState {
                 notes.push(format!("the baseline run {} has no {} model '{model}': change gates were skipped", b.summary.id, task.as_str()));
                 None
             }
-            Some(b) => Some(self.compute_metrics(&b.summary.id, request(b, &model, specs, thresholds, set.ci), task).await?),
+            Some(b) => match self.compute_metrics(&b.summary.id, request(b, &model, specs, thresholds, set.ci), task).await {
+                Ok(r) => Some(r),
+                // E.g. the baseline lacks a column the gates slice by: judge the values, say why not the changes.
+                Err(ServiceError::BadRequest(m)) => {
+                    notes.push(format!("the baseline run {} cannot be sliced like this run ({m}): change gates were skipped", b.summary.id));
+                    None
+                }
+                Err(e) => return Err(e),
+            },
         };
         let outcomes = gates::evaluate(&set, &candidate, base_result.as_ref());
         let failures = gates::failures(&outcomes, &set);

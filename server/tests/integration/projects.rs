@@ -211,6 +211,17 @@ async fn a_run_worse_for_one_race_fails_its_gate_on_exactly_that_slice(app: Test
     let mut versions = vec![a.1["version"].as_i64().unwrap(), b.1["version"].as_i64().unwrap()];
     versions.sort_unstable();
     assert_eq!(versions, vec![2, 3]);
+
+    // A baseline without the column the gates slice by: values are judged, changes skipped, and said so.
+    let no_race = upload(&app, "no race", &mut demo_frame().drop("race").unwrap(), "p2", "v1").await;
+    let cand = upload(&app, "candidate", &mut demo_frame(), "p2", "v2").await;
+    let set = json!({"baseline": no_race, "gates": [{"metric": "auc_roc", "slice": "race", "min": 0.5, "max_drop": 0.01}]});
+    let (s, _) = send_json(&app, "PUT", "/api/v1/projects/p2/gates", &set).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = send_json(&app, "POST", &format!("/api/v1/projects/p2/runs/{cand}/validate"), &Value::Null).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["passed"], true, "{v}");
+    assert!(v["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().contains("cannot be sliced like this run")), "{v}");
 }
 on_both_databases!(a_run_worse_for_one_race_fails_its_gate_on_exactly_that_slice);
 
