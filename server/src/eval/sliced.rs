@@ -321,7 +321,7 @@ impl SplitMix {
     }
 
     /// Uniform in [0, 1).
-    fn uniform(&mut self) -> f64 {
+    pub(crate) fn uniform(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 
@@ -1538,7 +1538,7 @@ mod tests {
     #[test]
     fn threshold_counts_equal_a_search_per_score() {
         let mut r = SplitMix(23);
-        let mut xs: Vec<f64> = (0..2000).map(|_| ((r.next() >> 11) as f64 / (1u64 << 53) as f64 * 1.2 - 0.1)).collect();
+        let mut xs: Vec<f64> = (0..2000).map(|_| r.uniform() * 1.2 - 0.1).collect();
         xs.extend([0.0, -0.0, 0.5, 0.5, 1.0, f64::NAN]);
         xs.sort_by(|a, b| b.total_cmp(a));
         let ts = parse_thresholds("0:1:0.05").unwrap();

@@ -207,15 +207,8 @@ impl Adwin {
 mod tests {
     use super::*;
 
+    use crate::eval::detectors::tests::bernoulli;
     use crate::eval::sliced::SplitMix;
-
-    fn uniform(rng: &mut SplitMix) -> f64 {
-        (rng.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn bernoulli(rng: &mut SplitMix, p: f64) -> f64 {
-        f64::from(u8::from(uniform(rng) < p))
-    }
 
     #[test]
     fn adwin_matches_river_on_the_same_streams() {

@@ -255,19 +255,12 @@ impl LinearFourRates {
 mod tests {
     use super::*;
 
+    use crate::eval::detectors::tests::bernoulli;
     use crate::eval::sliced::SplitMix;
 
-    fn uniform(rng: &mut SplitMix) -> f64 {
-        (rng.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn bernoulli(rng: &mut SplitMix, p: f64) -> f64 {
-        f64::from(u8::from(uniform(rng) < p))
-    }
-
     fn classify(rng: &mut SplitMix, tpr: f64, tnr: f64) -> (bool, bool) {
-        let label = uniform(rng) < 0.4;
-        let u = uniform(rng);
+        let label = rng.uniform() < 0.4;
+        let u = rng.uniform();
         (if label { u < tpr } else { u >= tnr }, label)
     }
 

@@ -144,12 +144,13 @@ impl Md3 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::eval::sliced::SplitMix;
 
-    fn bernoulli(rng: &mut SplitMix, p: f64) -> f64 {
-        f64::from(u8::from(((rng.next() >> 11) as f64 / (1u64 << 53) as f64) < p))
+    /// A 0/1 draw with P(1) = p: the detectors' synthetic streams.
+    pub(super) fn bernoulli(rng: &mut SplitMix, p: f64) -> f64 {
+        f64::from(u8::from(rng.uniform() < p))
     }
 
     #[test]
