@@ -95,13 +95,19 @@ async fn list_alerts(State(s): State<AppState>) -> Result<Json<AlertsView>, ApiE
     Ok(Json(s.alerts_view().await?))
 }
 
+/// The webhook as the API shows it: the secret is never sent back, only whether one is set.
+fn masked(mut h: Webhook) -> Webhook {
+    h.secret = h.secret.map(|_| "(set)".into());
+    h
+}
+
 #[utoipa::path(get, path = "/api/v1/alerts/webhook", responses((status = 200, body = Option<Webhook>)))]
 async fn get_webhook(State(s): State<AppState>) -> Result<Json<Option<Webhook>>, ApiError> {
-    Ok(Json(s.webhook().await?))
+    Ok(Json(s.webhook().await?.map(masked)))
 }
 
 /// Sets the webhook every alert is posted to (`null` removes it).
 #[utoipa::path(put, path = "/api/v1/alerts/webhook", request_body = Option<Webhook>, responses((status = 200, body = Option<Webhook>), (status = 400, body = ApiErrorBody)))]
 async fn put_webhook(State(s): State<AppState>, Json(hook): Json<Option<Webhook>>) -> Result<Json<Option<Webhook>>, ApiError> {
-    Ok(Json(s.set_webhook(hook).await?))
+    Ok(Json(s.set_webhook(hook).await?.map(masked)))
 }

@@ -473,7 +473,9 @@ impl Backend for AppState {
         Ok(AppState::alerts_view(self).await?)
     }
     async fn set_webhook(&self, url: &str) -> Result<String, BackendError> {
-        let hook = (!url.trim().is_empty()).then(|| alerts::Webhook { url: url.trim().to_string(), max_attempts: 4, backoff_ms: 1000 });
+        // The page sets the URL only: attempts, backoff and secret stay as the API set them.
+        let base = AppState::webhook(self).await?.unwrap_or(alerts::Webhook { url: String::new(), max_attempts: 4, backoff_ms: 1000, secret: None });
+        let hook = (!url.trim().is_empty()).then(|| alerts::Webhook { url: url.trim().to_string(), ..base });
         Ok(match AppState::set_webhook(self, hook).await? {
             Some(h) => format!("Alerts will be posted to {}.", h.url),
             None => "No webhook: alerts are only listed here.".to_string(),

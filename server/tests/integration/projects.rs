@@ -79,11 +79,20 @@ async fn flaky_webhook() -> (String, Arc<Mutex<Vec<Value>>>) {
     let seen = got.clone();
     let app = axum::Router::new().route(
         "/hook",
-        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
             let seen = seen.clone();
             async move {
+                // Only deliveries signed with the shared secret count.
+                use hmac::Mac;
+                let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
+                mac.update(&body);
+                let want: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+                let got = headers.get("x-strata-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
+                if got != format!("sha256={want}") {
+                    return StatusCode::UNAUTHORIZED;
+                }
                 let mut v = seen.lock().unwrap();
-                v.push(body);
+                v.push(serde_json::from_slice(&body).unwrap());
                 if v.len() == 1 { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK }
             }
         }),
@@ -112,8 +121,9 @@ async fn a_run_worse_for_one_race_fails_its_gate_on_exactly_that_slice(app: Test
 
     // A webhook that fails once: the alert is retried and both attempts are logged.
     let (hook, received) = flaky_webhook().await;
-    let (s, w) = send_json(&app, "PUT", "/api/v1/alerts/webhook", &json!({"url": hook, "backoff_ms": 20})).await;
+    let (s, w) = send_json(&app, "PUT", "/api/v1/alerts/webhook", &json!({"url": hook, "backoff_ms": 20, "secret": "s3cret"})).await;
     assert_eq!(s, StatusCode::OK, "{w}");
+    assert_eq!(w["secret"], "(set)", "the secret is not sent back");
     let (s, _) = send_json(&app, "PUT", "/api/v1/alerts/webhook", &json!({"url": "ftp://example.com/x"})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 
