@@ -97,6 +97,18 @@ pub struct ColumnInfo {
     pub mean: Option<f64>,
     /// The most frequent values of a categorical column, most frequent first (at most 10).
     pub top_values: Vec<ValueCount>,
+    /// A multiclass model's per-class score column: the model (its predicted-class column) and
+    /// the class this column scores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_score: Option<ClassScore>,
+}
+
+/// Which model and class a per-class score column belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct ClassScore {
+    pub model: String,
+    pub class: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -152,6 +164,16 @@ pub struct RunDetail {
     pub label: String,
     pub columns: Vec<ColumnInfo>,
     pub attachments: Vec<AttachmentInfo>,
+}
+
+impl RunDetail {
+    /// A multiclass model's per-class score columns as (class, column); empty for other models.
+    pub fn class_scores(&self, model: &str) -> Vec<(String, String)> {
+        self.columns
+            .iter()
+            .filter_map(|c| c.class_score.as_ref().filter(|s| s.model == model).map(|s| (s.class.clone(), c.name.clone())))
+            .collect()
+    }
 }
 
 /// One headline number of one model.

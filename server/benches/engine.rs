@@ -52,6 +52,7 @@ fn main() {
     let req = |bootstrap, thresholds: &Vec<f64>| MetricsRequest {
         label: "label".into(),
         model: "score_gbt".into(),
+        class_scores: vec![],
         weight: None,
         specs: vec!["sex,race".into()],
         thresholds: thresholds.clone(),

@@ -166,6 +166,7 @@ mod tests {
         MetricsRequest {
             label: "label".into(),
             model: "score".into(),
+            class_scores: vec![],
             weight: None,
             specs: vec!["g".into()],
             thresholds: parse_thresholds(thresholds).unwrap(),

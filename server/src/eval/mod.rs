@@ -115,6 +115,7 @@ pub fn column_summaries(df: &DataFrame, role_of: impl Fn(&str) -> Role) -> Resul
             max,
             mean,
             top_values,
+            class_score: None,
         });
     }
     Ok(out)

@@ -22,7 +22,8 @@ pub const RATE_METRICS: [&str; 11] = ["accuracy", "precision", "recall", "tpr", 
 pub const OTHER_THRESHOLD_METRICS: [&str; 3] = ["f1", "balanced_accuracy", "mcc"];
 /// Threshold-free binary metrics.
 pub const BINARY_METRICS: [&str; 7] = ["auc_roc", "auc_pr", "log_loss", "brier_score", "expected_calibration_error", "mean_score", "base_rate"];
-/// Multiclass metrics (per-class `precision[c]`, `recall[c]`, `f1[c]` come too).
+/// Multiclass metrics (per-class `precision[c]`, `recall[c]`, `f1[c]` come too, and, for a model
+/// with per-class scores, `log_loss` and `top_k_accuracy` for each k of [`top_ks`]).
 pub const MULTICLASS_METRICS: [&str; 8] = ["accuracy", "micro_f1", "macro_precision", "macro_recall", "macro_f1", "weighted_precision", "weighted_recall", "weighted_f1"];
 /// Regression metrics.
 pub const REGRESSION_METRICS: [&str; 7] = ["mae", "mse", "rmse", "r2", "mean_residual", "median_absolute_error", "mape"];
@@ -32,6 +33,9 @@ pub const REGRESSION_METRICS: [&str; 7] = ["mae", "mse", "rmse", "r2", "mean_res
 pub struct MetricsRequest {
     pub label: String,
     pub model: String,
+    /// A multiclass model's per-class score columns, (class, column): they add top-k accuracy
+    /// and log loss. Empty for a model that only predicts a class.
+    pub class_scores: Vec<(String, String)>,
     pub weight: Option<String>,
     /// Slice spec texts (parsed here); the overall slice is always included.
     pub specs: Vec<String>,
@@ -417,6 +421,8 @@ pub struct Prepared {
     /// Per spec, per cell: the cell's slice.
     slice_of_cell: Vec<Vec<Option<u32>>>,
     terms: Vec<RowTerms>,
+    /// Multiclass with per-class scores: per cell, the true class's log loss and rank.
+    class_terms: Vec<ClassTerms>,
     /// Per spec, per slice: (rows, Σw, Σw²).
     counts: Vec<Vec<(u64, f64, f64)>>,
     rows: usize,
@@ -545,6 +551,7 @@ impl Prepared {
             mult: Vec::with_capacity(groups.len()),
             slice_of_cell: vec![Vec::with_capacity(groups.len()); specs],
             terms: Vec::with_capacity(groups.len()),
+            class_terms: vec![],
             counts: self.counts.clone(),
             rows: self.rows,
             binned_cache: Default::default(),
@@ -581,7 +588,7 @@ impl Prepared {
 impl MetricsRequest {
     /// The fields `prepare` reads: requests with equal keys (on the same run) share a `Prepared`.
     pub fn prepare_key(&self) -> String {
-        format!("{}\u{1f}{}\u{1f}{:?}\u{1f}{}\u{1f}{}\u{1f}{}", self.label, self.model, self.weight, self.specs.join("\u{1e}"), self.baseline, self.max_slices)
+        format!("{}\u{1f}{}\u{1f}{:?}\u{1f}{:?}\u{1f}{}\u{1f}{}\u{1f}{}", self.label, self.model, self.class_scores, self.weight, self.specs.join("\u{1e}"), self.baseline, self.max_slices)
     }
 }
 
@@ -612,7 +619,7 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
     // Multiclass: labels and predicted classes become class codes (as f64) over the classes of
     // the whole run, so every slice reports the same keys.
     let (y, p, classes) = if task == Task::Multiclass {
-        class_codes(df, &req.label, &req.model)?
+        class_codes(df, &req.label, &req.model, &req.class_scores)?
     } else {
         (f64_values(df, &req.label)?, f64_values(df, &req.model)?, vec![])
     };
@@ -621,6 +628,8 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
     }
     let w = weights(df, req.weight.as_deref())?;
     let n = y.len();
+    let row_class_terms = if task == Task::Multiclass && !req.class_scores.is_empty() { class_terms(df, &req.class_scores, &classes, &y)? } else { vec![] };
+    let ct = |r: usize| row_class_terms.get(r).copied().unwrap_or_default();
 
     // One number per row for its slices in every spec (mixed radix; densified if it would overflow).
     let mut tuple = vec![0u64; n];
@@ -655,12 +664,15 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
         if end - start > 1 {
             order[start..end].sort_unstable_by(|&a, &b| {
                 let (a, b) = (a as usize, b as usize);
-                tuple[a].cmp(&tuple[b]).then(y[a].total_cmp(&y[b])).then(w[a].total_cmp(&w[b]))
+                tuple[a].cmp(&tuple[b]).then(y[a].total_cmp(&y[b])).then(w[a].total_cmp(&w[b])).then(ct(a).rank.cmp(&ct(b).rank)).then(ct(a).log_loss.total_cmp(&ct(b).log_loss))
             });
         }
         start = end;
     }
-    let same = |a: usize, b: usize| p[a].to_bits() == p[b].to_bits() && tuple[a] == tuple[b] && y[a].to_bits() == y[b].to_bits() && w[a].to_bits() == w[b].to_bits();
+    let same = |a: usize, b: usize| {
+        p[a].to_bits() == p[b].to_bits() && tuple[a] == tuple[b] && y[a].to_bits() == y[b].to_bits() && w[a].to_bits() == w[b].to_bits() && ct(a).same(&ct(b))
+    };
+    let mut cell_class_terms = Vec::new();
     let (mut cy, mut cp, mut cw, mut mult) = (Vec::new(), Vec::new(), Vec::new(), Vec::<u32>::new());
     let mut slice_of_cell: Vec<Vec<Option<u32>>> = vec![Vec::new(); assignments.len()];
     let mut last: Option<usize> = None;
@@ -678,6 +690,9 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
         cp.push(p[r]);
         cw.push(w[r]);
         mult.push(1);
+        if !row_class_terms.is_empty() {
+            cell_class_terms.push(row_class_terms[r]);
+        }
         for (sc, a) in slice_of_cell.iter_mut().zip(&assignments) {
             sc.push(a.slice_of_row[r]);
         }
@@ -713,6 +728,7 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
         mult,
         slice_of_cell,
         terms,
+        class_terms: cell_class_terms,
         counts,
         rows: n,
         binned_cache: Default::default(),
@@ -999,7 +1015,7 @@ fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget: usize) -> 
     let slots: Vec<MetricSlot> = match task {
         Task::Binary => binary_slots(&thresholds),
         Task::Regression => REGRESSION_METRICS.iter().copied().collect::<std::collections::BTreeSet<_>>().into_iter().map(|n| MetricSlot { key: n.into(), base: n, at: None }).collect(),
-        Task::Multiclass => multiclass_keys(&prep.classes)
+        Task::Multiclass => multiclass_keys(prep)
             .into_iter()
             .map(|n| MetricSlot { base: MULTICLASS_METRICS.iter().find(|m| **m == n).copied().unwrap_or(""), key: n, at: None })
             .collect(),
@@ -1453,6 +1469,7 @@ mod tests {
         MetricsRequest {
             label: "label".into(),
             model: "score".into(),
+            class_scores: vec![],
             weight: Some("w".into()),
             specs: vec!["g".into()],
             thresholds: vec![0.25, 0.5, 0.75],
@@ -1622,23 +1639,102 @@ mod tests {
 }
 
 /// The keys `multiclass_pass` reports, sorted as its maps iterate.
-fn multiclass_keys(classes: &[String]) -> Vec<String> {
+fn multiclass_keys(prep: &Prepared) -> Vec<String> {
     let mut keys: std::collections::BTreeSet<String> = MULTICLASS_METRICS.iter().map(|m| m.to_string()).collect();
-    for c in classes {
+    for c in &prep.classes {
         keys.extend([format!("precision[{c}]"), format!("recall[{c}]"), format!("f1[{c}]")]);
+    }
+    if !prep.class_terms.is_empty() {
+        keys.insert("log_loss".into());
+        keys.extend(top_ks(prep.classes.len()).map(top_k_name));
     }
     keys.into_iter().collect()
 }
 
+/// The k of the top-k accuracies reported for `classes` classes (k = 1 is the accuracy).
+pub fn top_ks(classes: usize) -> impl Iterator<Item = usize> {
+    [2, 3, 5].into_iter().filter(move |k| *k < classes)
+}
+
+/// The multiclass metric names a model offers: [`MULTICLASS_METRICS`], plus log loss and top-k
+/// accuracies when it has `scored_classes` per-class score columns.
+pub fn multiclass_metric_names(scored_classes: usize) -> Vec<String> {
+    let mut names: Vec<String> = MULTICLASS_METRICS.iter().map(|s| s.to_string()).collect();
+    if scored_classes > 0 {
+        names.extend(top_ks(scored_classes).map(top_k_name));
+        names.push("log_loss".into());
+    }
+    names
+}
+
+/// `top_3_accuracy` for k = 3.
+pub fn top_k_name(k: usize) -> String {
+    format!("top_{k}_accuracy")
+}
+
+/// What a row's per-class scores tell about its true class.
+#[derive(Clone, Copy, Debug)]
+struct ClassTerms {
+    /// −ln of the true class's score (scores normalised to sum to 1, clipped to [ε, 1 − ε] as
+    /// scikit-learn's `log_loss` does); NaN when the row has no usable scores.
+    log_loss: f64,
+    /// How many classes rank above the true class: scores strictly higher, and equal scores of
+    /// classes sorted after it (scikit-learn's `top_k_accuracy_score` breaks ties that way).
+    /// The row is a top-k hit when `rank < k`.
+    rank: u16,
+}
+
+impl Default for ClassTerms {
+    fn default() -> Self {
+        ClassTerms { log_loss: f64::NAN, rank: u16::MAX }
+    }
+}
+
+impl ClassTerms {
+    fn same(&self, o: &ClassTerms) -> bool {
+        self.rank == o.rank && self.log_loss.to_bits() == o.log_loss.to_bits()
+    }
+}
+
+/// Per row, the [`ClassTerms`] of its true class (`y`, a code into `classes`).
+fn class_terms(df: &DataFrame, class_scores: &[(String, String)], classes: &[String], y: &[f64]) -> Result<Vec<ClassTerms>, RequestError> {
+    // Score columns in class order; a class without a column cannot be a top-k hit.
+    let mut columns: Vec<Option<Vec<f64>>> = vec![None; classes.len()];
+    for (class, col) in class_scores {
+        let i = classes.iter().position(|c| c == class).ok_or_else(|| RequestError::Invalid(format!("class '{class}' of column '{col}' is not a class of the run")))?;
+        columns[i] = Some(f64_values(df, col)?);
+    }
+    let scored: Vec<(usize, &Vec<f64>)> = columns.iter().enumerate().filter_map(|(i, c)| c.as_ref().map(|c| (i, c))).collect();
+    Ok((0..y.len())
+        .map(|r| {
+            let t = y[r];
+            let Some(Some(own)) = (t.is_finite()).then(|| columns[t as usize].as_ref()) else { return ClassTerms::default() };
+            let (t, st) = (t as usize, own[r]);
+            let (mut rank, mut sum) = (0u16, 0.0);
+            for (j, c) in &scored {
+                let sj = c[r];
+                sum += sj;
+                if sj > st || (sj == st && *j > t) {
+                    rank += 1;
+                }
+            }
+            let eps = f64::EPSILON;
+            let p = if sum > 0.0 { st / sum } else { f64::NAN };
+            ClassTerms { log_loss: if p.is_finite() { -p.clamp(eps, 1.0 - eps).ln() } else { f64::NAN }, rank }
+        })
+        .collect())
+}
+
 /// Class codes of the label and of the predicted class, over the sorted union of their values.
-fn class_codes(df: &DataFrame, label: &str, model: &str) -> Result<(Vec<f64>, Vec<f64>, Vec<String>), RequestError> {
+fn class_codes(df: &DataFrame, label: &str, model: &str, class_scores: &[(String, String)]) -> Result<(Vec<f64>, Vec<f64>, Vec<String>), RequestError> {
     let text = |name: &str| -> Result<Vec<Option<String>>, RequestError> {
         let c = df.column(name).map_err(|_| EvalError::NoColumn(name.to_string()))?;
         let s = c.cast(&DataType::String).map_err(EvalError::from)?;
         Ok(s.str().map_err(EvalError::from)?.iter().map(|v| v.map(str::to_string)).collect())
     };
     let (yl, pl) = (text(label)?, text(model)?);
-    let mut classes: Vec<String> = yl.iter().chain(&pl).flatten().cloned().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let scored = class_scores.iter().map(|(c, _)| c.clone());
+    let mut classes: Vec<String> = yl.iter().chain(&pl).flatten().cloned().chain(scored).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
     // Integer class codes sort numerically.
     if classes.iter().all(|c| c.parse::<i64>().is_ok()) {
         classes.sort_by_key(|c| c.parse::<i64>().unwrap_or(0));
@@ -1656,16 +1752,33 @@ fn class_codes(df: &DataFrame, label: &str, model: &str) -> Result<(Vec<f64>, Ve
 fn multiclass_pass(prep: &Prepared, spec: usize, w: &[f64]) -> Vec<(BTreeMap<String, Option<f64>>, Vec<Vec<f64>>)> {
     let (y, p, classes) = (&prep.y, &prep.p, &prep.classes);
     let k = classes.len();
-    let mut cm = vec![vec![vec![0.0; k]; k]; prep.keys[spec].len()];
+    let slices = prep.keys[spec].len();
+    let mut cm = vec![vec![vec![0.0; k]; k]; slices];
+    // Per slice, from per-class scores: (Σw, Σw·log loss) and Σw of rows of each rank.
+    let scored = !prep.class_terms.is_empty();
+    let mut loss = vec![(0.0, 0.0); if scored { slices } else { 0 }];
+    let mut by_rank = vec![vec![0.0; k]; if scored { slices } else { 0 }];
     for i in 0..y.len() {
         let Some(s) = prep.slice_of_cell[spec][i] else { continue };
         if w[i] <= 0.0 || !y[i].is_finite() || !p[i].is_finite() {
             continue;
         }
         cm[s as usize][y[i] as usize][p[i] as usize] += w[i];
+        if scored {
+            let t = prep.class_terms[i];
+            if t.log_loss.is_finite() {
+                let l = &mut loss[s as usize];
+                l.0 += w[i];
+                l.1 += w[i] * t.log_loss;
+            }
+            if let Some(b) = by_rank[s as usize].get_mut(t.rank as usize) {
+                *b += w[i];
+            }
+        }
     }
     cm.into_iter()
-        .map(|m| {
+        .enumerate()
+        .map(|(si, m)| {
             let total: f64 = m.iter().flatten().sum();
             let correct: f64 = (0..k).map(|c| m[c][c]).sum();
             let support: Vec<f64> = (0..k).map(|c| m[c].iter().sum()).collect();
@@ -1692,6 +1805,14 @@ fn multiclass_pass(prep: &Prepared, spec: usize, w: &[f64]) -> Vec<(BTreeMap<Str
                 out.insert(format!("precision[{name}]"), (here && predicted[c] > 0.0).then(|| prec(c)));
                 out.insert(format!("recall[{name}]"), (here && support[c] > 0.0).then(|| rec(c)));
                 out.insert(format!("f1[{name}]"), here.then(|| f1(c)));
+            }
+            if scored {
+                let (lw, lsum) = loss[si];
+                out.insert("log_loss".into(), (lw > 0.0).then(|| lsum / lw));
+                for kk in top_ks(k) {
+                    let hits: f64 = by_rank[si][..kk].iter().sum();
+                    out.insert(top_k_name(kk), (total > 0.0).then(|| hits / total));
+                }
             }
             (out, m)
         })

@@ -447,7 +447,7 @@ fn finish(raw: DataFrame, lines: Option<&[u64]>, file: &str, spec: &IngestSpec) 
     }
     let names: Vec<String> = raw.get_column_names().iter().map(|s| s.to_string()).collect();
     let kinds: Vec<ColumnKind> = raw.columns().iter().map(|c| kind_of(c.dtype())).collect();
-    let roles = roles::resolve(&names, &kinds, spec, file)?;
+    let mut roles = roles::resolve(&names, &kinds, spec, file)?;
     let mut problems = Problems::default();
 
     let label_col = raw.column(&roles.label)?;
@@ -456,6 +456,23 @@ fn finish(raw: DataFrame, lines: Option<&[u64]>, file: &str, spec: &IngestSpec) 
         None => infer_task(label_col, &roles, &raw)?,
     };
     let label = normalise_label(label_col, task, lines, &mut problems)?;
+    if task == Task::Multiclass {
+        // Per-class probability columns (`<model>_<class>`) become one model each, whose
+        // predicted class (the argmax) is a derived column named after the model.
+        let classes = sorted_classes(label.str()?.iter().flatten().map(str::to_string));
+        let (models, rest) = roles::group_class_scores(&roles.scores, &classes);
+        for m in &models {
+            if names.contains(&m.model) {
+                return Err(IngestError::Spec(format!(
+                    "{file}: the columns {} are per-class scores of a model '{}', but the file already has a column of that name",
+                    m.columns.iter().map(|(_, c)| c.as_str()).collect::<Vec<_>>().join(", "),
+                    m.model
+                )));
+            }
+        }
+        roles.scores = rest.into_iter().chain(models.iter().map(|m| m.model.clone())).collect();
+        roles.class_models = models;
+    }
 
     let mut out: Vec<Column> = Vec::with_capacity(raw.width());
     for c in raw.columns() {
@@ -465,7 +482,8 @@ fn finish(raw: DataFrame, lines: Option<&[u64]>, file: &str, spec: &IngestSpec) 
         }
         let col = match roles.role_of(name) {
             Some(Role::Label) => label.clone(),
-            Some(Role::Score) => check_score(c, task, lines, &mut problems)?,
+            Some(Role::Score) if roles.class_model_of(name).is_some() => check_class_score(c, lines, &mut problems)?,
+            Some(Role::Score) => check_score(c, task, lines, &mut problems, &roles)?,
             Some(Role::Weight) => check_weight(c, lines, &mut problems)?,
             Some(Role::Id) => check_id(c, lines, &mut problems)?,
             Some(Role::Timestamp) => match c.dtype() {
@@ -506,6 +524,9 @@ fn finish(raw: DataFrame, lines: Option<&[u64]>, file: &str, spec: &IngestSpec) 
         out.push(col);
     }
     problems.into_result(file)?;
+    for m in &roles.class_models {
+        out.push(argmax_class(&out, m)?);
+    }
     let frame = DataFrame::new(raw.height(), out)?;
     Ok((frame, task, roles))
 }
@@ -570,6 +591,14 @@ fn infer_task(label: &Column, roles: &Roles, raw: &DataFrame) -> Result<Task, In
                 present += 1;
                 texts += 1;
             }
+        }
+    }
+    // One probability column per class (`prob_0`, `prob_1`, `prob_2`) settles it, even when most
+    // labels are 0 or 1.
+    if nums > 0 && all_int && distinct.len() <= 20 {
+        let classes = sorted_classes(cells.iter().filter_map(|c| if let LabelCell::Num(x) = c { Some(fmt_class(*x)) } else { None }));
+        if classes.len() > 2 && !roles::group_class_scores(&roles.scores, &classes).0.is_empty() {
+            return Ok(Task::Multiclass);
         }
     }
     if present > 0 && binary * 2 > present {
@@ -666,9 +695,73 @@ fn fmt_class(x: f64) -> String {
     if x.fract() == 0.0 && x.abs() < 1e15 { format!("{}", x as i64) } else { x.to_string() }
 }
 
-fn check_score(c: &Column, task: Task, lines: Option<&[u64]>, problems: &mut Problems) -> Result<Column, IngestError> {
+/// Class names sorted as the metrics engine orders them: integer codes numerically, else as text.
+pub fn sorted_classes(values: impl Iterator<Item = String>) -> Vec<String> {
+    let mut classes: Vec<String> = values.collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    if classes.iter().all(|c| c.parse::<i64>().is_ok()) {
+        classes.sort_by_key(|c| c.parse::<i64>().unwrap_or(0));
+    }
+    classes
+}
+
+/// A per-class score: a probability, present in every row.
+fn check_class_score(c: &Column, lines: Option<&[u64]>, problems: &mut Problems) -> Result<Column, IngestError> {
+    let name = c.name().to_string();
+    if !c.dtype().is_primitive_numeric() {
+        problems.push(Problem::new(Place::File, Some(&name), format!("a per-class score column must hold probabilities, not {}", c.dtype())));
+        return Ok(c.clone());
+    }
+    let f = c.cast(&DataType::Float64)?;
+    for (i, v) in f.f64()?.iter().enumerate() {
+        let msg = match v {
+            None => "the class's score is missing".to_string(),
+            Some(x) if x.is_nan() => "the class's score is NaN".to_string(),
+            Some(x) if !(0.0..=1.0).contains(&x) => format!("{x} is outside [0, 1]; a per-class score is a probability"),
+            _ => continue,
+        };
+        problems.push(Problem::new(place(lines, i), Some(&name), msg));
+    }
+    Ok(f)
+}
+
+/// The predicted class of a per-class model: the class with the highest score (the first of
+/// tied ones, as numpy's `argmax`).
+fn argmax_class(columns: &[Column], m: &roles::ClassModel) -> Result<Column, IngestError> {
+    let mut scores = Vec::with_capacity(m.columns.len());
+    for (_, col) in &m.columns {
+        let c = columns.iter().find(|c| c.name().as_str() == col).ok_or_else(|| IngestError::Spec(format!("column '{col}' went missing")))?;
+        scores.push(c.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect::<Vec<f64>>());
+    }
+    let n = scores.first().map_or(0, Vec::len);
+    let predicted: Vec<&str> = (0..n)
+        .map(|i| {
+            let mut best = 0;
+            for (j, s) in scores.iter().enumerate() {
+                if s[i] > scores[best][i] {
+                    best = j;
+                }
+            }
+            m.columns[best].0.as_str()
+        })
+        .collect();
+    Ok(Column::new(m.model.as_str().into(), predicted))
+}
+
+fn check_score(c: &Column, task: Task, lines: Option<&[u64]>, problems: &mut Problems, roles: &Roles) -> Result<Column, IngestError> {
     let name = c.name().to_string();
     if task == Task::Multiclass {
+        if c.dtype().is_float() && c.f64()?.iter().flatten().any(|x| x.fract() != 0.0) {
+            problems.push(Problem::new(
+                Place::File,
+                Some(&name),
+                format!(
+                    "holds fractional numbers, so it is no predicted class; a multiclass model is either a column of predicted \
+                     classes or one probability column per class of the label, named <model>_<class>{}",
+                    if roles.class_models.is_empty() { "" } else { " (as this file's other models are)" }
+                ),
+            ));
+            return Ok(c.clone());
+        }
         // A predicted class: compared as text with the label.
         let s = c.cast(&DataType::String)?;
         for (i, v) in s.str()?.iter().enumerate() {

@@ -17,13 +17,68 @@ pub struct Roles {
     pub weight: Option<String>,
     pub categorical: HashSet<String>,
     pub ignore: HashSet<String>,
+    /// Multiclass models given as one score column per class; each model's name is also in
+    /// `scores` (it names the predicted-class column ingest derives).
+    pub class_models: Vec<ClassModel>,
+}
+
+/// A multiclass model given as one probability column per class.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassModel {
+    pub model: String,
+    /// (class, column), classes sorted.
+    pub columns: Vec<(String, String)>,
+}
+
+/// Groups score columns named `<model>_<class>` or `<model>[<class>]` into per-class models: a
+/// model is a stem with exactly one column for every class. Returns the models and the score
+/// columns left over.
+pub fn group_class_scores(scores: &[String], classes: &[String]) -> (Vec<ClassModel>, Vec<String>) {
+    use std::collections::BTreeMap;
+    if classes.len() < 2 {
+        return (vec![], scores.to_vec());
+    }
+    // Every way a column's name splits into a stem and a class.
+    let mut by_stem: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
+    for col in scores {
+        for class in classes {
+            let stem = col
+                .strip_suffix(class.as_str())
+                .and_then(|s| s.strip_suffix('_'))
+                .or_else(|| col.strip_suffix(']').and_then(|s| s.strip_suffix(class.as_str())).and_then(|s| s.strip_suffix('[')));
+            if let Some(stem) = stem.filter(|s| !s.is_empty()) {
+                by_stem.entry(stem).or_default().push((class.as_str(), col.as_str()));
+            }
+        }
+    }
+    let mut used: HashSet<&str> = HashSet::new();
+    let mut models = Vec::new();
+    for (stem, mut cols) in by_stem {
+        cols.sort();
+        cols.dedup_by(|a, b| a.0 == b.0);
+        let complete = cols.len() == classes.len() && cols.iter().all(|(_, c)| !used.contains(c));
+        if complete {
+            used.extend(cols.iter().map(|(_, c)| *c));
+            let mut columns: Vec<(String, String)> = cols.iter().map(|(k, c)| (k.to_string(), c.to_string())).collect();
+            let order: Vec<&String> = classes.iter().collect();
+            columns.sort_by_key(|(k, _)| order.iter().position(|c| *c == k));
+            models.push(ClassModel { model: stem.to_string(), columns });
+        }
+    }
+    let rest = scores.iter().filter(|c| !used.contains(c.as_str())).cloned().collect();
+    (models, rest)
 }
 
 impl Roles {
+    /// The per-class model and class a column scores, if it is a per-class score column.
+    pub fn class_model_of(&self, column: &str) -> Option<(&str, &str)> {
+        self.class_models.iter().find_map(|m| m.columns.iter().find(|(_, c)| c == column).map(|(k, _)| (m.model.as_str(), k.as_str())))
+    }
+
     pub fn role_of(&self, column: &str) -> Option<Role> {
         if self.label == column {
             Some(Role::Label)
-        } else if self.scores.iter().any(|s| s == column) {
+        } else if self.scores.iter().any(|s| s == column) || self.class_model_of(column).is_some() {
             Some(Role::Score)
         } else if self.prediction.as_deref() == Some(column) {
             Some(Role::Prediction)
@@ -144,7 +199,7 @@ pub fn resolve(names: &[String], kinds: &[ColumnKind], spec: &IngestSpec, file: 
             return Err(IngestError::Spec(format!("{file}: column '{c}' is the {what} column and cannot be ignored")));
         }
     }
-    Ok(Roles { label, scores, prediction, id, timestamp, weight, categorical, ignore })
+    Ok(Roles { label, scores, prediction, id, timestamp, weight, categorical, ignore, class_models: vec![] })
 }
 
 #[cfg(test)]
@@ -153,6 +208,21 @@ mod tests {
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn groups_per_class_score_columns_into_models() {
+        let classes = names(&["a_b", "b", "c"]);
+        let scores = names(&["p_a_b", "p_b", "p_c", "q[a_b]", "q[b]", "q[c]", "pred", "r_b", "r_c"]);
+        let (models, rest) = group_class_scores(&scores, &classes);
+        assert_eq!(models.len(), 2);
+        assert_eq!(models[0].model, "p");
+        assert_eq!(models[0].columns, vec![("a_b".into(), "p_a_b".into()), ("b".into(), "p_b".into()), ("c".into(), "p_c".into())]);
+        assert_eq!(models[1].model, "q");
+        assert_eq!(models[1].columns[2], ("c".into(), "q[c]".into()));
+        // `r` lacks a column for class a_b: not a model; `pred` is a predicted-class column.
+        assert_eq!(rest, names(&["pred", "r_b", "r_c"]));
+        assert!(group_class_scores(&scores, &names(&["b"])).0.is_empty(), "one class is no multiclass model");
     }
 
     #[test]

@@ -162,6 +162,7 @@ impl AppState {
         let request = |d: &RunDetail, model: &str, thresholds: Vec<f64>, bootstrap: usize| MetricsRequest {
             label: d.label.clone(),
             model: model.to_string(),
+            class_scores: d.class_scores(model),
             weight: d.columns.iter().find(|c| c.role == Role::Weight).map(|c| c.name.clone()),
             specs: vec![feature.clone()],
             thresholds,

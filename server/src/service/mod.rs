@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use polars::prelude::*;
 use strata_app::model::{
-    AttachmentInfo, ExamplesPage, IngestSpec, MetricsResult, Role, RunDetail, RunOverview, RunSummary, SliceView, Task,
+    AttachmentInfo, ClassScore, ExamplesPage, IngestSpec, MetricsResult, Role, RunDetail, RunOverview, RunSummary, SliceView, Task,
 };
 use strata_app::server_fns::{Backend, BackendError};
 
 use crate::charts;
 use crate::eval;
-use crate::eval::sliced::{BINARY_METRICS, MULTICLASS_METRICS, MetricsRequest, OTHER_THRESHOLD_METRICS, RATE_METRICS, REGRESSION_METRICS, Prepared, RequestError, compute_prepared, parse_thresholds, prepare};
+use crate::eval::sliced::{BINARY_METRICS, MetricsRequest, OTHER_THRESHOLD_METRICS, RATE_METRICS, REGRESSION_METRICS, Prepared, RequestError, compute_prepared, multiclass_metric_names, parse_thresholds, prepare};
 use crate::ingest::{self, IngestError};
 use crate::settings::Limits;
 use crate::store::cache::{ByteLru, FrameCache};
@@ -111,7 +111,10 @@ impl AppState {
                 return Err(ServiceError::BadRequest(format!("{file_name_owned}: {} columns, more than the limit of {max_columns}", ing.frame.width())));
             }
             let mut frame = ing.frame;
-            let columns = eval::column_summaries(&frame, |c| ing.roles.role_of(c).unwrap_or(Role::Feature))?;
+            let mut columns = eval::column_summaries(&frame, |c| ing.roles.role_of(c).unwrap_or(Role::Feature))?;
+            for c in &mut columns {
+                c.class_score = ing.roles.class_model_of(&c.name).map(|(model, class)| ClassScore { model: model.into(), class: class.into() });
+            }
             let mut parquet = Vec::new();
             ParquetWriter::new(&mut parquet).with_compression(ParquetCompression::Lz4Raw).finish(&mut frame)?;
             let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
@@ -271,6 +274,7 @@ pub fn parse_metrics_query(detail: &RunDetail, query: &str) -> Result<MetricsQue
     let mut req = MetricsRequest {
         label: detail.label.clone(),
         model: models.first().cloned().unwrap_or_default(),
+        class_scores: vec![],
         weight: detail.columns.iter().find(|c| c.role == Role::Weight).map(|c| c.name.clone()),
         specs: vec![],
         thresholds: vec![0.5],
@@ -313,6 +317,7 @@ pub fn parse_metrics_query(detail: &RunDetail, query: &str) -> Result<MetricsQue
             other => return Err(bad(format!("unknown parameter '{other}'"))),
         }
     }
+    req.class_scores = detail.class_scores(&req.model);
     if req.specs.len() > 10 {
         return Err(bad("at most 10 slice specs per request".into()));
     }
@@ -361,7 +366,7 @@ impl AppState {
         let task = detail.summary.task;
         let metric_names: Vec<String> = match task {
             Task::Binary => RATE_METRICS.iter().chain(&OTHER_THRESHOLD_METRICS).chain(&BINARY_METRICS).map(|s| s.to_string()).collect(),
-            Task::Multiclass => MULTICLASS_METRICS.iter().map(|s| s.to_string()).collect(),
+            Task::Multiclass => multiclass_metric_names(q.request.class_scores.len()),
             Task::Regression => REGRESSION_METRICS.iter().map(|s| s.to_string()).collect(),
         };
         let metric = q.metric.clone().unwrap_or_else(|| match task {

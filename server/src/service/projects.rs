@@ -24,6 +24,7 @@ fn request(detail: &RunDetail, model: &str, specs: Vec<String>, thresholds: Vec<
     MetricsRequest {
         label: detail.label.clone(),
         model: model.to_string(),
+        class_scores: detail.class_scores(model),
         weight: detail.columns.iter().find(|c| c.role == Role::Weight).map(|c| c.name.clone()),
         specs,
         thresholds,

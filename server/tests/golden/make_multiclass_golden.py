@@ -20,6 +20,14 @@ label = rng.choice(classes, size=n, p=[0.4, 0.3, 0.2, 0.1])
 right = rng.random(n) < np.where(group == "north", 0.8, 0.6)
 pred = np.where(right, label, rng.choice(classes, size=n))
 df = pd.DataFrame({"example_id": [f"m{i:05d}" for i in range(n)], "group": group, "label": label, "prediction_model": pred})
+# A second model gives per-class probabilities (columns prob_mlp_<class>, a softmax of noisy
+# logits that favour the true class, more so in the north): Strata predicts their argmax and adds
+# top-k accuracy and log loss.
+strength = np.where(group == "north", 2.0, 1.0)
+logits = rng.normal(size=(n, len(classes))) + strength[:, None] * (label[:, None] == classes[None, :])
+proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+for j, c in enumerate(classes):
+    df[f"prob_mlp_{c}"] = proba[:, j]
 df.to_csv(here / "multiclass.csv", index=False)
 
 out = {}
@@ -34,6 +42,17 @@ for g, part in [("overall", df)] + list(df.groupby("group")):
     for c, a, b, d in zip(labels, pr, re, f1):
         res[f"precision[{c}]"], res[f"recall[{c}]"], res[f"f1[{c}]"] = a, b, d
     res["confusion"] = skm.confusion_matrix(y, p, labels=labels).tolist()
+    # The per-class model, with classes in sorted order as scikit-learn wants them.
+    order = sorted(classes)
+    proba_g = part[[f"prob_mlp_{c}" for c in order]].to_numpy()
+    argmax = np.array(order)[proba_g.argmax(axis=1)]
+    res["mlp"] = {
+        "accuracy": skm.accuracy_score(y, argmax),
+        "macro_f1": skm.f1_score(y, argmax, average="macro", labels=sorted(set(y) | set(argmax)), zero_division=0),
+        "top_2_accuracy": skm.top_k_accuracy_score(y, proba_g, k=2, labels=order),
+        "top_3_accuracy": skm.top_k_accuracy_score(y, proba_g, k=3, labels=order),
+        "log_loss": skm.log_loss(y, proba_g, labels=order),
+    }
     out[g] = res
 (here / "multiclass.json").write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
 print("wrote multiclass.csv, multiclass.json")

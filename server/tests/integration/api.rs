@@ -233,3 +233,28 @@ async fn metrics_api_answers_and_refuses_bad_requests(app: TestApp) {
     assert!(html.contains("sex=Female") && html.contains("significant gap"), "{}", &html[..html.len().min(3000)]);
 }
 on_both_databases!(metrics_api_answers_and_refuses_bad_requests);
+
+/// A multiclass run whose model is one probability column per class: stored with each column's
+/// class, offered as one model, with top-k accuracy and log loss in the API and on the page.
+async fn per_class_scores_through_the_api(app: TestApp) {
+    let csv = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/multiclass.csv")).unwrap();
+    let (status, body) = app.upload("multiclass.csv", &csv, &json!({"name": "animals"}), &[]).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap();
+    let (_, run) = app.get_json(&format!("/api/v1/runs/{id}")).await;
+    assert_eq!(run["models"], json!(["prediction_model", "prob_mlp"]));
+    let owl = run["columns"].as_array().unwrap().iter().find(|c| c["name"] == "prob_mlp_owl").unwrap();
+    assert_eq!(owl["class_score"], json!({"model": "prob_mlp", "class": "owl"}));
+    let (s, m) = app.get_json(&format!("/api/v1/runs/{id}/metrics?model=prob_mlp&slice=group&bootstrap=20")).await;
+    assert_eq!(s, StatusCode::OK, "{m}");
+    let golden: serde_json::Value = serde_json::from_str(include_str!("../golden/multiclass.json")).unwrap();
+    let overall = &m["slices"][0]["metrics"];
+    for name in ["top_2_accuracy", "top_3_accuracy", "log_loss"] {
+        let (got, want) = (overall[name]["value"].as_f64().unwrap(), golden["overall"]["mlp"][name].as_f64().unwrap());
+        assert!((got - want).abs() < 1e-9, "{name}: {got} vs scikit-learn {want}");
+    }
+    let (s, html) = app.get_text(&format!("/runs/{id}/slices?model=prob_mlp&slice=group&metric=top_2_accuracy")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("top_2_accuracy") && html.contains("group=north"), "{}", &html[..html.len().min(3000)]);
+}
+on_both_databases!(per_class_scores_through_the_api);

@@ -149,3 +149,39 @@ fn binary_data_is_not_a_csv() {
     let e = ingest_file(&p, "image.csv", &IngestSpec { name: "x".into(), ..Default::default() }).unwrap_err();
     assert!(e.to_string().contains("image.csv: not a CSV, Parquet or JSON Lines file"), "{e}");
 }
+
+fn ingest_text(name: &str, text: &str) -> Result<strata_server::ingest::Ingested, IngestError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    ingest_file(&path, name, &IngestSpec { name: "t".into(), ..Default::default() })
+}
+
+/// Per-class probability columns make a multiclass model even when the classes are integer
+/// codes; ingest adds the model's predicted class (argmax); bad probabilities name line and column.
+#[test]
+fn per_class_score_columns() {
+    let ok = "label,age,prob_0,prob_1,prob_2\n0,30,0.7,0.2,0.1\n2,41,0.1,0.3,0.6\n1,25,0.2,0.5,0.3\n1,33,0.5,0.4,0.1\n";
+    let ing = ingest_text("codes.csv", ok).unwrap();
+    assert_eq!(ing.task, Task::Multiclass);
+    assert_eq!(ing.roles.scores, vec!["prob"]);
+    let predicted: Vec<&str> = ing.frame.column("prob").unwrap().str().unwrap().iter().flatten().collect();
+    assert_eq!(predicted, vec!["0", "2", "1", "0"]);
+    assert_eq!(ing.roles.role_of("prob_1"), Some(strata_app::model::Role::Score));
+
+    let bad = "label,prob_a,prob_b\na,0.7,0.3\nb,1.4,0.2\na,,0.5\n";
+    let e = ingest_text("bad.csv", bad).unwrap_err();
+    let p = problems(&e.detail());
+    assert_eq!(p.iter().map(|x| (x.0.unwrap(), x.1.clone().unwrap())).collect::<Vec<_>>(), vec![(3, "prob_a".to_string()), (4, "prob_a".to_string())], "{e}");
+    assert!(p[0].2.contains("1.4 is outside [0, 1]") && p[1].2.contains("missing"), "{p:?}");
+
+    // A probability column that covers only some classes is no predicted class either.
+    let partial = "label,prob_a,pred\na,0.7,a\nb,0.2,b\nc,0.5,a\n";
+    let e = ingest_text("partial.csv", partial).unwrap_err().to_string();
+    assert!(e.contains("prob_a") && e.contains("<model>_<class>"), "{e}");
+
+    // The derived column may not overwrite one of the file's own.
+    let clash = "label,prob,prob_a,prob_b\na,x,0.7,0.3\nb,y,0.2,0.8\n";
+    let e = ingest_text("clash.csv", clash).unwrap_err().to_string();
+    assert!(e.contains("already has a column") && e.contains("'prob'"), "{e}");
+}

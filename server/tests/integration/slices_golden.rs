@@ -17,6 +17,7 @@ fn request(model: &str, specs: &[&str], bootstrap: usize) -> MetricsRequest {
     MetricsRequest {
         label: "label".into(),
         model: model.into(),
+        class_scores: vec![],
         weight: None,
         specs: specs.iter().map(|s| s.to_string()).collect(),
         thresholds: vec![0.3, 0.5, 0.7],
@@ -140,7 +141,7 @@ fn multiclass_slices_match_sklearn() {
         let want = &g[&name];
         assert_eq!(s.count, want["count"].as_u64().unwrap(), "{name}");
         for (metric, w) in want.as_object().unwrap() {
-            if metric == "count" || metric == "confusion" || metric.starts_with("micro_") && metric != "micro_f1" {
+            if metric == "count" || metric == "confusion" || metric == "mlp" || metric.starts_with("micro_") && metric != "micro_f1" {
                 continue;
             }
             close(s.metrics[metric].value, w.as_f64().unwrap(), 1e-9, &format!("{name} {metric}"));
@@ -154,4 +155,38 @@ fn multiclass_slices_match_sklearn() {
     }
     let north = res.slices.iter().find(|s| s.key.get("group").is_some_and(|g| g == "north")).unwrap();
     assert!(north.vs_baseline["accuracy"].significant, "the north's better accuracy is a real gap");
+}
+
+/// A model given as per-class probability columns (`prob_mlp_<class>`): ingest derives its
+/// predicted class (the argmax), and the engine adds top-k accuracy and log loss, all equal to
+/// scikit-learn's per group.
+#[test]
+fn per_class_scores_give_top_k_accuracy_and_log_loss() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/multiclass.csv");
+    let spec = strata_app::model::IngestSpec { name: "m".into(), ..Default::default() };
+    let ing = strata_server::ingest::ingest_file(&path, "multiclass.csv", &spec).unwrap();
+    assert_eq!(ing.roles.scores, vec!["prediction_model", "prob_mlp"]);
+    assert_eq!(ing.roles.class_models.len(), 1);
+    let mut req = request("prob_mlp", &["group"], 50);
+    req.thresholds = vec![];
+    req.class_scores = ing.roles.class_models[0].columns.clone();
+    assert_eq!(req.class_scores[0], ("cat".to_string(), "prob_mlp_cat".to_string()));
+    let res = compute(&ing.frame, &req, Task::Multiclass).unwrap();
+    let g: serde_json::Value = serde_json::from_str(include_str!("../golden/multiclass.json")).unwrap();
+    for s in &res.slices {
+        let name = s.key.get("group").cloned().unwrap_or_else(|| "overall".into());
+        let want = &g[&name]["mlp"];
+        for m in ["accuracy", "macro_f1", "top_2_accuracy", "top_3_accuracy"] {
+            close(s.metrics[m].value, want[m].as_f64().unwrap(), 1e-9, &format!("{name} {m}"));
+        }
+        close(s.metrics["log_loss"].value, want["log_loss"].as_f64().unwrap(), 1e-9, &format!("{name} log_loss"));
+        assert!(!s.metrics.contains_key("top_5_accuracy"), "four classes: top-5 would always be 1");
+        let t2 = &s.metrics["top_2_accuracy"];
+        assert!(t2.lo.unwrap() < t2.value.unwrap() && t2.value.unwrap() < t2.hi.unwrap(), "{name}: a bootstrap interval");
+    }
+    // The predicted-class model alone has no scores: no top-k, no log loss.
+    let mut plain = request("prediction_model", &[], 0);
+    plain.thresholds = vec![];
+    let res = compute(&ing.frame, &plain, Task::Multiclass).unwrap();
+    assert!(!res.slices[0].metrics.contains_key("top_2_accuracy") && !res.slices[0].metrics.contains_key("log_loss"));
 }
