@@ -14,13 +14,77 @@
 //! grid 0:1:0.1 (`STRATA_BENCH_FAIRLEARN_STEP` changes it): its ratio to Strata's 101 thresholds
 //! understates Strata's advantage about ninefold. `STRATA_BENCH_FAIRLEARN=0` skips it.
 //!
-//! `cargo bench -p strata-server --bench engine --profile dev`
+//! `cargo bench -p strata-server --bench engine --profile dev`; `STRATA_BENCH_ONLY=prepare` times
+//! only `prepare` (mean of three), to measure how it scales with `STRATA_BENCH_ROWS`.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
 
 use polars::prelude::*;
 use strata_app::model::Task;
 use strata_server::eval::sliced::{MetricsRequest, compute_prepared, parse_thresholds, prepare};
+
+/// The system allocator, counting the bytes in use and their peak: memory is measured per step,
+/// not for the whole process.
+struct Counting;
+
+static IN_USE: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+/// Counting is on only inside [`measured`], so the timed steps pay nothing for it.
+static COUNTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() && COUNTING.load(Ordering::Relaxed) {
+            let now = IN_USE.fetch_add(layout.size() as isize, Ordering::Relaxed) + layout.size() as isize;
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        if COUNTING.load(Ordering::Relaxed) {
+            IN_USE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() && COUNTING.load(Ordering::Relaxed) {
+            if new_size >= layout.size() {
+                let grow = (new_size - layout.size()) as isize;
+                let now = IN_USE.fetch_add(grow, Ordering::Relaxed) + grow;
+                PEAK.fetch_max(now, Ordering::Relaxed);
+            } else {
+                IN_USE.fetch_sub((layout.size() - new_size) as isize, Ordering::Relaxed);
+            }
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Runs `f`; returns its result, the peak of the bytes it had allocated at once, and the bytes it
+/// left allocated.
+/// (Counts are relative to the start: memory allocated before and freed inside `f` counts
+/// negatively and nets out.)
+fn measured<T>(f: impl FnOnce() -> T) -> (T, usize, usize) {
+    IN_USE.store(0, Ordering::Relaxed);
+    PEAK.store(0, Ordering::Relaxed);
+    COUNTING.store(true, Ordering::SeqCst);
+    let out = f();
+    COUNTING.store(false, Ordering::SeqCst);
+    (out, PEAK.load(Ordering::Relaxed).max(0) as usize, IN_USE.load(Ordering::Relaxed).max(0) as usize)
+}
+
+fn mib(b: usize) -> f64 {
+    b as f64 / 1048576.0
+}
 
 fn secs(f: impl FnOnce()) -> f64 {
     let t = Instant::now();
@@ -31,7 +95,9 @@ fn secs(f: impl FnOnce()) -> f64 {
 fn main() {
     let rows: usize = std::env::var("STRATA_BENCH_ROWS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
     let f = std::fs::File::open(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo/adult/eval.parquet")).unwrap();
-    let base = ParquetReader::new(f).finish().unwrap().select(["sex", "race", "label", "score_gbt"]).unwrap();
+    // The whole run, as the server caches it (the engine reads four of its columns).
+    let base = ParquetReader::new(f).finish().unwrap();
+    let used = ["sex", "race", "label", "score_gbt"];
     let reps = rows.div_ceil(base.height());
     let mut df = base.clone();
     for _ in 1..reps {
@@ -65,6 +131,14 @@ fn main() {
         alpha: 0.05,
     };
 
+    // `STRATA_BENCH_ONLY=prepare`: only `prepare`, three times each (to measure its scaling).
+    if std::env::var("STRATA_BENCH_ONLY").as_deref() == Ok("prepare") {
+        for (name, data) in [("repeated rows", &df), ("distinct scores", &jittered)] {
+            let t = secs(|| for _ in 0..3 { prepare(data, &req(0, &grid), Task::Binary).unwrap(); });
+            println!("{rows} rows, {name}: prepare {:.3} s (mean of 3)", t / 3.0);
+        }
+        return;
+    }
     // Baseline: one Polars group-by per threshold, confusion counts only.
     let naive = secs(|| {
         for th in &grid {
@@ -88,6 +162,7 @@ fn main() {
 
     let mut table: Vec<(String, f64)> = Vec::new();
     let mut notes = Vec::new();
+    let mut memory = Vec::new();
     for (name, data) in [("repeated rows", &df), ("distinct scores", &jittered)] {
         let mut prep = None;
         let t_prep = secs(|| prep = Some(prepare(data, &req(0, &grid), Task::Binary).unwrap()));
@@ -103,6 +178,14 @@ fn main() {
         table.push((format!("{name}: repeat request, no bootstrap"), t0r));
         table.push((format!("{name}: first request, 200 bootstrap replicates"), t_prep + t200));
         table.push((format!("{name}: repeat request, 200 bootstrap replicates"), t200));
+        drop(prep);
+        // Memory, after the timings: a second preparation and request, counted by the allocator.
+        let frame = data.estimated_size();
+        let four = data.select(used).unwrap().estimated_size();
+        let (again, prep_peak, kept) = measured(|| prepare(data, &req(0, &grid), Task::Binary).unwrap());
+        let (_, boot_peak, _) = measured(|| compute_prepared(&again, &req(200, &grid)).unwrap());
+        drop(again);
+        memory.push((name, frame, four, prep_peak, kept, boot_peak));
     }
 
     // fairlearn on the same rows (repeated), if it is installed.
@@ -113,7 +196,7 @@ fn main() {
         }
         let dir = tempfile::tempdir().ok()?;
         let path = dir.path().join("bench.parquet");
-        let mut out = df.clone();
+        let mut out = df.select(used).ok()?;
         ParquetWriter::new(std::fs::File::create(&path).ok()?).finish(&mut out).ok()?;
         let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/fairlearn_bench.py");
         let o = std::process::Command::new("python3").arg(script).arg(&path).arg(&fairlearn_step).output().ok()?;
@@ -138,7 +221,14 @@ fn main() {
     for n in notes {
         println!("{n}");
     }
+    println!("\nMemory: heap bytes allocated by each step (counted by the allocator), in MiB and as a multiple of the run's");
+    println!("DataFrame (all {} columns, as the server caches it) / of the four columns the request reads", df.width());
+    println!("{:<18} {:>16} {:>28} {:>28} {:>28}", "data", "frame / 4 cols", "prepare peak", "cells kept", "request, 200 replicates");
+    for (name, frame, four, peak, kept, boot) in &memory {
+        let x = |b: &usize| format!("{:.1} ({:.2}x / {:.2}x)", mib(*b), *b as f64 / *frame as f64, *b as f64 / *four as f64);
+        println!("{:<18} {:>16} {:>28} {:>28} {:>28}", name, format!("{:.1} / {:.1}", mib(*frame), mib(*four)), x(peak), x(kept), x(boot));
+    }
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let hwm = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or("VmHWM: ? kB");
-    println!("DataFrame {:.1} MiB (x2: repeated + jittered); peak resident memory {hwm}", df.estimated_size() as f64 / 1048576.0);
+    println!("peak resident memory of the whole process (both frames, every step, the baseline): {hwm}");
 }

@@ -122,23 +122,22 @@ impl BinaryStats {
 
     /// Adds one example that reaches `k` thresholds.
     pub fn add(&mut self, k: usize, y: f64, p: f64, w: f64) {
-        let t = RowTerms::new(y, p);
-        self.add_terms(k, y, p, w, 1, &t);
+        self.add_terms(k, y, p, w, 1, row_log_loss(y, p), calibration_bin(p));
     }
 
-    /// Adds `rows` identical examples of total weight `w` whose weight-free terms were computed
-    /// once (they do not change between bootstrap replicates, only the weight does).
-    #[inline]
-    fn add_terms(&mut self, k: usize, y: f64, p: f64, w: f64, rows: u64, t: &RowTerms) {
+    /// Adds `rows` identical examples of total weight `w` whose log loss and calibration bin were
+    /// computed once (they do not change between bootstrap replicates, only the weight does).
+    #[inline(always)]
+    fn add_terms(&mut self, k: usize, y: f64, p: f64, w: f64, rows: u64, log_loss: f64, bin: u8) {
         if y == 1.0 { self.pos[k] += w } else { self.neg[k] += w }
         self.count += rows;
         self.weight += w;
         self.weight_sq += w * w;
         self.sum_y += w * y;
         self.sum_p += w * p;
-        self.sum_log_loss += w * t.log_loss;
-        self.sum_brier += w * t.brier;
-        let c = &mut self.calibration[t.bin as usize];
+        self.sum_log_loss += w * log_loss;
+        self.sum_brier += w * (p - y) * (p - y);
+        let c = &mut self.calibration[bin as usize];
         c.0 += w;
         c.1 += w * p;
         c.2 += w * y;
@@ -198,22 +197,48 @@ impl BinaryStats {
     }
 }
 
-/// A row's contribution to the loss sums and its calibration bin, before weighting.
-#[derive(Clone, Copy, Debug)]
-struct RowTerms {
-    log_loss: f64,
-    brier: f64,
-    bin: u8,
+/// A binary row's log loss before weighting (kept per cell: a logarithm costs more than the
+/// 8 bytes; the Brier term is recomputed, it is one multiplication).
+fn row_log_loss(y: f64, p: f64) -> f64 {
+    let pc = p.clamp(1e-15, 1.0 - 1e-15);
+    -if y == 1.0 { pc.ln() } else { (1.0 - pc).ln() }
 }
 
-impl RowTerms {
-    fn new(y: f64, p: f64) -> Self {
-        let pc = p.clamp(1e-15, 1.0 - 1e-15);
-        RowTerms {
-            log_loss: -if y == 1.0 { pc.ln() } else { (1.0 - pc).ln() },
-            brier: (p - y) * (p - y),
-            bin: ((p * 10.0) as usize).min(9) as u8,
-        }
+/// The calibration bin (of ten) of a score.
+#[inline]
+fn calibration_bin(p: f64) -> u8 {
+    ((p * 10.0) as usize).min(9) as u8
+}
+
+/// Slice ids of the cells in one spec, `u32::MAX` for a cell in none of the spec's slices (a
+/// filter's non-matching rows): 4 bytes a cell where `Option<u32>` takes 8.
+#[derive(Clone, Debug, Default)]
+struct SliceIds(Vec<u32>);
+
+impl SliceIds {
+    const NONE: u32 = u32::MAX;
+
+    fn with_capacity(n: usize) -> Self {
+        SliceIds(Vec::with_capacity(n))
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> Option<u32> {
+        let s = self.0[i];
+        if s == Self::NONE { None } else { Some(s) }
+    }
+
+    fn push(&mut self, s: Option<u32>) {
+        self.0.push(s.unwrap_or(Self::NONE));
+    }
+
+    /// Every cell is in one of the spec's slices.
+    fn covers_all(&self) -> bool {
+        !self.0.contains(&Self::NONE)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Option<u32>> + '_ {
+        self.0.iter().map(|s| (*s != Self::NONE).then_some(*s))
     }
 }
 
@@ -419,8 +444,10 @@ pub struct Prepared {
     w: Vec<f64>,
     mult: Vec<u32>,
     /// Per spec, per cell: the cell's slice.
-    slice_of_cell: Vec<Vec<Option<u32>>>,
-    terms: Vec<RowTerms>,
+    slice_of_cell: Vec<SliceIds>,
+    /// Binary: each cell's log loss (unweighted) and calibration bin.
+    log_loss: Vec<f64>,
+    bins: Vec<u8>,
     /// Multiclass with per-class scores: per cell, the true class's log loss and rank.
     class_terms: Vec<ClassTerms>,
     /// Per spec, per slice: (rows, Σw, Σw²).
@@ -451,7 +478,7 @@ impl Prepared {
 
     /// Approximate heap size, for the cache's byte budget.
     pub fn bytes(&self) -> usize {
-        let per_cell = 3 * 8 + 4 + std::mem::size_of::<RowTerms>() + self.slice_of_cell.len() * 8;
+        let per_cell = 3 * 8 + 4 + if self.log_loss.is_empty() { 0 } else { 9 } + if self.class_terms.is_empty() { 0 } else { 16 } + self.slice_of_cell.len() * 4;
         let keys: usize = self.keys.iter().flatten().flatten().map(|(a, b)| a.len() + b.len() + 48).sum();
         // Plus binned cells for the bootstrap (at most about the budget, when built).
         let binned = if self.task == Task::Binary && self.cells() > BOOTSTRAP_CELL_BUDGET { 2 * BOOTSTRAP_CELL_BUDGET * (per_cell + 2) } else { 0 };
@@ -496,7 +523,7 @@ impl Prepared {
         let tuple = |i: usize| -> u128 {
             let mut t: u128 = 0;
             for (sc, keys) in self.slice_of_cell.iter().zip(&self.keys) {
-                t = t * (keys.len() as u128 + 1) + sc[i].map_or(0, |s| s as u128 + 1);
+                t = t * (keys.len() as u128 + 1) + sc.get(i).map_or(0, |s| s as u128 + 1);
             }
             t * 2 + u128::from(self.y[i] == 1.0)
         };
@@ -509,7 +536,7 @@ impl Prepared {
         let bins = (budget / combos.len().max(1)).clamp(256, 10_000) as u64;
         let total: u64 = self.mult.iter().map(|m| *m as u64).sum();
         #[derive(Default)]
-        struct Group { m: u64, w: f64, wp: f64, wll: f64, wbr: f64, y: f64, k: u16, bin: u8, slices: Vec<Option<u32>> }
+        struct Group { m: u64, w: f64, wp: f64, wll: f64, y: f64, k: u16, bin: u8, slices: Vec<Option<u32>> }
         let mut groups: Vec<Group> = Vec::new();
         let mut open: std::collections::HashMap<(u128, u16, u8), usize, super::FastHashBuilder> = Default::default();
         let (mut seen, mut current_bin) = (0u64, u64::MAX);
@@ -521,10 +548,9 @@ impl Prepared {
                 current_bin = score_bin;
             }
             let k = thresholds.partition_point(|t| *t <= self.p[i]) as u16;
-            let t = &self.terms[i];
-            let key = (tuples[i], k, t.bin);
+            let key = (tuples[i], k, self.bins[i]);
             let g = *open.entry(key).or_insert_with(|| {
-                groups.push(Group { y: self.y[i], k, bin: t.bin, slices: (0..specs).map(|a| self.slice_of_cell[a][i]).collect(), ..Default::default() });
+                groups.push(Group { y: self.y[i], k, bin: self.bins[i], slices: (0..specs).map(|a| self.slice_of_cell[a].get(i)).collect(), ..Default::default() });
                 groups.len() - 1
             });
             let (m, w) = (self.mult[i] as u64, self.w[i] * self.mult[i] as f64);
@@ -532,8 +558,7 @@ impl Prepared {
             g.m += m;
             g.w += w;
             g.wp += w * self.p[i];
-            g.wll += w * t.log_loss;
-            g.wbr += w * t.brier;
+            g.wll += w * self.log_loss[i];
         }
         // Back into score order (descending), as every pass expects.
         let mean_p = |g: &Group| if g.w > 0.0 { g.wp / g.w } else { 0.0 };
@@ -549,8 +574,9 @@ impl Prepared {
             p: Vec::with_capacity(groups.len()),
             w: Vec::with_capacity(groups.len()),
             mult: Vec::with_capacity(groups.len()),
-            slice_of_cell: vec![Vec::with_capacity(groups.len()); specs],
-            terms: Vec::with_capacity(groups.len()),
+            slice_of_cell: vec![SliceIds::with_capacity(groups.len()); specs],
+            log_loss: Vec::with_capacity(groups.len()),
+            bins: Vec::with_capacity(groups.len()),
             class_terms: vec![],
             counts: self.counts.clone(),
             rows: self.rows,
@@ -565,7 +591,8 @@ impl Prepared {
             for (a, s) in g.slices.iter().enumerate() {
                 out.slice_of_cell[a].push(*s);
             }
-            out.terms.push(RowTerms { log_loss: safe(g.wll), brier: safe(g.wbr), bin: g.bin });
+            out.log_loss.push(safe(g.wll));
+            out.bins.push(g.bin);
         }
         Some((out, groups.iter().map(|g| g.k).collect()))
     }
@@ -629,7 +656,6 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
     let w = weights(df, req.weight.as_deref())?;
     let n = y.len();
     let row_class_terms = if task == Task::Multiclass && !req.class_scores.is_empty() { class_terms(df, &req.class_scores, &classes, &y)? } else { vec![] };
-    let ct = |r: usize| row_class_terms.get(r).copied().unwrap_or_default();
 
     // One number per row for its slices in every spec (mixed radix; densified if it would overflow).
     let mut tuple = vec![0u64; n];
@@ -652,51 +678,9 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
         }
         space *= r;
     }
-    // Rows by score, descending (a radix sort: linear in the rows), then each run of equal scores
-    // by slices, label and weight, so equal rows sit together.
-    let (keys, mut order) = radix_sort(p.iter().map(|x| descending_key(*x)).collect());
-    let mut start = 0;
-    while start < n {
-        let mut end = start + 1;
-        while end < n && keys[end] == keys[start] {
-            end += 1;
-        }
-        if end - start > 1 {
-            order[start..end].sort_unstable_by(|&a, &b| {
-                let (a, b) = (a as usize, b as usize);
-                tuple[a].cmp(&tuple[b]).then(y[a].total_cmp(&y[b])).then(w[a].total_cmp(&w[b])).then(ct(a).rank.cmp(&ct(b).rank)).then(ct(a).log_loss.total_cmp(&ct(b).log_loss))
-            });
-        }
-        start = end;
-    }
-    let same = |a: usize, b: usize| {
-        p[a].to_bits() == p[b].to_bits() && tuple[a] == tuple[b] && y[a].to_bits() == y[b].to_bits() && w[a].to_bits() == w[b].to_bits() && ct(a).same(&ct(b))
-    };
-    let mut cell_class_terms = Vec::new();
-    let (mut cy, mut cp, mut cw, mut mult) = (Vec::new(), Vec::new(), Vec::new(), Vec::<u32>::new());
-    let mut slice_of_cell: Vec<Vec<Option<u32>>> = vec![Vec::new(); assignments.len()];
-    let mut last: Option<usize> = None;
-    for &r in &order {
-        let r = r as usize;
-        if let Some(l) = last.filter(|l| same(*l, r)) {
-            let _ = l;
-            if let Some(m) = mult.last_mut() {
-                *m += 1;
-            }
-            continue;
-        }
-        last = Some(r);
-        cy.push(y[r]);
-        cp.push(p[r]);
-        cw.push(w[r]);
-        mult.push(1);
-        if !row_class_terms.is_empty() {
-            cell_class_terms.push(row_class_terms[r]);
-        }
-        for (sc, a) in slice_of_cell.iter_mut().zip(&assignments) {
-            sc.push(a.slice_of_row[r]);
-        }
-    }
+    // Cells: rows in chunks (in parallel), each chunk's cells sorted, then the chunks' cells merged.
+    let rows = RowData { y: &y, p: &p, w: &w, tuple: &tuple, class_terms: &row_class_terms, slices: assignments.iter().map(|a| a.slice_of_row.as_slice()).collect() };
+    let Cells { y: cy, p: cp, w: cw, mult, slices: slice_of_cell, class_terms: cell_class_terms, .. } = build_cells(&rows, PREPARE_CHUNK_ROWS);
     let counts = slice_of_cell
         .iter()
         .zip(&assignments)
@@ -705,7 +689,7 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
             for (i, s) in sc.iter().enumerate() {
                 if let Some(s) = s {
                     let (m, wi) = (mult[i] as f64, cw[i]);
-                    let e = &mut c[*s as usize];
+                    let e = &mut c[s as usize];
                     e.0 += mult[i] as u64;
                     e.1 += wi * m;
                     e.2 += wi * wi * m;
@@ -714,7 +698,8 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
             c
         })
         .collect();
-    let terms = if task == Task::Binary { cy.iter().zip(&cp).map(|(y, p)| RowTerms::new(*y, *p)).collect() } else { vec![] };
+    let log_loss = if task == Task::Binary { cy.iter().zip(&cp).map(|(y, p)| row_log_loss(*y, *p)).collect() } else { vec![] };
+    let bins = if task == Task::Binary { cp.iter().map(|p| calibration_bin(*p)).collect() } else { vec![] };
     Ok(Prepared {
         task,
         texts,
@@ -727,12 +712,262 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
         w: cw,
         mult,
         slice_of_cell,
-        terms,
+        log_loss,
+        bins,
         class_terms: cell_class_terms,
         counts,
         rows: n,
         binned_cache: Default::default(),
     })
+}
+
+/// Rows per chunk of `prepare`: a chunk's arrays stay in the caches while its rows are sorted and
+/// compressed; chunks run in parallel and their cells are merged.
+const PREPARE_CHUNK_ROWS: usize = 1 << 19;
+
+/// The per-row inputs of the cells.
+struct RowData<'a> {
+    y: &'a [f64],
+    p: &'a [f64],
+    w: &'a [f64],
+    /// The row's slice in every spec as one number.
+    tuple: &'a [u64],
+    /// Multiclass with per-class scores, else empty.
+    class_terms: &'a [ClassTerms],
+    /// Per spec, each row's slice.
+    slices: Vec<&'a [Option<u32>]>,
+}
+
+/// Cells in canonical order: score descending, then (slices, label, weight, class terms)
+/// ascending; equal rows are one cell with their count.
+#[derive(Default)]
+struct Cells {
+    y: Vec<f64>,
+    p: Vec<f64>,
+    w: Vec<f64>,
+    mult: Vec<u32>,
+    tuple: Vec<u64>,
+    slices: Vec<SliceIds>,
+    class_terms: Vec<ClassTerms>,
+}
+
+impl Cells {
+    fn new(specs: usize) -> Self {
+        Cells { slices: vec![SliceIds::default(); specs], ..Default::default() }
+    }
+
+    fn len(&self) -> usize {
+        self.y.len()
+    }
+
+    fn class_terms_at(&self, i: usize) -> ClassTerms {
+        self.class_terms.get(i).copied().unwrap_or_default()
+    }
+
+    /// Appends cell `i` of `from` with multiplicity `m`.
+    fn push_from(&mut self, from: &Cells, i: usize, m: u32) {
+        self.y.push(from.y[i]);
+        self.p.push(from.p[i]);
+        self.w.push(from.w[i]);
+        self.mult.push(m);
+        self.tuple.push(from.tuple[i]);
+        for (to, sc) in self.slices.iter_mut().zip(&from.slices) {
+            to.0.push(sc.0[i]);
+        }
+        if !from.class_terms.is_empty() {
+            self.class_terms.push(from.class_terms[i]);
+        }
+    }
+}
+
+/// The cells of all rows: chunks of `chunk` rows are compressed in parallel, then merged pairwise
+/// (the result does not depend on `chunk` or on the threads).
+fn build_cells(rows: &RowData, chunk: usize) -> Cells {
+    let n = rows.y.len();
+    let ranges: Vec<std::ops::Range<usize>> = (0..n.div_ceil(chunk).max(1)).map(|c| c * chunk..((c + 1) * chunk).min(n)).collect();
+    let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).clamp(1, 8).min(ranges.len());
+    let mut parts: Vec<(usize, Cells)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let ranges = &ranges;
+                scope.spawn(move || ranges.iter().enumerate().skip(t).step_by(threads).map(|(c, r)| (c, chunk_cells(rows, r.clone()))).collect::<Vec<_>>())
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    });
+    parts.sort_by_key(|(c, _)| *c);
+    let parts: Vec<Cells> = parts.into_iter().map(|(_, c)| c).collect();
+    merge_all(parts, threads, rows.slices.len())
+}
+
+/// A cell's place in the canonical order as integers: (score descending, slices, label, weight,
+/// class-term rank, log loss), floats mapped so that integer order is `total_cmp` order.
+type CellKey = (u64, u64, u64, u64, u16, u64);
+
+fn ascending_bits(x: f64) -> u64 {
+    !descending_key(x)
+}
+
+impl Cells {
+    fn key(&self, i: usize) -> CellKey {
+        let ct = self.class_terms_at(i);
+        (descending_key(self.p[i]), self.tuple[i], ascending_bits(self.y[i]), ascending_bits(self.w[i]), ct.rank, ascending_bits(ct.log_loss))
+    }
+
+    /// The first cell whose key is not below `k` (cells are in canonical order).
+    fn lower_bound(&self, k: &CellKey) -> usize {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.key(mid) < *k { lo = mid + 1 } else { hi = mid }
+        }
+        lo
+    }
+
+    fn append(&mut self, o: Cells) {
+        let Cells { y, p, w, mult, tuple, slices, class_terms } = o;
+        self.y.extend(y);
+        self.p.extend(p);
+        self.w.extend(w);
+        self.mult.extend(mult);
+        self.tuple.extend(tuple);
+        for (to, from) in self.slices.iter_mut().zip(slices) {
+            to.0.extend(from.0);
+        }
+        self.class_terms.extend(class_terms);
+    }
+}
+
+/// Sorted chunks' cells merged in one pass (a k-way merge); equal cells add their counts. The
+/// key space is cut at quantiles of the largest chunk so `threads` merges run side by side and
+/// their results simply concatenate.
+fn merge_all(mut parts: Vec<Cells>, threads: usize, specs: usize) -> Cells {
+    if parts.len() <= 1 {
+        return parts.pop().unwrap_or_else(|| Cells::new(specs));
+    }
+    let largest = (0..parts.len()).max_by_key(|i| parts[*i].len()).unwrap_or(0);
+    let splitters: Vec<CellKey> = (1..threads).map(|t| parts[largest].key(parts[largest].len() * t / threads)).collect();
+    // Per part, the cut positions: [0, splitters..., len] (non-decreasing: splitters ascend).
+    let cuts: Vec<Vec<usize>> = parts
+        .iter()
+        .map(|c| std::iter::once(0).chain(splitters.iter().map(|k| c.lower_bound(k))).chain(std::iter::once(c.len())).collect())
+        .collect();
+    let outputs: Vec<Cells> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (parts, cuts) = (&parts, &cuts);
+                scope.spawn(move || {
+                    let ranges: Vec<(usize, usize)> = cuts.iter().map(|c| (c[t], c[t + 1])).collect();
+                    kway_merge(parts, &ranges, specs)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Cells::new(specs))).collect()
+    });
+    drop(parts);
+    let mut it = outputs.into_iter();
+    let mut out = it.next().unwrap_or_else(|| Cells::new(specs));
+    for o in it {
+        out.append(o);
+    }
+    out
+}
+
+/// A k-way merge of `parts[i][ranges[i]]`.
+fn kway_merge(parts: &[Cells], ranges: &[(usize, usize)], specs: usize) -> Cells {
+    use std::cmp::Reverse;
+    let mut out = Cells::new(specs);
+    let mut pos: Vec<usize> = ranges.iter().map(|r| r.0).collect();
+    let mut heap: std::collections::BinaryHeap<Reverse<(CellKey, usize)>> =
+        (0..parts.len()).filter(|i| pos[*i] < ranges[*i].1).map(|i| Reverse((parts[i].key(pos[i]), i))).collect();
+    let mut last: Option<CellKey> = None;
+    while let Some(Reverse((k, i))) = heap.pop() {
+        let c = &parts[i];
+        let j = pos[i];
+        if last == Some(k) {
+            if let Some(m) = out.mult.last_mut() {
+                *m += c.mult[j];
+            }
+        } else {
+            out.push_from(c, j, c.mult[j]);
+            last = Some(k);
+        }
+        pos[i] += 1;
+        if pos[i] < ranges[i].1 {
+            heap.push(Reverse((c.key(pos[i]), i)));
+        }
+    }
+    out
+}
+
+/// The cells of rows `range`: sorted by score (a radix sort: linear in the rows); each run of
+/// equal scores becomes cells ordered by (slices, label, weight, class terms): short runs by
+/// sorting their rows, long ones (repeated scores) by counting equal rows in a hash map and
+/// sorting only the distinct ones, so the work stays linear in the rows.
+fn chunk_cells(rows: &RowData, range: std::ops::Range<usize>) -> Cells {
+    let RowData { y, p, w, tuple, class_terms, slices } = rows;
+    let ct = |r: usize| class_terms.get(r).copied().unwrap_or_default();
+    let base = range.start;
+    let (keys, mut order) = radix_sort(p[range.clone()].iter().map(|x| descending_key(*x)).collect());
+    for o in order.iter_mut() {
+        *o += base as u32;
+    }
+    let cmp = |a: usize, b: usize| {
+        tuple[a].cmp(&tuple[b]).then(y[a].total_cmp(&y[b])).then(w[a].total_cmp(&w[b])).then(ct(a).rank.cmp(&ct(b).rank)).then(ct(a).log_loss.total_cmp(&ct(b).log_loss))
+    };
+    let same = |a: usize, b: usize| tuple[a] == tuple[b] && y[a].to_bits() == y[b].to_bits() && w[a].to_bits() == w[b].to_bits() && ct(a).same(&ct(b));
+    let row_key = |r: usize| (tuple[r], y[r].to_bits(), w[r].to_bits(), ct(r).rank, ct(r).log_loss.to_bits());
+    let mut out = Cells::new(slices.len());
+    let mut emit = |r: usize, m: u32| {
+        out.y.push(y[r]);
+        out.p.push(p[r]);
+        out.w.push(w[r]);
+        out.mult.push(m);
+        out.tuple.push(tuple[r]);
+        for (sc, s) in out.slices.iter_mut().zip(slices) {
+            sc.push(s[r]);
+        }
+        if !class_terms.is_empty() {
+            out.class_terms.push(class_terms[r]);
+        }
+    };
+    let mut groups: std::collections::HashMap<(u64, u64, u64, u16, u64), (usize, u32), super::FastHashBuilder> = Default::default();
+    let mut distinct: Vec<(usize, u32)> = Vec::new();
+    let n = order.len();
+    let mut start = 0;
+    while start < n {
+        let mut end = start + 1;
+        while end < n && keys[end] == keys[start] {
+            end += 1;
+        }
+        let run = &mut order[start..end];
+        if run.len() <= 32 {
+            run.sort_unstable_by(|a, b| cmp(*a as usize, *b as usize));
+            let mut i = 0;
+            while i < run.len() {
+                let r = run[i] as usize;
+                let mut j = i + 1;
+                while j < run.len() && same(r, run[j] as usize) {
+                    j += 1;
+                }
+                emit(r, (j - i) as u32);
+                i = j;
+            }
+        } else {
+            groups.clear();
+            for &r in run.iter() {
+                groups.entry(row_key(r as usize)).or_insert((r as usize, 0)).1 += 1;
+            }
+            distinct.clear();
+            distinct.extend(groups.values().copied());
+            distinct.sort_unstable_by(|a, b| cmp(a.0, b.0));
+            for &(r, m) in &distinct {
+                emit(r, m);
+            }
+        }
+        start = end;
+    }
+    out
 }
 
 /// For scores in descending order (as cells are), how many thresholds each reaches
@@ -809,12 +1044,12 @@ fn binary_pass(prep: &Prepared, spec: usize, k_of_cell: &[u16], w: &[f64], thres
         while i < n && p[i].to_bits() == score.to_bits() {
             let r = i;
             i += 1;
-            let Some(s) = slice_of_cell[r] else { continue };
+            let Some(s) = slice_of_cell.get(r) else { continue };
             let (s, wr) = (s as usize, w[r]);
             if wr <= 0.0 || !y[r].is_finite() || !p[r].is_finite() {
                 continue;
             }
-            stats[s].add_terms(k_of_cell[r] as usize, y[r], p[r], wr, prep.mult[r] as u64, &prep.terms[r]);
+            stats[s].add_terms(k_of_cell[r] as usize, y[r], p[r], wr, prep.mult[r] as u64, prep.log_loss[r], prep.bins[r]);
             if !is_touched[s] {
                 is_touched[s] = true;
                 touched.push(s);
@@ -848,7 +1083,7 @@ fn binary_pass(prep: &Prepared, spec: usize, k_of_cell: &[u16], w: &[f64], thres
 /// statistics are those slices' merged, and only its ranking metrics need a (light) walk.
 fn binary_passes(prep: &Prepared, k_of_cell: &[u16], w: &[f64], thresholds: usize) -> Vec<Vec<SlicePass>> {
     let specs = prep.keys.len();
-    let covering = (1..specs).find(|a| prep.slice_of_cell[*a].iter().all(Option::is_some));
+    let covering = (1..specs).find(|a| prep.slice_of_cell[*a].covers_all());
     let mut out: Vec<Vec<SlicePass>> = Vec::with_capacity(specs);
     out.push(Vec::new());
     for a in 1..specs {
@@ -1308,7 +1543,7 @@ fn regression_pass(prep: &Prepared, spec: usize, w: &[f64]) -> Vec<BTreeMap<Stri
     struct S { w: f64, res: f64, abs: f64, sq: f64, wy: f64, wy2: f64, ape: f64, w_ape: f64, abs_vals: Vec<(f64, f64)> }
     let mut s = vec![S::default(); n];
     for i in 0..y.len() {
-        let Some(k) = slice_of_cell[i] else { continue };
+        let Some(k) = slice_of_cell.get(i) else { continue };
         if w[i] <= 0.0 || !y[i].is_finite() || !p[i].is_finite() {
             continue;
         }
@@ -1629,6 +1864,36 @@ mod tests {
         assert!((ln_factorial(9.0) - 12.801827480081469).abs() < 1e-12);
     }
 
+    /// Chunked, parallel cell building gives exactly the cells of one pass over all rows, for
+    /// short runs of equal scores (sorted) and long ones (counted in a hash map) alike.
+    #[test]
+    fn cells_do_not_depend_on_chunks() {
+        let mut r = SplitMix(5);
+        let n = 5_000;
+        // Scores from a small set (long runs) and distinct ones (short runs); two slicings, one
+        // a filter that leaves rows out.
+        let p: Vec<f64> = (0..n).map(|i| if i % 3 == 0 { (r.next() % 7) as f64 / 7.0 } else { r.uniform() }).collect();
+        let y: Vec<f64> = (0..n).map(|_| (r.next() % 2) as f64).collect();
+        let w: Vec<f64> = (0..n).map(|_| if r.next() % 4 == 0 { 2.0 } else { 1.0 }).collect();
+        let a: Vec<Option<u32>> = (0..n).map(|_| Some((r.next() % 3) as u32)).collect();
+        let b: Vec<Option<u32>> = (0..n).map(|_| (r.next() % 2 == 0).then_some(0)).collect();
+        let tuple: Vec<u64> = a.iter().zip(&b).map(|(a, b)| a.map_or(0, |s| s as u64 + 1) * 2 + b.map_or(0, |s| s as u64 + 1)).collect();
+        let rows = RowData { y: &y, p: &p, w: &w, tuple: &tuple, class_terms: &[], slices: vec![&a, &b] };
+        let one = build_cells(&rows, n);
+        assert!(one.len() < n && one.mult.iter().map(|m| *m as usize).sum::<usize>() == n);
+        for chunk in [1, 7, 100, 1024] {
+            let c = build_cells(&rows, chunk);
+            assert_eq!((&c.y, &c.p, &c.w, &c.mult, &c.tuple), (&one.y, &one.p, &one.w, &one.mult, &one.tuple), "chunk {chunk}");
+            for (x, y) in c.slices.iter().zip(&one.slices) {
+                assert_eq!(x.0, y.0, "chunk {chunk}");
+            }
+        }
+        // Canonical order: scores descending, then slices, label, weight ascending, no two equal.
+        for i in 1..one.len() {
+            assert!(one.key(i - 1) < one.key(i), "cells {} and {i}", i - 1);
+        }
+    }
+
     #[test]
     fn normal_helpers() {
         assert!((normal_quantile(0.975) - 1.959963984540054).abs() < 1e-8);
@@ -1759,7 +2024,7 @@ fn multiclass_pass(prep: &Prepared, spec: usize, w: &[f64]) -> Vec<(BTreeMap<Str
     let mut loss = vec![(0.0, 0.0); if scored { slices } else { 0 }];
     let mut by_rank = vec![vec![0.0; k]; if scored { slices } else { 0 }];
     for i in 0..y.len() {
-        let Some(s) = prep.slice_of_cell[spec][i] else { continue };
+        let Some(s) = prep.slice_of_cell[spec].get(i) else { continue };
         if w[i] <= 0.0 || !y[i].is_finite() || !p[i].is_finite() {
             continue;
         }
