@@ -679,8 +679,16 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
         space *= r;
     }
     // Cells: rows in chunks (in parallel), each chunk's cells sorted, then the chunks' cells merged.
-    let rows = RowData { y: &y, p: &p, w: &w, tuple: &tuple, class_terms: &row_class_terms, slices: assignments.iter().map(|a| a.slice_of_row.as_slice()).collect() };
-    let Cells { y: cy, p: cp, w: cw, mult, slices: slice_of_cell, class_terms: cell_class_terms, .. } = build_cells(&rows, PREPARE_CHUNK_ROWS);
+    let (parts, threads) = {
+        let rows = RowData { y: &y, p: &p, w: &w, tuple: &tuple, class_terms: &row_class_terms, slices: assignments.iter().map(|a| a.slice_of_row.as_slice()).collect() };
+        chunk_all(&rows, PREPARE_CHUNK_ROWS)
+    };
+    // The per-row arrays are done with: free them before the merge makes its copy of the cells.
+    drop((y, p, w, tuple, row_class_terms));
+    for a in assignments.iter_mut() {
+        a.slice_of_row = Vec::new();
+    }
+    let Cells { y: cy, p: cp, w: cw, mult, slices: slice_of_cell, class_terms: cell_class_terms, .. } = merge_all(parts, threads, assignments.len());
     let counts = slice_of_cell
         .iter()
         .zip(&assignments)
@@ -780,9 +788,16 @@ impl Cells {
     }
 }
 
-/// The cells of all rows: chunks of `chunk` rows are compressed in parallel, then merged pairwise
+/// The cells of all rows: chunks of `chunk` rows are compressed in parallel, then merged
 /// (the result does not depend on `chunk` or on the threads).
+#[cfg(test)]
 fn build_cells(rows: &RowData, chunk: usize) -> Cells {
+    let (parts, threads) = chunk_all(rows, chunk);
+    merge_all(parts, threads, rows.slices.len())
+}
+
+/// Each chunk's cells, in chunk order, and the threads that made them.
+fn chunk_all(rows: &RowData, chunk: usize) -> (Vec<Cells>, usize) {
     let n = rows.y.len();
     let ranges: Vec<std::ops::Range<usize>> = (0..n.div_ceil(chunk).max(1)).map(|c| c * chunk..((c + 1) * chunk).min(n)).collect();
     let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).clamp(1, 8).min(ranges.len());
@@ -796,8 +811,7 @@ fn build_cells(rows: &RowData, chunk: usize) -> Cells {
         handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
     });
     parts.sort_by_key(|(c, _)| *c);
-    let parts: Vec<Cells> = parts.into_iter().map(|(_, c)| c).collect();
-    merge_all(parts, threads, rows.slices.len())
+    (parts.into_iter().map(|(_, c)| c).collect(), threads)
 }
 
 /// A cell's place in the canonical order as integers: (score descending, slices, label, weight,
@@ -1259,8 +1273,7 @@ fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget: usize) -> 
     // Replicate b draws its cells' multiplicities from its own generator (seed, b), so the numbers
     // do not depend on how the replicates are spread over threads.
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8).min(req.bootstrap.max(1));
-    type Values = Vec<Vec<Vec<Option<f64>>>>;
-    let mut replicates: Vec<Values> = Vec::with_capacity(req.bootstrap);
+    let mut replicates: Vec<Vec<f64>> = Vec::with_capacity(req.bootstrap);
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
@@ -1285,13 +1298,15 @@ fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget: usize) -> 
                                 }
                             }
                         }
-                        out.push((b, values));
+                        // Stored flat, NaN for undefined: half the bytes of `Option<f64>`.
+                        let flat: Vec<f64> = values.iter().flatten().flatten().map(|v| v.unwrap_or(f64::NAN)).collect();
+                        out.push((b, flat));
                     }
                     out
                 })
             })
             .collect();
-        let mut all: Vec<(usize, Values)> = handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect();
+        let mut all: Vec<(usize, Vec<f64>)> = handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect();
         all.sort_by_key(|(b, _)| *b);
         replicates.extend(all.into_iter().map(|(_, f)| f));
     });
@@ -1307,14 +1322,18 @@ fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget: usize) -> 
     // Replicate values of one slice laid out metric by metric (`[slot * nb + b]`, NaN when
     // undefined), so the interval and the test of each metric read contiguous memory.
     let nb = replicates.len();
+    // Where each (spec, slice)'s values start in a flat replicate (replicates have the point's shape).
+    let offsets: Vec<Vec<usize>> = {
+        let mut at = 0;
+        point.iter().map(|slices| slices.iter().map(|v| { let o = at; at += v.len(); o }).collect()).collect()
+    };
     let transpose = |ai: usize, si: usize, out: &mut Vec<f64>| {
         out.clear();
         out.resize(slots.len() * nb, f64::NAN);
+        let (o, len) = (offsets[ai][si], point[ai][si].len());
         for (b, r) in replicates.iter().enumerate() {
-            for (mi, v) in r[ai][si].iter().enumerate() {
-                if let Some(v) = v {
-                    out[mi * nb + b] = *v;
-                }
+            for (mi, v) in r[o..o + len].iter().enumerate() {
+                out[mi * nb + b] = *v;
             }
         }
     };
@@ -1441,7 +1460,7 @@ fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget: usize) -> 
             }
         }
     }
-    let criteria = if binary { fairness_criteria(prep, req, &thresholds, &point, &replicates) } else { vec![] };
+    let criteria = if binary { fairness_criteria(prep, req, &thresholds, &point, &replicates, &offsets) } else { vec![] };
     Ok(MetricsResult {
         criteria,
         model: req.model.clone(),
@@ -1467,7 +1486,7 @@ const CRITERIA: [(&str, &[&str]); 5] = [
 /// Difference (max − min) and ratio (min / max) of a metric across groups, as fairlearn's
 /// `*_difference` / `*_ratio` with `method="between_groups"`; for several metrics (equalized odds)
 /// the largest difference and the smallest ratio. Also the groups at the extremes of the first.
-fn spread(values: &[Vec<Option<f64>>], groups: &[usize], slots: &[usize]) -> Option<(f64, f64, usize, usize)> {
+fn spread(value: impl Fn(usize, usize) -> Option<f64>, groups: &[usize], slots: &[usize]) -> Option<(f64, f64, usize, usize)> {
     let mut diff = f64::NEG_INFINITY;
     let mut ratio = f64::INFINITY;
     let mut extremes = None;
@@ -1476,7 +1495,7 @@ fn spread(values: &[Vec<Option<f64>>], groups: &[usize], slots: &[usize]) -> Opt
         // ties, as `Iterator::max_by`) defined value.
         let (mut lo, mut hi, mut defined): (Option<(usize, f64)>, Option<(usize, f64)>, usize) = (None, None, 0);
         for (k, g) in groups.iter().enumerate() {
-            let Some(v) = values[*g][slot] else { continue };
+            let Some(v) = value(*g, slot) else { continue };
             defined += 1;
             if lo.is_none_or(|(_, l)| v.total_cmp(&l).is_lt()) {
                 lo = Some((k, v));
@@ -1498,7 +1517,8 @@ fn spread(values: &[Vec<Option<f64>>], groups: &[usize], slots: &[usize]) -> Opt
 
 /// Group-fairness criteria per spec and threshold, over the spec's slices with at least
 /// `min_size` rows; intervals are bootstrap percentiles of the same criteria on each replicate.
-fn fairness_criteria(prep: &Prepared, req: &MetricsRequest, thresholds: &[f64], point: &[Vec<Vec<Option<f64>>>], replicates: &[Vec<Vec<Vec<Option<f64>>>>]) -> Vec<strata_app::model::CriteriaAt> {
+/// `replicates` are flat, NaN for undefined; `offsets[spec][slice]` is where a slice's values start.
+fn fairness_criteria(prep: &Prepared, req: &MetricsRequest, thresholds: &[f64], point: &[Vec<Vec<Option<f64>>>], replicates: &[Vec<f64>], offsets: &[Vec<usize>]) -> Vec<strata_app::model::CriteriaAt> {
     use strata_app::model::{CriteriaAt, Criterion};
     let slot = |j: usize, m: &str| BINARY_SCALARS.len() + j * PER_THRESHOLD + CONFUSION_NAMES.iter().position(|n| *n == m).unwrap_or(0);
     let label = |ai: usize, g: usize| prep.keys[ai][g].iter().map(|(c, v)| format!("{c}={v}")).collect::<Vec<_>>().join(", ");
@@ -1515,8 +1535,11 @@ fn fairness_criteria(prep: &Prepared, req: &MetricsRequest, thresholds: &[f64], 
             let mut criteria = Vec::new();
             for (name, metrics) in CRITERIA {
                 let slots: Vec<usize> = metrics.iter().map(|m| slot(j, m)).collect();
-                let Some((d, r, lo, hi)) = spread(&point[ai], &groups, &slots) else { continue };
-                let (mut ds, mut rs): (Vec<f64>, Vec<f64>) = replicates.iter().filter_map(|rep| spread(&rep[ai], &groups, &slots)).map(|(d, r, _, _)| (d, r)).unzip();
+                let Some((d, r, lo, hi)) = spread(|g, m| point[ai][g][m], &groups, &slots) else { continue };
+                let in_replicate = |rep: &Vec<f64>| {
+                    spread(|g, m| Some(rep[offsets[ai][g] + m]).filter(|v| !v.is_nan()), &groups, &slots)
+                };
+                let (mut ds, mut rs): (Vec<f64>, Vec<f64>) = replicates.iter().filter_map(in_replicate).map(|(d, r, _, _)| (d, r)).unzip();
                 let (dlo, dhi) = percentile_interval(&mut ds, req.ci);
                 let (rlo, rhi) = percentile_interval(&mut rs, req.ci);
                 let method = if req.bootstrap > 1 { "bootstrap" } else { "none" }.to_string();
