@@ -764,6 +764,31 @@ impl Cells {
         Cells { slices: vec![SliceIds::default(); specs], ..Default::default() }
     }
 
+    /// Room for `n` cells (growing by doubling would leave up to half of each array unused).
+    fn with_capacity(specs: usize, n: usize, class_terms: bool) -> Self {
+        Cells {
+            y: Vec::with_capacity(n),
+            p: Vec::with_capacity(n),
+            w: Vec::with_capacity(n),
+            mult: Vec::with_capacity(n),
+            tuple: Vec::with_capacity(n),
+            slices: vec![SliceIds::with_capacity(n); specs],
+            class_terms: Vec::with_capacity(if class_terms { n } else { 0 }),
+        }
+    }
+
+    fn shrink_to_fit(&mut self) {
+        self.y.shrink_to_fit();
+        self.p.shrink_to_fit();
+        self.w.shrink_to_fit();
+        self.mult.shrink_to_fit();
+        self.tuple.shrink_to_fit();
+        for s in &mut self.slices {
+            s.0.shrink_to_fit();
+        }
+        self.class_terms.shrink_to_fit();
+    }
+
     fn len(&self) -> usize {
         self.y.len()
     }
@@ -879,9 +904,14 @@ fn merge_all(mut parts: Vec<Cells>, threads: usize, specs: usize) -> Cells {
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Cells::new(specs))).collect()
     });
     drop(parts);
-    let mut it = outputs.into_iter();
-    let mut out = it.next().unwrap_or_else(|| Cells::new(specs));
-    for o in it {
+    if outputs.len() == 1 {
+        let mut out = outputs.into_iter().next().unwrap_or_else(|| Cells::new(specs));
+        out.shrink_to_fit();
+        return out;
+    }
+    let total = outputs.iter().map(Cells::len).sum();
+    let mut out = Cells::with_capacity(specs, total, outputs.iter().any(|c| !c.class_terms.is_empty()));
+    for o in outputs {
         out.append(o);
     }
     out
@@ -890,7 +920,8 @@ fn merge_all(mut parts: Vec<Cells>, threads: usize, specs: usize) -> Cells {
 /// A k-way merge of `parts[i][ranges[i]]`.
 fn kway_merge(parts: &[Cells], ranges: &[(usize, usize)], specs: usize) -> Cells {
     use std::cmp::Reverse;
-    let mut out = Cells::new(specs);
+    let total = ranges.iter().map(|(a, b)| b - a).sum();
+    let mut out = Cells::with_capacity(specs, total, parts.iter().any(|c| !c.class_terms.is_empty()));
     let mut pos: Vec<usize> = ranges.iter().map(|r| r.0).collect();
     let mut heap: std::collections::BinaryHeap<Reverse<(CellKey, usize)>> =
         (0..parts.len()).filter(|i| pos[*i] < ranges[*i].1).map(|i| Reverse((parts[i].key(pos[i]), i))).collect();
@@ -931,6 +962,7 @@ fn chunk_cells(rows: &RowData, range: std::ops::Range<usize>) -> Cells {
     };
     let same = |a: usize, b: usize| tuple[a] == tuple[b] && y[a].to_bits() == y[b].to_bits() && w[a].to_bits() == w[b].to_bits() && ct(a).same(&ct(b));
     let row_key = |r: usize| (tuple[r], y[r].to_bits(), w[r].to_bits(), ct(r).rank, ct(r).log_loss.to_bits());
+    // Grown as cells come (repeated scores make few) and shrunk at the end.
     let mut out = Cells::new(slices.len());
     let mut emit = |r: usize, m: u32| {
         out.y.push(y[r]);
@@ -981,6 +1013,7 @@ fn chunk_cells(rows: &RowData, range: std::ops::Range<usize>) -> Cells {
         }
         start = end;
     }
+    out.shrink_to_fit();
     out
 }
 
