@@ -58,17 +58,28 @@ fn known_metric(metric: &str) -> bool {
     let base = metric.split('[').next().unwrap_or(metric);
     let per_class = metric.contains('[') && matches!(base, "precision" | "recall" | "f1");
     per_class
+        || is_top_k(metric)
         || RATE_METRICS.iter().chain(&OTHER_THRESHOLD_METRICS).chain(&BINARY_METRICS).chain(&MULTICLASS_METRICS).chain(&REGRESSION_METRICS).any(|m| *m == metric)
 }
 
-/// Does a run of `task` produce `metric`? (Checked when a run is validated: a gate on a metric
-/// the run does not have would otherwise be skipped, and the run pass unjudged.)
-pub fn metric_of_task(metric: &str, task: strata_app::model::Task) -> bool {
+/// `top_3_accuracy` and the like (a multiclass model with per-class scores has them).
+fn is_top_k(metric: &str) -> bool {
+    metric.strip_prefix("top_").and_then(|r| r.strip_suffix("_accuracy")).is_some_and(|k| k.parse::<u32>().is_ok_and(|k| k >= 2))
+}
+
+/// Does a run of `task` produce `metric` for a model with `scored_classes` per-class score
+/// columns (0 for a model that only predicts)? (Checked when a run is validated: a gate on a
+/// metric the run does not have would otherwise be skipped, and the run pass unjudged.)
+pub fn metric_of_task(metric: &str, task: strata_app::model::Task, scored_classes: usize) -> bool {
     use strata_app::model::Task;
     let base = metric.split('[').next().unwrap_or(metric);
     match task {
         Task::Binary => RATE_METRICS.iter().chain(&OTHER_THRESHOLD_METRICS).chain(&BINARY_METRICS).any(|m| *m == metric),
-        Task::Multiclass => MULTICLASS_METRICS.contains(&metric) || (metric.contains('[') && matches!(base, "precision" | "recall" | "f1")),
+        Task::Multiclass => {
+            MULTICLASS_METRICS.contains(&metric)
+                || (metric.contains('[') && matches!(base, "precision" | "recall" | "f1"))
+                || crate::eval::sliced::multiclass_metric_names(scored_classes).iter().any(|m| m == metric)
+        }
         Task::Regression => REGRESSION_METRICS.contains(&metric),
     }
 }
@@ -197,7 +208,7 @@ pub fn describe(g: &Gate, set: &GateSet) -> String {
 }
 
 fn is_threshold_free(metric: &str) -> bool {
-    BINARY_METRICS.contains(&metric) || MULTICLASS_METRICS.contains(&metric) || REGRESSION_METRICS.contains(&metric) || metric.contains('[')
+    BINARY_METRICS.contains(&metric) || MULTICLASS_METRICS.contains(&metric) || REGRESSION_METRICS.contains(&metric) || metric.contains('[') || is_top_k(metric)
 }
 
 /// Judges every gate. `baseline` is the baseline run's result for the same request, if any.
@@ -466,8 +477,11 @@ mod tests {
         assert!(check(&set(vec![Gate { min: Some(0.1), ..gate("auc_roc", "age:q4") }])).is_ok());
         let many: Vec<Gate> = (0..11).map(|i| Gate { min: Some(0.1), ..gate("auc_roc", &format!("age:[{}]", 20 + i)) }).collect();
         assert!(check(&set(many)).unwrap_err().contains("at most 10 different slicings"));
-        assert!(metric_of_task("auc_roc", strata_app::model::Task::Binary) && !metric_of_task("auc_roc", strata_app::model::Task::Regression));
-        assert!(metric_of_task("recall[>50K]", strata_app::model::Task::Multiclass) && !metric_of_task("precision", strata_app::model::Task::Multiclass));
+        assert!(metric_of_task("auc_roc", strata_app::model::Task::Binary, 0) && !metric_of_task("auc_roc", strata_app::model::Task::Regression, 0));
+        assert!(metric_of_task("recall[>50K]", strata_app::model::Task::Multiclass, 0) && !metric_of_task("precision", strata_app::model::Task::Multiclass, 0));
+        // Top-k accuracy and log loss only for a model with per-class scores, k below the classes.
+        assert!(metric_of_task("top_2_accuracy", strata_app::model::Task::Multiclass, 4) && metric_of_task("log_loss", strata_app::model::Task::Multiclass, 4));
+        assert!(!metric_of_task("top_2_accuracy", strata_app::model::Task::Multiclass, 0) && !metric_of_task("top_5_accuracy", strata_app::model::Task::Multiclass, 4));
     }
 
     #[test]

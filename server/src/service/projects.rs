@@ -7,7 +7,7 @@ use strata_app::model::{GateSet, GateSetVersion, ProjectView, Role, RunDetail, R
 use super::{AppState, MAX_SLICES, ServiceError, normalize_label, request_error};
 use crate::charts;
 use crate::eval::gates;
-use crate::eval::sliced::{BINARY_METRICS, MULTICLASS_METRICS, MetricsRequest, OTHER_THRESHOLD_METRICS, RATE_METRICS, REGRESSION_METRICS, compute_prepared, prepare};
+use crate::eval::sliced::{BINARY_METRICS, MetricsRequest, OTHER_THRESHOLD_METRICS, RATE_METRICS, REGRESSION_METRICS, compute_prepared, multiclass_metric_names, prepare};
 
 /// The column a period of a run's rows is put in for `by=week` / `by=day` (not a user column:
 /// the engine slices by it like any other).
@@ -103,8 +103,8 @@ impl AppState {
         }
         let (specs, thresholds) = gates::requirements(&set);
         let task = detail.summary.task;
-        if let Some((i, g)) = set.gates.iter().enumerate().find(|(_, g)| !gates::metric_of_task(&g.metric, task)) {
-            return Err(bad(format!("gate {} ({}): a {} run has no metric '{}'", i + 1, g.metric, task.as_str(), g.metric)));
+        if let Some((i, g)) = set.gates.iter().enumerate().find(|(_, g)| !gates::metric_of_task(&g.metric, task, detail.class_scores(&model).len())) {
+            return Err(bad(format!("gate {} ({}): model '{model}' of this {} run has no metric '{}'", i + 1, g.metric, task.as_str(), g.metric)));
         }
         let candidate = self.compute_metrics(id, request(&detail, &model, specs.clone(), thresholds.clone(), set.ci), task).await?;
         let mut notes = vec![];
@@ -180,7 +180,8 @@ impl AppState {
         };
         let metric_names: Vec<String> = match task {
             Task::Binary => BINARY_METRICS.iter().chain(&RATE_METRICS).chain(&OTHER_THRESHOLD_METRICS).map(|s| s.to_string()).collect(),
-            Task::Multiclass => MULTICLASS_METRICS.iter().map(|s| s.to_string()).collect(),
+            // Top-k accuracy and log loss too: runs whose model has per-class scores report them.
+            Task::Multiclass => multiclass_metric_names(usize::MAX),
             Task::Regression => REGRESSION_METRICS.iter().map(|s| s.to_string()).collect(),
         };
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| bad(format!("malformed query string: {e}")))?;

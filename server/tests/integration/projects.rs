@@ -210,7 +210,7 @@ async fn a_run_worse_for_one_race_fails_its_gate_on_exactly_that_slice(app: Test
     assert_eq!(s, StatusCode::OK);
     let (s, e) = send_json(&app, "POST", &format!("/api/v1/projects/other/runs/{v2}/validate"), &Value::Null).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
-    assert!(e["error"].as_str().unwrap().contains("a binary run has no metric 'mae'"), "{e}");
+    assert!(e["error"].as_str().unwrap().contains("binary run has no metric 'mae'"), "{e}");
     // Two saves at once get two versions.
     let body = gates();
     let (a, b) = tokio::join!(
@@ -278,3 +278,28 @@ async fn the_project_shows_a_metric_over_runs_and_over_weeks(app: TestApp) {
     assert_eq!(list[0]["runs"], 2);
 }
 on_both_databases!(the_project_shows_a_metric_over_runs_and_over_weeks);
+
+/// A gate on top-k accuracy judges a multiclass model given as per-class probabilities, slice by
+/// slice; a model that only predicts a class has no top-k accuracy to gate.
+async fn gates_on_top_k_accuracy(app: TestApp) {
+    let csv = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/multiclass.csv")).unwrap();
+    let (s, body) = app.upload("multiclass.csv", &csv, &json!({"name": "animals", "project": "zoo"}), &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    let set = json!({"model": "prob_mlp", "gates": [{"metric": "top_2_accuracy", "slice": "group", "min": 0.8}]});
+    let (s, g) = send_json(&app, "PUT", "/api/v1/projects/zoo/gates", &set).await;
+    assert_eq!(s, StatusCode::OK, "{g}");
+    let (s, v) = send_json(&app, "POST", &format!("/api/v1/projects/zoo/runs/{id}/validate"), &Value::Null).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // scikit-learn's top-2 accuracy per group: north 0.945, south 0.805, west 0.790.
+    let failures: Vec<&str> = v["failures"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(failures[0].starts_with("top_2_accuracy on group=west: 0.790"), "{failures:?}");
+    let plain = json!({"model": "prediction_model", "gates": [{"metric": "top_2_accuracy", "min": 0.8}]});
+    let (s, _) = send_json(&app, "PUT", "/api/v1/projects/zoo/gates", &plain).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, e) = send_json(&app, "POST", &format!("/api/v1/projects/zoo/runs/{id}/validate"), &Value::Null).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("model 'prediction_model' of this multiclass run has no metric 'top_2_accuracy'"), "{e}");
+}
+on_both_databases!(gates_on_top_k_accuracy);
