@@ -41,6 +41,7 @@ export class SlicesPage {
   thresholds() { return this.page.getByRole("textbox", { name: "Thresholds" }); }
   apply() { return this.page.getByRole("button", { name: "Apply" }); }
   metric() { return this.page.getByRole("combobox", { name: "Metric" }); }
+  model() { return this.page.getByRole("combobox", { name: "Model" }); }
   slider() { return this.page.getByRole("slider", { name: "Threshold" }); }
   table() { return this.page.locator("table.slices"); }
   chart() { return this.page.locator('.plot[data-rendered="true"]'); }

@@ -2,7 +2,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { BASE, launch, waitForHydration } from "../pages/browser.mjs";
-import { RunsPage, SlicesPage } from "../pages/runs_page.mjs";
+import { RunsPage, RunPage, SlicesPage, UploadPage } from "../pages/runs_page.mjs";
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -55,5 +55,39 @@ test("slice by race, change metric and threshold, reopen the link", async () => 
   assert.equal(cells.length, 4);
   assert.equal(cells.map(Number).reduce((a, b) => a + b, 0), Number((await black.locator(":scope > td.num").first().innerText()).trim()), "the four counts add up to the slice's count");
   await page.screenshot({ path: "end2end/test-results/slices.png", fullPage: true });
+  assert.deepEqual(errors, []);
+});
+
+test("a multiclass model given as per-class probabilities: uploaded, offered as one model, top-k by slice", async () => {
+  const page = await (await browser.newContext({ viewport: { width: 1280, height: 1000 } })).newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  const upload = new UploadPage(page);
+  await upload.open();
+  await upload.choose(new URL("../../server/tests/golden/multiclass.csv", import.meta.url).pathname);
+  await upload.preview().waitFor();
+  assert.equal(await upload.role("prob_mlp_owl").inputValue(), "score");
+  await upload.name().fill("animals via page");
+  await upload.submit().click();
+  await page.waitForURL(/\/runs\/[0-9a-f]+$/, { timeout: 60000 });
+  const run = new RunPage(page);
+  await run.heading().filter({ hasText: "animals via page" }).waitFor();
+  assert.match(await run.headlineTable().innerText(), /prob_mlp\s+0\.6833/, "the argmax model's accuracy (scikit-learn: 0.6833)");
+  await page.getByRole("link", { name: "Metrics by slice →" }).click();
+  await waitForHydration(page);
+  const slices = new SlicesPage(page);
+  await slices.sliceBy().fill("group");
+  await slices.apply().click();
+  await page.waitForURL(/slice=group/);
+  await slices.model().selectOption("prob_mlp");
+  await page.waitForURL(/model=prob_mlp/);
+  await slices.metric().selectOption("top_2_accuracy");
+  await page.waitForURL(/metric=top_2_accuracy/);
+  await slices.chart().waitFor();
+  // scikit-learn's top_k_accuracy_score (k = 2) per group (server/tests/golden/multiclass.json).
+  for (const [group, value] of [["north", "0.9445"], ["south", "0.8053"], ["west", "0.7904"]]) {
+    assert.match(await slices.row(`group=${group}`).innerText(), new RegExp(value));
+  }
+  await page.screenshot({ path: "end2end/test-results/top_k.png", fullPage: true });
   assert.deepEqual(errors, []);
 });

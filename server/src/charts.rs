@@ -13,6 +13,22 @@ use crate::eval::Distribution;
 /// Overlaid histograms of one model's scores per label class (or predictions next to labels).
 pub fn distribution_figure(d: &Distribution, task: Task, model: &str) -> String {
     let mut plot = Plot::new();
+    if !d.classes.is_empty() {
+        // Multiclass: predicted and true class counts side by side.
+        for (name, counts) in &d.series {
+            plot.add_trace(Bar::new(d.classes.clone(), counts.clone()).name(name.as_str()));
+        }
+        plot.set_layout(
+            Layout::new()
+                .bar_mode(BarMode::Group)
+                .x_axis(Axis::new().title(Title::with_text(format!("class ({model}: predicted; label: true)"))).type_(plotly::layout::AxisType::Category))
+                .y_axis(Axis::new().title(Title::with_text("examples (weighted)")))
+                .legend(Legend::new())
+                .height(360)
+                .margin(plotly::layout::Margin::new().top(20).bottom(50).left(60).right(20)),
+        );
+        return plot.to_json();
+    }
     let centres: Vec<f64> = d.edges.iter().map(|e| e + d.width / 2.0).collect();
     for (name, counts) in &d.series {
         let trace = Bar::new(centres.clone(), counts.clone()).name(name.as_str()).opacity(0.6).width(d.width);

@@ -237,7 +237,12 @@ fn ColumnsTable(columns: Vec<ColumnInfo>, filter: RwSignal<String>) -> impl Into
                     view! {
                     <tr>
                         <td class="mono">{c.name.clone()}</td>
-                        <td>{c.role.as_str()}</td>
+                        <td>
+                            {match &c.class_score {
+                                Some(cs) => format!("score of {}: class {}", cs.model, cs.class),
+                                None => c.role.as_str().to_string(),
+                            }}
+                        </td>
                         <td>{format!("{:?}", c.kind).to_lowercase()}</td>
                         <td class="num">{c.missing.to_string()}</td>
                         <td class="num">{c.distinct.to_string()}</td>

@@ -205,8 +205,11 @@ fn SliceViewPanel(v: SliceView, id: String, search: Memo<String>, sort: Memo<Str
             })}
         </div>
         <p class="muted">
-            {format!("{} · thresholds {thresholds_text} · {}% intervals ({} bootstrap replicates, seed {}) · baseline {} · ",
-                v.result.model, (v.result.ci * 100.0).round(), v.result.bootstrap, v.result.seed, v.result.baseline)}
+            {format!("{}{} · {}% intervals ({} bootstrap replicates, seed {}) · baseline {} · ",
+                v.result.model,
+                // Thresholds only mean something for a binary model's scores.
+                if thresholds_text.is_empty() { String::new() } else { format!(" · thresholds {thresholds_text}") },
+                (v.result.ci * 100.0).round(), v.result.bootstrap, v.result.seed, v.result.baseline)}
             <strong data-testid="flagged">{format!("{flagged} slices differ significantly (BH-adjusted q ≤ 0.05)")}</strong>
         </p>
         {over_time}

@@ -226,10 +226,33 @@ pub struct Distribution {
     pub width: f64,
     /// (series name, weight per bin).
     pub series: Vec<(String, Vec<f64>)>,
+    /// Multiclass: the class of each bin (bins are then classes, not ranges).
+    pub classes: Vec<String>,
 }
 
 pub fn score_distribution(df: &DataFrame, label: &str, task: Task, model: &str, weight: Option<&str>, bins: usize) -> Result<Distribution, EvalError> {
     let w = weights(df, weight)?;
+    if task == Task::Multiclass {
+        // Classes, not numbers: how often each class is the label and the prediction.
+        let text = |name: &str| -> Result<Vec<Option<String>>, EvalError> {
+            let c = df.column(name).map_err(|_| EvalError::NoColumn(name.to_string()))?.cast(&DataType::String)?;
+            Ok(c.str()?.iter().map(|v| v.map(str::to_string)).collect())
+        };
+        let (y, p) = (text(label)?, text(model)?);
+        let classes = crate::ingest::sorted_classes(y.iter().chain(&p).flatten().cloned());
+        let index: std::collections::HashMap<&str, usize> = classes.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+        let count = |v: &[Option<String>]| {
+            let mut out = vec![0.0; classes.len()];
+            for (c, wi) in v.iter().zip(&w) {
+                if let Some(i) = c.as_deref().and_then(|c| index.get(c)) {
+                    out[*i] += wi;
+                }
+            }
+            out
+        };
+        let series = vec![(format!("{model} (predicted)"), count(&p)), (format!("{label} (true)"), count(&y))];
+        return Ok(Distribution { edges: (0..classes.len()).map(|i| i as f64 - 0.5).collect(), width: 1.0, series, classes });
+    }
     let p = f64_values(df, model)?;
     match task {
         Task::Binary => {
@@ -240,7 +263,7 @@ pub fn score_distribution(df: &DataFrame, label: &str, task: Task, model: &str, 
                 series.push((format!("label = {class:.0}"), histogram(&v, &ww, 0.0, 1.0, bins)));
             }
             let width = 1.0 / bins as f64;
-            Ok(Distribution { edges: (0..bins).map(|i| i as f64 * width).collect(), width, series })
+            Ok(Distribution { edges: (0..bins).map(|i| i as f64 * width).collect(), width, series, classes: vec![] })
         }
         _ => {
             // Regression (and class codes): predictions and labels on common bins.
@@ -257,6 +280,7 @@ pub fn score_distribution(df: &DataFrame, label: &str, task: Task, model: &str, 
                 edges: (0..bins).map(|i| lo + i as f64 * width).collect(),
                 width,
                 series: vec![(format!("{model} (prediction)"), histogram(&p, &w, lo, hi, bins)), (format!("{label} (label)"), histogram(&y, &w, lo, hi, bins))],
+                classes: vec![],
             })
         }
     }
