@@ -917,30 +917,61 @@ fn merge_all(mut parts: Vec<Cells>, threads: usize, specs: usize) -> Cells {
     out
 }
 
-/// A k-way merge of `parts[i][ranges[i]]`.
+/// A k-way merge of `parts[i][ranges[i]]` through a loser tree (one comparison per level for each
+/// cell out, where a binary heap needs about three).
 fn kway_merge(parts: &[Cells], ranges: &[(usize, usize)], specs: usize) -> Cells {
-    use std::cmp::Reverse;
     let total = ranges.iter().map(|(a, b)| b - a).sum();
     let mut out = Cells::with_capacity(specs, total, parts.iter().any(|c| !c.class_terms.is_empty()));
+    let k = parts.len();
+    let leaves = k.next_power_of_two().max(2);
     let mut pos: Vec<usize> = ranges.iter().map(|r| r.0).collect();
-    let mut heap: std::collections::BinaryHeap<Reverse<(CellKey, usize)>> =
-        (0..parts.len()).filter(|i| pos[*i] < ranges[*i].1).map(|i| Reverse((parts[i].key(pos[i]), i))).collect();
+    // Each leaf's current cell key; `None` (after the last cell, and for padding leaves) sorts last.
+    let head = |i: usize, pos: &[usize]| -> Option<CellKey> { (i < k && pos[i] < ranges[i].1).then(|| parts[i].key(pos[i])) };
+    let mut keys: Vec<Option<CellKey>> = (0..leaves).map(|i| head(i, &pos)).collect();
+    let less = |a: &Option<CellKey>, b: &Option<CellKey>| match (a, b) {
+        (Some(a), Some(b)) => a < b,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    // tree[node] holds the loser of the match at `node` (nodes 1..leaves; leaf i is node leaves + i);
+    // tree[0] the overall winner. Built bottom-up from each match's winner.
+    let mut tree = vec![0usize; leaves];
+    let mut winner = vec![0usize; 2 * leaves];
+    for i in 0..leaves {
+        winner[leaves + i] = i;
+    }
+    for node in (1..leaves).rev() {
+        let (a, b) = (winner[2 * node], winner[2 * node + 1]);
+        let (w, l) = if less(&keys[b], &keys[a]) { (b, a) } else { (a, b) };
+        winner[node] = w;
+        tree[node] = l;
+    }
+    tree[0] = winner[1];
     let mut last: Option<CellKey> = None;
-    while let Some(Reverse((k, i))) = heap.pop() {
-        let c = &parts[i];
-        let j = pos[i];
-        if last == Some(k) {
+    loop {
+        let w = tree[0];
+        let Some(key) = keys[w] else { break };
+        let (c, j) = (&parts[w], pos[w]);
+        if last == Some(key) {
             if let Some(m) = out.mult.last_mut() {
                 *m += c.mult[j];
             }
         } else {
             out.push_from(c, j, c.mult[j]);
-            last = Some(k);
+            last = Some(key);
         }
-        pos[i] += 1;
-        if pos[i] < ranges[i].1 {
-            heap.push(Reverse((c.key(pos[i]), i)));
+        pos[w] += 1;
+        keys[w] = head(w, &pos);
+        // Replay the winner's path to the root.
+        let mut cur = w;
+        let mut node = (leaves + w) / 2;
+        while node > 0 {
+            if less(&keys[tree[node]], &keys[cur]) {
+                std::mem::swap(&mut tree[node], &mut cur);
+            }
+            node /= 2;
         }
+        tree[0] = cur;
     }
     out
 }
@@ -1947,6 +1978,16 @@ mod tests {
         // Canonical order: scores descending, then slices, label, weight ascending, no two equal.
         for i in 1..one.len() {
             assert!(one.key(i - 1) < one.key(i), "cells {} and {i}", i - 1);
+        }
+        // Multiclass rows also tell cells apart by their class terms.
+        let terms: Vec<ClassTerms> = (0..n).map(|_| ClassTerms { log_loss: (r.next() % 3) as f64 / 4.0, rank: (r.next() % 2) as u16 }).collect();
+        let rows = RowData { class_terms: &terms, ..rows };
+        let one = build_cells(&rows, n);
+        assert_eq!(one.class_terms.len(), one.len());
+        for chunk in [3, 333] {
+            let c = build_cells(&rows, chunk);
+            assert_eq!((&c.mult, &c.tuple, &c.p), (&one.mult, &one.tuple, &one.p), "chunk {chunk}");
+            assert!(c.class_terms.iter().zip(&one.class_terms).all(|(a, b)| a.same(b)));
         }
     }
 
