@@ -679,16 +679,16 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
         space *= r;
     }
     // Cells: rows in chunks (in parallel), each chunk's cells sorted, then the chunks' cells merged.
-    let (parts, threads) = {
+    let blocks = {
         let rows = RowData { y: &y, p: &p, w: &w, tuple: &tuple, class_terms: &row_class_terms, slices: assignments.iter().map(|a| a.slice_of_row.as_slice()).collect() };
-        chunk_all(&rows, PREPARE_CHUNK_ROWS)
+        partition_rows(&rows, PREPARE_BLOCK_ROWS)
     };
-    // The per-row arrays are done with: free them before the merge makes its copy of the cells.
+    // The per-row arrays are done with (the blocks hold copies): free them.
     drop((y, p, w, tuple, row_class_terms));
     for a in assignments.iter_mut() {
         a.slice_of_row = Vec::new();
     }
-    let Cells { y: cy, p: cp, w: cw, mult, slices: slice_of_cell, class_terms: cell_class_terms, .. } = merge_all(parts, threads, assignments.len());
+    let Cells { y: cy, p: cp, w: cw, mult, slices: slice_of_cell, class_terms: cell_class_terms, .. } = cells_of_blocks(blocks, assignments.len());
     let counts = slice_of_cell
         .iter()
         .zip(&assignments)
@@ -729,9 +729,9 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
     })
 }
 
-/// Rows per chunk of `prepare`: a chunk's arrays stay in the caches while its rows are sorted and
-/// compressed; chunks run in parallel and their cells are merged.
-const PREPARE_CHUNK_ROWS: usize = 1 << 19;
+/// Rows per block of `prepare` (see [`partition_rows`]): a block's arrays stay in the caches while
+/// its rows are sorted and compressed; blocks run in parallel.
+const PREPARE_BLOCK_ROWS: usize = 1 << 18;
 
 /// The per-row inputs of the cells.
 struct RowData<'a> {
@@ -793,74 +793,133 @@ impl Cells {
         self.y.len()
     }
 
-    fn class_terms_at(&self, i: usize) -> ClassTerms {
-        self.class_terms.get(i).copied().unwrap_or_default()
-    }
-
-    /// Appends cell `i` of `from` with multiplicity `m`.
-    fn push_from(&mut self, from: &Cells, i: usize, m: u32) {
-        self.y.push(from.y[i]);
-        self.p.push(from.p[i]);
-        self.w.push(from.w[i]);
-        self.mult.push(m);
-        self.tuple.push(from.tuple[i]);
-        for (to, sc) in self.slices.iter_mut().zip(&from.slices) {
-            to.0.push(sc.0[i]);
-        }
-        if !from.class_terms.is_empty() {
-            self.class_terms.push(from.class_terms[i]);
-        }
-    }
 }
 
-/// The cells of all rows: chunks of `chunk` rows are compressed in parallel, then merged
-/// (the result does not depend on `chunk` or on the threads).
+/// The cells of all rows (the result does not depend on `block` or on the threads).
 #[cfg(test)]
-fn build_cells(rows: &RowData, chunk: usize) -> Cells {
-    let (parts, threads) = chunk_all(rows, chunk);
-    merge_all(parts, threads, rows.slices.len())
+fn build_cells(rows: &RowData, block: usize) -> Cells {
+    cells_of_blocks(partition_rows(rows, block), rows.slices.len())
 }
 
-/// Each chunk's cells, in chunk order, and the threads that made them.
-fn chunk_all(rows: &RowData, chunk: usize) -> (Vec<Cells>, usize) {
+/// Rows of one score range, copied out of the run's arrays so that sorting and compressing them
+/// touches only memory of their own (at 10M rows the run's arrays are far larger than the caches,
+/// and visiting their rows in score order would miss the cache on every row).
+struct RowBlock {
+    y: Vec<f64>,
+    p: Vec<f64>,
+    w: Vec<f64>,
+    tuple: Vec<u64>,
+    class_terms: Vec<ClassTerms>,
+    slices: Vec<Vec<Option<u32>>>,
+}
+
+impl RowBlock {
+    fn with_capacity(n: usize, specs: usize, class_terms: bool) -> Self {
+        RowBlock {
+            y: Vec::with_capacity(n),
+            p: Vec::with_capacity(n),
+            w: Vec::with_capacity(n),
+            tuple: Vec::with_capacity(n),
+            class_terms: Vec::with_capacity(if class_terms { n } else { 0 }),
+            slices: vec![Vec::with_capacity(n); specs],
+        }
+    }
+
+    fn rows(&self) -> RowData<'_> {
+        RowData { y: &self.y, p: &self.p, w: &self.w, tuple: &self.tuple, class_terms: &self.class_terms, slices: self.slices.iter().map(Vec::as_slice).collect() }
+    }
+}
+
+/// Splits the rows into blocks of consecutive score ranges, highest scores first, of about
+/// `target` rows each (by the top 20 bits of the sort key: one pass to count, one to copy; equal
+/// scores always share a block, and a block holds more than `target` rows only when one score
+/// range does).
+fn partition_rows(rows: &RowData, target: usize) -> Vec<RowBlock> {
+    const BITS: u32 = 20;
     let n = rows.y.len();
-    let ranges: Vec<std::ops::Range<usize>> = (0..n.div_ceil(chunk).max(1)).map(|c| c * chunk..((c + 1) * chunk).min(n)).collect();
-    let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).clamp(1, 8).min(ranges.len());
+    let prefix = |i: usize| (descending_key(rows.p[i]) >> (64 - BITS)) as usize;
+    let mut hist = vec![0u32; 1 << BITS];
+    for i in 0..n {
+        hist[prefix(i)] += 1;
+    }
+    let mut block_of = vec![0u32; 1 << BITS];
+    let mut sizes = vec![0usize];
+    for (pfx, &c) in hist.iter().enumerate() {
+        let last = sizes.len() - 1;
+        if sizes[last] > 0 && sizes[last] + c as usize > target {
+            sizes.push(0);
+        }
+        let last = sizes.len() - 1;
+        block_of[pfx] = last as u32;
+        sizes[last] += c as usize;
+    }
+    let specs = rows.slices.len();
+    let mut blocks: Vec<RowBlock> = sizes.iter().map(|&s| RowBlock::with_capacity(s, specs, !rows.class_terms.is_empty())).collect();
+    let block: Vec<u32> = (0..n).map(|i| block_of[prefix(i)]).collect();
+    // One array at a time, so each pass writes to one stream per block (a pass writing every array
+    // at once would keep more streams open than the write buffers hold).
+    fn scatter<T: Copy>(block: &[u32], from: &[T], blocks: &mut [RowBlock], to: impl Fn(&mut RowBlock) -> &mut Vec<T>) {
+        for (b, v) in block.iter().zip(from) {
+            to(&mut blocks[*b as usize]).push(*v);
+        }
+    }
+    scatter(&block, rows.y, &mut blocks, |b| &mut b.y);
+    scatter(&block, rows.p, &mut blocks, |b| &mut b.p);
+    scatter(&block, rows.w, &mut blocks, |b| &mut b.w);
+    scatter(&block, rows.tuple, &mut blocks, |b| &mut b.tuple);
+    scatter(&block, rows.class_terms, &mut blocks, |b| &mut b.class_terms);
+    for (a, from) in rows.slices.iter().enumerate() {
+        scatter(&block, from, &mut blocks, |b| &mut b.slices[a]);
+    }
+    blocks
+}
+
+/// The cells of all blocks: each block compressed on its own (in parallel), the results simply
+/// concatenated, since blocks are disjoint score ranges in score order.
+fn cells_of_blocks(blocks: Vec<RowBlock>, specs: usize) -> Cells {
+    let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).clamp(1, 8).min(blocks.len().max(1));
+    // Threads take the next block as they finish one (blocks differ in size); each block is freed
+    // as soon as its cells are made.
+    let queue: Vec<std::sync::Mutex<Option<RowBlock>>> = blocks.into_iter().map(|b| std::sync::Mutex::new(Some(b))).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
     let mut parts: Vec<(usize, Cells)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let ranges = &ranges;
-                scope.spawn(move || ranges.iter().enumerate().skip(t).step_by(threads).map(|(c, r)| (c, chunk_cells(rows, r.clone()))).collect::<Vec<_>>())
+            .map(|_| {
+                let (queue, next) = (&queue, &next);
+                scope.spawn(move || {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(slot) = queue.get(i) else { break };
+                        let Some(b) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() else { continue };
+                        mine.push((i, chunk_cells(&b.rows(), 0..b.y.len())));
+                    }
+                    mine
+                })
             })
             .collect();
         handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
     });
-    parts.sort_by_key(|(c, _)| *c);
-    (parts.into_iter().map(|(_, c)| c).collect(), threads)
-}
-
-/// A cell's place in the canonical order as integers: (score descending, slices, label, weight,
-/// class-term rank, log loss), floats mapped so that integer order is `total_cmp` order.
-type CellKey = (u64, u64, u64, u64, u16, u64);
-
-fn ascending_bits(x: f64) -> u64 {
-    !descending_key(x)
+    parts.sort_by_key(|(i, _)| *i);
+    if parts.len() == 1 {
+        return parts.pop().map(|(_, c)| c).unwrap_or_else(|| Cells::new(specs));
+    }
+    let total = parts.iter().map(|(_, c)| c.len()).sum();
+    let mut out = Cells::with_capacity(specs, total, parts.iter().any(|(_, c)| !c.class_terms.is_empty()));
+    for (_, c) in parts {
+        out.append(c);
+    }
+    out
 }
 
 impl Cells {
-    fn key(&self, i: usize) -> CellKey {
-        let ct = self.class_terms_at(i);
-        (descending_key(self.p[i]), self.tuple[i], ascending_bits(self.y[i]), ascending_bits(self.w[i]), ct.rank, ascending_bits(ct.log_loss))
-    }
-
-    /// The first cell whose key is not below `k` (cells are in canonical order).
-    fn lower_bound(&self, k: &CellKey) -> usize {
-        let (mut lo, mut hi) = (0, self.len());
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if self.key(mid) < *k { lo = mid + 1 } else { hi = mid }
-        }
-        lo
+    /// A cell's place in the canonical order as integers: (score descending, slices, label,
+    /// weight, class-term rank, log loss), floats mapped so that integer order is `total_cmp`'s.
+    #[cfg(test)]
+    fn key(&self, i: usize) -> (u64, u64, u64, u64, u16, u64) {
+        let ascending = |x: f64| !descending_key(x);
+        let ct = self.class_terms.get(i).copied().unwrap_or_default();
+        (descending_key(self.p[i]), self.tuple[i], ascending(self.y[i]), ascending(self.w[i]), ct.rank, ascending(ct.log_loss))
     }
 
     fn append(&mut self, o: Cells) {
@@ -875,105 +934,6 @@ impl Cells {
         }
         self.class_terms.extend(class_terms);
     }
-}
-
-/// Sorted chunks' cells merged in one pass (a k-way merge); equal cells add their counts. The
-/// key space is cut at quantiles of the largest chunk so `threads` merges run side by side and
-/// their results simply concatenate.
-fn merge_all(mut parts: Vec<Cells>, threads: usize, specs: usize) -> Cells {
-    if parts.len() <= 1 {
-        return parts.pop().unwrap_or_else(|| Cells::new(specs));
-    }
-    let largest = (0..parts.len()).max_by_key(|i| parts[*i].len()).unwrap_or(0);
-    let splitters: Vec<CellKey> = (1..threads).map(|t| parts[largest].key(parts[largest].len() * t / threads)).collect();
-    // Per part, the cut positions: [0, splitters..., len] (non-decreasing: splitters ascend).
-    let cuts: Vec<Vec<usize>> = parts
-        .iter()
-        .map(|c| std::iter::once(0).chain(splitters.iter().map(|k| c.lower_bound(k))).chain(std::iter::once(c.len())).collect())
-        .collect();
-    let outputs: Vec<Cells> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let (parts, cuts) = (&parts, &cuts);
-                scope.spawn(move || {
-                    let ranges: Vec<(usize, usize)> = cuts.iter().map(|c| (c[t], c[t + 1])).collect();
-                    kway_merge(parts, &ranges, specs)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Cells::new(specs))).collect()
-    });
-    drop(parts);
-    if outputs.len() == 1 {
-        let mut out = outputs.into_iter().next().unwrap_or_else(|| Cells::new(specs));
-        out.shrink_to_fit();
-        return out;
-    }
-    let total = outputs.iter().map(Cells::len).sum();
-    let mut out = Cells::with_capacity(specs, total, outputs.iter().any(|c| !c.class_terms.is_empty()));
-    for o in outputs {
-        out.append(o);
-    }
-    out
-}
-
-/// A k-way merge of `parts[i][ranges[i]]` through a loser tree (one comparison per level for each
-/// cell out, where a binary heap needs about three).
-fn kway_merge(parts: &[Cells], ranges: &[(usize, usize)], specs: usize) -> Cells {
-    let total = ranges.iter().map(|(a, b)| b - a).sum();
-    let mut out = Cells::with_capacity(specs, total, parts.iter().any(|c| !c.class_terms.is_empty()));
-    let k = parts.len();
-    let leaves = k.next_power_of_two().max(2);
-    let mut pos: Vec<usize> = ranges.iter().map(|r| r.0).collect();
-    // Each leaf's current cell key; `None` (after the last cell, and for padding leaves) sorts last.
-    let head = |i: usize, pos: &[usize]| -> Option<CellKey> { (i < k && pos[i] < ranges[i].1).then(|| parts[i].key(pos[i])) };
-    let mut keys: Vec<Option<CellKey>> = (0..leaves).map(|i| head(i, &pos)).collect();
-    let less = |a: &Option<CellKey>, b: &Option<CellKey>| match (a, b) {
-        (Some(a), Some(b)) => a < b,
-        (Some(_), None) => true,
-        _ => false,
-    };
-    // tree[node] holds the loser of the match at `node` (nodes 1..leaves; leaf i is node leaves + i);
-    // tree[0] the overall winner. Built bottom-up from each match's winner.
-    let mut tree = vec![0usize; leaves];
-    let mut winner = vec![0usize; 2 * leaves];
-    for i in 0..leaves {
-        winner[leaves + i] = i;
-    }
-    for node in (1..leaves).rev() {
-        let (a, b) = (winner[2 * node], winner[2 * node + 1]);
-        let (w, l) = if less(&keys[b], &keys[a]) { (b, a) } else { (a, b) };
-        winner[node] = w;
-        tree[node] = l;
-    }
-    tree[0] = winner[1];
-    let mut last: Option<CellKey> = None;
-    loop {
-        let w = tree[0];
-        let Some(key) = keys[w] else { break };
-        let (c, j) = (&parts[w], pos[w]);
-        if last == Some(key) {
-            if let Some(m) = out.mult.last_mut() {
-                *m += c.mult[j];
-            }
-        } else {
-            out.push_from(c, j, c.mult[j]);
-            last = Some(key);
-        }
-        pos[w] += 1;
-        keys[w] = head(w, &pos);
-        // Replay the winner's path to the root.
-        let mut cur = w;
-        let mut node = (leaves + w) / 2;
-        while node > 0 {
-            if less(&keys[tree[node]], &keys[cur]) {
-                std::mem::swap(&mut tree[node], &mut cur);
-            }
-            node /= 2;
-        }
-        tree[0] = cur;
-    }
-    out
 }
 
 /// The cells of rows `range`: sorted by score (a radix sort: linear in the rows); each run of
