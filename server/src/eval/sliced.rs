@@ -679,16 +679,23 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
         space *= r;
     }
     // Cells: rows in chunks (in parallel), each chunk's cells sorted, then the chunks' cells merged.
-    let blocks = {
+    let cells = {
         let rows = RowData { y: &y, p: &p, w: &w, tuple: &tuple, class_terms: &row_class_terms, slices: assignments.iter().map(|a| a.slice_of_row.as_slice()).collect() };
-        partition_rows(&rows, PREPARE_BLOCK_ROWS)
+        if n <= PREPARE_BLOCK_ROWS {
+            // One block: no need to copy the rows out.
+            chunk_cells(&rows, 0..n)
+        } else {
+            let blocks = partition_rows(&rows, PREPARE_BLOCK_ROWS);
+            // The per-row arrays are done with (the blocks hold copies): free them.
+            drop(rows);
+            drop((y, p, w, tuple, row_class_terms));
+            for a in assignments.iter_mut() {
+                a.slice_of_row = Vec::new();
+            }
+            cells_of_blocks(blocks, assignments.len())
+        }
     };
-    // The per-row arrays are done with (the blocks hold copies): free them.
-    drop((y, p, w, tuple, row_class_terms));
-    for a in assignments.iter_mut() {
-        a.slice_of_row = Vec::new();
-    }
-    let Cells { y: cy, p: cp, w: cw, mult, slices: slice_of_cell, class_terms: cell_class_terms, .. } = cells_of_blocks(blocks, assignments.len());
+    let Cells { y: cy, p: cp, w: cw, mult, slices: slice_of_cell, class_terms: cell_class_terms, .. } = cells;
     let counts = slice_of_cell
         .iter()
         .zip(&assignments)
@@ -1928,6 +1935,9 @@ mod tests {
         let rows = RowData { y: &y, p: &p, w: &w, tuple: &tuple, class_terms: &[], slices: vec![&a, &b] };
         let one = build_cells(&rows, n);
         assert!(one.len() < n && one.mult.iter().map(|m| *m as usize).sum::<usize>() == n);
+        // `prepare`'s path for small runs: the rows compressed in place, as one block.
+        let direct = chunk_cells(&rows, 0..n);
+        assert_eq!((&direct.p, &direct.mult, &direct.tuple), (&one.p, &one.mult, &one.tuple));
         for chunk in [1, 7, 100, 1024] {
             let c = build_cells(&rows, chunk);
             assert_eq!((&c.y, &c.p, &c.w, &c.mult, &c.tuple), (&one.y, &one.p, &one.w, &one.mult, &one.tuple), "chunk {chunk}");
