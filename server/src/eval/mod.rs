@@ -156,8 +156,18 @@ fn fmt_num(x: f64) -> String {
 }
 
 /// Headline metrics per model: binary — accuracy at 0.5, AUC-ROC, log loss, Brier score;
-/// regression — MAE, RMSE, R²; multiclass — accuracy.
-pub fn headline(df: &DataFrame, label: &str, task: Task, models: &[String], weight: Option<&str>) -> Result<Vec<ModelHeadline>, EvalError> {
+/// regression — MAE, RMSE, R²; multiclass — accuracy, plus top-2 accuracy and log loss when a
+/// model has per-class scores (`class_scores(model)`, as (class, column) pairs).
+pub fn headline(
+    df: &DataFrame,
+    label: &str,
+    task: Task,
+    models: &[String],
+    weight: Option<&str>,
+    class_scores: impl Fn(&str) -> Vec<(String, String)>,
+) -> Result<Vec<ModelHeadline>, EvalError> {
+    // Every model gets the same columns: the per-class ones when any model has per-class scores.
+    let scored = task == Task::Multiclass && models.iter().any(|m| !class_scores(m).is_empty());
     let w = weights(df, weight)?;
     // The label as numbers, read once for all models (multiclass compares text instead).
     let y = if task == Task::Multiclass { vec![] } else { f64_values(df, label)? };
@@ -191,7 +201,32 @@ pub fn headline(df: &DataFrame, label: &str, task: Task, models: &[String], weig
                         hit += wi;
                     }
                 }
-                vec![mv("accuracy", (total > 0.0).then(|| hit / total))]
+                let mut metrics = vec![mv("accuracy", (total > 0.0).then(|| hit / total))];
+                if scored {
+                    // From the slice engine's overall slice, so the numbers are the slices page's.
+                    let req = sliced::MetricsRequest {
+                        label: label.to_string(),
+                        model: m.clone(),
+                        class_scores: class_scores(m),
+                        weight: weight.map(str::to_string),
+                        specs: vec![],
+                        thresholds: vec![],
+                        ci: 0.95,
+                        bootstrap: 0,
+                        seed: 0,
+                        baseline: "overall".into(),
+                        min_size: 1,
+                        max_slices: 1,
+                        alpha: 0.05,
+                    };
+                    let overall = match req.class_scores.is_empty() {
+                        true => None,
+                        false => sliced::compute(df, &req, task).ok().and_then(|r| r.slices.into_iter().next()),
+                    };
+                    let value = |name: &str| overall.as_ref().and_then(|s| s.metrics.get(name)).and_then(|e| e.value);
+                    metrics.extend([mv("top_2_accuracy", value("top_2_accuracy")), mv("log_loss", value("log_loss"))]);
+                }
+                metrics
             }
         };
         out.push(ModelHeadline { model: m.clone(), metrics });

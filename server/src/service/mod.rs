@@ -204,9 +204,13 @@ impl AppState {
         let weight = detail.columns.iter().find(|c| c.role == Role::Weight).map(|c| c.name.clone());
         let (label, task, models) = (detail.label.clone(), s.task, s.models.clone());
         let cm = chart_model.clone();
+        let scores_of = {
+            let d = detail.clone();
+            move |m: &str| d.class_scores(m)
+        };
         let (label_balance, headline, chart) = tokio::task::spawn_blocking(move || -> Result<_, ServiceError> {
             let balance = eval::label_balance(&frame, &label, task)?;
-            let headline = eval::headline(&frame, &label, task, &models, weight.as_deref())?;
+            let headline = eval::headline(&frame, &label, task, &models, weight.as_deref(), scores_of)?;
             let dist = eval::score_distribution(&frame, &label, task, &cm, weight.as_deref(), 40)?;
             Ok((balance, headline, charts::distribution_figure(&dist, task, &cm)))
         })

@@ -253,6 +253,10 @@ async fn per_class_scores_through_the_api(app: TestApp) {
         let (got, want) = (overall[name]["value"].as_f64().unwrap(), golden["overall"]["mlp"][name].as_f64().unwrap());
         assert!((got - want).abs() < 1e-9, "{name}: {got} vs scikit-learn {want}");
     }
+    // The run page's headline: the same overall numbers; the predicted-class model has none.
+    let (s, html) = app.get_text(&format!("/runs/{id}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("top_2_accuracy") && html.contains("0.8743") && html.contains("0.8193"), "{}", &html[..html.len().min(3000)]);
     let (s, html) = app.get_text(&format!("/runs/{id}/slices?model=prob_mlp&slice=group&metric=top_2_accuracy")).await;
     assert_eq!(s, StatusCode::OK);
     assert!(html.contains("top_2_accuracy") && html.contains("group=north"), "{}", &html[..html.len().min(3000)]);

@@ -18,7 +18,7 @@ fn load(path: &str) -> Arc<DataFrame> {
 fn check(df: &DataFrame, task: Task, models: &[&str], prefix: &str, weight: Option<&str>, suffix: &str) {
     let g = golden();
     let models: Vec<String> = models.iter().map(|m| m.to_string()).collect();
-    let h = eval::headline(df, "label", task, &models, weight).unwrap();
+    let h = eval::headline(df, "label", task, &models, weight, |_| vec![]).unwrap();
     for mh in &h {
         let expected = &g[format!("{prefix}/{}{suffix}", mh.model)];
         assert!(expected.is_object(), "golden values for {}", mh.model);
