@@ -2066,11 +2066,8 @@ fn class_codes(df: &DataFrame, label: &str, model: &str, class_scores: &[(String
     };
     let (yl, pl) = (text(label)?, text(model)?);
     let scored = class_scores.iter().map(|(c, _)| c.clone());
-    let mut classes: Vec<String> = yl.iter().chain(&pl).flatten().cloned().chain(scored).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-    // Integer class codes sort numerically.
-    if classes.iter().all(|c| c.parse::<i64>().is_ok()) {
-        classes.sort_by_key(|c| c.parse::<i64>().unwrap_or(0));
-    }
+    // Sorted as ingest sorts them (integer class codes numerically), so per-class columns line up.
+    let classes = crate::ingest::sorted_classes(yl.iter().chain(&pl).flatten().cloned().chain(scored));
     let index: std::collections::HashMap<&str, f64> = classes.iter().enumerate().map(|(i, c)| (c.as_str(), i as f64)).collect();
     let code = |v: &Option<String>| v.as_deref().and_then(|c| index.get(c).copied()).unwrap_or(f64::NAN);
     let y = yl.iter().map(code).collect();
