@@ -4,8 +4,8 @@
 # Extra arguments go to `strata serve` (e.g. --no-demo, --addr 0.0.0.0:8080).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/strata-target}"
+source scripts/env.sh
 bash scripts/setup.sh
-cargo leptos build
+bash scripts/build.sh
 export LEPTOS_SITE_ROOT="$PWD/target/site"
 exec "$CARGO_TARGET_DIR/debug/strata" serve "$@"

@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
-# Installs, idempotently, what building and testing Strata needs: the wasm32 target, cargo-leptos,
-# the wasm-bindgen CLI matching Cargo.lock, npm packages (plotly.js, playwright-core) and, with
+# Installs, idempotently, what building and testing Strata needs: the wasm32 target, the
+# wasm-bindgen CLI matching Cargo.lock, npm packages (plotly.js, playwright-core) and, with
 # --browser, Debian's Chromium. Safe to run again; each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CARGO_LEPTOS_VERSION=0.3.10   # the newest that builds with Rust 1.95 under --locked
 want_browser=0
 [ "${1:-}" = "--browser" ] && want_browser=1
 
@@ -18,13 +17,8 @@ if ! rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unkno
   rustup target add wasm32-unknown-unknown
 fi
 
-if ! cargo leptos --version 2>/dev/null | grep -q "$CARGO_LEPTOS_VERSION"; then
-  log "installing cargo-leptos $CARGO_LEPTOS_VERSION (a few minutes, once)"
-  cargo install cargo-leptos --locked --version "$CARGO_LEPTOS_VERSION"
-fi
-
-# cargo-leptos would download wasm-bindgen from the internet; give it one from crates.io instead,
-# at exactly the version of the wasm-bindgen crate in Cargo.lock (they must match).
+# scripts/build.sh turns the WASM crate into an ES module with the wasm-bindgen CLI, which must be
+# exactly the version of the wasm-bindgen crate in Cargo.lock; it comes from crates.io.
 wbg_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
 if ! wasm-bindgen --version 2>/dev/null | grep -q " $wbg_version\$"; then
   log "installing wasm-bindgen-cli $wbg_version (a few minutes, once)"

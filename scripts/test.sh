@@ -3,12 +3,8 @@
 # starts), then the Playwright end-to-end tests in headless Chromium against a freshly built server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/strata-target}"
-# The values cargo-leptos gives its own builds. Leptos reads some of them at compile time, so
-# `cargo test` with other values would rebuild Leptos and our crates on every switch between the two.
-export LEPTOS_OUTPUT_NAME=strata LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_PKG_DIR=pkg \
-  LEPTOS_SITE_ADDR=127.0.0.1:3000 LEPTOS_RELOAD_PORT=3001 LEPTOS_LIB_DIR=frontend \
-  LEPTOS_BIN_DIR=server LEPTOS_HASH_FILES=false LEPTOS_JS_MINIFY=false
+# The build cache and the LEPTOS_* values the site build uses too, so both share one build.
+source scripts/env.sh
 log() { printf '\033[1;34m[test]\033[0m %s\n' "$*"; }
 
 bash scripts/setup.sh --browser
@@ -30,7 +26,7 @@ log "Rust tests (unit, integration: SQLite + PostgreSQL)"
 cargo test -p strata-server -p strata-app
 
 log "building the site for the end-to-end tests"
-cargo leptos build
+bash scripts/build.sh
 
 log "end-to-end tests (Playwright + Chromium)"
 data_dir=$(mktemp -d)
@@ -44,5 +40,5 @@ for _ in $(seq 1 120); do
   kill -0 $server 2>/dev/null || { cat "$data_dir/server.log"; exit 1; }
   sleep 0.5
 done
-STRATA_URL="http://127.0.0.1:$port" SHARED_DATA="$PWD/../shared/data" node --test --test-concurrency=1 end2end/tests/ \
+STRATA_URL="http://127.0.0.1:$port" node --test --test-concurrency=1 end2end/tests/ \
   || { log "server log:"; tail -50 "$data_dir/server.log"; exit 1; }

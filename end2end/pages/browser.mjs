@@ -2,7 +2,9 @@
 import { chromium } from "playwright-core";
 
 export const BASE = process.env.STRATA_URL ?? "http://127.0.0.1:3000";
-export const SHARED = process.env.SHARED_DATA ?? new URL("../../../shared/data", import.meta.url).pathname;
+// Files a test uploads: the demo runs (`demo/`) and the malformed-input corpus (`testdata/`), in the repository.
+export const DEMO = new URL("../../demo", import.meta.url).pathname;
+export const TESTDATA = new URL("../../testdata", import.meta.url).pathname;
 
 export async function launch() {
   return chromium.launch({

@@ -3,7 +3,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { BASE, SHARED, launch, waitForHydration } from "../pages/browser.mjs";
+import { BASE, DEMO, launch, waitForHydration } from "../pages/browser.mjs";
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -11,7 +11,7 @@ after(async () => { await browser?.close(); });
 
 test("drift: an older population is flagged on age, and the link reproduces the view", async () => {
   // The shared Adult CSV with age + 10 on every row.
-  const lines = (await readFile(`${SHARED}/adult/eval.csv`, "utf8")).trim().split("\n");
+  const lines = (await readFile(`${DEMO}/adult/eval.csv`, "utf8")).trim().split("\n");
   const header = lines[0].split(",");
   const age = header.indexOf("age");
   const older = [lines[0], ...lines.slice(1).map((l) => { const c = l.split(","); if (c[age] !== "") c[age] = String(Number(c[age]) + 10); return c.join(","); })].join("\n");

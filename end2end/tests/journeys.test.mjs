@@ -2,7 +2,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
-import { BASE, SHARED, launch, waitForHydration } from "../pages/browser.mjs";
+import { BASE, DEMO, TESTDATA, launch, waitForHydration } from "../pages/browser.mjs";
 import { RunsPage, RunPage, UploadPage } from "../pages/runs_page.mjs";
 
 let browser;
@@ -73,7 +73,7 @@ test("uploading a CSV through the page: preview, roles, run page, runs list", as
   const { page, errors } = await newPage();
   const upload = new UploadPage(page);
   await upload.open();
-  await upload.choose(`${SHARED}/adult/eval.csv`);
+  await upload.choose(`${DEMO}/adult/eval.csv`);
   await upload.preview().waitFor();
   assert.match(await upload.preview().innerText(), /adult-00000/);
   assert.equal(await upload.role("label").inputValue(), "label");
@@ -101,7 +101,7 @@ test("a bad file gets a clear error on the page and nothing is stored", async ()
   const before = await (await fetch(`${BASE}/api/v1/runs`)).json();
   const upload = new UploadPage(page);
   await upload.open();
-  await upload.choose(`${SHARED}/bad/score_out_of_range.csv`);
+  await upload.choose(`${TESTDATA}/bad/score_out_of_range.csv`);
   await upload.preview().waitFor();
   await upload.name().fill("should fail");
   await upload.submit().click();

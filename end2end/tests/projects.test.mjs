@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { BASE, SHARED, launch, waitForHydration } from "../pages/browser.mjs";
+import { BASE, DEMO, launch, waitForHydration } from "../pages/browser.mjs";
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -56,7 +56,7 @@ test("projects: a metric over twelve weeks, and a worse release fails its gate o
   await page.screenshot({ path: "end2end/test-results/project.png", fullPage: true });
 
   // A new release whose scores for Black people are half noise, uploaded into the project.
-  const lines = (await readFile(`${SHARED}/adult/eval.csv`, "utf8")).trim().split("\n");
+  const lines = (await readFile(`${DEMO}/adult/eval.csv`, "utf8")).trim().split("\n");
   const header = lines[0].split(",");
   const [race, s1, s2] = ["race", "score_logreg", "score_gbt"].map((c) => header.indexOf(c));
   let seed = 7;

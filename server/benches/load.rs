@@ -27,8 +27,8 @@ fn peak_rss_mib() -> f64 {
 
 fn main() {
     let rows: usize = std::env::var("STRATA_BENCH_ROWS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/adult/eval.csv");
-    let text = std::fs::read_to_string(&src).expect("shared/data/adult/eval.csv");
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo/adult/eval.csv");
+    let text = std::fs::read_to_string(&src).expect("demo/adult/eval.csv");
     let mut lines = text.lines();
     let header = lines.next().unwrap().to_string();
     let body: Vec<&str> = lines.collect();

@@ -4,14 +4,14 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{TestApp, shared_data};
+use crate::helpers::{TestApp, demo, testdata};
 use crate::on_both_databases;
 
 async fn upload_adult_csv(app: &TestApp) -> String {
-    let csv = std::fs::read(shared_data().join("adult/eval.csv")).unwrap();
+    let csv = std::fs::read(demo().join("adult/eval.csv")).unwrap();
     let spec = json!({"name": "adult-v2", "label": "label", "scores": ["score_logreg", "score_gbt"],
                       "id": "example_id", "timestamp": "timestamp", "categorical": ["education_num"], "tags": ["nightly"]});
-    let logreg = std::fs::read(shared_data().join("adult/model_logreg.onnx")).unwrap();
+    let logreg = std::fs::read(demo().join("adult/model_logreg.onnx")).unwrap();
     let (status, body) = app.upload("eval.csv", &csv, &spec, &[("model_logreg.onnx", &logreg)]).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     body["id"].as_str().expect("an id").to_string()
@@ -51,7 +51,7 @@ async fn upload_list_get_page_delete(app: TestApp) {
 
     let (s, model) = app.request(Request::get(format!("/api/v1/runs/{id}/attachments/model_logreg.onnx")).body(Body::empty()).unwrap()).await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(model, std::fs::read(shared_data().join("adult/model_logreg.onnx")).unwrap());
+    assert_eq!(model, std::fs::read(demo().join("adult/model_logreg.onnx")).unwrap());
 
     // The overview page is server-rendered with the headline metrics and the chart's figure.
     let (s, html) = app.get_text(&format!("/runs/{id}")).await;
@@ -72,11 +72,11 @@ on_both_databases!(upload_list_get_page_delete);
 
 async fn parquet_and_jsonl_give_the_same_run_as_csv(app: TestApp) {
     let spec = json!({"name": "p"});
-    let pq = std::fs::read(shared_data().join("wages/eval.parquet")).unwrap();
+    let pq = std::fs::read(demo().join("wages/eval.parquet")).unwrap();
     let (s, b) = app.upload("eval.parquet", &pq, &spec, &[]).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let pid = b["id"].as_str().unwrap().to_string();
-    let csv = std::fs::read(shared_data().join("wages/eval.csv")).unwrap();
+    let csv = std::fs::read(demo().join("wages/eval.csv")).unwrap();
     let (s, b) = app.upload("eval.csv", &csv, &spec, &[]).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let cid = b["id"].as_str().unwrap().to_string();
@@ -87,7 +87,7 @@ async fn parquet_and_jsonl_give_the_same_run_as_csv(app: TestApp) {
     assert_eq!(p["columns"], c["columns"], "CSV and Parquet hold the same values");
 
     // JSON Lines, made from the first rows of the CSV.
-    let mut rdr = csv::Reader::from_path(shared_data().join("adult/eval.csv")).unwrap();
+    let mut rdr = csv::Reader::from_path(demo().join("adult/eval.csv")).unwrap();
     let headers = rdr.headers().unwrap().clone();
     let mut jsonl = String::new();
     for rec in rdr.records().take(200) {
@@ -109,7 +109,7 @@ async fn parquet_and_jsonl_give_the_same_run_as_csv(app: TestApp) {
 on_both_databases!(parquet_and_jsonl_give_the_same_run_as_csv);
 
 async fn bad_uploads_store_nothing(app: TestApp) {
-    let bad = shared_data().join("bad");
+    let bad = testdata().join("bad");
     for f in ["ragged_rows.csv", "score_out_of_range.csv", "label_invalid.csv", "duplicate_columns.csv", "empty.csv",
               "header_only.csv", "not_utf8.csv", "broken_line.jsonl", "missing_label_column.csv", "duplicate_example_id.csv",
               "bad_timestamp.csv", "numeric_column_text.csv", "truncated.parquet"] {
@@ -146,7 +146,7 @@ async fn uploads_over_the_limit_are_refused() {
     let target = strata_server::settings::DatabaseTarget::Sqlite(dir.path().join("s.db"));
     let limits = strata_server::settings::Limits { max_upload_bytes: 1000, ..Default::default() };
     let app = TestApp::with(target, dir, limits).await;
-    let csv = std::fs::read(shared_data().join("adult/eval.csv")).unwrap();
+    let csv = std::fs::read(demo().join("adult/eval.csv")).unwrap();
     let (s, body) = app.upload("eval.csv", &csv, &json!({"name": "big"}), &[]).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     assert!(body["error"].as_str().unwrap().contains("limit of 1000 bytes"));

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::helpers::shared_data;
+use crate::helpers::{demo, testdata};
 
 fn strata(data_dir: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
@@ -15,11 +15,11 @@ async fn ingest_prints_the_id_and_the_run_is_stored() {
     let dir = tempfile::tempdir().unwrap();
     let out = strata(dir.path())
         .args(["ingest"])
-        .arg(shared_data().join("wages/eval.csv"))
+        .arg(demo().join("wages/eval.csv"))
         .args(["--name", "wages-cli", "--label", "label", "--score", "prediction_linear", "--score", "prediction_gbt"])
         .args(["--id", "example_id", "--timestamp", "timestamp", "--tag", "cli"])
         .arg("--model")
-        .arg(shared_data().join("wages/model_linear.onnx"))
+        .arg(demo().join("wages/model_linear.onnx"))
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -40,7 +40,7 @@ fn a_bad_file_fails_with_a_clear_message_and_exit_code() {
     let dir = tempfile::tempdir().unwrap();
     let out = strata(dir.path())
         .args(["ingest"])
-        .arg(shared_data().join("bad/numeric_column_text.csv"))
+        .arg(testdata().join("bad/numeric_column_text.csv"))
         .args(["--name", "bad"])
         .output()
         .unwrap();

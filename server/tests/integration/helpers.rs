@@ -11,10 +11,14 @@ use strata_server::settings::{DatabaseTarget, Limits};
 use strata_server::store::Store;
 use tower::ServiceExt;
 
-pub fn shared_data() -> PathBuf {
-    std::env::var("SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"))
+/// The demo runs and models (`demo/`), as a user finds them in the repository.
+pub fn demo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../demo")
+}
+
+/// Test fixtures kept in the repository (`testdata/`: the malformed-input corpus).
+pub fn testdata() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata")
 }
 
 pub struct TestApp {

@@ -1,12 +1,12 @@
-//! Every malformed file in `shared/data/bad` gets a clear error naming the line and column.
+//! Every malformed file in `testdata/bad` gets a clear error naming the line and column.
 
 use strata_app::model::{IngestSpec, Task};
 use strata_server::ingest::{IngestError, ingest_file};
 
-use crate::helpers::shared_data;
+use crate::helpers::{demo, testdata};
 
 fn err(file: &str) -> (String, serde_json::Value) {
-    let path = shared_data().join("bad").join(file);
+    let path = testdata().join("bad").join(file);
     let spec = IngestSpec { name: "t".into(), ..Default::default() };
     let e = ingest_file(&path, file, &spec).expect_err(file);
     (e.to_string(), e.detail())
@@ -115,7 +115,7 @@ fn truncated_parquet() {
 #[test]
 fn parquet_with_a_csv_name_is_read_as_parquet() {
     // The magic bytes decide, not the extension: the file is valid, so it is accepted.
-    let path = shared_data().join("bad/parquet_named.csv");
+    let path = testdata().join("bad/parquet_named.csv");
     let spec = IngestSpec { name: "t".into(), ..Default::default() };
     let ing = ingest_file(&path, "parquet_named.csv", &spec).unwrap();
     assert_eq!(ing.task, Task::Binary);
@@ -124,7 +124,7 @@ fn parquet_with_a_csv_name_is_read_as_parquet() {
 
 #[test]
 fn spec_naming_a_missing_column() {
-    let path = shared_data().join("adult/eval.csv");
+    let path = demo().join("adult/eval.csv");
     let spec = IngestSpec { name: "t".into(), label: Some("income".into()), ..Default::default() };
     let e = ingest_file(&path, "eval.csv", &spec).unwrap_err();
     assert!(matches!(e, IngestError::Spec(_)));
