@@ -1,6 +1,7 @@
 //! Strata's user interface: the HTML shell, the routes and the pages (SSR + hydration).
 #![recursion_limit = "512"]
 
+pub mod metrics;
 pub mod model;
 pub mod server_fns;
 

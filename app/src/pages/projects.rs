@@ -57,7 +57,7 @@ fn ProjectPanel(v: ProjectView) -> impl IntoView {
             <div class="controls">
                 <label>"Metric "
                     <select name="metric" aria-label="Metric">
-                        {v.metric_names.iter().map(|m| view! { <option value=m.clone() selected=*m == metric>{m.clone()}</option> }).collect_view()}
+                        {v.metric_names.iter().map(|m| view! { <option value=m.clone() selected=*m == metric>{crate::metrics::display(m)}</option> }).collect_view()}
                     </select>
                 </label>
                 <label>"Model "

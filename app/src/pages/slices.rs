@@ -10,14 +10,11 @@ use leptos_router::{
 };
 
 use crate::components::{ErrorBox, PlotlyChart, fmt_metric};
+use crate::metrics::{self, Direction};
 use crate::model::{SliceResult, SliceView};
 use crate::pages::runs::urlencode;
 use crate::server_fns::get_slice_view;
 
-/// Metrics where a larger value is worse.
-const HIGHER_IS_WORSE: [&str; 10] = ["log_loss", "brier_score", "expected_calibration_error", "fpr", "fnr", "mae", "mse", "rmse", "median_absolute_error", "mape"];
-/// Metrics where neither direction is "better": rank by the size of the gap to the baseline.
-const TWO_SIDED: [&str; 5] = ["positive_rate", "negative_rate", "mean_residual", "mean_score", "base_rate"];
 
 /// The query string with `key` set to `value` (other parameters, repeated ones too, kept).
 pub fn with_param(query: &str, key: &str, value: &str) -> String {
@@ -41,7 +38,8 @@ pub fn without_param(query: &str, key: &str) -> String {
         .join("&")
 }
 
-/// Orders slices for the table: worst first (by the metric's direction, or by gap size).
+/// Orders slices for the table: worst first, by the metric's direction in the registry (metrics
+/// with no better side, and biases, by the size of the gap to the baseline).
 pub fn sort_slices(slices: &mut [SliceResult], metric: &str, threshold: Option<f64>, sort: &str) {
     let value = |s: &SliceResult| s.estimate(metric, threshold).and_then(|e| e.value);
     let key = metric_key(metric, threshold);
@@ -50,12 +48,10 @@ pub fn sort_slices(slices: &mut [SliceResult], metric: &str, threshold: Option<f
         "count" => slices.sort_by(|a, b| b.count.cmp(&a.count)),
         "slice" => slices.sort_by_key(|a| a.label()),
         _ => slices.sort_by(|a, b| {
-            let (x, y) = if TWO_SIDED.contains(&metric) {
-                (gap(b), gap(a))
-            } else if HIGHER_IS_WORSE.contains(&metric) {
-                (value(b), value(a))
-            } else {
-                (value(a), value(b))
+            let (x, y) = match metrics::direction(metric) {
+                Direction::Neither | Direction::Zero => (gap(b), gap(a)),
+                Direction::Lower => (value(b), value(a)),
+                Direction::Higher => (value(a), value(b)),
             };
             // Undefined values last.
             match (x, y) {
@@ -185,7 +181,7 @@ fn SliceViewPanel(v: SliceView, id: String, search: Memo<String>, sort: Memo<Str
             </label>
             <label>"Metric "
                 <select aria-label="Metric" on:change=move |ev| go2("metric", event_target_value(&ev))>
-                    {v.metric_names.iter().map(|m| view! { <option value=m.clone() selected=*m == metric>{m.clone()}</option> }).collect_view()}
+                    {v.metric_names.iter().map(|m| view! { <option value=m.clone() selected=*m == metric>{crate::metrics::display(m)}</option> }).collect_view()}
                 </select>
             </label>
             <label>"Sort "
@@ -265,5 +261,33 @@ mod tests {
         assert_eq!(with_param("slice=sex&slice=race&metric=fpr", "metric", "tpr"), "slice=sex&slice=race&metric=tpr");
         assert_eq!(with_param("", "thresholds", "0.3"), "thresholds=0.3");
         assert_eq!(without_param("?slice=sex&sort=count&metric=fpr", "sort"), "slice=sex&metric=fpr");
+    }
+
+    fn slice(value: &str, metric: &str, v: f64) -> SliceResult {
+        let estimate = crate::model::Estimate { value: Some(v), lo: None, hi: None, method: "wilson".into() };
+        let at = crate::model::AtThreshold { threshold: 0.5, tp: 0.0, fp: 0.0, tn: 0.0, fn_: 0.0, metrics: [(metric.to_string(), estimate)].into_iter().collect() };
+        SliceResult {
+            spec: "g".into(),
+            key: [("g".to_string(), value.to_string())].into_iter().collect(),
+            count: 100,
+            weight: 100.0,
+            too_small: false,
+            metrics: Default::default(),
+            at: vec![at],
+            vs_baseline: Default::default(),
+            confusion: None,
+        }
+    }
+
+    /// "Worst first" puts the highest false discovery / omission rate first, as for FPR (the
+    /// page's own list of "higher is worse" metrics once left these two out).
+    #[test]
+    fn worst_first_follows_each_metric_direction() {
+        for (metric, worst) in [("fdr", "high"), ("for", "high"), ("fpr", "high"), ("fnr", "high"), ("tpr", "low"), ("precision", "low")] {
+            let mut s = vec![slice("low", metric, 0.1), slice("high", metric, 0.4), slice("mid", metric, 0.2)];
+            sort_slices(&mut s, metric, Some(0.5), "worst");
+            assert_eq!(s[0].key["g"], worst, "{metric}: worst first");
+            assert_eq!(s[1].key["g"], "mid", "{metric}");
+        }
     }
 }

@@ -12,7 +12,7 @@
 use polars::prelude::*;
 use strata_app::model::{ColumnKind, FeatureDrift};
 
-use super::residual_stats::chi2_upper_p;
+use super::stats::special::chi2_upper_p;
 use super::bh_adjust;
 use super::{EvalError, f64_values};
 
@@ -102,7 +102,7 @@ fn fmt(x: f64) -> String {
 fn numeric_drift(name: &str, kind: &str, r: &[f64], c: &[f64]) -> FeatureDrift {
     let mut sorted: Vec<f64> = r.iter().copied().filter(|x| x.is_finite()).collect();
     sorted.sort_by(f64::total_cmp);
-    let mut edges: Vec<f64> = (1..10).filter_map(|i| (!sorted.is_empty()).then(|| super::metrics::quantile_sorted(&sorted, i as f64 / 10.0))).collect();
+    let mut edges: Vec<f64> = (1..10).filter_map(|i| (!sorted.is_empty()).then(|| super::stats::quantile_sorted(&sorted, i as f64 / 10.0))).collect();
     edges.dedup();
     let bin = |x: f64| if x.is_finite() { edges.partition_point(|e| *e <= x) } else { edges.len() + 1 };
     let k = edges.len() + 2;

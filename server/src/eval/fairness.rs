@@ -148,8 +148,8 @@ mod tests {
     /// Group b's scores are shifted down: one threshold gives it a much lower TPR.
     fn frame() -> DataFrame {
         let n = 4000;
-        let mut s = crate::eval::sliced::SplitMix(5);
-        let u = |s: &mut crate::eval::sliced::SplitMix| (s.next() >> 11) as f64 / (1u64 << 53) as f64;
+        let mut s = crate::eval::rng::SplitMix(5);
+        let u = |s: &mut crate::eval::rng::SplitMix| (s.next() >> 11) as f64 / (1u64 << 53) as f64;
         let (mut y, mut p, mut g) = (vec![], vec![], vec![]);
         for i in 0..n {
             let label = if u(&mut s) < 0.4 { 1.0 } else { 0.0 };

@@ -17,71 +17,19 @@ use std::collections::BTreeMap;
 
 use strata_app::model::{Estimate, Gate, GateOutcome, GateSet, MetricsResult, SliceResult, SliceVerdict, Verdict};
 
-use super::sliced::{BINARY_METRICS, MULTICLASS_METRICS, OTHER_THRESHOLD_METRICS, RATE_METRICS, REGRESSION_METRICS};
-
-/// Which way a metric gets worse.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    /// Higher is better: worse means lower.
-    Higher,
-    /// Lower is better: worse means higher.
-    Lower,
-    /// No better side: any change counts.
-    Neither,
-    /// Closer to zero is better (a bias).
-    Zero,
-}
-
-pub fn direction(metric: &str) -> Direction {
-    let base = metric.split('[').next().unwrap_or(metric);
-    match base {
-        "fpr" | "fnr" | "fdr" | "for" | "log_loss" | "brier_score" | "expected_calibration_error" | "mae" | "mse" | "rmse"
-        | "median_absolute_error" | "mape" => Direction::Lower,
-        "positive_rate" | "negative_rate" | "mean_score" | "base_rate" => Direction::Neither,
-        "mean_residual" => Direction::Zero,
-        _ => Direction::Higher,
-    }
-}
-
-/// How much worse `value` is than `baseline` (positive = worse).
-pub fn worsening(metric: &str, value: f64, baseline: f64) -> f64 {
-    match direction(metric) {
-        Direction::Higher => baseline - value,
-        Direction::Lower => value - baseline,
-        Direction::Neither => (value - baseline).abs(),
-        Direction::Zero => value.abs() - baseline.abs(),
-    }
-}
+use strata_app::metrics::{self as registry, Family};
+pub use strata_app::metrics::{Direction, direction, worsening};
 
 /// Is `metric` a name the engine can produce (per-class names like `recall[>50K]` included)?
 fn known_metric(metric: &str) -> bool {
-    let base = metric.split('[').next().unwrap_or(metric);
-    let per_class = metric.contains('[') && matches!(base, "precision" | "recall" | "f1");
-    per_class
-        || is_top_k(metric)
-        || RATE_METRICS.iter().chain(&OTHER_THRESHOLD_METRICS).chain(&BINARY_METRICS).chain(&MULTICLASS_METRICS).chain(&REGRESSION_METRICS).any(|m| *m == metric)
-}
-
-/// `top_3_accuracy` and the like (a multiclass model with per-class scores has them).
-fn is_top_k(metric: &str) -> bool {
-    metric.strip_prefix("top_").and_then(|r| r.strip_suffix("_accuracy")).is_some_and(|k| k.parse::<u32>().is_ok_and(|k| k >= 2))
+    registry::lookup(metric).is_some()
 }
 
 /// Does a run of `task` produce `metric` for a model with `scored_classes` per-class score
 /// columns (0 for a model that only predicts)? (Checked when a run is validated: a gate on a
 /// metric the run does not have would otherwise be skipped, and the run pass unjudged.)
 pub fn metric_of_task(metric: &str, task: strata_app::model::Task, scored_classes: usize) -> bool {
-    use strata_app::model::Task;
-    let base = metric.split('[').next().unwrap_or(metric);
-    match task {
-        Task::Binary => RATE_METRICS.iter().chain(&OTHER_THRESHOLD_METRICS).chain(&BINARY_METRICS).any(|m| *m == metric),
-        Task::Multiclass => {
-            MULTICLASS_METRICS.contains(&metric)
-                || (metric.contains('[') && matches!(base, "precision" | "recall" | "f1"))
-                || crate::eval::sliced::multiclass_metric_names(scored_classes).iter().any(|m| m == metric)
-        }
-        Task::Regression => REGRESSION_METRICS.contains(&metric),
-    }
+    registry::of_task(task, metric, scored_classes)
 }
 
 /// Checks a gate set before it is stored; the message names the gate and the problem.
@@ -207,8 +155,9 @@ pub fn describe(g: &Gate, set: &GateSet) -> String {
     text
 }
 
+/// A metric some family reports without a threshold (gate texts show no `@t` for it).
 fn is_threshold_free(metric: &str) -> bool {
-    BINARY_METRICS.contains(&metric) || MULTICLASS_METRICS.contains(&metric) || REGRESSION_METRICS.contains(&metric) || metric.contains('[') || is_top_k(metric)
+    registry::METRICS.iter().any(|m| m.name == metric && m.family != Family::AtThreshold) || registry::find(Family::Multiclass, metric).is_some()
 }
 
 /// Judges every gate. `baseline` is the baseline run's result for the same request, if any.

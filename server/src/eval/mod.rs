@@ -8,9 +8,10 @@ pub mod detectors;
 pub mod drift;
 pub mod fairness;
 pub mod gates;
-pub mod metrics;
+pub mod stats;
 pub mod residual_stats;
 pub mod residuals;
+pub mod rng;
 pub mod sliced;
 pub mod slicing;
 pub mod whatif;
@@ -18,7 +19,6 @@ pub mod whatif;
 use polars::prelude::*;
 use strata_app::model::{ColumnInfo, ColumnKind, MetricValue, ModelHeadline, Role, Task, ValueCount};
 
-pub use metrics::{Binary, Regression};
 
 /// The engine's error: a column the request names is missing or of the wrong type.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +27,9 @@ pub enum EvalError {
     Polars(#[from] PolarsError),
     #[error("column '{0}' is not in the run")]
     NoColumn(String),
+    /// A request the engine refused (a model column of the wrong kind, …).
+    #[error("{0}")]
+    Request(String),
 }
 
 /// Benjamini–Hochberg adjusted p-values (same order as the input).
@@ -50,7 +53,7 @@ pub fn sample_rows(n: usize, k: usize, seed: u64) -> Vec<usize> {
     }
     // Partial Fisher–Yates over the index range.
     let mut idx: Vec<usize> = (0..n).collect();
-    let mut rng = sliced::SplitMix(seed);
+    let mut rng = rng::SplitMix(seed);
     for i in 0..k {
         let j = i + (rng.next() % (n - i) as u64) as usize;
         idx.swap(i, j);
@@ -142,7 +145,7 @@ pub fn label_balance(df: &DataFrame, label: &str, task: Task) -> Result<Vec<Valu
         Task::Regression => {
             let mut v: Vec<f64> = f64_values(df, label)?.into_iter().filter(|x| x.is_finite()).collect();
             v.sort_by(f64::total_cmp);
-            let q = |p: f64| metrics::quantile_sorted(&v, p);
+            let q = |p: f64| stats::quantile_sorted(&v, p);
             Ok([("min", 0.0), ("p25", 0.25), ("median", 0.5), ("p75", 0.75), ("max", 1.0)]
                 .into_iter()
                 .map(|(n, p)| ValueCount { value: format!("{n} {}", fmt_num(q(p))), count: v.len() as u64 })
@@ -155,9 +158,9 @@ fn fmt_num(x: f64) -> String {
     if x.abs() >= 100.0 { format!("{x:.0}") } else { format!("{x:.4}") }
 }
 
-/// Headline metrics per model: binary — accuracy at 0.5, AUC-ROC, log loss, Brier score;
-/// regression — MAE, RMSE, R²; multiclass — accuracy, plus top-2 accuracy and log loss when a
-/// model has per-class scores (`class_scores(model)`, as (class, column) pairs).
+/// Headline metrics per model ([`strata_app::metrics::headline_names`]): the slice engine's
+/// overall slice, so the run page shows the slices page's numbers (binary accuracy at 0.5).
+/// `class_scores(model)` gives a multiclass model's per-class score columns, as (class, column).
 pub fn headline(
     df: &DataFrame,
     label: &str,
@@ -168,67 +171,37 @@ pub fn headline(
 ) -> Result<Vec<ModelHeadline>, EvalError> {
     // Every model gets the same columns: the per-class ones when any model has per-class scores.
     let scored = task == Task::Multiclass && models.iter().any(|m| !class_scores(m).is_empty());
-    let w = weights(df, weight)?;
-    // The label as numbers, read once for all models (multiclass compares text instead).
-    let y = if task == Task::Multiclass { vec![] } else { f64_values(df, label)? };
+    let names = strata_app::metrics::headline_names(task, scored);
+    let threshold = 0.5;
     let mut out = Vec::with_capacity(models.len());
     for m in models {
-        let metrics = match task {
-            Task::Binary => {
-                let p = f64_values(df, m)?;
-                let b = Binary::new(&y, &p, &w);
-                vec![
-                    mv("accuracy", b.accuracy_at(0.5)),
-                    mv("auc_roc", b.auc_roc()),
-                    mv("log_loss", b.log_loss()),
-                    mv("brier_score", b.brier_score()),
-                    mv("base_rate", b.base_rate()),
-                    mv("mean_score", b.mean_score()),
-                ]
-            }
-            Task::Regression => {
-                let p = f64_values(df, m)?;
-                let r = Regression::new(&y, &p, &w);
-                vec![mv("mae", r.mae()), mv("rmse", r.rmse()), mv("r2", r.r2()), mv("mean_residual", r.mean_residual())]
-            }
-            Task::Multiclass => {
-                let y = df.column(label)?.cast(&DataType::String)?;
-                let p = df.column(m)?.cast(&DataType::String)?;
-                let (mut hit, mut total) = (0.0, 0.0);
-                for ((a, b), wi) in y.str()?.iter().zip(p.str()?.iter()).zip(&w) {
-                    total += wi;
-                    if a.is_some() && a == b {
-                        hit += wi;
-                    }
-                }
-                let mut metrics = vec![mv("accuracy", (total > 0.0).then(|| hit / total))];
-                if scored {
-                    // From the slice engine's overall slice, so the numbers are the slices page's.
-                    let req = sliced::MetricsRequest {
-                        label: label.to_string(),
-                        model: m.clone(),
-                        class_scores: class_scores(m),
-                        weight: weight.map(str::to_string),
-                        specs: vec![],
-                        thresholds: vec![],
-                        ci: 0.95,
-                        bootstrap: 0,
-                        seed: 0,
-                        baseline: "overall".into(),
-                        min_size: 1,
-                        max_slices: 1,
-                        alpha: 0.05,
-                    };
-                    let overall = match req.class_scores.is_empty() {
-                        true => None,
-                        false => sliced::compute(df, &req, task).ok().and_then(|r| r.slices.into_iter().next()),
-                    };
-                    let value = |name: &str| overall.as_ref().and_then(|s| s.metrics.get(name)).and_then(|e| e.value);
-                    metrics.extend([mv("top_2_accuracy", value("top_2_accuracy")), mv("log_loss", value("log_loss"))]);
-                }
-                metrics
-            }
+        let req = sliced::MetricsRequest {
+            label: label.to_string(),
+            model: m.clone(),
+            class_scores: if task == Task::Multiclass { class_scores(m) } else { vec![] },
+            weight: weight.map(str::to_string),
+            specs: vec![],
+            thresholds: if task == Task::Binary { vec![threshold] } else { vec![] },
+            ci: 0.95,
+            bootstrap: 0,
+            seed: 0,
+            baseline: "overall".into(),
+            min_size: 1,
+            max_slices: 1,
+            alpha: 0.05,
         };
+        let overall = sliced::compute(df, &req, task).map_err(|e| match e {
+            sliced::RequestError::Eval(e) => e,
+            other => EvalError::Request(other.to_string()),
+        })?;
+        let overall = overall.slices.into_iter().next();
+        let metrics = names
+            .iter()
+            .map(|name| {
+                let at = strata_app::metrics::at_threshold(task, name).then_some(threshold);
+                mv(name, overall.as_ref().and_then(|s| s.estimate(name, at)).and_then(|e| e.value))
+            })
+            .collect();
         out.push(ModelHeadline { model: m.clone(), metrics });
     }
     Ok(out)
@@ -308,8 +281,8 @@ pub fn score_distribution(df: &DataFrame, label: &str, task: Task, model: &str, 
             all.extend(finite(&y));
             all.sort_by(f64::total_cmp);
             // Trim the extreme 0.5% so a long tail does not squeeze every bar into one bin.
-            let lo = metrics::quantile_sorted(&all, 0.005);
-            let hi = metrics::quantile_sorted(&all, 0.995).max(lo + 1e-9);
+            let lo = stats::quantile_sorted(&all, 0.005);
+            let hi = stats::quantile_sorted(&all, 0.995).max(lo + 1e-9);
             let width = (hi - lo) / bins as f64;
             Ok(Distribution {
                 edges: (0..bins).map(|i| lo + i as f64 * width).collect(),

@@ -15,6 +15,7 @@ use strata_app::model::{
 };
 
 use super::residual_stats as st;
+use super::stats::special;
 use super::slicing::{Cut, SliceSpec, SpecError, assign, feature_codes};
 use super::{EvalError, bh_adjust, f64_values};
 
@@ -79,7 +80,7 @@ fn bins_of(x: &[f64], y: &[f64], bins: usize, level: f64) -> Vec<BinnedMean> {
 
 /// Linear-interpolated quantile of sorted values.
 fn q_sorted(v: &[f64], q: f64) -> f64 {
-    super::metrics::quantile_sorted(v, q)
+    super::stats::quantile_sorted(v, q)
 }
 
 /// The residuals against a numeric feature: binned means and a sample for the scatter.
@@ -290,10 +291,10 @@ pub fn analyse(df: &DataFrame, req: &ResidualsRequest) -> Result<ResidualsResult
             if k >= 2 {
                 let s = (g.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (k - 1) as f64).sqrt();
                 let se = s / (k as f64).sqrt();
-                let tq = st::student_t_quantile(0.5 + req.level / 2.0, (k - 1) as f64);
+                let tq = special::student_t_quantile(0.5 + req.level / 2.0, (k - 1) as f64);
                 lo = Some(m - tq * se);
                 hi = Some(m + tq * se);
-                p_value = Some(if se > 0.0 { st::student_t_two_sided_p(m / se, (k - 1) as f64) } else if m == 0.0 { 1.0 } else { 0.0 });
+                p_value = Some(if se > 0.0 { special::student_t_two_sided_p(m / se, (k - 1) as f64) } else if m == 0.0 { 1.0 } else { 0.0 });
             }
             slices.push(SliceBias {
                 spec: spec_text.to_string(),
@@ -342,7 +343,7 @@ pub fn analyse(df: &DataFrame, req: &ResidualsRequest) -> Result<ResidualsResult
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::sliced::SplitMix;
+    use crate::eval::rng::SplitMix;
 
     #[test]
     fn bh_matches_the_step_up_rule() {

@@ -11,22 +11,16 @@
 use std::collections::BTreeMap;
 
 use polars::prelude::*;
+use strata_app::metrics::{self as registry, Confusion, Family, Finish, Interval, top_k_name};
 use strata_app::model::{AtThreshold, Comparison, Estimate, MetricsResult, SliceResult, Task};
 
+use super::rng::SplitMix;
 use super::slicing::{SliceKey, SliceSpec, SpecError, assign};
+use super::stats::{normal_quantile, two_sided_p, wilson};
 use super::{EvalError, f64_values, weights};
 
-/// Names of the rate metrics (Wilson intervals) computed at each threshold.
-pub const RATE_METRICS: [&str; 11] = ["accuracy", "precision", "recall", "tpr", "fpr", "tnr", "fnr", "positive_rate", "negative_rate", "fdr", "for"];
-/// Other metrics at each threshold (bootstrap intervals).
-pub const OTHER_THRESHOLD_METRICS: [&str; 3] = ["f1", "balanced_accuracy", "mcc"];
-/// Threshold-free binary metrics.
-pub const BINARY_METRICS: [&str; 7] = ["auc_roc", "auc_pr", "log_loss", "brier_score", "expected_calibration_error", "mean_score", "base_rate"];
-/// Multiclass metrics (per-class `precision[c]`, `recall[c]`, `f1[c]` come too, and, for a model
-/// with per-class scores, `log_loss` and `top_k_accuracy` for each k of [`top_ks`]).
-pub const MULTICLASS_METRICS: [&str; 8] = ["accuracy", "micro_f1", "macro_precision", "macro_recall", "macro_f1", "weighted_precision", "weighted_recall", "weighted_f1"];
-/// Regression metrics.
-pub const REGRESSION_METRICS: [&str; 7] = ["mae", "mse", "rmse", "r2", "mean_residual", "median_absolute_error", "mape"];
+// Which metrics exist, their order, directions, intervals and confusion-matrix finishes: the
+// registry `strata_app::metrics`. This file computes their sufficient statistics.
 
 /// What to compute.
 #[derive(Clone, Debug)]
@@ -198,10 +192,16 @@ impl BinaryStats {
 }
 
 /// A binary row's log loss before weighting (kept per cell: a logarithm costs more than the
-/// 8 bytes; the Brier term is recomputed, it is one multiplication).
+/// 8 bytes; the Brier term is recomputed, it is one multiplication). As scikit-learn computes it:
+/// the probability of the true class, `p` or `1 - p`, clipped to [ε, 1 − ε] (ε the float64
+/// machine epsilon), so a score of exactly 0 or 1 costs −ln ε ≈ 36.04 when wrong.
 fn row_log_loss(y: f64, p: f64) -> f64 {
-    let pc = p.clamp(1e-15, 1.0 - 1e-15);
-    -if y == 1.0 { pc.ln() } else { (1.0 - pc).ln() }
+    clipped_neg_ln(if y == 1.0 { p } else { 1.0 - p })
+}
+
+/// −ln of a probability clipped to [ε, 1 − ε], ε = `f64::EPSILON` (scikit-learn's `log_loss`).
+pub(crate) fn clipped_neg_ln(p: f64) -> f64 {
+    -p.clamp(f64::EPSILON, 1.0 - f64::EPSILON).ln()
 }
 
 /// The calibration bin (of ten) of a score.
@@ -242,177 +242,21 @@ impl SliceIds {
     }
 }
 
-/// Names of the metrics computed from confusion counts, in the order of [`confusion_values`].
-/// (`fdr`: false discovery rate fp/(tp+fp); `for`: false omission rate fn/(fn+tn).)
-pub const CONFUSION_NAMES: [&str; 14] = ["accuracy", "precision", "recall", "tpr", "fnr", "tnr", "fpr", "positive_rate", "negative_rate", "f1", "balanced_accuracy", "mcc", "fdr", "for"];
-
-/// Metrics from confusion counts, as scikit-learn defines them (undefined = `None`), in the order
-/// of [`CONFUSION_NAMES`].
-pub fn confusion_values(tp: f64, fp: f64, tn: f64, fn_: f64) -> [Option<f64>; 14] {
-    let r = |a: f64, b: f64| (b > 0.0).then(|| a / b);
-    let total = tp + fp + tn + fn_;
-    let tpr = r(tp, tp + fn_);
-    let tnr = r(tn, tn + fp);
-    let mcc_den = ((tp + fp) * (tp + fn_) * (tn + fp) * (tn + fn_)).sqrt();
-    // scikit-learn returns 0 when a marginal is empty.
-    let mcc = (total > 0.0).then(|| if mcc_den > 0.0 { (tp * tn - fp * fn_) / mcc_den } else { 0.0 });
-    [
-        r(tp + tn, total),
-        r(tp, tp + fp),
-        tpr,
-        tpr,
-        r(fn_, tp + fn_),
-        tnr,
-        r(fp, tn + fp),
-        r(tp + fp, total),
-        r(tn + fn_, total),
-        r(2.0 * tp, 2.0 * tp + fp + fn_),
-        match (tpr, tnr) { (Some(a), Some(b)) => Some((a + b) / 2.0), _ => None },
-        mcc,
-        r(fp, tp + fp),
-        r(fn_, fn_ + tn),
-    ]
-}
-
-/// [`confusion_values`] by name.
+/// The confusion-matrix metrics by name, as scikit-learn defines them (undefined = `None`).
 pub fn confusion_metrics(tp: f64, fp: f64, tn: f64, fn_: f64) -> BTreeMap<&'static str, Option<f64>> {
-    CONFUSION_NAMES.into_iter().zip(confusion_values(tp, fp, tn, fn_)).collect()
+    let c = Confusion { tp, fp, tn, fn_ };
+    registry::confusion_metrics().map(|m| m.name).zip(registry::confusion_values(&c)).collect()
 }
 
-/// The denominator (weight) of each rate, for its Wilson interval.
-fn rate_denominator(name: &str, tp: f64, fp: f64, tn: f64, fn_: f64) -> f64 {
-    match name {
-        "precision" | "fdr" => tp + fp,
-        "for" => tn + fn_,
-        "recall" | "tpr" | "fnr" => tp + fn_,
-        "tnr" | "fpr" => tn + fp,
-        _ => tp + fp + tn + fn_,
+/// The trials (denominator) of a rate at a threshold, for its Wilson interval; `None` for a
+/// metric that is not a rate.
+fn rate_trials(name: &str, c: &Confusion) -> Option<f64> {
+    match registry::find(Family::AtThreshold, name)?.finish {
+        Finish::Confusion { trials: Some(trials), .. } => Some(trials(c)),
+        _ => None,
     }
 }
 
-/// Wilson score interval for a proportion `p` of `n` trials at normal quantile `z`.
-pub fn wilson(p: f64, n: f64, z: f64) -> (f64, f64) {
-    if n <= 0.0 {
-        return (f64::NAN, f64::NAN);
-    }
-    let z2 = z * z;
-    let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
-    let half = z / (1.0 + z2 / n) * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
-    ((centre - half).max(0.0), (centre + half).min(1.0))
-}
-
-/// Standard normal quantile (Acklam's rational approximation, |error| < 1.2e-9).
-pub fn normal_quantile(p: f64) -> f64 {
-    const A: [f64; 6] = [-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02, 1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00];
-    const B: [f64; 5] = [-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02, 6.680131188771972e+01, -1.328068155288572e+01];
-    const C: [f64; 6] = [-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00, -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00];
-    const D: [f64; 4] = [7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00];
-    let pl = 0.02425;
-    if p < pl {
-        let q = (-2.0 * p.ln()).sqrt();
-        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5]) / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
-    } else if p <= 1.0 - pl {
-        let q = p - 0.5;
-        let r = q * q;
-        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
-    } else {
-        -normal_quantile(1.0 - p)
-    }
-}
-
-/// Two-sided p-value of a standard normal statistic: erfc(|z|/√2).
-pub fn two_sided_p(z: f64) -> f64 {
-    erfc(z.abs() / std::f64::consts::SQRT_2).min(1.0)
-}
-
-/// Complementary error function (Numerical Recipes' `erfcc`, fractional error < 1.2e-7: plenty
-/// for p-values).
-fn erfc(x: f64) -> f64 {
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let ans = t * (-z * z - 1.26551223
-        + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807
-        + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
-        .exp();
-    if x >= 0.0 { ans } else { 2.0 - ans }
-}
-
-/// SplitMix64: a small, fast, seedable generator for the Poisson bootstrap.
-pub(crate) struct SplitMix(pub(crate) u64);
-
-impl SplitMix {
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub(crate) fn uniform(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// A Poisson(1) draw by inversion.
-    fn poisson1(&mut self) -> f64 {
-        // P(X <= k) for Poisson(1), k = 0..=9.
-        const CDF: [f64; 10] = [0.36787944117144233, 0.7357588823428847, 0.9196986029286058, 0.9810118431238462, 0.9963401531726563, 0.9994058151824183, 0.9999167588507119, 0.9999897508033253, 0.9999988747974020, 0.9999998885745217];
-        let u = self.uniform();
-        CDF.iter().position(|c| u < *c).unwrap_or(10) as f64
-    }
-
-    /// A Poisson(`mean`) draw: the table above for mean 1 (most cells hold one row), inversion of
-    /// the CDF below 10, and Hörmann's transformed rejection with squeeze (PTRS, 1993) above.
-    fn poisson(&mut self, mean: f64) -> f64 {
-        if mean == 1.0 {
-            return self.poisson1();
-        }
-        if mean < 10.0 {
-            let u = self.uniform();
-            let (mut k, mut pk) = (0.0, (-mean).exp());
-            let mut cdf = pk;
-            while u > cdf && k < 1000.0 {
-                k += 1.0;
-                pk *= mean / k;
-                cdf += pk;
-            }
-            return k;
-        }
-        let b = 0.931 + 2.53 * mean.sqrt();
-        let a = -0.059 + 0.02483 * b;
-        let inv_alpha = 1.1239 + 1.1328 / (b - 3.4);
-        let v_r = 0.9277 - 3.6224 / (b - 2.0);
-        let log_mean = mean.ln();
-        loop {
-            let u = self.uniform() - 0.5;
-            let v = self.uniform();
-            let us = 0.5 - u.abs();
-            if us <= 0.0 {
-                continue;
-            }
-            let k = ((2.0 * a / us + b) * u + mean + 0.43).floor();
-            if us >= 0.07 && v <= v_r {
-                return k;
-            }
-            if k < 0.0 || (us < 0.013 && v > us) {
-                continue;
-            }
-            if (v * inv_alpha / (a / (us * us) + b)).ln() <= -mean + k * log_mean - ln_factorial(k) {
-                return k;
-            }
-        }
-    }
-}
-
-/// ln(k!) for a whole number k >= 0: a sum below 10, Stirling's series (error < 1e-12) above.
-fn ln_factorial(k: f64) -> f64 {
-    if k < 10.0 {
-        return (2..=k as u32).map(|i| (i as f64).ln()).sum();
-    }
-    let x = k + 1.0;
-    (x - 0.5) * x.ln() - x + 0.5 * (2.0 * std::f64::consts::PI).ln() + 1.0 / (12.0 * x) - 1.0 / (360.0 * x.powi(3)) + 1.0 / (1260.0 * x.powi(5))
-}
 
 /// Per slice: the binary statistics plus the exact ranking metrics.
 #[derive(Clone, Debug)]
@@ -1174,11 +1018,40 @@ fn ranking_pass(prep: &Prepared, w: &[f64]) -> (Option<f64>, Option<f64>) {
     ((tp > 0.0 && fp > 0.0).then(|| area / (tp * fp)), (tp > 0.0).then(|| ap / tp))
 }
 
-/// Threshold-free binary metrics, in the order of the flat value vectors.
-const BINARY_SCALARS: [&str; 7] = ["auc_roc", "auc_pr", "log_loss", "brier_score", "expected_calibration_error", "mean_score", "base_rate"];
-/// Per threshold, the flat vectors hold the confusion metrics and then these counts.
+/// Per threshold, the flat vectors hold the confusion metrics (registry order) and then these counts.
 const COUNT_NAMES: [&str; 4] = ["tp", "fp", "tn", "fn"];
-const PER_THRESHOLD: usize = CONFUSION_NAMES.len() + COUNT_NAMES.len();
+
+/// The flat value vectors' layout: the threshold-free binary metrics, then per threshold the
+/// confusion metrics and the counts, each in registry order.
+struct BinaryLayout {
+    scalars: usize,
+    confusion: usize,
+}
+
+impl BinaryLayout {
+    fn get() -> BinaryLayout {
+        BinaryLayout { scalars: registry::of_family(Family::Binary).count(), confusion: registry::confusion_metrics().count() }
+    }
+
+    fn per_threshold(&self) -> usize {
+        self.confusion + COUNT_NAMES.len()
+    }
+
+    /// Where threshold `j`'s values start.
+    fn at(&self, j: usize) -> usize {
+        self.scalars + j * self.per_threshold()
+    }
+
+    /// Where threshold `j`'s (tp, fp, tn, fn) start.
+    fn counts_at(&self, j: usize) -> usize {
+        self.at(j) + self.confusion
+    }
+
+    /// Where confusion metric `name` is at threshold `j`.
+    fn metric_at(&self, j: usize, name: &str) -> Option<usize> {
+        registry::confusion_metrics().position(|m| m.name == name).map(|i| self.at(j) + i)
+    }
+}
 
 /// A metric's place in the flat value vectors.
 struct MetricSlot {
@@ -1190,20 +1063,25 @@ struct MetricSlot {
 }
 
 fn binary_slots(thresholds: &[f64]) -> Vec<MetricSlot> {
-    let mut out: Vec<MetricSlot> = BINARY_SCALARS.iter().map(|n| MetricSlot { key: n.to_string(), base: n, at: None }).collect();
+    let mut out: Vec<MetricSlot> = registry::names(Family::Binary).map(|n| MetricSlot { key: n.to_string(), base: n, at: None }).collect();
     for (j, t) in thresholds.iter().enumerate() {
-        out.extend(CONFUSION_NAMES.iter().chain(&COUNT_NAMES).map(|n| MetricSlot { key: format!("{n}@{t}"), base: n, at: Some(j) }));
+        out.extend(registry::names(Family::AtThreshold).chain(COUNT_NAMES).map(|n| MetricSlot { key: format!("{n}@{t}"), base: n, at: Some(j) }));
     }
     out
 }
 
 /// Every metric of one slice pass, in the order of `binary_slots`.
 fn flat_binary(sp: &SlicePass, thresholds: usize) -> Vec<Option<f64>> {
-    let mut v = Vec::with_capacity(BINARY_SCALARS.len() + thresholds * PER_THRESHOLD);
+    let layout = BinaryLayout::get();
+    let mut v = Vec::with_capacity(layout.at(thresholds));
     let s = sp.stats.scalar_metrics();
-    v.extend([sp.auc, sp.ap, s["log_loss"], s["brier_score"], s["expected_calibration_error"], s["mean_score"], s["base_rate"]]);
+    v.extend(registry::names(Family::Binary).map(|n| match n {
+        "auc_roc" => sp.auc,
+        "auc_pr" => sp.ap,
+        other => s.get(other).copied().flatten(),
+    }));
     for (tp, fp, tn, fn_) in sp.stats.confusions() {
-        v.extend(confusion_values(tp, fp, tn, fn_));
+        v.extend(registry::confusion_values(&Confusion { tp, fp, tn, fn_ }));
         v.extend([Some(tp), Some(fp), Some(tn), Some(fn_)]);
     }
     v
@@ -1245,6 +1123,7 @@ pub fn compute_prepared(prep: &Prepared, req: &MetricsRequest) -> Result<Metrics
 
 /// [`compute_prepared`] with the bootstrap's cell budget as a parameter (tests set it small).
 fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget: usize) -> Result<MetricsResult, RequestError> {
+    let layout = BinaryLayout::get();
     if !(0.5..1.0).contains(&req.ci) {
         return Err(RequestError::Invalid(format!("ci must be in [0.5, 1), got {}", req.ci)));
     }
@@ -1294,10 +1173,11 @@ fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget: usize) -> 
     let boot_method = if binned.is_some() { "bootstrap_binned" } else { "bootstrap" };
     let slots: Vec<MetricSlot> = match task {
         Task::Binary => binary_slots(&thresholds),
-        Task::Regression => REGRESSION_METRICS.iter().copied().collect::<std::collections::BTreeSet<_>>().into_iter().map(|n| MetricSlot { key: n.into(), base: n, at: None }).collect(),
+        // The regression pass's map iterates its names sorted.
+        Task::Regression => registry::names(Family::Regression).collect::<std::collections::BTreeSet<_>>().into_iter().map(|n| MetricSlot { key: n.into(), base: n, at: None }).collect(),
         Task::Multiclass => multiclass_keys(prep)
             .into_iter()
-            .map(|n| MetricSlot { base: MULTICLASS_METRICS.iter().find(|m| **m == n).copied().unwrap_or(""), key: n, at: None })
+            .map(|n| MetricSlot { base: registry::names(Family::Multiclass).find(|m| *m == n).unwrap_or(""), key: n, at: None })
             .collect(),
     };
 
@@ -1380,9 +1260,9 @@ fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget: usize) -> 
             let n_per_w = if weight_sq > 0.0 { weight / weight_sq } else { 1.0 };
             let flat = &point[ai][si];
             let counts_at = |j: usize| {
-                let o = BINARY_SCALARS.len() + j * PER_THRESHOLD + CONFUSION_NAMES.len();
+                let o = layout.counts_at(j);
                 let g = |i: usize| flat[o + i].unwrap_or(0.0);
-                (g(0), g(1), g(2), g(3))
+                Confusion { tp: g(0), fp: g(1), tn: g(2), fn_: g(3) }
             };
             let mut metrics = BTreeMap::new();
             let mut at: Vec<AtThreshold> = thresholds
@@ -1400,16 +1280,18 @@ fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget: usize) -> 
                 if slot.at.is_some() && COUNT_NAMES.contains(&slot.base) {
                     continue;
                 }
-                let (lo, hi, method) = if RATE_METRICS.contains(&slot.base) || slot.base == "base_rate" {
+                let family = match (task, slot.at) {
+                    (Task::Binary, Some(_)) => Family::AtThreshold,
+                    (Task::Binary, None) => Family::Binary,
+                    (Task::Multiclass, _) => Family::Multiclass,
+                    (Task::Regression, _) => Family::Regression,
+                };
+                let wilson_interval = registry::find(family, slot.base).is_some_and(|m| m.interval == Interval::Wilson);
+                let (lo, hi, method) = if wilson_interval {
                     match value {
                         Some(v) => {
-                            let den = match slot.at {
-                                Some(j) => {
-                                    let (tp, fp, tn, fn_) = counts_at(j);
-                                    rate_denominator(slot.base, tp, fp, tn, fn_)
-                                }
-                                None => weight,
-                            };
+                            // A rate at a threshold counts its own trials; a threshold-free one the slice's weight.
+                            let den = slot.at.and_then(|j| rate_trials(slot.base, &counts_at(j))).unwrap_or(weight);
                             let (lo, hi) = wilson(*v, den * n_per_w, z);
                             (Some(lo).filter(|x| x.is_finite()), Some(hi).filter(|x| x.is_finite()), "wilson")
                         }
@@ -1551,7 +1433,8 @@ fn spread(value: impl Fn(usize, usize) -> Option<f64>, groups: &[usize], slots: 
 /// `replicates` are flat, NaN for undefined; `offsets[spec][slice]` is where a slice's values start.
 fn fairness_criteria(prep: &Prepared, req: &MetricsRequest, thresholds: &[f64], point: &[Vec<Vec<Option<f64>>>], replicates: &[Vec<f64>], offsets: &[Vec<usize>]) -> Vec<strata_app::model::CriteriaAt> {
     use strata_app::model::{CriteriaAt, Criterion};
-    let slot = |j: usize, m: &str| BINARY_SCALARS.len() + j * PER_THRESHOLD + CONFUSION_NAMES.iter().position(|n| *n == m).unwrap_or(0);
+    let layout = BinaryLayout::get();
+    let slot = |j: usize, m: &str| layout.metric_at(j, m).unwrap_or(layout.at(j));
     let label = |ai: usize, g: usize| prep.keys[ai][g].iter().map(|(c, v)| format!("{c}={v}")).collect::<Vec<_>>().join(", ");
     let mut out = Vec::new();
     for ai in 1..prep.keys.len() {
@@ -1894,29 +1777,15 @@ mod tests {
         let got = compute_prepared(&prep, &request(0)).unwrap();
         let overall = &got.slices[0];
         assert_eq!(overall.count, 1200);
-        let (y, p, w): (Vec<f64>, Vec<f64>, Vec<f64>) = (repeated.iter().map(|r| r.0).collect(), repeated.iter().map(|r| r.1).collect(), repeated.iter().map(|r| r.2).collect());
-        let reference = super::super::metrics::Binary::new(&y, &p, &w);
-        assert!((overall.metrics["auc_roc"].value.unwrap() - reference.auc_roc().unwrap()).abs() < 1e-12);
-        assert!((overall.metrics["log_loss"].value.unwrap() - reference.log_loss().unwrap()).abs() < 1e-12);
-        assert!((overall.at[1].metrics["accuracy"].value.unwrap() - reference.accuracy_at(0.5).unwrap()).abs() < 1e-12);
+        // Four copies of a row weigh what the row weighs at four times its weight.
+        let heavier: Vec<(f64, f64, f64)> = rs.iter().map(|(y, p, w)| (*y, *p, 4.0 * w)).collect();
+        let reference = compute(&frame(&heavier, |i| if i % 2 == 0 { "a" } else { "b" }), &request(0), Task::Binary).unwrap();
+        let reference = &reference.slices[0];
+        assert!((overall.metrics["auc_roc"].value.unwrap() - reference.metrics["auc_roc"].value.unwrap()).abs() < 1e-12);
+        assert!((overall.metrics["log_loss"].value.unwrap() - reference.metrics["log_loss"].value.unwrap()).abs() < 1e-12);
+        assert!((overall.at[1].metrics["accuracy"].value.unwrap() - reference.at[1].metrics["accuracy"].value.unwrap()).abs() < 1e-12);
     }
 
-    #[test]
-    fn poisson_draws_have_the_right_mean_and_variance() {
-        for mean in [1.0, 0.5, 4.0, 9.5, 10.0, 37.0, 1000.0] {
-            let mut r = SplitMix(11);
-            let n = 40_000;
-            let xs: Vec<f64> = (0..n).map(|_| r.poisson(mean)).collect();
-            let m = xs.iter().sum::<f64>() / n as f64;
-            let v = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1) as f64;
-            // Standard error of the mean is sqrt(mean / n); allow 5 of them.
-            assert!((m - mean).abs() < 5.0 * (mean / n as f64).sqrt(), "mean {m} for {mean}");
-            assert!((v / mean - 1.0).abs() < 0.05, "variance {v} for {mean}");
-            assert!(xs.iter().all(|x| *x >= 0.0 && x.fract() == 0.0));
-        }
-        assert!((ln_factorial(20.0) - 42.335616460753485).abs() < 1e-10);
-        assert!((ln_factorial(9.0) - 12.801827480081469).abs() < 1e-12);
-    }
 
     /// Chunked, parallel cell building gives exactly the cells of one pass over all rows, for
     /// short runs of equal scores (sorted) and long ones (counted in a hash map) alike.
@@ -1961,47 +1830,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn normal_helpers() {
-        assert!((normal_quantile(0.975) - 1.959963984540054).abs() < 1e-8);
-        assert!((two_sided_p(1.959963984540054) - 0.05).abs() < 1e-6);
-        let (lo, hi) = wilson(0.5, 100.0, 1.959963984540054);
-        assert!((lo - 0.4038315).abs() < 1e-6 && (hi - 0.5961685).abs() < 1e-6);
-    }
 }
 
 /// The keys `multiclass_pass` reports, sorted as its maps iterate.
 fn multiclass_keys(prep: &Prepared) -> Vec<String> {
-    let mut keys: std::collections::BTreeSet<String> = MULTICLASS_METRICS.iter().map(|m| m.to_string()).collect();
+    let mut keys: std::collections::BTreeSet<String> = registry::names(Family::Multiclass).map(str::to_string).collect();
     for c in &prep.classes {
         keys.extend([format!("precision[{c}]"), format!("recall[{c}]"), format!("f1[{c}]")]);
     }
     if !prep.class_terms.is_empty() {
         keys.insert("log_loss".into());
-        keys.extend(top_ks(prep.classes.len()).map(top_k_name));
+        keys.extend(registry::top_ks(prep.classes.len()).into_iter().map(top_k_name));
     }
     keys.into_iter().collect()
-}
-
-/// The k of the top-k accuracies reported for `classes` classes (k = 1 is the accuracy).
-pub fn top_ks(classes: usize) -> impl Iterator<Item = usize> {
-    [2, 3, 5].into_iter().filter(move |k| *k < classes)
-}
-
-/// The multiclass metric names a model offers: [`MULTICLASS_METRICS`], plus log loss and top-k
-/// accuracies when it has `scored_classes` per-class score columns.
-pub fn multiclass_metric_names(scored_classes: usize) -> Vec<String> {
-    let mut names: Vec<String> = MULTICLASS_METRICS.iter().map(|s| s.to_string()).collect();
-    if scored_classes > 0 {
-        names.extend(top_ks(scored_classes).map(top_k_name));
-        names.push("log_loss".into());
-    }
-    names
-}
-
-/// `top_3_accuracy` for k = 3.
-pub fn top_k_name(k: usize) -> String {
-    format!("top_{k}_accuracy")
 }
 
 /// What a row's per-class scores tell about its true class.
@@ -2042,17 +1883,15 @@ fn class_terms(df: &DataFrame, class_scores: &[(String, String)], classes: &[Str
             let t = y[r];
             let Some(Some(own)) = (t.is_finite()).then(|| columns[t as usize].as_ref()) else { return ClassTerms::default() };
             let (t, st) = (t as usize, own[r]);
-            let (mut rank, mut sum) = (0u16, 0.0);
+            let mut rank = 0u16;
             for (j, c) in &scored {
                 let sj = c[r];
-                sum += sj;
                 if sj > st || (sj == st && *j > t) {
                     rank += 1;
                 }
             }
-            let eps = f64::EPSILON;
-            let p = if sum > 0.0 { st / sum } else { f64::NAN };
-            ClassTerms { log_loss: if p.is_finite() { -p.clamp(eps, 1.0 - eps).ln() } else { f64::NAN }, rank }
+            // As scikit-learn >= 1.5: the true class's probability clipped, not renormalised.
+            ClassTerms { log_loss: if st.is_finite() { clipped_neg_ln(st) } else { f64::NAN }, rank }
         })
         .collect())
 }
@@ -2138,7 +1977,7 @@ fn multiclass_pass(prep: &Prepared, spec: usize, w: &[f64]) -> Vec<(BTreeMap<Str
             if scored {
                 let (lw, lsum) = loss[si];
                 out.insert("log_loss".into(), (lw > 0.0).then(|| lsum / lw));
-                for kk in top_ks(k) {
+                for kk in registry::top_ks(k) {
                     let hits: f64 = by_rank[si][..kk].iter().sum();
                     out.insert(top_k_name(kk), (total > 0.0).then(|| hits / total));
                 }

@@ -185,7 +185,7 @@ pub(crate) fn feature_codes(df: &DataFrame, spec: &str, column: &str, cut: &Cut)
     let edges: Vec<f64> = match cut {
         Cut::Edges(e) => e.clone(),
         Cut::Quantiles(k) => {
-            let mut e: Vec<f64> = (1..*k).map(|i| super::metrics::quantile_sorted(&present, i as f64 / *k as f64)).collect();
+            let mut e: Vec<f64> = (1..*k).map(|i| super::stats::quantile_sorted(&present, i as f64 / *k as f64)).collect();
             e.dedup();
             e.retain(|x| x.is_finite());
             // Inner edges only: make the first bucket start at the minimum.

@@ -5,7 +5,7 @@
 use strata_app::model::AttackSlice;
 
 use super::{Batch, Model, ModelError, Values};
-use crate::eval::sliced::SplitMix;
+use crate::eval::rng::SplitMix;
 
 /// Perturbs `features` of every row: numbers get N(0, (noise·sd)²) added, texts are swapped
 /// with probability `swap` for a value drawn from the column's observed values.

@@ -34,7 +34,7 @@ fn median(v: &mut [f64]) -> f64 {
         return 0.0;
     }
     v.sort_by(f64::total_cmp);
-    crate::eval::metrics::quantile_sorted(v, 0.5)
+    crate::eval::stats::quantile_sorted(v, 0.5)
 }
 
 /// Solves the symmetric positive-definite system `a x = b` by Cholesky decomposition.

@@ -14,7 +14,7 @@ pub fn grid_of(values: &Values, points: usize) -> Values {
             let mut g: Vec<f64> = (0..points.max(2))
                 .filter_map(|i| {
                     let q = i as f64 / (points.max(2) - 1) as f64;
-                    (!s.is_empty()).then(|| crate::eval::metrics::quantile_sorted(&s, q))
+                    (!s.is_empty()).then(|| crate::eval::stats::quantile_sorted(&s, q))
                 })
                 .collect();
             g.dedup();

@@ -86,7 +86,7 @@ impl AppState {
                 let ((pa, na), (pb, nb)) = (rate(&ya), rate(&yb));
                 let pooled = (pa * na + pb * nb) / (na + nb);
                 let se = (pooled * (1.0 - pooled) * (1.0 / na + 1.0 / nb)).sqrt();
-                let p = if se > 0.0 { crate::eval::sliced::two_sided_p((pb - pa) / se) } else { 1.0 };
+                let p = if se > 0.0 { crate::eval::stats::two_sided_p((pb - pa) / se) } else { 1.0 };
                 Some((pa, pb, p))
             } else {
                 None

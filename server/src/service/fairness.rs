@@ -8,10 +8,10 @@ use super::{AppState, MAX_SLICES, ServiceError};
 use crate::charts;
 use crate::eval::fairness::{check, default_limits, parse_limits, suggest_thresholds};
 use crate::eval::sliced::{MetricsRequest, parse_thresholds};
+use strata_app::metrics::fairness_names;
 
-/// Metrics the fairness view offers (Fairness Indicators' set, plus accuracy and ranking).
-pub const FAIRNESS_METRICS: [&str; 13] =
-    ["positive_rate", "negative_rate", "tpr", "fnr", "tnr", "fpr", "precision", "fdr", "for", "accuracy", "auc_roc", "auc_pr", "expected_calibration_error"];
+// The metrics the fairness view offers (Fairness Indicators' set, plus accuracy and ranking) are
+// the registry's `fairness` ones: `strata_app::metrics::fairness_names`.
 /// The setting key the limits are stored under.
 pub const LIMITS_KEY: &str = "fairness_limits";
 
@@ -70,8 +70,8 @@ pub fn parse_fairness_query(query: &str) -> Result<FairnessQuery, ServiceError> 
             "thresholds" => q.thresholds = parse_thresholds(&v).map_err(bad)?,
             "metric" => {
                 for m in v.split(',').map(str::trim).filter(|m| !m.is_empty()) {
-                    if !FAIRNESS_METRICS.contains(&m) {
-                        return Err(bad(format!("unknown metric '{m}' (one of: {})", FAIRNESS_METRICS.join(", "))));
+                    if !fairness_names().any(|f| f == m) {
+                        return Err(bad(format!("unknown metric '{m}' (one of: {})", fairness_names().collect::<Vec<_>>().join(", "))));
                     }
                     if !q.metrics.iter().any(|x| x == m) {
                         q.metrics.push(m.to_string());
@@ -212,7 +212,7 @@ impl AppState {
             over_time_chart,
             models: first.summary.models.clone(),
             features,
-            metric_names: FAIRNESS_METRICS.iter().map(|s| s.to_string()).collect(),
+            metric_names: fairness_names().map(str::to_string).collect(),
             limits,
             limits_stored: stored.is_some(),
         })

@@ -12,7 +12,7 @@ use strata_app::server_fns::{Backend, BackendError};
 
 use crate::charts;
 use crate::eval;
-use crate::eval::sliced::{BINARY_METRICS, MetricsRequest, OTHER_THRESHOLD_METRICS, RATE_METRICS, REGRESSION_METRICS, Prepared, RequestError, compute_prepared, multiclass_metric_names, parse_thresholds, prepare};
+use crate::eval::sliced::{MetricsRequest, Prepared, RequestError, compute_prepared, parse_thresholds, prepare};
 use crate::ingest::{self, IngestError};
 use crate::settings::Limits;
 use crate::store::cache::{ByteLru, FrameCache};
@@ -368,11 +368,7 @@ impl AppState {
         let detail = self.run_detail(id).await?;
         let q = parse_metrics_query(&detail, query)?;
         let task = detail.summary.task;
-        let metric_names: Vec<String> = match task {
-            Task::Binary => RATE_METRICS.iter().chain(&OTHER_THRESHOLD_METRICS).chain(&BINARY_METRICS).map(|s| s.to_string()).collect(),
-            Task::Multiclass => multiclass_metric_names(q.request.class_scores.len()),
-            Task::Regression => REGRESSION_METRICS.iter().map(|s| s.to_string()).collect(),
-        };
+        let metric_names = strata_app::metrics::task_names(task, q.request.class_scores.len());
         let metric = q.metric.clone().unwrap_or_else(|| match task {
             Task::Binary => "fpr".into(),
             Task::Multiclass => "accuracy".into(),
@@ -382,7 +378,7 @@ impl AppState {
             return Err(ServiceError::BadRequest(format!("unknown metric '{metric}' (one of: {})", metric_names.join(", "))));
         }
         let result = self.compute_metrics(id, q.request, task).await?;
-        let threshold = (task == Task::Binary && !BINARY_METRICS.contains(&metric.as_str())).then(|| result.thresholds[0]);
+        let threshold = strata_app::metrics::at_threshold(task, &metric).then(|| result.thresholds[0]);
         let chart = charts::slice_bars(&result, &metric, threshold);
         Ok(SliceView { result, models: detail.summary.models.clone(), metric, threshold, chart, metric_names, project: detail.summary.project.clone() })
     }

@@ -7,7 +7,7 @@ use strata_app::model::{GateSet, GateSetVersion, ProjectView, Role, RunDetail, R
 use super::{AppState, MAX_SLICES, ServiceError, normalize_label, request_error};
 use crate::charts;
 use crate::eval::gates;
-use crate::eval::sliced::{BINARY_METRICS, MetricsRequest, OTHER_THRESHOLD_METRICS, RATE_METRICS, REGRESSION_METRICS, compute_prepared, multiclass_metric_names, prepare};
+use crate::eval::sliced::{MetricsRequest, compute_prepared, prepare};
 
 /// The column a period of a run's rows is put in for `by=week` / `by=day` (not a user column:
 /// the engine slices by it like any other).
@@ -178,12 +178,8 @@ impl AppState {
             }
             m
         };
-        let metric_names: Vec<String> = match task {
-            Task::Binary => BINARY_METRICS.iter().chain(&RATE_METRICS).chain(&OTHER_THRESHOLD_METRICS).map(|s| s.to_string()).collect(),
-            // Top-k accuracy and log loss too: runs whose model has per-class scores report them.
-            Task::Multiclass => multiclass_metric_names(usize::MAX),
-            Task::Regression => REGRESSION_METRICS.iter().map(|s| s.to_string()).collect(),
-        };
+        // Multiclass: top-k accuracy and log loss too, since runs whose model has per-class scores report them.
+        let metric_names = strata_app::metrics::task_names(task, usize::MAX);
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| bad(format!("malformed query string: {e}")))?;
         let mut metric = match task {
             Task::Binary => "auc_roc",
@@ -218,8 +214,7 @@ impl AppState {
             "day" => Some(86_400_000_000),
             other => return Err(bad(format!("by='{other}': use run, week or day"))),
         };
-        let free = BINARY_METRICS.contains(&metric.as_str()) || task != Task::Binary;
-        let at = (!free).then_some(threshold);
+        let at = strata_app::metrics::at_threshold(task, &metric).then_some(threshold);
         let user_spec = if slice == "overall" { None } else { Some(slice.clone()) };
         let mut points = vec![];
         for r in runs.iter().rev().take(MAX_RUNS).rev() {

@@ -190,3 +190,47 @@ fn per_class_scores_give_top_k_accuracy_and_log_loss() {
     let res = compute(&ing.frame, &plain, Task::Multiclass).unwrap();
     assert!(!res.slices[0].metrics.contains_key("top_2_accuracy") && !res.slices[0].metrics.contains_key("log_loss"));
 }
+
+/// Log loss with scores of exactly 0 and 1 (and within machine epsilon of them) equals
+/// scikit-learn's, which clips at the float64 machine epsilon (golden/make_log_loss_golden.py).
+#[test]
+fn log_loss_clips_at_machine_epsilon_like_sklearn() {
+    let g: serde_json::Value = serde_json::from_str(include_str!("../golden/log_loss_edges.json")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let to_csv = |rows: &serde_json::Value, columns: &[&str]| {
+        let mut text = columns.join(",") + "\n";
+        for r in rows.as_array().unwrap() {
+            let cells: Vec<String> = columns.iter().map(|c| match &r[*c] { serde_json::Value::String(s) => s.clone(), v => format!("{}", v.as_f64().unwrap()) }).collect();
+            text += &(cells.join(",") + "\n");
+        }
+        text
+    };
+    let ingest = |name: &str, text: String, spec: strata_app::model::IngestSpec| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        strata_server::ingest::ingest_file(&path, name, &spec).unwrap()
+    };
+
+    let b = &g["binary"];
+    let spec = strata_app::model::IngestSpec { name: "edges".into(), label: Some("label".into()), scores: Some(vec!["score".into()]), ..Default::default() };
+    let ing = ingest("binary.csv", to_csv(&b["rows"], &["label", "score", "group", "weight"]), spec);
+    let mut req = request("score", &["group"], 0);
+    let res = compute(&ing.frame, &req, Task::Binary).unwrap();
+    close(res.slices[0].metrics["log_loss"].value, b["overall"].as_f64().unwrap(), 1e-12, "overall log_loss");
+    for s in &res.slices[1..] {
+        let group = s.key.get("group").unwrap();
+        close(s.metrics["log_loss"].value, b["by_group"][group].as_f64().unwrap(), 1e-12, &format!("{group} log_loss"));
+    }
+    req.weight = Some("weight".into());
+    let res = compute(&ing.frame, &req, Task::Binary).unwrap();
+    close(res.slices[0].metrics["log_loss"].value, b["weighted"].as_f64().unwrap(), 1e-12, "weighted log_loss");
+
+    let m = &g["multiclass"];
+    let spec = strata_app::model::IngestSpec { name: "edges-mc".into(), label: Some("label".into()), ..Default::default() };
+    let ing = ingest("multiclass.csv", to_csv(&m["rows"], &["label", "prob_a", "prob_b", "prob_c"]), spec);
+    let mut req = request("prob", &[], 0);
+    req.thresholds = vec![];
+    req.class_scores = ing.roles.class_models[0].columns.clone();
+    let res = compute(&ing.frame, &req, Task::Multiclass).unwrap();
+    close(res.slices[0].metrics["log_loss"].value, m["overall"].as_f64().unwrap(), 1e-12, "multiclass log_loss");
+}

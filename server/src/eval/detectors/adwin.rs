@@ -208,7 +208,7 @@ mod tests {
     use super::*;
 
     use crate::eval::detectors::tests::bernoulli;
-    use crate::eval::sliced::SplitMix;
+    use crate::eval::rng::SplitMix;
 
     #[test]
     fn adwin_matches_river_on_the_same_streams() {

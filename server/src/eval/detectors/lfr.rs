@@ -256,7 +256,7 @@ mod tests {
     use super::*;
 
     use crate::eval::detectors::tests::bernoulli;
-    use crate::eval::sliced::SplitMix;
+    use crate::eval::rng::SplitMix;
 
     fn classify(rng: &mut SplitMix, tpr: f64, tnr: f64) -> (bool, bool) {
         let label = rng.uniform() < 0.4;

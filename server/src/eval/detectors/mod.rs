@@ -146,7 +146,7 @@ impl Md3 {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::eval::sliced::SplitMix;
+    use crate::eval::rng::SplitMix;
 
     /// A 0/1 draw with P(1) = p: the detectors' synthetic streams.
     pub(super) fn bernoulli(rng: &mut SplitMix, p: f64) -> f64 {
