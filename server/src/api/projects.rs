@@ -1,32 +1,27 @@
 //! `/api/v1` handlers of continuous evaluation: projects, gates, validation, alerts.
 
+use axum::Json;
 use axum::extract::{Path, Query, RawQuery, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use strata_app::model::{AlertsView, ApiError as ApiErrorBody, GateSet, GateSetVersion, ProjectSummary, ProjectView, RunSummary, Validation};
-use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ApiError;
 use crate::service::AppState;
 use crate::service::alerts::Webhook;
+#[allow(unused_imports)] // named in the OpenAPI attributes
+use crate::service::params::ProjectParams;
 
-#[derive(OpenApi)]
-#[openapi(
-    paths(patch_run, list_projects, get_project, get_gates, put_gates, validate, latest_validation, list_alerts, get_webhook, put_webhook),
-    components(schemas(ProjectPatch, GateSet, GateSetVersion, ProjectSummary, ProjectView, Validation, AlertsView, Webhook))
-)]
-pub struct ProjectsDoc;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/projects", get(list_projects))
-        .route("/api/v1/projects/{p}", get(get_project))
-        .route("/api/v1/projects/{p}/gates", get(get_gates).put(put_gates))
-        .route("/api/v1/projects/{p}/runs/{id}/validate", post(validate))
-        .route("/api/v1/runs/{id}/validation", get(latest_validation))
-        .route("/api/v1/alerts", get(list_alerts))
-        .route("/api/v1/alerts/webhook", get(get_webhook).put(put_webhook))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_projects))
+        .routes(routes!(get_project))
+        .routes(routes!(get_gates, put_gates))
+        .routes(routes!(validate))
+        .routes(routes!(latest_validation))
+        .routes(routes!(list_alerts))
+        .routes(routes!(get_webhook, put_webhook))
 }
 
 /// A run's project membership and version label; a missing or blank project takes it out.
@@ -37,7 +32,7 @@ pub struct ProjectPatch {
 }
 
 /// Puts a run into a project (`{"project": "adult-income", "version": "v7"}`).
-#[utoipa::path(patch, path = "/api/v1/runs/{id}", request_body = ProjectPatch, responses((status = 200, body = RunSummary), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+#[utoipa::path(patch, path = "/api/v1/runs/{id}", params(("id" = String, Path, description = "the run")), request_body = ProjectPatch, responses((status = 200, body = RunSummary), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 pub async fn patch_run(State(s): State<AppState>, Path(id): Path<String>, Json(body): Json<ProjectPatch>) -> Result<Json<RunSummary>, ApiError> {
     Ok(Json(s.set_project(&id, body.project, body.version).await?))
 }
@@ -48,7 +43,7 @@ async fn list_projects(State(s): State<AppState>) -> Result<Json<Vec<ProjectSumm
 }
 
 /// A metric across the project's runs: `?metric=auc_roc&slice=sex&model=&threshold=0.5&by=run|week|day&ci=0.95`.
-#[utoipa::path(get, path = "/api/v1/projects/{p}", responses((status = 200, body = ProjectView), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/projects/{p}", params(("p" = String, Path, description = "the project"), ProjectParams), responses((status = 200, body = ProjectView), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 async fn get_project(State(s): State<AppState>, Path(p): Path<String>, RawQuery(q): RawQuery) -> Result<Json<ProjectView>, ApiError> {
     Ok(Json(s.project_view(&p, q.as_deref().unwrap_or("")).await?))
 }
@@ -59,13 +54,13 @@ pub struct VersionQuery {
     pub version: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{p}/gates", params(VersionQuery), responses((status = 200, body = GateSetVersion), (status = 404, body = ApiErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/projects/{p}/gates", params(("p" = String, Path, description = "the project"), VersionQuery), responses((status = 200, body = GateSetVersion), (status = 404, body = ApiErrorBody)))]
 async fn get_gates(State(s): State<AppState>, Path(p): Path<String>, Query(q): Query<VersionQuery>) -> Result<Json<GateSetVersion>, ApiError> {
     Ok(Json(s.gates(&p, q.version).await?))
 }
 
 /// Saves the project's gates as a new version (earlier versions stay, and validations name theirs).
-#[utoipa::path(put, path = "/api/v1/projects/{p}/gates", request_body = GateSet, responses((status = 200, body = GateSetVersion), (status = 400, body = ApiErrorBody)))]
+#[utoipa::path(put, path = "/api/v1/projects/{p}/gates", params(("p" = String, Path, description = "the project")), request_body = GateSet, responses((status = 200, body = GateSetVersion), (status = 400, body = ApiErrorBody)))]
 async fn put_gates(State(s): State<AppState>, Path(p): Path<String>, Json(set): Json<GateSet>) -> Result<Json<GateSetVersion>, ApiError> {
     Ok(Json(s.put_gates(&p, set).await?))
 }
@@ -78,13 +73,13 @@ pub struct ValidateQuery {
 
 /// Judges the run against the project's gates; `passed` is false when any slice fails a gate.
 /// The answer is 200 either way (the verdict is data); the CLI turns it into an exit code.
-#[utoipa::path(post, path = "/api/v1/projects/{p}/runs/{id}/validate", params(ValidateQuery), responses((status = 200, body = Validation), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/projects/{p}/runs/{id}/validate", params(("p" = String, Path, description = "the project"), ("id" = String, Path, description = "the run"), ValidateQuery), responses((status = 200, body = Validation), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 async fn validate(State(s): State<AppState>, Path((p, id)): Path<(String, String)>, Query(q): Query<ValidateQuery>) -> Result<Json<Validation>, ApiError> {
     Ok(Json(s.validate(&p, &id, q.gates_version).await?))
 }
 
 /// The run's newest validation.
-#[utoipa::path(get, path = "/api/v1/runs/{id}/validation", responses((status = 200, body = Validation), (status = 404, body = ApiErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/runs/{id}/validation", params(("id" = String, Path, description = "the run")), responses((status = 200, body = Validation), (status = 404, body = ApiErrorBody)))]
 async fn latest_validation(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Validation>, ApiError> {
     let v = s.store.latest_validation(&id).await.map_err(crate::service::ServiceError::from)?;
     Ok(Json(v.ok_or_else(|| crate::service::ServiceError::Missing(format!("run {id} has not been validated")))?))

@@ -46,6 +46,12 @@ pub fn bh_adjust(ps: &[f64]) -> Vec<f64> {
     out
 }
 
+/// The rows `rows` of a frame, in that order.
+pub fn take_rows(df: &DataFrame, rows: &[usize]) -> Result<DataFrame, PolarsError> {
+    let idx = IdxCa::from_vec("idx".into(), rows.iter().map(|r| *r as IdxSize).collect());
+    df.take(&idx)
+}
+
 /// Indices of a seeded uniform sample of `k` of `n` rows (all rows if `n <= k`), in row order.
 pub fn sample_rows(n: usize, k: usize, seed: u64) -> Vec<usize> {
     if n <= k {
@@ -294,45 +300,8 @@ pub fn score_distribution(df: &DataFrame, label: &str, task: Task, model: &str, 
     }
 }
 
-/// A multiply–rotate hasher for the engine's internal maps (slice values, cell keys): several
-/// times faster than the default SipHash, whose protection against chosen keys these short-lived,
-/// per-request maps do not need (their size is bounded by the slice limit or the cell count).
-#[derive(Default)]
-pub(crate) struct FastHash(u64);
-
-pub(crate) type FastHashBuilder = std::hash::BuildHasherDefault<FastHash>;
-
-impl std::hash::Hasher for FastHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.write_u64(u64::from_le_bytes(c.try_into().unwrap_or_default()));
-        }
-        let mut last = [0u8; 8];
-        let rest = chunks.remainder();
-        last[..rest.len()].copy_from_slice(rest);
-        self.write_u64(u64::from_le_bytes(last) ^ ((rest.len() as u64) << 59));
-    }
-    fn write_u64(&mut self, x: u64) {
-        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_u128(&mut self, x: u128) {
-        self.write_u64(x as u64);
-        self.write_u64((x >> 64) as u64);
-    }
-    fn write_u32(&mut self, x: u32) {
-        self.write_u64(u64::from(x));
-    }
-    fn write_u16(&mut self, x: u16) {
-        self.write_u64(u64::from(x));
-    }
-    fn write_u8(&mut self, x: u8) {
-        self.write_u64(u64::from(x));
-    }
-    fn write_usize(&mut self, x: usize) {
-        self.write_u64(x as u64);
-    }
-}
+/// The hasher of the engine's internal maps (slice values, cell keys): foldhash, several times
+/// faster than the default SipHash. Its keys come from uploaded files, so it is seeded at random
+/// per process (a fixed-seed hash such as FxHash lets a crafted file make every key collide and
+/// a request quadratic). Nothing depends on the maps' iteration order: every result is sorted.
+pub(crate) type FastHashBuilder = foldhash::fast::RandomState;

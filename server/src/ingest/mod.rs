@@ -45,7 +45,6 @@ pub struct Ingested {
     pub frame: DataFrame,
     pub task: Task,
     pub roles: Roles,
-    pub format: Format,
 }
 
 /// Strings that mean "missing" in a feature column of a text file.
@@ -108,7 +107,7 @@ pub fn ingest_file(path: &Path, file: &str, spec: &IngestSpec) -> Result<Ingeste
         }
     };
     let (frame, task, roles) = finish(raw, lines.as_deref(), file, spec)?;
-    Ok(Ingested { frame, task, roles, format })
+    Ok(Ingested { frame, task, roles })
 }
 
 /// What Strata would make of a file's first rows: for the upload page's preview.

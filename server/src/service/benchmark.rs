@@ -68,8 +68,8 @@ impl AppState {
         let frame = self.frame(id).await?;
         let numeric: Vec<String> = detail.columns.iter().filter(|c| c.role == Role::Feature && matches!(c.kind, ColumnKind::Numeric | ColumnKind::Boolean)).map(|c| c.name.clone()).collect();
         let categorical: Vec<String> = detail.columns.iter().filter(|c| c.role == Role::Feature && matches!(c.kind, ColumnKind::Categorical)).map(|c| c.name.clone()).collect();
-        let rows = super::whatif::sample_rows(frame.height(), max_rows, 0);
-        let sub = super::whatif::take_rows(&frame, &rows)?;
+        let rows = crate::eval::sample_rows(frame.height(), max_rows, 0);
+        let sub = crate::eval::take_rows(&frame, &rows)?;
         let labels = crate::eval::f64_values(&sub, &detail.label)?;
         let batch = Batch::from_frame(&sub)?;
         let model = tokio::task::spawn_blocking(move || {

@@ -3,6 +3,7 @@
 
 use strata_app::model::{ColumnKind, DriftResult, DriftView, Role, Task};
 
+use super::params::{self, DriftParams, StreamDriftParams};
 use super::{AppState, ServiceError};
 use crate::charts;
 use crate::eval::drift::drift;
@@ -10,20 +11,11 @@ use crate::eval::drift::drift;
 impl AppState {
     /// Every feature's (and score's, and the label's) shift from the reference run to this one.
     pub async fn drift(&self, id: &str, query: &str) -> Result<DriftResult, ServiceError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| ServiceError::BadRequest(format!("malformed query string: {e}")))?;
-        let mut reference = None;
-        for (k, v) in pairs {
-            // An empty field (e.g. a form's unnamed submit button) means "the default".
-            if v.trim().is_empty() {
-                continue;
-            }
-            match k.as_str() {
-                "reference" => reference = Some(v),
-                "feature" => {}
-                other => return Err(ServiceError::BadRequest(format!("unknown parameter '{other}'"))),
-            }
-        }
-        let reference = reference.ok_or_else(|| ServiceError::BadRequest("name the reference run: reference=RUN_ID (or a window of runs: A,B,C)".into()))?;
+        self.drift_from(id, params::decode(query)?).await
+    }
+
+    async fn drift_from(&self, id: &str, p: DriftParams) -> Result<DriftResult, ServiceError> {
+        let reference = p.reference.ok_or_else(|| ServiceError::BadRequest("name the reference run: reference=RUN_ID (or a window of runs: A,B,C)".into()))?;
         let ids: Vec<String> = reference.split(',').map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect();
         if ids.is_empty() || ids.len() > 20 {
             return Err(ServiceError::BadRequest("the reference is 1 to 20 run ids, comma-separated".into()));
@@ -108,12 +100,13 @@ impl AppState {
 
     /// The drift page: the runs to choose a reference from, the ranked table, one feature's histograms.
     pub async fn drift_view(&self, id: &str, query: &str) -> Result<DriftView, ServiceError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+        let (page, api) = params::split(query, params::DRIFT_PAGE_KEYS);
+        let api: DriftParams = params::decode_pairs(&api)?;
+        let feature = page.into_iter().find(|(k, _)| k == "feature").map(|(_, v)| v);
         let runs = self.store.list_runs().await?.into_iter().filter(|r| r.id != id).map(|r| (r.id, r.name)).collect();
-        let has_reference = pairs.iter().any(|(k, v)| k == "reference" && !v.is_empty());
         let detail = self.run_detail(id).await?;
         let (stream, stream_note) = if detail.summary.task == Task::Binary {
-            match self.stream_drift(id, "").await {
+            match self.stream_drift_from(id, StreamDriftParams::default()).await {
                 Ok(s) => (Some(s), None),
                 Err(ServiceError::BadRequest(m)) => (None, Some(m)),
                 Err(e) => return Err(e),
@@ -121,11 +114,11 @@ impl AppState {
         } else {
             (None, Some("the stream detectors watch a binary classifier's errors; this run is not binary".to_string()))
         };
-        if !has_reference {
+        if api.reference.is_none() {
             return Ok(DriftView { result: None, runs, chart: None, chart_feature: None, stream, stream_note });
         }
-        let result = self.drift(id, query).await?;
-        let feature = pairs.iter().find(|(k, _)| k == "feature").map(|(_, v)| v.clone()).or_else(|| result.features.first().map(|f| f.feature.clone()));
+        let result = self.drift_from(id, api).await?;
+        let feature = feature.or_else(|| result.features.first().map(|f| f.feature.clone()));
         let chosen = feature.as_ref().and_then(|f| result.features.iter().find(|x| &x.feature == f));
         let chart = chosen.map(charts::drift_histogram);
         Ok(DriftView { chart_feature: chosen.map(|f| f.feature.clone()), chart, result: Some(result), runs, stream, stream_note })
@@ -136,23 +129,23 @@ impl AppState {
     /// DDM and ADWIN over the decisions' errors, Linear Four Rates over the decisions and MD3 over
     /// the scores, rows in time order (timestamp, else id).
     pub async fn stream_drift(&self, id: &str, query: &str) -> Result<strata_app::model::StreamDrift, ServiceError> {
+        self.stream_drift_from(id, params::decode(query)?).await
+    }
+
+    async fn stream_drift_from(&self, id: &str, p: StreamDriftParams) -> Result<strata_app::model::StreamDrift, ServiceError> {
         let bad = ServiceError::BadRequest;
         let detail = self.run_detail(id).await?;
         if detail.summary.task != Task::Binary {
             return Err(bad("stream drift detectors need a binary classification run (an error stream)".into()));
         }
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| bad(format!("malformed query string: {e}")))?;
-        let (mut model, mut threshold, mut margin) = (detail.summary.models.first().cloned().unwrap_or_default(), 0.5, 0.1);
-        for (k, v) in pairs {
-            if v.trim().is_empty() {
-                continue;
-            }
-            match k.as_str() {
-                "model" => model = v,
-                "threshold" => threshold = v.parse().ok().filter(|t| (0.0..=1.0).contains(t)).ok_or_else(|| bad(format!("threshold '{v}' is not in [0, 1]")))?,
-                "margin" => margin = v.parse().ok().filter(|t| (0.0..=0.5).contains(t)).ok_or_else(|| bad(format!("margin '{v}' is not in [0, 0.5]")))?,
-                other => return Err(bad(format!("unknown parameter '{other}'"))),
-            }
+        let model = p.model.unwrap_or_else(|| detail.summary.models.first().cloned().unwrap_or_default());
+        let threshold = p.threshold.unwrap_or(0.5);
+        if !(0.0..=1.0).contains(&threshold) {
+            return Err(bad(format!("threshold '{threshold}' is not in [0, 1]")));
+        }
+        let margin = p.margin.unwrap_or(0.1);
+        if !(0.0..=0.5).contains(&margin) {
+            return Err(bad(format!("margin '{margin}' is not in [0, 0.5]")));
         }
         if !detail.summary.models.contains(&model) {
             return Err(bad(format!("model '{model}' is not a score column of this run")));

@@ -4,7 +4,7 @@
 
 use strata_app::model::{ColumnKind, FairnessCard, FairnessEntry, FairnessView, MetricsResult, Role, RunDetail, Task};
 
-use super::{AppState, MAX_SLICES, ServiceError};
+use super::{AppState, MAX_SLICES, ServiceError, params};
 use crate::charts;
 use crate::eval::fairness::{check, default_limits, parse_limits, suggest_thresholds};
 use crate::eval::sliced::{MetricsRequest, parse_thresholds};
@@ -37,76 +37,65 @@ pub struct FairnessQuery {
     pub flip_sample: usize,
 }
 
-/// Parses the page's / API's query. Every mistake is a 400 that names it.
-pub fn parse_fairness_query(query: &str) -> Result<FairnessQuery, ServiceError> {
+/// The fairness request from its parameters: the defaults and every check, once for the API, the
+/// comparison, the page and the export. Every mistake is a 400 that names it.
+pub fn fairness_query(p: params::FairnessParams) -> Result<FairnessQuery, ServiceError> {
     let bad = ServiceError::BadRequest;
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| bad(format!("malformed query string: {e}")))?;
-    let mut q = FairnessQuery {
-        models: vec![],
-        runs: vec![],
-        feature: None,
-        thresholds: vec![0.3, 0.5, 0.7],
-        metrics: vec![],
-        baseline: "overall".into(),
-        min_size: 30,
-        ci: 0.95,
-        bootstrap: 200,
-        seed: 0,
-        alpha: 0.05,
-        limits: None,
-        criterion: "equal_opportunity".into(),
-        flip: false,
-        flip_sample: 2000,
-    };
-    let num = |k: &str, v: &str| v.parse::<f64>().map_err(|_| ServiceError::BadRequest(format!("{k}='{v}' is not a number")));
-    for (k, v) in pairs {
-        if v.trim().is_empty() {
-            continue;
+    let mut metrics: Vec<String> = Vec::new();
+    for m in params::comma_list(&p.metric) {
+        if !fairness_names().any(|f| f == m) {
+            return Err(bad(format!("unknown metric '{m}' (one of: {})", fairness_names().collect::<Vec<_>>().join(", "))));
         }
-        match k.as_str() {
-            "model" => q.models.extend(v.split(',').map(|m| m.trim().to_string()).filter(|m| !m.is_empty())),
-            "runs" => q.runs.extend(v.split(',').map(|m| m.trim().to_string()).filter(|m| !m.is_empty())),
-            "feature" => q.feature = Some(v),
-            "thresholds" => q.thresholds = parse_thresholds(&v).map_err(bad)?,
-            "metric" => {
-                for m in v.split(',').map(str::trim).filter(|m| !m.is_empty()) {
-                    if !fairness_names().any(|f| f == m) {
-                        return Err(bad(format!("unknown metric '{m}' (one of: {})", fairness_names().collect::<Vec<_>>().join(", "))));
-                    }
-                    if !q.metrics.iter().any(|x| x == m) {
-                        q.metrics.push(m.to_string());
-                    }
-                }
-            }
-            "baseline" => q.baseline = v,
-            "min_size" => q.min_size = v.parse().map_err(|_| bad(format!("min_size='{v}' is not a whole number")))?,
-            "ci" => q.ci = num(&k, &v)?,
-            "bootstrap" => q.bootstrap = v.parse().map_err(|_| bad(format!("bootstrap='{v}' is not a whole number")))?,
-            "seed" => q.seed = v.parse().map_err(|_| bad(format!("seed='{v}' is not a whole number")))?,
-            "alpha" => q.alpha = num(&k, &v)?,
-            "limits" => q.limits = Some(v),
-            "criterion" => {
-                if v != "equal_opportunity" && v != "demographic_parity" {
-                    return Err(bad(format!("criterion '{v}' is not one of equal_opportunity, demographic_parity")));
-                }
-                q.criterion = v;
-            }
-            "flip" => q.flip = v == "1" || v == "true",
-            "flip_sample" => q.flip_sample = v.parse().ok().filter(|n| (10..=20_000).contains(n)).ok_or_else(|| bad("flip_sample is a whole number in 10..=20000".into()))?,
-            "sort" | "format" => {}
-            other => return Err(bad(format!("unknown parameter '{other}'"))),
+        if !metrics.contains(&m) {
+            metrics.push(m);
         }
     }
-    if q.thresholds.is_empty() || q.thresholds.len() > 10 {
+    if metrics.is_empty() {
+        metrics = vec!["fpr".into(), "tpr".into(), "positive_rate".into()];
+    }
+    let criterion = p.criterion.unwrap_or_else(|| "equal_opportunity".into());
+    if criterion != "equal_opportunity" && criterion != "demographic_parity" {
+        return Err(bad(format!("criterion '{criterion}' is not one of equal_opportunity, demographic_parity")));
+    }
+    let flip_sample = p.flip_sample.unwrap_or(2000);
+    if !(10..=20_000).contains(&flip_sample) {
+        return Err(bad("flip_sample is a whole number in 10..=20000".into()));
+    }
+    let thresholds = match p.thresholds {
+        Some(t) => parse_thresholds(&t).map_err(bad)?,
+        None => vec![0.3, 0.5, 0.7],
+    };
+    if thresholds.is_empty() || thresholds.len() > 10 {
         return Err(bad("give between 1 and 10 thresholds".into()));
     }
-    if q.metrics.is_empty() {
-        q.metrics = vec!["fpr".into(), "tpr".into(), "positive_rate".into()];
-    }
+    let q = FairnessQuery {
+        models: params::comma_list(&p.model),
+        runs: params::comma_list(&p.runs),
+        feature: p.feature,
+        thresholds,
+        metrics,
+        baseline: p.baseline.unwrap_or_else(|| "overall".into()),
+        min_size: p.min_size.unwrap_or(30),
+        ci: p.ci.unwrap_or(0.95),
+        bootstrap: p.bootstrap.unwrap_or(200),
+        seed: p.seed.unwrap_or(0),
+        alpha: p.alpha.unwrap_or(0.05),
+        limits: p.limits,
+        criterion,
+        flip: p.flip.is_some_and(|v| v == "1" || v == "true"),
+        flip_sample,
+    };
     if q.models.len() > 6 || q.runs.len() > 12 {
         return Err(bad("compare at most 6 models or 12 runs at once".into()));
     }
     Ok(q)
+}
+
+/// Parses a fairness query string (the page's keys, `sort` and `format`, are not the API's and
+/// are left out).
+pub fn parse_fairness_query(query: &str) -> Result<FairnessQuery, ServiceError> {
+    let (_, api) = params::split(query, params::FAIRNESS_PAGE_KEYS);
+    fairness_query(params::decode_pairs(&api)?)
 }
 
 fn categorical_features(d: &RunDetail) -> Vec<String> {
@@ -224,14 +213,14 @@ impl AppState {
         if feature.contains(',') || feature.contains(':') {
             return Ok((None, Some("flip rates swap one sensitive feature's values: choose a single feature (not a cross or buckets)".into())));
         }
-        if !crate::service::whatif::attached_models(d).iter().any(|(s, _)| s == model) {
+        if !crate::service::models::attached_models(d).iter().any(|(s, _)| s == model) {
             return Ok((None, Some(format!("no model file is attached for '{model}', so nothing can be re-predicted"))));
         }
         let values: Vec<String> = result.slices.iter().filter(|s| s.spec == feature).filter_map(|s| s.key.get(feature).cloned()).filter(|v| v != crate::eval::slicing::MISSING).collect();
         let m = self.model(&d.summary.id, d, model).await?;
         let frame = self.frame(&d.summary.id).await?;
-        let rows = crate::service::whatif::sample_rows(frame.height(), sample, seed);
-        let batch = crate::models::Batch::from_frame(&crate::service::whatif::take_rows(&frame, &rows)?)?;
+        let rows = crate::eval::sample_rows(frame.height(), sample, seed);
+        let batch = crate::models::Batch::from_frame(&crate::eval::take_rows(&frame, &rows)?)?;
         let feature = feature.to_string();
         let r = tokio::task::spawn_blocking(move || crate::models::flip::flip_rates(m.as_ref(), &batch, &feature, &values, threshold))
             .await

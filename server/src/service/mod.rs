@@ -23,9 +23,12 @@ pub mod export;
 pub mod fairness;
 pub mod residuals;
 pub mod whatif;
+pub mod models;
+pub mod attack;
 pub mod benchmark;
 pub mod alerts;
 pub mod projects;
+pub mod params;
 
 /// Why a use case failed.
 #[derive(Debug, thiserror::Error)]
@@ -259,84 +262,53 @@ pub(crate) fn json_rows(page: &DataFrame) -> (Vec<String>, Vec<Vec<serde_json::V
     (columns, rows)
 }
 
-/// Query parameters of a metrics request (`?model=&slice=…&thresholds=&ci=&baseline=…`), as the
-/// API and the slices page both take them.
-pub struct MetricsQuery {
-    pub request: MetricsRequest,
-    /// The page's chosen metric and sort order (ignored by the API).
-    pub metric: Option<String>,
-}
-
 /// Largest number of slices one request may produce.
 pub const MAX_SLICES: usize = 500;
 
-/// Parses a metrics query against a run's metadata; every mistake is a 400 that names it.
-pub fn parse_metrics_query(detail: &RunDetail, query: &str) -> Result<MetricsQuery, ServiceError> {
-    let bad = |m: String| ServiceError::BadRequest(m);
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| bad(format!("malformed query string: {e}")))?;
+/// The engine's request for a run from the metrics parameters: the defaults and every check of
+/// `/metrics` and the slices page; every mistake is a 400 that names it.
+pub fn metrics_request(detail: &RunDetail, p: params::MetricsParams) -> Result<MetricsRequest, ServiceError> {
+    let bad = ServiceError::BadRequest;
     let models = &detail.summary.models;
-    let mut req = MetricsRequest {
-        label: detail.label.clone(),
-        model: models.first().cloned().unwrap_or_default(),
-        class_scores: vec![],
-        weight: detail.columns.iter().find(|c| c.role == Role::Weight).map(|c| c.name.clone()),
-        specs: vec![],
-        thresholds: vec![0.5],
-        ci: 0.95,
-        bootstrap: 200,
-        seed: 0,
-        baseline: "overall".into(),
-        min_size: 1,
-        max_slices: MAX_SLICES,
-        alpha: 0.05,
+    let model = match p.model {
+        Some(m) if !models.contains(&m) => return Err(bad(format!("model '{m}' is not a score column of this run (models: {})", models.join(", ")))),
+        Some(m) => m,
+        None => models.first().cloned().unwrap_or_default(),
     };
-    let mut metric = None;
-    let num = |k: &str, v: &str| v.parse::<f64>().map_err(|_| ServiceError::BadRequest(format!("{k}='{v}' is not a number")));
-    for (k, v) in pairs {
-        // An empty field (e.g. from the page's form) means "the default".
-        if v.trim().is_empty() {
-            continue;
-        }
-        match k.as_str() {
-            "model" => {
-                if !models.contains(&v) {
-                    return Err(bad(format!("model '{v}' is not a score column of this run (models: {})", models.join(", "))));
-                }
-                req.model = v;
-            }
-            "slice" => {
-                for spec in v.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                    req.specs.push(spec.to_string());
-                }
-            }
-            "thresholds" => req.thresholds = parse_thresholds(&v).map_err(bad)?,
-            "ci" => req.ci = num(&k, &v)?,
-            "baseline" => req.baseline = if v.trim().is_empty() { "overall".into() } else { v },
-            "min_size" => req.min_size = v.parse().map_err(|_| bad(format!("min_size='{v}' is not a whole number")))?,
-            "bootstrap" => req.bootstrap = v.parse().map_err(|_| bad(format!("bootstrap='{v}' is not a whole number")))?,
-            "seed" => req.seed = v.parse().map_err(|_| bad(format!("seed='{v}' is not a whole number")))?,
-            "alpha" => req.alpha = num(&k, &v)?,
-            "metric" => metric = Some(v),
-            "sort" => {}
-            other => return Err(bad(format!("unknown parameter '{other}'"))),
-        }
-    }
-    req.class_scores = detail.class_scores(&req.model);
-    if req.specs.len() > 10 {
+    let specs: Vec<String> = p.slice.iter().flat_map(|v| v.split(';')).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
+    if specs.len() > 10 {
         return Err(bad("at most 10 slice specs per request".into()));
     }
-    if req.thresholds.is_empty() {
+    let thresholds = match p.thresholds {
+        Some(t) => parse_thresholds(&t).map_err(bad)?,
+        None => vec![0.5],
+    };
+    if thresholds.is_empty() {
         return Err(bad("give at least one threshold".into()));
     }
-    Ok(MetricsQuery { request: req, metric })
+    Ok(MetricsRequest {
+        label: detail.label.clone(),
+        class_scores: detail.class_scores(&model),
+        model,
+        weight: detail.columns.iter().find(|c| c.role == Role::Weight).map(|c| c.name.clone()),
+        specs,
+        thresholds,
+        ci: p.ci.unwrap_or(0.95),
+        bootstrap: p.bootstrap.unwrap_or(200),
+        seed: p.seed.unwrap_or(0),
+        baseline: p.baseline.unwrap_or_else(|| "overall".into()),
+        min_size: p.min_size.unwrap_or(1),
+        max_slices: MAX_SLICES,
+        alpha: p.alpha.unwrap_or(0.05),
+    })
 }
 
 impl AppState {
     /// Metrics per slice for a run (see `eval::sliced`).
     pub async fn metrics(&self, id: &str, query: &str) -> Result<MetricsResult, ServiceError> {
         let detail = self.run_detail(id).await?;
-        let q = parse_metrics_query(&detail, query)?;
-        self.compute_metrics(id, q.request, detail.summary.task).await
+        let request = metrics_request(&detail, params::decode(query)?)?;
+        self.compute_metrics(id, request, detail.summary.task).await
     }
 
     /// Runs the engine on a run's cached frame, off the async workers.
@@ -366,10 +338,12 @@ impl AppState {
     /// The slices page: the metrics plus a chart of the chosen metric across slices.
     pub async fn slice_view(&self, id: &str, query: &str) -> Result<SliceView, ServiceError> {
         let detail = self.run_detail(id).await?;
-        let q = parse_metrics_query(&detail, query)?;
+        let (page, api) = params::split(query, params::SLICES_PAGE_KEYS);
+        let page: params::SlicesPageParams = params::decode_pairs(&page)?;
+        let request = metrics_request(&detail, params::decode_pairs(&api)?)?;
         let task = detail.summary.task;
-        let metric_names = strata_app::metrics::task_names(task, q.request.class_scores.len());
-        let metric = q.metric.clone().unwrap_or_else(|| match task {
+        let metric_names = strata_app::metrics::task_names(task, request.class_scores.len());
+        let metric = page.metric.clone().unwrap_or_else(|| match task {
             Task::Binary => "fpr".into(),
             Task::Multiclass => "accuracy".into(),
             Task::Regression => "mae".into(),
@@ -377,7 +351,7 @@ impl AppState {
         if !metric_names.contains(&metric) {
             return Err(ServiceError::BadRequest(format!("unknown metric '{metric}' (one of: {})", metric_names.join(", "))));
         }
-        let result = self.compute_metrics(id, q.request, task).await?;
+        let result = self.compute_metrics(id, request, task).await?;
         let threshold = strata_app::metrics::at_threshold(task, &metric).then(|| result.thresholds[0]);
         let chart = charts::slice_bars(&result, &metric, threshold);
         Ok(SliceView { result, models: detail.summary.models.clone(), metric, threshold, chart, metric_names, project: detail.summary.project.clone() })

@@ -4,6 +4,7 @@
 use polars::prelude::*;
 use strata_app::model::{GateSet, GateSetVersion, ProjectView, Role, RunDetail, RunSummary, Task, TimePoint, Validation};
 
+use super::params::{self, ProjectParams};
 use super::{AppState, MAX_SLICES, ServiceError, normalize_label, request_error};
 use crate::charts;
 use crate::eval::gates;
@@ -180,27 +181,25 @@ impl AppState {
         };
         // Multiclass: top-k accuracy and log loss too, since runs whose model has per-class scores report them.
         let metric_names = strata_app::metrics::task_names(task, usize::MAX);
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| bad(format!("malformed query string: {e}")))?;
-        let mut metric = match task {
-            Task::Binary => "auc_roc",
-            Task::Multiclass => "accuracy",
-            Task::Regression => "mae",
+        let p: ProjectParams = params::decode(query)?;
+        let metric = p.metric.unwrap_or_else(|| {
+            match task {
+                Task::Binary => "auc_roc",
+                Task::Multiclass => "accuracy",
+                Task::Regression => "mae",
+            }
+            .to_string()
+        });
+        let model = p.model.unwrap_or_else(|| models.first().cloned().unwrap_or_default());
+        let slice = p.slice.map(|s| s.trim().to_string()).unwrap_or_else(|| "overall".to_string());
+        let threshold = p.threshold.unwrap_or(0.5);
+        if !(0.0..=1.0).contains(&threshold) {
+            return Err(bad(format!("threshold '{threshold}' is not in [0, 1]")));
         }
-        .to_string();
-        let (mut model, mut slice, mut threshold, mut by, mut ci) = (models.first().cloned().unwrap_or_default(), "overall".to_string(), 0.5, "run".to_string(), 0.95);
-        for (k, v) in pairs {
-            if v.trim().is_empty() {
-                continue;
-            }
-            match k.as_str() {
-                "metric" => metric = v,
-                "model" => model = v,
-                "slice" => slice = v.trim().to_string(),
-                "threshold" => threshold = v.parse().ok().filter(|t| (0.0..=1.0).contains(t)).ok_or_else(|| bad(format!("threshold '{v}' is not in [0, 1]")))?,
-                "by" => by = v,
-                "ci" => ci = v.parse().ok().filter(|c| (0.5..1.0).contains(c)).ok_or_else(|| bad(format!("ci '{v}' is not in [0.5, 1)")))?,
-                other => return Err(bad(format!("unknown parameter '{other}'"))),
-            }
+        let by = p.by.unwrap_or_else(|| "run".to_string());
+        let ci = p.ci.unwrap_or(0.95);
+        if !(0.5..1.0).contains(&ci) {
+            return Err(bad(format!("ci '{ci}' is not in [0.5, 1)")));
         }
         if !metric_names.contains(&metric) {
             return Err(bad(format!("unknown metric '{metric}' (one of: {})", metric_names.join(", "))));

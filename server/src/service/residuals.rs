@@ -1,66 +1,49 @@
-//! The residuals use case: parse the page's / API's query, run `eval::residuals`, draw the charts.
+//! The residuals use case: read the page's / API's parameters, run `eval::residuals`, draw the charts.
 
 use strata_app::model::{ColumnKind, ResidualsResult, ResidualsView, Role, RunDetail, Task};
 
+use super::params::{self, ResidualsParams};
 use super::{AppState, MAX_SLICES, ServiceError};
 use crate::charts;
 use crate::eval::residuals::{ResidualsError, ResidualsRequest, analyse};
 
-/// Parses a residuals query (`model`, `kind`, `feature`, `slice`, `bins`, `sample`, `nlags`,
-/// `level`, `alpha`, `seed`) against a run's metadata; every mistake is a 400 that names it.
-pub fn parse_residuals_query(detail: &RunDetail, query: &str) -> Result<ResidualsRequest, ServiceError> {
-    let bad = ServiceError::BadRequest;
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| bad(format!("malformed query string: {e}")))?;
+/// The residual analysis request from its parameters against a run's metadata: the defaults and
+/// every check of the API and the page; every mistake is a 400 that names it.
+pub fn residuals_request(detail: &RunDetail, p: ResidualsParams) -> Result<ResidualsRequest, ServiceError> {
     let models = &detail.summary.models;
+    let model = match p.model {
+        Some(m) if !models.contains(&m) => {
+            return Err(ServiceError::BadRequest(format!("model '{m}' is not a model column of this run (models: {})", models.join(", "))));
+        }
+        Some(m) => m,
+        None => models.first().cloned().unwrap_or_default(),
+    };
     let role_col = |r: Role| detail.columns.iter().find(|c| c.role == r).map(|c| c.name.clone());
     let features: Vec<(String, ColumnKind)> = detail.columns.iter().filter(|c| c.role == Role::Feature).map(|c| (c.name.clone(), c.kind)).collect();
-    let mut req = ResidualsRequest {
+    // Chart the first numeric feature by default, so the page shows something useful.
+    let feature = p.feature.or_else(|| features.iter().find(|(_, k)| *k == ColumnKind::Numeric).or(features.first()).map(|(n, _)| n.clone()));
+    Ok(ResidualsRequest {
         label: detail.label.clone(),
-        model: models.first().cloned().unwrap_or_default(),
+        model,
         task: detail.summary.task,
-        kind: "raw".into(),
+        kind: p.kind.unwrap_or_else(|| "raw".into()),
         features,
-        feature: None,
-        slice: None,
+        feature,
+        slice: p.slice,
         order_by: role_col(Role::Timestamp).or_else(|| role_col(Role::Id)),
-        bins: 20,
-        sample: 2000,
-        nlags: 40,
-        level: 0.95,
-        alpha: 0.05,
-        seed: 0,
+        bins: p.bins.unwrap_or(20),
+        sample: p.sample.unwrap_or(2000),
+        nlags: p.nlags.unwrap_or(40),
+        level: p.level.unwrap_or(0.95),
+        alpha: p.alpha.unwrap_or(0.05),
+        seed: p.seed.unwrap_or(0),
         max_slices: MAX_SLICES,
-    };
-    let whole = |k: &str, v: &str| v.parse::<usize>().map_err(|_| ServiceError::BadRequest(format!("{k}='{v}' is not a whole number")));
-    let num = |k: &str, v: &str| v.parse::<f64>().map_err(|_| ServiceError::BadRequest(format!("{k}='{v}' is not a number")));
-    for (k, v) in pairs {
-        if v.trim().is_empty() {
-            continue;
-        }
-        match k.as_str() {
-            "model" => {
-                if !models.contains(&v) {
-                    return Err(bad(format!("model '{v}' is not a model column of this run (models: {})", models.join(", "))));
-                }
-                req.model = v;
-            }
-            "kind" => req.kind = v,
-            "feature" => req.feature = Some(v),
-            "slice" => req.slice = Some(v),
-            "bins" => req.bins = whole(&k, &v)?,
-            "sample" => req.sample = whole(&k, &v)?,
-            "nlags" => req.nlags = whole(&k, &v)?,
-            "level" | "ci" => req.level = num(&k, &v)?,
-            "alpha" => req.alpha = num(&k, &v)?,
-            "seed" => req.seed = v.parse().map_err(|_| bad(format!("seed='{v}' is not a whole number")))?,
-            other => return Err(bad(format!("unknown parameter '{other}'"))),
-        }
-    }
-    if req.feature.is_none() {
-        // Chart the first numeric feature by default, so the page shows something useful.
-        req.feature = req.features.iter().find(|(_, k)| *k == ColumnKind::Numeric).or(req.features.first()).map(|(n, _)| n.clone());
-    }
-    Ok(req)
+    })
+}
+
+/// Parses a residuals query string (see [`ResidualsParams`]).
+pub fn parse_residuals_query(detail: &RunDetail, query: &str) -> Result<ResidualsRequest, ServiceError> {
+    residuals_request(detail, params::decode(query)?)
 }
 
 impl AppState {

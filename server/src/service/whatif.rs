@@ -1,5 +1,5 @@
-//! What-if: call the run's attached models on edited examples, partial dependence, the nearest
-//! counterfactual; the `/runs/{id}/whatif` page's data and the matching API.
+//! What-if: call the run's models (see `models`) on edited examples, partial dependence, the
+//! nearest counterfactual, saved examples; the `/runs/{id}/whatif` page's data and the matching API.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,47 +7,14 @@ use std::sync::Arc;
 use polars::prelude::*;
 use strata_app::model::{ColumnKind, Counterfactual, EditableFeature, ExamplesPage, PartialDependence, Role, RunDetail, Task, WhatIfPrediction, WhatIfView};
 
-use super::{AppState, ServiceError, json_rows};
+use super::models::{feature_columns, is_numeric};
+use super::{AppState, ServiceError, json_rows, params};
 use crate::charts;
 use crate::eval::whatif::nearest_counterfactual;
-use crate::models::http::{Endpoint, HttpModel};
-use crate::models::onnx::OnnxModel;
+use crate::eval::{sample_rows, take_rows};
 use crate::models::pdp::partial_dependence;
-use crate::models::{Batch, Model, ModelError, Values};
-
-impl From<ModelError> for ServiceError {
-    fn from(e: ModelError) -> Self {
-        match e {
-            ModelError::MissingInput { .. } | ModelError::WrongType { .. } => ServiceError::BadRequest(e.to_string()),
-            other => ServiceError::Model(other.to_string()),
-        }
-    }
-}
-
-/// The models a run can call: (score column, attachment name) for each ONNX attachment. An
-/// attachment without a declared score column is matched by name (`model_gbt.onnx` ↔ `score_gbt`
-/// or `prediction_gbt`), else called by its file stem.
-pub fn attached_models(detail: &RunDetail) -> Vec<(String, String)> {
-    detail
-        .attachments
-        .iter()
-        .filter(|a| a.media_type == "application/onnx" || a.name.ends_with(".onnx"))
-        .map(|a| {
-            let stem = a.name.trim_end_matches(".onnx");
-            let suffix = stem.strip_prefix("model_").unwrap_or(stem);
-            let score = a.model.clone().or_else(|| detail.summary.models.iter().find(|m| m.rsplit_once('_').map(|(_, s)| s) == Some(suffix)).cloned()).unwrap_or_else(|| stem.to_string());
-            (score, a.name.clone())
-        })
-        .collect()
-}
-
-fn is_numeric(detail: &RunDetail, name: &str) -> bool {
-    detail.columns.iter().any(|c| c.name == name && matches!(c.kind, ColumnKind::Numeric | ColumnKind::Boolean))
-}
-
-fn feature_columns(detail: &RunDetail) -> Vec<(String, ColumnKind)> {
-    detail.columns.iter().filter(|c| c.role == Role::Feature).map(|c| (c.name.clone(), c.kind)).collect()
-}
+use crate::models::{Batch, Values};
+use super::attack::AttackRequest;
 
 /// The id of every row: the id column's text, or the row number.
 fn row_ids(df: &DataFrame, detail: &RunDetail) -> Result<Vec<String>, ServiceError> {
@@ -60,8 +27,7 @@ fn row_ids(df: &DataFrame, detail: &RunDetail) -> Result<Vec<String>, ServiceErr
     }
 }
 
-/// A parsed what-if query.
-#[derive(Default)]
+/// A what-if request, its defaults applied.
 struct WhatIfQuery {
     model: Option<String>,
     example: Option<String>,
@@ -85,63 +51,53 @@ struct WhatIfQuery {
     attack_slice: Option<String>,
 }
 
+/// The what-if parameters (see [`params::WhatIfParams`]) with their defaults and checks.
 fn parse_whatif_query(query: &str) -> Result<WhatIfQuery, ServiceError> {
     let bad = ServiceError::BadRequest;
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| bad(format!("malformed query string: {e}")))?;
-    let mut q = WhatIfQuery { filter: "all".into(), sample: 500, grid: 20, ..Default::default() };
-    for (k, v) in pairs {
-        if let Some(feature) = k.strip_prefix("set.") {
-            q.edits.insert(feature.to_string(), v);
-            continue;
-        }
-        if v.trim().is_empty() {
-            continue;
-        }
-        match k.as_str() {
-            "model" => q.model = Some(v),
-            "example" => q.example = Some(v),
-            "threshold" => {
-                let t: f64 = v.parse().map_err(|_| bad(format!("threshold='{v}' is not a number")))?;
-                if !(0.0..=1.0).contains(&t) {
-                    return Err(bad(format!("threshold {t} is outside [0, 1]")));
-                }
-                q.threshold = Some(t);
-            }
-            "filter" => {
-                if !["all", "correct", "incorrect", "positive", "negative"].contains(&v.as_str()) {
-                    return Err(bad(format!("filter '{v}' is not one of all, correct, incorrect, positive, negative")));
-                }
-                q.filter = v;
-            }
-            "offset" => q.offset = v.parse().map_err(|_| bad(format!("offset='{v}' is not a whole number")))?,
-            "pdp" | "feature" => q.pdp = Some(v),
-            "x" => q.x = Some(v),
-            "sample" => q.sample = v.parse().ok().filter(|s| (10..=5000).contains(s)).ok_or_else(|| bad("sample is a whole number in 10..=5000".into()))?,
-            "grid" => q.grid = v.parse().ok().filter(|g| (2..=100).contains(g)).ok_or_else(|| bad("grid is a whole number in 2..=100".into()))?,
-            "seed" => q.seed = v.parse().map_err(|_| bad(format!("seed='{v}' is not a whole number")))?,
-            "attack_noise" => q.attack_noise = Some(v.parse().map_err(|_| bad(format!("attack_noise='{v}' is not a number")))?),
-            "attack_swap" => q.attack_swap = Some(v.parse().map_err(|_| bad(format!("attack_swap='{v}' is not a number")))?),
-            "attack_slice" => q.attack_slice = Some(v),
-            "slice" => q.slice = Some(v),
-            "score_min" => q.score_min = Some(v.parse().map_err(|_| bad(format!("score_min='{v}' is not a number")))?),
-            "score_max" => q.score_max = Some(v.parse().map_err(|_| bad(format!("score_max='{v}' is not a number")))?),
-            "color" => {
-                if v != "label" && v != "correct" {
-                    return Err(bad(format!("color '{v}' is not one of label, correct")));
-                }
-                q.color = Some(v)
-            }
-            other => return Err(bad(format!("unknown parameter '{other}'"))),
-        }
+    let (p, edits) = params::decode_whatif(query)?;
+    if let Some(t) = p.threshold
+        && !(0.0..=1.0).contains(&t)
+    {
+        return Err(bad(format!("threshold {t} is outside [0, 1]")));
     }
-    Ok(q)
-}
-
-pub(crate) use crate::eval::sample_rows;
-
-pub(crate) fn take_rows(df: &DataFrame, rows: &[usize]) -> Result<DataFrame, PolarsError> {
-    let idx = IdxCa::from_vec("idx".into(), rows.iter().map(|r| *r as IdxSize).collect());
-    df.take(&idx)
+    let filter = p.filter.unwrap_or_else(|| "all".into());
+    if !["all", "correct", "incorrect", "positive", "negative"].contains(&filter.as_str()) {
+        return Err(bad(format!("filter '{filter}' is not one of all, correct, incorrect, positive, negative")));
+    }
+    let sample = p.sample.unwrap_or(500);
+    if !(10..=5000).contains(&sample) {
+        return Err(bad("sample is a whole number in 10..=5000".into()));
+    }
+    let grid = p.grid.unwrap_or(20);
+    if !(2..=100).contains(&grid) {
+        return Err(bad("grid is a whole number in 2..=100".into()));
+    }
+    if let Some(c) = &p.color
+        && c != "label"
+        && c != "correct"
+    {
+        return Err(bad(format!("color '{c}' is not one of label, correct")));
+    }
+    Ok(WhatIfQuery {
+        model: p.model,
+        example: p.example,
+        threshold: p.threshold,
+        filter,
+        offset: p.offset.unwrap_or(0),
+        pdp: p.pdp,
+        x: p.x,
+        sample,
+        grid,
+        seed: p.seed.unwrap_or(0),
+        edits,
+        attack_noise: p.attack_noise,
+        slice: p.slice,
+        score_min: p.score_min,
+        score_max: p.score_max,
+        color: p.color,
+        attack_swap: p.attack_swap,
+        attack_slice: p.attack_slice,
+    })
 }
 
 /// A one-row batch with `edits` applied (numbers parsed; an empty value is missing).
@@ -165,79 +121,7 @@ fn edited(original: &Batch, edits: &BTreeMap<String, String>, detail: &RunDetail
 /// The setting key of a run's saved what-if examples.
 pub const SAVED_KEY: &str = "whatif_saved";
 
-/// The setting key of a run's HTTP endpoints.
-pub const ENDPOINTS_KEY: &str = "endpoints";
-
 impl AppState {
-    /// The HTTP endpoints stored with a run.
-    pub async fn endpoints(&self, id: &str) -> Result<Vec<Endpoint>, ServiceError> {
-        Ok(match self.store.get_setting(id, ENDPOINTS_KEY).await? {
-            Some(text) => serde_json::from_str(&text).map_err(|e| ServiceError::Model(format!("stored endpoints are unreadable: {e}")))?,
-            None => vec![],
-        })
-    }
-
-    /// Replaces a run's HTTP endpoints (validated).
-    pub async fn save_endpoints(&self, id: &str, endpoints: &[Endpoint]) -> Result<(), ServiceError> {
-        for e in endpoints {
-            e.validate().map_err(ServiceError::BadRequest)?;
-        }
-        let text = serde_json::to_string(endpoints).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
-        if !self.store.put_setting(id, ENDPOINTS_KEY, &text).await? {
-            return Err(ServiceError::NotFound(id.to_string()));
-        }
-        self.models.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, _| !k.starts_with(&format!("{id}\u{0}endpoint:")));
-        Ok(())
-    }
-
-    /// Every model a run can call: attached ONNX files, then named HTTP endpoints, as
-    /// (name, source) where source is the attachment or `endpoint:NAME`.
-    pub async fn callable_models(&self, id: &str, detail: &RunDetail) -> Result<Vec<(String, String)>, ServiceError> {
-        let mut out = attached_models(detail);
-        out.extend(self.endpoints(id).await?.into_iter().map(|e| (e.name.clone(), format!("endpoint:{}", e.name))));
-        if detail.summary.models.iter().any(|m| m == super::benchmark::COLUMN) {
-            out.push((super::benchmark::COLUMN.to_string(), "benchmark".to_string()));
-        }
-        Ok(out)
-    }
-
-    /// The model behind a run's score column or endpoint name (loaded once, then cached).
-    pub async fn model(&self, id: &str, detail: &RunDetail, score: &str) -> Result<Arc<dyn Model>, ServiceError> {
-        let attached = self.callable_models(id, detail).await?;
-        let Some((_, file)) = attached.iter().find(|(s, _)| s == score) else {
-            return Err(ServiceError::BadRequest(format!(
-                "no model file is attached for '{score}' (attached: {})",
-                if attached.is_empty() { "none".to_string() } else { attached.iter().map(|(s, f)| format!("{s} ← {f}")).collect::<Vec<_>>().join(", ") }
-            )));
-        };
-        let key = format!("{id}\u{0}{file}");
-        if let Some(m) = self.models.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            return Ok(m.clone());
-        }
-        if file == "benchmark" {
-            return self.benchmark_model(id).await?.ok_or_else(|| ServiceError::NotFound(format!("{id}: no benchmark model")));
-        }
-        if let Some(name) = file.strip_prefix("endpoint:") {
-            let endpoint = self.endpoints(id).await?.into_iter().find(|e| e.name == name).ok_or_else(|| ServiceError::NotFound(format!("{id}/{file}")))?;
-            let features: Vec<String> = if endpoint.inputs.is_empty() { feature_columns(detail).into_iter().map(|(n, _)| n).collect() } else { endpoint.inputs.clone() };
-            let columns = features.into_iter().map(|c| { let numeric = is_numeric(detail, &c); (c, numeric) }).collect();
-            let model: Arc<dyn Model> = Arc::new(HttpModel::new(endpoint, columns)?);
-            self.models.lock().unwrap_or_else(|p| p.into_inner()).insert(key, model.clone());
-            return Ok(model);
-        }
-        let (_, bytes) = self.store.get_attachment(id, file).await?.ok_or_else(|| ServiceError::NotFound(format!("{id}/{file}")))?;
-        // A single [N, k] input needs its columns named: from the run's models.json, if any.
-        let card = self.store.get_attachment(id, "models.json").await?.and_then(|(_, b)| serde_json::from_slice::<serde_json::Value>(&b).ok());
-        let matrix = card.and_then(|c| c["inputs"].as_array().map(|a| a.iter().filter_map(|i| i["name"].as_str().map(str::to_string)).collect::<Vec<_>>()));
-        let name = score.to_string();
-        let model: Arc<dyn Model> = tokio::task::spawn_blocking(move || OnnxModel::load(&name, &bytes, matrix))
-            .await
-            .map_err(|e| ServiceError::Join(e.to_string()))?
-            .map(|m| Arc::new(m) as Arc<dyn Model>)?;
-        self.models.lock().unwrap_or_else(|p| p.into_inner()).insert(key, model.clone());
-        Ok(model)
-    }
-
     /// Scores examples (JSON objects) with the run's attached models (`models` empty = all).
     pub async fn predict(&self, id: &str, examples: &[serde_json::Map<String, serde_json::Value>], models: &[String]) -> Result<Vec<BTreeMap<String, f64>>, ServiceError> {
         if examples.len() > 10_000 {
@@ -270,11 +154,7 @@ impl AppState {
         let q = parse_whatif_query(query)?;
         let model_name = q.model.clone().or_else(|| attached_models(&detail).first().map(|(s, _)| s.clone())).ok_or_else(|| ServiceError::BadRequest("the run has no model file attached".into()))?;
         let feature = q.pdp.clone().ok_or_else(|| ServiceError::BadRequest("name the feature: feature=".into()))?;
-        if !feature_columns(&detail).iter().any(|(f, _)| *f == feature) {
-            return Err(ServiceError::BadRequest(format!("'{feature}' is not a feature column of the run")));
-        }
         let frame = self.frame(id).await?;
-        let model = self.model(id, &detail, &model_name).await?;
         let example = match &q.example {
             Some(e) => {
                 let ids = row_ids(&frame, &detail)?;
@@ -283,8 +163,19 @@ impl AppState {
             }
             None => None,
         };
+        self.partial_dependence(id, &detail, &frame, &model_name, feature, &q, example).await
+    }
+
+    /// Partial dependence (+ ICE) of `feature` for a run's model over a sample of its rows, with
+    /// `example`'s own curve: shared by the API and the what-if page.
+    #[allow(clippy::too_many_arguments)]
+    async fn partial_dependence(&self, id: &str, detail: &RunDetail, frame: &DataFrame, model_name: &str, feature: String, q: &WhatIfQuery, example: Option<Batch>) -> Result<PartialDependence, ServiceError> {
+        if !feature_columns(detail).iter().any(|(f, _)| *f == feature) {
+            return Err(ServiceError::BadRequest(format!("'{feature}' is not a feature column of the run")));
+        }
+        let model = self.model(id, detail, model_name).await?;
         let rows = sample_rows(frame.height(), q.sample, q.seed);
-        let sample = Batch::from_frame(&take_rows(&frame, &rows)?)?;
+        let sample = Batch::from_frame(&take_rows(frame, &rows)?)?;
         let source = Batch::from_frame(&frame.select([feature.as_str()])?)?.columns.remove(&feature);
         let grid = q.grid;
         Ok(tokio::task::spawn_blocking(move || partial_dependence(model.as_ref(), &sample, &feature, grid, example.as_ref(), source.as_ref()))
@@ -467,107 +358,15 @@ impl AppState {
         if binary {
             view.counterfactual = self.counterfactual_of(&frame, &detail, &ids, row, Some(&score_col), threshold)?;
         }
-        if let Some(feature) = q.pdp.clone() {
-            if attached.contains(&score_col) {
-                let model = self.model(id, &detail, &score_col).await?;
-                let rows = sample_rows(frame.height(), q.sample, q.seed);
-                let sample = Batch::from_frame(&take_rows(&frame, &rows)?)?;
-                if !features.iter().any(|(f, _)| *f == feature) {
-                    return Err(ServiceError::BadRequest(format!("'{feature}' is not a feature column of the run")));
-                }
-                let source = Batch::from_frame(&frame.select([feature.as_str()])?)?.columns.remove(&feature);
-                let grid = q.grid;
-                let pdp = tokio::task::spawn_blocking(move || partial_dependence(model.as_ref(), &sample, &feature, grid, Some(&changed), source.as_ref()))
-                    .await
-                    .map_err(|e| ServiceError::Join(e.to_string()))??;
-                view.pdp_chart = Some(charts::pdp_figure(&pdp, binary.then_some(threshold)));
-                view.pdp = Some(pdp);
-            }
+        if let Some(feature) = q.pdp.clone()
+            && attached.contains(&score_col)
+        {
+            let pdp = self.partial_dependence(id, &detail, &frame, &score_col, feature, &q, Some(changed)).await?;
+            view.pdp_chart = Some(charts::pdp_figure(&pdp, binary.then_some(threshold)));
+            view.pdp = Some(pdp);
         }
         view.example = Some(example);
         Ok(view)
-    }
-}
-
-/// A random-attack request (`POST /api/v1/runs/{id}/attacks`).
-#[derive(Clone, Debug, serde::Deserialize, utoipa::ToSchema)]
-pub struct AttackRequest {
-    /// The model (score column or endpoint) to attack; the first callable one when absent.
-    #[serde(default)]
-    pub model: Option<String>,
-    /// Gaussian noise on numeric features in units of each feature's standard deviation (default 0.1).
-    #[serde(default = "default_noise")]
-    pub noise: f64,
-    /// Probability of swapping a categorical feature for another observed value (default 0.05).
-    #[serde(default = "default_swap")]
-    pub swap: f64,
-    /// Examples attacked (a seeded uniform sample; default 2000).
-    #[serde(default = "default_sample")]
-    pub sample: usize,
-    #[serde(default)]
-    pub seed: u64,
-    /// A slice spec to break the results down by (e.g. `sex`, `age:q4`).
-    #[serde(default)]
-    pub slice: Option<String>,
-    #[serde(default = "default_threshold")]
-    pub threshold: f64,
-}
-
-fn default_noise() -> f64 {
-    0.1
-}
-fn default_swap() -> f64 {
-    0.05
-}
-fn default_sample() -> usize {
-    2000
-}
-fn default_threshold() -> f64 {
-    0.5
-}
-
-impl AppState {
-    /// Perturbs a sample of the run and reports flips and the accuracy (or MAE) change per slice.
-    pub async fn attack(&self, id: &str, req: AttackRequest) -> Result<strata_app::model::AttackResult, ServiceError> {
-        let bad = ServiceError::BadRequest;
-        if !(0.0..=10.0).contains(&req.noise) || !(0.0..=1.0).contains(&req.swap) || !(10..=50_000).contains(&req.sample) || !(0.0..=1.0).contains(&req.threshold) {
-            return Err(bad("noise is 0..=10 (standard deviations), swap 0..=1, sample 10..=50000, threshold 0..=1".into()));
-        }
-        let detail = self.run_detail(id).await?;
-        if detail.summary.task == Task::Multiclass {
-            return Err(bad("random attacks support binary and regression runs".into()));
-        }
-        let model_name = match req.model.clone() {
-            Some(m) => m,
-            None => self.callable_models(id, &detail).await?.first().map(|(s, _)| s.clone()).ok_or_else(|| bad("the run has no model to call".into()))?,
-        };
-        let model = self.model(id, &detail, &model_name).await?;
-        let frame = self.frame(id).await?;
-        let rows = sample_rows(frame.height(), req.sample, req.seed);
-        let sub = take_rows(&frame, &rows)?;
-        let groups: Vec<String> = match req.slice.as_deref().filter(|s| !s.trim().is_empty()) {
-            Some(spec) => {
-                let parsed = crate::eval::slicing::SliceSpec::parse(spec).map_err(|e| bad(e.to_string()))?;
-                let a = crate::eval::slicing::assign(&sub, spec, &parsed, super::MAX_SLICES).map_err(|e| bad(e.to_string()))?;
-                a.slice_of_row.iter().map(|s| s.map(|s| a.keys[s as usize].iter().map(|(c, v)| format!("{c}={v}")).collect::<Vec<_>>().join(", ")).unwrap_or_else(|| "(other)".into())).collect()
-            }
-            None => vec![],
-        };
-        let labels = crate::eval::f64_values(&sub, &detail.label)?;
-        let finite: Vec<f64> = labels.iter().copied().filter(|x| x.is_finite()).collect();
-        let mean = finite.iter().sum::<f64>() / finite.len().max(1) as f64;
-        let label_sd = (finite.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / finite.len().saturating_sub(1).max(1) as f64).sqrt();
-        let batch = Batch::from_frame(&sub)?;
-        let features: Vec<String> = feature_columns(&detail).into_iter().map(|(n, _)| n).collect();
-        let binary = detail.summary.task == Task::Binary;
-        let (noise, swap, seed, threshold) = (req.noise, req.swap, req.seed, req.threshold);
-        let slices = tokio::task::spawn_blocking(move || {
-            let perturbed = crate::models::attack::perturb(&batch, &features, noise, swap, seed);
-            crate::models::attack::attack(model.as_ref(), &batch, &perturbed, &labels, &groups, binary, threshold, label_sd)
-        })
-        .await
-        .map_err(|e| ServiceError::Join(e.to_string()))??;
-        Ok(strata_app::model::AttackResult { model: model_name, noise, swap, threshold, sample: rows.len() as u64, seed, slices })
     }
 }
 

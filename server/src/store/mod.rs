@@ -35,9 +35,9 @@ pub enum StoreError {
     DataDir { path: String, source: std::io::Error },
 }
 
-/// Which database a store talks to.
+/// Which database a store talks to (chooses the pool size and the migrations).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DbKind {
+enum DbKind {
     Postgres,
     Sqlite,
 }
@@ -55,11 +55,10 @@ pub struct NewAttachment {
     pub content: Vec<u8>,
 }
 
-/// The database behind Strata: a pool and the engine it talks to.
+/// The database behind Strata: a pool (PostgreSQL or SQLite, through sqlx's `Any` driver).
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
-    kind: DbKind,
 }
 
 impl Store {
@@ -103,11 +102,7 @@ impl Store {
             DbKind::Postgres => sqlx::migrate!("../migrations/postgres").run(&pool).await?,
             DbKind::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&pool).await?,
         }
-        Ok(Store { pool, kind })
-    }
-
-    pub fn kind(&self) -> DbKind {
-        self.kind
+        Ok(Store { pool })
     }
 
     /// Is the database reachable?

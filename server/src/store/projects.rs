@@ -70,7 +70,8 @@ impl Store {
             .await;
             match inserted {
                 Ok(version) => return Ok(GateSetVersion { project: project.to_string(), version, created_at, gates: gates.clone() }),
-                Err(e) if attempt < 5 => {
+                // Only a unique-key conflict (another save took this version) is worth a retry.
+                Err(e) if attempt < 5 && e.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
                     attempt += 1;
                     tracing::debug!(error = %e, attempt, "saving gates: retrying");
                     tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;

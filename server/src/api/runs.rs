@@ -1,0 +1,189 @@
+//! `/api/v1/runs`: upload, list, inspect and delete runs, their rows and attachments; the upload
+//! page's preview; `/healthz`.
+
+use std::io::Write;
+
+use axum::Json;
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use strata_app::model::{ApiError as ApiErrorBody, Created, ExamplesPage, IngestSpec, Preview, RunDetail, RunSummary};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
+
+use super::ApiError;
+use crate::service::{AppState, Attachment};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        // Uploads stream to a spool file under their own size limit (`Limits::max_upload_bytes`).
+        .routes(routes!(list_runs, create_run).layer(DefaultBodyLimit::disable()))
+        .routes(routes!(get_run, delete_run, super::projects::patch_run))
+        .routes(routes!(get_examples))
+        .routes(routes!(get_attachment))
+        .routes(routes!(preview).layer(DefaultBodyLimit::max(PREVIEW_MAX_BYTES)))
+        .routes(routes!(healthz))
+}
+
+/// Largest body the preview endpoint reads (the page sends a file's head, or a small Parquet file).
+const PREVIEW_MAX_BYTES: usize = 80 * 1024 * 1024;
+
+#[utoipa::path(get, path = "/api/v1/runs", responses((status = 200, body = Vec<RunSummary>)))]
+async fn list_runs(State(s): State<AppState>) -> Result<Json<Vec<RunSummary>>, ApiError> {
+    Ok(Json(s.store.list_runs().await.map_err(crate::service::ServiceError::from)?))
+}
+
+#[utoipa::path(get, path = "/api/v1/runs/{id}", params(("id" = String, Path, description = "the run")), responses((status = 200, body = RunDetail), (status = 404, body = ApiErrorBody)))]
+async fn get_run(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<RunDetail>, ApiError> {
+    Ok(Json(s.run_detail(&id).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/runs/{id}", params(("id" = String, Path, description = "the run")), responses((status = 204), (status = 404, body = ApiErrorBody)))]
+async fn delete_run(State(s): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    s.delete(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+struct PageQuery {
+    #[serde(default)]
+    offset: u64,
+    #[serde(default = "default_limit")]
+    limit: u64,
+}
+
+fn default_limit() -> u64 {
+    100
+}
+
+#[utoipa::path(get, path = "/api/v1/runs/{id}/examples", params(("id" = String, Path, description = "the run"), PageQuery), responses((status = 200, body = ExamplesPage)))]
+async fn get_examples(State(s): State<AppState>, Path(id): Path<String>, Query(q): Query<PageQuery>) -> Result<Json<ExamplesPage>, ApiError> {
+    if q.limit > 1000 {
+        return Err(ApiError::bad("limit may be at most 1000"));
+    }
+    Ok(Json(s.examples(&id, q.offset, q.limit).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/runs/{id}/attachments/{name}", params(("id" = String, Path, description = "the run"), ("name" = String, Path)), responses((status = 200, description = "the file")))]
+async fn get_attachment(State(s): State<AppState>, Path((id, name)): Path<(String, String)>) -> Result<Response, ApiError> {
+    let (media_type, content) = s
+        .store
+        .get_attachment(&id, &name)
+        .await
+        .map_err(crate::service::ServiceError::from)?
+        .ok_or_else(|| ApiError::NotFound(format!("run '{id}' has no attachment '{name}'")))?;
+    Ok(([(header::CONTENT_TYPE, media_type), (header::CONTENT_DISPOSITION, "attachment".to_string())], content).into_response())
+}
+
+#[derive(Deserialize, serde::Serialize)]
+struct Health {
+    status: String,
+    database: String,
+}
+
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "database reachable"), (status = 503, description = "database unreachable")))]
+async fn healthz(State(s): State<AppState>) -> Response {
+    match s.store.ping().await {
+        Ok(()) => Json(Health { status: "ok".into(), database: "reachable".into() }).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "error".into(), database: "unreachable".into() })).into_response()
+        }
+    }
+}
+
+/// Keeps only a file name's last component and characters that are safe to echo back.
+fn clean_file_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
+    if cleaned.is_empty() { "upload".to_string() } else { cleaned }
+}
+
+/// Streams a multipart field to a temporary file, refusing more than `limit` bytes.
+async fn spool(field: &mut axum::extract::multipart::Field<'_>, tmp: &mut tempfile::NamedTempFile, limit: u64, file: &str) -> Result<u64, ApiError> {
+    let mut written = 0u64;
+    while let Some(chunk) = field.chunk().await.map_err(|e| ApiError::bad(format!("the upload was interrupted: {e}")))? {
+        written += chunk.len() as u64;
+        if written > limit {
+            return Err(crate::ingest::IngestError::TooLarge { file: file.to_string(), limit }.into());
+        }
+        tmp.write_all(&chunk).map_err(|e| ApiError::Internal(format!("spooling upload: {e}")))?;
+    }
+    tmp.flush().map_err(|e| ApiError::Internal(format!("spooling upload: {e}")))?;
+    Ok(written)
+}
+
+/// Reads a small multipart part into memory, refusing more than `limit` bytes as they arrive.
+async fn read_capped(field: &mut axum::extract::multipart::Field<'_>, limit: u64, what: &str) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(|e| ApiError::bad(format!("reading {what}: {e}")))? {
+        if (out.len() + chunk.len()) as u64 > limit {
+            return Err(ApiError::TooLarge(format!("{what} is larger than the limit of {limit} bytes"), serde_json::Value::Null));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// Upload a run: multipart with a `file` part (CSV, Parquet or JSON Lines), a `spec` part (JSON,
+/// see `IngestSpec`; only `name` is required) and any number of `model` parts (ONNX files to
+/// store with the run; the part's file name is kept).
+#[utoipa::path(post, path = "/api/v1/runs", request_body(content_type = "multipart/form-data", description = "file + spec (+ model)"),
+    responses((status = 201, body = Created), (status = 400, body = ApiErrorBody), (status = 413, body = ApiErrorBody)))]
+async fn create_run(State(s): State<AppState>, mut mp: Multipart) -> Result<(StatusCode, Json<Created>), ApiError> {
+    let mut spec: Option<IngestSpec> = None;
+    let mut upload: Option<(tempfile::NamedTempFile, String)> = None;
+    let mut attachments = Vec::new();
+    while let Some(mut field) = mp.next_field().await.map_err(|e| ApiError::bad(format!("malformed multipart body: {e}")))? {
+        match field.name().unwrap_or_default() {
+            "spec" => {
+                let bytes = read_capped(&mut field, 1 << 20, "the spec part").await?;
+                spec = Some(serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(format!("spec is not valid: {e}")))?);
+            }
+            "file" => {
+                let name = clean_file_name(field.file_name().unwrap_or("upload"));
+                let mut tmp = tempfile::NamedTempFile::new_in(&s.tmp_dir).map_err(|e| ApiError::Internal(format!("temp file: {e}")))?;
+                spool(&mut field, &mut tmp, s.limits.max_upload_bytes, &name).await?;
+                upload = Some((tmp, name));
+            }
+            "model" => {
+                let name = clean_file_name(field.file_name().unwrap_or("model.onnx"));
+                let content = read_capped(&mut field, s.limits.max_upload_bytes, &format!("model {name}")).await?;
+                attachments.push(Attachment { name, media_type: "application/onnx".into(), model: None, content });
+            }
+            other => return Err(ApiError::bad(format!("unexpected multipart part '{other}' (expected file, spec, model)"))),
+        }
+    }
+    let (tmp, name) = upload.ok_or_else(|| ApiError::bad("no 'file' part in the upload"))?;
+    let spec = spec.ok_or_else(|| ApiError::bad("no 'spec' part in the upload (JSON with at least a name)"))?;
+    let id = s.ingest(tmp.path(), &name, spec, attachments).await?;
+    Ok((StatusCode::CREATED, Json(Created { id })))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+struct PreviewQuery {
+    file_name: String,
+    /// The body is the head of a larger text file: drop its last, partial line.
+    #[serde(default)]
+    truncated: bool,
+}
+
+/// What Strata would make of a file: its columns, their inferred types and roles, the first rows.
+#[utoipa::path(post, path = "/api/v1/preview", params(PreviewQuery), request_body(content_type = "application/octet-stream"),
+    responses((status = 200, body = Preview), (status = 400, body = ApiErrorBody)))]
+async fn preview(State(s): State<AppState>, Query(q): Query<PreviewQuery>, body: axum::body::Bytes) -> Result<Json<Preview>, ApiError> {
+    let name = clean_file_name(&q.file_name);
+    let mut data: &[u8] = &body;
+    if q.truncated {
+        if let Some(end) = data.iter().rposition(|&b| b == b'\n') {
+            data = &data[..=end];
+        }
+    }
+    let mut tmp = tempfile::NamedTempFile::new_in(&s.tmp_dir).map_err(|e| ApiError::Internal(format!("temp file: {e}")))?;
+    tmp.write_all(data).map_err(|e| ApiError::Internal(format!("temp file: {e}")))?;
+    let p = tokio::task::spawn_blocking(move || crate::ingest::preview_file(tmp.path(), &name, &IngestSpec::default(), 10))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    Ok(Json(p))
+}

@@ -1,0 +1,318 @@
+//! The command line: `strata serve | ingest | gates | validate` (parsed by clap) and what each
+//! does, locally on the database or against a running server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use strata_app::model::{GateSet, GateSetVersion, IngestSpec, Validation, Verdict};
+use strata_server::service::{AppState, Attachment};
+use strata_server::settings::{DatabaseTarget, Limits, Settings};
+use strata_server::store::Store;
+
+#[derive(Parser)]
+#[command(name = "strata", version, about = "Look inside your models: sliced metrics, fairness, what-if.")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Where the SQLite database and temporary uploads live.
+    #[arg(long, env = "STRATA_DATA_DIR", default_value = "./strata-data")]
+    data_dir: PathBuf,
+    /// postgres://… to use PostgreSQL; unset = SQLite file in the data directory.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Largest accepted upload, in MiB.
+    #[arg(long, env = "STRATA_MAX_UPLOAD_MB", default_value_t = 2048)]
+    max_upload_mb: u64,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the dashboard and the API.
+    Serve {
+        #[arg(long, env = "STRATA_ADDR", default_value = "127.0.0.1:3000")]
+        addr: SocketAddr,
+        #[command(flatten)]
+        common: Common,
+        /// Do not load the demo runs into an empty database.
+        #[arg(long)]
+        no_demo: bool,
+        /// Byte budget of the in-memory run cache, in MiB.
+        #[arg(long, env = "STRATA_CACHE_MB", default_value_t = 2048)]
+        cache_mb: usize,
+        /// The site built by cargo-leptos (WASM, JS, CSS, public files).
+        #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+        site_root: PathBuf,
+    },
+    /// Validate a CSV / Parquet / JSON Lines file and store it as a run; prints the run's id.
+    Ingest {
+        file: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        label: Option<String>,
+        /// A model's score column; repeat for several models.
+        #[arg(long = "score")]
+        scores: Vec<String>,
+        #[arg(long)]
+        prediction: Option<String>,
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        timestamp: Option<String>,
+        #[arg(long)]
+        weight: Option<String>,
+        /// Treat a numeric column as categorical; repeatable.
+        #[arg(long)]
+        categorical: Vec<String>,
+        /// Leave a column out; repeatable.
+        #[arg(long)]
+        ignore: Vec<String>,
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// An ONNX model file to store with the run; repeatable.
+        #[arg(long = "model")]
+        models: Vec<PathBuf>,
+        /// CSV delimiter (sniffed when absent).
+        #[arg(long)]
+        delimiter: Option<char>,
+        /// The project the run joins (its evaluation history).
+        #[arg(long)]
+        project: Option<String>,
+        /// The model version the run evaluates, e.g. v12.
+        #[arg(long = "model-version")]
+        version: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Save a project's gates from a JSON file (a new version; printed back with its number), or
+    /// print the newest version when no file is given.
+    Gates {
+        #[arg(long)]
+        project: String,
+        /// A JSON gate set (see the README); omit to print the current gates.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Talk to a running Strata instead of opening the database.
+        #[arg(long, env = "STRATA_SERVER")]
+        server: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Judge a run against its project's gates. Exit code 0: every gate passed; 1: a gate failed
+    /// on some slice; 2: it could not be validated (no such run, no gates, server down, …).
+    Validate {
+        #[arg(long)]
+        project: String,
+        /// The run's id.
+        #[arg(long)]
+        run: String,
+        /// A stored version of the gates; the newest when absent.
+        #[arg(long)]
+        gates_version: Option<i64>,
+        /// Ask a running Strata (e.g. http://strata:3000) instead of opening the database.
+        #[arg(long, env = "STRATA_SERVER")]
+        server: Option<String>,
+        /// Print the whole verdict as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+fn settings(common: &Common, addr: SocketAddr, cache_mb: usize, demo: bool, site_root: PathBuf) -> anyhow::Result<Settings> {
+    Ok(Settings {
+        addr,
+        database: DatabaseTarget::resolve(common.database_url.as_deref(), &common.data_dir)?,
+        data_dir: common.data_dir.clone(),
+        cache_bytes: cache_mb * 1024 * 1024,
+        limits: Limits { max_upload_bytes: common.max_upload_mb * 1024 * 1024, ..Limits::default() },
+        demo,
+        site_root,
+    })
+}
+
+async fn open_state(s: &Settings) -> anyhow::Result<AppState> {
+    let tmp = s.data_dir.join("tmp");
+    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let store = Store::connect(&s.database).await.with_context(|| format!("opening the database {:?}", s.database))?;
+    Ok(AppState::new(store, s.cache_bytes, s.limits.clone(), tmp))
+}
+
+/// Ok(false) when the command ran but its verdict is negative (a failed validation).
+pub async fn run(cli: Cli) -> anyhow::Result<bool> {
+    match cli.command {
+        Command::Serve { addr, common, no_demo, cache_mb, site_root } => {
+            let s = settings(&common, addr, cache_mb, !no_demo, site_root)?;
+            tracing::info!(database = ?s.database, data_dir = %s.data_dir.display(), "starting");
+            let state = open_state(&s).await?;
+            if s.demo {
+                let n = strata_server::demo::load_if_empty(&state).await.context("loading the demo runs")?;
+                if n > 0 {
+                    tracing::info!(runs = n, "demo runs loaded");
+                }
+            }
+            if !s.site_root.join("pkg").exists() {
+                tracing::warn!(site_root = %s.site_root.display(), "no built site here: pages will not hydrate (build with cargo leptos build)");
+            }
+            let app = strata_server::router(state, strata_server::leptos_options(&s.site_root, s.addr));
+            let listener = tokio::net::TcpListener::bind(s.addr).await.with_context(|| format!("binding {}", s.addr))?;
+            tracing::info!("serving on http://{}", s.addr);
+            axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+            Ok(true)
+        }
+        Command::Ingest { file, name, label, scores, prediction, id, timestamp, weight, categorical, ignore, tags, models, delimiter, project, version, common } => {
+            let s = settings(&common, "127.0.0.1:0".parse()?, 64, false, PathBuf::new())?;
+            let state = open_state(&s).await?;
+            let spec = IngestSpec {
+                name,
+                label,
+                scores: (!scores.is_empty()).then_some(scores),
+                prediction,
+                id,
+                timestamp,
+                weight,
+                categorical,
+                ignore,
+                tags,
+                delimiter,
+                project,
+                version,
+                ..Default::default()
+            };
+            let mut attachments = Vec::new();
+            for m in models {
+                let content = std::fs::read(&m).with_context(|| format!("reading model {}", m.display()))?;
+                let name = m.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "model.onnx".into());
+                attachments.push(Attachment { name, media_type: "application/onnx".into(), model: None, content });
+            }
+            let file_name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let id = state.ingest(&file, &file_name, spec, attachments).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{id}");
+            Ok(true)
+        }
+        Command::Gates { project, file, server, common } => {
+            let set: Option<GateSet> = match &file {
+                Some(f) => {
+                    let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+                    Some(serde_json::from_str(&text).with_context(|| format!("{}: not a gate set", f.display()))?)
+                }
+                None => None,
+            };
+            let saved: GateSetVersion = match server {
+                Some(url) => {
+                    let url = api_url(&url, &["api", "v1", "projects", &project, "gates"])?;
+                    let client = reqwest::Client::new();
+                    let req = match &set {
+                        Some(set) => client.put(url.clone()).json(set),
+                        None => client.get(url.clone()),
+                    };
+                    answer_json(req.send().await.with_context(|| format!("calling {url}"))?, &url).await?
+                }
+                None => {
+                    let s = settings(&common, "127.0.0.1:0".parse()?, 64, false, PathBuf::new())?;
+                    let state = open_state(&s).await?;
+                    match set {
+                        Some(set) => state.put_gates(&project, set).await,
+                        None => state.gates(&project, None).await,
+                    }
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                }
+            };
+            println!("{}", serde_json::to_string_pretty(&saved)?);
+            Ok(true)
+        }
+        Command::Validate { project, run, gates_version, server, json, common } => {
+            let v = match server {
+                Some(url) => validate_remote(&url, &project, &run, gates_version).await?,
+                None => {
+                    let s = settings(&common, "127.0.0.1:0".parse()?, 256, false, PathBuf::new())?;
+                    let state = open_state(&s).await?;
+                    let v = state.validate(&project, &run, gates_version).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                    // Alerts go to the webhook before the process exits.
+                    state.wait_for_deliveries().await;
+                    v
+                }
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", verdict_table(&v));
+            }
+            Ok(v.passed)
+        }
+    }
+}
+
+/// `{server}/seg/ments`, each segment percent-encoded.
+fn api_url(server: &str, segments: &[&str]) -> anyhow::Result<reqwest::Url> {
+    let mut url = reqwest::Url::parse(server).with_context(|| format!("--server '{server}' is not a URL"))?;
+    url.path_segments_mut().map_err(|_| anyhow::anyhow!("--server '{server}' cannot take a path"))?.pop_if_empty().extend(segments);
+    Ok(url)
+}
+
+/// The JSON body of a successful answer, or an error with the server's message.
+async fn answer_json<T: serde::de::DeserializeOwned>(answer: reqwest::Response, url: &reqwest::Url) -> anyhow::Result<T> {
+    let status = answer.status();
+    let body = answer.text().await?;
+    if !status.is_success() {
+        let msg = serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string)).unwrap_or(body);
+        anyhow::bail!("{status}: {msg}");
+    }
+    serde_json::from_str(&body).with_context(|| format!("{url} answered something unexpected"))
+}
+
+/// `POST {server}/api/v1/projects/{p}/runs/{id}/validate`.
+async fn validate_remote(server: &str, project: &str, run: &str, gates_version: Option<i64>) -> anyhow::Result<Validation> {
+    let mut url = api_url(server, &["api", "v1", "projects", project, "runs", run, "validate"])?;
+    if let Some(v) = gates_version {
+        url.query_pairs_mut().append_pair("gates_version", &v.to_string());
+    }
+    let answer = reqwest::Client::new().post(url.clone()).send().await.with_context(|| format!("calling {url}"))?;
+    answer_json(answer, &url).await
+}
+
+/// The verdict for a terminal: each gate, each slice that failed or was judged, and a last line.
+fn verdict_table(v: &Validation) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "run {} · project {} · gates v{} · model {} · baseline {}",
+        v.run_id,
+        v.project,
+        v.gates_version,
+        v.model,
+        v.baseline_run.as_deref().unwrap_or("none")
+    );
+    let word = |x: Verdict| match x {
+        Verdict::Pass => "pass",
+        Verdict::Fail => "FAIL",
+        Verdict::Skipped => "skip",
+    };
+    for o in &v.outcomes {
+        let _ = writeln!(out, "{:4}  {}", word(o.verdict), o.rule);
+        for s in &o.slices {
+            let value = s.value.map(|x| format!("{x:.4}")).unwrap_or_else(|| "–".into());
+            let base = s.baseline.map(|x| format!(" (baseline {x:.4})")).unwrap_or_default();
+            let _ = writeln!(out, "        {:4}  {:<28} {value}{base}  {}", word(s.verdict), s.slice, s.reason);
+        }
+    }
+    for n in &v.notes {
+        let _ = writeln!(out, "note: {n}");
+    }
+    if !v.drifted_features.is_empty() {
+        let _ = writeln!(out, "drift: {}", v.drifted_features.join(", "));
+    }
+    let _ = writeln!(out, "{}", if v.passed { "PASSED".to_string() } else { format!("FAILED: {} failing slice(s)", v.failures.len()) });
+    out
+}

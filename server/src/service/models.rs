@@ -1,0 +1,120 @@
+//! The models a run can call — attached ONNX files, HTTP endpoints, the benchmark model — found
+//! by name and loaded once (then cached): one registry for what-if, attacks, fairness flip rates
+//! and predictions.
+
+use std::sync::Arc;
+
+use strata_app::model::{ColumnKind, Role, RunDetail};
+
+use super::{AppState, ServiceError};
+use crate::models::http::{Endpoint, HttpModel};
+use crate::models::onnx::OnnxModel;
+use crate::models::{Model, ModelError};
+
+impl From<ModelError> for ServiceError {
+    fn from(e: ModelError) -> Self {
+        match e {
+            ModelError::MissingInput { .. } | ModelError::WrongType { .. } => ServiceError::BadRequest(e.to_string()),
+            other => ServiceError::Model(other.to_string()),
+        }
+    }
+}
+
+/// The models a run can call: (score column, attachment name) for each ONNX attachment. An
+/// attachment without a declared score column is matched by name (`model_gbt.onnx` ↔ `score_gbt`
+/// or `prediction_gbt`), else called by its file stem.
+pub fn attached_models(detail: &RunDetail) -> Vec<(String, String)> {
+    detail
+        .attachments
+        .iter()
+        .filter(|a| a.media_type == "application/onnx" || a.name.ends_with(".onnx"))
+        .map(|a| {
+            let stem = a.name.trim_end_matches(".onnx");
+            let suffix = stem.strip_prefix("model_").unwrap_or(stem);
+            let score = a.model.clone().or_else(|| detail.summary.models.iter().find(|m| m.rsplit_once('_').map(|(_, s)| s) == Some(suffix)).cloned()).unwrap_or_else(|| stem.to_string());
+            (score, a.name.clone())
+        })
+        .collect()
+}
+
+pub(crate) fn is_numeric(detail: &RunDetail, name: &str) -> bool {
+    detail.columns.iter().any(|c| c.name == name && matches!(c.kind, ColumnKind::Numeric | ColumnKind::Boolean))
+}
+
+pub(crate) fn feature_columns(detail: &RunDetail) -> Vec<(String, ColumnKind)> {
+    detail.columns.iter().filter(|c| c.role == Role::Feature).map(|c| (c.name.clone(), c.kind)).collect()
+}
+
+/// The setting key of a run's HTTP endpoints.
+pub const ENDPOINTS_KEY: &str = "endpoints";
+
+impl AppState {
+    /// The HTTP endpoints stored with a run.
+    pub async fn endpoints(&self, id: &str) -> Result<Vec<Endpoint>, ServiceError> {
+        Ok(match self.store.get_setting(id, ENDPOINTS_KEY).await? {
+            Some(text) => serde_json::from_str(&text).map_err(|e| ServiceError::Model(format!("stored endpoints are unreadable: {e}")))?,
+            None => vec![],
+        })
+    }
+
+    /// Replaces a run's HTTP endpoints (validated).
+    pub async fn save_endpoints(&self, id: &str, endpoints: &[Endpoint]) -> Result<(), ServiceError> {
+        for e in endpoints {
+            e.validate().map_err(ServiceError::BadRequest)?;
+        }
+        let text = serde_json::to_string(endpoints).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+        if !self.store.put_setting(id, ENDPOINTS_KEY, &text).await? {
+            return Err(ServiceError::NotFound(id.to_string()));
+        }
+        self.models.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, _| !k.starts_with(&format!("{id}\u{0}endpoint:")));
+        Ok(())
+    }
+
+    /// Every model a run can call: attached ONNX files, then named HTTP endpoints, as
+    /// (name, source) where source is the attachment or `endpoint:NAME`.
+    pub async fn callable_models(&self, id: &str, detail: &RunDetail) -> Result<Vec<(String, String)>, ServiceError> {
+        let mut out = attached_models(detail);
+        out.extend(self.endpoints(id).await?.into_iter().map(|e| (e.name.clone(), format!("endpoint:{}", e.name))));
+        if detail.summary.models.iter().any(|m| m == super::benchmark::COLUMN) {
+            out.push((super::benchmark::COLUMN.to_string(), "benchmark".to_string()));
+        }
+        Ok(out)
+    }
+
+    /// The model behind a run's score column or endpoint name (loaded once, then cached).
+    pub async fn model(&self, id: &str, detail: &RunDetail, score: &str) -> Result<Arc<dyn Model>, ServiceError> {
+        let attached = self.callable_models(id, detail).await?;
+        let Some((_, file)) = attached.iter().find(|(s, _)| s == score) else {
+            return Err(ServiceError::BadRequest(format!(
+                "no model file is attached for '{score}' (attached: {})",
+                if attached.is_empty() { "none".to_string() } else { attached.iter().map(|(s, f)| format!("{s} ← {f}")).collect::<Vec<_>>().join(", ") }
+            )));
+        };
+        let key = format!("{id}\u{0}{file}");
+        if let Some(m) = self.models.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(m.clone());
+        }
+        if file == "benchmark" {
+            return self.benchmark_model(id).await?.ok_or_else(|| ServiceError::NotFound(format!("{id}: no benchmark model")));
+        }
+        if let Some(name) = file.strip_prefix("endpoint:") {
+            let endpoint = self.endpoints(id).await?.into_iter().find(|e| e.name == name).ok_or_else(|| ServiceError::NotFound(format!("{id}/{file}")))?;
+            let features: Vec<String> = if endpoint.inputs.is_empty() { feature_columns(detail).into_iter().map(|(n, _)| n).collect() } else { endpoint.inputs.clone() };
+            let columns = features.into_iter().map(|c| { let numeric = is_numeric(detail, &c); (c, numeric) }).collect();
+            let model: Arc<dyn Model> = Arc::new(HttpModel::new(endpoint, columns)?);
+            self.models.lock().unwrap_or_else(|p| p.into_inner()).insert(key, model.clone());
+            return Ok(model);
+        }
+        let (_, bytes) = self.store.get_attachment(id, file).await?.ok_or_else(|| ServiceError::NotFound(format!("{id}/{file}")))?;
+        // A single [N, k] input needs its columns named: from the run's models.json, if any.
+        let card = self.store.get_attachment(id, "models.json").await?.and_then(|(_, b)| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        let matrix = card.and_then(|c| c["inputs"].as_array().map(|a| a.iter().filter_map(|i| i["name"].as_str().map(str::to_string)).collect::<Vec<_>>()));
+        let name = score.to_string();
+        let model: Arc<dyn Model> = tokio::task::spawn_blocking(move || OnnxModel::load(&name, &bytes, matrix))
+            .await
+            .map_err(|e| ServiceError::Join(e.to_string()))?
+            .map(|m| Arc::new(m) as Arc<dyn Model>)?;
+        self.models.lock().unwrap_or_else(|p| p.into_inner()).insert(key, model.clone());
+        Ok(model)
+    }
+}
