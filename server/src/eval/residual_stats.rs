@@ -18,7 +18,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use super::stats::special::{beta_inc_reg_xy, f_upper_p, normal_quantile, student_t_quantile, student_t_two_sided_p};
+use super::stats::special::{beta_inc_reg_xy, f_upper_p, normal_quantile, student_t_quantile};
 
 // ---------------------------------------------------------------------------
 // Result types

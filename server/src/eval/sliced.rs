@@ -1269,7 +1269,7 @@ fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget: usize) -> 
                 .iter()
                 .enumerate()
                 .map(|(j, t)| {
-                    let (tp, fp, tn, fn_) = counts_at(j);
+                    let Confusion { tp, fp, tn, fn_ } = counts_at(j);
                     AtThreshold { threshold: *t, tp, fp, tn, fn_, metrics: BTreeMap::new() }
                 })
                 .collect();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use polars::prelude::*;
 use strata_app::model::{ColumnKind, Counterfactual, EditableFeature, ExamplesPage, PartialDependence, Role, RunDetail, Task, WhatIfPrediction, WhatIfView};
 
-use super::models::{feature_columns, is_numeric};
+use super::models::{attached_models, feature_columns, is_numeric};
 use super::{AppState, ServiceError, json_rows, params};
 use crate::charts;
 use crate::eval::whatif::nearest_counterfactual;

@@ -570,7 +570,7 @@ pub fn f_upper_p(f: f64, d1: f64, d2: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::stats::test_support::{ABS, REL, close, get, golden};
+    use crate::eval::stats::test_support::{REL, close, get, golden};
 
     // ----- golden: special functions (mpmath references) ------------------------
 

@@ -1,0 +1,301 @@
+//! Wire types shared by the server, the JSON API and the browser: plain data, no behaviour.
+//! This file holds the runs' own types (columns, roles, uploads, errors); the pages' types are in
+//! the submodule of the same name as the page, all re-exported here.
+
+mod drift;
+mod fairness;
+mod projects;
+mod residuals;
+mod slices;
+mod whatif;
+
+pub use drift::*;
+pub use fairness::*;
+pub use projects::*;
+pub use residuals::*;
+pub use slices::*;
+pub use whatif::*;
+
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "ssr")]
+use utoipa::ToSchema;
+
+/// What kind of prediction problem a run's label describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    /// Label in {0, 1} (or false/true); each score is P(label = 1).
+    Binary,
+    /// Label is one of a few classes (strings or integers); scores are predicted classes.
+    Multiclass,
+    /// Label is a real number; each score is a predicted value.
+    Regression,
+}
+
+impl Task {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Task::Binary => "binary",
+            Task::Multiclass => "multiclass",
+            Task::Regression => "regression",
+        }
+    }
+}
+
+/// The part a column plays in a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Feature,
+    Label,
+    Score,
+    Prediction,
+    Id,
+    Timestamp,
+    Weight,
+}
+
+impl Role {
+    pub const ALL: [Role; 7] = [
+        Role::Feature,
+        Role::Label,
+        Role::Score,
+        Role::Prediction,
+        Role::Id,
+        Role::Timestamp,
+        Role::Weight,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Feature => "feature",
+            Role::Label => "label",
+            Role::Score => "score",
+            Role::Prediction => "prediction",
+            Role::Id => "id",
+            Role::Timestamp => "timestamp",
+            Role::Weight => "weight",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// How a column's values are treated when slicing and summarising.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnKind {
+    Numeric,
+    Categorical,
+    Boolean,
+    Timestamp,
+}
+
+/// A column of a stored run with its role, type and summary statistics.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct ColumnInfo {
+    pub name: String,
+    pub role: Role,
+    pub kind: ColumnKind,
+    /// Missing (null) values.
+    pub missing: u64,
+    /// Distinct non-missing values (exact).
+    pub distinct: u64,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub mean: Option<f64>,
+    /// The most frequent values of a categorical column, most frequent first (at most 10).
+    pub top_values: Vec<ValueCount>,
+    /// A multiclass model's per-class score column: the model (its predicted-class column) and
+    /// the class this column scores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_score: Option<ClassScore>,
+}
+
+/// Which model and class a per-class score column belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct ClassScore {
+    pub model: String,
+    pub class: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct ValueCount {
+    pub value: String,
+    pub count: u64,
+}
+
+/// One row of the runs list.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct RunSummary {
+    pub id: String,
+    pub name: String,
+    pub task: Task,
+    /// The score (model) columns: one per model.
+    pub models: Vec<String>,
+    pub rows: u64,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    pub tags: Vec<String>,
+    pub source_file: String,
+    /// The project (a model's evaluation history) the run belongs to, if any.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// The model version / release the run evaluates, e.g. `v12`.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The time the run stands for (RFC 3339, UTC): its timestamp column's latest value, else
+    /// the upload time. Runs of a project are ordered by it.
+    #[serde(default)]
+    pub run_time: String,
+}
+
+/// An ONNX (or other) model file stored with a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct AttachmentInfo {
+    pub name: String,
+    pub media_type: String,
+    pub bytes: u64,
+    /// The score column this model produces, when known.
+    pub model: Option<String>,
+}
+
+/// Everything stored about a run except its rows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub summary: RunSummary,
+    pub label: String,
+    pub columns: Vec<ColumnInfo>,
+    pub attachments: Vec<AttachmentInfo>,
+}
+
+impl RunDetail {
+    /// A multiclass model's per-class score columns as (class, column); empty for other models.
+    pub fn class_scores(&self, model: &str) -> Vec<(String, String)> {
+        self.columns
+            .iter()
+            .filter_map(|c| c.class_score.as_ref().filter(|s| s.model == model).map(|s| (s.class.clone(), c.name.clone())))
+            .collect()
+    }
+}
+
+/// One headline number of one model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct MetricValue {
+    /// snake_case metric name, e.g. `auc_roc`.
+    pub name: String,
+    /// `None` when undefined on this data (e.g. AUC with one class only).
+    pub value: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct ModelHeadline {
+    pub model: String,
+    pub metrics: Vec<MetricValue>,
+}
+
+/// The run overview page's data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct RunOverview {
+    pub detail: RunDetail,
+    /// Label balance: value -> count (binary and multiclass), or quantiles for regression.
+    pub label_balance: Vec<ValueCount>,
+    pub headline: Vec<ModelHeadline>,
+    /// The model whose distribution the chart shows.
+    pub chart_model: String,
+    /// A Plotly figure as JSON (rendered by `/charts.js`).
+    pub chart: String,
+    /// The run's newest validation against its project's gates, if it was validated.
+    #[serde(default)]
+    pub validation: Option<Validation>,
+}
+
+/// A page of a run's rows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct ExamplesPage {
+    pub columns: Vec<String>,
+    #[cfg_attr(feature = "ssr", schema(value_type = Vec<Vec<Object>>))]
+    pub rows: Vec<Vec<serde_json::Value>>,
+    pub offset: u64,
+    pub limit: u64,
+    pub total: u64,
+}
+
+/// How to read an uploaded file: every field but `name` is optional and inferred.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestSpec {
+    pub name: String,
+    pub label: Option<String>,
+    pub scores: Option<Vec<String>>,
+    pub prediction: Option<String>,
+    pub id: Option<String>,
+    pub timestamp: Option<String>,
+    pub weight: Option<String>,
+    /// Columns to treat as categorical even when they hold numbers.
+    pub categorical: Vec<String>,
+    /// Columns to leave out of the run entirely.
+    pub ignore: Vec<String>,
+    pub tags: Vec<String>,
+    /// Force the task instead of inferring it from the label.
+    pub task: Option<Task>,
+    /// CSV delimiter; sniffed from the header line when absent.
+    pub delimiter: Option<char>,
+    /// The project the run joins (letters, digits, `-`, `_`, `.`).
+    #[serde(default)]
+    pub project: Option<String>,
+    /// The model version the run evaluates.
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// The answer of the preview endpoint: what Strata would make of a file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct Preview {
+    pub format: String,
+    pub columns: Vec<PreviewColumn>,
+    /// The first rows, as text.
+    pub rows: Vec<Vec<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct PreviewColumn {
+    pub name: String,
+    pub kind: ColumnKind,
+    pub role: Role,
+}
+
+/// The body of every API error.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct ApiError {
+    pub error: String,
+    #[cfg_attr(feature = "ssr", schema(value_type = Object))]
+    pub detail: serde_json::Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct Created {
+    pub id: String,
+}

@@ -1,0 +1,171 @@
+//! The what-if page: edits, predictions, counterfactuals, partial dependence, flips, attacks.
+
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "ssr")]
+use utoipa::ToSchema;
+
+#[allow(unused_imports)]
+use super::*;
+
+/// One feature of the selected example in the what-if editor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct EditableFeature {
+    pub name: String,
+    /// `numeric` or `categorical`.
+    pub kind: String,
+    pub original: String,
+    /// The value in force: the edit from the URL, else the original.
+    pub value: String,
+    pub edited: bool,
+    /// Categorical: observed values to choose from. Numeric: (min, max) for the slider.
+    pub options: Vec<String>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// A model's score for the original and the edited example, with decisions at the threshold.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct WhatIfPrediction {
+    pub model: String,
+    /// The score stored in the run for this example.
+    pub stored: Option<f64>,
+    /// The model's score for the original features and for the edited ones.
+    pub original: f64,
+    pub edited: f64,
+    pub decision_original: Option<bool>,
+    pub decision_edited: Option<bool>,
+}
+
+/// The most similar example on the other side of the threshold.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct Counterfactual {
+    pub example: String,
+    pub row: u64,
+    pub distance: f64,
+    pub score: f64,
+    /// (feature, this example's value, the counterfactual's value) where they differ.
+    #[cfg_attr(feature = "ssr", schema(value_type = Vec<Vec<String>>))]
+    pub differences: Vec<(String, String, String)>,
+}
+
+/// Partial dependence with ICE curves for one feature.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct PartialDependence {
+    pub model: String,
+    pub feature: String,
+    pub kind: String,
+    /// Grid values (numbers as text for numeric features).
+    pub grid: Vec<String>,
+    pub mean: Vec<f64>,
+    /// One curve per sampled example (at most 60 are returned; `sample` were used for the mean).
+    pub ice: Vec<Vec<f64>>,
+    pub sample: u64,
+    /// The selected example's own curve ("what if only this feature changed").
+    pub example: Option<Vec<f64>>,
+}
+
+/// The what-if page's data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WhatIfView {
+    pub run_name: String,
+    pub task: String,
+    pub threshold: f64,
+    /// Models that can be called (attached ONNX files), by score column.
+    pub models: Vec<String>,
+    /// Browser: the filtered page of rows.
+    pub filter: String,
+    pub browser: ExamplesPage,
+    /// The id of each browser row (the id column, or the row number).
+    pub browser_ids: Vec<String>,
+    pub scatter_chart: String,
+    pub example: Option<String>,
+    pub features: Vec<EditableFeature>,
+    pub predictions: Vec<WhatIfPrediction>,
+    pub counterfactual: Option<Counterfactual>,
+    pub pdp: Option<PartialDependence>,
+    pub pdp_chart: Option<String>,
+    pub feature_names: Vec<String>,
+    /// A random attack (`attack_noise=` given), per slice of `attack_slice`.
+    pub attack: Option<AttackResult>,
+    /// Edited examples saved with the run.
+    pub saved: Vec<SavedWhatIf>,
+}
+
+/// Counterfactual flip rates of one group (Fairness Indicators' flip counts): how often the
+/// decision changes when only the sensitive attribute is set to another group's value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct FlipGroup {
+    pub group: String,
+    /// Examples of the group in the sample.
+    pub n: u64,
+    /// Share whose decision flips for at least one other value.
+    pub any_flip: f64,
+    /// Positive → negative and negative → positive flips (share of the group, any other value).
+    pub to_negative: f64,
+    pub to_positive: f64,
+    /// Per other value: the share whose decision flips when set to it.
+    #[cfg_attr(feature = "ssr", schema(value_type = Vec<Vec<Object>>))]
+    pub by_value: Vec<(String, f64)>,
+}
+
+/// Flip rates of a model for a sensitive feature at a threshold, on a sample of the run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct FlipRates {
+    pub model: String,
+    pub feature: String,
+    pub threshold: f64,
+    pub sample: u64,
+    pub groups: Vec<FlipGroup>,
+}
+
+/// Robustness of one slice under random perturbations of the inputs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct AttackSlice {
+    pub slice: String,
+    pub n: u64,
+    /// Binary: share of decisions that flip. Regression: share whose prediction moves by more
+    /// than 10% of the label's standard deviation.
+    pub flip_rate: f64,
+    /// Binary: accuracy at the threshold before and after; regression: MAE before and after.
+    pub before: f64,
+    pub after: f64,
+    /// Mean absolute change of the score.
+    pub mean_abs_change: f64,
+}
+
+/// The result of a random attack.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct AttackResult {
+    pub model: String,
+    /// Gaussian noise on numeric features, in units of each feature's standard deviation.
+    pub noise: f64,
+    /// Probability that a categorical feature is swapped for another observed value.
+    pub swap: f64,
+    pub threshold: f64,
+    pub sample: u64,
+    pub seed: u64,
+    /// The whole sample first, then one entry per slice of `slice`.
+    pub slices: Vec<AttackSlice>,
+}
+
+/// An edited example saved with a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct SavedWhatIf {
+    pub name: String,
+    /// The id of the example it starts from.
+    pub example: String,
+    /// Feature → edited value.
+    pub edits: std::collections::BTreeMap<String, String>,
+    /// RFC 3339 UTC.
+    pub saved_at: String,
+}
