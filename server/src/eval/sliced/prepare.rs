@@ -1,0 +1,679 @@
+//! Preparation: rows → slices → cells sorted by score (radix sort, score-range blocks compressed
+//! in parallel), cached between requests; score-binned cells for the bootstrap of big requests.
+
+use super::*;
+
+/// Slice ids of the cells in one spec, `u32::MAX` for a cell in none of the spec's slices (a
+/// filter's non-matching rows): 4 bytes a cell where `Option<u32>` takes 8.
+#[derive(Clone, Debug, Default)]
+pub(super) struct SliceIds(pub(super) Vec<u32>);
+
+impl SliceIds {
+    const NONE: u32 = u32::MAX;
+
+    pub(super) fn with_capacity(n: usize) -> Self {
+        SliceIds(Vec::with_capacity(n))
+    }
+
+    #[inline]
+    pub(super) fn get(&self, i: usize) -> Option<u32> {
+        let s = self.0[i];
+        if s == Self::NONE { None } else { Some(s) }
+    }
+
+    pub(super) fn push(&mut self, s: Option<u32>) {
+        self.0.push(s.unwrap_or(Self::NONE));
+    }
+
+    /// Every cell is in one of the spec's slices.
+    pub(super) fn covers_all(&self) -> bool {
+        !self.0.contains(&Self::NONE)
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = Option<u32>> + '_ {
+        self.0.iter().map(|s| (*s != Self::NONE).then_some(*s))
+    }
+}
+
+/// A request's rows reduced to what the metrics need, built once per (run, model, slicing) and
+/// cached between requests: moving the threshold slider or changing the confidence level reuses it.
+///
+/// Rows with the same score, label, weight and slice in every spec are exchangeable, so they
+/// become one *cell* with a multiplicity `m`. A Poisson(1) bootstrap weight per row sums, over the
+/// m rows of a cell, to one Poisson(m) draw, so resampling cells is exactly the per-row Poisson
+/// bootstrap, at a fraction of the cost when rows repeat (tree-model scores, resampled data) and at
+/// the same cost when they do not. Cells are sorted by score, descending, so every pass (threshold
+/// counts, exact AUC and average precision with ties closed together) is one sequential walk.
+pub struct Prepared {
+    pub(super) task: Task,
+    /// Spec texts: overall first, the request's, then the baseline filter (if not overall).
+    pub(super) texts: Vec<String>,
+    pub(super) keys: Vec<Vec<SliceKey>>,
+    pub(super) base_index: usize,
+    pub(super) baseline_is_overall: bool,
+    pub(super) classes: Vec<String>,
+    pub(super) y: Vec<f64>,
+    pub(super) p: Vec<f64>,
+    pub(super) w: Vec<f64>,
+    pub(super) mult: Vec<u32>,
+    /// Per spec, per cell: the cell's slice.
+    pub(super) slice_of_cell: Vec<SliceIds>,
+    /// Binary: each cell's log loss (unweighted) and calibration bin.
+    pub(super) log_loss: Vec<f64>,
+    pub(super) bins: Vec<u8>,
+    /// Multiclass with per-class scores: per cell, the true class's log loss and rank.
+    pub(super) class_terms: Vec<ClassTerms>,
+    /// Per spec, per slice: (rows, Σw, Σw²).
+    pub(super) counts: Vec<Vec<(u64, f64, f64)>>,
+    pub(super) rows: usize,
+    /// The last binned cells built for the bootstrap, with the thresholds and budget they were
+    /// built for (a repeated request, e.g. a new confidence level, reuses them).
+    pub(super) binned_cache: std::sync::Mutex<Option<BinnedCells>>,
+}
+
+/// Binned cells (see [`Prepared::binned`]) and what they were built for.
+pub(super) struct BinnedCells {
+    pub(super) thresholds: Vec<u64>,
+    pub(super) budget: usize,
+    pub(super) cells: std::sync::Arc<(Prepared, Vec<u16>)>,
+}
+
+impl Prepared {
+    /// Rows of the run.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Distinct (score, label, weight, slices) cells.
+    pub fn cells(&self) -> usize {
+        self.y.len()
+    }
+
+    /// Approximate heap size, for the cache's byte budget.
+    pub fn bytes(&self) -> usize {
+        let per_cell = 3 * 8 + 4 + if self.log_loss.is_empty() { 0 } else { 9 } + if self.class_terms.is_empty() { 0 } else { 16 } + self.slice_of_cell.len() * 4;
+        let keys: usize = self.keys.iter().flatten().flatten().map(|(a, b)| a.len() + b.len() + 48).sum();
+        // Plus binned cells for the bootstrap (at most about the budget, when built).
+        let binned = if self.task == Task::Binary && self.cells() > BOOTSTRAP_CELL_BUDGET { 2 * BOOTSTRAP_CELL_BUDGET * (per_cell + 2) } else { 0 };
+        self.cells() * per_cell + keys + binned + 1024
+    }
+}
+
+/// Most cells a binary request's bootstrap replicates walk over; beyond it they walk binned cells
+/// (see [`Prepared::binned`]).
+pub const BOOTSTRAP_CELL_BUDGET: usize = 1 << 15;
+
+impl Prepared {
+    /// Cells for the bootstrap of a binary request when there are more than `budget`: the cells
+    /// grouped by (slice in every spec, label, threshold interval, calibration bin, score bin),
+    /// the score bins being equal-count quantiles of the run's scores, as many as keep the groups
+    /// near `budget` (at least 256, at most 10,000; TFMA bins scores into 10,000 buckets for AUC).
+    /// A group of m rows of total weight W becomes one cell of multiplicity m, weight W/m, the
+    /// mean score and the mean loss terms.
+    ///
+    /// What stays exact: every confusion count at the requested thresholds (a group never straddles
+    /// one) and the base rate, so their replicates have exactly the per-row Poisson bootstrap's
+    /// distribution when the rows are unweighted (with weights, a group's rows are taken to weigh
+    /// the same, W/m). Sums of per-row terms (log loss, Brier score, mean score, calibration) keep
+    /// their point value but lose the spread within a group, which is small in a narrow score bin
+    /// of one label. AUC and average precision order rows of one score bin by their groups' mean
+    /// scores, so their replicates are shifted by (exact value − binned value) in
+    /// `compute_prepared`. Returns `None` when the exact cells fit the budget; else the binned
+    /// cells and each one's threshold index (kept, not recomputed from the mean score, which
+    /// rounding could move across a threshold that a group's scores sit on).
+    pub(super) fn binned(&self, thresholds: &[f64], budget: usize) -> Option<(Prepared, Vec<u16>)> {
+        if self.task != Task::Binary || self.cells() <= budget {
+            return None;
+        }
+        let n = self.cells();
+        let specs = self.slice_of_cell.len();
+        // A cell's slice in every spec as one number (mixed radix, checked above to fit in 128
+        // bits), with the label in the lowest digit.
+        let radix = self.keys.iter().try_fold(2u128, |acc, k| acc.checked_mul(k.len() as u128 + 1));
+        if radix.is_none() {
+            return None; // too many slicings to number in 128 bits: keep the exact cells
+        }
+        let tuple = |i: usize| -> u128 {
+            let mut t: u128 = 0;
+            for (sc, keys) in self.slice_of_cell.iter().zip(&self.keys) {
+                t = t * (keys.len() as u128 + 1) + sc.get(i).map_or(0, |s| s as u128 + 1);
+            }
+            t * 2 + u128::from(self.y[i] == 1.0)
+        };
+        let tuples: Vec<u128> = (0..n).map(tuple).collect();
+        // Distinct (slices, label) combinations set the number of score bins (counted on an
+        // evenly spaced sample: it only sizes the bins).
+        let mut combos: Vec<u128> = tuples.iter().step_by((n / 65_536).max(1)).copied().collect();
+        combos.sort_unstable();
+        combos.dedup();
+        let bins = (budget / combos.len().max(1)).clamp(256, 10_000) as u64;
+        let total: u64 = self.mult.iter().map(|m| *m as u64).sum();
+        #[derive(Default)]
+        struct Group { m: u64, w: f64, wp: f64, wll: f64, y: f64, k: u16, bin: u8, slices: Vec<Option<u32>> }
+        let mut groups: Vec<Group> = Vec::new();
+        let mut open: std::collections::HashMap<(u128, u16, u8), usize, crate::eval::FastHashBuilder> = Default::default();
+        let (mut seen, mut current_bin) = (0u64, u64::MAX);
+        for i in 0..n {
+            let score_bin = (seen * bins / total.max(1)).min(bins - 1);
+            seen += self.mult[i] as u64;
+            if score_bin != current_bin {
+                open.clear();
+                current_bin = score_bin;
+            }
+            let k = thresholds.partition_point(|t| *t <= self.p[i]) as u16;
+            let key = (tuples[i], k, self.bins[i]);
+            let g = *open.entry(key).or_insert_with(|| {
+                groups.push(Group { y: self.y[i], k, bin: self.bins[i], slices: (0..specs).map(|a| self.slice_of_cell[a].get(i)).collect(), ..Default::default() });
+                groups.len() - 1
+            });
+            let (m, w) = (self.mult[i] as u64, self.w[i] * self.mult[i] as f64);
+            let g = &mut groups[g];
+            g.m += m;
+            g.w += w;
+            g.wp += w * self.p[i];
+            g.wll += w * self.log_loss[i];
+        }
+        // Back into score order (descending), as every pass expects.
+        let mean_p = |g: &Group| if g.w > 0.0 { g.wp / g.w } else { 0.0 };
+        groups.sort_by(|a, b| mean_p(b).total_cmp(&mean_p(a)));
+        let mut out = Prepared {
+            task: self.task,
+            texts: self.texts.clone(),
+            keys: self.keys.clone(),
+            base_index: self.base_index,
+            baseline_is_overall: self.baseline_is_overall,
+            classes: vec![],
+            y: Vec::with_capacity(groups.len()),
+            p: Vec::with_capacity(groups.len()),
+            w: Vec::with_capacity(groups.len()),
+            mult: Vec::with_capacity(groups.len()),
+            slice_of_cell: vec![SliceIds::with_capacity(groups.len()); specs],
+            log_loss: Vec::with_capacity(groups.len()),
+            bins: Vec::with_capacity(groups.len()),
+            class_terms: vec![],
+            counts: self.counts.clone(),
+            rows: self.rows,
+            binned_cache: Default::default(),
+        };
+        for g in &groups {
+            let safe = |x: f64| if g.w > 0.0 { x / g.w } else { 0.0 };
+            out.y.push(g.y);
+            out.p.push(mean_p(g));
+            out.w.push(g.w / g.m.max(1) as f64);
+            out.mult.push(g.m.min(u32::MAX as u64) as u32);
+            for (a, s) in g.slices.iter().enumerate() {
+                out.slice_of_cell[a].push(*s);
+            }
+            out.log_loss.push(safe(g.wll));
+            out.bins.push(g.bin);
+        }
+        Some((out, groups.iter().map(|g| g.k).collect()))
+    }
+}
+
+impl Prepared {
+    /// [`Prepared::binned`], reusing the last result when the thresholds and budget are the same.
+    pub(super) fn binned_cached(&self, thresholds: &[f64], budget: usize) -> Option<std::sync::Arc<(Prepared, Vec<u16>)>> {
+        let bits: Vec<u64> = thresholds.iter().map(|t| t.to_bits()).collect();
+        let mut cache = self.binned_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cache.as_ref().filter(|c| c.thresholds == bits && c.budget == budget) {
+            return Some(c.cells.clone());
+        }
+        let cells = std::sync::Arc::new(self.binned(thresholds, budget)?);
+        *cache = Some(BinnedCells { thresholds: bits, budget, cells: cells.clone() });
+        Some(cells)
+    }
+}
+
+/// Slices the run and compresses its rows into sorted cells (see [`Prepared`]).
+pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepared, RequestError> {
+    let mut texts: Vec<String> = vec!["overall".into()];
+    texts.extend(req.specs.iter().filter(|s| s.trim() != "overall").cloned());
+    let baseline_is_overall = req.baseline.trim().is_empty() || req.baseline == "overall";
+    let base_spec = SliceSpec::parse(&req.baseline)?;
+    if !baseline_is_overall && !matches!(base_spec, SliceSpec::Filter { .. }) {
+        return Err(RequestError::Invalid(format!("baseline '{}' must be 'overall' or a filter such as sex=Female", req.baseline)));
+    }
+    let mut assignments = Vec::with_capacity(texts.len() + 1);
+    for t in &texts {
+        assignments.push(assign(df, t, &SliceSpec::parse(t)?, req.max_slices)?);
+    }
+    let base_index = if baseline_is_overall {
+        0
+    } else {
+        assignments.push(assign(df, &req.baseline, &base_spec, req.max_slices)?);
+        texts.push(req.baseline.clone());
+        assignments.len() - 1
+    };
+    let total_slices: usize = assignments.iter().map(|a| a.keys.len()).sum();
+    if total_slices > req.max_slices {
+        return Err(RequestError::Invalid(format!("the request makes {total_slices} slices, more than the limit of {}", req.max_slices)));
+    }
+    // Multiclass: labels and predicted classes become class codes (as f64) over the classes of
+    // the whole run, so every slice reports the same keys.
+    let (y, p, classes) = if task == Task::Multiclass {
+        class_codes(df, &req.label, &req.model, &req.class_scores)?
+    } else {
+        (f64_values(df, &req.label)?, f64_values(df, &req.model)?, vec![])
+    };
+    if classes.len() > 100 {
+        return Err(RequestError::Invalid(format!("{} classes: multiclass metrics support at most 100", classes.len())));
+    }
+    let w = weights(df, req.weight.as_deref())?;
+    let n = y.len();
+    let row_class_terms = if task == Task::Multiclass && !req.class_scores.is_empty() { class_terms(df, &req.class_scores, &classes, &y)? } else { vec![] };
+
+    // One number per row for its slices in every spec (mixed radix; densified if it would overflow).
+    let mut tuple = vec![0u64; n];
+    let mut space: u64 = 1;
+    for a in &assignments {
+        if a.keys.len() == 1 && a.slice_of_row.iter().all(Option::is_some) {
+            continue; // every row in the one slice: nothing to tell rows apart
+        }
+        let r = a.keys.len() as u64 + 1;
+        if space.checked_mul(r).is_none() {
+            let mut dense: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+            for t in tuple.iter_mut() {
+                let next = dense.len() as u64;
+                *t = *dense.entry(*t).or_insert(next);
+            }
+            space = dense.len() as u64;
+        }
+        for (t, s) in tuple.iter_mut().zip(&a.slice_of_row) {
+            *t = *t * r + s.map_or(0, |s| s as u64 + 1);
+        }
+        space *= r;
+    }
+    // Cells: rows in chunks (in parallel), each chunk's cells sorted, then the chunks' cells merged.
+    let cells = {
+        let rows = RowData { y: &y, p: &p, w: &w, tuple: &tuple, class_terms: &row_class_terms, slices: assignments.iter().map(|a| a.slice_of_row.as_slice()).collect() };
+        if n <= PREPARE_BLOCK_ROWS {
+            // One block: no need to copy the rows out.
+            chunk_cells(&rows, 0..n)
+        } else {
+            let blocks = partition_rows(&rows, PREPARE_BLOCK_ROWS);
+            // The per-row arrays are done with (the blocks hold copies): free them.
+            drop(rows);
+            drop((y, p, w, tuple, row_class_terms));
+            for a in assignments.iter_mut() {
+                a.slice_of_row = Vec::new();
+            }
+            cells_of_blocks(blocks, assignments.len())
+        }
+    };
+    let Cells { y: cy, p: cp, w: cw, mult, slices: slice_of_cell, class_terms: cell_class_terms, .. } = cells;
+    let counts = slice_of_cell
+        .iter()
+        .zip(&assignments)
+        .map(|(sc, a)| {
+            let mut c = vec![(0u64, 0.0, 0.0); a.keys.len()];
+            for (i, s) in sc.iter().enumerate() {
+                if let Some(s) = s {
+                    let (m, wi) = (mult[i] as f64, cw[i]);
+                    let e = &mut c[s as usize];
+                    e.0 += mult[i] as u64;
+                    e.1 += wi * m;
+                    e.2 += wi * wi * m;
+                }
+            }
+            c
+        })
+        .collect();
+    let log_loss = if task == Task::Binary { cy.iter().zip(&cp).map(|(y, p)| row_log_loss(*y, *p)).collect() } else { vec![] };
+    let bins = if task == Task::Binary { cp.iter().map(|p| calibration_bin(*p)).collect() } else { vec![] };
+    Ok(Prepared {
+        task,
+        texts,
+        keys: assignments.into_iter().map(|a| a.keys).collect(),
+        base_index,
+        baseline_is_overall,
+        classes,
+        y: cy,
+        p: cp,
+        w: cw,
+        mult,
+        slice_of_cell,
+        log_loss,
+        bins,
+        class_terms: cell_class_terms,
+        counts,
+        rows: n,
+        binned_cache: Default::default(),
+    })
+}
+
+/// Rows per block of `prepare` (see [`partition_rows`]): a block's arrays stay in the caches while
+/// its rows are sorted and compressed; blocks run in parallel.
+pub(super) const PREPARE_BLOCK_ROWS: usize = 1 << 18;
+
+/// The per-row inputs of the cells.
+pub(super) struct RowData<'a> {
+    pub(super) y: &'a [f64],
+    pub(super) p: &'a [f64],
+    pub(super) w: &'a [f64],
+    /// The row's slice in every spec as one number.
+    pub(super) tuple: &'a [u64],
+    /// Multiclass with per-class scores, else empty.
+    pub(super) class_terms: &'a [ClassTerms],
+    /// Per spec, each row's slice.
+    pub(super) slices: Vec<&'a [Option<u32>]>,
+}
+
+/// Cells in canonical order: score descending, then (slices, label, weight, class terms)
+/// ascending; equal rows are one cell with their count.
+#[derive(Default)]
+pub(super) struct Cells {
+    pub(super) y: Vec<f64>,
+    pub(super) p: Vec<f64>,
+    pub(super) w: Vec<f64>,
+    pub(super) mult: Vec<u32>,
+    pub(super) tuple: Vec<u64>,
+    pub(super) slices: Vec<SliceIds>,
+    pub(super) class_terms: Vec<ClassTerms>,
+}
+
+impl Cells {
+    pub(super) fn new(specs: usize) -> Self {
+        Cells { slices: vec![SliceIds::default(); specs], ..Default::default() }
+    }
+
+    /// Room for `n` cells (growing by doubling would leave up to half of each array unused).
+    pub(super) fn with_capacity(specs: usize, n: usize, class_terms: bool) -> Self {
+        Cells {
+            y: Vec::with_capacity(n),
+            p: Vec::with_capacity(n),
+            w: Vec::with_capacity(n),
+            mult: Vec::with_capacity(n),
+            tuple: Vec::with_capacity(n),
+            slices: vec![SliceIds::with_capacity(n); specs],
+            class_terms: Vec::with_capacity(if class_terms { n } else { 0 }),
+        }
+    }
+
+    pub(super) fn shrink_to_fit(&mut self) {
+        self.y.shrink_to_fit();
+        self.p.shrink_to_fit();
+        self.w.shrink_to_fit();
+        self.mult.shrink_to_fit();
+        self.tuple.shrink_to_fit();
+        for s in &mut self.slices {
+            s.0.shrink_to_fit();
+        }
+        self.class_terms.shrink_to_fit();
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.y.len()
+    }
+
+}
+
+/// The cells of all rows (the result does not depend on `block` or on the threads).
+#[cfg(test)]
+pub(super) fn build_cells(rows: &RowData, block: usize) -> Cells {
+    cells_of_blocks(partition_rows(rows, block), rows.slices.len())
+}
+
+/// Rows of one score range, copied out of the run's arrays so that sorting and compressing them
+/// touches only memory of their own (at 10M rows the run's arrays are far larger than the caches,
+/// and visiting their rows in score order would miss the cache on every row).
+pub(super) struct RowBlock {
+    pub(super) y: Vec<f64>,
+    pub(super) p: Vec<f64>,
+    pub(super) w: Vec<f64>,
+    pub(super) tuple: Vec<u64>,
+    pub(super) class_terms: Vec<ClassTerms>,
+    pub(super) slices: Vec<Vec<Option<u32>>>,
+}
+
+impl RowBlock {
+    pub(super) fn with_capacity(n: usize, specs: usize, class_terms: bool) -> Self {
+        RowBlock {
+            y: Vec::with_capacity(n),
+            p: Vec::with_capacity(n),
+            w: Vec::with_capacity(n),
+            tuple: Vec::with_capacity(n),
+            class_terms: Vec::with_capacity(if class_terms { n } else { 0 }),
+            slices: vec![Vec::with_capacity(n); specs],
+        }
+    }
+
+    pub(super) fn rows(&self) -> RowData<'_> {
+        RowData { y: &self.y, p: &self.p, w: &self.w, tuple: &self.tuple, class_terms: &self.class_terms, slices: self.slices.iter().map(Vec::as_slice).collect() }
+    }
+}
+
+/// Splits the rows into blocks of consecutive score ranges, highest scores first, of about
+/// `target` rows each (by the top 20 bits of the sort key: one pass to count, one to copy; equal
+/// scores always share a block, and a block holds more than `target` rows only when one score
+/// range does).
+pub(super) fn partition_rows(rows: &RowData, target: usize) -> Vec<RowBlock> {
+    const BITS: u32 = 20;
+    let n = rows.y.len();
+    let prefix = |i: usize| (descending_key(rows.p[i]) >> (64 - BITS)) as usize;
+    let mut hist = vec![0u32; 1 << BITS];
+    for i in 0..n {
+        hist[prefix(i)] += 1;
+    }
+    let mut block_of = vec![0u32; 1 << BITS];
+    let mut sizes = vec![0usize];
+    for (pfx, &c) in hist.iter().enumerate() {
+        let last = sizes.len() - 1;
+        if sizes[last] > 0 && sizes[last] + c as usize > target {
+            sizes.push(0);
+        }
+        let last = sizes.len() - 1;
+        block_of[pfx] = last as u32;
+        sizes[last] += c as usize;
+    }
+    let specs = rows.slices.len();
+    let mut blocks: Vec<RowBlock> = sizes.iter().map(|&s| RowBlock::with_capacity(s, specs, !rows.class_terms.is_empty())).collect();
+    let block: Vec<u32> = (0..n).map(|i| block_of[prefix(i)]).collect();
+    // One array at a time, so each pass writes to one stream per block (a pass writing every array
+    // at once would keep more streams open than the write buffers hold).
+    pub(super) fn scatter<T: Copy>(block: &[u32], from: &[T], blocks: &mut [RowBlock], to: impl Fn(&mut RowBlock) -> &mut Vec<T>) {
+        for (b, v) in block.iter().zip(from) {
+            to(&mut blocks[*b as usize]).push(*v);
+        }
+    }
+    scatter(&block, rows.y, &mut blocks, |b| &mut b.y);
+    scatter(&block, rows.p, &mut blocks, |b| &mut b.p);
+    scatter(&block, rows.w, &mut blocks, |b| &mut b.w);
+    scatter(&block, rows.tuple, &mut blocks, |b| &mut b.tuple);
+    scatter(&block, rows.class_terms, &mut blocks, |b| &mut b.class_terms);
+    for (a, from) in rows.slices.iter().enumerate() {
+        scatter(&block, from, &mut blocks, |b| &mut b.slices[a]);
+    }
+    blocks
+}
+
+/// The cells of all blocks: each block compressed on its own (in parallel), the results simply
+/// concatenated, since blocks are disjoint score ranges in score order.
+pub(super) fn cells_of_blocks(blocks: Vec<RowBlock>, specs: usize) -> Cells {
+    let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).clamp(1, 8).min(blocks.len().max(1));
+    // Threads take the next block as they finish one (blocks differ in size); each block is freed
+    // as soon as its cells are made.
+    let queue: Vec<std::sync::Mutex<Option<RowBlock>>> = blocks.into_iter().map(|b| std::sync::Mutex::new(Some(b))).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut parts: Vec<(usize, Cells)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (queue, next) = (&queue, &next);
+                scope.spawn(move || {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(slot) = queue.get(i) else { break };
+                        let Some(b) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() else { continue };
+                        mine.push((i, chunk_cells(&b.rows(), 0..b.y.len())));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    });
+    parts.sort_by_key(|(i, _)| *i);
+    if parts.len() == 1 {
+        return parts.pop().map(|(_, c)| c).unwrap_or_else(|| Cells::new(specs));
+    }
+    let total = parts.iter().map(|(_, c)| c.len()).sum();
+    let mut out = Cells::with_capacity(specs, total, parts.iter().any(|(_, c)| !c.class_terms.is_empty()));
+    for (_, c) in parts {
+        out.append(c);
+    }
+    out
+}
+
+impl Cells {
+    /// A cell's place in the canonical order as integers: (score descending, slices, label,
+    /// weight, class-term rank, log loss), floats mapped so that integer order is `total_cmp`'s.
+    #[cfg(test)]
+    pub(super) fn key(&self, i: usize) -> (u64, u64, u64, u64, u16, u64) {
+        let ascending = |x: f64| !descending_key(x);
+        let ct = self.class_terms.get(i).copied().unwrap_or_default();
+        (descending_key(self.p[i]), self.tuple[i], ascending(self.y[i]), ascending(self.w[i]), ct.rank, ascending(ct.log_loss))
+    }
+
+    pub(super) fn append(&mut self, o: Cells) {
+        let Cells { y, p, w, mult, tuple, slices, class_terms } = o;
+        self.y.extend(y);
+        self.p.extend(p);
+        self.w.extend(w);
+        self.mult.extend(mult);
+        self.tuple.extend(tuple);
+        for (to, from) in self.slices.iter_mut().zip(slices) {
+            to.0.extend(from.0);
+        }
+        self.class_terms.extend(class_terms);
+    }
+}
+
+/// The cells of rows `range`: sorted by score (a radix sort: linear in the rows); each run of
+/// equal scores becomes cells ordered by (slices, label, weight, class terms): short runs by
+/// sorting their rows, long ones (repeated scores) by counting equal rows in a hash map and
+/// sorting only the distinct ones, so the work stays linear in the rows.
+pub(super) fn chunk_cells(rows: &RowData, range: std::ops::Range<usize>) -> Cells {
+    let RowData { y, p, w, tuple, class_terms, slices } = rows;
+    let ct = |r: usize| class_terms.get(r).copied().unwrap_or_default();
+    let base = range.start;
+    let (keys, mut order) = radix_sort(p[range.clone()].iter().map(|x| descending_key(*x)).collect());
+    for o in order.iter_mut() {
+        *o += base as u32;
+    }
+    let cmp = |a: usize, b: usize| {
+        tuple[a].cmp(&tuple[b]).then(y[a].total_cmp(&y[b])).then(w[a].total_cmp(&w[b])).then(ct(a).rank.cmp(&ct(b).rank)).then(ct(a).log_loss.total_cmp(&ct(b).log_loss))
+    };
+    let same = |a: usize, b: usize| tuple[a] == tuple[b] && y[a].to_bits() == y[b].to_bits() && w[a].to_bits() == w[b].to_bits() && ct(a).same(&ct(b));
+    let row_key = |r: usize| (tuple[r], y[r].to_bits(), w[r].to_bits(), ct(r).rank, ct(r).log_loss.to_bits());
+    // Grown as cells come (repeated scores make few) and shrunk at the end.
+    let mut out = Cells::new(slices.len());
+    let mut emit = |r: usize, m: u32| {
+        out.y.push(y[r]);
+        out.p.push(p[r]);
+        out.w.push(w[r]);
+        out.mult.push(m);
+        out.tuple.push(tuple[r]);
+        for (sc, s) in out.slices.iter_mut().zip(slices) {
+            sc.push(s[r]);
+        }
+        if !class_terms.is_empty() {
+            out.class_terms.push(class_terms[r]);
+        }
+    };
+    let mut groups: std::collections::HashMap<(u64, u64, u64, u16, u64), (usize, u32), crate::eval::FastHashBuilder> = Default::default();
+    let mut distinct: Vec<(usize, u32)> = Vec::new();
+    let n = order.len();
+    let mut start = 0;
+    while start < n {
+        let mut end = start + 1;
+        while end < n && keys[end] == keys[start] {
+            end += 1;
+        }
+        let run = &mut order[start..end];
+        if run.len() <= 32 {
+            run.sort_unstable_by(|a, b| cmp(*a as usize, *b as usize));
+            let mut i = 0;
+            while i < run.len() {
+                let r = run[i] as usize;
+                let mut j = i + 1;
+                while j < run.len() && same(r, run[j] as usize) {
+                    j += 1;
+                }
+                emit(r, (j - i) as u32);
+                i = j;
+            }
+        } else {
+            groups.clear();
+            for &r in run.iter() {
+                groups.entry(row_key(r as usize)).or_insert((r as usize, 0)).1 += 1;
+            }
+            distinct.clear();
+            distinct.extend(groups.values().copied());
+            distinct.sort_unstable_by(|a, b| cmp(a.0, b.0));
+            for &(r, m) in &distinct {
+                emit(r, m);
+            }
+        }
+        start = end;
+    }
+    out.shrink_to_fit();
+    out
+}
+
+/// For scores in descending order (as cells are), how many thresholds each reaches
+/// (`thresholds.partition_point(|t| t <= score)`), in one merge walk instead of a search each.
+pub(super) fn threshold_counts(scores: &[f64], thresholds: &[f64]) -> Vec<u16> {
+    let mut k = thresholds.len();
+    scores
+        .iter()
+        .map(|x| {
+            if x.is_nan() {
+                return 0; // reaches no threshold (and NaNs sit at the ends of the order)
+            }
+            while k > 0 && thresholds[k - 1] > *x {
+                k -= 1;
+            }
+            k as u16
+        })
+        .collect()
+}
+
+/// A key whose ascending order is `f64::total_cmp`'s descending order.
+pub(super) fn descending_key(x: f64) -> u64 {
+    let b = x.to_bits();
+    let ascending = if b >> 63 == 1 { !b } else { b | (1 << 63) };
+    !ascending
+}
+
+/// Sorts keys ascending by LSD radix (8 bits a pass, passes where every key has the same byte
+/// skipped); returns the sorted keys and the original position of each.
+pub(super) fn radix_sort(mut keys: Vec<u64>) -> (Vec<u64>, Vec<u32>) {
+    let n = keys.len();
+    let mut idx: Vec<u32> = (0..n as u32).collect();
+    let (mut keys_tmp, mut idx_tmp) = (vec![0u64; n], vec![0u32; n]);
+    for shift in (0..64).step_by(8) {
+        let mut counts = [0usize; 256];
+        for k in &keys {
+            counts[((k >> shift) & 0xff) as usize] += 1;
+        }
+        if counts.contains(&n) {
+            continue;
+        }
+        let mut offsets = [0usize; 256];
+        let mut sum = 0;
+        for (o, c) in offsets.iter_mut().zip(&counts) {
+            *o = sum;
+            sum += c;
+        }
+        for (k, i) in keys.iter().zip(&idx) {
+            let b = ((k >> shift) & 0xff) as usize;
+            keys_tmp[offsets[b]] = *k;
+            idx_tmp[offsets[b]] = *i;
+            offsets[b] += 1;
+        }
+        std::mem::swap(&mut keys, &mut keys_tmp);
+        std::mem::swap(&mut idx, &mut idx_tmp);
+    }
+    (keys, idx)
+}

@@ -1,0 +1,295 @@
+//! The engine's unit tests: invariants (proptest), blockings, bootstraps, edge cases.
+
+use super::*;
+
+fn rows(n: usize, seed: u64) -> Vec<(f64, f64, f64)> {
+    let mut r = SplitMix(seed);
+    (0..n)
+        .map(|_| {
+            let p = (r.next() >> 11) as f64 / (1u64 << 53) as f64;
+            let y = if (r.next() >> 11) as f64 / ((1u64 << 53) as f64) < p { 1.0 } else { 0.0 };
+            (y, (p * 20.0).round() / 20.0, 1.0 + (r.next() % 3) as f64)
+        })
+        .collect()
+}
+
+fn stats_of(rs: &[(f64, f64, f64)], thresholds: &[f64]) -> BinaryStats {
+    let mut s = BinaryStats::new(thresholds.len());
+    for (y, p, w) in rs {
+        s.add(thresholds.partition_point(|t| t <= p), *y, *p, *w);
+    }
+    s
+}
+
+#[test]
+fn merging_chunk_accumulators_equals_one_pass() {
+    let t = [0.2, 0.5, 0.8];
+    for seed in 0..20 {
+        let rs = rows(500, seed);
+        let cut = (seed as usize * 37) % 500;
+        let mut a = stats_of(&rs[..cut], &t);
+        a.merge(&stats_of(&rs[cut..], &t));
+        let whole = stats_of(&rs, &t);
+        assert_eq!(a.count, whole.count);
+        assert_eq!(a.pos, whole.pos);
+        assert_eq!(a.neg, whole.neg);
+        assert!((a.sum_log_loss - whole.sum_log_loss).abs() < 1e-9);
+    }
+}
+
+#[test]
+fn rates_are_proportions_and_complements_add_up() {
+    let t = [0.1, 0.35, 0.5, 0.9];
+    for seed in 0..20 {
+        let s = stats_of(&rows(300, seed), &t);
+        for j in 0..t.len() {
+            let (tp, fp, tn, fn_) = s.confusion(j);
+            let m = confusion_metrics(tp, fp, tn, fn_);
+            for (name, v) in &m {
+                if let Some(v) = v {
+                    if *name != "mcc" {
+                        assert!((0.0..=1.0).contains(v), "{name} = {v}");
+                    }
+                }
+            }
+            assert!((m["tpr"].unwrap() + m["fnr"].unwrap() - 1.0).abs() < 1e-12);
+            assert!((m["fpr"].unwrap() + m["tnr"].unwrap() - 1.0).abs() < 1e-12);
+        }
+    }
+}
+
+proptest::proptest! {
+    /// Accumulators of any two chunks merge into the accumulator of the whole, and every rate
+    /// at every threshold is a proportion with TPR + FNR = 1.
+    #[test]
+    fn merge_equals_one_pass_and_rates_are_proportions(
+        rows in proptest::collection::vec((0u8..2, 0u32..=100, 1u32..4), 1..300),
+        cut_at in 0usize..300,
+    ) {
+        let rs: Vec<(f64, f64, f64)> = rows.iter().map(|(y, p, w)| (*y as f64, *p as f64 / 100.0, *w as f64)).collect();
+        let t = [0.0, 0.25, 0.5, 0.75, 1.0];
+        let cut = cut_at.min(rs.len());
+        let mut merged = stats_of(&rs[..cut], &t);
+        merged.merge(&stats_of(&rs[cut..], &t));
+        let whole = stats_of(&rs, &t);
+        proptest::prop_assert_eq!(&merged.pos, &whole.pos);
+        proptest::prop_assert_eq!(&merged.neg, &whole.neg);
+        proptest::prop_assert_eq!(merged.count, whole.count);
+        proptest::prop_assert!((merged.sum_log_loss - whole.sum_log_loss).abs() < 1e-6);
+        for j in 0..t.len() {
+            let (tp, fp, tn, fn_) = whole.confusion(j);
+            let m = confusion_metrics(tp, fp, tn, fn_);
+            for (name, v) in &m {
+                if let (Some(v), false) = (v, *name == "mcc") {
+                    proptest::prop_assert!((0.0..=1.0).contains(v), "{} = {}", name, v);
+                }
+            }
+            if let (Some(a), Some(b)) = (m["tpr"], m["fnr"]) {
+                proptest::prop_assert!((a + b - 1.0).abs() < 1e-12);
+            }
+        }
+    }
+}
+
+fn frame(rs: &[(f64, f64, f64)], group: impl Fn(usize) -> &'static str) -> DataFrame {
+    df!(
+        "label" => rs.iter().map(|r| r.0).collect::<Vec<f64>>(),
+        "score" => rs.iter().map(|r| r.1).collect::<Vec<f64>>(),
+        "w" => rs.iter().map(|r| r.2).collect::<Vec<f64>>(),
+        "g" => (0..rs.len()).map(group).collect::<Vec<&str>>(),
+    )
+    .unwrap()
+}
+
+fn request(bootstrap: usize) -> MetricsRequest {
+    MetricsRequest {
+        label: "label".into(),
+        model: "score".into(),
+        class_scores: vec![],
+        weight: Some("w".into()),
+        specs: vec!["g".into()],
+        thresholds: vec![0.25, 0.5, 0.75],
+        ci: 0.9,
+        bootstrap,
+        seed: 7,
+        baseline: "overall".into(),
+        min_size: 1,
+        max_slices: 100,
+        alpha: 0.05,
+    }
+}
+
+#[test]
+fn the_binned_bootstrap_keeps_points_exact_and_intervals_close_to_the_exact_bootstrap() {
+    // 40,000 unweighted rows with distinct scores in two groups: 40,000 exact cells, binned
+    // to about 2,000 for the replicates.
+    let mut r = SplitMix(11);
+    let rs: Vec<(f64, f64, f64)> = (0..40_000)
+        .map(|_| {
+            let p = (r.next() >> 11) as f64 / (1u64 << 53) as f64;
+            let y = if (r.next() >> 11) as f64 / ((1u64 << 53) as f64) < 0.15 + 0.7 * p { 1.0 } else { 0.0 };
+            (y, p, 1.0)
+        })
+        .collect();
+    let df = frame(&rs, |i| if i % 3 == 0 { "a" } else { "b" });
+    let mut req = request(1000);
+    req.weight = None;
+    let prep = prepare(&df, &req, Task::Binary).unwrap();
+    assert_eq!(prep.cells(), 40_000);
+    let exact = compute_with_budget(&prep, &req, usize::MAX).unwrap();
+    let binned = compute_with_budget(&prep, &req, 2_000).unwrap();
+    let (bp, k) = prep.binned(&req.thresholds, 2_000).unwrap();
+    assert!(bp.cells() < 8_000 && bp.cells() > 1_000, "{} binned cells", bp.cells());
+    assert_eq!(k.len(), bp.cells());
+    let mut compared = 0;
+    for (e, b) in exact.slices.iter().zip(&binned.slices) {
+        let pairs = e.metrics.iter().map(|(n, x)| (n.clone(), x, &b.metrics[n])).chain(
+            e.at.iter().zip(&b.at).flat_map(|(ea, ba)| ea.metrics.iter().map(move |(n, x)| (format!("{n}@{}", ea.threshold), x, &ba.metrics[n]))),
+        );
+        for (name, x, y) in pairs {
+            assert_eq!(x.value.map(|v| (v * 1e9).round()), y.value.map(|v| (v * 1e9).round()), "{name}: the point value does not change");
+            if x.method != "bootstrap" {
+                assert_eq!(x.method, y.method);
+                continue;
+            }
+            assert_eq!(y.method, "bootstrap_binned");
+            let (Some(lo), Some(hi), Some(blo), Some(bhi)) = (x.lo, x.hi, y.lo, y.hi) else { continue };
+            let width = hi - lo;
+            // Different draws (other cells) → Monte-Carlo noise of 1,000 replicates' 5% and
+            // 95% quantiles; anything systematic would show as much more.
+            assert!((blo - lo).abs() <= 0.15 * width && (bhi - hi).abs() <= 0.15 * width, "{} {name}: exact [{lo}, {hi}], binned [{blo}, {bhi}]", e.label());
+            compared += 1;
+        }
+    }
+    assert!(compared >= 30, "{compared} bootstrap intervals compared");
+    // The baseline comparison's p-values come from the same (shifted) replicates.
+    let pe = exact.slices[1].vs_baseline["auc_roc"].p_value.unwrap();
+    let pb = binned.slices[1].vs_baseline["auc_roc"].p_value.unwrap();
+    assert!((pe - pb).abs() < 0.2, "{pe} vs {pb}");
+}
+
+#[test]
+fn the_overall_slice_merged_from_a_covering_spec_equals_its_own_pass() {
+    let rs = rows(3000, 17);
+    let df = frame(&rs, |i| ["a", "b", "c"][i % 3]);
+    let req = request(0);
+    let prep = prepare(&df, &req, Task::Binary).unwrap();
+    let k: Vec<u16> = prep.p.iter().map(|x| req.thresholds.partition_point(|t| t <= x) as u16).collect();
+    let w: Vec<f64> = prep.w.iter().zip(&prep.mult).map(|(w, m)| w * *m as f64).collect();
+    let merged = &binary_passes(&prep, &k, &w, req.thresholds.len())[0][0];
+    let direct = &binary_pass(&prep, 0, &k, &w, req.thresholds.len())[0];
+    let (a, b) = (flat_binary(merged, req.thresholds.len()), flat_binary(direct, req.thresholds.len()));
+    for (x, y) in a.iter().zip(&b) {
+        match (x, y) {
+            (Some(x), Some(y)) => assert!((x - y).abs() <= 1e-12 * y.abs().max(1.0), "{x} vs {y}"),
+            _ => assert_eq!(x, y),
+        }
+    }
+    assert_eq!(merged.stats.count, direct.stats.count);
+}
+
+#[test]
+fn threshold_counts_equal_a_search_per_score() {
+    let mut r = SplitMix(23);
+    let mut xs: Vec<f64> = (0..2000).map(|_| r.uniform() * 1.2 - 0.1).collect();
+    xs.extend([0.0, -0.0, 0.5, 0.5, 1.0, f64::NAN]);
+    xs.sort_by(|a, b| b.total_cmp(a));
+    let ts = parse_thresholds("0:1:0.05").unwrap();
+    let want: Vec<u16> = xs.iter().map(|x| ts.partition_point(|t| t <= x) as u16).collect();
+    assert_eq!(threshold_counts(&xs, &ts), want);
+}
+
+#[test]
+fn the_radix_sort_orders_scores_as_total_cmp_descending() {
+    let mut r = SplitMix(5);
+    let mut xs: Vec<f64> = (0..5000).map(|_| ((r.next() >> 11) as f64 / (1u64 << 53) as f64 - 0.3) * 10f64.powi((r.next() % 7) as i32 - 3)).collect();
+    xs.extend([0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 1.0, 1.0, 0.5, 0.5, f64::MIN_POSITIVE]);
+    let (keys, order) = radix_sort(xs.iter().map(|x| descending_key(*x)).collect());
+    assert!(keys.windows(2).all(|w| w[0] <= w[1]));
+    let sorted: Vec<u64> = order.iter().map(|i| xs[*i as usize].to_bits()).collect();
+    let mut want = xs.clone();
+    want.sort_by(|a, b| b.total_cmp(a));
+    assert_eq!(sorted, want.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+}
+
+#[test]
+fn permuting_rows_changes_nothing_not_even_the_bootstrap() {
+    let rs = rows(400, 3);
+    let mut order: Vec<usize> = (0..rs.len()).collect();
+    let mut r = SplitMix(9);
+    for i in (1..order.len()).rev() {
+        order.swap(i, (r.next() % (i as u64 + 1)) as usize);
+    }
+    let group = |i: usize| if i % 3 == 0 { "a" } else { "b" };
+    let df1 = frame(&rs, group);
+    let shuffled: Vec<(f64, f64, f64)> = order.iter().map(|i| rs[*i]).collect();
+    let df2 = frame(&shuffled, |j| group(order[j]));
+    let r1 = compute(&df1, &request(40), Task::Binary).unwrap();
+    let r2 = compute(&df2, &request(40), Task::Binary).unwrap();
+    // Cells are ordered by their values, not by row position, so even the resamples agree.
+    assert_eq!(serde_json::to_string(&r1).unwrap(), serde_json::to_string(&r2).unwrap());
+}
+
+#[test]
+fn repeated_rows_become_one_cell_and_metrics_do_not_change() {
+    let rs = rows(300, 5);
+    let repeated: Vec<(f64, f64, f64)> = rs.iter().cycle().take(rs.len() * 4).copied().collect();
+    let df = frame(&repeated, |i| if i % 2 == 0 { "a" } else { "b" });
+    let prep = prepare(&df, &request(0), Task::Binary).unwrap();
+    assert_eq!(prep.rows(), 1200);
+    assert!(prep.cells() <= 600, "{} cells", prep.cells());
+    let got = compute_prepared(&prep, &request(0)).unwrap();
+    let overall = &got.slices[0];
+    assert_eq!(overall.count, 1200);
+    // Four copies of a row weigh what the row weighs at four times its weight.
+    let heavier: Vec<(f64, f64, f64)> = rs.iter().map(|(y, p, w)| (*y, *p, 4.0 * w)).collect();
+    let reference = compute(&frame(&heavier, |i| if i % 2 == 0 { "a" } else { "b" }), &request(0), Task::Binary).unwrap();
+    let reference = &reference.slices[0];
+    assert!((overall.metrics["auc_roc"].value.unwrap() - reference.metrics["auc_roc"].value.unwrap()).abs() < 1e-12);
+    assert!((overall.metrics["log_loss"].value.unwrap() - reference.metrics["log_loss"].value.unwrap()).abs() < 1e-12);
+    assert!((overall.at[1].metrics["accuracy"].value.unwrap() - reference.at[1].metrics["accuracy"].value.unwrap()).abs() < 1e-12);
+}
+
+
+/// Chunked, parallel cell building gives exactly the cells of one pass over all rows, for
+/// short runs of equal scores (sorted) and long ones (counted in a hash map) alike.
+#[test]
+fn cells_do_not_depend_on_chunks() {
+    let mut r = SplitMix(5);
+    let n = 5_000;
+    // Scores from a small set (long runs) and distinct ones (short runs); two slicings, one
+    // a filter that leaves rows out.
+    let p: Vec<f64> = (0..n).map(|i| if i % 3 == 0 { (r.next() % 7) as f64 / 7.0 } else { r.uniform() }).collect();
+    let y: Vec<f64> = (0..n).map(|_| (r.next() % 2) as f64).collect();
+    let w: Vec<f64> = (0..n).map(|_| if r.next() % 4 == 0 { 2.0 } else { 1.0 }).collect();
+    let a: Vec<Option<u32>> = (0..n).map(|_| Some((r.next() % 3) as u32)).collect();
+    let b: Vec<Option<u32>> = (0..n).map(|_| (r.next() % 2 == 0).then_some(0)).collect();
+    let tuple: Vec<u64> = a.iter().zip(&b).map(|(a, b)| a.map_or(0, |s| s as u64 + 1) * 2 + b.map_or(0, |s| s as u64 + 1)).collect();
+    let rows = RowData { y: &y, p: &p, w: &w, tuple: &tuple, class_terms: &[], slices: vec![&a, &b] };
+    let one = build_cells(&rows, n);
+    assert!(one.len() < n && one.mult.iter().map(|m| *m as usize).sum::<usize>() == n);
+    // `prepare`'s path for small runs: the rows compressed in place, as one block.
+    let direct = chunk_cells(&rows, 0..n);
+    assert_eq!((&direct.p, &direct.mult, &direct.tuple), (&one.p, &one.mult, &one.tuple));
+    for chunk in [1, 7, 100, 1024] {
+        let c = build_cells(&rows, chunk);
+        assert_eq!((&c.y, &c.p, &c.w, &c.mult, &c.tuple), (&one.y, &one.p, &one.w, &one.mult, &one.tuple), "chunk {chunk}");
+        for (x, y) in c.slices.iter().zip(&one.slices) {
+            assert_eq!(x.0, y.0, "chunk {chunk}");
+        }
+    }
+    // Canonical order: scores descending, then slices, label, weight ascending, no two equal.
+    for i in 1..one.len() {
+        assert!(one.key(i - 1) < one.key(i), "cells {} and {i}", i - 1);
+    }
+    // Multiclass rows also tell cells apart by their class terms.
+    let terms: Vec<ClassTerms> = (0..n).map(|_| ClassTerms { log_loss: (r.next() % 3) as f64 / 4.0, rank: (r.next() % 2) as u16 }).collect();
+    let rows = RowData { class_terms: &terms, ..rows };
+    let one = build_cells(&rows, n);
+    assert_eq!(one.class_terms.len(), one.len());
+    for chunk in [3, 333] {
+        let c = build_cells(&rows, chunk);
+        assert_eq!((&c.mult, &c.tuple, &c.p), (&one.mult, &one.tuple, &one.p), "chunk {chunk}");
+        assert!(c.class_terms.iter().zip(&one.class_terms).all(|(a, b)| a.same(b)));
+    }
+}
