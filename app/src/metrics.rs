@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 /// Which part of the engine computes a metric.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Family {
     /// Binary classification, from the confusion counts at a decision threshold.
@@ -28,6 +29,7 @@ pub enum Family {
 
 /// Which way a metric gets better.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Higher is better: worse means lower.
@@ -42,6 +44,7 @@ pub enum Direction {
 
 /// How a metric's confidence interval is made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Interval {
     /// Wilson score interval of a proportion (its trials: [`Finish::Confusion::trials`], or the
@@ -334,6 +337,27 @@ pub fn headline_names(task: crate::model::Task, scored: bool) -> Vec<&'static st
         Task::Multiclass if scored => vec!["accuracy", "top_2_accuracy", "log_loss"],
         Task::Multiclass => vec!["accuracy"],
     }
+}
+
+/// A registry entry as data (`GET /api/v1/metric-registry`): what a client needs to label, sort
+/// and judge a metric.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct MetricInfo {
+    pub name: String,
+    pub display: String,
+    pub family: Family,
+    pub direction: Direction,
+    pub interval: Interval,
+    pub fairness: bool,
+}
+
+/// Every registry entry as data, in registry order.
+pub fn infos() -> Vec<MetricInfo> {
+    METRICS
+        .iter()
+        .map(|m| MetricInfo { name: m.name.into(), display: m.display.into(), family: m.family, direction: m.direction, interval: m.interval, fairness: m.fairness })
+        .collect()
 }
 
 /// The metrics the fairness view offers, in registry order.

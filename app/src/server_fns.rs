@@ -72,23 +72,52 @@ mod backend {
     pub type SharedBackend = Arc<dyn Backend>;
 }
 
-#[cfg(feature = "ssr")]
-fn backend() -> Result<SharedBackend, ServerFnError> {
-    use_context::<SharedBackend>().ok_or_else(|| ServerFnError::new("no backend in context"))
+/// What a page's server function tells the page when it fails: typed, so the page shows the
+/// message and the server-rendered response carries the matching status (404, 400, 500).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, thiserror::Error)]
+pub enum AppError {
+    /// No such run, project or saved example (the message says which).
+    #[error("{0}")]
+    NotFound(String),
+    /// The page's URL or form asks for something invalid (the message says what).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Logged in full by the server; the page only sees this.
+    #[error("internal error; see the server log")]
+    Internal,
+    /// The call itself failed (network, encoding).
+    #[error("{0}")]
+    Call(String),
+}
+
+impl leptos::server_fn::error::FromServerFnError for AppError {
+    type Encoder = leptos::server_fn::codec::JsonEncoding;
+
+    fn from_server_fn_error(e: leptos::server_fn::error::ServerFnErrorErr) -> Self {
+        AppError::Call(e.to_string())
+    }
 }
 
 #[cfg(feature = "ssr")]
-fn to_server_error(e: BackendError) -> ServerFnError {
-    if let BackendError::NotFound(_) = e {
-        if let Some(opts) = use_context::<leptos_axum::ResponseOptions>() {
-            opts.set_status(http::StatusCode::NOT_FOUND);
-        }
+fn backend() -> Result<SharedBackend, AppError> {
+    use_context::<SharedBackend>().ok_or_else(|| AppError::Call("no backend in context".into()))
+}
+
+#[cfg(feature = "ssr")]
+fn to_server_error(e: BackendError) -> AppError {
+    let (status, error) = match e {
+        BackendError::NotFound(m) => (http::StatusCode::NOT_FOUND, AppError::NotFound(m)),
+        BackendError::BadRequest(m) => (http::StatusCode::BAD_REQUEST, AppError::BadRequest(m)),
+        BackendError::Internal => (http::StatusCode::INTERNAL_SERVER_ERROR, AppError::Internal),
+    };
+    if let Some(opts) = use_context::<leptos_axum::ResponseOptions>() {
+        opts.set_status(status);
     }
-    ServerFnError::new(e.to_string())
+    error
 }
 
 #[server]
-pub async fn list_runs() -> Result<Vec<RunSummary>, ServerFnError> {
+pub async fn list_runs() -> Result<Vec<RunSummary>, AppError> {
     backend()?.list_runs().await.map_err(to_server_error)
 }
 
@@ -96,7 +125,7 @@ pub async fn list_runs() -> Result<Vec<RunSummary>, ServerFnError> {
 pub async fn get_run_overview(
     id: String,
     model: Option<String>,
-) -> Result<RunOverview, ServerFnError> {
+) -> Result<RunOverview, AppError> {
     backend()?
         .run_overview(&id, model.as_deref())
         .await
@@ -108,7 +137,7 @@ pub async fn get_examples(
     id: String,
     offset: u64,
     limit: u64,
-) -> Result<ExamplesPage, ServerFnError> {
+) -> Result<ExamplesPage, AppError> {
     backend()?
         .examples(&id, offset, limit.min(500))
         .await
@@ -116,71 +145,71 @@ pub async fn get_examples(
 }
 
 #[server]
-pub async fn get_slice_view(id: String, query: String) -> Result<SliceView, ServerFnError> {
+pub async fn get_slice_view(id: String, query: String) -> Result<SliceView, AppError> {
     backend()?.slice_view(&id, &query).await.map_err(to_server_error)
 }
 
 #[server]
-pub async fn get_residuals_view(id: String, query: String) -> Result<ResidualsView, ServerFnError> {
+pub async fn get_residuals_view(id: String, query: String) -> Result<ResidualsView, AppError> {
     backend()?.residuals_view(&id, &query).await.map_err(to_server_error)
 }
 
 #[server]
-pub async fn get_fairness_view(ids: Vec<String>, query: String) -> Result<FairnessView, ServerFnError> {
+pub async fn get_fairness_view(ids: Vec<String>, query: String) -> Result<FairnessView, AppError> {
     backend()?.fairness_view(&ids, &query).await.map_err(to_server_error)
 }
 
 #[server]
-pub async fn save_fairness_limits(id: String, limits: String) -> Result<String, ServerFnError> {
+pub async fn save_fairness_limits(id: String, limits: String) -> Result<String, AppError> {
     backend()?.save_limits(&id, &limits).await.map_err(to_server_error)
 }
 
 #[server]
-pub async fn get_whatif_view(id: String, query: String) -> Result<WhatIfView, ServerFnError> {
+pub async fn get_whatif_view(id: String, query: String) -> Result<WhatIfView, AppError> {
     backend()?.whatif_view(&id, &query).await.map_err(to_server_error)
 }
 
 #[server]
-pub async fn train_benchmark(id: String) -> Result<String, ServerFnError> {
+pub async fn train_benchmark(id: String) -> Result<String, AppError> {
     backend()?.train_benchmark(&id).await.map_err(to_server_error)
 }
 
 #[server]
-pub async fn save_what_if(id: String, name: String, example: String, edits: String) -> Result<(), ServerFnError> {
+pub async fn save_what_if(id: String, name: String, example: String, edits: String) -> Result<(), AppError> {
     backend()?.save_whatif(&id, &name, &example, &edits).await.map_err(to_server_error)
 }
 
 #[server]
-pub async fn delete_what_if(id: String, name: String) -> Result<(), ServerFnError> {
+pub async fn delete_what_if(id: String, name: String) -> Result<(), AppError> {
     backend()?.delete_whatif(&id, &name).await.map_err(to_server_error)
 }
 
 #[server]
-pub async fn get_drift_view(id: String, query: String) -> Result<crate::model::DriftView, ServerFnError> {
+pub async fn get_drift_view(id: String, query: String) -> Result<crate::model::DriftView, AppError> {
     backend()?.drift_view(&id, &query).await.map_err(to_server_error)
 }
 
 #[server]
-pub async fn get_project_view(project: String, query: String) -> Result<crate::model::ProjectView, ServerFnError> {
+pub async fn get_project_view(project: String, query: String) -> Result<crate::model::ProjectView, AppError> {
     backend()?.project_view(&project, &query).await.map_err(to_server_error)
 }
 
 #[server]
-pub async fn list_projects() -> Result<Vec<crate::model::ProjectSummary>, ServerFnError> {
+pub async fn list_projects() -> Result<Vec<crate::model::ProjectSummary>, AppError> {
     backend()?.list_projects().await.map_err(to_server_error)
 }
 
 #[server]
-pub async fn validate_run(project: String, id: String) -> Result<crate::model::Validation, ServerFnError> {
+pub async fn validate_run(project: String, id: String) -> Result<crate::model::Validation, AppError> {
     backend()?.validate(&project, &id).await.map_err(to_server_error)
 }
 
 #[server]
-pub async fn get_alerts_view() -> Result<crate::model::AlertsView, ServerFnError> {
+pub async fn get_alerts_view() -> Result<crate::model::AlertsView, AppError> {
     backend()?.alerts_view().await.map_err(to_server_error)
 }
 
 #[server]
-pub async fn set_webhook(url: String) -> Result<String, ServerFnError> {
+pub async fn set_webhook(url: String) -> Result<String, AppError> {
     backend()?.set_webhook(&url).await.map_err(to_server_error)
 }

@@ -23,6 +23,16 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_residuals))
         .routes(routes!(get_drift))
         .routes(routes!(get_stream_drift))
+        .routes(routes!(metric_registry))
+}
+
+/// Every metric Strata computes: its name, display name, family (binary at a threshold, binary
+/// threshold-free, multiclass, regression), which way is better, its interval method and whether
+/// the fairness view offers it. Multiclass runs also report `precision[c]`, `recall[c]`, `f1[c]`
+/// per class and, with per-class scores, `top_k_accuracy` and `log_loss`.
+#[utoipa::path(get, path = "/api/v1/metric-registry", responses((status = 200, body = Vec<strata_app::metrics::MetricInfo>)))]
+async fn metric_registry() -> Json<Vec<strata_app::metrics::MetricInfo>> {
+    Json(strata_app::metrics::infos())
 }
 
 /// Metrics per slice: `?model=COL&slice=SPEC&slice=SPEC…&thresholds=0.3,0.5,0.7&ci=0.95&baseline=overall`

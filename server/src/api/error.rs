@@ -20,13 +20,19 @@ pub enum ApiError {
     /// The request was understood but the model cannot serve it (e.g. an unsupported operator).
     #[error("{0}")]
     Unprocessable(String),
+    /// Logged with its whole chain of sources; the client gets a generic message.
     #[error("internal error")]
-    Internal(String),
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl ApiError {
     pub fn bad(msg: impl Into<String>) -> Self {
         ApiError::BadRequest(msg.into(), serde_json::Value::Null)
+    }
+
+    /// An internal failure described in words (the sources, if any, are in the text).
+    pub fn internal(msg: impl Into<String>) -> Self {
+        ApiError::Internal(msg.into().into())
     }
 }
 
@@ -37,7 +43,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::BadRequest(m) => ApiError::bad(m),
             ServiceError::Ingest(i) => i.into(),
             ServiceError::Model(m) => ApiError::Unprocessable(m),
-            other => ApiError::Internal(other.to_string()),
+            other => ApiError::Internal(Box::new(other)),
         }
     }
 }
@@ -47,7 +53,7 @@ impl From<IngestError> for ApiError {
         match &e {
             IngestError::TooLarge { .. } => ApiError::TooLarge(e.to_string(), e.detail()),
             _ if e.is_client_error() => ApiError::BadRequest(e.to_string(), e.detail()),
-            _ => ApiError::Internal(e.to_string()),
+            _ => ApiError::Internal(Box::new(e)),
         }
     }
 }
@@ -59,8 +65,8 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m, serde_json::Value::Null),
             ApiError::TooLarge(m, d) => (StatusCode::PAYLOAD_TOO_LARGE, m, d),
             ApiError::Unprocessable(m) => (StatusCode::UNPROCESSABLE_ENTITY, m, serde_json::Value::Null),
-            ApiError::Internal(m) => {
-                tracing::error!(error = %m, "request failed");
+            ApiError::Internal(e) => {
+                tracing::error!(error = %crate::service::error_chain(e.as_ref()), "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server log".to_string(), serde_json::Value::Null)
             }
         };

@@ -108,9 +108,9 @@ async fn spool(field: &mut axum::extract::multipart::Field<'_>, tmp: &mut tempfi
         if written > limit {
             return Err(crate::ingest::IngestError::TooLarge { file: file.to_string(), limit }.into());
         }
-        tmp.write_all(&chunk).map_err(|e| ApiError::Internal(format!("spooling upload: {e}")))?;
+        tmp.write_all(&chunk).map_err(|e| ApiError::internal(format!("spooling upload: {e}")))?;
     }
-    tmp.flush().map_err(|e| ApiError::Internal(format!("spooling upload: {e}")))?;
+    tmp.flush().map_err(|e| ApiError::internal(format!("spooling upload: {e}")))?;
     Ok(written)
 }
 
@@ -143,7 +143,7 @@ async fn create_run(State(s): State<AppState>, mut mp: Multipart) -> Result<(Sta
             }
             "file" => {
                 let name = clean_file_name(field.file_name().unwrap_or("upload"));
-                let mut tmp = tempfile::NamedTempFile::new_in(&s.tmp_dir).map_err(|e| ApiError::Internal(format!("temp file: {e}")))?;
+                let mut tmp = tempfile::NamedTempFile::new_in(&s.tmp_dir).map_err(|e| ApiError::internal(format!("temp file: {e}")))?;
                 spool(&mut field, &mut tmp, s.limits.max_upload_bytes, &name).await?;
                 upload = Some((tmp, name));
             }
@@ -180,10 +180,10 @@ async fn preview(State(s): State<AppState>, Query(q): Query<PreviewQuery>, body:
             data = &data[..=end];
         }
     }
-    let mut tmp = tempfile::NamedTempFile::new_in(&s.tmp_dir).map_err(|e| ApiError::Internal(format!("temp file: {e}")))?;
-    tmp.write_all(data).map_err(|e| ApiError::Internal(format!("temp file: {e}")))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(&s.tmp_dir).map_err(|e| ApiError::internal(format!("temp file: {e}")))?;
+    tmp.write_all(data).map_err(|e| ApiError::internal(format!("temp file: {e}")))?;
     let p = tokio::task::spawn_blocking(move || crate::ingest::preview_file(tmp.path(), &name, &IngestSpec::default(), 10))
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+        .map_err(|e| ApiError::internal(e.to_string()))??;
     Ok(Json(p))
 }

@@ -23,7 +23,7 @@ use strata_app::model::{ColumnInfo, ColumnKind, MetricValue, ModelHeadline, Role
 /// The engine's error: a column the request names is missing or of the wrong type.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
-    #[error("{0}")]
+    #[error(transparent)]
     Polars(#[from] PolarsError),
     #[error("column '{0}' is not in the run")]
     NoColumn(String),

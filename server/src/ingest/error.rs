@@ -79,7 +79,7 @@ pub enum IngestError {
     TooLarge { file: String, limit: u64 },
     #[error("reading {file}: {source}")]
     Io { file: String, source: std::io::Error },
-    #[error("building the run table: {0}")]
+    #[error("building the run table")]
     Polars(#[from] polars::error::PolarsError),
 }
 

@@ -11,10 +11,14 @@ use crate::eval::drift::drift;
 impl AppState {
     /// Every feature's (and score's, and the label's) shift from the reference run to this one.
     pub async fn drift(&self, id: &str, query: &str) -> Result<DriftResult, ServiceError> {
-        self.drift_from(id, params::decode(query)?).await
+        let p = params::decode(query)?;
+        let cur = self.run_detail(id).await?;
+        self.drift_from(&cur, p).await
     }
 
-    async fn drift_from(&self, id: &str, p: DriftParams) -> Result<DriftResult, ServiceError> {
+    /// Drift of the run `cur` (its metadata loaded once by the caller).
+    async fn drift_from(&self, cur: &strata_app::model::RunDetail, p: DriftParams) -> Result<DriftResult, ServiceError> {
+        let id = cur.summary.id.as_str();
         let reference = p.reference.ok_or_else(|| ServiceError::BadRequest("name the reference run: reference=RUN_ID (or a window of runs: A,B,C)".into()))?;
         let ids: Vec<String> = reference.split(',').map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect();
         if ids.is_empty() || ids.len() > 20 {
@@ -23,7 +27,6 @@ impl AppState {
         if ids.iter().any(|r| r == id) {
             return Err(ServiceError::BadRequest(format!("run {id} cannot be its own reference")));
         }
-        let cur = self.run_detail(id).await?;
         let mut refs = Vec::with_capacity(ids.len());
         for r in &ids {
             refs.push(self.run_detail(r).await?);
@@ -106,7 +109,7 @@ impl AppState {
         let runs = self.store.list_runs().await?.into_iter().filter(|r| r.id != id).map(|r| (r.id, r.name)).collect();
         let detail = self.run_detail(id).await?;
         let (stream, stream_note) = if detail.summary.task == Task::Binary {
-            match self.stream_drift_from(id, StreamDriftParams::default()).await {
+            match self.stream_drift_from(&detail, StreamDriftParams::default()).await {
                 Ok(s) => (Some(s), None),
                 Err(ServiceError::BadRequest(m)) => (None, Some(m)),
                 Err(e) => return Err(e),
@@ -117,7 +120,7 @@ impl AppState {
         if api.reference.is_none() {
             return Ok(DriftView { result: None, runs, chart: None, chart_feature: None, stream, stream_note });
         }
-        let result = self.drift_from(id, api).await?;
+        let result = self.drift_from(&detail, api).await?;
         let feature = feature.or_else(|| result.features.first().map(|f| f.feature.clone()));
         let chosen = feature.as_ref().and_then(|f| result.features.iter().find(|x| &x.feature == f));
         let chart = chosen.map(charts::drift_histogram);
@@ -129,12 +132,15 @@ impl AppState {
     /// DDM and ADWIN over the decisions' errors, Linear Four Rates over the decisions and MD3 over
     /// the scores, rows in time order (timestamp, else id).
     pub async fn stream_drift(&self, id: &str, query: &str) -> Result<strata_app::model::StreamDrift, ServiceError> {
-        self.stream_drift_from(id, params::decode(query)?).await
+        let p = params::decode(query)?;
+        let detail = self.run_detail(id).await?;
+        self.stream_drift_from(&detail, p).await
     }
 
-    async fn stream_drift_from(&self, id: &str, p: StreamDriftParams) -> Result<strata_app::model::StreamDrift, ServiceError> {
+    /// The stream detectors on the run `detail` (its metadata loaded once by the caller).
+    async fn stream_drift_from(&self, detail: &strata_app::model::RunDetail, p: StreamDriftParams) -> Result<strata_app::model::StreamDrift, ServiceError> {
         let bad = ServiceError::BadRequest;
-        let detail = self.run_detail(id).await?;
+        let id = detail.summary.id.as_str();
         if detail.summary.task != Task::Binary {
             return Err(bad("stream drift detectors need a binary classification run (an error stream)".into()));
         }

@@ -33,6 +33,7 @@ pub mod params;
 /// Why a use case failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
+    /// No run with this id.
     #[error("no run with id '{0}'")]
     NotFound(String),
     /// Something other than a run is missing (the message says what).
@@ -44,15 +45,27 @@ pub enum ServiceError {
     BadRequest(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("engine: {0}")]
+    #[error("engine")]
     Eval(#[from] eval::EvalError),
-    #[error("polars: {0}")]
+    #[error("polars")]
     Polars(#[from] PolarsError),
     #[error("background task failed: {0}")]
     Join(String),
     /// A model could not be loaded or run (the message says why: an unsupported operator, …).
     #[error("{0}")]
     Model(String),
+}
+
+/// An error and its sources, `outer: inner: …`, for the log (messages do not repeat their source).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// Shared by every request.
@@ -392,7 +405,7 @@ impl From<ServiceError> for BackendError {
             ServiceError::BadRequest(_) | ServiceError::Model(_) => BackendError::BadRequest(e.to_string()),
             ServiceError::Ingest(ref i) if i.is_client_error() => BackendError::BadRequest(e.to_string()),
             other => {
-                tracing::error!(error = %other, "page data failed");
+                tracing::error!(error = %error_chain(&other), "page data failed");
                 BackendError::Internal
             }
         }

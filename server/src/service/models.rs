@@ -95,17 +95,17 @@ impl AppState {
             return Ok(m.clone());
         }
         if file == "benchmark" {
-            return self.benchmark_model(id).await?.ok_or_else(|| ServiceError::NotFound(format!("{id}: no benchmark model")));
+            return self.benchmark_model(id).await?.ok_or_else(|| ServiceError::Missing(format!("run {id} has no benchmark model")));
         }
         if let Some(name) = file.strip_prefix("endpoint:") {
-            let endpoint = self.endpoints(id).await?.into_iter().find(|e| e.name == name).ok_or_else(|| ServiceError::NotFound(format!("{id}/{file}")))?;
+            let endpoint = self.endpoints(id).await?.into_iter().find(|e| e.name == name).ok_or_else(|| ServiceError::Missing(format!("run {id} has no model '{file}'")))?;
             let features: Vec<String> = if endpoint.inputs.is_empty() { feature_columns(detail).into_iter().map(|(n, _)| n).collect() } else { endpoint.inputs.clone() };
             let columns = features.into_iter().map(|c| { let numeric = is_numeric(detail, &c); (c, numeric) }).collect();
             let model: Arc<dyn Model> = Arc::new(HttpModel::new(endpoint, columns)?);
             self.models.lock().unwrap_or_else(|p| p.into_inner()).insert(key, model.clone());
             return Ok(model);
         }
-        let (_, bytes) = self.store.get_attachment(id, file).await?.ok_or_else(|| ServiceError::NotFound(format!("{id}/{file}")))?;
+        let (_, bytes) = self.store.get_attachment(id, file).await?.ok_or_else(|| ServiceError::Missing(format!("run {id} has no model '{file}'")))?;
         // A single [N, k] input needs its columns named: from the run's models.json, if any.
         let card = self.store.get_attachment(id, "models.json").await?.and_then(|(_, b)| serde_json::from_slice::<serde_json::Value>(&b).ok());
         let matrix = card.and_then(|c| c["inputs"].as_array().map(|a| a.iter().filter_map(|i| i["name"].as_str().map(str::to_string)).collect::<Vec<_>>()));

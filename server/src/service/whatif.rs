@@ -421,7 +421,7 @@ impl AppState {
         let before = saved.len();
         saved.retain(|s| s.name != name);
         if saved.len() == before {
-            return Err(ServiceError::NotFound(format!("saved example '{name}'")));
+            return Err(ServiceError::Missing(format!("run {id} has no saved example '{name}'")));
         }
         self.write_saved(id, &saved).await?;
         Ok(saved)

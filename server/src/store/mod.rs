@@ -25,9 +25,9 @@ const CHUNK_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database error: {0}")]
+    #[error("database error")]
     Database(#[from] sqlx::Error),
-    #[error("migration error: {0}")]
+    #[error("migration error")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored metadata is corrupt: {0}")]
     Corrupt(String),

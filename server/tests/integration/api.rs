@@ -262,3 +262,48 @@ async fn per_class_scores_through_the_api(app: TestApp) {
     assert!(html.contains("top_2_accuracy") && html.contains("group=north"), "{}", &html[..html.len().min(3000)]);
 }
 on_both_databases!(per_class_scores_through_the_api);
+
+/// The OpenAPI document comes from the routes themselves (utoipa-axum): the analysis routes list
+/// their typed query parameters; the metric registry is served as data; a page's own keys are not
+/// the API's; a page asked for something invalid answers 400, not 200 or 500.
+async fn typed_parameters_registry_and_page_statuses(app: TestApp) {
+    let (_, doc) = app.get_json("/api/v1/openapi.json").await;
+    let params = |path: &str| -> Vec<String> {
+        doc["paths"][path]["get"]["parameters"].as_array().unwrap_or_else(|| panic!("{path} has parameters")).iter().map(|p| p["name"].as_str().unwrap().to_string()).collect()
+    };
+    for (path, want) in [
+        ("/api/v1/runs/{id}/metrics", vec!["id", "model", "slice", "thresholds", "ci", "baseline", "min_size", "bootstrap", "seed", "alpha"]),
+        ("/api/v1/runs/{id}/fairness", vec!["id", "model", "feature", "thresholds", "metric", "criterion"]),
+        ("/api/v1/runs/{id}/residuals", vec!["id", "model", "kind", "feature", "bins", "level"]),
+        ("/api/v1/runs/{id}/drift", vec!["id", "reference"]),
+        ("/api/v1/runs/{id}/stream-drift", vec!["id", "threshold", "margin"]),
+        ("/api/v1/runs/{id}/pdp", vec!["id", "model", "pdp", "grid", "sample"]),
+        ("/api/v1/projects/{p}", vec!["p", "metric", "slice", "by"]),
+    ] {
+        let got = params(path);
+        for w in want {
+            assert!(got.iter().any(|g| g == w), "{path} documents '{w}': {got:?}");
+        }
+    }
+    assert!(doc["paths"]["/api/v1/runs/{id}/metrics"]["get"]["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "slice" && p["in"] == "query"));
+    let (s, reg) = app.get_json("/api/v1/metric-registry").await;
+    assert_eq!(s, StatusCode::OK);
+    let fdr = reg.as_array().unwrap().iter().find(|m| m["name"] == "fdr").unwrap();
+    assert_eq!((fdr["family"].as_str(), fdr["direction"].as_str(), fdr["interval"].as_str()), (Some("at_threshold"), Some("lower"), Some("wilson")));
+
+    strata_server::demo::load_if_empty(&app.state).await.unwrap();
+    let (_, runs) = app.get_json("/api/v1/runs").await;
+    let id = runs.as_array().unwrap().iter().find(|r| r["name"] == "Adult income (demo)").unwrap()["id"].as_str().unwrap().to_string();
+    let (s, e) = app.get_json(&format!("/api/v1/runs/{id}/metrics?slice=sex&metric=fpr")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("unknown parameter 'metric'"), "{e}");
+    let (s, e) = app.get_json(&format!("/api/v1/runs/{id}/metrics?bootstrap=many")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(e["error"], "bootstrap='many' is not a whole number");
+    let (s, html) = app.get_text(&format!("/runs/{id}/slices?slice=sex&colour=red")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(html.contains("unknown parameter &#x27;colour&#x27;") || html.contains("unknown parameter 'colour'"), "the page shows why");
+    let (s, _) = app.get_text(&format!("/runs/{id}/slices?slice=sex&metric=fdr&sort=worst")).await;
+    assert_eq!(s, StatusCode::OK);
+}
+on_both_databases!(typed_parameters_registry_and_page_statuses);

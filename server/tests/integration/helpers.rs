@@ -99,6 +99,10 @@ impl TestApp {
     }
 }
 
+/// A scenario that has not finished after this long is stuck: it fails with its name instead of
+/// holding the whole run (and CI) until its time limit. (Every scenario takes seconds.)
+pub const SCENARIO_LIMIT: std::time::Duration = std::time::Duration::from_secs(240);
+
 /// Runs one async scenario on SQLite and on PostgreSQL, as two tests.
 #[macro_export]
 macro_rules! on_both_databases {
@@ -106,11 +110,13 @@ macro_rules! on_both_databases {
         mod $scenario {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                super::$scenario($crate::helpers::TestApp::sqlite().await).await
+                let run = async { super::$scenario($crate::helpers::TestApp::sqlite().await).await };
+                tokio::time::timeout($crate::helpers::SCENARIO_LIMIT, run).await.expect(concat!(stringify!($scenario), " on SQLite is stuck"))
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                super::$scenario($crate::helpers::TestApp::postgres().await).await
+                let run = async { super::$scenario($crate::helpers::TestApp::postgres().await).await };
+                tokio::time::timeout($crate::helpers::SCENARIO_LIMIT, run).await.expect(concat!(stringify!($scenario), " on PostgreSQL is stuck"))
             }
         }
     };

@@ -1,0 +1,233 @@
+//! Reading a file into a raw table: Parquet as it is; CSV / JSON Lines in two passes (infer each
+//! column's type, then build typed columns).
+
+use super::*;
+
+pub(super) fn read_parquet(path: &Path, file: &str) -> Result<DataFrame, IngestError> {
+    let f = std::fs::File::open(path).map_err(|source| IngestError::Io { file: file.into(), source })?;
+    let df = ParquetReader::new(f).finish().map_err(|e| {
+        IngestError::one(file, Place::File, None, format!("not a readable Parquet file: {e}"))
+    })?;
+    let mut names = HashSet::new();
+    for n in df.get_column_names() {
+        if !names.insert(n.to_string()) {
+            return Err(IngestError::one(file, Place::Header, Some(n), "this column name appears twice"));
+        }
+    }
+    // Bring every column to the few types the rest of Strata knows.
+    let mut cols = Vec::with_capacity(df.width());
+    for c in df.columns() {
+        let c = match c.dtype() {
+            DataType::Boolean | DataType::String | DataType::Float64 | DataType::Int64 => c.clone(),
+            DataType::Datetime(..) => c.cast(&DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)))?,
+            DataType::Date => c.cast(&DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)))?,
+            d if d.is_float() => c.cast(&DataType::Float64)?,
+            d if d.is_integer() => c.cast(&DataType::Int64)?,
+            d => c.cast(&DataType::String).map_err(|_| {
+                IngestError::one(file, Place::File, Some(c.name()), format!("unsupported Parquet column type {d}"))
+            })?,
+        };
+        cols.push(c);
+    }
+    Ok(DataFrame::new(df.height(), cols)?)
+}
+
+/// What the first pass learned about a text column.
+#[derive(Default, Clone)]
+pub(super) struct TextStats {
+    pub(super) nonempty: u64,
+    pub(super) ints: u64,
+    pub(super) floats: u64,
+    pub(super) bools: u64,
+    pub(super) other: u64,
+    pub(super) other_values: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum TextType {
+    Int,
+    Float,
+    Bool,
+    Str,
+    Timestamp,
+}
+
+pub(super) fn classify(s: &str) -> (bool, bool, bool) {
+    // (integer, float, bool)
+    if s.parse::<i64>().is_ok() {
+        return (true, true, false);
+    }
+    if s.parse::<f64>().is_ok() {
+        return (false, true, false);
+    }
+    let b = matches!(s.to_ascii_lowercase().as_str(), "true" | "false");
+    (false, false, b)
+}
+
+/// Reads a CSV / JSON Lines file into typed columns: pass 1 infers, pass 2 builds.
+/// Returns the frame and, per row, the line it came from.
+pub(super) fn read_text(path: &Path, file: &str, format: TextFormat, spec: &IngestSpec) -> Result<(DataFrame, Vec<u64>), IngestError> {
+    let columns = text::read_columns(path, file, format)?;
+    if columns.is_empty() || (columns.len() == 1 && columns[0].is_empty()) {
+        return Err(IngestError::one(file, Place::File, None, "the file has no columns"));
+    }
+    check_names(&columns, file)?;
+
+    // Pass 1: what does each column hold?
+    let mut problems = Problems::default();
+    let mut stats = vec![TextStats::default(); columns.len()];
+    let mut rows = 0u64;
+    text::scan_records(path, file, format, &columns, &mut problems, &mut |_, cells| {
+        rows += 1;
+        for (st, cell) in stats.iter_mut().zip(cells) {
+            let Some(s) = cell.as_deref() else { continue };
+            let s = s.trim();
+            if s.is_empty() {
+                continue;
+            }
+            st.nonempty += 1;
+            let (i, f, b) = classify(s);
+            if i {
+                st.ints += 1;
+            } else if f {
+                st.floats += 1;
+            } else if b {
+                st.bools += 1;
+            } else {
+                st.other += 1;
+                if st.other_values.len() < 4 && !st.other_values.iter().any(|v| v == s) {
+                    st.other_values.push(s.to_string());
+                }
+            }
+        }
+    })?;
+    problems.into_result(file)?;
+    if rows == 0 {
+        return Err(IngestError::one(file, Place::File, None, "the file has a header but no data rows"));
+    }
+
+    // Types, with roles known so the timestamp column is parsed as such and label/score columns
+    // keep their raw values for the checks in `finish`.
+    let kinds: Vec<ColumnKind> = stats
+        .iter()
+        .map(|s| if s.other == 0 && (s.ints + s.floats) > 0 { ColumnKind::Numeric } else { ColumnKind::Categorical })
+        .collect();
+    let roles = roles::resolve(&columns, &kinds, spec, file)?;
+    let types: Vec<TextType> = columns
+        .iter()
+        .zip(&stats)
+        .map(|(name, st)| {
+            let role = roles.role_of(name);
+            if role == Some(Role::Timestamp) {
+                TextType::Timestamp
+            } else if role == Some(Role::Id) || roles.categorical.contains(name) {
+                TextType::Str
+            } else if st.nonempty > 0 && st.bools == st.nonempty {
+                TextType::Bool
+            } else if st.other == 0 && st.bools == 0 && st.nonempty > 0 {
+                if st.floats == 0 { TextType::Int } else { TextType::Float }
+            } else if matches!(role, Some(Role::Score | Role::Weight)) && (st.ints + st.floats) > 0 {
+                // Checked cell by cell below: every non-number is an error with its line.
+                TextType::Float
+            } else if role.is_none_or(|r| r == Role::Feature)
+                && st.other_values.len() <= 3
+                && (st.ints + st.floats) >= 3 * st.other
+                && st.bools == 0
+            {
+                // Mostly numbers with a few stray words: almost surely typos, not categories.
+                TextType::Float
+            } else {
+                TextType::Str
+            }
+        })
+        .collect();
+
+    // Pass 2: build typed columns.
+    enum Builder {
+        Int(Vec<Option<i64>>),
+        Float(Vec<Option<f64>>),
+        Bool(Vec<Option<bool>>),
+        Str(StringChunkedBuilder),
+        Ts(Vec<Option<i64>>),
+    }
+    let cap = rows as usize;
+    let mut builders: Vec<Builder> = columns
+        .iter()
+        .zip(&types)
+        .map(|(name, t)| match t {
+            TextType::Int => Builder::Int(Vec::with_capacity(cap)),
+            TextType::Float => Builder::Float(Vec::with_capacity(cap)),
+            TextType::Bool => Builder::Bool(Vec::with_capacity(cap)),
+            TextType::Str => Builder::Str(StringChunkedBuilder::new(name.as_str().into(), cap)),
+            TextType::Timestamp => Builder::Ts(Vec::with_capacity(cap)),
+        })
+        .collect();
+    let is_feature: Vec<bool> = columns.iter().map(|c| roles.role_of(c).is_none_or(|r| r == Role::Feature)).collect();
+    let mut lines = Vec::with_capacity(cap);
+    let mut problems = Problems::default();
+    text::scan_records(path, file, format, &columns, &mut Problems::default(), &mut |line, cells| {
+        lines.push(line);
+        for (j, (b, cell)) in builders.iter_mut().zip(cells).enumerate() {
+            let raw = cell.as_deref().map(str::trim).unwrap_or("");
+            let missing = if is_feature[j] { MISSING_MARKERS.contains(&raw) } else { raw.is_empty() };
+            match b {
+                Builder::Int(v) => v.push(if missing { None } else { raw.parse().ok() }),
+                Builder::Float(v) => {
+                    if missing {
+                        v.push(None);
+                    } else {
+                        match raw.parse::<f64>() {
+                            Ok(x) if is_feature[j] && x.is_nan() => v.push(None),
+                            Ok(x) => v.push(Some(x)),
+                            Err(_) => {
+                                problems.push(Problem::new(
+                                    Place::Line(line),
+                                    Some(&columns[j]),
+                                    format!("'{raw}' is not a number (the column's other values are numbers; \
+                                             declare it categorical if it is not numeric)"),
+                                ));
+                                v.push(None);
+                            }
+                        }
+                    }
+                }
+                Builder::Bool(v) => v.push(if missing { None } else { Some(raw.eq_ignore_ascii_case("true")) }),
+                Builder::Str(sb) => {
+                    if missing { sb.append_null() } else { sb.append_value(raw) }
+                }
+                Builder::Ts(v) => {
+                    if missing {
+                        v.push(None);
+                    } else {
+                        match parse_timestamp(raw) {
+                            Ok(us) => v.push(Some(us)),
+                            Err(why) => {
+                                problems.push(Problem::new(Place::Line(line), Some(&columns[j]), why));
+                                v.push(None);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })?;
+    problems.into_result(file)?;
+    let height = lines.len();
+    let cols: Vec<Column> = columns
+        .iter()
+        .zip(builders)
+        .map(|(name, b)| {
+            let name: PlSmallStr = name.as_str().into();
+            match b {
+                Builder::Int(v) => Column::new(name, v),
+                Builder::Float(v) => Column::new(name, v),
+                Builder::Bool(v) => Column::new(name, v),
+                Builder::Str(sb) => sb.finish().into_column(),
+                Builder::Ts(v) => Int64Chunked::new(name, v)
+                    .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+                    .into_column(),
+            }
+        })
+        .collect();
+    Ok((DataFrame::new(height, cols)?, lines))
+}
