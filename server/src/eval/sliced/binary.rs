@@ -90,16 +90,17 @@ impl BinaryStats {
         out
     }
 
-    pub fn scalar_metrics(&self) -> BTreeMap<&'static str, Option<f64>> {
+    /// One threshold-free statistic's value by name (`None` if undefined or unknown here).
+    pub fn scalar(&self, name: &str) -> Option<f64> {
         let r = |a: f64, b: f64| (b > 0.0).then(|| a / b);
-        let ece = (self.weight > 0.0).then(|| self.calibration.iter().map(|(_, sp, sy)| (sp - sy).abs()).sum::<f64>() / self.weight);
-        BTreeMap::from([
-            ("log_loss", r(self.sum_log_loss, self.weight)),
-            ("brier_score", r(self.sum_brier, self.weight)),
-            ("mean_score", r(self.sum_p, self.weight)),
-            ("base_rate", r(self.sum_y, self.weight)),
-            ("expected_calibration_error", ece),
-        ])
+        match name {
+            "log_loss" => r(self.sum_log_loss, self.weight),
+            "brier_score" => r(self.sum_brier, self.weight),
+            "mean_score" => r(self.sum_p, self.weight),
+            "base_rate" => r(self.sum_y, self.weight),
+            "expected_calibration_error" => (self.weight > 0.0).then(|| self.calibration.iter().map(|(_, sp, sy)| (sp - sy).abs()).sum::<f64>() / self.weight),
+            _ => None,
+        }
     }
 }
 
@@ -126,15 +127,6 @@ pub(super) fn calibration_bin(p: f64) -> u8 {
 pub fn confusion_metrics(tp: f64, fp: f64, tn: f64, fn_: f64) -> BTreeMap<&'static str, Option<f64>> {
     let c = Confusion { tp, fp, tn, fn_ };
     registry::confusion_metrics().map(|m| m.name).zip(registry::confusion_values(&c)).collect()
-}
-
-/// The trials (denominator) of a rate at a threshold, for its Wilson interval; `None` for a
-/// metric that is not a rate.
-pub(super) fn rate_trials(name: &str, c: &Confusion) -> Option<f64> {
-    match registry::find(Family::AtThreshold, name)?.finish {
-        Finish::Confusion { trials: Some(trials), .. } => Some(trials(c)),
-        _ => None,
-    }
 }
 
 /// Per slice: the binary statistics plus the exact ranking metrics.
@@ -255,11 +247,22 @@ pub(super) const COUNT_NAMES: [&str; 4] = ["tp", "fp", "tn", "fn"];
 pub(super) struct BinaryLayout {
     pub(super) scalars: usize,
     pub(super) confusion: usize,
+    /// The threshold-free metrics' names, in registry order.
+    pub(super) scalar_names: Vec<&'static str>,
+    /// The confusion metrics' finishes, in registry order (looked up once, not per replicate).
+    pub(super) finishes: Vec<fn(&Confusion) -> Option<f64>>,
 }
 
 impl BinaryLayout {
     pub(super) fn get() -> BinaryLayout {
-        BinaryLayout { scalars: registry::of_family(Family::Binary).count(), confusion: registry::confusion_metrics().count() }
+        let scalar_names: Vec<&'static str> = registry::names(Family::Binary).collect();
+        let finishes: Vec<fn(&Confusion) -> Option<f64>> = registry::confusion_metrics()
+            .map(|m| match m.finish {
+                Finish::Confusion { value, .. } => value,
+                Finish::Engine => |_: &Confusion| None,
+            })
+            .collect();
+        BinaryLayout { scalars: scalar_names.len(), confusion: finishes.len(), scalar_names, finishes }
     }
 
     pub(super) fn per_threshold(&self) -> usize {
@@ -300,17 +303,16 @@ pub(super) fn binary_slots(thresholds: &[f64]) -> Vec<MetricSlot> {
 }
 
 /// Every metric of one slice pass, in the order of `binary_slots`.
-pub(super) fn flat_binary(sp: &SlicePass, thresholds: usize) -> Vec<Option<f64>> {
-    let layout = BinaryLayout::get();
+pub(super) fn flat_binary(sp: &SlicePass, thresholds: usize, layout: &BinaryLayout) -> Vec<Option<f64>> {
     let mut v = Vec::with_capacity(layout.at(thresholds));
-    let s = sp.stats.scalar_metrics();
-    v.extend(registry::names(Family::Binary).map(|n| match n {
+    v.extend(layout.scalar_names.iter().map(|n| match *n {
         "auc_roc" => sp.auc,
         "auc_pr" => sp.ap,
-        other => s.get(other).copied().flatten(),
+        other => sp.stats.scalar(other),
     }));
     for (tp, fp, tn, fn_) in sp.stats.confusions() {
-        v.extend(registry::confusion_values(&Confusion { tp, fp, tn, fn_ }));
+        let c = Confusion { tp, fp, tn, fn_ };
+        v.extend(layout.finishes.iter().map(|f| f(&c)));
         v.extend([Some(tp), Some(fp), Some(tn), Some(fn_)]);
     }
     v

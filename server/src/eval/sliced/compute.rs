@@ -59,7 +59,7 @@ pub(super) fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget:
     // Flat metric values per (spec, slice), in the order of `slots`.
     let run_pass = |prep: &Prepared, k_of_cell: &[u16], w: &[f64]| -> Vec<Vec<Vec<Option<f64>>>> {
         if task == Task::Binary {
-            return binary_passes(prep, k_of_cell, w, thresholds.len()).iter().map(|slices| slices.iter().map(|sp| flat_binary(sp, thresholds.len())).collect()).collect();
+            return binary_passes(prep, k_of_cell, w, thresholds.len()).iter().map(|slices| slices.iter().map(|sp| flat_binary(sp, thresholds.len(), &layout)).collect()).collect();
         }
         (0..specs)
             .map(|a| match task {
@@ -96,6 +96,24 @@ pub(super) fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget:
             .map(|n| MetricSlot { base: registry::names(Family::Multiclass).find(|m| *m == n).unwrap_or(""), key: n, at: None })
             .collect(),
     };
+    // Per slot, from the registry once: `Some(trials)` for a Wilson interval (the trials of a rate
+    // at a threshold; `None` inside for a threshold-free rate, whose trials are the slice's weight).
+    let slot_intervals: Vec<Option<Option<fn(&Confusion) -> f64>>> = slots
+        .iter()
+        .map(|slot| {
+            let family = match (task, slot.at) {
+                (Task::Binary, Some(_)) => Family::AtThreshold,
+                (Task::Binary, None) => Family::Binary,
+                (Task::Multiclass, _) => Family::Multiclass,
+                (Task::Regression, _) => Family::Regression,
+            };
+            let def = registry::find(family, slot.base).filter(|m| m.interval == Interval::Wilson)?;
+            Some(match def.finish {
+                Finish::Confusion { trials, .. } => trials,
+                Finish::Engine => None,
+            })
+        })
+        .collect();
 
     // Replicate b draws its cells' multiplicities from its own generator (seed, b), so the numbers
     // do not depend on how the replicates are spread over threads.
@@ -196,18 +214,14 @@ pub(super) fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget:
                 if slot.at.is_some() && COUNT_NAMES.contains(&slot.base) {
                     continue;
                 }
-                let family = match (task, slot.at) {
-                    (Task::Binary, Some(_)) => Family::AtThreshold,
-                    (Task::Binary, None) => Family::Binary,
-                    (Task::Multiclass, _) => Family::Multiclass,
-                    (Task::Regression, _) => Family::Regression,
-                };
-                let wilson_interval = registry::find(family, slot.base).is_some_and(|m| m.interval == Interval::Wilson);
-                let (lo, hi, method) = if wilson_interval {
+                let (lo, hi, method) = if let Some(trials) = slot_intervals[mi] {
                     match value {
                         Some(v) => {
                             // A rate at a threshold counts its own trials; a threshold-free one the slice's weight.
-                            let den = slot.at.and_then(|j| rate_trials(slot.base, &counts_at(j))).unwrap_or(weight);
+                            let den = match (slot.at, trials) {
+                                (Some(j), Some(trials)) => trials(&counts_at(j)),
+                                _ => weight,
+                            };
                             let (lo, hi) = wilson(*v, den * n_per_w, z);
                             (Some(lo).filter(|x| x.is_finite()), Some(hi).filter(|x| x.is_finite()), "wilson")
                         }

@@ -178,7 +178,8 @@ fn the_overall_slice_merged_from_a_covering_spec_equals_its_own_pass() {
     let w: Vec<f64> = prep.w.iter().zip(&prep.mult).map(|(w, m)| w * *m as f64).collect();
     let merged = &binary_passes(&prep, &k, &w, req.thresholds.len())[0][0];
     let direct = &binary_pass(&prep, 0, &k, &w, req.thresholds.len())[0];
-    let (a, b) = (flat_binary(merged, req.thresholds.len()), flat_binary(direct, req.thresholds.len()));
+    let layout = BinaryLayout::get();
+    let (a, b) = (flat_binary(merged, req.thresholds.len(), &layout), flat_binary(direct, req.thresholds.len(), &layout));
     for (x, y) in a.iter().zip(&b) {
         match (x, y) {
             (Some(x), Some(y)) => assert!((x - y).abs() <= 1e-12 * y.abs().max(1.0), "{x} vs {y}"),
