@@ -29,6 +29,10 @@ struct Common {
     /// Largest accepted upload, in MiB.
     #[arg(long, env = "STRATA_MAX_UPLOAD_MB", default_value_t = 2048)]
     max_upload_mb: u64,
+    /// Largest amount of bootstrap values one analysis request may keep, in MiB (replicates × slices ×
+    /// values per slice × 8 bytes); a request over it is a 400 that says how to shrink it.
+    #[arg(long, env = "STRATA_MAX_ANALYSIS_MB", default_value_t = 1024)]
+    max_analysis_mb: u64,
 }
 
 #[derive(Subcommand)]
@@ -132,7 +136,7 @@ fn settings(common: &Common, addr: SocketAddr, cache_mb: usize, demo: bool, site
         database: DatabaseTarget::resolve(common.database_url.as_deref(), &common.data_dir)?,
         data_dir: common.data_dir.clone(),
         cache_bytes: cache_mb * 1024 * 1024,
-        limits: Limits { max_upload_bytes: common.max_upload_mb * 1024 * 1024, ..Limits::default() },
+        limits: Limits { max_upload_bytes: common.max_upload_mb * 1024 * 1024, max_analysis_bytes: common.max_analysis_mb * 1024 * 1024, ..Limits::default() },
         demo,
         site_root,
     })

@@ -44,11 +44,14 @@ pub struct Limits {
     pub max_upload_bytes: u64,
     /// Largest accepted number of columns.
     pub max_columns: usize,
+    /// Largest amount of bootstrap values one analysis request may keep, in bytes: a request over it
+    /// is refused before any work, with its cost and how to shrink it.
+    pub max_analysis_bytes: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_upload_bytes: 2 * 1024 * 1024 * 1024, max_columns: 2000 }
+        Limits { max_upload_bytes: 2 * 1024 * 1024 * 1024, max_columns: 2000, max_analysis_bytes: 1024 * 1024 * 1024 }
     }
 }
 

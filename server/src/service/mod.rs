@@ -12,7 +12,7 @@ use strata_app::server_fns::{Backend, BackendError};
 
 use crate::charts;
 use crate::eval;
-use crate::eval::sliced::{MetricsRequest, Prepared, RequestError, compute_prepared, parse_thresholds, prepare};
+use crate::eval::sliced::{BootstrapSize, MetricsRequest, Prepared, RequestError, bootstrap_size, compute_prepared, parse_thresholds, prepare};
 use crate::ingest::{self, IngestError};
 use crate::settings::Limits;
 use crate::store::cache::{ByteLru, FrameCache};
@@ -332,6 +332,7 @@ impl AppState {
             None => Err(self.frame(id).await?),
         };
         let prepared_cache = self.prepared.clone();
+        let budget = self.limits.max_analysis_bytes;
         tokio::task::spawn_blocking(move || {
             let prep = match source {
                 Ok(p) => p,
@@ -341,6 +342,7 @@ impl AppState {
                     p
                 }
             };
+            check_budget(bootstrap_size(&prep, &request), budget)?;
             compute_prepared(&prep, &request)
         })
         .await
@@ -369,6 +371,23 @@ impl AppState {
         let chart = charts::slice_bars(&result, &metric, threshold);
         Ok(SliceView { result, models: detail.summary.models.clone(), metric, threshold, chart, metric_names, project: detail.summary.project.clone() })
     }
+}
+
+/// Refuses, before any work, a request whose bootstrap would keep more than `budget` bytes, with its
+/// cost and how to shrink it.
+fn check_budget(size: BootstrapSize, budget: u64) -> Result<(), RequestError> {
+    if size.bytes() <= budget {
+        return Ok(());
+    }
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    Err(RequestError::Invalid(format!(
+        "this request would keep {:.0} MiB of bootstrap values ({} replicates × {} slices × {} values per slice); the limit is {:.0} MiB (STRATA_MAX_ANALYSIS_MB): ask for fewer thresholds, fewer bootstrap replicates (bootstrap=) or coarser slices",
+        mib(size.bytes()),
+        size.replicates,
+        size.slices,
+        size.values_per_slice,
+        mib(budget)
+    )))
 }
 
 fn request_error(e: RequestError) -> ServiceError {

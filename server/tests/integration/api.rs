@@ -307,3 +307,22 @@ async fn typed_parameters_registry_and_page_statuses(app: TestApp) {
     assert_eq!(s, StatusCode::OK);
 }
 on_both_databases!(typed_parameters_registry_and_page_statuses);
+
+/// One GET used to be able to ask for tens of gigabytes of bootstrap values (1,001 thresholds ×
+/// 2,000 replicates × ~170 slices): it is refused before any work, with its cost and how to shrink
+/// it; the fairness view has the same budget. A request within it still runs.
+async fn analysis_budget_refuses_huge_requests(app: TestApp) {
+    strata_server::demo::load_if_empty(&app.state).await.unwrap();
+    let (_, runs) = app.get_json("/api/v1/runs").await;
+    let id = runs.as_array().unwrap().iter().find(|r| r["name"] == "Adult income (demo)").unwrap()["id"].as_str().unwrap().to_string();
+    let (s, e) = app.get_json(&format!("/api/v1/runs/{id}/metrics?model=score_gbt&slice=sex,race&slice=age:q10,education&thresholds=0:1:0.001&bootstrap=2000")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    let msg = e["error"].as_str().unwrap();
+    assert!(msg.contains("2000 replicates") && msg.contains("fewer thresholds") && msg.contains("STRATA_MAX_ANALYSIS_MB"), "{msg}");
+    let (s, e) = app.get_json(&format!("/api/v1/runs/{id}/fairness?model=score_gbt&feature=education,race&thresholds=0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9&bootstrap=100000")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("replicates"), "{e}");
+    let (s, m) = app.get_json(&format!("/api/v1/runs/{id}/metrics?model=score_gbt&slice=sex&thresholds=0:1:0.01&bootstrap=50")).await;
+    assert_eq!(s, StatusCode::OK, "{m}");
+}
+on_both_databases!(analysis_budget_refuses_huge_requests);

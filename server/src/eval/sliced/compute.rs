@@ -26,6 +26,31 @@ pub(super) fn select_quantile(vals: &mut [f64], q: f64) -> f64 {
     lo_v + (hi_v - lo_v) * frac
 }
 
+/// The size of a request's bootstrap before it runs: replicates × slices × values per slice (each
+/// kept as one `f64`). The slices are known once the run is prepared; nothing else is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BootstrapSize {
+    pub replicates: u64,
+    pub slices: u64,
+    pub values_per_slice: u64,
+}
+
+impl BootstrapSize {
+    pub fn bytes(&self) -> u64 {
+        self.replicates.saturating_mul(self.slices).saturating_mul(self.values_per_slice).saturating_mul(8)
+    }
+}
+
+/// See [`BootstrapSize`].
+pub fn bootstrap_size(prep: &Prepared, req: &MetricsRequest) -> BootstrapSize {
+    let values_per_slice = match prep.task {
+        Task::Binary => BinaryLayout::get().at(req.thresholds.len()) as u64,
+        Task::Regression => registry::names(Family::Regression).count() as u64,
+        Task::Multiclass => multiclass_keys(prep).len() as u64,
+    };
+    BootstrapSize { replicates: req.bootstrap as u64, slices: prep.keys.iter().map(|k| k.len() as u64).sum(), values_per_slice }
+}
+
 /// Computes a metrics request on a run's DataFrame. Pure: DataFrame in, plain structs out.
 pub fn compute(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<MetricsResult, RequestError> {
     compute_prepared(&prepare(df, req, task)?, req)
