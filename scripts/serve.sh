@@ -5,7 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-bash scripts/setup.sh
+# Set-up (the wasm32 target, the wasm-bindgen CLI, plotly.js) runs beside the server's build, which
+# does not need it: a cold build leaves one core idle much of the time.
+setup_log=$(mktemp)
+bash scripts/setup.sh >"$setup_log" 2>&1 &
+setup=$!
+cargo build -p strata-server --bin strata
+if ! wait "$setup"; then cat "$setup_log"; exit 1; fi
+cat "$setup_log"
 bash scripts/build.sh
 export LEPTOS_SITE_ROOT="$PWD/target/site"
 exec "$CARGO_TARGET_DIR/debug/strata" serve "$@"

@@ -7,7 +7,11 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 log() { printf '\033[1;34m[test]\033[0m %s\n' "$*"; }
 
-bash scripts/setup.sh --browser
+# Set-up (wasm32 target, wasm-bindgen CLI, npm packages, Chromium) runs beside the Rust tests' build,
+# which does not need it; the site build and the browser tests wait for it.
+setup_log=$(mktemp)
+bash scripts/setup.sh --browser >"$setup_log" 2>&1 &
+setup=$!
 
 # PostgreSQL: start the machine's cluster if it is down, and make a superuser role for us.
 if command -v pg_ctlcluster >/dev/null; then
@@ -25,6 +29,8 @@ fi
 log "Rust tests (unit, integration: SQLite + PostgreSQL)"
 cargo test -p strata-server -p strata-app
 
+if ! wait "$setup"; then log "set-up failed:"; cat "$setup_log"; exit 1; fi
+cat "$setup_log"
 log "building the site for the end-to-end tests"
 bash scripts/build.sh
 
