@@ -163,7 +163,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
                 }
             }
             if !s.site_root.join("pkg").exists() {
-                tracing::warn!(site_root = %s.site_root.display(), "no built site here: pages will not hydrate (build with cargo leptos build)");
+                tracing::warn!(site_root = %s.site_root.display(), "no built site here: pages will not hydrate (build it with scripts/build.sh)");
             }
             let app = strata_server::router(state, strata_server::leptos_options(&s.site_root, s.addr));
             let listener = tokio::net::TcpListener::bind(s.addr).await.with_context(|| format!("binding {}", s.addr))?;
