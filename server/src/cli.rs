@@ -8,6 +8,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use strata_app::model::{GateSet, GateSetVersion, IngestSpec, Validation, Verdict};
 use strata_server::service::{AppState, Attachment};
+use strata_server::outbound::Outbound;
+use strata_server::secrets::SecretBox;
 use strata_server::settings::{DatabaseTarget, Limits, Settings};
 use strata_server::store::Store;
 
@@ -33,6 +35,21 @@ struct Common {
     /// values per slice × 8 bytes); a request over it is a 400 that says how to shrink it.
     #[arg(long, env = "STRATA_MAX_ANALYSIS_MB", default_value_t = 1024)]
     max_analysis_mb: u64,
+    /// Hosts model endpoints and webhooks may call, comma-separated: `host`, `host:port`,
+    /// `*.domain`, an IP address, or `*` for any public host. Empty: no outbound calls.
+    #[arg(long, env = "STRATA_OUTBOUND_ALLOW", default_value = "")]
+    outbound_allow: String,
+    /// Let outbound calls reach loopback, private and link-local addresses (cloud metadata
+    /// addresses stay refused).
+    #[arg(long, env = "STRATA_OUTBOUND_PRIVATE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    outbound_private: bool,
+    /// Largest answer read from a model endpoint or webhook, in MiB.
+    #[arg(long, env = "STRATA_MAX_RESPONSE_MB", default_value_t = 16)]
+    max_response_mb: u64,
+    /// Seals stored endpoint tokens and webhook secrets (at least 32 characters); unset: a random
+    /// key kept in `<data dir>/secret.key`.
+    #[arg(long, env = "STRATA_SECRET_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -137,6 +154,8 @@ fn settings(common: &Common, addr: SocketAddr, cache_mb: usize, demo: bool, site
         data_dir: common.data_dir.clone(),
         cache_bytes: cache_mb * 1024 * 1024,
         limits: Limits { max_upload_bytes: common.max_upload_mb * 1024 * 1024, max_analysis_bytes: common.max_analysis_mb * 1024 * 1024, ..Limits::default() },
+        outbound: Outbound::new(&common.outbound_allow, common.outbound_private, common.max_response_mb * 1024 * 1024).map_err(anyhow::Error::msg)?,
+        secret_key: common.secret_key.clone(),
         demo,
         site_root,
     })
@@ -146,7 +165,8 @@ async fn open_state(s: &Settings) -> anyhow::Result<AppState> {
     let tmp = s.data_dir.join("tmp");
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let store = Store::connect(&s.database).await.with_context(|| format!("opening the database {:?}", s.database))?;
-    Ok(AppState::new(store, s.cache_bytes, s.limits.clone(), tmp))
+    let secrets = SecretBox::load(s.secret_key.as_deref(), &s.data_dir).context("the key for stored secrets")?;
+    Ok(AppState::new(store, s.cache_bytes, s.limits.clone(), tmp).with_outbound(s.outbound.clone()).with_secrets(secrets))
 }
 
 /// Ok(false) when the command ran but its verdict is negative (a failed validation).
@@ -154,7 +174,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
         Command::Serve { addr, common, no_demo, cache_mb, site_root } => {
             let s = settings(&common, addr, cache_mb, !no_demo, site_root)?;
-            tracing::info!(database = ?s.database, data_dir = %s.data_dir.display(), "starting");
+            tracing::info!(database = ?s.database, data_dir = %s.data_dir.display(), outbound = %s.outbound.describe(), "starting");
             let state = open_state(&s).await?;
             if s.demo {
                 let n = strata_server::demo::load_if_empty(&state).await.context("loading the demo runs")?;

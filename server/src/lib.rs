@@ -7,6 +7,8 @@ pub mod demo;
 pub mod eval;
 pub mod ingest;
 pub mod models;
+pub mod outbound;
+pub mod secrets;
 pub mod service;
 pub mod settings;
 pub mod store;

@@ -55,8 +55,8 @@ impl Default for Limits {
     }
 }
 
-/// Everything the server needs to start.
-#[derive(Clone, Debug)]
+/// Everything the server needs to start. (`Debug` hides the secret key.)
+#[derive(Clone)]
 pub struct Settings {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
@@ -64,8 +64,27 @@ pub struct Settings {
     /// Byte budget of the in-memory DataFrame cache.
     pub cache_bytes: usize,
     pub limits: Limits,
+    /// Which hosts model endpoints and webhooks may call.
+    pub outbound: crate::outbound::Outbound,
+    /// `STRATA_SECRET_KEY`: seals stored tokens (else a key file in the data directory).
+    pub secret_key: Option<String>,
     /// Load the demo runs into an empty database.
     pub demo: bool,
     /// Where cargo-leptos wrote the WASM, JS, CSS and public files.
     pub site_root: PathBuf,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("addr", &self.addr)
+            .field("data_dir", &self.data_dir)
+            .field("database", &self.database)
+            .field("cache_bytes", &self.cache_bytes)
+            .field("limits", &self.limits)
+            .field("outbound", &self.outbound.describe())
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "<hidden>"))
+            .field("demo", &self.demo)
+            .finish()
+    }
 }

@@ -181,7 +181,7 @@ pub struct Delivery {
 #[cfg_attr(feature = "ssr", derive(ToSchema))]
 pub struct AlertsView {
     pub alerts: Vec<Alert>,
-    /// The configured webhook URL, if any.
+    /// The configured webhook, masked to its scheme, host and port (the path may be a credential).
     pub webhook: Option<String>,
 }
 

@@ -214,8 +214,11 @@ fn AlertsPanel(v: AlertsView, save: ServerAction<SetWebhook>) -> impl IntoView {
     view! {
         <ActionForm action=save>
             <div class="controls">
-                <label>"Webhook (JSON POST per alert, 4 attempts with backoff) "
-                    <input name="url" aria-label="Webhook URL" type="url" size="50" placeholder="https://hooks.example.com/strata" value=v.webhook.clone().unwrap_or_default() />
+                // The stored URL is shown masked (a chat webhook's path is its credential), so the
+                // field starts empty: typing a URL replaces it, saving it blank removes it.
+                <label>"Webhook (JSON POST per alert, 4 attempts with backoff; blank removes it) "
+                    <input name="url" aria-label="Webhook URL" type="url" size="50"
+                        placeholder=v.webhook.clone().map(|u| format!("now: {u}")).unwrap_or_else(|| "https://hooks.example.com/strata".into()) />
                 </label>
                 <button type="submit">"Save"</button>
             </div>

@@ -90,9 +90,11 @@ async fn list_alerts(State(s): State<AppState>) -> Result<Json<AlertsView>, ApiE
     Ok(Json(s.alerts_view().await?))
 }
 
-/// The webhook as the API shows it: the secret is never sent back, only whether one is set.
+/// The webhook as the API shows it: the secret is never sent back, only whether one is set; the
+/// URL shows its scheme, host and port only (a chat webhook's path is its credential).
 fn masked(mut h: Webhook) -> Webhook {
     h.secret = h.secret.map(|_| "(set)".into());
+    h.url = crate::outbound::mask(&h.url);
     h
 }
 

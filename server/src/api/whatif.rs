@@ -137,6 +137,5 @@ async fn get_endpoints(State(s): State<AppState>, Path(id): Path<String>) -> Res
 /// attached models (predict, what-if, PDP).
 #[utoipa::path(put, path = "/api/v1/runs/{id}/endpoints", params(("id" = String, Path, description = "the run")), request_body = Vec<Endpoint>, responses((status = 200, body = Vec<Endpoint>), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 async fn put_endpoints(State(s): State<AppState>, Path(id): Path<String>, Json(body): Json<Vec<Endpoint>>) -> Result<Json<Vec<Endpoint>>, ApiError> {
-    s.save_endpoints(&id, &body).await?;
-    Ok(Json(body))
+    Ok(Json(s.save_endpoints(&id, &body).await?))
 }

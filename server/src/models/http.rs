@@ -2,12 +2,17 @@
 //! the Open Inference Protocol (KServe v2: `POST {url}/v2/models/{model}/infer`), TensorFlow
 //! Serving's REST API (`POST {url}/v1/models/{model}:predict`) and MLflow's scoring server
 //! (`POST {url}/invocations`, `dataframe_split`). Requests are batched (1000 rows) with a timeout;
-//! an endpoint that is down, slow or answers in another shape is a clear error.
+//! an endpoint that is down, slow or answers in another shape is a clear error. Every call goes
+//! through the server's outbound guard (allow-list, no private addresses, no redirects, capped
+//! answers).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+
+use crate::outbound::Outbound;
 
 use super::{Batch, Model, ModelError, Values};
 
@@ -28,6 +33,13 @@ pub struct Endpoint {
     pub inputs: Vec<String>,
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
+    /// A bearer token sent as `Authorization: Bearer …`. Write-only: stored sealed with the
+    /// server's key, never returned (an update without it keeps the stored one; `""` removes it).
+    #[serde(default, skip_serializing)]
+    pub token: Option<String>,
+    /// Whether a token is stored (set by the server in its answers).
+    #[serde(default)]
+    pub has_token: bool,
 }
 
 fn default_timeout() -> u64 {
@@ -35,19 +47,20 @@ fn default_timeout() -> u64 {
 }
 
 impl Endpoint {
-    /// Checks the fields; the message names the problem.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the fields and the URL against the outbound rules; the message names the problem.
+    pub fn validate(&self, outbound: &Outbound) -> Result<(), String> {
         if self.name.trim().is_empty() {
             return Err("an endpoint needs a name".into());
         }
         if !["kserve-v2", "tf-serving", "mlflow"].contains(&self.protocol.as_str()) {
             return Err(format!("endpoint '{}': protocol '{}' is not one of kserve-v2, tf-serving, mlflow", self.name, self.protocol));
         }
-        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
-            return Err(format!("endpoint '{}': url must start with http:// or https://", self.name));
-        }
+        outbound.check_url(&self.url).map_err(|e| format!("endpoint '{}': {e}", self.name))?;
         if self.protocol != "mlflow" && self.model.trim().is_empty() {
             return Err(format!("endpoint '{}': name the served model (model)", self.name));
+        }
+        if self.model == "." || self.model == ".." || self.model.chars().any(char::is_control) {
+            return Err(format!("endpoint '{}': '{}' is not a model name", self.name, self.model.escape_debug()));
         }
         if !(1..=600_000).contains(&self.timeout_ms) {
             return Err(format!("endpoint '{}': timeout_ms is 1..=600000", self.name));
@@ -61,18 +74,34 @@ pub struct HttpModel {
     endpoint: Endpoint,
     /// (column, numeric) sent for each example.
     columns: Vec<(String, bool)>,
-    client: reqwest::Client,
+    outbound: Arc<Outbound>,
 }
 
 const BATCH: usize = 1000;
 
 impl HttpModel {
-    pub fn new(endpoint: Endpoint, columns: Vec<(String, bool)>) -> Result<HttpModel, ModelError> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_millis(endpoint.timeout_ms))
-            .build()
-            .map_err(|e| ModelError::Load { model: endpoint.name.clone(), why: e.to_string() })?;
-        Ok(HttpModel { endpoint, columns, client })
+    /// `endpoint.token` is the opened token, if any.
+    pub fn new(endpoint: Endpoint, columns: Vec<(String, bool)>, outbound: Arc<Outbound>) -> HttpModel {
+        HttpModel { endpoint, columns, outbound }
+    }
+
+    /// The endpoint's URL for a protocol; the model name is one path segment (percent-encoded, so
+    /// `/`, `?` or `#` in it cannot rewrite the path), the base URL's query and fragment dropped.
+    fn url(&self) -> Result<String, String> {
+        let e = &self.endpoint;
+        let mut url = reqwest::Url::parse(e.url.trim()).map_err(|x| format!("not a URL ({x})"))?;
+        url.set_query(None);
+        url.set_fragment(None);
+        {
+            let mut path = url.path_segments_mut().map_err(|_| "the URL cannot take a path".to_string())?;
+            path.pop_if_empty();
+            match e.protocol.as_str() {
+                "kserve-v2" => path.extend(["v2", "models", e.model.as_str(), "infer"]),
+                "tf-serving" => path.extend(["v1", "models", format!("{}:predict", e.model).as_str()]),
+                _ => path.push("invocations"),
+            };
+        }
+        Ok(url.to_string())
     }
 
     fn value(&self, batch: &Batch, column: &str, i: usize) -> Value {
@@ -83,11 +112,9 @@ impl HttpModel {
         }
     }
 
-    fn body(&self, batch: &Batch, rows: std::ops::Range<usize>) -> (String, Value) {
-        let e = &self.endpoint;
-        let base = e.url.trim_end_matches('/');
+    fn body(&self, batch: &Batch, rows: std::ops::Range<usize>) -> Value {
         let n = rows.len();
-        match e.protocol.as_str() {
+        match self.endpoint.protocol.as_str() {
             "kserve-v2" => {
                 let inputs: Vec<Value> = self
                     .columns
@@ -97,16 +124,16 @@ impl HttpModel {
                         json!({"name": c, "shape": [n, 1], "datatype": if *numeric { "FP64" } else { "BYTES" }, "data": data})
                     })
                     .collect();
-                (format!("{base}/v2/models/{}/infer", e.model), json!({"inputs": inputs}))
+                json!({"inputs": inputs})
             }
             "tf-serving" => {
                 let instances: Vec<Value> = rows.map(|i| Value::Object(self.columns.iter().map(|(c, _)| (c.clone(), self.value(batch, c, i))).collect())).collect();
-                (format!("{base}/v1/models/{}:predict", e.model), json!({"instances": instances}))
+                json!({"instances": instances})
             }
             _ => {
                 let data: Vec<Value> = rows.map(|i| Value::Array(self.columns.iter().map(|(c, _)| self.value(batch, c, i)).collect())).collect();
                 let columns: Vec<&String> = self.columns.iter().map(|(c, _)| c).collect();
-                (format!("{base}/invocations"), json!({"dataframe_split": {"columns": columns, "data": data}}))
+                json!({"dataframe_split": {"columns": columns, "data": data}})
             }
         }
     }
@@ -142,8 +169,8 @@ impl HttpModel {
                     .iter()
                     .find_map(|k| o.get(*k))
                     .and_then(|v| v.as_f64().or_else(|| v.as_array().and_then(|a| a.last()).and_then(Value::as_f64)))
-                    .ok_or_else(|| format!("an object without a numeric probability/score/prediction: {p}")),
-                other => Err(format!("an unexpected prediction: {other}")),
+                    .ok_or_else(|| "an object without a numeric probability/score/prediction".to_string()),
+                _ => Err("a prediction that is not a number, a list or an object".to_string()),
             })
             .collect()
     }
@@ -151,25 +178,18 @@ impl HttpModel {
     async fn predict_async(&self, batch: &Batch) -> Result<Vec<f64>, ModelError> {
         let e = &self.endpoint;
         let err = |why: String| ModelError::Run { model: e.name.clone(), why };
+        let url = self.url().map_err(&err)?;
+        let shown = crate::outbound::mask(&url);
+        let headers: Vec<(&str, String)> = e.token.iter().map(|t| ("authorization", format!("Bearer {t}"))).collect();
+        let timeout = Duration::from_millis(e.timeout_ms);
         let mut out = Vec::with_capacity(batch.rows);
         for start in (0..batch.rows).step_by(BATCH) {
             let rows = start..(start + BATCH).min(batch.rows);
             let n = rows.len();
-            let (url, body) = self.body(batch, rows);
-            let res = self.client.post(&url).json(&body).send().await.map_err(|x| {
-                if x.is_timeout() {
-                    err(format!("{url} did not answer within {} ms", e.timeout_ms))
-                } else {
-                    err(format!("{url} is unreachable: {x}"))
-                }
-            })?;
-            let status = res.status();
-            let text = res.text().await.map_err(|x| err(format!("{url}: reading the answer failed: {x}")))?;
-            if !status.is_success() {
-                return Err(err(format!("{url} answered {status}: {}", text.chars().take(300).collect::<String>())));
-            }
-            let answer: Value = serde_json::from_str(&text).map_err(|x| err(format!("{url} answered with something that is not JSON ({x})")))?;
-            out.extend(self.parse(&answer, n).map_err(|why| err(format!("{url} answered in an unexpected shape: {why}")))?);
+            let body = serde_json::to_vec(&self.body(batch, rows)).map_err(|x| err(x.to_string()))?;
+            let (_, bytes) = self.outbound.post(&url, body, &headers, timeout).await.map_err(|x| err(x.to_string()))?;
+            let answer: Value = serde_json::from_slice(&bytes).map_err(|x| err(format!("{shown} answered with something that is not JSON ({x})")))?;
+            out.extend(self.parse(&answer, n).map_err(|why| err(format!("{shown} answered in an unexpected shape: {why}")))?);
         }
         Ok(out)
     }

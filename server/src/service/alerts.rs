@@ -50,31 +50,33 @@ fn now() -> String {
 }
 
 impl AppState {
+    /// The webhook with its secret opened (for deliveries; the API masks it).
     pub async fn webhook(&self) -> Result<Option<Webhook>, ServiceError> {
-        match self.store.get_app_setting(WEBHOOK).await? {
-            Some(text) => Ok(serde_json::from_str(&text).ok()),
-            None => Ok(None),
-        }
+        let Some(text) = self.store.get_app_setting(WEBHOOK).await? else { return Ok(None) };
+        let Ok(mut hook) = serde_json::from_str::<Webhook>(&text) else { return Ok(None) };
+        hook.secret = hook.secret.as_deref().map(|s| self.secrets.open(s)).transpose().map_err(|e| ServiceError::Model(format!("webhook secret: {e}")))?;
+        Ok(Some(hook))
     }
 
-    /// Sets (or with `None`, removes) the webhook.
+    /// Sets (or with `None`, removes) the webhook; its URL must pass the outbound rules, its
+    /// secret is sealed before it is stored.
     pub async fn set_webhook(&self, hook: Option<Webhook>) -> Result<Option<Webhook>, ServiceError> {
-        if let Some(h) = &hook {
-            let url = reqwest::Url::parse(h.url.trim()).map_err(|e| ServiceError::BadRequest(format!("webhook url '{}': {e}", h.url)))?;
-            if !matches!(url.scheme(), "http" | "https") {
-                return Err(ServiceError::BadRequest(format!("webhook url '{}': only http and https", h.url)));
-            }
+        let mut stored = hook.clone();
+        if let Some(h) = &mut stored {
+            self.outbound.check_url(&h.url).map_err(|e| ServiceError::BadRequest(format!("webhook: {e}")))?;
             if !(1..=10).contains(&h.max_attempts) || h.backoff_ms > 600_000 {
                 return Err(ServiceError::BadRequest("max_attempts must be 1–10 and backoff_ms at most 600000".into()));
             }
+            h.url = h.url.trim().to_string();
+            h.secret = h.secret.as_deref().filter(|s| !s.is_empty()).map(|s| self.secrets.seal(s)).transpose().map_err(|e| ServiceError::Model(e.to_string()))?;
         }
-        let text = hook.as_ref().map(serde_json::to_string).transpose().map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+        let text = stored.as_ref().map(serde_json::to_string).transpose().map_err(|e| ServiceError::BadRequest(e.to_string()))?;
         self.store.put_app_setting(WEBHOOK, text.as_deref()).await?;
         Ok(hook)
     }
 
     pub async fn alerts_view(&self) -> Result<AlertsView, ServiceError> {
-        Ok(AlertsView { alerts: self.store.list_alerts(200).await?, webhook: self.webhook().await?.map(|h| h.url) })
+        Ok(AlertsView { alerts: self.store.list_alerts(200).await?, webhook: self.webhook().await?.map(|h| crate::outbound::mask(&h.url)) })
     }
 
     /// Records the alerts a validation raises (a gate failure; drifted features) and sends them.
@@ -115,8 +117,8 @@ impl AppState {
         self.store.insert_alert(&alert, &body).await?;
         tracing::warn!(alert = %alert.id, kind, summary = %alert.summary, "alert");
         if let Some(hook) = self.webhook().await? {
-            let store = self.store.clone();
-            let task = tokio::spawn(async move { deliver(store, hook, alert.id, body).await });
+            let (store, outbound) = (self.store.clone(), self.outbound.clone());
+            let task = tokio::spawn(async move { deliver(store, outbound, hook, alert.id, body).await });
             let mut pending = self.deliveries.lock().unwrap_or_else(|p| p.into_inner());
             pending.retain(|t| !t.is_finished());
             pending.push(task);
@@ -135,31 +137,24 @@ impl AppState {
     }
 }
 
-/// Posts an alert until the webhook answers 2xx or the attempts run out; logs every attempt.
-async fn deliver(store: crate::store::Store, hook: Webhook, alert_id: String, body: serde_json::Value) {
-    let client = match reqwest::Client::builder().timeout(Duration::from_secs(10)).build() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "webhook client");
-            return;
-        }
-    };
+/// Posts an alert until the webhook answers 2xx or the attempts run out; logs every attempt
+/// (with the URL masked: a chat webhook's path is its credential).
+async fn deliver(store: crate::store::Store, outbound: std::sync::Arc<crate::outbound::Outbound>, hook: Webhook, alert_id: String, body: serde_json::Value) {
     let mut wait = Duration::from_millis(hook.backoff_ms);
     let bytes = body.to_string().into_bytes();
-    let signed = hook.secret.as_deref().map(|s| signature(s, &bytes));
+    let mut headers = vec![("user-agent", "strata-alerts".to_string())];
+    if let Some(s) = hook.secret.as_deref() {
+        headers.push(("x-strata-signature", signature(s, &bytes)));
+    }
+    let shown = crate::outbound::mask(&hook.url);
     for attempt in 1..=hook.max_attempts {
-        let mut req = client.post(&hook.url).header("user-agent", "strata-alerts").header("content-type", "application/json").body(bytes.clone());
-        if let Some(sig) = &signed {
-            req = req.header("x-strata-signature", sig);
-        }
-        let answer = req.send().await;
+        let answer = outbound.post(&hook.url, bytes.clone(), &headers, Duration::from_secs(10)).await;
         let (status, error) = match answer {
-            Ok(r) if r.status().is_success() => (Some(i64::from(r.status().as_u16())), None),
-            Ok(r) => (Some(i64::from(r.status().as_u16())), Some(format!("HTTP {}", r.status()))),
-            Err(e) => (None, Some(e.to_string())),
+            Ok((status, _)) => (Some(i64::from(status)), None),
+            Err(e) => (e.status().map(i64::from), Some(e.to_string())),
         };
         let ok = error.is_none();
-        let d = Delivery { attempt: i64::from(attempt), url: hook.url.clone(), status, error, at: now() };
+        let d = Delivery { attempt: i64::from(attempt), url: shown.clone(), status, error, at: now() };
         if let Err(e) = store.insert_delivery(&alert_id, &d).await {
             tracing::error!(error = %e, alert = %alert_id, "logging a webhook delivery");
         }
@@ -171,7 +166,7 @@ async fn deliver(store: crate::store::Store, hook: Webhook, alert_id: String, bo
             wait *= 2;
         }
     }
-    tracing::error!(alert = %alert_id, url = %hook.url, "webhook delivery failed after every attempt");
+    tracing::error!(alert = %alert_id, url = %shown, "webhook delivery failed after every attempt");
 }
 
 #[cfg(test)]

@@ -83,6 +83,10 @@ pub struct AppState {
     pub tmp_dir: std::path::PathBuf,
     /// Webhook deliveries still running (the CLI waits for them before it exits).
     pub deliveries: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    /// The admin's rules for calls to model endpoints and webhooks.
+    pub outbound: Arc<crate::outbound::Outbound>,
+    /// Seals endpoint tokens and webhook secrets before they are stored.
+    pub secrets: crate::secrets::SecretBox,
 }
 
 /// A model file to store with a new run.
@@ -96,7 +100,29 @@ pub struct Attachment {
 impl AppState {
     pub fn new(store: Store, cache_bytes: usize, limits: Limits, tmp_dir: std::path::PathBuf) -> Self {
         // Prepared cells take at most half the frames' budget on top of it.
-        AppState { store, cache: Arc::new(FrameCache::new(cache_bytes)), prepared: Arc::new(ByteLru::new(cache_bytes / 2)), models: Default::default(), limits, tmp_dir, deliveries: Default::default() }
+        AppState {
+            store,
+            cache: Arc::new(FrameCache::new(cache_bytes)),
+            prepared: Arc::new(ByteLru::new(cache_bytes / 2)),
+            models: Default::default(),
+            limits,
+            tmp_dir,
+            deliveries: Default::default(),
+            outbound: Default::default(),
+            secrets: crate::secrets::SecretBox::ephemeral(),
+        }
+    }
+
+    /// The admin's outbound rules (the default allows no outbound call).
+    pub fn with_outbound(mut self, outbound: crate::outbound::Outbound) -> Self {
+        self.outbound = Arc::new(outbound);
+        self
+    }
+
+    /// The key that seals stored secrets (the default is a random key that dies with the process).
+    pub fn with_secrets(mut self, secrets: crate::secrets::SecretBox) -> Self {
+        self.secrets = secrets;
+        self
     }
 
     /// Reads, validates and stores a file as a new run; returns its id. Nothing is stored unless
@@ -488,7 +514,7 @@ impl Backend for AppState {
         let base = AppState::webhook(self).await?.unwrap_or(alerts::Webhook { url: String::new(), max_attempts: 4, backoff_ms: 1000, secret: None });
         let hook = (!url.trim().is_empty()).then(|| alerts::Webhook { url: url.trim().to_string(), ..base });
         Ok(match AppState::set_webhook(self, hook).await? {
-            Some(h) => format!("Alerts will be posted to {}.", h.url),
+            Some(h) => format!("Alerts will be posted to {}.", crate::outbound::mask(&h.url)),
             None => "No webhook: alerts are only listed here.".to_string(),
         })
     }

@@ -48,26 +48,58 @@ pub(crate) fn feature_columns(detail: &RunDetail) -> Vec<(String, ColumnKind)> {
 /// The setting key of a run's HTTP endpoints.
 pub const ENDPOINTS_KEY: &str = "endpoints";
 
+/// An endpoint as stored: its token sealed with the server's key.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredEndpoint {
+    #[serde(flatten)]
+    endpoint: Endpoint,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_sealed: Option<String>,
+}
+
 impl AppState {
-    /// The HTTP endpoints stored with a run.
+    /// The HTTP endpoints stored with a run, as the API shows them (tokens left out).
     pub async fn endpoints(&self, id: &str) -> Result<Vec<Endpoint>, ServiceError> {
+        Ok(self.stored_endpoints(id).await?.into_iter().map(|s| s.endpoint).collect())
+    }
+
+    async fn stored_endpoints(&self, id: &str) -> Result<Vec<StoredEndpoint>, ServiceError> {
         Ok(match self.store.get_setting(id, ENDPOINTS_KEY).await? {
-            Some(text) => serde_json::from_str(&text).map_err(|e| ServiceError::Model(format!("stored endpoints are unreadable: {e}")))?,
+            Some(text) => {
+                let mut list: Vec<StoredEndpoint> = serde_json::from_str(&text).map_err(|e| ServiceError::Model(format!("stored endpoints are unreadable: {e}")))?;
+                for s in &mut list {
+                    s.endpoint.token = None;
+                    s.endpoint.has_token = s.token_sealed.is_some();
+                }
+                list
+            }
             None => vec![],
         })
     }
 
-    /// Replaces a run's HTTP endpoints (validated).
-    pub async fn save_endpoints(&self, id: &str, endpoints: &[Endpoint]) -> Result<(), ServiceError> {
+    /// Replaces a run's HTTP endpoints (validated); returns them as the API shows them. A token
+    /// is sealed before it is stored; an endpoint sent without one keeps its stored token.
+    pub async fn save_endpoints(&self, id: &str, endpoints: &[Endpoint]) -> Result<Vec<Endpoint>, ServiceError> {
         for e in endpoints {
-            e.validate().map_err(ServiceError::BadRequest)?;
+            e.validate(&self.outbound).map_err(ServiceError::BadRequest)?;
         }
-        let text = serde_json::to_string(endpoints).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+        let before = self.stored_endpoints(id).await?;
+        let mut stored = Vec::with_capacity(endpoints.len());
+        for e in endpoints {
+            let token_sealed = match e.token.as_deref() {
+                Some("") => None,
+                Some(t) => Some(self.secrets.seal(t).map_err(|x| ServiceError::Model(x.to_string()))?),
+                None => before.iter().find(|b| b.endpoint.name == e.name).and_then(|b| b.token_sealed.clone()),
+            };
+            let endpoint = Endpoint { token: None, has_token: token_sealed.is_some(), ..e.clone() };
+            stored.push(StoredEndpoint { endpoint, token_sealed });
+        }
+        let text = serde_json::to_string(&stored).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
         if !self.store.put_setting(id, ENDPOINTS_KEY, &text).await? {
             return Err(ServiceError::NotFound(id.to_string()));
         }
         self.models.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, _| !k.starts_with(&format!("{id}\u{0}endpoint:")));
-        Ok(())
+        Ok(stored.into_iter().map(|s| s.endpoint).collect())
     }
 
     /// Every model a run can call: attached ONNX files, then named HTTP endpoints, as
@@ -98,10 +130,12 @@ impl AppState {
             return self.benchmark_model(id).await?.ok_or_else(|| ServiceError::Missing(format!("run {id} has no benchmark model")));
         }
         if let Some(name) = file.strip_prefix("endpoint:") {
-            let endpoint = self.endpoints(id).await?.into_iter().find(|e| e.name == name).ok_or_else(|| ServiceError::Missing(format!("run {id} has no model '{file}'")))?;
+            let stored = self.stored_endpoints(id).await?.into_iter().find(|e| e.endpoint.name == name).ok_or_else(|| ServiceError::Missing(format!("run {id} has no model '{file}'")))?;
+            let mut endpoint = stored.endpoint;
+            endpoint.token = stored.token_sealed.as_deref().map(|t| self.secrets.open(t)).transpose().map_err(|e| ServiceError::Model(format!("endpoint '{name}': {e}")))?;
             let features: Vec<String> = if endpoint.inputs.is_empty() { feature_columns(detail).into_iter().map(|(n, _)| n).collect() } else { endpoint.inputs.clone() };
             let columns = features.into_iter().map(|c| { let numeric = is_numeric(detail, &c); (c, numeric) }).collect();
-            let model: Arc<dyn Model> = Arc::new(HttpModel::new(endpoint, columns)?);
+            let model: Arc<dyn Model> = Arc::new(HttpModel::new(endpoint, columns, self.outbound.clone()));
             self.models.lock().unwrap_or_else(|p| p.into_inner()).insert(key, model.clone());
             return Ok(model);
         }

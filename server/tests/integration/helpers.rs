@@ -6,6 +6,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
+use strata_server::outbound::Outbound;
 use strata_server::service::AppState;
 use strata_server::settings::{DatabaseTarget, Limits};
 use strata_server::store::Store;
@@ -48,11 +49,23 @@ impl TestApp {
         Self::with(DatabaseTarget::Postgres(url), dir, Limits::default()).await
     }
 
+    /// SQLite, with these outbound rules instead of the tests' usual "loopback allowed".
+    pub async fn sqlite_with_outbound(outbound: Outbound) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let target = DatabaseTarget::Sqlite(dir.path().join("strata.db"));
+        Self::build(target, dir, Limits::default(), outbound).await
+    }
+
     pub async fn with(target: DatabaseTarget, dir: tempfile::TempDir, limits: Limits) -> TestApp {
+        // The tests' model servers and webhooks listen on loopback addresses.
+        Self::build(target, dir, limits, Outbound::new("127.0.0.1", true, 16 << 20).unwrap()).await
+    }
+
+    async fn build(target: DatabaseTarget, dir: tempfile::TempDir, limits: Limits, outbound: Outbound) -> TestApp {
         let store = Store::connect(&target).await.expect("open store");
         let tmp = dir.path().join("tmp");
         std::fs::create_dir_all(&tmp).unwrap();
-        let state = AppState::new(store, 256 << 20, limits, tmp);
+        let state = AppState::new(store, 256 << 20, limits, tmp).with_outbound(outbound);
         let options = strata_server::leptos_options(dir.path(), "127.0.0.1:0".parse().unwrap());
         let router = strata_server::router(state.clone(), options);
         TestApp { state, router, _dir: dir }

@@ -8,6 +8,7 @@ mod ingest_errors;
 mod drift;
 mod fairness_golden;
 mod metrics_golden;
+mod outbound;
 mod projects;
 mod residuals_golden;
 mod slices_golden;
