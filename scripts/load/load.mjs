@@ -67,7 +67,7 @@ function parseArgs(argv) {
 }
 
 function usage(msg) {
-  console.error(`load.mjs: ${msg}\nusage: node scripts/load/load.mjs --base http://127.0.0.1:PORT [--users 50] [--duration 120] [--rows 1000000] [--pid PID] [--think MIN:MAX ms] [--timeout S] [--json FILE]`);
+  console.error(`load.mjs: ${msg}\nusage: node scripts/load/load.mjs --base http://127.0.0.1:PORT [--users 50] [--duration 120] [--rows 1000000] [--pid PID] [--think MIN:MAX ms] [--timeout S] [--json FILE] [--exclude REGEX]`);
   process.exit(2);
 }
 

@@ -35,6 +35,15 @@ struct Common {
     /// values per slice × 8 bytes); a request over it is a 400 that says how to shrink it.
     #[arg(long, env = "STRATA_MAX_ANALYSIS_MB", default_value_t = 1024)]
     max_analysis_mb: u64,
+    /// CPU-heavy jobs (analyses, ingest, model calls) run at once; default: the number of cores.
+    #[arg(long, env = "STRATA_WORKERS")]
+    workers: Option<usize>,
+    /// Jobs that may wait for a worker; past it a request is answered 503 with Retry-After.
+    #[arg(long, env = "STRATA_MAX_QUEUE", default_value_t = 64)]
+    max_queue: usize,
+    /// Longest a request may take, in seconds (uploads included); then 503.
+    #[arg(long, env = "STRATA_REQUEST_TIMEOUT_S", default_value_t = 300)]
+    request_timeout_s: u64,
     /// Hosts model endpoints and webhooks may call, comma-separated: `host`, `host:port`,
     /// `*.domain`, an IP address, or `*` for any public host. Empty: no outbound calls.
     #[arg(long, env = "STRATA_OUTBOUND_ALLOW", default_value = "")]
@@ -153,7 +162,14 @@ fn settings(common: &Common, addr: SocketAddr, cache_mb: usize, demo: bool, site
         database: DatabaseTarget::resolve(common.database_url.as_deref(), &common.data_dir)?,
         data_dir: common.data_dir.clone(),
         cache_bytes: cache_mb * 1024 * 1024,
-        limits: Limits { max_upload_bytes: common.max_upload_mb * 1024 * 1024, max_analysis_bytes: common.max_analysis_mb * 1024 * 1024, ..Limits::default() },
+        limits: Limits {
+            max_upload_bytes: common.max_upload_mb * 1024 * 1024,
+            max_analysis_bytes: common.max_analysis_mb * 1024 * 1024,
+            workers: common.workers.unwrap_or(Limits::default().workers),
+            max_queue: common.max_queue,
+            request_timeout: std::time::Duration::from_secs(common.request_timeout_s.max(1)),
+            ..Limits::default()
+        },
         outbound: Outbound::new(&common.outbound_allow, common.outbound_private, common.max_response_mb * 1024 * 1024).map_err(anyhow::Error::msg)?,
         secret_key: common.secret_key.clone(),
         demo,
@@ -175,6 +191,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Serve { addr, common, no_demo, cache_mb, site_root } => {
             let s = settings(&common, addr, cache_mb, !no_demo, site_root)?;
             tracing::info!(database = ?s.database, data_dir = %s.data_dir.display(), outbound = %s.outbound.describe(), "starting");
+            // Spool files left by a crash (an upload cut by kill -9) are removed before serving.
+            let removed = strata_server::service::clean_spool(&s.data_dir.join("tmp"));
+            if removed > 0 {
+                tracing::info!(files = removed, "removed upload spool files left by an earlier run");
+            }
             let state = open_state(&s).await?;
             if s.demo {
                 let n = strata_server::demo::load_if_empty(&state).await.context("loading the demo runs")?;
@@ -188,10 +209,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             let app = strata_server::router(state, strata_server::leptos_options(&s.site_root, s.addr));
             let listener = tokio::net::TcpListener::bind(s.addr).await.with_context(|| format!("binding {}", s.addr))?;
             tracing::info!("serving on http://{}", s.addr);
-            axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await?;
+            // SIGTERM (what container runtimes and systemd send) and Ctrl-C stop accepting
+            // connections, let in-flight requests finish (each is bounded by the request timeout),
+            // then exit.
+            axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+            tracing::info!("stopped: every in-flight request finished");
             Ok(true)
         }
         Command::Ingest { file, name, label, scores, prediction, id, timestamp, weight, categorical, ignore, tags, models, delimiter, project, version, common } => {
@@ -274,6 +296,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             }
             Ok(v.passed)
         }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("Ctrl-C: finishing in-flight requests"),
+        _ = term => tracing::info!("SIGTERM: finishing in-flight requests"),
     }
 }
 

@@ -20,7 +20,9 @@ use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use strata_app::server_fns::SharedBackend;
 use strata_app::{App, shell};
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::service::AppState;
@@ -38,11 +40,26 @@ pub fn router(state: AppState, options: LeptosOptions) -> Router {
         })
         .fallback(leptos_axum::file_and_error_handler_with_context(context, shell))
         .with_state(options);
-    pages
-        .merge(api::routes().with_state(state.clone()))
-        .merge(api::export_routes(site_root).with_state(state))
-        .layer(CompressionLayer::new())
+    let timeout = state.limits.request_timeout;
+    let app = pages.merge(api::routes().with_state(state.clone())).merge(api::export_routes(site_root).with_state(state));
+    harden(app, timeout)
+}
+
+/// The layers every route gets: compression; a time limit per request (then 503); a panic in a
+/// handler answered 500 and logged, never a dropped connection; a trace of each request.
+pub fn harden(app: Router, timeout: std::time::Duration) -> Router {
+    app.layer(CompressionLayer::new())
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
+}
+
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let what = panic.downcast_ref::<String>().map(String::as_str).or_else(|| panic.downcast_ref::<&str>().copied()).unwrap_or("(no message)");
+    tracing::error!(panic = %what, "a request handler panicked");
+    let body = strata_app::model::ApiError { error: "internal error; see the server log".into(), detail: serde_json::Value::Null };
+    (axum::http::StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
 }
 
 /// Leptos options for a site built by cargo-leptos into `site_root`.

@@ -47,11 +47,24 @@ pub struct Limits {
     /// Largest amount of bootstrap values one analysis request may keep, in bytes: a request over it
     /// is refused before any work, with its cost and how to shrink it.
     pub max_analysis_bytes: u64,
+    /// CPU-heavy jobs run at once (default: the number of cores).
+    pub workers: usize,
+    /// Jobs that may wait for a worker; one more is answered 503 with `Retry-After`.
+    pub max_queue: usize,
+    /// Longest a request may take before it is answered 503 (uploads included).
+    pub request_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_upload_bytes: 2 * 1024 * 1024 * 1024, max_columns: 2000, max_analysis_bytes: 1024 * 1024 * 1024 }
+        Limits {
+            max_upload_bytes: 2 * 1024 * 1024 * 1024,
+            max_columns: 2000,
+            max_analysis_bytes: 1024 * 1024 * 1024,
+            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            max_queue: 64,
+            request_timeout: std::time::Duration::from_secs(300),
+        }
     }
 }
 

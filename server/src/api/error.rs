@@ -20,6 +20,9 @@ pub enum ApiError {
     /// The request was understood but the model cannot serve it (e.g. an unsupported operator).
     #[error("{0}")]
     Unprocessable(String),
+    /// Busy or the database is unreachable: 503 with `Retry-After` (seconds).
+    #[error("{0}")]
+    Unavailable(String, u64),
     /// Logged with its whole chain of sources; the client gets a generic message.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -43,6 +46,11 @@ impl From<ServiceError> for ApiError {
             ServiceError::BadRequest(m) => ApiError::bad(m),
             ServiceError::Ingest(i) => i.into(),
             ServiceError::Model(m) => ApiError::Unprocessable(m),
+            ServiceError::Busy => ApiError::Unavailable(e.to_string(), 2),
+            ServiceError::Store(s) if s.is_unavailable() => {
+                tracing::warn!(error = %crate::service::error_chain(&s), "database unavailable");
+                ApiError::Unavailable("the database is unavailable; try again shortly".into(), 5)
+            }
             other => ApiError::Internal(Box::new(other)),
         }
     }
@@ -65,6 +73,9 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m, serde_json::Value::Null),
             ApiError::TooLarge(m, d) => (StatusCode::PAYLOAD_TOO_LARGE, m, d),
             ApiError::Unprocessable(m) => (StatusCode::UNPROCESSABLE_ENTITY, m, serde_json::Value::Null),
+            ApiError::Unavailable(m, retry) => {
+                return (StatusCode::SERVICE_UNAVAILABLE, [(axum::http::header::RETRY_AFTER, retry.to_string())], Json(Body { error: m, detail: serde_json::Value::Null })).into_response();
+            }
             ApiError::Internal(e) => {
                 tracing::error!(error = %crate::service::error_chain(e.as_ref()), "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server log".to_string(), serde_json::Value::Null)

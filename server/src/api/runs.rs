@@ -182,8 +182,6 @@ async fn preview(State(s): State<AppState>, Query(q): Query<PreviewQuery>, body:
     }
     let mut tmp = tempfile::NamedTempFile::new_in(&s.tmp_dir).map_err(|e| ApiError::internal(format!("temp file: {e}")))?;
     tmp.write_all(data).map_err(|e| ApiError::internal(format!("temp file: {e}")))?;
-    let p = tokio::task::spawn_blocking(move || crate::ingest::preview_file(tmp.path(), &name, &IngestSpec::default(), 10))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let p = s.work.run(move || crate::ingest::preview_file(tmp.path(), &name, &IngestSpec::default(), 10)).await??;
     Ok(Json(p))
 }

@@ -80,12 +80,11 @@ impl AppState {
         let features: Vec<String> = feature_columns(&detail).into_iter().map(|(n, _)| n).collect();
         let binary = detail.summary.task == Task::Binary;
         let (noise, swap, seed, threshold) = (req.noise, req.swap, req.seed, req.threshold);
-        let slices = tokio::task::spawn_blocking(move || {
+        let slices = self.work.run(move || {
             let perturbed = crate::models::attack::perturb(&batch, &features, noise, swap, seed);
             crate::models::attack::attack(model.as_ref(), &batch, &perturbed, &labels, &groups, binary, threshold, label_sd)
         })
-        .await
-        .map_err(|e| ServiceError::Join(e.to_string()))??;
+        .await??;
         Ok(strata_app::model::AttackResult { model: model_name, noise, swap, threshold, sample: rows.len() as u64, seed, slices })
     }
 }

@@ -40,14 +40,13 @@ impl AppState {
     /// Appends the benchmark's scores to a freshly loaded frame.
     pub(super) async fn with_benchmark(&self, id: &str, frame: DataFrame) -> Result<DataFrame, ServiceError> {
         let Some(model) = self.benchmark(id).await? else { return Ok(frame) };
-        tokio::task::spawn_blocking(move || -> Result<DataFrame, ServiceError> {
+        self.work.run(move || -> Result<DataFrame, ServiceError> {
             let scores = model.predict(&Batch::from_frame(&frame)?)?;
             let mut frame = frame;
             frame.with_column(Column::new(COLUMN.into(), scores))?;
             Ok(frame)
         })
-        .await
-        .map_err(|e| ServiceError::Join(e.to_string()))?
+        .await?
     }
 
     /// Fits the benchmark (L2 penalty `1/c`) on a seeded sample of at most `max_rows` rows and
@@ -72,13 +71,12 @@ impl AppState {
         let sub = crate::eval::take_rows(&frame, &rows)?;
         let labels = crate::eval::f64_values(&sub, &detail.label)?;
         let batch = Batch::from_frame(&sub)?;
-        let model = tokio::task::spawn_blocking(move || {
+        let model = self.work.run(move || {
             // Features the engine stored as text but that hold numbers stay categorical: as ingested.
             let numeric: Vec<String> = numeric.into_iter().filter(|n| matches!(batch.columns.get(n), Some(Values::Numeric(_)))).collect();
             LinearBenchmark::fit(COLUMN, kind, &batch, &labels, &numeric, &categorical, c)
         })
-        .await
-        .map_err(|e| ServiceError::Join(e.to_string()))?
+        .await?
         .map_err(ServiceError::BadRequest)?;
         let info = BenchmarkInfo { model: COLUMN.into(), kind: kind.into(), trained_on: model.trained_on, iterations: model.iterations, features: model.weights.len(), c };
         let text = serde_json::to_string(&model).map_err(|e| ServiceError::Model(e.to_string()))?;

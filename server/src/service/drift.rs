@@ -72,7 +72,7 @@ impl AppState {
         };
         let b = self.frame(id).await?;
         let started = std::time::Instant::now();
-        let (features, base) = tokio::task::spawn_blocking(move || -> Result<_, ServiceError> {
+        let (features, base) = self.work.run(move || -> Result<_, ServiceError> {
             let f = drift(&a, &b, &features, &scores)?;
             // Prior-probability shift: the base rates and a two-proportion z-test.
             let base = if binary {
@@ -88,8 +88,7 @@ impl AppState {
             };
             Ok((f, base))
         })
-        .await
-        .map_err(|e| ServiceError::Join(e.to_string()))??;
+        .await??;
         Ok(DriftResult {
             reference,
             current: id.to_string(),
@@ -160,7 +159,7 @@ impl AppState {
             .ok_or_else(|| bad("the run has no timestamp or id column to order its examples by".into()))?;
         let frame = self.frame(id).await?;
         let label = detail.label.clone();
-        tokio::task::spawn_blocking(move || -> Result<strata_app::model::StreamDrift, ServiceError> {
+        self.work.run(move || -> Result<strata_app::model::StreamDrift, ServiceError> {
             let y = crate::eval::f64_values(&frame, &label)?;
             let p = crate::eval::f64_values(&frame, &model)?;
             let key = frame.column(&order_by)?.cast(&polars::prelude::DataType::String)?;
@@ -230,7 +229,6 @@ impl AppState {
             out.chart = charts::stream_drift(&out);
             Ok(out)
         })
-        .await
-        .map_err(|e| ServiceError::Join(e.to_string()))?
+        .await?
     }
 }

@@ -222,9 +222,8 @@ impl AppState {
         let rows = crate::eval::sample_rows(frame.height(), sample, seed);
         let batch = crate::models::Batch::from_frame(&crate::eval::take_rows(&frame, &rows)?)?;
         let feature = feature.to_string();
-        let r = tokio::task::spawn_blocking(move || crate::models::flip::flip_rates(m.as_ref(), &batch, &feature, &values, threshold))
-            .await
-            .map_err(|e| ServiceError::Join(e.to_string()))??;
+        let r = self.work.run(move || crate::models::flip::flip_rates(m.as_ref(), &batch, &feature, &values, threshold))
+            .await??;
         Ok((Some(r), None))
     }
 

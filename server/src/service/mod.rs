@@ -29,6 +29,7 @@ pub mod benchmark;
 pub mod alerts;
 pub mod projects;
 pub mod params;
+pub mod work;
 
 /// Why a use case failed.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +55,9 @@ pub enum ServiceError {
     /// A model could not be loaded or run (the message says why: an unsupported operator, …).
     #[error("{0}")]
     Model(String),
+    /// Every worker is busy and the queue is full: try again shortly.
+    #[error("the server is busy: every worker is taken and the queue is full; try again in a few seconds")]
+    Busy,
 }
 
 /// An error and its sources, `outer: inner: …`, for the log (messages do not repeat their source).
@@ -87,6 +91,15 @@ pub struct AppState {
     pub outbound: Arc<crate::outbound::Outbound>,
     /// Seals endpoint tokens and webhook secrets before they are stored.
     pub secrets: crate::secrets::SecretBox,
+    /// CPU-heavy work runs here: a worker per core, a bounded queue.
+    pub work: Arc<work::WorkQueue>,
+}
+
+/// Removes every file in the upload spool directory (left by a crash: an upload's temporary
+/// files are otherwise deleted when the request ends); returns how many. Call before serving.
+pub fn clean_spool(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries.filter_map(Result::ok).filter(|e| e.file_type().is_ok_and(|t| t.is_file())).filter(|e| std::fs::remove_file(e.path()).is_ok()).count()
 }
 
 /// A model file to store with a new run.
@@ -105,11 +118,12 @@ impl AppState {
             cache: Arc::new(FrameCache::new(cache_bytes)),
             prepared: Arc::new(ByteLru::new(cache_bytes / 2)),
             models: Default::default(),
-            limits,
             tmp_dir,
             deliveries: Default::default(),
             outbound: Default::default(),
             secrets: crate::secrets::SecretBox::ephemeral(),
+            work: Arc::new(work::WorkQueue::new(limits.workers, limits.max_queue)),
+            limits,
         }
     }
 
@@ -147,7 +161,7 @@ impl AppState {
         let (path, file_name_owned, max_columns) = (path.to_path_buf(), file_name.to_string(), self.limits.max_columns);
         let spec_for_task = spec.clone();
         // Parsing and Parquet encoding are CPU-bound: keep them off the async workers.
-        let (run, frame) = tokio::task::spawn_blocking(move || -> Result<(NewRun, DataFrame), ServiceError> {
+        let (run, frame) = self.work.run(move || -> Result<(NewRun, DataFrame), ServiceError> {
             let ing = ingest::ingest_file(&path, &file_name_owned, &spec_for_task)?;
             if ing.frame.width() > max_columns {
                 return Err(ServiceError::BadRequest(format!("{file_name_owned}: {} columns, more than the limit of {max_columns}", ing.frame.width())));
@@ -182,8 +196,7 @@ impl AppState {
             };
             Ok((NewRun { detail, parquet, attachments: vec![] }, frame))
         })
-        .await
-        .map_err(|e| ServiceError::Join(e.to_string()))??;
+        .await??;
         let mut run = run;
         run.attachments = attachments
             .into_iter()
@@ -214,9 +227,8 @@ impl AppState {
             return Ok(f);
         }
         let bytes = self.store.load_run_data(id).await?.ok_or_else(|| ServiceError::NotFound(id.to_string()))?;
-        let frame = tokio::task::spawn_blocking(move || crate::store::decode_frame(bytes))
-            .await
-            .map_err(|e| ServiceError::Join(e.to_string()))??;
+        let frame = self.work.run(move || crate::store::decode_frame(bytes))
+            .await??;
         let frame = Arc::new(self.with_benchmark(id, frame).await?);
         self.cache.insert(id, frame.clone());
         Ok(frame)
@@ -250,14 +262,13 @@ impl AppState {
             let d = detail.clone();
             move |m: &str| d.class_scores(m)
         };
-        let (label_balance, headline, chart) = tokio::task::spawn_blocking(move || -> Result<_, ServiceError> {
+        let (label_balance, headline, chart) = self.work.run(move || -> Result<_, ServiceError> {
             let balance = eval::label_balance(&frame, &label, task)?;
             let headline = eval::headline(&frame, &label, task, &models, weight.as_deref(), scores_of)?;
             let dist = eval::score_distribution(&frame, &label, task, &cm, weight.as_deref(), 40)?;
             Ok((balance, headline, charts::distribution_figure(&dist, task, &cm)))
         })
-        .await
-        .map_err(|e| ServiceError::Join(e.to_string()))??;
+        .await??;
         let validation = self.store.latest_validation(id).await?;
         Ok(RunOverview { detail, label_balance, headline, chart_model, chart, validation })
     }
@@ -359,7 +370,7 @@ impl AppState {
         };
         let prepared_cache = self.prepared.clone();
         let budget = self.limits.max_analysis_bytes;
-        tokio::task::spawn_blocking(move || {
+        self.work.run(move || {
             let prep = match source {
                 Ok(p) => p,
                 Err(frame) => {
@@ -371,8 +382,7 @@ impl AppState {
             check_budget(bootstrap_size(&prep, &request), budget)?;
             compute_prepared(&prep, &request)
         })
-        .await
-        .map_err(|e| ServiceError::Join(e.to_string()))?
+        .await?
         .map_err(request_error)
     }
 

@@ -144,9 +144,8 @@ impl AppState {
         let card = self.store.get_attachment(id, "models.json").await?.and_then(|(_, b)| serde_json::from_slice::<serde_json::Value>(&b).ok());
         let matrix = card.and_then(|c| c["inputs"].as_array().map(|a| a.iter().filter_map(|i| i["name"].as_str().map(str::to_string)).collect::<Vec<_>>()));
         let name = score.to_string();
-        let model: Arc<dyn Model> = tokio::task::spawn_blocking(move || OnnxModel::load(&name, &bytes, matrix))
-            .await
-            .map_err(|e| ServiceError::Join(e.to_string()))?
+        let model: Arc<dyn Model> = self.work.run(move || OnnxModel::load(&name, &bytes, matrix))
+            .await?
             .map(|m| Arc::new(m) as Arc<dyn Model>)?;
         self.models.lock().unwrap_or_else(|p| p.into_inner()).insert(key, model.clone());
         Ok(model)

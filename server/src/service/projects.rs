@@ -234,13 +234,12 @@ impl AppState {
                     };
                     let req = request(&detail, &model, vec![spec], vec![threshold], ci);
                     let frame = self.frame(&r.id).await?;
-                    tokio::task::spawn_blocking(move || -> Result<_, ServiceError> {
+                    self.work.run(move || -> Result<_, ServiceError> {
                         let with_period = add_period(&frame, &ts, width)?;
                         let prep = prepare(&with_period, &req, task).map_err(request_error)?;
                         compute_prepared(&prep, &req).map_err(request_error)
                     })
-                    .await
-                    .map_err(|e| ServiceError::Join(e.to_string()))??
+                    .await??
                 }
             };
             for s in &result.slices {

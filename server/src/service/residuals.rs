@@ -56,9 +56,8 @@ impl AppState {
 
     async fn run_residuals(&self, id: &str, req: ResidualsRequest) -> Result<ResidualsResult, ServiceError> {
         let frame = self.frame(id).await?;
-        tokio::task::spawn_blocking(move || analyse(&frame, &req))
-            .await
-            .map_err(|e| ServiceError::Join(e.to_string()))?
+        self.work.run(move || analyse(&frame, &req))
+            .await?
             .map_err(|e| match e {
                 ResidualsError::Eval(e) => ServiceError::Eval(e),
                 ResidualsError::Polars(e) => ServiceError::Polars(e),

@@ -139,7 +139,7 @@ impl AppState {
         for name in names {
             let model = self.model(id, &detail, &name).await?;
             let b = batch.clone();
-            let scores = tokio::task::spawn_blocking(move || model.predict(&b)).await.map_err(|e| ServiceError::Join(e.to_string()))??;
+            let scores = self.work.run(move || model.predict(&b)).await??;
             for (o, s) in out.iter_mut().zip(scores) {
                 o.insert(name.clone(), s);
             }
@@ -178,9 +178,8 @@ impl AppState {
         let sample = Batch::from_frame(&take_rows(frame, &rows)?)?;
         let source = Batch::from_frame(&frame.select([feature.as_str()])?)?.columns.remove(&feature);
         let grid = q.grid;
-        Ok(tokio::task::spawn_blocking(move || partial_dependence(model.as_ref(), &sample, &feature, grid, example.as_ref(), source.as_ref()))
-            .await
-            .map_err(|e| ServiceError::Join(e.to_string()))??)
+        Ok(self.work.run(move || partial_dependence(model.as_ref(), &sample, &feature, grid, example.as_ref(), source.as_ref()))
+            .await??)
     }
 
     /// The nearest example with the other decision (binary runs), from the stored scores.
@@ -344,7 +343,7 @@ impl AppState {
         for name in &attached {
             let model = self.model(id, &detail, name).await?;
             let b = both.clone();
-            let s = tokio::task::spawn_blocking(move || model.predict(&b)).await.map_err(|e| ServiceError::Join(e.to_string()))??;
+            let s = self.work.run(move || model.predict(&b)).await??;
             let stored = crate::eval::f64_values(&frame, name).ok().and_then(|v| v.get(row).copied());
             view.predictions.push(WhatIfPrediction {
                 model: name.clone(),

@@ -35,6 +35,17 @@ pub enum StoreError {
     DataDir { path: String, source: std::io::Error },
 }
 
+impl StoreError {
+    /// The database could not be reached (down, restarting, pool exhausted): a 503, not a 500.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Database(e) => matches!(e, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_))
+                || e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c.starts_with("57P") || c.starts_with("08")),
+            _ => false,
+        }
+    }
+}
+
 /// Which database a store talks to (chooses the pool size and the migrations).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum DbKind {

@@ -6,6 +6,7 @@ mod cli;
 mod helpers;
 mod ingest_errors;
 mod drift;
+mod faults;
 mod fairness_golden;
 mod metrics_golden;
 mod outbound;
