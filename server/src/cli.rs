@@ -35,6 +35,21 @@ struct Common {
     /// values per slice × 8 bytes); a request over it is a 400 that says how to shrink it.
     #[arg(long, env = "STRATA_MAX_ANALYSIS_MB", default_value_t = 1024)]
     max_analysis_mb: u64,
+    /// Largest number of rows a run may have.
+    #[arg(long, env = "STRATA_MAX_ROWS", default_value_t = 50_000_000)]
+    max_rows: u64,
+    /// Largest number of columns a run may have.
+    #[arg(long, env = "STRATA_MAX_COLUMNS", default_value_t = 2000)]
+    max_columns: usize,
+    /// Largest rows × columns of a run.
+    #[arg(long, env = "STRATA_MAX_CELLS", default_value_t = 500_000_000)]
+    max_cells: u64,
+    /// Largest uncompressed size a Parquet file may declare in its footer, in MiB.
+    #[arg(long, env = "STRATA_MAX_UNCOMPRESSED_MB", default_value_t = 8192)]
+    max_uncompressed_mb: u64,
+    /// Largest model file (ONNX) stored with a run, in MiB.
+    #[arg(long, env = "STRATA_MAX_MODEL_MB", default_value_t = 256)]
+    max_model_mb: u64,
     /// CPU-heavy jobs (analyses, ingest, model calls) run at once; default: the number of cores.
     #[arg(long, env = "STRATA_WORKERS")]
     workers: Option<usize>,
@@ -165,6 +180,11 @@ fn settings(common: &Common, addr: SocketAddr, cache_mb: usize, demo: bool, site
         limits: Limits {
             max_upload_bytes: common.max_upload_mb * 1024 * 1024,
             max_analysis_bytes: common.max_analysis_mb * 1024 * 1024,
+            max_rows: common.max_rows,
+            max_columns: common.max_columns,
+            max_cells: common.max_cells,
+            max_uncompressed_bytes: common.max_uncompressed_mb << 20,
+            max_model_bytes: common.max_model_mb << 20,
             workers: common.workers.unwrap_or(Limits::default().workers),
             max_queue: common.max_queue,
             request_timeout: std::time::Duration::from_secs(common.request_timeout_s.max(1)),

@@ -44,6 +44,16 @@ pub struct Limits {
     pub max_upload_bytes: u64,
     /// Largest accepted number of columns.
     pub max_columns: usize,
+    /// Largest accepted number of rows.
+    pub max_rows: u64,
+    /// Largest accepted rows × columns.
+    pub max_cells: u64,
+    /// Largest uncompressed size a Parquet file may declare, in bytes.
+    pub max_uncompressed_bytes: u64,
+    /// Largest model file stored with a run, in bytes.
+    pub max_model_bytes: u64,
+    /// Longest an uploaded ONNX model may take to load and optimise.
+    pub model_check_timeout: std::time::Duration,
     /// Largest amount of bootstrap values one analysis request may keep, in bytes: a request over it
     /// is refused before any work, with its cost and how to shrink it.
     pub max_analysis_bytes: u64,
@@ -60,10 +70,28 @@ impl Default for Limits {
         Limits {
             max_upload_bytes: 2 * 1024 * 1024 * 1024,
             max_columns: 2000,
+            max_rows: 50_000_000,
+            max_cells: 500_000_000,
+            max_uncompressed_bytes: 8 << 30,
+            max_model_bytes: 256 << 20,
+            model_check_timeout: std::time::Duration::from_secs(60),
             max_analysis_bytes: 1024 * 1024 * 1024,
             workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             max_queue: 64,
             request_timeout: std::time::Duration::from_secs(300),
+        }
+    }
+}
+
+impl Limits {
+    /// The limits a file is read within.
+    pub fn ingest(&self) -> crate::ingest::IngestLimits {
+        crate::ingest::IngestLimits {
+            max_rows: self.max_rows,
+            max_columns: self.max_columns,
+            max_cells: self.max_cells,
+            max_uncompressed_bytes: self.max_uncompressed_bytes,
+            stop_after_rows: None,
         }
     }
 }

@@ -148,9 +148,14 @@ async fn create_run(State(s): State<AppState>, mut mp: Multipart) -> Result<(Sta
                 upload = Some((tmp, name));
             }
             "model" => {
+                // Spooled to disk under the model size limit, like the data file; read back only
+                // once whole.
                 let name = clean_file_name(field.file_name().unwrap_or("model.onnx"));
-                let content = read_capped(&mut field, s.limits.max_upload_bytes, &format!("model {name}")).await?;
-                attachments.push(Attachment { name, media_type: "application/onnx".into(), model: None, content });
+                let mut tmp = tempfile::NamedTempFile::new_in(&s.tmp_dir).map_err(|e| ApiError::internal(format!("temp file: {e}")))?;
+                spool(&mut field, &mut tmp, s.limits.max_model_bytes, &name).await?;
+                let content = std::fs::read(tmp.path()).map_err(|e| ApiError::internal(format!("reading a spooled model: {e}")))?;
+                let media_type = if name.ends_with(".json") { "application/json" } else { "application/onnx" };
+                attachments.push(Attachment { name, media_type: media_type.into(), model: None, content });
             }
             other => return Err(ApiError::bad(format!("unexpected multipart part '{other}' (expected file, spec, model)"))),
         }

@@ -102,13 +102,60 @@ pub fn detect_format(path: &Path, file: &str, delimiter: Option<char>) -> Result
     Ok(Format::Text(TextFormat::Csv { delimiter }))
 }
 
-/// Reads, checks and assembles a run table from a file on disk.
+/// How much a file may hold: checked while reading (a Parquet file's footer before any decoding;
+/// a text file's header and JSON Lines keys as they are met; rows during the first pass), so an
+/// oversized file costs little before it is refused.
+#[derive(Clone, Copy, Debug)]
+pub struct IngestLimits {
+    pub max_rows: u64,
+    pub max_columns: usize,
+    /// Rows × columns.
+    pub max_cells: u64,
+    /// A Parquet file's uncompressed size, as its footer declares it.
+    pub max_uncompressed_bytes: u64,
+    /// Stop quietly after this many rows (the preview reads only what it shows, and a little more
+    /// to infer types).
+    pub stop_after_rows: Option<u64>,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        IngestLimits { max_rows: 50_000_000, max_columns: 2000, max_cells: 500_000_000, max_uncompressed_bytes: 8 << 30, stop_after_rows: None }
+    }
+}
+
+impl IngestLimits {
+    fn too_many_columns(&self, file: &str, n: usize) -> Result<(), IngestError> {
+        if n > self.max_columns {
+            return Err(IngestError::one(file, Place::File, None, format!("more than {} columns, the limit (STRATA_MAX_COLUMNS)", self.max_columns)));
+        }
+        Ok(())
+    }
+
+    /// Whether `rows` rows of `columns` columns are over a limit, and which (for the message).
+    fn over(&self, rows: u64, columns: usize) -> Option<String> {
+        if rows > self.max_rows {
+            Some(format!("more than {} rows, the limit (STRATA_MAX_ROWS)", self.max_rows))
+        } else if rows.saturating_mul(columns as u64) > self.max_cells {
+            Some(format!("more than {} cells (rows × columns), the limit (STRATA_MAX_CELLS)", self.max_cells))
+        } else {
+            None
+        }
+    }
+}
+
+/// Reads, checks and assembles a run table from a file on disk (default limits).
 pub fn ingest_file(path: &Path, file: &str, spec: &IngestSpec) -> Result<Ingested, IngestError> {
+    ingest_file_within(path, file, spec, &IngestLimits::default())
+}
+
+/// Reads, checks and assembles a run table from a file on disk, within `limits`.
+pub fn ingest_file_within(path: &Path, file: &str, spec: &IngestSpec, limits: &IngestLimits) -> Result<Ingested, IngestError> {
     let format = detect_format(path, file, spec.delimiter)?;
     let (raw, lines) = match format {
-        Format::Parquet => (read_parquet(path, file)?, None),
+        Format::Parquet => (read_parquet(path, file, limits)?, None),
         Format::Text(t) => {
-            let (frame, lines) = read_text(path, file, t, spec)?;
+            let (frame, lines) = read_text(path, file, t, spec, limits)?;
             (frame, Some(lines))
         }
     };
@@ -116,12 +163,14 @@ pub fn ingest_file(path: &Path, file: &str, spec: &IngestSpec) -> Result<Ingeste
     Ok(Ingested { frame, task, roles })
 }
 
-/// What Strata would make of a file's first rows: for the upload page's preview.
+/// What Strata would make of a file's first rows: for the upload page's preview. Types are
+/// inferred from the first 1,000 rows; nothing past them is read.
 pub fn preview_file(path: &Path, file: &str, spec: &IngestSpec, max_rows: usize) -> Result<Preview, IngestError> {
     let format = detect_format(path, file, spec.delimiter)?;
+    let limits = IngestLimits { stop_after_rows: Some(1000.max(max_rows as u64)), ..IngestLimits::default() };
     let raw = match format {
-        Format::Parquet => read_parquet(path, file)?,
-        Format::Text(t) => read_text(path, file, t, spec)?.0,
+        Format::Parquet => read_parquet(path, file, &limits)?,
+        Format::Text(t) => read_text(path, file, t, spec, &limits)?.0,
     };
     let names: Vec<String> = raw.get_column_names().iter().map(|s| s.to_string()).collect();
     let kinds: Vec<ColumnKind> = raw.columns().iter().map(|c| kind_of(c.dtype())).collect();

@@ -3,11 +3,37 @@
 
 use super::*;
 
-pub(super) fn read_parquet(path: &Path, file: &str) -> Result<DataFrame, IngestError> {
+pub(super) fn read_parquet(path: &Path, file: &str, limits: &IngestLimits) -> Result<DataFrame, IngestError> {
     let f = std::fs::File::open(path).map_err(|source| IngestError::Io { file: file.into(), source })?;
-    let df = ParquetReader::new(f).finish().map_err(|e| {
-        IngestError::one(file, Place::File, None, format!("not a readable Parquet file: {e}"))
-    })?;
+    let unreadable = |e: PolarsError| IngestError::one(file, Place::File, None, format!("not a readable Parquet file: {e}"));
+    let mut reader = ParquetReader::new(f);
+    // The footer first: a small, highly compressed file can declare any size; refuse it before
+    // decoding a single page.
+    let (rows, columns, bytes) = {
+        let md = reader.get_metadata().map_err(unreadable)?;
+        let bytes: u64 = md.row_groups.iter().map(|g| g.total_byte_size() as u64).sum();
+        (md.num_rows as u64, md.schema_descr.columns().len(), bytes)
+    };
+    limits.too_many_columns(file, columns)?;
+    let counted = limits.stop_after_rows.map_or(rows, |n| rows.min(n));
+    if let Some(why) = limits.over(counted, columns) {
+        return Err(IngestError::one(file, Place::File, None, format!("{rows} rows of {columns} columns: {why}")));
+    }
+    if limits.stop_after_rows.is_none() && bytes > limits.max_uncompressed_bytes {
+        return Err(IngestError::one(
+            file,
+            Place::File,
+            None,
+            format!("{} MiB uncompressed, more than the limit of {} MiB (STRATA_MAX_UNCOMPRESSED_MB)", bytes >> 20, limits.max_uncompressed_bytes >> 20),
+        ));
+    }
+    if let Some(n) = limits.stop_after_rows {
+        reader = reader.with_slice(Some((0, n as usize)));
+    }
+    let df = reader.finish().map_err(unreadable)?;
+    if limits.stop_after_rows.is_none() && df.height() as u64 != rows {
+        return Err(IngestError::one(file, Place::File, None, format!("the footer declares {rows} rows but the file holds {}", df.height())));
+    }
     let mut names = HashSet::new();
     for n in df.get_column_names() {
         if !names.insert(n.to_string()) {
@@ -66,8 +92,9 @@ pub(super) fn classify(s: &str) -> (bool, bool, bool) {
 
 /// Reads a CSV / JSON Lines file into typed columns: pass 1 infers, pass 2 builds.
 /// Returns the frame and, per row, the line it came from.
-pub(super) fn read_text(path: &Path, file: &str, format: TextFormat, spec: &IngestSpec) -> Result<(DataFrame, Vec<u64>), IngestError> {
-    let columns = text::read_columns(path, file, format)?;
+pub(super) fn read_text(path: &Path, file: &str, format: TextFormat, spec: &IngestSpec, limits: &IngestLimits) -> Result<(DataFrame, Vec<u64>), IngestError> {
+    let columns = text::read_columns(path, file, format, limits.max_columns)?;
+    limits.too_many_columns(file, columns.len())?;
     if columns.is_empty() || (columns.len() == 1 && columns[0].is_empty()) {
         return Err(IngestError::one(file, Place::File, None, "the file has no columns"));
     }
@@ -77,8 +104,16 @@ pub(super) fn read_text(path: &Path, file: &str, format: TextFormat, spec: &Inge
     let mut problems = Problems::default();
     let mut stats = vec![TextStats::default(); columns.len()];
     let mut rows = 0u64;
+    let mut over = None;
     text::scan_records(path, file, format, &columns, &mut problems, &mut |_, cells| {
+        if limits.stop_after_rows.is_some_and(|n| rows >= n) {
+            return false;
+        }
         rows += 1;
+        if let Some(why) = limits.over(rows, columns.len()) {
+            over = Some(why);
+            return false;
+        }
         for (st, cell) in stats.iter_mut().zip(cells) {
             let Some(s) = cell.as_deref() else { continue };
             let s = s.trim();
@@ -100,7 +135,11 @@ pub(super) fn read_text(path: &Path, file: &str, format: TextFormat, spec: &Inge
                 }
             }
         }
+        true
     })?;
+    if let Some(why) = over {
+        return Err(IngestError::one(file, Place::File, None, why));
+    }
     problems.into_result(file)?;
     if rows == 0 {
         return Err(IngestError::one(file, Place::File, None, "the file has a header but no data rows"));
@@ -166,6 +205,10 @@ pub(super) fn read_text(path: &Path, file: &str, format: TextFormat, spec: &Inge
     let mut lines = Vec::with_capacity(cap);
     let mut problems = Problems::default();
     text::scan_records(path, file, format, &columns, &mut Problems::default(), &mut |line, cells| {
+        if lines.len() >= cap {
+            // The first pass counted the rows (and may have stopped early, for a preview).
+            return false;
+        }
         lines.push(line);
         for (j, (b, cell)) in builders.iter_mut().zip(cells).enumerate() {
             let raw = cell.as_deref().map(str::trim).unwrap_or("");
@@ -210,6 +253,7 @@ pub(super) fn read_text(path: &Path, file: &str, format: TextFormat, spec: &Inge
                 }
             }
         }
+        true
     })?;
     problems.into_result(file)?;
     let height = lines.len();

@@ -46,8 +46,10 @@ pub fn sniff_delimiter(first_line: &[u8]) -> u8 {
 /// The cells of one record, in column order; `None` = the column is absent from this record.
 pub type Cells<'a> = [Option<Cow<'a, str>>];
 
-/// Reads the header (CSV) or discovers the keys (JSON Lines) without reading the rows twice.
-pub fn read_columns(path: &Path, file: &str, format: TextFormat) -> Result<Vec<String>, IngestError> {
+/// Reads the header (CSV) or discovers the keys (JSON Lines) without reading the rows twice. JSON
+/// Lines keys are counted as they are met: past `max_columns` the scan stops (a file of unique
+/// keys would otherwise make every row as wide as the whole file).
+pub fn read_columns(path: &Path, file: &str, format: TextFormat, max_columns: usize) -> Result<Vec<String>, IngestError> {
     match format {
         TextFormat::Csv { delimiter } => {
             let mut rdr = csv_reader(path, file, delimiter)?;
@@ -80,6 +82,7 @@ pub fn read_columns(path: &Path, file: &str, format: TextFormat) -> Result<Vec<S
                         names.push(k.clone());
                     }
                 }
+                names.len() <= max_columns
             })?;
             Ok(names)
         }
@@ -112,7 +115,7 @@ pub fn scan_records(
     format: TextFormat,
     columns: &[String],
     problems: &mut Problems,
-    f: &mut dyn FnMut(u64, &Cells<'_>),
+    f: &mut dyn FnMut(u64, &Cells<'_>) -> bool,
 ) -> Result<(), IngestError> {
     match format {
         TextFormat::Csv { delimiter } => {
@@ -159,8 +162,8 @@ pub fn scan_records(
                         }
                     }
                 }
-                if ok {
-                    f(line, &cells);
+                if ok && !f(line, &cells) {
+                    break;
                 }
                 if problems.full() {
                     break;
@@ -193,7 +196,7 @@ pub fn scan_records(
                         }
                     };
                 }
-                f(line, &cells);
+                f(line, &cells)
             })
             .or_else(|e| match e {
                 // A JSON syntax error is a problem of one line: report it with the others.
@@ -209,11 +212,12 @@ pub fn scan_records(
     }
 }
 
-/// Calls `f(line, object)` for each non-blank line; a line that is not a JSON object is an error.
+/// Calls `f(line, object)` for each non-blank line until it returns false; a line that is not a
+/// JSON object is an error.
 fn scan_jsonl(
     path: &Path,
     file: &str,
-    f: &mut dyn FnMut(u64, &serde_json::Map<String, serde_json::Value>),
+    f: &mut dyn FnMut(u64, &serde_json::Map<String, serde_json::Value>) -> bool,
 ) -> Result<(), IngestError> {
     let fh = File::open(path).map_err(|source| IngestError::Io { file: file.into(), source })?;
     let reader = BufReader::with_capacity(1 << 20, fh);
@@ -230,7 +234,11 @@ fn scan_jsonl(
             continue;
         }
         match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(serde_json::Value::Object(obj)) => f(line_no, &obj),
+            Ok(serde_json::Value::Object(obj)) => {
+                if !f(line_no, &obj) {
+                    break;
+                }
+            }
             Ok(_) => problems.push(Problem::new(
                 Place::Line(line_no),
                 None,

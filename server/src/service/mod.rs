@@ -158,14 +158,12 @@ impl AppState {
         if size > self.limits.max_upload_bytes {
             return Err(IngestError::TooLarge { file: file_name.into(), limit: self.limits.max_upload_bytes }.into());
         }
-        let (path, file_name_owned, max_columns) = (path.to_path_buf(), file_name.to_string(), self.limits.max_columns);
+        self.check_models(&attachments).await?;
+        let (path, file_name_owned, limits) = (path.to_path_buf(), file_name.to_string(), self.limits.ingest());
         let spec_for_task = spec.clone();
         // Parsing and Parquet encoding are CPU-bound: keep them off the async workers.
         let (run, frame) = self.work.run(move || -> Result<(NewRun, DataFrame), ServiceError> {
-            let ing = ingest::ingest_file(&path, &file_name_owned, &spec_for_task)?;
-            if ing.frame.width() > max_columns {
-                return Err(ServiceError::BadRequest(format!("{file_name_owned}: {} columns, more than the limit of {max_columns}", ing.frame.width())));
-            }
+            let ing = ingest::ingest_file_within(&path, &file_name_owned, &spec_for_task, &limits)?;
             let mut frame = ing.frame;
             let mut columns = eval::column_summaries(&frame, |c| ing.roles.role_of(c).unwrap_or(Role::Feature))?;
             for c in &mut columns {
@@ -209,6 +207,34 @@ impl AppState {
         let id = run.detail.summary.id.clone();
         self.cache.insert(&id, Arc::new(frame));
         Ok(id)
+    }
+
+    /// Refuses a broken or hostile model at upload, not at first use: each ONNX attachment must be
+    /// within the size limit and parse and optimise in a worker within the time limit.
+    async fn check_models(&self, attachments: &[Attachment]) -> Result<(), ServiceError> {
+        let card = attachments.iter().find(|a| a.name == "models.json").and_then(|a| serde_json::from_slice::<serde_json::Value>(&a.content).ok());
+        let columns: Vec<String> = card.and_then(|c| c["inputs"].as_array().map(|a| a.iter().filter_map(|i| i["name"].as_str().map(str::to_string)).collect())).unwrap_or_default();
+        for a in attachments {
+            if a.content.len() as u64 > self.limits.max_model_bytes {
+                return Err(IngestError::TooLarge { file: a.name.clone(), limit: self.limits.max_model_bytes }.into());
+            }
+            if !(a.media_type == "application/onnx" || a.name.ends_with(".onnx")) {
+                continue;
+            }
+            let (name, bytes, columns) = (a.name.clone(), a.content.clone(), columns.clone());
+            let load = self.work.run(move || crate::models::onnx::OnnxModel::load(&name, &bytes, Some(columns)).map(|_| ()));
+            match tokio::time::timeout(self.limits.model_check_timeout, load).await {
+                Err(_) => {
+                    return Err(ServiceError::BadRequest(format!(
+                        "model {}: loading it took longer than {} s; not stored",
+                        a.name,
+                        self.limits.model_check_timeout.as_secs()
+                    )));
+                }
+                Ok(r) => r?.map_err(|e| ServiceError::BadRequest(format!("{e}; the run was not stored")))?,
+            }
+        }
+        Ok(())
     }
 
     /// A run's metadata; a trained benchmark model is listed among its models.

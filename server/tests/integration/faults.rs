@@ -9,7 +9,7 @@ use serde_json::json;
 use strata_server::settings::{DatabaseTarget, Limits};
 use tower::ServiceExt;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, start};
 
 #[tokio::test]
 async fn a_panicking_handler_answers_500_and_a_slow_one_503() {
@@ -80,36 +80,6 @@ async fn a_full_queue_answers_503_with_retry_after_and_a_hung_endpoint_holds_one
     assert!(t.elapsed() < Duration::from_millis(2900), "held the worker for {:?}", t.elapsed());
     let (s, _) = app.get_json(&format!("/api/v1/runs/{id}/metrics?model=score")).await;
     assert_eq!(s, StatusCode::OK, "served again once the worker is free");
-}
-
-/// A running `strata serve` on a free loopback port, with its own data directory.
-struct Server {
-    child: std::process::Child,
-    addr: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn start(data_dir: &std::path::Path) -> Server {
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(["serve", "--no-demo", "--addr", &addr])
-        .env_remove("DATABASE_URL")
-        .env("STRATA_DATA_DIR", data_dir)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let t = std::time::Instant::now();
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(t.elapsed() < Duration::from_secs(60), "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Server { child, addr }
 }
 
 /// Sends a multipart upload of `rows` generated rows over a raw connection, `pieces` writes with

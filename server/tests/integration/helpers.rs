@@ -134,3 +134,85 @@ macro_rules! on_both_databases {
         }
     };
 }
+
+/// A running `strata serve` on a free loopback port, with its own data directory.
+pub struct Server {
+    pub child: std::process::Child,
+    pub addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn start(data_dir: &std::path::Path) -> Server {
+    start_with(data_dir, &[])
+}
+
+/// `start`, with extra environment settings (limits).
+pub fn start_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["serve", "--no-demo", "--addr", &addr])
+        .env_remove("DATABASE_URL")
+        .env("STRATA_DATA_DIR", data_dir)
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(t.elapsed() < std::time::Duration::from_secs(60), "the server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Server { child, addr }
+}
+
+/// One HTTP/1.1 request over a raw connection: (status, body).
+pub fn raw_request(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(120))).unwrap();
+    write!(conn, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
+    // A server may answer (413) before it has read the whole body.
+    let _ = conn.write_all(body);
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// A multipart upload body: the spec, the file, and model parts.
+pub fn multipart(boundary: &str, spec: &serde_json::Value, file_name: &str, content: &[u8], models: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut part = |headers: String, bytes: &[u8]| {
+        body.extend_from_slice(format!("--{boundary}\r\n{headers}\r\n\r\n").as_bytes());
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    };
+    part("Content-Disposition: form-data; name=\"spec\"".into(), spec.to_string().as_bytes());
+    part(format!("Content-Disposition: form-data; name=\"file\"; filename=\"{file_name}\""), content);
+    for (name, bytes) in models {
+        part(format!("Content-Disposition: form-data; name=\"model\"; filename=\"{name}\""), bytes);
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    body
+}
+
+/// The peak resident memory of a process, in MiB (Linux).
+pub fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<f64>().ok()).map_or(f64::NAN, |k| k / 1024.0)
+}

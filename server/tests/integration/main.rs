@@ -4,6 +4,7 @@
 mod api;
 mod cli;
 mod helpers;
+mod hostile;
 mod ingest_errors;
 mod drift;
 mod faults;
