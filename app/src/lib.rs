@@ -42,8 +42,10 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
         <Stylesheet id="leptos" href="/pkg/strata.css" />
+        // leptos_meta writes the title into the SSR head without escaping it: every page's title
+        // (which may hold a run or project name from the URL) has its angle brackets replaced here.
         <Title formatter=|page: String| {
-            if page.is_empty() { "Strata".to_string() } else { format!("{page} · Strata") }
+            if page.is_empty() { "Strata".to_string() } else { format!("{} · Strata", crate::components::title_text(&page)) }
         } />
         <Router>
             <header class="topbar">

@@ -9,8 +9,9 @@ pub(super) fn read_parquet(path: &Path, file: &str, limits: &IngestLimits) -> Re
     let mut reader = ParquetReader::new(f);
     // The footer first: a small, highly compressed file can declare any size; refuse it before
     // decoding a single page.
+    let corrupt = |_| IngestError::one(file, Place::File, None, "not a readable Parquet file (its footer is corrupt)");
     let (rows, columns, bytes) = {
-        let md = reader.get_metadata().map_err(unreadable)?;
+        let md = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.get_metadata().cloned())).map_err(corrupt)?.map_err(unreadable)?;
         let bytes: u64 = md.row_groups.iter().map(|g| g.total_byte_size() as u64).sum();
         (md.num_rows as u64, md.schema_descr.columns().len(), bytes)
     };
@@ -30,7 +31,10 @@ pub(super) fn read_parquet(path: &Path, file: &str, limits: &IngestLimits) -> Re
     if let Some(n) = limits.stop_after_rows {
         reader = reader.with_slice(Some((0, n as usize)));
     }
-    let df = reader.finish().map_err(unreadable)?;
+    // A crafted file can make the decoder panic: that is a file that cannot be read, not a crash.
+    let df = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.finish()))
+        .map_err(|_| IngestError::one(file, Place::File, None, "not a readable Parquet file (its pages are corrupt)"))?
+        .map_err(unreadable)?;
     if limits.stop_after_rows.is_none() && df.height() as u64 != rows {
         return Err(IngestError::one(file, Place::File, None, format!("the footer declares {rows} rows but the file holds {}", df.height())));
     }

@@ -80,6 +80,8 @@ pub struct AppState {
     /// The engine's prepared cells per (run, model, slicing), so a request that only changes
     /// thresholds, the confidence level or the bootstrap reuses them.
     pub prepared: Arc<ByteLru<Prepared>>,
+    /// Finished analyses per (run, request): an identical repeat is answered without a worker.
+    pub results: Arc<crate::store::cache::ResultCache>,
     /// Loaded models per (run, attachment): loading and optimising an ONNX file happens once.
     pub models: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<dyn crate::models::Model>>>>,
     pub limits: Limits,
@@ -117,6 +119,7 @@ impl AppState {
             store,
             cache: Arc::new(FrameCache::new(cache_bytes)),
             prepared: Arc::new(ByteLru::new(cache_bytes / 2)),
+            results: Arc::new(ByteLru::new(cache_bytes / 8)),
             models: Default::default(),
             tmp_dir,
             deliveries: Default::default(),
@@ -264,12 +267,26 @@ impl AppState {
     pub fn forget(&self, id: &str) {
         self.cache.remove(id);
         self.prepared.remove_prefix(&format!("{id}\u{0}"));
+        self.results.remove_prefix(&format!("{id}\u{0}"));
         self.models.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, _| !k.starts_with(&format!("{id}\u{0}")));
     }
 
+    /// Deletes a run; its caches are emptied once the deletion is committed (a request that read
+    /// the run before it could otherwise put it back while the delete was still in flight, or a
+    /// failed delete would leave the run uncached but stored).
     pub async fn delete(&self, id: &str) -> Result<(), ServiceError> {
+        let deleted = self.store.delete_run(id).await?;
         self.forget(id);
-        if self.store.delete_run(id).await? { Ok(()) } else { Err(ServiceError::NotFound(id.to_string())) }
+        if deleted { Ok(()) } else { Err(ServiceError::NotFound(id.to_string())) }
+    }
+
+    /// A finished analysis kept under `key` (which starts with the run id and a NUL).
+    fn recall<T: Clone + 'static>(&self, key: &str) -> Option<T> {
+        self.results.get(key).and_then(|c| c.get::<T>().cloned())
+    }
+
+    fn remember<T: serde::Serialize + Send + Sync + 'static>(&self, key: &str, value: T) {
+        self.results.insert(key, Arc::new(crate::store::cache::Computed::new(value)));
     }
 
     pub async fn overview(&self, id: &str, model: Option<&str>) -> Result<RunOverview, ServiceError> {
@@ -288,13 +305,23 @@ impl AppState {
             let d = detail.clone();
             move |m: &str| d.class_scores(m)
         };
-        let (label_balance, headline, chart) = self.work.run(move || -> Result<_, ServiceError> {
-            let balance = eval::label_balance(&frame, &label, task)?;
-            let headline = eval::headline(&frame, &label, task, &models, weight.as_deref(), scores_of)?;
-            let dist = eval::score_distribution(&frame, &label, task, &cm, weight.as_deref(), 40)?;
-            Ok((balance, headline, charts::distribution_figure(&dist, task, &cm)))
-        })
-        .await??;
+        let key = format!("{id}\u{0}overview\u{0}{chart_model}");
+        let (label_balance, headline, chart) = match self.recall(&key) {
+            Some(done) => done,
+            None => {
+                let done = self
+                    .work
+                    .run(move || -> Result<_, ServiceError> {
+                        let balance = eval::label_balance(&frame, &label, task)?;
+                        let headline = eval::headline(&frame, &label, task, &models, weight.as_deref(), scores_of)?;
+                        let dist = eval::score_distribution(&frame, &label, task, &cm, weight.as_deref(), 40)?;
+                        Ok((balance, headline, charts::distribution_figure(&dist, task, &cm)))
+                    })
+                    .await??;
+                self.remember(&key, done.clone());
+                done
+            }
+        };
         let validation = self.store.latest_validation(id).await?;
         Ok(RunOverview { detail, label_balance, headline, chart_model, chart, validation })
     }
@@ -390,13 +417,18 @@ impl AppState {
     /// Runs the engine on a run's cached frame, off the async workers.
     pub(crate) async fn compute_metrics(&self, id: &str, request: MetricsRequest, task: Task) -> Result<MetricsResult, ServiceError> {
         let key = format!("{id}\u{0}{:?}\u{0}{}", task, request.prepare_key());
+        // An identical request answered before: no worker, no wait in the queue.
+        let result_key = format!("{key}\u{0}{request:?}");
+        if let Some(done) = self.recall::<MetricsResult>(&result_key) {
+            return Ok(done);
+        }
         let source = match self.prepared.get(&key) {
             Some(p) => Ok(p),
             None => Err(self.frame(id).await?),
         };
         let prepared_cache = self.prepared.clone();
         let budget = self.limits.max_analysis_bytes;
-        self.work.run(move || {
+        let result = self.work.run(move || {
             let prep = match source {
                 Ok(p) => p,
                 Err(frame) => {
@@ -409,7 +441,9 @@ impl AppState {
             compute_prepared(&prep, &request)
         })
         .await?
-        .map_err(request_error)
+        .map_err(request_error)?;
+        self.remember(&result_key, result.clone());
+        Ok(result)
     }
 
     /// The slices page: the metrics plus a chart of the chosen metric across slices.

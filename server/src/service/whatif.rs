@@ -16,14 +16,33 @@ use crate::models::pdp::partial_dependence;
 use crate::models::{Batch, Values};
 use super::attack::AttackRequest;
 
-/// The id of every row: the id column's text, or the row number.
-fn row_ids(df: &DataFrame, detail: &RunDetail) -> Result<Vec<String>, ServiceError> {
-    match detail.columns.iter().find(|c| c.role == Role::Id) {
-        Some(c) => {
-            let s = df.column(&c.name)?.cast(&DataType::String)?;
-            Ok(s.str()?.iter().map(|v| v.unwrap_or("").to_string()).collect())
+/// The ids of a run's rows (the id column's text, or the row number), read one at a time: a
+/// page needs a dozen of them, not a string per row of a 10M-row run.
+#[derive(Clone)]
+pub(crate) struct RowIds(Option<StringChunked>);
+
+impl RowIds {
+    pub(crate) fn of(df: &DataFrame, detail: &RunDetail) -> Result<RowIds, ServiceError> {
+        Ok(RowIds(match detail.columns.iter().find(|c| c.role == Role::Id) {
+            Some(c) => Some(df.column(&c.name)?.cast(&DataType::String)?.str()?.clone()),
+            None => None,
+        }))
+    }
+
+    pub(crate) fn get(&self, i: usize) -> String {
+        match &self.0 {
+            Some(s) => s.get(i).unwrap_or("").to_string(),
+            None => i.to_string(),
         }
-        None => Ok((0..df.height()).map(|i| i.to_string()).collect()),
+    }
+
+    /// The row of an example id; a 400 that names it when there is none.
+    pub(crate) fn row_of(&self, id: &str) -> Result<usize, ServiceError> {
+        let found = match &self.0 {
+            Some(s) => s.iter().position(|v| v == Some(id)),
+            None => id.parse::<usize>().ok(),
+        };
+        found.ok_or_else(|| ServiceError::BadRequest(format!("no example with id '{id}'")))
     }
 }
 
@@ -120,6 +139,8 @@ fn edited(original: &Batch, edits: &BTreeMap<String, String>, detail: &RunDetail
 
 /// The setting key of a run's saved what-if examples.
 pub const SAVED_KEY: &str = "whatif_saved";
+/// The setting key prefix of one saved example (`whatif:<name>`).
+pub const SAVED_PREFIX: &str = "whatif:";
 
 impl AppState {
     /// Scores examples (JSON objects) with the run's attached models (`models` empty = all).
@@ -157,8 +178,7 @@ impl AppState {
         let frame = self.frame(id).await?;
         let example = match &q.example {
             Some(e) => {
-                let ids = row_ids(&frame, &detail)?;
-                let row = ids.iter().position(|x| x == e).ok_or_else(|| ServiceError::BadRequest(format!("no example with id '{e}'")))?;
+                let row = RowIds::of(&frame, &detail)?.row_of(e)?;
                 Some(edited(&Batch::from_frame(&take_rows(&frame, &[row])?)?, &q.edits, &detail)?)
             }
             None => None,
@@ -188,12 +208,13 @@ impl AppState {
         let q = parse_whatif_query(query)?;
         let frame = self.frame(id).await?;
         let example = q.example.clone().ok_or_else(|| ServiceError::BadRequest("name the example: example=".into()))?;
-        let ids = row_ids(&frame, &detail)?;
-        let row = ids.iter().position(|x| *x == example).ok_or_else(|| ServiceError::BadRequest(format!("no example with id '{example}'")))?;
-        self.counterfactual_of(&frame, &detail, &ids, row, q.model.as_deref(), q.threshold.unwrap_or(0.5))
+        let ids = RowIds::of(&frame, &detail)?;
+        let row = ids.row_of(&example)?;
+        self.counterfactual_of(frame, &detail, ids, row, q.model.as_deref(), q.threshold.unwrap_or(0.5)).await
     }
 
-    fn counterfactual_of(&self, frame: &DataFrame, detail: &RunDetail, ids: &[String], row: usize, model: Option<&str>, threshold: f64) -> Result<Option<Counterfactual>, ServiceError> {
+    /// The nearest row with the other decision: a scan of every row, run as a worker job.
+    async fn counterfactual_of(&self, frame: Arc<DataFrame>, detail: &RunDetail, ids: RowIds, row: usize, model: Option<&str>, threshold: f64) -> Result<Option<Counterfactual>, ServiceError> {
         if detail.summary.task != Task::Binary {
             return Err(ServiceError::BadRequest("counterfactuals need a binary classification run (a decision to flip)".into()));
         }
@@ -201,8 +222,13 @@ impl AppState {
         if !detail.summary.models.contains(&score) {
             return Err(ServiceError::BadRequest(format!("model '{score}' is not a score column of this run")));
         }
-        let scores = crate::eval::f64_values(frame, &score)?;
-        Ok(nearest_counterfactual(frame, &feature_columns(detail), ids, row, &scores, threshold)?)
+        let features = feature_columns(detail);
+        self.work
+            .run(move || -> Result<_, ServiceError> {
+                let scores = crate::eval::f64_values(&frame, &score)?;
+                Ok(nearest_counterfactual(&frame, &features, &|i| ids.get(i), row, &scores, threshold)?)
+            })
+            .await?
     }
 
     /// The what-if page.
@@ -218,7 +244,7 @@ impl AppState {
             return Err(ServiceError::BadRequest(format!("model '{score_col}' is not a score column of this run")));
         }
         let features = feature_columns(&detail);
-        let ids = row_ids(&frame, &detail)?;
+        let ids = RowIds::of(&frame, &detail)?;
         let y = crate::eval::f64_values(&frame, &detail.label).unwrap_or_default();
         let p = crate::eval::f64_values(&frame, &score_col)?;
 
@@ -245,7 +271,7 @@ impl AppState {
         let page_rows: Vec<usize> = matching.iter().skip(q.offset as usize).take(12).copied().collect();
         let (columns, rows) = json_rows(&take_rows(&frame, &page_rows)?);
         let browser = ExamplesPage { columns, rows, offset: q.offset, limit: 12, total: matching.len() as u64 };
-        let browser_ids = page_rows.iter().map(|i| ids[*i].clone()).collect();
+        let browser_ids = page_rows.iter().map(|i| ids.get(*i)).collect();
 
         // Scatter of a feature against the score, a sample of the filtered rows.
         let x_feature = q.x.clone().or_else(|| features.iter().find(|(_, k)| *k == ColumnKind::Numeric).map(|(n, _)| n.clone())).unwrap_or_default();
@@ -261,7 +287,7 @@ impl AppState {
                     _ => format!("label {}", y.get(*i).copied().unwrap_or(f64::NAN)),
                 })
                 .collect::<Vec<_>>(),
-            &sample.iter().map(|i| ids[*i].clone()).collect::<Vec<_>>(),
+            &sample.iter().map(|i| ids.get(*i)).collect::<Vec<_>>(),
             &x_feature,
             &score_col,
         );
@@ -292,7 +318,7 @@ impl AppState {
             }
         }
         let Some(example) = q.example.clone() else { return Ok(view) };
-        let row = ids.iter().position(|x| *x == example).ok_or_else(|| ServiceError::BadRequest(format!("no example with id '{example}'")))?;
+        let row = ids.row_of(&example)?;
         let original = Batch::from_frame(&take_rows(&frame, &[row])?)?;
         let changed = edited(&original, &q.edits, &detail)?;
         let text = |b: &Batch, name: &str| match b.columns.get(name) {
@@ -355,7 +381,7 @@ impl AppState {
             });
         }
         if binary {
-            view.counterfactual = self.counterfactual_of(&frame, &detail, &ids, row, Some(&score_col), threshold)?;
+            view.counterfactual = self.counterfactual_of(frame.clone(), &detail, ids.clone(), row, Some(&score_col), threshold).await?;
         }
         if let Some(feature) = q.pdp.clone()
             && attached.contains(&score_col)
@@ -370,12 +396,22 @@ impl AppState {
 }
 
 impl AppState {
-    /// The edited examples saved with a run, oldest first.
+    /// The edited examples saved with a run, oldest first. Each is its own setting
+    /// (`whatif:<name>`), so saving or deleting one never rewrites (or loses) the others; a list
+    /// stored by an earlier version under one key is read too.
     pub async fn saved_whatifs(&self, id: &str) -> Result<Vec<strata_app::model::SavedWhatIf>, ServiceError> {
-        Ok(match self.store.get_setting(id, SAVED_KEY).await? {
-            Some(t) => serde_json::from_str(&t).map_err(|e| ServiceError::Model(format!("saved what-if examples are unreadable: {e}")))?,
+        let unreadable = |e: serde_json::Error| ServiceError::Model(format!("saved what-if examples are unreadable: {e}"));
+        let mut saved: Vec<strata_app::model::SavedWhatIf> = match self.store.get_setting(id, SAVED_KEY).await? {
+            Some(t) => serde_json::from_str(&t).map_err(unreadable)?,
             None => vec![],
-        })
+        };
+        for (_, text) in self.store.settings_with_prefix(id, SAVED_PREFIX).await? {
+            let one: strata_app::model::SavedWhatIf = serde_json::from_str(&text).map_err(unreadable)?;
+            saved.retain(|s| s.name != one.name);
+            saved.push(one);
+        }
+        saved.sort_by(|a, b| a.saved_at.cmp(&b.saved_at).then_with(|| a.name.cmp(&b.name)));
+        Ok(saved)
     }
 
     /// Saves an edited example under `name` (replacing one of the same name). The example must
@@ -387,7 +423,7 @@ impl AppState {
         }
         let detail = self.run_detail(id).await?;
         let frame = self.frame(id).await?;
-        let row = row_ids(&frame, &detail)?.iter().position(|x| x == example).ok_or_else(|| ServiceError::BadRequest(format!("no example with id '{example}'")))?;
+        let row = RowIds::of(&frame, &detail)?.row_of(example)?;
         let features = feature_columns(&detail);
         if let Some(bad) = edits.keys().find(|k| !features.iter().any(|(f, _)| f == *k)) {
             return Err(ServiceError::BadRequest(format!("'{bad}' is not a feature column of the run")));
@@ -402,35 +438,36 @@ impl AppState {
                 None => true,
             })
             .collect();
-        let mut saved = self.saved_whatifs(id).await?;
-        saved.retain(|s| s.name != name);
-        saved.push(strata_app::model::SavedWhatIf {
+        let one = strata_app::model::SavedWhatIf {
             name: name.to_string(),
             example: example.to_string(),
             edits,
-            saved_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        });
-        self.write_saved(id, &saved).await?;
-        Ok(saved)
+            saved_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        };
+        let text = serde_json::to_string(&one).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+        if !self.store.put_setting(id, &format!("{SAVED_PREFIX}{name}"), &text).await? {
+            return Err(ServiceError::NotFound(id.to_string()));
+        }
+        self.saved_whatifs(id).await
     }
 
     /// Deletes a saved example; not found if there is none of that name.
     pub async fn delete_whatif(&self, id: &str, name: &str) -> Result<Vec<strata_app::model::SavedWhatIf>, ServiceError> {
-        let mut saved = self.saved_whatifs(id).await?;
-        let before = saved.len();
-        saved.retain(|s| s.name != name);
-        if saved.len() == before {
+        let mut found = self.store.delete_setting(id, &format!("{SAVED_PREFIX}{name}")).await?;
+        // An example from the older one-list format.
+        if let Some(t) = self.store.get_setting(id, SAVED_KEY).await? {
+            let mut legacy: Vec<strata_app::model::SavedWhatIf> = serde_json::from_str(&t).unwrap_or_default();
+            let before = legacy.len();
+            legacy.retain(|s| s.name != name);
+            if legacy.len() != before {
+                found = true;
+                let text = serde_json::to_string(&legacy).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+                self.store.put_setting(id, SAVED_KEY, &text).await?;
+            }
+        }
+        if !found {
             return Err(ServiceError::Missing(format!("run {id} has no saved example '{name}'")));
         }
-        self.write_saved(id, &saved).await?;
-        Ok(saved)
-    }
-
-    async fn write_saved(&self, id: &str, saved: &[strata_app::model::SavedWhatIf]) -> Result<(), ServiceError> {
-        let text = serde_json::to_string(saved).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
-        if !self.store.put_setting(id, SAVED_KEY, &text).await? {
-            return Err(ServiceError::NotFound(id.to_string()));
-        }
-        Ok(())
+        self.saved_whatifs(id).await
     }
 }

@@ -23,6 +23,33 @@ impl Weigh for crate::eval::sliced::Prepared {
     }
 }
 
+/// A finished analysis kept for identical repeats (any type), with its size estimated once.
+pub struct Computed {
+    value: Box<dyn std::any::Any + Send + Sync>,
+    bytes: usize,
+}
+
+impl Computed {
+    /// Wraps a result; its size is that of its JSON form (what it costs to keep, roughly).
+    pub fn new<T: serde::Serialize + Send + Sync + 'static>(value: T) -> Computed {
+        let bytes = serde_json::to_vec(&value).map_or(usize::MAX, |v| v.len() + 64);
+        Computed { value: Box::new(value), bytes }
+    }
+
+    pub fn get<T: 'static>(&self) -> Option<&T> {
+        self.value.downcast_ref()
+    }
+}
+
+impl Weigh for Computed {
+    fn weight_bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// Finished analyses by (run, request): a repeat of an identical request is answered from here.
+pub type ResultCache = ByteLru<Computed>;
+
 struct Entry<V> {
     frame: Arc<V>,
     bytes: usize,

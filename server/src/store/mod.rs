@@ -268,23 +268,42 @@ impl Store {
         Ok(row.map(|r| r.try_get::<String, _>("value")).transpose()?)
     }
 
-    /// Saves (replaces) a setting of an existing run; false if the run does not exist.
+    /// Saves (replaces) a setting of an existing run; false if the run does not exist. One
+    /// statement (an upsert guarded by the run's existence), so concurrent saves of the same key
+    /// neither collide on the key nor deadlock SQLite's lock upgrade.
     pub async fn put_setting(&self, run_id: &str, key: &str, value: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let exists = sqlx::query("SELECT id FROM runs WHERE id = $1").bind(run_id).fetch_optional(&mut *tx).await?.is_some();
-        if !exists {
-            return Ok(false);
+        let done = sqlx::query(
+            "INSERT INTO run_settings (run_id, key, value, updated_at) \
+             SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM runs WHERE id = $1) \
+             ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(run_id)
+        .bind(key)
+        .bind(value)
+        .bind(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Every setting of a run whose key starts with `prefix`, as (key, value), by key.
+    pub async fn settings_with_prefix(&self, run_id: &str, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        // Keys are compared as text in Rust: a LIKE pattern would need the prefix escaped.
+        let rows = sqlx::query("SELECT key, value FROM run_settings WHERE run_id = $1 ORDER BY key").bind(run_id).fetch_all(&self.pool).await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let key: String = r.try_get("key")?;
+            if key.starts_with(prefix) {
+                out.push((key, r.try_get("value")?));
+            }
         }
-        sqlx::query("DELETE FROM run_settings WHERE run_id = $1 AND key = $2").bind(run_id).bind(key).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO run_settings (run_id, key, value, updated_at) VALUES ($1, $2, $3, $4)")
-            .bind(run_id)
-            .bind(key)
-            .bind(value)
-            .bind(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
+        Ok(out)
+    }
+
+    /// Deletes one setting of a run; whether there was one.
+    pub async fn delete_setting(&self, run_id: &str, key: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM run_settings WHERE run_id = $1 AND key = $2").bind(run_id).bind(key).execute(&self.pool).await?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// Deletes a run with its rows, attachments and settings; `false` if there was no such run.

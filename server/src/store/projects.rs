@@ -227,19 +227,25 @@ impl Store {
         Ok(sqlx::query_scalar("SELECT value FROM app_settings WHERE key = $1").bind(key).fetch_optional(&self.pool).await?)
     }
 
-    /// Saves (replaces) a server-wide setting; `None` deletes it.
+    /// Saves (replaces) a server-wide setting; `None` deletes it. One statement each way (an
+    /// upsert), so concurrent saves cannot collide.
     pub async fn put_app_setting(&self, key: &str, value: Option<&str>) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM app_settings WHERE key = $1").bind(key).execute(&mut *tx).await?;
-        if let Some(v) = value {
-            sqlx::query("INSERT INTO app_settings (key, value, updated_at) VALUES ($1, $2, $3)")
+        match value {
+            Some(v) => {
+                sqlx::query(
+                    "INSERT INTO app_settings (key, value, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                )
                 .bind(key)
                 .bind(v)
                 .bind(now())
-                .execute(&mut *tx)
+                .execute(&self.pool)
                 .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM app_settings WHERE key = $1").bind(key).execute(&self.pool).await?;
+            }
         }
-        tx.commit().await?;
         Ok(())
     }
 }

@@ -129,9 +129,10 @@ on_both_databases!(bad_uploads_store_nothing);
 async fn a_failed_write_leaves_nothing_half_stored(app: TestApp) {
     // Two attachments with the same name violate the primary key after the run row and its data
     // were inserted: the transaction must roll all of it back.
+    // (Model cards, not ONNX files: those are loaded at upload and refused before any write.)
     let csv = b"label,score,x\n1,0.9,a\n0,0.2,b\n";
-    let m: &[u8] = b"not really onnx";
-    let (s, _) = app.upload("t.csv", csv, &json!({"name": "dup"}), &[("m.onnx", m), ("m.onnx", m)]).await;
+    let m: &[u8] = b"{}";
+    let (s, _) = app.upload("t.csv", csv, &json!({"name": "dup"}), &[("m.json", m), ("m.json", m)]).await;
     assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(app.state.store.count_runs().await.unwrap(), 0);
     let (s, runs) = app.get_json("/api/v1/runs").await;
@@ -144,7 +145,7 @@ on_both_databases!(a_failed_write_leaves_nothing_half_stored);
 async fn uploads_over_the_limit_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let target = strata_server::settings::DatabaseTarget::Sqlite(dir.path().join("s.db"));
-    let limits = strata_server::settings::Limits { max_upload_bytes: 1000, ..Default::default() };
+    let limits = strata_server::settings::Limits { max_upload_bytes: 1000, max_model_bytes: 1000, ..Default::default() };
     let app = TestApp::with(target, dir, limits).await;
     let csv = std::fs::read(demo().join("adult/eval.csv")).unwrap();
     let (s, body) = app.upload("eval.csv", &csv, &json!({"name": "big"}), &[]).await;
@@ -153,7 +154,11 @@ async fn uploads_over_the_limit_are_refused() {
     let big_model = vec![7u8; 5000];
     let (s, body) = app.upload("t.csv", b"label,score\n1,0.9\n", &json!({"name": "m"}), &[("huge.onnx", &big_model)]).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("model huge.onnx is larger than the limit"));
+    assert!(body["error"].as_str().unwrap().contains("huge.onnx: the file is larger than the limit"), "{body}");
+    // Within the size limit but not a model: refused at upload, with the parser's reason.
+    let (s, body) = app.upload("t.csv", b"label,score\n1,0.9\n", &json!({"name": "m"}), &[("junk.onnx", &big_model[..500])]).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("model 'junk.onnx' cannot be loaded"), "{body}");
     assert_eq!(app.state.store.count_runs().await.unwrap(), 0);
 }
 
@@ -192,6 +197,9 @@ async fn health_openapi_demo_and_pages(app: TestApp) {
     assert_eq!(s, StatusCode::CREATED);
     let (_, html) = app.get_text(&format!("/runs/{}", b["id"].as_str().unwrap())).await;
     assert!(!html.contains("<script>alert(1)") && html.contains("&lt;script&gt;alert(1)"), "escaped in the page and the title");
+    // A name from the URL (a project page) cannot close the title either.
+    let (_, html) = app.get_text("/projects/%3C%2Ftitle%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E").await;
+    assert!(!html.contains("<script>alert(1)"), "the project name in the title is escaped: {}", &html[..html.len().min(600)]);
 }
 on_both_databases!(health_openapi_demo_and_pages);
 

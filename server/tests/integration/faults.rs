@@ -55,6 +55,9 @@ async fn a_full_queue_answers_503_with_retry_after_and_a_hung_endpoint_holds_one
         .body(axum::body::Body::from(json!([{"name": "sleepy", "url": url, "protocol": "kserve-v2", "model": "m", "timeout_ms": 1500}]).to_string()))
         .unwrap();
     assert_eq!(app.request(put).await.0, StatusCode::OK);
+    // An analysis computed once is kept.
+    let (s, first) = app.get_json(&format!("/api/v1/runs/{id}/metrics?model=score&bootstrap=50")).await;
+    assert_eq!(s, StatusCode::OK);
 
     // The hung endpoint takes the only worker…
     let predict = {
@@ -74,6 +77,9 @@ async fn a_full_queue_answers_503_with_retry_after_and_a_hung_endpoint_holds_one
     let res = app.router.clone().oneshot(Request::get(format!("/api/v1/runs/{id}/metrics?model=score")).body(axum::body::Body::empty()).unwrap()).await.unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(res.headers().get("retry-after").is_some());
+    // …but an identical repeat of a finished analysis needs no worker.
+    let (s, again) = app.get_json(&format!("/api/v1/runs/{id}/metrics?model=score&bootstrap=50")).await;
+    assert_eq!((s, &again), (StatusCode::OK, &first));
     // The endpoint's timeout (1.5 s, not its 3 s) frees the worker.
     let res = predict.await.unwrap();
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -161,3 +167,49 @@ fn sigterm_lets_an_in_flight_upload_finish_and_kill_9_leaves_no_partial_run_or_s
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }
+
+/// Concurrent saves of edited examples (different names) and of one setting: none is lost, none
+/// fails (a read-modify-write of one list lost updates; delete-then-insert collided).
+async fn concurrent_saves_lose_nothing(app: TestApp) {
+    let mut csv = String::from("id,label,score,age\n");
+    for i in 0..20 {
+        csv.push_str(&format!("r{i},{},{},{}\n", i % 2, (i % 10) as f64 / 10.0, 20 + i));
+    }
+    let (s, b) = app.upload("c.csv", csv.as_bytes(), &json!({"name": "c", "label": "label", "scores": ["score"], "id": "id"}), &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let id = b["id"].as_str().unwrap().to_string();
+    let saves: Vec<_> = (0..12)
+        .map(|i| {
+            let (state, id) = (app.state.clone(), id.clone());
+            tokio::spawn(async move {
+                let edits = [("age".to_string(), (30 + i).to_string())].into_iter().collect();
+                state.save_whatif(&id, &format!("edit {i}"), "r1", edits).await
+            })
+        })
+        .collect();
+    for s in saves {
+        s.await.unwrap().expect("every concurrent save succeeds");
+    }
+    let saved = app.state.saved_whatifs(&id).await.unwrap();
+    assert_eq!(saved.len(), 12, "{:?}", saved.iter().map(|s| &s.name).collect::<Vec<_>>());
+    let puts: Vec<_> = (0..12)
+        .map(|i| {
+            let (store, id) = (app.state.store.clone(), id.clone());
+            tokio::spawn(async move { store.put_setting(&id, "limits", &format!("v{i}")).await })
+        })
+        .collect();
+    for p in puts {
+        assert!(p.await.unwrap().expect("every concurrent write succeeds"));
+    }
+    assert!(app.state.store.get_setting(&id, "limits").await.unwrap().unwrap().starts_with('v'));
+    assert!(!app.state.store.put_setting("no-such-run", "limits", "x").await.unwrap(), "a missing run is reported");
+    let left = app.state.delete_whatif(&id, "edit 3").await.unwrap();
+    assert_eq!(left.len(), 11);
+    // Deleting the run empties its caches after the commit.
+    app.get_json(&format!("/api/v1/runs/{id}/metrics?model=score")).await;
+    assert!(app.state.cache.get(&id).is_some());
+    let (s, _) = app.request(Request::delete(format!("/api/v1/runs/{id}")).body(axum::body::Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert!(app.state.cache.get(&id).is_none() && app.state.results.bytes() == 0);
+}
+crate::on_both_databases!(concurrent_saves_lose_nothing);

@@ -8,6 +8,7 @@ mod hostile;
 mod ingest_errors;
 mod drift;
 mod faults;
+mod fuzz;
 mod fairness_golden;
 mod metrics_golden;
 mod outbound;
