@@ -217,6 +217,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
                 tracing::info!(files = removed, "removed upload spool files left by an earlier run");
             }
             let state = open_state(&s).await?;
+            // Webhook deliveries due (including any a crash left pending) go out from here on.
+            state.start_outbox();
             if s.demo {
                 let n = strata_server::demo::load_if_empty(&state).await.context("loading the demo runs")?;
                 if n > 0 {

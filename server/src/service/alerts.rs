@@ -1,5 +1,7 @@
 //! Alerts: a failed validation or a drifted run is recorded, listed on `/alerts`, and posted as
-//! JSON to the configured webhook, with retries and every attempt logged.
+//! JSON to the configured webhook, with retries and every attempt logged. Deliveries go through an
+//! outbox table: an alert and its pending delivery are stored together, and a worker (started by
+//! `serve`; driven to the end by the CLI) sends what is due, so nothing is lost by a restart.
 
 use std::time::Duration;
 
@@ -45,7 +47,7 @@ pub(crate) fn backoff() -> u64 {
     1000
 }
 
-fn now() -> String {
+fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
@@ -107,66 +109,106 @@ impl AppState {
             project: run.project.clone(),
             kind: kind.to_string(),
             summary,
-            created_at: now(),
+            created_at: now_text(),
             deliveries: vec![],
         };
         let body = serde_json::json!({
             "alert": {"id": alert.id, "kind": alert.kind, "summary": alert.summary, "run_id": alert.run_id, "project": alert.project, "created_at": alert.created_at},
             "detail": detail,
         });
-        self.store.insert_alert(&alert, &body).await?;
+        let queue = self.webhook().await?.is_some();
+        self.store.insert_alert(&alert, &body, queue).await?;
         tracing::warn!(alert = %alert.id, kind, summary = %alert.summary, "alert");
-        if let Some(hook) = self.webhook().await? {
-            let (store, outbound) = (self.store.clone(), self.outbound.clone());
-            let task = tokio::spawn(async move { deliver(store, outbound, hook, alert.id, body).await });
-            let mut pending = self.deliveries.lock().unwrap_or_else(|p| p.into_inner());
-            pending.retain(|t| !t.is_finished());
-            pending.push(task);
+        if queue {
+            self.outbox_kick.notify_one();
         }
         Ok(())
     }
-}
 
-impl AppState {
-    /// Waits until every webhook delivery started so far has ended (succeeded or given up).
+    /// Sends every delivery that is due, one attempt each; returns how long until the next one is
+    /// due (`None`: nothing pending). A delivery is leased before it is sent, so several workers
+    /// (or Strata processes on one database) never send the same attempt twice.
+    pub async fn deliver_due(&self) -> Result<Option<Duration>, ServiceError> {
+        use crate::store::projects::stamp;
+        let hook = self.webhook().await?;
+        let now = chrono::Utc::now();
+        for p in self.store.due_deliveries(&stamp(now), 50).await? {
+            let Some(hook) = &hook else {
+                tracing::warn!(alert = %p.alert_id, "the webhook was removed: its pending delivery is dropped");
+                self.store.drop_delivery(&p.alert_id).await?;
+                continue;
+            };
+            if !self.store.claim_delivery(&p, &stamp(now + chrono::Duration::seconds(60))).await? {
+                continue;
+            }
+            let attempt = p.attempts + 1;
+            let mut headers = vec![("user-agent", "strata-alerts".to_string())];
+            if let Some(secret) = hook.secret.as_deref() {
+                headers.push(("x-strata-signature", signature(secret, p.body.as_bytes())));
+            }
+            let shown = crate::outbound::mask(&hook.url);
+            let (status, error) = match self.outbound.post(&hook.url, p.body.into_bytes(), &headers, Duration::from_secs(10)).await {
+                Ok((status, _)) => (Some(i64::from(status)), None),
+                Err(e) => (e.status().map(i64::from), Some(e.to_string())),
+            };
+            let ok = error.is_none();
+            let d = Delivery { attempt, url: shown.clone(), status, error, at: now_text() };
+            if let Err(e) = self.store.insert_delivery(&p.alert_id, &d).await {
+                tracing::error!(error = %e, alert = %p.alert_id, "logging a webhook delivery");
+            }
+            if ok {
+                self.store.drop_delivery(&p.alert_id).await?;
+            } else if attempt >= i64::from(hook.max_attempts) {
+                tracing::error!(alert = %p.alert_id, url = %shown, attempts = attempt, "webhook delivery failed after every attempt");
+                self.store.drop_delivery(&p.alert_id).await?;
+            } else {
+                // Doubling waits: backoff, 2 × backoff, 4 × backoff, …
+                let wait = hook.backoff_ms.saturating_mul(1u64 << (attempt - 1).clamp(0, 20));
+                let next = chrono::Utc::now() + chrono::Duration::milliseconds(wait.min(86_400_000) as i64);
+                self.store.reschedule_delivery(&p.alert_id, attempt, &stamp(next)).await?;
+            }
+        }
+        Ok(self.store.next_delivery_at().await?.map(|at| {
+            chrono::DateTime::parse_from_rfc3339(&at).map_or(Duration::ZERO, |t| (t.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO))
+        }))
+    }
+
+    /// Starts the outbox worker: sends deliveries as they fall due (and those a restart left
+    /// pending), woken early when an alert is raised.
+    pub fn start_outbox(&self) -> tokio::task::JoinHandle<()> {
+        let state = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let wait = match state.deliver_due().await {
+                    Ok(Some(d)) => d.clamp(Duration::from_millis(5), Duration::from_secs(30)),
+                    Ok(None) => Duration::from_secs(30),
+                    Err(e) => {
+                        tracing::warn!(error = %super::error_chain(&e), "webhook outbox: will retry");
+                        Duration::from_secs(5)
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = state.outbox_kick.notified() => {}
+                }
+            }
+        })
+    }
+
+    /// Sends pending deliveries until none is left (delivered or given up): what the CLI does
+    /// before it exits.
     pub async fn wait_for_deliveries(&self) {
-        let pending: Vec<_> = std::mem::take(&mut *self.deliveries.lock().unwrap_or_else(|p| p.into_inner()));
-        for t in pending {
-            let _ = t.await;
+        loop {
+            match self.deliver_due().await {
+                Ok(Some(d)) => tokio::time::sleep(d.max(Duration::from_millis(5))).await,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::error!(error = %super::error_chain(&e), "webhook outbox");
+                    return;
+                }
+            }
         }
     }
-}
-
-/// Posts an alert until the webhook answers 2xx or the attempts run out; logs every attempt
-/// (with the URL masked: a chat webhook's path is its credential).
-async fn deliver(store: crate::store::Store, outbound: std::sync::Arc<crate::outbound::Outbound>, hook: Webhook, alert_id: String, body: serde_json::Value) {
-    let mut wait = Duration::from_millis(hook.backoff_ms);
-    let bytes = body.to_string().into_bytes();
-    let mut headers = vec![("user-agent", "strata-alerts".to_string())];
-    if let Some(s) = hook.secret.as_deref() {
-        headers.push(("x-strata-signature", signature(s, &bytes)));
-    }
-    let shown = crate::outbound::mask(&hook.url);
-    for attempt in 1..=hook.max_attempts {
-        let answer = outbound.post(&hook.url, bytes.clone(), &headers, Duration::from_secs(10)).await;
-        let (status, error) = match answer {
-            Ok((status, _)) => (Some(i64::from(status)), None),
-            Err(e) => (e.status().map(i64::from), Some(e.to_string())),
-        };
-        let ok = error.is_none();
-        let d = Delivery { attempt: i64::from(attempt), url: shown.clone(), status, error, at: now() };
-        if let Err(e) = store.insert_delivery(&alert_id, &d).await {
-            tracing::error!(error = %e, alert = %alert_id, "logging a webhook delivery");
-        }
-        if ok {
-            return;
-        }
-        if attempt < hook.max_attempts {
-            tokio::time::sleep(wait).await;
-            wait *= 2;
-        }
-    }
-    tracing::error!(alert = %alert_id, url = %shown, "webhook delivery failed after every attempt");
 }
 
 #[cfg(test)]

@@ -87,8 +87,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Where uploads are spooled while they are checked.
     pub tmp_dir: std::path::PathBuf,
-    /// Webhook deliveries still running (the CLI waits for them before it exits).
-    pub deliveries: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    /// Wakes the webhook outbox worker when an alert is raised.
+    pub outbox_kick: Arc<tokio::sync::Notify>,
     /// The admin's rules for calls to model endpoints and webhooks.
     pub outbound: Arc<crate::outbound::Outbound>,
     /// Seals endpoint tokens and webhook secrets before they are stored.
@@ -122,7 +122,7 @@ impl AppState {
             results: Arc::new(ByteLru::new(cache_bytes / 8)),
             models: Default::default(),
             tmp_dir,
-            deliveries: Default::default(),
+            outbox_kick: Default::default(),
             outbound: Default::default(),
             secrets: crate::secrets::SecretBox::ephemeral(),
             work: Arc::new(work::WorkQueue::new(limits.workers, limits.max_queue)),

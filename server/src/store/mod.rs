@@ -312,6 +312,7 @@ impl Store {
         for sql in [
             "DELETE FROM run_settings WHERE run_id = $1",
             "DELETE FROM alert_deliveries WHERE alert_id IN (SELECT id FROM alerts WHERE run_id = $1)",
+            "DELETE FROM webhook_outbox WHERE alert_id IN (SELECT id FROM alerts WHERE run_id = $1)",
             "DELETE FROM alerts WHERE run_id = $1",
             "DELETE FROM validations WHERE run_id = $1",
             "DELETE FROM run_attachments WHERE run_id = $1",

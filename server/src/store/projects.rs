@@ -6,7 +6,23 @@ use strata_app::model::{Alert, Delivery, GateSet, GateSetVersion, ProjectSummary
 use super::{Store, StoreError, from_json, summary_columns, summary_from_row, to_json};
 
 fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    stamp(chrono::Utc::now())
+}
+
+/// A time as the outbox stores it: RFC 3339, UTC, microseconds (so text order is time order).
+pub fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// A webhook delivery waiting in the outbox.
+#[derive(Clone, Debug)]
+pub struct PendingDelivery {
+    pub alert_id: String,
+    /// The exact JSON text to POST (and sign).
+    pub body: String,
+    /// Attempts made so far.
+    pub attempts: i64,
+    pub next_at: String,
 }
 
 impl Store {
@@ -151,7 +167,10 @@ impl Store {
     }
 
     /// Records an alert; `detail` is the JSON the webhook receives.
-    pub async fn insert_alert(&self, alert: &Alert, detail: &serde_json::Value) -> Result<(), StoreError> {
+    /// Stores an alert; with `queue`, also its webhook delivery in the outbox, in the same
+    /// transaction (an alert is never stored without its pending delivery, or the reverse).
+    pub async fn insert_alert(&self, alert: &Alert, detail: &serde_json::Value, queue: bool) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO alerts (id, run_id, project, kind, summary, detail, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -163,9 +182,57 @@ impl Store {
         .bind(&alert.summary)
         .bind(to_json(detail)?)
         .bind(&alert.created_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        if queue {
+            sqlx::query("INSERT INTO webhook_outbox (alert_id, attempts, next_at) VALUES ($1, 0, $2)").bind(&alert.id).bind(now()).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// Deliveries due at `now` (oldest first), with the exact body to send.
+    pub async fn due_deliveries(&self, now: &str, limit: i64) -> Result<Vec<PendingDelivery>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT o.alert_id, a.detail, o.attempts, o.next_at FROM webhook_outbox o JOIN alerts a ON a.id = o.alert_id \
+             WHERE o.next_at <= $1 ORDER BY o.next_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(PendingDelivery { alert_id: r.try_get("alert_id")?, body: r.try_get("detail")?, attempts: r.try_get("attempts")?, next_at: r.try_get("next_at")? }))
+            .collect()
+    }
+
+    /// Leases a due delivery until `until`; false when another worker took it first.
+    pub async fn claim_delivery(&self, p: &PendingDelivery, until: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE webhook_outbox SET next_at = $1 WHERE alert_id = $2 AND next_at = $3 AND attempts = $4")
+            .bind(until)
+            .bind(&p.alert_id)
+            .bind(&p.next_at)
+            .bind(p.attempts)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records an attempt that will be retried at `next_at`.
+    pub async fn reschedule_delivery(&self, alert_id: &str, attempts: i64, next_at: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE webhook_outbox SET attempts = $1, next_at = $2 WHERE alert_id = $3").bind(attempts).bind(next_at).bind(alert_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Removes a delivery from the outbox (delivered, or given up).
+    pub async fn drop_delivery(&self, alert_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM webhook_outbox WHERE alert_id = $1").bind(alert_id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// When the next pending delivery is due, if any is pending.
+    pub async fn next_delivery_at(&self) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT MIN(next_at) FROM webhook_outbox").fetch_one(&self.pool).await?)
     }
 
     /// The newest alerts with their deliveries.

@@ -66,6 +66,7 @@ impl TestApp {
         let tmp = dir.path().join("tmp");
         std::fs::create_dir_all(&tmp).unwrap();
         let state = AppState::new(store, 256 << 20, limits, tmp).with_outbound(outbound);
+        state.start_outbox();
         let options = strata_server::leptos_options(dir.path(), "127.0.0.1:0".parse().unwrap());
         let router = strata_server::router(state.clone(), options);
         TestApp { state, router, _dir: dir }

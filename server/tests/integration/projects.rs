@@ -303,3 +303,54 @@ async fn gates_on_top_k_accuracy(app: TestApp) {
     assert!(e["error"].as_str().unwrap().contains("model 'prediction_model' of this multiclass run has no metric 'top_2_accuracy'"), "{e}");
 }
 on_both_databases!(gates_on_top_k_accuracy);
+
+/// A delivery pending when the process died (the alert stored with its outbox row, nothing sent
+/// yet) goes out after a restart: a new server on the same database sends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_webhook_delivery_survives_a_restart() {
+    use strata_app::model::Alert;
+    let dir = tempfile::tempdir().unwrap();
+    let target = strata_server::settings::DatabaseTarget::Sqlite(dir.path().join("strata.db"));
+    let got: Arc<Mutex<Vec<Value>>> = Default::default();
+    let seen = got.clone();
+    let receiver = axum::Router::new().route("/hook", axum::routing::post(move |body: axum::body::Bytes| {
+        let seen = seen.clone();
+        async move {
+            seen.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
+            StatusCode::OK
+        }
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+    let outbound = || strata_server::outbound::Outbound::new("127.0.0.1", true, 1 << 20).unwrap();
+
+    // The first process: the webhook is set and an alert is raised, but it dies before sending.
+    {
+        let store = strata_server::store::Store::connect(&target).await.unwrap();
+        let state = strata_server::service::AppState::new(store, 1 << 20, Default::default(), dir.path().join("tmp")).with_outbound(outbound());
+        state.set_webhook(Some(serde_json::from_value(json!({"url": hook})).unwrap())).await.unwrap();
+        let alert = Alert { id: "a1".into(), run_id: None, project: None, kind: "gate".into(), summary: "s".into(), created_at: "2026-11-30T00:00:00Z".into(), deliveries: vec![] };
+        state.store.insert_alert(&alert, &json!({"alert": {"id": "a1"}}), true).await.unwrap();
+        // (No worker was started: the process is gone.)
+    }
+    assert!(got.lock().unwrap().is_empty());
+
+    // The next process, same database and key file: its worker sends it once.
+    let store = strata_server::store::Store::connect(&target).await.unwrap();
+    let secrets = strata_server::secrets::SecretBox::ephemeral();
+    let state = strata_server::service::AppState::new(store, 1 << 20, Default::default(), dir.path().join("tmp")).with_outbound(outbound()).with_secrets(secrets);
+    let worker = state.start_outbox();
+    for _ in 0..200 {
+        if !got.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    worker.abort();
+    assert_eq!(got.lock().unwrap().len(), 1, "delivered once after the restart");
+    assert_eq!(got.lock().unwrap()[0]["alert"]["id"], "a1");
+    assert!(state.store.next_delivery_at().await.unwrap().is_none(), "the outbox is empty");
+    let alerts = state.store.list_alerts(10).await.unwrap();
+    assert_eq!(alerts[0].deliveries.iter().map(|d| d.status).collect::<Vec<_>>(), vec![Some(200)]);
+}
