@@ -83,7 +83,10 @@ pub struct AppState {
     /// Finished analyses per (run, request): an identical repeat is answered without a worker.
     pub results: Arc<crate::store::cache::ResultCache>,
     /// Loaded models per (run, attachment): loading and optimising an ONNX file happens once.
-    pub models: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<dyn crate::models::Model>>>>,
+    /// Bounded by bytes (an optimised ONNX plan is charged a few times its file size).
+    pub models: Arc<crate::store::cache::ModelCache>,
+    /// One lock per run being loaded, so concurrent cold requests for a run decode it once.
+    loading: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     pub limits: Limits,
     /// Where uploads are spooled while they are checked.
     pub tmp_dir: std::path::PathBuf,
@@ -120,7 +123,8 @@ impl AppState {
             cache: Arc::new(FrameCache::new(cache_bytes)),
             prepared: Arc::new(ByteLru::new(cache_bytes / 2)),
             results: Arc::new(ByteLru::new(cache_bytes / 8)),
-            models: Default::default(),
+            models: Arc::new(ByteLru::new(cache_bytes / 4)),
+            loading: Default::default(),
             tmp_dir,
             outbox_kick: Default::default(),
             outbound: Default::default(),
@@ -255,6 +259,18 @@ impl AppState {
         if let Some(f) = self.cache.get(id) {
             return Ok(f);
         }
+        // The first cold request decodes; the others wait for it and then find it cached.
+        let gate = self.loading.lock().unwrap_or_else(|p| p.into_inner()).entry(id.to_string()).or_default().clone();
+        let _turn = gate.lock().await;
+        let loaded = self.load_frame(id).await;
+        self.loading.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        loaded
+    }
+
+    async fn load_frame(&self, id: &str) -> Result<Arc<DataFrame>, ServiceError> {
+        if let Some(f) = self.cache.get(id) {
+            return Ok(f);
+        }
         let bytes = self.store.load_run_data(id).await?.ok_or_else(|| ServiceError::NotFound(id.to_string()))?;
         let frame = self.work.run(move || crate::store::decode_frame(bytes))
             .await??;
@@ -268,7 +284,7 @@ impl AppState {
         self.cache.remove(id);
         self.prepared.remove_prefix(&format!("{id}\u{0}"));
         self.results.remove_prefix(&format!("{id}\u{0}"));
-        self.models.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, _| !k.starts_with(&format!("{id}\u{0}")));
+        self.models.remove_prefix(&format!("{id}\u{0}"));
     }
 
     /// Deletes a run; its caches are emptied once the deletion is committed (a request that read

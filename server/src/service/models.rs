@@ -10,6 +10,7 @@ use super::{AppState, ServiceError};
 use crate::models::http::{Endpoint, HttpModel};
 use crate::models::onnx::OnnxModel;
 use crate::models::{Model, ModelError};
+use crate::store::cache::LoadedModel;
 
 impl From<ModelError> for ServiceError {
     fn from(e: ModelError) -> Self {
@@ -98,7 +99,7 @@ impl AppState {
         if !self.store.put_setting(id, ENDPOINTS_KEY, &text).await? {
             return Err(ServiceError::NotFound(id.to_string()));
         }
-        self.models.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, _| !k.starts_with(&format!("{id}\u{0}endpoint:")));
+        self.models.remove_prefix(&format!("{id}\u{0}endpoint:"));
         Ok(stored.into_iter().map(|s| s.endpoint).collect())
     }
 
@@ -123,8 +124,8 @@ impl AppState {
             )));
         };
         let key = format!("{id}\u{0}{file}");
-        if let Some(m) = self.models.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            return Ok(m.clone());
+        if let Some(m) = self.models.get(&key) {
+            return Ok(m.model.clone());
         }
         if file == "benchmark" {
             return self.benchmark_model(id).await?.ok_or_else(|| ServiceError::Missing(format!("run {id} has no benchmark model")));
@@ -136,7 +137,7 @@ impl AppState {
             let features: Vec<String> = if endpoint.inputs.is_empty() { feature_columns(detail).into_iter().map(|(n, _)| n).collect() } else { endpoint.inputs.clone() };
             let columns = features.into_iter().map(|c| { let numeric = is_numeric(detail, &c); (c, numeric) }).collect();
             let model: Arc<dyn Model> = Arc::new(HttpModel::new(endpoint, columns, self.outbound.clone()));
-            self.models.lock().unwrap_or_else(|p| p.into_inner()).insert(key, model.clone());
+            self.models.insert(&key, Arc::new(LoadedModel { model: model.clone(), bytes: 64 << 10 }));
             return Ok(model);
         }
         let (_, bytes) = self.store.get_attachment(id, file).await?.ok_or_else(|| ServiceError::Missing(format!("run {id} has no model '{file}'")))?;
@@ -144,10 +145,12 @@ impl AppState {
         let card = self.store.get_attachment(id, "models.json").await?.and_then(|(_, b)| serde_json::from_slice::<serde_json::Value>(&b).ok());
         let matrix = card.and_then(|c| c["inputs"].as_array().map(|a| a.iter().filter_map(|i| i["name"].as_str().map(str::to_string)).collect::<Vec<_>>()));
         let name = score.to_string();
+        // An optimised plan holds the weights and its buffers: charge it four times the file.
+        let bytes_charged = bytes.len().saturating_mul(4).max(64 << 10);
         let model: Arc<dyn Model> = self.work.run(move || OnnxModel::load(&name, &bytes, matrix))
             .await?
             .map(|m| Arc::new(m) as Arc<dyn Model>)?;
-        self.models.lock().unwrap_or_else(|p| p.into_inner()).insert(key, model.clone());
+        self.models.insert(&key, Arc::new(LoadedModel { model: model.clone(), bytes: bytes_charged }));
         Ok(model)
     }
 }

@@ -50,6 +50,21 @@ impl Weigh for Computed {
 /// Finished analyses by (run, request): a repeat of an identical request is answered from here.
 pub type ResultCache = ByteLru<Computed>;
 
+/// A loaded model (an optimised ONNX plan, an HTTP client) with the memory it is charged for.
+pub struct LoadedModel {
+    pub model: std::sync::Arc<dyn crate::models::Model>,
+    pub bytes: usize,
+}
+
+impl Weigh for LoadedModel {
+    fn weight_bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// Loaded models by (run, source), least recently used out first.
+pub type ModelCache = ByteLru<LoadedModel>;
+
 struct Entry<V> {
     frame: Arc<V>,
     bytes: usize,

@@ -213,3 +213,23 @@ async fn concurrent_saves_lose_nothing(app: TestApp) {
     assert!(app.state.cache.get(&id).is_none() && app.state.results.bytes() == 0);
 }
 crate::on_both_databases!(concurrent_saves_lose_nothing);
+
+/// Concurrent cold requests for one run decode it once: every caller gets the same frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_cold_loads_decode_a_run_once() {
+    let app = TestApp::sqlite().await;
+    let mut csv = String::from("id,label,score\n");
+    for i in 0..5000 {
+        csv.push_str(&format!("r{i},{},{}\n", i % 2, (i % 10) as f64 / 10.0));
+    }
+    let (s, b) = app.upload("o.csv", csv.as_bytes(), &json!({"name": "o", "label": "label", "scores": ["score"], "id": "id"}), &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let id = b["id"].as_str().unwrap().to_string();
+    app.state.forget(&id);
+    let loads: Vec<_> = (0..8).map(|_| { let (state, id) = (app.state.clone(), id.clone()); tokio::spawn(async move { state.frame(&id).await.unwrap() }) }).collect();
+    let mut frames = Vec::new();
+    for l in loads {
+        frames.push(l.await.unwrap());
+    }
+    assert!(frames.iter().all(|f| std::sync::Arc::ptr_eq(f, &frames[0])), "decoded more than once");
+}
