@@ -50,6 +50,10 @@ struct Common {
     /// Largest model file (ONNX) stored with a run, in MiB.
     #[arg(long, env = "STRATA_MAX_MODEL_MB", default_value_t = 256)]
     max_model_mb: u64,
+    /// Model predictions one request may make (partial dependence, attacks, flip rates,
+    /// predictions); over it is a 400 that gives the cost and how to shrink it.
+    #[arg(long, env = "STRATA_MAX_PREDICTIONS", default_value_t = 1_000_000)]
+    max_predictions: u64,
     /// CPU-heavy jobs (analyses, ingest, model calls) run at once; default: the number of cores.
     #[arg(long, env = "STRATA_WORKERS")]
     workers: Option<usize>,
@@ -185,6 +189,7 @@ fn settings(common: &Common, addr: SocketAddr, cache_mb: usize, demo: bool, site
             max_cells: common.max_cells,
             max_uncompressed_bytes: common.max_uncompressed_mb << 20,
             max_model_bytes: common.max_model_mb << 20,
+            max_predictions: common.max_predictions,
             workers: common.workers.unwrap_or(Limits::default().workers),
             max_queue: common.max_queue,
             request_timeout: std::time::Duration::from_secs(common.request_timeout_s.max(1)),

@@ -57,6 +57,9 @@ pub struct Limits {
     /// Largest amount of bootstrap values one analysis request may keep, in bytes: a request over it
     /// is refused before any work, with its cost and how to shrink it.
     pub max_analysis_bytes: u64,
+    /// Model predictions one request may make (PDP, attacks, flip rates, predictions), checked
+    /// before the first.
+    pub max_predictions: u64,
     /// CPU-heavy jobs run at once (default: the number of cores).
     pub workers: usize,
     /// Jobs that may wait for a worker; one more is answered 503 with `Retry-After`.
@@ -76,6 +79,7 @@ impl Default for Limits {
             max_model_bytes: 256 << 20,
             model_check_timeout: std::time::Duration::from_secs(60),
             max_analysis_bytes: 1024 * 1024 * 1024,
+            max_predictions: 1_000_000,
             workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             max_queue: 64,
             request_timeout: std::time::Duration::from_secs(300),

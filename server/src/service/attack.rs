@@ -60,6 +60,8 @@ impl AppState {
             Some(m) => m,
             None => self.callable_models(id, &detail).await?.first().map(|(s, _)| s.clone()).ok_or_else(|| bad("the run has no model to call".into()))?,
         };
+        // The sample before and after the perturbation.
+        self.check_predictions(2 * req.sample as u64, "attack", "attack fewer examples (sample=)")?;
         let model = self.model(id, &detail, &model_name).await?;
         let frame = self.frame(id).await?;
         let rows = sample_rows(frame.height(), req.sample, req.seed);

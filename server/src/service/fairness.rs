@@ -217,6 +217,11 @@ impl AppState {
             return Ok((None, Some(format!("no model file is attached for '{model}', so nothing can be re-predicted"))));
         }
         let values: Vec<String> = result.slices.iter().filter(|s| s.spec == feature).filter_map(|s| s.key.get(feature).cloned()).filter(|v| v != crate::eval::slicing::MISSING).collect();
+        // Each sampled row with each of the feature's values swapped in.
+        let rows = (sample as u64).min(d.summary.rows);
+        if let Err(e) = self.check_predictions(rows * values.len() as u64, "flip-rate check", "sample fewer rows (flip_sample=)") {
+            return Ok((None, Some(e.to_string())));
+        }
         let m = self.model(&d.summary.id, d, model).await?;
         let frame = self.frame(&d.summary.id).await?;
         let rows = crate::eval::sample_rows(frame.height(), sample, seed);

@@ -100,6 +100,20 @@ pub struct AppState {
     pub work: Arc<work::WorkQueue>,
 }
 
+impl AppState {
+    /// Refuses a request whose model predictions would exceed the budget, before any is made:
+    /// a 400 that gives the cost and how to shrink it.
+    pub(crate) fn check_predictions(&self, cost: u64, what: &str, shrink: &str) -> Result<(), ServiceError> {
+        let limit = self.limits.max_predictions;
+        if cost <= limit {
+            return Ok(());
+        }
+        Err(ServiceError::BadRequest(format!(
+            "this {what} would make {cost} model predictions; the limit is {limit} (STRATA_MAX_PREDICTIONS): {shrink}"
+        )))
+    }
+}
+
 /// Removes every file in the upload spool directory (left by a crash: an upload's temporary
 /// files are otherwise deleted when the request ends); returns how many. Call before serving.
 pub fn clean_spool(dir: &Path) -> usize {

@@ -153,6 +153,7 @@ impl AppState {
         if names.is_empty() {
             return Err(ServiceError::BadRequest("the run has no model file attached".into()));
         }
+        self.check_predictions((examples.len() * names.len()) as u64, "request", "send fewer examples or name fewer models")?;
         let columns: Vec<String> = detail.columns.iter().map(|c| c.name.clone()).collect();
         let batch = Batch::from_json(examples, &|n| is_numeric(&detail, n), &columns).map_err(ServiceError::BadRequest)?;
         let batch = Arc::new(batch);
@@ -193,6 +194,8 @@ impl AppState {
         if !feature_columns(detail).iter().any(|(f, _)| *f == feature) {
             return Err(ServiceError::BadRequest(format!("'{feature}' is not a feature column of the run")));
         }
+        let rows = (q.sample.min(frame.height()) + usize::from(example.is_some())) as u64;
+        self.check_predictions(rows * q.grid as u64, "partial dependence", "sample fewer rows (sample=) or use a coarser grid (grid=)")?;
         let model = self.model(id, detail, model_name).await?;
         let rows = sample_rows(frame.height(), q.sample, q.seed);
         let sample = Batch::from_frame(&take_rows(frame, &rows)?)?;

@@ -334,3 +334,28 @@ async fn analysis_budget_refuses_huge_requests(app: TestApp) {
     assert_eq!(s, StatusCode::OK, "{m}");
 }
 on_both_databases!(analysis_budget_refuses_huge_requests);
+
+/// Analyses that call a model (partial dependence, attacks, predictions) count their predictions
+/// before the first and refuse a request over the budget, saying how to shrink it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prediction_budget_refuses_huge_model_analyses() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = strata_server::settings::DatabaseTarget::Sqlite(dir.path().join("s.db"));
+    let app = TestApp::with(target, dir, strata_server::settings::Limits { max_predictions: 10_000, ..Default::default() }).await;
+    strata_server::demo::load_if_empty(&app.state).await.unwrap();
+    let (_, runs) = app.get_json("/api/v1/runs").await;
+    let id = runs.as_array().unwrap().iter().find(|r| r["name"] == "Adult income (demo)").unwrap()["id"].as_str().unwrap().to_string();
+    let (s, e) = app.get_json(&format!("/api/v1/runs/{id}/pdp?model=score_gbt&feature=age&sample=5000&grid=100")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    let msg = e["error"].as_str().unwrap();
+    assert!(msg.contains("500000 model predictions") && msg.contains("STRATA_MAX_PREDICTIONS") && msg.contains("grid="), "{msg}");
+    let attack = axum::http::Request::post(format!("/api/v1/runs/{id}/attacks"))
+        .header("content-type", "application/json")
+        .body(Body::from(json!({"model": "score_gbt", "noise": 0.5, "sample": 50000}).to_string()))
+        .unwrap();
+    let (s, b) = app.request(attack).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&b).contains("100000 model predictions"));
+    let (s, p) = app.get_json(&format!("/api/v1/runs/{id}/pdp?model=score_gbt&feature=age&sample=100&grid=10")).await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+}
