@@ -20,6 +20,9 @@ mod backend {
         NotFound(String),
         #[error("{0}")]
         BadRequest(String),
+        /// Busy, or the database is unreachable: try again in this many seconds.
+        #[error("{0}")]
+        Unavailable(String, u64),
         /// Logged in full by the server; the page only sees a generic message.
         #[error("internal error")]
         Internal,
@@ -82,6 +85,9 @@ pub enum AppError {
     /// The page's URL or form asks for something invalid (the message says what).
     #[error("{0}")]
     BadRequest(String),
+    /// The server is busy or its database is unreachable: a moment later may work.
+    #[error("{0}")]
+    Unavailable(String),
     /// Logged in full by the server; the page only sees this.
     #[error("internal error; see the server log")]
     Internal,
@@ -109,6 +115,12 @@ fn to_server_error(e: BackendError) -> AppError {
         BackendError::NotFound(m) => (http::StatusCode::NOT_FOUND, AppError::NotFound(m)),
         BackendError::BadRequest(m) => (http::StatusCode::BAD_REQUEST, AppError::BadRequest(m)),
         BackendError::Internal => (http::StatusCode::INTERNAL_SERVER_ERROR, AppError::Internal),
+        BackendError::Unavailable(m, retry) => {
+            if let Some(opts) = use_context::<leptos_axum::ResponseOptions>() {
+                opts.insert_header(http::header::RETRY_AFTER, http::HeaderValue::from(retry));
+            }
+            (http::StatusCode::SERVICE_UNAVAILABLE, AppError::Unavailable(m))
+        }
     };
     if let Some(opts) = use_context::<leptos_axum::ResponseOptions>() {
         opts.set_status(status);

@@ -51,7 +51,10 @@ pub fn harden(app: Router, timeout: std::time::Duration) -> Router {
     app.layer(CompressionLayer::new())
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TraceLayer::new_for_http())
+        // 5xx answers are counted by the trace as failures: a 503 (busy, database down) is
+        // expected under faults, so they are warnings; a real 500 is logged as an error where
+        // it happens.
+        .layer(TraceLayer::new_for_http().on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN)))
 }
 
 fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {

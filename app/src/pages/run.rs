@@ -10,7 +10,7 @@ use leptos_router::{
 use crate::components::{ErrorBox, PlotlyChart, fmt_epoch_micros, fmt_metric, fmt_stat, title_text};
 use crate::model::{ColumnInfo, ColumnKind, ExamplesPage, RunOverview};
 use crate::pages::runs::urlencode;
-use crate::server_fns::{get_examples, get_run_overview};
+use crate::server_fns::{AppError, get_examples, get_run_overview};
 
 const PAGE_ROWS: u64 = 20;
 
@@ -36,11 +36,19 @@ pub fn RunPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p>"Loading run…"</p> }>
             {move || Suspend::new(async move {
                 match overview.await {
-                    Err(e) => view! {
-                        <Title text="Run not found" />
-                        <h1>"Run not available"</h1>
-                        <ErrorBox message=e.to_string() />
-                    }.into_any(),
+                    Err(e) => {
+                        // A missing run, or a server that is busy or lost its database for a moment.
+                        let title = match &e {
+                            AppError::NotFound(_) => "Run not found",
+                            AppError::Unavailable(_) => "Busy: try again in a moment",
+                            _ => "Run not available",
+                        };
+                        view! {
+                            <Title text=title />
+                            <h1>{title}</h1>
+                            <ErrorBox message=e.to_string() />
+                        }.into_any()
+                    }
                     Ok(ov) => view! { <Overview ov id=id.get_untracked() /> }.into_any(),
                 }
             })}

@@ -84,10 +84,15 @@ struct Health {
 
 #[utoipa::path(get, path = "/healthz", responses((status = 200, description = "database reachable"), (status = 503, description = "database unreachable")))]
 async fn healthz(State(s): State<AppState>) -> Response {
-    match s.store.ping().await {
-        Ok(()) => Json(Health { status: "ok".into(), database: "reachable".into() }).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "health check failed");
+    let ping = tokio::time::timeout(std::time::Duration::from_secs(3), s.store.ping()).await;
+    match ping {
+        Ok(Ok(())) => Json(Health { status: "ok".into(), database: "reachable".into() }).into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %crate::service::error_chain(&e), "health check: database unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "error".into(), database: "unreachable".into() })).into_response()
+        }
+        Err(_) => {
+            tracing::warn!("health check: the database did not answer within 3 s");
             (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "error".into(), database: "unreachable".into() })).into_response()
         }
     }

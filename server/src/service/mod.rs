@@ -65,8 +65,12 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        // Some errors (sqlx's) already print their source: do not say it twice.
+        let part = s.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
         source = s.source();
     }
     text
@@ -98,6 +102,9 @@ pub struct AppState {
     pub secrets: crate::secrets::SecretBox,
     /// CPU-heavy work runs here: a worker per core, a bounded queue.
     pub work: Arc<work::WorkQueue>,
+    /// Short jobs (a few predictions for what-if) get their own lane, so they never wait behind
+    /// a first analysis of a large run.
+    pub quick: Arc<work::WorkQueue>,
 }
 
 impl AppState {
@@ -144,6 +151,7 @@ impl AppState {
             outbound: Default::default(),
             secrets: crate::secrets::SecretBox::ephemeral(),
             work: Arc::new(work::WorkQueue::new(limits.workers, limits.max_queue)),
+            quick: Arc::new(work::WorkQueue::new(limits.workers, limits.max_queue)),
             limits,
         }
     }
@@ -549,6 +557,11 @@ impl From<ServiceError> for BackendError {
             ServiceError::NotFound(_) | ServiceError::Missing(_) => BackendError::NotFound(e.to_string()),
             ServiceError::BadRequest(_) | ServiceError::Model(_) => BackendError::BadRequest(e.to_string()),
             ServiceError::Ingest(ref i) if i.is_client_error() => BackendError::BadRequest(e.to_string()),
+            ServiceError::Busy => BackendError::Unavailable(e.to_string(), 2),
+            ServiceError::Store(ref s) if s.is_unavailable() => {
+                tracing::warn!(error = %error_chain(&e), "page data: database unavailable");
+                BackendError::Unavailable("the database is unavailable; try again shortly".into(), 5)
+            }
             other => {
                 tracing::error!(error = %error_chain(&other), "page data failed");
                 BackendError::Internal

@@ -90,6 +90,8 @@ impl Store {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(if kind == DbKind::Sqlite { 4 } else { 10 })
+            // A database that is down answers within seconds (a 503), not after sqlx's 30 s.
+            .acquire_timeout(std::time::Duration::from_secs(5))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if kind == DbKind::Sqlite {

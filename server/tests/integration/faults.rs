@@ -64,7 +64,8 @@ async fn a_full_queue_answers_503_with_retry_after_and_a_hung_endpoint_holds_one
         let router = app.router.clone();
         let req = Request::post(format!("/api/v1/runs/{id}/predict"))
             .header("content-type", "application/json")
-            .body(axum::body::Body::from(json!({"examples": [{"age": 30}], "models": ["sleepy"]}).to_string()))
+            // (More than 100 examples: a batch job, not the quick lane of a what-if edit.)
+            .body(axum::body::Body::from(json!({"examples": vec![json!({"age": 30}); 101], "models": ["sleepy"]}).to_string()))
             .unwrap();
         tokio::spawn(async move { router.oneshot(req).await.unwrap() })
     };
@@ -75,6 +76,10 @@ async fn a_full_queue_answers_503_with_retry_after_and_a_hung_endpoint_holds_one
     }
     // …so an analysis is refused at once, with a hint when to come back.
     let res = app.router.clone().oneshot(Request::get(format!("/api/v1/runs/{id}/metrics?model=score")).body(axum::body::Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().get("retry-after").is_some());
+    // Pages say so too (503 with Retry-After, not a 500).
+    let res = app.router.clone().oneshot(Request::get(format!("/runs/{id}/slices?model=score&slice=age:q4")).body(axum::body::Body::empty()).unwrap()).await.unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(res.headers().get("retry-after").is_some());
     // …but an identical repeat of a finished analysis needs no worker.
