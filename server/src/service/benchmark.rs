@@ -67,6 +67,19 @@ impl AppState {
         let frame = self.frame(id).await?;
         let numeric: Vec<String> = detail.columns.iter().filter(|c| c.role == Role::Feature && matches!(c.kind, ColumnKind::Numeric | ColumnKind::Boolean)).map(|c| c.name.clone()).collect();
         let categorical: Vec<String> = detail.columns.iter().filter(|c| c.role == Role::Feature && matches!(c.kind, ColumnKind::Categorical)).map(|c| c.name.clone()).collect();
+        // Newton's method keeps a d × d Hessian (d ≤ numeric + 30 per categorical feature): its
+        // size is the cost, checked against the analysis budget before any work.
+        let d = (numeric.len() + 30 * categorical.len() + 1) as u64;
+        let hessian = d * d * 8;
+        if hessian > self.limits.max_analysis_bytes {
+            return Err(ServiceError::BadRequest(format!(
+                "fitting the benchmark on {} numeric and {} categorical features would keep a {d} × {d} matrix ({} MiB); the limit is {} MiB (STRATA_MAX_ANALYSIS_MB): ignore some features when you upload the run",
+                numeric.len(),
+                categorical.len(),
+                hessian >> 20,
+                self.limits.max_analysis_bytes >> 20
+            )));
+        }
         let rows = crate::eval::sample_rows(frame.height(), max_rows, 0);
         let sub = crate::eval::take_rows(&frame, &rows)?;
         let labels = crate::eval::f64_values(&sub, &detail.label)?;

@@ -359,3 +359,26 @@ async fn prediction_budget_refuses_huge_model_analyses() {
     let (s, p) = app.get_json(&format!("/api/v1/runs/{id}/pdp?model=score_gbt&feature=age&sample=100&grid=10")).await;
     assert_eq!(s, StatusCode::OK, "{p}");
 }
+
+/// The benchmark fit's matrix is its cost: a run with many categorical features is refused
+/// before the fit, not after it has taken the memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn benchmark_fit_within_the_analysis_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = strata_server::settings::DatabaseTarget::Sqlite(dir.path().join("s.db"));
+    let app = TestApp::with(target, dir, strata_server::settings::Limits { max_analysis_bytes: 1 << 20, ..Default::default() }).await;
+    let names: Vec<String> = (0..120).map(|i| format!("c{i}")).collect();
+    let mut csv = format!("label,score,{}\n", names.join(","));
+    for r in 0..50 {
+        let cells: Vec<&str> = (0..120).map(|i| if (r + i) % 2 == 0 { "a" } else { "b" }).collect();
+        csv.push_str(&format!("{},{},{}\n", r % 2, (r % 10) as f64 / 10.0, cells.join(",")));
+    }
+    let (s, b) = app.upload("wide.csv", csv.as_bytes(), &json!({"name": "wide", "label": "label", "scores": ["score"]}), &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let id = b["id"].as_str().unwrap();
+    let fit = Request::post(format!("/api/v1/runs/{id}/benchmark")).header("content-type", "application/json").body(Body::from(json!({"c": 1.0, "max_rows": 1000}).to_string())).unwrap();
+    let (s, b) = app.request(fit).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let msg = String::from_utf8_lossy(&b);
+    assert!(msg.contains("3601 × 3601") && msg.contains("STRATA_MAX_ANALYSIS_MB"), "{msg}");
+}
