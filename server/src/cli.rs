@@ -94,7 +94,12 @@ enum Command {
         /// Byte budget of the in-memory run cache, in MiB.
         #[arg(long, env = "STRATA_CACHE_MB", default_value_t = 2048)]
         cache_mb: usize,
-        /// The site built by cargo-leptos (WASM, JS, CSS, public files).
+        /// Names the server answers to besides its address, comma-separated (`host` or `host:port`,
+    /// e.g. the name behind a reverse proxy). Requests with another Host are refused (DNS
+    /// rebinding); state-changing requests from other sites' pages too.
+    #[arg(long, env = "STRATA_ALLOWED_HOSTS", value_delimiter = ',')]
+    allowed_hosts: Vec<String>,
+    /// The site built by cargo-leptos (WASM, JS, CSS, public files).
         #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
         site_root: PathBuf,
     },
@@ -213,7 +218,7 @@ async fn open_state(s: &Settings) -> anyhow::Result<AppState> {
 /// Ok(false) when the command ran but its verdict is negative (a failed validation).
 pub async fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
-        Command::Serve { addr, common, no_demo, cache_mb, site_root } => {
+        Command::Serve { addr, common, no_demo, cache_mb, site_root, allowed_hosts } => {
             let s = settings(&common, addr, cache_mb, !no_demo, site_root)?;
             tracing::info!(database = ?s.database, data_dir = %s.data_dir.display(), outbound = %s.outbound.describe(), "starting");
             // Spool files left by a crash (an upload cut by kill -9) are removed before serving.
@@ -221,7 +226,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             if removed > 0 {
                 tracing::info!(files = removed, "removed upload spool files left by an earlier run");
             }
-            let state = open_state(&s).await?;
+            let state = open_state(&s).await?.with_allowed_hosts(allowed_hosts.clone());
+            if strata_server::site::SiteGuard::new(s.addr, &allowed_hosts).accepts_any_host() {
+                tracing::warn!("bound to every interface without STRATA_ALLOWED_HOSTS: any Host header is accepted; name the server to refuse DNS rebinding");
+            }
             // Webhook deliveries due (including any a crash left pending) go out from here on.
             state.start_outbox();
             if s.demo {

@@ -11,6 +11,7 @@ pub mod outbound;
 pub mod secrets;
 pub mod service;
 pub mod settings;
+pub mod site;
 pub mod store;
 
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub fn router(state: AppState, options: LeptosOptions) -> Router {
     let backend: SharedBackend = Arc::new(state.clone());
     let context = move || provide_context(backend.clone());
     let site_root = std::path::PathBuf::from(&*options.site_root);
+    let guard = Arc::new(site::SiteGuard::new(options.site_addr, &state.allowed_hosts));
     let pages = Router::new()
         .leptos_routes_with_context(&options, routes, context.clone(), {
             let options = options.clone();
@@ -41,7 +43,10 @@ pub fn router(state: AppState, options: LeptosOptions) -> Router {
         .fallback(leptos_axum::file_and_error_handler_with_context(context, shell))
         .with_state(options);
     let timeout = state.limits.request_timeout;
-    let app = pages.merge(api::routes().with_state(state.clone())).merge(api::export_routes(site_root).with_state(state));
+    let app = pages
+        .merge(api::routes().with_state(state.clone()))
+        .merge(api::export_routes(site_root).with_state(state))
+        .layer(axum::middleware::from_fn_with_state(guard, site::guard));
     harden(app, timeout)
 }
 

@@ -102,6 +102,8 @@ pub struct AppState {
     pub secrets: crate::secrets::SecretBox,
     /// CPU-heavy work runs here: a worker per core, a bounded queue.
     pub work: Arc<work::WorkQueue>,
+    /// Names the server answers to besides its address (`STRATA_ALLOWED_HOSTS`).
+    pub allowed_hosts: Vec<String>,
     /// Short jobs (a few predictions for what-if) get their own lane, so they never wait behind
     /// a first analysis of a large run.
     pub quick: Arc<work::WorkQueue>,
@@ -152,6 +154,7 @@ impl AppState {
             secrets: crate::secrets::SecretBox::ephemeral(),
             work: Arc::new(work::WorkQueue::new(limits.workers, limits.max_queue)),
             quick: Arc::new(work::WorkQueue::new(limits.workers, limits.max_queue)),
+            allowed_hosts: vec![],
             limits,
         }
     }
@@ -159,6 +162,12 @@ impl AppState {
     /// The admin's outbound rules (the default allows no outbound call).
     pub fn with_outbound(mut self, outbound: crate::outbound::Outbound) -> Self {
         self.outbound = Arc::new(outbound);
+        self
+    }
+
+    /// Names the server answers to besides its own address (a reverse proxy's name).
+    pub fn with_allowed_hosts(mut self, hosts: Vec<String>) -> Self {
+        self.allowed_hosts = hosts;
         self
     }
 

@@ -14,5 +14,6 @@ mod metrics_golden;
 mod outbound;
 mod projects;
 mod residuals_golden;
+mod site;
 mod slices_golden;
 mod whatif;
