@@ -72,11 +72,33 @@ impl TestApp {
         TestApp { state, router, _dir: dir }
     }
 
+    /// Sends one request. A GET that has not answered within `REQUEST_LIMIT` is retried once,
+    /// loudly: under heavy CPU contention a request on PostgreSQL has, rarely (about one full run
+    /// in eight), never completed, with every thread idle and no query in flight (seen on
+    /// scenarios that render pages; cause not found yet, see the issue notes). The retry keeps
+    /// that stall from failing an unrelated scenario, and the message names the request.
     pub async fn request(&self, req: Request<Body>) -> (StatusCode, Vec<u8>) {
-        let resp = self.router.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
-        (status, body)
+        let (parts, body) = req.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        let attempts = if parts.method == axum::http::Method::GET { 2 } else { 1 };
+        for attempt in 1..=attempts {
+            let mut again = Request::builder().method(parts.method.clone()).uri(parts.uri.clone()).version(parts.version);
+            for (k, v) in &parts.headers {
+                again = again.header(k, v);
+            }
+            let req = again.body(Body::from(bytes.clone())).unwrap();
+            let call = async {
+                let resp = self.router.clone().oneshot(req).await.unwrap();
+                let status = resp.status();
+                (status, resp.into_body().collect().await.unwrap().to_bytes().to_vec())
+            };
+            match tokio::time::timeout(REQUEST_LIMIT, call).await {
+                Ok(answer) => return answer,
+                Err(_) if attempt < attempts => eprintln!("STALL: {} {} did not answer within {REQUEST_LIMIT:?}; retrying once", parts.method, parts.uri),
+                Err(_) => panic!("{} {} did not answer within {REQUEST_LIMIT:?}", parts.method, parts.uri),
+            }
+        }
+        unreachable!("the loop returns or panics")
     }
 
     pub async fn get_json(&self, uri: &str) -> (StatusCode, serde_json::Value) {
@@ -112,6 +134,9 @@ impl TestApp {
         (s, serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null))
     }
 }
+
+/// One request that has not answered after this long is stuck (every request takes seconds).
+pub const REQUEST_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A scenario that has not finished after this long is stuck: it fails with its name instead of
 /// holding the whole run (and CI) until its time limit. (Every scenario takes seconds.)
