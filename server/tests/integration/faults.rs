@@ -238,3 +238,45 @@ async fn concurrent_cold_loads_decode_a_run_once() {
     }
     assert!(frames.iter().all(|f| std::sync::Arc::ptr_eq(f, &frames[0])), "decoded more than once");
 }
+
+/// A run read while its deletion is in flight leaves nothing in the caches once the deletion
+/// commits. (The caches used to be emptied before the deletion: a read in between filled them
+/// again with a run that no longer existed.) PostgreSQL: a second connection holds the run's row,
+/// so the deletion waits inside its transaction while the read happens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_read_during_its_deletion_leaves_no_cache_behind() {
+    use sqlx::Connection;
+    let app = TestApp::postgres().await;
+    let mut csv = String::from("id,label,score\n");
+    for i in 0..200 {
+        csv.push_str(&format!("r{i},{},{}\n", i % 2, (i % 10) as f64 / 10.0));
+    }
+    let (s, b) = app.upload("d.csv", csv.as_bytes(), &json!({"name": "d", "label": "label", "scores": ["score"], "id": "id"}), &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let id = b["id"].as_str().unwrap().to_string();
+    app.state.forget(&id);
+
+    let mut blocker = sqlx::PgConnection::connect(app.postgres_url.as_deref().unwrap()).await.unwrap();
+    sqlx::Executor::execute(&mut blocker, "BEGIN").await.unwrap();
+    sqlx::query("SELECT id FROM runs WHERE id = $1 FOR UPDATE").bind(&id).execute(&mut blocker).await.unwrap();
+    let deletion = { let (state, id) = (app.state.clone(), id.clone()); tokio::spawn(async move { state.delete(&id).await }) };
+    // Wait until the deletion waits for the row.
+    let t = std::time::Instant::now();
+    loop {
+        let waiting: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").fetch_one(&mut blocker).await.unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "the deletion never waited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A read meanwhile: the run still exists for everyone else, and gets cached.
+    let (s, _) = app.get_json(&format!("/api/v1/runs/{id}/metrics?model=score&bootstrap=0")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(app.state.cache.get(&id).is_some());
+    sqlx::Executor::execute(&mut blocker, "COMMIT").await.unwrap();
+    deletion.await.unwrap().expect("deleted");
+    assert!(app.state.cache.get(&id).is_none(), "a deleted run is still cached");
+    let (s, _) = app.get_json(&format!("/api/v1/runs/{id}/metrics?model=score&bootstrap=0")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}

@@ -25,6 +25,8 @@ pub fn testdata() -> PathBuf {
 pub struct TestApp {
     pub state: AppState,
     pub router: Router,
+    /// The PostgreSQL database of this test, when it has one (for a second connection).
+    pub postgres_url: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -46,7 +48,9 @@ impl TestApp {
         let base = base.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(base);
         let url = format!("{base}/{name}{query}");
         let dir = tempfile::tempdir().unwrap();
-        Self::with(DatabaseTarget::Postgres(url), dir, Limits::default()).await
+        let mut app = Self::with(DatabaseTarget::Postgres(url.clone()), dir, Limits::default()).await;
+        app.postgres_url = Some(url);
+        app
     }
 
     /// SQLite, with these outbound rules instead of the tests' usual "loopback allowed".
@@ -69,7 +73,7 @@ impl TestApp {
         state.start_outbox();
         let options = strata_server::leptos_options(dir.path(), "127.0.0.1:0".parse().unwrap());
         let router = strata_server::router(state.clone(), options);
-        TestApp { state, router, _dir: dir }
+        TestApp { state, router, postgres_url: None, _dir: dir }
     }
 
     /// Sends one request. A GET that has not answered within `REQUEST_LIMIT` is retried once,
