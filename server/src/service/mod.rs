@@ -89,7 +89,7 @@ pub struct AppState {
     /// Loaded models per (run, attachment): loading and optimising an ONNX file happens once.
     /// Bounded by bytes (an optimised ONNX plan is charged a few times its file size).
     pub models: Arc<crate::store::cache::ModelCache>,
-    /// One lock per run being loaded, so concurrent cold requests for a run decode it once.
+    /// One lock per run or model being loaded, so concurrent cold requests load it once.
     loading: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     pub limits: Limits,
     /// Where uploads are spooled while they are checked.
@@ -291,11 +291,17 @@ impl AppState {
             return Ok(f);
         }
         // The first cold request decodes; the others wait for it and then find it cached.
-        let gate = self.loading.lock().unwrap_or_else(|p| p.into_inner()).entry(id.to_string()).or_default().clone();
+        self.one_at_a_time(&format!("frame\u{0}{id}"), self.load_frame(id)).await
+    }
+
+    /// Runs `load` for one key at a time: concurrent callers wait for the first and then (their
+    /// own `load` checking its cache first) find its result.
+    pub(crate) async fn one_at_a_time<T>(&self, key: &str, load: impl std::future::Future<Output = T>) -> T {
+        let gate = self.loading.lock().unwrap_or_else(|p| p.into_inner()).entry(key.to_string()).or_default().clone();
         let _turn = gate.lock().await;
-        let loaded = self.load_frame(id).await;
-        self.loading.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
-        loaded
+        let out = load.await;
+        self.loading.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+        out
     }
 
     async fn load_frame(&self, id: &str) -> Result<Arc<DataFrame>, ServiceError> {

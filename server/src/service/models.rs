@@ -140,6 +140,14 @@ impl AppState {
             self.models.insert(&key, Arc::new(LoadedModel { model: model.clone(), bytes: 64 << 10 }));
             return Ok(model);
         }
+        // Concurrent first calls (a page's several requests) load the file once.
+        self.one_at_a_time(&format!("model\u{0}{key}"), self.load_onnx(id, file, score, &key)).await
+    }
+
+    async fn load_onnx(&self, id: &str, file: &str, score: &str, key: &str) -> Result<Arc<dyn Model>, ServiceError> {
+        if let Some(m) = self.models.get(key) {
+            return Ok(m.model.clone());
+        }
         let (_, bytes) = self.store.get_attachment(id, file).await?.ok_or_else(|| ServiceError::Missing(format!("run {id} has no model '{file}'")))?;
         // A single [N, k] input needs its columns named: from the run's models.json, if any.
         let card = self.store.get_attachment(id, "models.json").await?.and_then(|(_, b)| serde_json::from_slice::<serde_json::Value>(&b).ok());
@@ -147,10 +155,11 @@ impl AppState {
         let name = score.to_string();
         // An optimised plan holds the weights and its buffers: charge it four times the file.
         let bytes_charged = bytes.len().saturating_mul(4).max(64 << 10);
-        let model: Arc<dyn Model> = self.work.run(move || OnnxModel::load(&name, &bytes, matrix))
+        // Loading is short (tenths of a second) and what-if edits wait for it: the quick lane.
+        let model: Arc<dyn Model> = self.quick.run(move || OnnxModel::load(&name, &bytes, matrix))
             .await?
             .map(|m| Arc::new(m) as Arc<dyn Model>)?;
-        self.models.insert(&key, Arc::new(LoadedModel { model: model.clone(), bytes: bytes_charged }));
+        self.models.insert(key, Arc::new(LoadedModel { model: model.clone(), bytes: bytes_charged }));
         Ok(model)
     }
 }

@@ -280,3 +280,25 @@ async fn a_run_read_during_its_deletion_leaves_no_cache_behind() {
     let (s, _) = app.get_json(&format!("/api/v1/runs/{id}/metrics?model=score&bootstrap=0")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+/// Concurrent first calls of a run's ONNX model load and optimise it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_calls_load_a_model_once() {
+    let app = TestApp::sqlite().await;
+    strata_server::demo::load_if_empty(&app.state).await.unwrap();
+    let (_, runs) = app.get_json("/api/v1/runs").await;
+    let id = runs.as_array().unwrap().iter().find(|r| r["name"] == "Adult income (demo)").unwrap()["id"].as_str().unwrap().to_string();
+    let detail = app.state.run_detail(&id).await.unwrap();
+    app.state.forget(&id);
+    let calls: Vec<_> = (0..6)
+        .map(|_| {
+            let (state, id, detail) = (app.state.clone(), id.clone(), detail.clone());
+            tokio::spawn(async move { state.model(&id, &detail, "score_gbt").await.unwrap() })
+        })
+        .collect();
+    let mut models = Vec::new();
+    for c in calls {
+        models.push(c.await.unwrap());
+    }
+    assert!(models.iter().all(|m| std::sync::Arc::ptr_eq(m, &models[0])), "loaded more than once");
+}
