@@ -84,10 +84,10 @@ fn refuse(status: StatusCode, message: String) -> Response {
 pub async fn guard(State(site): State<Arc<SiteGuard>>, req: Request, next: Next) -> Response {
     let text = |v: &HeaderValue| v.to_str().unwrap_or("").to_string();
     // Browsers always send Host; a request without one (HTTP/1.0, in-process) is not a rebinding.
-    if let Some(host) = req.headers().get(header::HOST).map(text) {
-        if !site.allows(&host) {
-            return refuse(StatusCode::MISDIRECTED_REQUEST, format!("this server does not answer to the name '{host}' (an admin adds names with {HOSTS_SETTING})"));
-        }
+    if let Some(host) = req.headers().get(header::HOST).map(text)
+        && !site.allows(&host)
+    {
+        return refuse(StatusCode::MISDIRECTED_REQUEST, format!("this server does not answer to the name '{host}' (an admin adds names with {HOSTS_SETTING})"));
     }
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if changes_state {

@@ -111,10 +111,10 @@ fn slow_upload(addr: &str, rows: usize, pieces: usize, pause: Duration, before_l
     let chunks: Vec<&[u8]> = bytes.chunks(size).collect();
     let mut before_last = Some(before_last);
     for (i, c) in chunks.iter().enumerate() {
-        if i + 1 == chunks.len() {
-            if let Some(f) = before_last.take() {
-                f();
-            }
+        if i + 1 == chunks.len()
+            && let Some(f) = before_last.take()
+        {
+            f();
         }
         conn.write_all(c)?;
         conn.flush()?;

@@ -31,7 +31,9 @@ fn each_hostile_file_gets_a_clear_4xx_quickly_and_memory_stays_bounded() {
         many_rows.push_str(if i % 2 == 0 { "1,0.7\n" } else { "0,0.2\n" });
     }
     let big_model = vec![0u8; 2 << 20];
-    let cases: Vec<(&str, Vec<u8>, Vec<(&str, Vec<u8>)>, u16, &str)> = vec![
+    // (file name, content, model parts, expected status, words the answer must hold)
+    type Case<'a> = (&'a str, Vec<u8>, Vec<(&'a str, Vec<u8>)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("unique_keys.jsonl", read("unique_keys.jsonl"), vec![], 400, "more than 2000 columns"),
         ("wide_header.csv", read("wide_header.csv"), vec![], 400, "more than 2000 columns"),
         ("parquet_bomb.parquet", read("parquet_bomb.parquet"), vec![], 400, "512 MiB uncompressed, more than the limit of 64 MiB"),
