@@ -62,6 +62,13 @@ impl Default for Outbound {
     }
 }
 
+/// A checked URL with a client bound to its address (see `Outbound::connect`).
+pub struct Pinned {
+    target: Target,
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
 /// A URL that passed the checks, with the address it will be sent to.
 #[derive(Clone, Debug)]
 pub struct Target {
@@ -195,22 +202,34 @@ impl Outbound {
     /// POSTs a JSON body to a checked, pinned address and reads the answer (capped): its status
     /// and body.
     pub async fn post(&self, raw: &str, body: Vec<u8>, headers: &[(&str, String)], timeout: Duration) -> Result<(u16, Vec<u8>), OutboundError> {
+        let pinned = self.connect(raw, timeout).await?;
+        self.send(&pinned, body, headers).await
+    }
+
+    /// Checks and resolves a URL once, for several requests (a model's batches) over one client.
+    pub async fn connect(&self, raw: &str, timeout: Duration) -> Result<Pinned, OutboundError> {
         let target = self.resolve(raw).await?;
         let client = self.client(&target, timeout)?;
-        let mut req = client.post(target.url.clone()).header("content-type", "application/json").body(body);
+        Ok(Pinned { target, client, timeout })
+    }
+
+    /// POSTs a JSON body over a pinned client and reads the answer (capped).
+    pub async fn send(&self, pinned: &Pinned, body: Vec<u8>, headers: &[(&str, String)]) -> Result<(u16, Vec<u8>), OutboundError> {
+        let url = &pinned.target.url;
+        let mut req = pinned.client.post(url.clone()).header("content-type", "application/json").body(body);
         for (k, v) in headers {
             req = req.header(*k, v);
         }
-        let at = mask(target.url.as_str());
+        let at = mask(url.as_str());
         let res = req.send().await.map_err(|e| {
             if e.is_timeout() {
-                OutboundError::Failed(format!("{at} did not answer within {} ms", timeout.as_millis()))
+                OutboundError::Failed(format!("{at} did not answer within {} ms", pinned.timeout.as_millis()))
             } else {
                 OutboundError::Failed(format!("{at} is unreachable ({})", short(&e)))
             }
         })?;
         let status = res.status().as_u16();
-        Ok((status, self.read(res, &target.url).await?))
+        Ok((status, self.read(res, url).await?))
     }
 }
 

@@ -181,13 +181,14 @@ impl HttpModel {
         let url = self.url().map_err(&err)?;
         let shown = crate::outbound::mask(&url);
         let headers: Vec<(&str, String)> = e.token.iter().map(|t| ("authorization", format!("Bearer {t}"))).collect();
-        let timeout = Duration::from_millis(e.timeout_ms);
+        // One check, resolution and client for every batch of the call.
+        let pinned = self.outbound.connect(&url, Duration::from_millis(e.timeout_ms)).await.map_err(|x| err(x.to_string()))?;
         let mut out = Vec::with_capacity(batch.rows);
         for start in (0..batch.rows).step_by(BATCH) {
             let rows = start..(start + BATCH).min(batch.rows);
             let n = rows.len();
             let body = serde_json::to_vec(&self.body(batch, rows)).map_err(|x| err(x.to_string()))?;
-            let (_, bytes) = self.outbound.post(&url, body, &headers, timeout).await.map_err(|x| err(x.to_string()))?;
+            let (_, bytes) = self.outbound.send(&pinned, body, &headers).await.map_err(|x| err(x.to_string()))?;
             let answer: Value = serde_json::from_slice(&bytes).map_err(|x| err(format!("{shown} answered with something that is not JSON ({x})")))?;
             out.extend(self.parse(&answer, n).map_err(|why| err(format!("{shown} answered in an unexpected shape: {why}")))?);
         }

@@ -126,18 +126,7 @@ impl TestApp {
     /// POSTs a multipart upload: `file` (name, bytes), `spec` JSON, optional `model` parts.
     pub async fn upload(&self, file_name: &str, content: &[u8], spec: &serde_json::Value, models: &[(&str, &[u8])]) -> (StatusCode, serde_json::Value) {
         let boundary = "strata-test-boundary-7d3f";
-        let mut body = Vec::new();
-        let mut part = |headers: String, bytes: &[u8]| {
-            body.extend_from_slice(format!("--{boundary}\r\n{headers}\r\n\r\n").as_bytes());
-            body.extend_from_slice(bytes);
-            body.extend_from_slice(b"\r\n");
-        };
-        part("Content-Disposition: form-data; name=\"spec\"".into(), spec.to_string().as_bytes());
-        part(format!("Content-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream"), content);
-        for (name, bytes) in models {
-            part(format!("Content-Disposition: form-data; name=\"model\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream"), bytes);
-        }
-        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let body = multipart(boundary, spec, file_name, content, models);
         let req = Request::post("/api/v1/runs")
             .header("content-type", format!("multipart/form-data; boundary={boundary}"))
             .body(Body::from(body))
@@ -241,9 +230,9 @@ pub fn multipart(boundary: &str, spec: &serde_json::Value, file_name: &str, cont
         body.extend_from_slice(b"\r\n");
     };
     part("Content-Disposition: form-data; name=\"spec\"".into(), spec.to_string().as_bytes());
-    part(format!("Content-Disposition: form-data; name=\"file\"; filename=\"{file_name}\""), content);
+    part(format!("Content-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream"), content);
     for (name, bytes) in models {
-        part(format!("Content-Disposition: form-data; name=\"model\"; filename=\"{name}\""), bytes);
+        part(format!("Content-Disposition: form-data; name=\"model\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream"), bytes);
     }
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     body
