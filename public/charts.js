@@ -35,13 +35,14 @@
   else start();
 })();
 
-// "Copy link" buttons: the URL holds the whole view state, so copying it shares the view.
+// "Copy link" buttons: the URL holds the whole view state, so copying it shares the view. A
+// button with `data-copy-text` copies that text instead (a share link).
 (function () {
   "use strict";
   document.addEventListener("click", function (ev) {
-    var b = ev.target.closest && ev.target.closest("[data-copy-link]");
+    var b = ev.target.closest && ev.target.closest("[data-copy-link],[data-copy-text]");
     if (!b) return;
-    var href = window.location.href;
+    var href = b.getAttribute("data-copy-text") || window.location.href;
     var done = function () { b.textContent = "Link copied"; b.setAttribute("data-copied", href); };
     if (navigator.clipboard && navigator.clipboard.writeText) navigator.clipboard.writeText(href).then(done, done);
     else done();

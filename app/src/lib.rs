@@ -52,9 +52,9 @@ pub fn App() -> impl IntoView {
                 <A href="/" attr:class="brand">"Strata"</A>
                 <nav>
                     <A href="/">"Runs"</A>
-                    <A href="/upload">"Upload"</A>
                     <A href="/alerts">"Alerts"</A>
                     <a href="/api/v1/openapi.json" rel="external">"API"</a>
+                    <pages::team::AccountBadge />
                 </nav>
             </header>
             <main>
@@ -72,6 +72,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/runs/:id/drift") view=pages::drift::DriftPage ssr=SsrMode::Async />
                     <Route path=path!("/projects/:p") view=pages::projects::ProjectPage ssr=SsrMode::Async />
                     <Route path=path!("/alerts") view=pages::projects::AlertsPage ssr=SsrMode::Async />
+                    <Route path=path!("/login") view=pages::team::LoginPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin") view=pages::team::AdminPage ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>

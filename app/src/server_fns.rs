@@ -20,6 +20,9 @@ mod backend {
         NotFound(String),
         #[error("{0}")]
         BadRequest(String),
+        /// The caller may not do this.
+        #[error("{0}")]
+        Forbidden(String),
         /// Busy, or the database is unreachable: try again in this many seconds.
         #[error("{0}")]
         Unavailable(String, u64),
@@ -70,6 +73,16 @@ mod backend {
         async fn alerts_view(&self) -> Result<crate::model::AlertsView, BackendError>;
         /// Sets the alert webhook (blank removes it); returns a sentence about it.
         async fn set_webhook(&self, url: &str) -> Result<String, BackendError>;
+        /// A run's reviews, approvals and whether it is blessed.
+        async fn review_state(&self, id: &str) -> Result<crate::model::ReviewState, BackendError>;
+        async fn add_review(&self, id: &str, author: &str, review: crate::model::NewReview) -> Result<crate::model::Review, BackendError>;
+        /// A reviewer link to a view of a run, made by `creator`.
+        async fn create_share(&self, creator: &str, id: &str, share: crate::model::NewShare) -> Result<crate::model::CreatedShare, BackendError>;
+        async fn run_shares(&self, id: &str) -> Result<Vec<crate::model::ShareInfo>, BackendError>;
+        async fn revoke_share(&self, sid: &str) -> Result<(), BackendError>;
+        async fn admin_view(&self) -> Result<crate::model::AdminView, BackendError>;
+        async fn add_user(&self, user: crate::model::NewUser) -> Result<crate::model::UserInfo, BackendError>;
+        async fn set_user(&self, name: &str, patch: crate::model::UserPatch) -> Result<crate::model::UserInfo, BackendError>;
     }
 
     pub type SharedBackend = Arc<dyn Backend>;
@@ -85,6 +98,9 @@ pub enum AppError {
     /// The page's URL or form asks for something invalid (the message says what).
     #[error("{0}")]
     BadRequest(String),
+    /// The caller may not do this (the message says what it needs).
+    #[error("{0}")]
+    Forbidden(String),
     /// The server is busy or its database is unreachable: a moment later may work.
     #[error("{0}")]
     Unavailable(String),
@@ -109,11 +125,18 @@ fn backend() -> Result<SharedBackend, AppError> {
     use_context::<SharedBackend>().ok_or_else(|| AppError::Call("no backend in context".into()))
 }
 
+/// Who is calling: the caller the server's access gate put on the request.
+#[cfg(feature = "ssr")]
+fn caller() -> crate::model::Caller {
+    use_context::<http::request::Parts>().and_then(|p| p.extensions.get::<crate::model::Caller>().cloned()).unwrap_or_else(crate::model::Caller::anonymous)
+}
+
 #[cfg(feature = "ssr")]
 fn to_server_error(e: BackendError) -> AppError {
     let (status, error) = match e {
         BackendError::NotFound(m) => (http::StatusCode::NOT_FOUND, AppError::NotFound(m)),
         BackendError::BadRequest(m) => (http::StatusCode::BAD_REQUEST, AppError::BadRequest(m)),
+        BackendError::Forbidden(m) => (http::StatusCode::FORBIDDEN, AppError::Forbidden(m)),
         BackendError::Internal => (http::StatusCode::INTERNAL_SERVER_ERROR, AppError::Internal),
         BackendError::Unavailable(m, retry) => {
             if let Some(opts) = use_context::<leptos_axum::ResponseOptions>() {
@@ -128,12 +151,12 @@ fn to_server_error(e: BackendError) -> AppError {
     error
 }
 
-#[server]
+#[server(endpoint = "list_runs")]
 pub async fn list_runs() -> Result<Vec<RunSummary>, AppError> {
     backend()?.list_runs().await.map_err(to_server_error)
 }
 
-#[server]
+#[server(endpoint = "get_run_overview")]
 pub async fn get_run_overview(
     id: String,
     model: Option<String>,
@@ -144,7 +167,7 @@ pub async fn get_run_overview(
         .map_err(to_server_error)
 }
 
-#[server]
+#[server(endpoint = "get_examples")]
 pub async fn get_examples(
     id: String,
     offset: u64,
@@ -156,72 +179,133 @@ pub async fn get_examples(
         .map_err(to_server_error)
 }
 
-#[server]
+#[server(endpoint = "get_slice_view")]
 pub async fn get_slice_view(id: String, query: String) -> Result<SliceView, AppError> {
     backend()?.slice_view(&id, &query).await.map_err(to_server_error)
 }
 
-#[server]
+#[server(endpoint = "get_residuals_view")]
 pub async fn get_residuals_view(id: String, query: String) -> Result<ResidualsView, AppError> {
     backend()?.residuals_view(&id, &query).await.map_err(to_server_error)
 }
 
-#[server]
+#[server(endpoint = "get_fairness_view")]
 pub async fn get_fairness_view(ids: Vec<String>, query: String) -> Result<FairnessView, AppError> {
     backend()?.fairness_view(&ids, &query).await.map_err(to_server_error)
 }
 
-#[server]
+#[server(endpoint = "save_fairness_limits")]
 pub async fn save_fairness_limits(id: String, limits: String) -> Result<String, AppError> {
     backend()?.save_limits(&id, &limits).await.map_err(to_server_error)
 }
 
-#[server]
+#[server(endpoint = "get_whatif_view")]
 pub async fn get_whatif_view(id: String, query: String) -> Result<WhatIfView, AppError> {
     backend()?.whatif_view(&id, &query).await.map_err(to_server_error)
 }
 
-#[server]
+#[server(endpoint = "train_benchmark")]
 pub async fn train_benchmark(id: String) -> Result<String, AppError> {
     backend()?.train_benchmark(&id).await.map_err(to_server_error)
 }
 
-#[server]
+#[server(endpoint = "save_what_if")]
 pub async fn save_what_if(id: String, name: String, example: String, edits: String) -> Result<(), AppError> {
     backend()?.save_whatif(&id, &name, &example, &edits).await.map_err(to_server_error)
 }
 
-#[server]
+#[server(endpoint = "delete_what_if")]
 pub async fn delete_what_if(id: String, name: String) -> Result<(), AppError> {
     backend()?.delete_whatif(&id, &name).await.map_err(to_server_error)
 }
 
-#[server]
+#[server(endpoint = "get_drift_view")]
 pub async fn get_drift_view(id: String, query: String) -> Result<crate::model::DriftView, AppError> {
     backend()?.drift_view(&id, &query).await.map_err(to_server_error)
 }
 
-#[server]
+#[server(endpoint = "get_project_view")]
 pub async fn get_project_view(project: String, query: String) -> Result<crate::model::ProjectView, AppError> {
     backend()?.project_view(&project, &query).await.map_err(to_server_error)
 }
 
-#[server]
+#[server(endpoint = "list_projects")]
 pub async fn list_projects() -> Result<Vec<crate::model::ProjectSummary>, AppError> {
     backend()?.list_projects().await.map_err(to_server_error)
 }
 
-#[server]
+#[server(endpoint = "validate_run")]
 pub async fn validate_run(project: String, id: String) -> Result<crate::model::Validation, AppError> {
     backend()?.validate(&project, &id).await.map_err(to_server_error)
 }
 
-#[server]
+#[server(endpoint = "get_alerts_view")]
 pub async fn get_alerts_view() -> Result<crate::model::AlertsView, AppError> {
     backend()?.alerts_view().await.map_err(to_server_error)
 }
 
-#[server]
+#[server(endpoint = "set_webhook")]
 pub async fn set_webhook(url: String) -> Result<String, AppError> {
     backend()?.set_webhook(&url).await.map_err(to_server_error)
+}
+
+/// Who is asking (the page header and what the pages offer depend on it).
+#[server(endpoint = "who_am_i")]
+pub async fn who_am_i() -> Result<crate::model::Caller, AppError> {
+    Ok(caller())
+}
+
+#[server(endpoint = "get_review_state")]
+pub async fn get_review_state(id: String) -> Result<crate::model::ReviewState, AppError> {
+    backend()?.review_state(&id).await.map_err(to_server_error)
+}
+
+/// `verdict`: approve, request_changes or comment.
+#[server(endpoint = "add_review")]
+pub async fn add_review(id: String, verdict: String, comment: String, view: String) -> Result<crate::model::Review, AppError> {
+    let who = caller();
+    let author = who.name.clone().unwrap_or_else(|| "local".into());
+    let verdict = crate::model::ReviewVerdict::parse(&verdict).ok_or_else(|| AppError::BadRequest(format!("'{verdict}' is not a verdict")))?;
+    let review = crate::model::NewReview { verdict, comment, view: Some(view) };
+    backend()?.add_review(&id, &author, review).await.map_err(to_server_error)
+}
+
+/// A reviewer link to `view` (a page under the run); `password` empty for none;
+/// `require_sign_in` present (a checked box) when opening it needs an account.
+#[server(endpoint = "create_share")]
+pub async fn create_share(id: String, view: String, expires_in_days: u32, password: String, require_sign_in: Option<String>) -> Result<crate::model::CreatedShare, AppError> {
+    let who = caller();
+    let creator = who.name.clone().unwrap_or_else(|| "local".into());
+    let share = crate::model::NewShare { view: Some(view), expires_in_days: Some(expires_in_days), password: Some(password).filter(|p| !p.is_empty()), require_sign_in: require_sign_in.is_some() };
+    backend()?.create_share(&creator, &id, share).await.map_err(to_server_error)
+}
+
+#[server(endpoint = "get_run_shares")]
+pub async fn get_run_shares(id: String) -> Result<Vec<crate::model::ShareInfo>, AppError> {
+    backend()?.run_shares(&id).await.map_err(to_server_error)
+}
+
+#[server(endpoint = "revoke_share")]
+pub async fn revoke_share(sid: String) -> Result<(), AppError> {
+    backend()?.revoke_share(&sid).await.map_err(to_server_error)
+}
+
+#[server(endpoint = "get_admin_view")]
+pub async fn get_admin_view() -> Result<crate::model::AdminView, AppError> {
+    backend()?.admin_view().await.map_err(to_server_error)
+}
+
+/// `role`: viewer, editor or admin.
+#[server(endpoint = "add_user")]
+pub async fn add_user(name: String, role: String, password: String) -> Result<crate::model::UserInfo, AppError> {
+    let role = crate::model::UserRole::parse(&role).ok_or_else(|| AppError::BadRequest(format!("'{role}' is not a role")))?;
+    let user = crate::model::NewUser { name, role, password: Some(password), service: false };
+    backend()?.add_user(user).await.map_err(to_server_error)
+}
+
+/// Changes an account: a role (empty: unchanged) and/or enables or disables it.
+#[server(endpoint = "set_user")]
+pub async fn set_user(name: String, role: String, disabled: Option<bool>) -> Result<crate::model::UserInfo, AppError> {
+    let role = if role.is_empty() { None } else { Some(crate::model::UserRole::parse(&role).ok_or_else(|| AppError::BadRequest(format!("'{role}' is not a role")))?) };
+    backend()?.set_user(&name, crate::model::UserPatch { role, disabled, password: None }).await.map_err(to_server_error)
 }

@@ -102,6 +102,22 @@ enum Command {
     /// The site built by cargo-leptos (WASM, JS, CSS, public files).
         #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
         site_root: PathBuf,
+        #[command(flatten)]
+        auth: AuthArgs,
+    },
+    /// Accounts: add, list, change a role or password, disable, enable; project grants.
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// API tokens for an account (for CI: a service account with the `validate` scope).
+    Tokens {
+        #[command(subcommand)]
+        action: TokensAction,
+        #[command(flatten)]
+        common: Common,
     },
     /// Validate a CSV / Parquet / JSON Lines file and store it as a run; prints the run's id.
     Ingest {
@@ -175,9 +191,123 @@ enum Command {
         /// Print the whole verdict as JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Also require the run's human sign-off (its project's approvals, no open change
+        /// request): exit code 1 when the gates pass but it is not blessed yet.
+        #[arg(long)]
+        require_blessed: bool,
+        /// With --require-blessed and --server: wait up to this many seconds for the sign-off,
+        /// asking every 10 s (a CI pipeline that waits for a reviewer).
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
         #[command(flatten)]
         common: Common,
     },
+}
+
+#[derive(Args, Clone)]
+struct AuthArgs {
+    /// Team mode even before the first account exists (every request needs a sign-in).
+    #[arg(long, env = "STRATA_AUTH", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    auth: bool,
+    /// Cookies only over HTTPS (set it when Strata is served over TLS, e.g. behind a proxy).
+    #[arg(long, env = "STRATA_SECURE_COOKIES", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    secure_cookies: bool,
+    /// A session ends after this many minutes without a request.
+    #[arg(long, env = "STRATA_SESSION_IDLE_MIN", default_value_t = 720)]
+    session_idle_min: u64,
+    /// A session ends this many hours after sign-in.
+    #[arg(long, env = "STRATA_SESSION_MAX_H", default_value_t = 168)]
+    session_max_h: u64,
+    /// Share links need a signed-in account to open, whatever each link says.
+    #[arg(long, env = "STRATA_LINKS_REQUIRE_SIGN_IN", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    links_require_sign_in: bool,
+}
+
+impl AuthArgs {
+    fn config(&self) -> strata_server::auth::AuthConfig {
+        strata_server::auth::AuthConfig {
+            forced: self.auth,
+            idle: std::time::Duration::from_secs(self.session_idle_min.max(1) * 60),
+            absolute: std::time::Duration::from_secs(self.session_max_h.max(1) * 3600),
+            secure_cookies: self.secure_cookies,
+            links_require_sign_in: self.links_require_sign_in,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum UsersAction {
+    /// Adds an account. The password is read from standard input when it is not a terminal
+    /// (e.g. `printf '%s' "$PW" | strata users add ann --role admin`); asked twice on a terminal.
+    Add {
+        name: String,
+        #[arg(long, value_parser = ["viewer", "editor", "admin"])]
+        role: String,
+        /// A service account: no password, tokens only (`strata tokens create`).
+        #[arg(long)]
+        service: bool,
+    },
+    /// Lists the accounts, their roles and grants.
+    List,
+    /// Sets a new password (read like `add`); signs the account out everywhere.
+    Passwd { name: String },
+    /// Changes an account's role.
+    Role {
+        name: String,
+        #[arg(value_parser = ["viewer", "editor", "admin"])]
+        role: String,
+    },
+    /// Disables an account (it is signed out everywhere and its tokens stop working).
+    Disable { name: String },
+    Enable { name: String },
+    /// Grants an account read / edit / manage on a project (`none` removes the grant).
+    Grant {
+        name: String,
+        #[arg(long)]
+        project: String,
+        #[arg(value_parser = ["read", "edit", "manage", "none"])]
+        level: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokensAction {
+    /// Creates a token and prints it (once: only its hash is stored).
+    Create {
+        /// The account it acts as.
+        #[arg(long)]
+        user: String,
+        /// What it is for, e.g. "ci pipeline".
+        #[arg(long)]
+        name: String,
+        /// read, write, validate or admin; repeatable.
+        #[arg(long = "scope", required = true, value_parser = ["read", "write", "validate", "admin"])]
+        scopes: Vec<String>,
+        /// Days until it expires.
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+    },
+    /// Lists tokens (never their secrets).
+    List,
+    /// Deletes a token by id.
+    Delete { id: String },
+}
+
+/// A password from standard input (one line, when not a terminal) or typed twice on a terminal.
+fn read_password(prompt: &str) -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let a = rpassword::prompt_password(format!("{prompt}: "))?;
+        let b = rpassword::prompt_password("Again: ")?;
+        anyhow::ensure!(a == b, "the two passwords differ");
+        Ok(a)
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        let pw = line.trim_end_matches(['\n', '\r']).to_string();
+        anyhow::ensure!(!pw.is_empty(), "no password on standard input");
+        Ok(pw)
+    }
 }
 
 fn settings(common: &Common, addr: SocketAddr, cache_mb: usize, demo: bool, site_root: PathBuf) -> anyhow::Result<Settings> {
@@ -218,7 +348,7 @@ async fn open_state(s: &Settings) -> anyhow::Result<AppState> {
 /// Ok(false) when the command ran but its verdict is negative (a failed validation).
 pub async fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
-        Command::Serve { addr, common, no_demo, cache_mb, site_root, allowed_hosts } => {
+        Command::Serve { addr, common, no_demo, cache_mb, site_root, allowed_hosts, auth } => {
             let s = settings(&common, addr, cache_mb, !no_demo, site_root)?;
             tracing::info!(database = ?s.database, data_dir = %s.data_dir.display(), outbound = %s.outbound.describe(), "starting");
             // Spool files left by a crash (an upload cut by kill -9) are removed before serving.
@@ -226,7 +356,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             if removed > 0 {
                 tracing::info!(files = removed, "removed upload spool files left by an earlier run");
             }
-            let state = open_state(&s).await?.with_allowed_hosts(allowed_hosts.clone());
+            let state = open_state(&s).await?.with_allowed_hosts(allowed_hosts.clone()).with_auth(auth.config());
+            let accounts = state.store.count_users().await.context("counting accounts")?;
+            if accounts == 0 && !auth.auth && !s.addr.ip().is_loopback() {
+                anyhow::bail!(
+                    "refusing to serve on {} without sign-in: anyone on the network could upload, delete and change everything.\n\
+                     Create the first admin, then start again:\n    strata users add NAME --role admin\n\
+                     (or bind to 127.0.0.1 for a single-user Strata on this machine)",
+                    s.addr
+                );
+            }
+            if accounts == 0 && auth.auth {
+                tracing::warn!("team mode without accounts: nobody can sign in until an admin is created with `strata users add NAME --role admin`");
+            }
+            tracing::info!(mode = if accounts > 0 || auth.auth { "team (sign-in required)" } else { "open (loopback, no accounts)" }, "access");
             if strata_server::site::SiteGuard::new(s.addr, &allowed_hosts).accepts_any_host() {
                 tracing::warn!("bound to every interface without STRATA_ALLOWED_HOSTS: any Host header is accepted; name the server to refuse DNS rebinding");
             }
@@ -247,7 +390,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             // SIGTERM (what container runtimes and systemd send) and Ctrl-C stop accepting
             // connections, let in-flight requests finish (each is bounded by the request timeout),
             // then exit.
-            axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown_signal()).await?;
             tracing::info!("stopped: every in-flight request finished");
             Ok(true)
         }
@@ -281,6 +424,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             println!("{id}");
             Ok(true)
         }
+        Command::Users { action, common } => {
+            let s = settings(&common, "127.0.0.1:0".parse()?, 16, false, PathBuf::new())?;
+            let state = open_state(&s).await?;
+            users(&state, action).await?;
+            Ok(true)
+        }
+        Command::Tokens { action, common } => {
+            let s = settings(&common, "127.0.0.1:0".parse()?, 16, false, PathBuf::new())?;
+            let state = open_state(&s).await?;
+            tokens(&state, action).await?;
+            Ok(true)
+        }
         Command::Gates { project, file, server, common } => {
             let set: Option<GateSet> = match &file {
                 Some(f) => {
@@ -297,6 +452,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
                         Some(set) => client.put(url.clone()).json(set),
                         None => client.get(url.clone()),
                     };
+                    let req = with_token(req);
                     answer_json(req.send().await.with_context(|| format!("calling {url}"))?, &url).await?
                 }
                 None => {
@@ -312,9 +468,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             println!("{}", serde_json::to_string_pretty(&saved)?);
             Ok(true)
         }
-        Command::Validate { project, run, gates_version, server, json, common } => {
+        Command::Validate { project, run, gates_version, server, json, common, require_blessed, wait } => {
             let v = match server {
-                Some(url) => validate_remote(&url, &project, &run, gates_version).await?,
+                Some(url) => {
+                    let mut v = validate_remote(&url, &project, &run, gates_version).await?;
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait);
+                    while require_blessed && v.passed && !v.review.as_ref().is_some_and(|r| r.blessed) && std::time::Instant::now() < deadline {
+                        eprintln!("waiting for the sign-off of run {run} ({})", review_line(&v));
+                        tokio::time::sleep(std::time::Duration::from_secs(10).min(deadline.saturating_duration_since(std::time::Instant::now()))).await;
+                        let url = api_url(&url, &["api", "v1", "runs", &run, "validation"])?;
+                        v = answer_json(with_token(reqwest::Client::new().get(url.clone())).send().await.with_context(|| format!("calling {url}"))?, &url).await?;
+                    }
+                    v
+                }
                 None => {
                     let s = settings(&common, "127.0.0.1:0".parse()?, 256, false, PathBuf::new())?;
                     let state = open_state(&s).await?;
@@ -328,6 +494,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 print!("{}", verdict_table(&v));
+            }
+            if require_blessed {
+                let blessed = v.review.as_ref().is_some_and(|r| r.blessed);
+                return Ok(v.passed && blessed);
             }
             Ok(v.passed)
         }
@@ -359,6 +529,81 @@ async fn shutdown_signal() {
     }
 }
 
+/// Adds `Authorization: Bearer $STRATA_TOKEN` when the variable is set (a server in team mode).
+fn with_token(req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    match std::env::var("STRATA_TOKEN") {
+        Ok(t) if !t.trim().is_empty() => req.bearer_auth(t.trim()),
+        _ => req,
+    }
+}
+
+async fn users(state: &AppState, action: UsersAction) -> anyhow::Result<()> {
+    use strata_app::model::{Grant, NewUser, UserPatch, UserRole};
+    let role = |r: &str| UserRole::parse(r).ok_or_else(|| anyhow::anyhow!("'{r}' is not a role"));
+    let fail = |e: strata_server::service::ServiceError| anyhow::anyhow!("{e}");
+    match action {
+        UsersAction::Add { name, role: r, service } => {
+            let password = if service { None } else { Some(read_password(&format!("Password for {name}"))?) };
+            let u = state.create_user(NewUser { name, role: role(&r)?, password, service }).await.map_err(fail)?;
+            println!("added {} ({})", u.name, u.role.as_str());
+        }
+        UsersAction::List => {
+            for u in state.store.list_users().await? {
+                let grants = u.grants.iter().map(|(p, g)| format!("{p}:{}", g.as_str())).collect::<Vec<_>>().join(",");
+                println!("{:<24} {:<7} {:<8} {}{}", u.name, u.role.as_str(), u.kind, if u.disabled { "disabled " } else { "" }, grants);
+            }
+        }
+        UsersAction::Passwd { name } => {
+            let password = read_password(&format!("New password for {name}"))?;
+            state.update_user(&name, UserPatch { password: Some(password), ..Default::default() }).await.map_err(fail)?;
+            println!("password changed; {name} is signed out everywhere");
+        }
+        UsersAction::Role { name, role: r } => {
+            let u = state.update_user(&name, UserPatch { role: Some(role(&r)?), ..Default::default() }).await.map_err(fail)?;
+            println!("{} is now {}", u.name, u.role.as_str());
+        }
+        UsersAction::Disable { name } => {
+            state.update_user(&name, UserPatch { disabled: Some(true), ..Default::default() }).await.map_err(fail)?;
+            println!("{name} is disabled and signed out everywhere");
+        }
+        UsersAction::Enable { name } => {
+            state.update_user(&name, UserPatch { disabled: Some(false), ..Default::default() }).await.map_err(fail)?;
+            println!("{name} is enabled");
+        }
+        UsersAction::Grant { name, project, level } => {
+            let a = state.store.account_by_name(&name).await?.ok_or_else(|| anyhow::anyhow!("no account named '{name}'"))?;
+            let grant = if level == "none" { None } else { Some(Grant::parse(&level).ok_or_else(|| anyhow::anyhow!("'{level}' is not a grant"))?) };
+            state.store.set_grant(&project, &a.id, grant).await?;
+            println!("{name} on {project}: {level}");
+        }
+    }
+    Ok(())
+}
+
+async fn tokens(state: &AppState, action: TokensAction) -> anyhow::Result<()> {
+    use strata_app::model::{NewToken, Scope};
+    match action {
+        TokensAction::Create { user, name, scopes, days } => {
+            let a = state.store.account_by_name(&user).await?.ok_or_else(|| anyhow::anyhow!("no account named '{user}'"))?;
+            let scopes = scopes.iter().filter_map(|s| Scope::parse(s)).collect();
+            let t = state.create_token(&a.id, &a.name, NewToken { name, scopes, expires_in_days: Some(days) }).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!("token {} for {} (expires {}); shown once:", t.info.id, t.info.user, t.info.expires_at.as_deref().unwrap_or("never"));
+            println!("{}", t.token);
+        }
+        TokensAction::List => {
+            for t in state.store.list_tokens(None).await? {
+                let scopes = t.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",");
+                println!("{}  {:<16} {:<24} {:<22} expires {}", t.id, t.user, t.name, scopes, t.expires_at.as_deref().unwrap_or("never"));
+            }
+        }
+        TokensAction::Delete { id } => {
+            anyhow::ensure!(state.store.delete_token(&id, None).await?, "no token '{id}'");
+            println!("deleted {id}");
+        }
+    }
+    Ok(())
+}
+
 /// `{server}/seg/ments`, each segment percent-encoded.
 fn api_url(server: &str, segments: &[&str]) -> anyhow::Result<reqwest::Url> {
     let mut url = reqwest::Url::parse(server).with_context(|| format!("--server '{server}' is not a URL"))?;
@@ -383,8 +628,22 @@ async fn validate_remote(server: &str, project: &str, run: &str, gates_version: 
     if let Some(v) = gates_version {
         url.query_pairs_mut().append_pair("gates_version", &v.to_string());
     }
-    let answer = reqwest::Client::new().post(url.clone()).send().await.with_context(|| format!("calling {url}"))?;
+    let answer = with_token(reqwest::Client::new().post(url.clone())).send().await.with_context(|| format!("calling {url}"))?;
     answer_json(answer, &url).await
+}
+
+/// The sign-off in one line: `1 of 2 approvals (ann); changes requested by bob; not blessed`.
+fn review_line(v: &Validation) -> String {
+    let Some(r) = &v.review else { return "unknown".into() };
+    let mut s = format!("{} of {} approval(s)", r.approved_by.len(), r.required_approvals.max(1));
+    if !r.approved_by.is_empty() {
+        s.push_str(&format!(" ({})", r.approved_by.join(", ")));
+    }
+    if !r.changes_requested_by.is_empty() {
+        s.push_str(&format!("; changes requested by {}", r.changes_requested_by.join(", ")));
+    }
+    s.push_str(if r.blessed { "; blessed" } else { "; not blessed" });
+    s
 }
 
 /// The verdict for a terminal: each gate, each slice that failed or was judged, and a last line.
@@ -418,6 +677,9 @@ fn verdict_table(v: &Validation) -> String {
     }
     if !v.drifted_features.is_empty() {
         let _ = writeln!(out, "drift: {}", v.drifted_features.join(", "));
+    }
+    if v.review.is_some() {
+        let _ = writeln!(out, "review: {}", review_line(v));
     }
     let _ = writeln!(out, "{}", if v.passed { "PASSED".to_string() } else { format!("FAILED: {} failing slice(s)", v.failures.len()) });
     out

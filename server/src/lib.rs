@@ -2,6 +2,7 @@
 //! Strata's server library: storage, ingest, the metrics engine and the HTTP surface.
 
 pub mod api;
+pub mod auth;
 pub mod charts;
 pub mod demo;
 pub mod eval;
@@ -45,7 +46,11 @@ pub fn router(state: AppState, options: LeptosOptions) -> Router {
     let timeout = state.limits.request_timeout;
     let app = pages
         .merge(api::routes().with_state(state.clone()))
-        .merge(api::export_routes(site_root).with_state(state))
+        .merge(api::export_routes(site_root).with_state(state.clone()))
+        .merge(auth::handlers::routes().with_state(state.clone()))
+        // Inner to outer: the access gate (caller, route rule, audit), then the site guard
+        // (Host, Origin), which runs first.
+        .layer(axum::middleware::from_fn_with_state(state, auth::gate))
         .layer(axum::middleware::from_fn_with_state(guard, site::guard));
     harden(app, timeout)
 }

@@ -2,6 +2,7 @@
 //! This file holds the runs' own types (columns, roles, uploads, errors); the pages' types are in
 //! the submodule of the same name as the page, all re-exported here.
 
+mod access;
 mod drift;
 mod fairness;
 mod projects;
@@ -9,6 +10,7 @@ mod residuals;
 mod slices;
 mod whatif;
 
+pub use access::*;
 pub use drift::*;
 pub use fairness::*;
 pub use projects::*;

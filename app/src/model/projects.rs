@@ -148,6 +148,9 @@ pub struct Validation {
     pub drifted_features: Vec<String>,
     #[serde(default)]
     pub notes: Vec<String>,
+    /// The run's human sign-off as it stands now (not stored with the verdict).
+    #[serde(default)]
+    pub review: Option<ReviewBrief>,
 }
 
 /// A gate failure or a drift alarm, recorded on a run.

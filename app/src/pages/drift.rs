@@ -26,6 +26,7 @@ pub fn DriftPage() -> impl IntoView {
             <a href=move || format!("/runs/{}", id.get())>"← run overview"</a>
             <CopyLink />
         </div>
+        <crate::pages::team::ShareView run_id=id.get_untracked() />
         <Suspense fallback=|| view! { <p>"Computing…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {

@@ -61,6 +61,7 @@ pub fn FairnessPage() -> impl IntoView {
             {move || id.get().map(|id| view! { <a href=format!("/runs/{id}")>"← run overview"</a> })}
             <CopyLink />
         </div>
+        {move || id.get().map(|id| view! { <crate::pages::team::ShareView run_id=id /> })}
         <Suspense fallback=|| view! { <p>"Computing…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {

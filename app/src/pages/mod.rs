@@ -7,6 +7,7 @@ pub mod fairness;
 pub mod projects;
 pub mod residuals;
 pub mod slices;
+pub mod team;
 pub mod whatif;
 pub mod upload;
 

@@ -31,6 +31,7 @@ pub fn ResidualsPage() -> impl IntoView {
             <a href=move || format!("/runs/{}", id.get())>"← run overview"</a>
             <CopyLink />
         </div>
+        <crate::pages::team::ShareView run_id=id.get_untracked() />
         <Form method="GET" action="">
             <div class="controls">
                 <label>"Bias by slice " <input type="text" name="slice" aria-label="Bias by slice" placeholder="sex, age:q5, region"

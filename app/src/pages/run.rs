@@ -108,6 +108,7 @@ fn Overview(ov: RunOverview, id: String) -> impl IntoView {
             <h1>{s.name.clone()}</h1>
             <span class="muted mono">{s.id.clone()}</span>
         </div>
+        <crate::pages::team::ShareView run_id=id.clone() />
         <p class="actions">
             <a class="button" href=slices_href>"Metrics by slice →"</a>
             {(s.task == crate::model::Task::Binary).then(|| view! {
@@ -152,6 +153,7 @@ fn Overview(ov: RunOverview, id: String) -> impl IntoView {
                 <crate::pages::projects::ValidationSection project=p id=run_id latest=ov.validation.clone() />
             </section>
         }})}
+        <crate::pages::team::ReviewPanel run_id=id.clone() />
         <section>
             <h2>"Label balance"</h2>
             <ul class="balance">

@@ -91,6 +91,7 @@ pub fn SlicesPage() -> impl IntoView {
             <h1>"Metrics by slice"</h1>
             <a href=move || format!("/runs/{}", id.get())>"← run overview"</a>
         </div>
+        <crate::pages::team::ShareView run_id=id.get_untracked() />
         <Form method="GET" action="">
             <div class="controls">
                 <label>"Slice by " <input type="text" name="slice" aria-label="Slice by" placeholder="sex, sex,race, age:q5, age:[18,30,45]"

@@ -46,6 +46,7 @@ pub fn WhatIfPage() -> impl IntoView {
             <a href=move || format!("/runs/{}", id.get())>"← run overview"</a>
             <CopyLink />
         </div>
+        <crate::pages::team::ShareView run_id=id.get_untracked() />
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {

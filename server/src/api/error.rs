@@ -23,6 +23,21 @@ pub enum ApiError {
     /// Busy or the database is unreachable: 503 with `Retry-After` (seconds).
     #[error("{0}")]
     Unavailable(String, u64),
+    /// No credentials, or ones that are not valid (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Credentials fine, permission missing (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The name is taken (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Gone for good, e.g. a revoked share link (410).
+    #[error("{0}")]
+    Gone(String),
+    /// Too many attempts: 429 with `Retry-After` (seconds).
+    #[error("{0}")]
+    TooMany(String, u64),
     /// Logged with its whole chain of sources; the client gets a generic message.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -47,6 +62,8 @@ impl From<ServiceError> for ApiError {
             ServiceError::Ingest(i) => i.into(),
             ServiceError::Model(m) => ApiError::Unprocessable(m),
             ServiceError::Busy => ApiError::Unavailable(e.to_string(), 2),
+            ServiceError::Forbidden(m) => ApiError::Forbidden(m),
+            ServiceError::Conflict(m) => ApiError::Conflict(m),
             ServiceError::Store(s) if s.is_unavailable() => {
                 tracing::warn!(error = %crate::service::error_chain(&s), "database unavailable");
                 ApiError::Unavailable("the database is unavailable; try again shortly".into(), 5)
@@ -73,6 +90,15 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m, serde_json::Value::Null),
             ApiError::TooLarge(m, d) => (StatusCode::PAYLOAD_TOO_LARGE, m, d),
             ApiError::Unprocessable(m) => (StatusCode::UNPROCESSABLE_ENTITY, m, serde_json::Value::Null),
+            ApiError::Unauthorized(m) => {
+                return (StatusCode::UNAUTHORIZED, [(axum::http::header::WWW_AUTHENTICATE, "Bearer realm=\"strata\"")], Json(Body { error: m, detail: serde_json::Value::Null })).into_response();
+            }
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m, serde_json::Value::Null),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, m, serde_json::Value::Null),
+            ApiError::Gone(m) => (StatusCode::GONE, m, serde_json::Value::Null),
+            ApiError::TooMany(m, retry) => {
+                return (StatusCode::TOO_MANY_REQUESTS, [(axum::http::header::RETRY_AFTER, retry.to_string())], Json(Body { error: m, detail: serde_json::Value::Null })).into_response();
+            }
             ApiError::Unavailable(m, retry) => {
                 return (StatusCode::SERVICE_UNAVAILABLE, [(axum::http::header::RETRY_AFTER, retry.to_string())], Json(Body { error: m, detail: serde_json::Value::Null })).into_response();
             }

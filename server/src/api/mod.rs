@@ -7,6 +7,7 @@ mod error;
 mod export;
 mod projects;
 mod runs;
+mod teams;
 mod whatif;
 
 use axum::routing::get;
@@ -30,6 +31,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(analysis::router())
         .merge(whatif::router())
         .merge(projects::router())
+        .merge(teams::router())
         .split_for_parts()
 }
 

@@ -33,7 +33,13 @@ pub struct ProjectPatch {
 
 /// Puts a run into a project (`{"project": "adult-income", "version": "v7"}`).
 #[utoipa::path(patch, path = "/api/v1/runs/{id}", params(("id" = String, Path, description = "the run")), request_body = ProjectPatch, responses((status = 200, body = RunSummary), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
-pub async fn patch_run(State(s): State<AppState>, Path(id): Path<String>, Json(body): Json<ProjectPatch>) -> Result<Json<RunSummary>, ApiError> {
+pub async fn patch_run(State(s): State<AppState>, Path(id): Path<String>, axum::Extension(caller): axum::Extension<strata_app::model::Caller>, Json(body): Json<ProjectPatch>) -> Result<Json<RunSummary>, ApiError> {
+    // The route needs edit on the run where it is; moving it needs edit where it goes, too.
+    use strata_app::model::{On, Perm, Scope};
+    let to = body.project.as_deref().map(str::trim).filter(|p| !p.is_empty());
+    if !caller.may(Perm::Edit, to.map_or(On::Instance, On::Project), Scope::Write) {
+        return Err(ApiError::Forbidden(format!("moving a run {} needs edit permission there", to.map_or("out of its project".to_string(), |p| format!("into project '{p}'")))));
+    }
     Ok(Json(s.set_project(&id, body.project, body.version).await?))
 }
 
@@ -81,7 +87,10 @@ async fn validate(State(s): State<AppState>, Path((p, id)): Path<(String, String
 /// The run's newest validation.
 #[utoipa::path(get, path = "/api/v1/runs/{id}/validation", params(("id" = String, Path, description = "the run")), responses((status = 200, body = Validation), (status = 404, body = ApiErrorBody)))]
 async fn latest_validation(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Validation>, ApiError> {
-    let v = s.store.latest_validation(&id).await.map_err(crate::service::ServiceError::from)?;
+    let mut v = s.store.latest_validation(&id).await.map_err(crate::service::ServiceError::from)?;
+    if let Some(v) = v.as_mut() {
+        v.review = Some((&s.review_state(&id).await?).into());
+    }
     Ok(Json(v.ok_or_else(|| crate::service::ServiceError::Missing(format!("run {id} has not been validated")))?))
 }
 

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use axum::Json;
+use axum::{Extension, Json};
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +13,8 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use super::ApiError;
+use crate::auth::AuditTarget;
+use strata_app::model::{Caller, On, Perm, Scope};
 use crate::service::{AppState, Attachment};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -136,7 +138,7 @@ async fn read_capped(field: &mut axum::extract::multipart::Field<'_>, limit: u64
 /// store with the run; the part's file name is kept).
 #[utoipa::path(post, path = "/api/v1/runs", request_body(content_type = "multipart/form-data", description = "file + spec (+ model)"),
     responses((status = 201, body = Created), (status = 400, body = ApiErrorBody), (status = 413, body = ApiErrorBody)))]
-async fn create_run(State(s): State<AppState>, mut mp: Multipart) -> Result<(StatusCode, Json<Created>), ApiError> {
+async fn create_run(State(s): State<AppState>, Extension(caller): Extension<Caller>, mut mp: Multipart) -> Result<(StatusCode, Extension<AuditTarget>, Json<Created>), ApiError> {
     let mut spec: Option<IngestSpec> = None;
     let mut upload: Option<(tempfile::NamedTempFile, String)> = None;
     let mut attachments = Vec::new();
@@ -167,8 +169,16 @@ async fn create_run(State(s): State<AppState>, mut mp: Multipart) -> Result<(Sta
     }
     let (tmp, name) = upload.ok_or_else(|| ApiError::bad("no 'file' part in the upload"))?;
     let spec = spec.ok_or_else(|| ApiError::bad("no 'spec' part in the upload (JSON with at least a name)"))?;
+    // The route needs edit permission somewhere; here, where the run goes is known.
+    let into = spec.project.as_deref().map(str::trim).filter(|p| !p.is_empty());
+    if !caller.may(Perm::Edit, into.map_or(On::Instance, On::Project), Scope::Write) {
+        return Err(ApiError::Forbidden(match into {
+            Some(p) => format!("uploading into project '{p}' needs edit permission on it"),
+            None => "uploading a run outside projects needs the editor role".into(),
+        }));
+    }
     let id = s.ingest(tmp.path(), &name, spec, attachments).await?;
-    Ok((StatusCode::CREATED, Json(Created { id })))
+    Ok((StatusCode::CREATED, Extension(AuditTarget(format!("run:{id}"))), Json(Created { id })))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

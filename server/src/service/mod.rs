@@ -29,6 +29,7 @@ pub mod benchmark;
 pub mod alerts;
 pub mod projects;
 pub mod params;
+pub mod teams;
 pub mod work;
 
 /// Why a use case failed.
@@ -58,6 +59,12 @@ pub enum ServiceError {
     /// Every worker is busy and the queue is full: try again shortly.
     #[error("the server is busy: every worker is taken and the queue is full; try again in a few seconds")]
     Busy,
+    /// The caller may not do this (the message says what it needs).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A name that is already taken.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// An error and its sources, `outer: inner: …`, for the log (messages do not repeat their source).
@@ -107,6 +114,8 @@ pub struct AppState {
     /// Short jobs (a few predictions for what-if) get their own lane, so they never wait behind
     /// a first analysis of a large run.
     pub quick: Arc<work::WorkQueue>,
+    /// Sign-in: team mode, session lifetimes, the sign-in rate limiter.
+    pub auth: Arc<crate::auth::Auth>,
 }
 
 impl AppState {
@@ -155,6 +164,7 @@ impl AppState {
             work: Arc::new(work::WorkQueue::new(limits.workers, limits.max_queue)),
             quick: Arc::new(work::WorkQueue::new(limits.workers, limits.max_queue)),
             allowed_hosts: vec![],
+            auth: Arc::new(crate::auth::Auth::new(Default::default())),
             limits,
         }
     }
@@ -168,6 +178,12 @@ impl AppState {
     /// Names the server answers to besides its own address (a reverse proxy's name).
     pub fn with_allowed_hosts(mut self, hosts: Vec<String>) -> Self {
         self.allowed_hosts = hosts;
+        self
+    }
+
+    /// How sign-in behaves (team mode forced, session lifetimes, cookies).
+    pub fn with_auth(mut self, config: crate::auth::AuthConfig) -> Self {
+        self.auth = Arc::new(crate::auth::Auth::new(config));
         self
     }
 
@@ -570,7 +586,8 @@ impl From<ServiceError> for BackendError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::NotFound(_) | ServiceError::Missing(_) => BackendError::NotFound(e.to_string()),
-            ServiceError::BadRequest(_) | ServiceError::Model(_) => BackendError::BadRequest(e.to_string()),
+            ServiceError::BadRequest(_) | ServiceError::Model(_) | ServiceError::Conflict(_) => BackendError::BadRequest(e.to_string()),
+            ServiceError::Forbidden(m) => BackendError::Forbidden(m),
             ServiceError::Ingest(ref i) if i.is_client_error() => BackendError::BadRequest(e.to_string()),
             ServiceError::Busy => BackendError::Unavailable(e.to_string(), 2),
             ServiceError::Store(ref s) if s.is_unavailable() => {
@@ -645,6 +662,35 @@ impl Backend for AppState {
             Some(h) => format!("Alerts will be posted to {}.", crate::outbound::mask(&h.url)),
             None => "No webhook: alerts are only listed here.".to_string(),
         })
+    }
+    async fn review_state(&self, id: &str) -> Result<strata_app::model::ReviewState, BackendError> {
+        Ok(AppState::review_state(self, id).await?)
+    }
+    async fn add_review(&self, id: &str, author: &str, review: strata_app::model::NewReview) -> Result<strata_app::model::Review, BackendError> {
+        Ok(AppState::add_review(self, id, author, review).await?)
+    }
+    async fn create_share(&self, creator: &str, id: &str, share: strata_app::model::NewShare) -> Result<strata_app::model::CreatedShare, BackendError> {
+        Ok(AppState::create_share(self, creator, Some(id), None, share).await?)
+    }
+    async fn run_shares(&self, id: &str) -> Result<Vec<strata_app::model::ShareInfo>, BackendError> {
+        Ok(self.store.list_shares(Some(id), None, None).await.map_err(ServiceError::from)?)
+    }
+    async fn revoke_share(&self, sid: &str) -> Result<(), BackendError> {
+        if !self.store.revoke_share(sid).await.map_err(ServiceError::from)? {
+            return Err(BackendError::NotFound(format!("no share link '{sid}'")));
+        }
+        Ok(())
+    }
+    async fn admin_view(&self) -> Result<strata_app::model::AdminView, BackendError> {
+        let users = self.store.list_users().await.map_err(ServiceError::from)?;
+        let audit = self.store.audit_log(200, None).await.map_err(ServiceError::from)?;
+        Ok(strata_app::model::AdminView { users, audit })
+    }
+    async fn add_user(&self, user: strata_app::model::NewUser) -> Result<strata_app::model::UserInfo, BackendError> {
+        Ok(AppState::create_user(self, user).await?)
+    }
+    async fn set_user(&self, name: &str, patch: strata_app::model::UserPatch) -> Result<strata_app::model::UserInfo, BackendError> {
+        Ok(AppState::update_user(self, name, patch).await?)
     }
     async fn save_limits(&self, id: &str, limits: &str) -> Result<String, BackendError> {
         let saved = AppState::save_limits(self, id, limits).await?;

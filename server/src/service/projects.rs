@@ -141,7 +141,7 @@ impl AppState {
                 }
             }
         }
-        let v = Validation {
+        let mut v = Validation {
             id: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
             project: project.to_string(),
             run_id: id.to_string(),
@@ -154,9 +154,11 @@ impl AppState {
             failures,
             drifted_features,
             notes,
+            review: None,
         };
         self.store.insert_validation(&v).await?;
         self.alert_on(&v, &detail.summary).await?;
+        v.review = Some((&self.review_state(id).await?).into());
         Ok(v)
     }
 

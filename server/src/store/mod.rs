@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod projects;
+pub mod teams;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};

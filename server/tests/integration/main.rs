@@ -16,4 +16,5 @@ mod projects;
 mod residuals_golden;
 mod site;
 mod slices_golden;
+mod teams;
 mod whatif;
