@@ -26,7 +26,7 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q " $wbg_version\$"; then
   cargo install wasm-bindgen-cli --version "$wbg_version"
 fi
 
-if [ ! -d node_modules/plotly.js-dist-min ] || [ ! -d node_modules/playwright-core ] \
+if [ ! -d node_modules/plotly.js-dist-min ] || [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/oidc-provider ] \
    || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "installing npm packages"
   npm ci --no-audit --no-fund

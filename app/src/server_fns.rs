@@ -83,6 +83,8 @@ mod backend {
         async fn admin_view(&self) -> Result<crate::model::AdminView, BackendError>;
         async fn add_user(&self, user: crate::model::NewUser) -> Result<crate::model::UserInfo, BackendError>;
         async fn set_user(&self, name: &str, patch: crate::model::UserPatch) -> Result<crate::model::UserInfo, BackendError>;
+        /// How one may sign in (password, single sign-on).
+        fn sign_in_options(&self) -> crate::model::SignInOptions;
     }
 
     pub type SharedBackend = Arc<dyn Backend>;
@@ -308,4 +310,9 @@ pub async fn add_user(name: String, role: String, password: String) -> Result<cr
 pub async fn set_user(name: String, role: String, disabled: Option<bool>) -> Result<crate::model::UserInfo, AppError> {
     let role = if role.is_empty() { None } else { Some(crate::model::UserRole::parse(&role).ok_or_else(|| AppError::BadRequest(format!("'{role}' is not a role")))?) };
     backend()?.set_user(&name, crate::model::UserPatch { role, disabled, password: None }).await.map_err(to_server_error)
+}
+
+#[server(endpoint = "sign_in_options")]
+pub async fn sign_in_options() -> Result<crate::model::SignInOptions, AppError> {
+    Ok(backend()?.sign_in_options())
 }

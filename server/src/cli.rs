@@ -221,17 +221,59 @@ struct AuthArgs {
     /// Share links need a signed-in account to open, whatever each link says.
     #[arg(long, env = "STRATA_LINKS_REQUIRE_SIGN_IN", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     links_require_sign_in: bool,
+    /// The address users reach Strata at (e.g. https://strata.example.com): the OpenID
+    /// provider sends them back to `<this>/auth/oidc/callback`.
+    #[arg(long, env = "STRATA_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// OpenID Connect issuer (its `/.well-known/openid-configuration` is read on first use).
+    #[arg(long, env = "STRATA_OIDC_ISSUER")]
+    oidc_issuer: Option<String>,
+    #[arg(long, env = "STRATA_OIDC_CLIENT_ID", default_value = "strata")]
+    oidc_client_id: String,
+    #[arg(long, env = "STRATA_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    oidc_client_secret: Option<String>,
+    /// The ID-token claim with the user's groups (a string or a list).
+    #[arg(long, env = "STRATA_OIDC_ROLE_CLAIM", default_value = "groups")]
+    oidc_role_claim: String,
+    /// Group → role, comma-separated: `strata-admins=admin,ml-team=editor`.
+    #[arg(long, env = "STRATA_OIDC_ROLES", default_value = "")]
+    oidc_roles: String,
+    /// The role of a user in none of those groups: viewer, editor, admin, or none (refused).
+    #[arg(long, env = "STRATA_OIDC_DEFAULT_ROLE", default_value = "none", value_parser = ["none", "viewer", "editor", "admin"])]
+    oidc_default_role: String,
+    /// The sign-in button's text.
+    #[arg(long, env = "STRATA_OIDC_LABEL", default_value = "Sign in with single sign-on")]
+    oidc_label: String,
 }
 
 impl AuthArgs {
-    fn config(&self) -> strata_server::auth::AuthConfig {
-        strata_server::auth::AuthConfig {
+    fn oidc(&self, addr: SocketAddr) -> anyhow::Result<Option<strata_server::auth::oidc::OidcConfig>> {
+        use strata_server::auth::oidc::{Oidc, OidcConfig};
+        let Some(issuer) = self.oidc_issuer.clone().filter(|i| !i.trim().is_empty()) else { return Ok(None) };
+        let public = self.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+        let c = OidcConfig {
+            issuer,
+            client_id: self.oidc_client_id.clone(),
+            client_secret: self.oidc_client_secret.clone().filter(|s| !s.is_empty()),
+            redirect_url: format!("{}/auth/oidc/callback", public.trim_end_matches('/')),
+            role_claim: self.oidc_role_claim.clone(),
+            roles: OidcConfig::parse_roles(&self.oidc_roles).map_err(|e| anyhow::anyhow!("STRATA_OIDC_ROLES: {e}"))?,
+            default_role: strata_app::model::UserRole::parse(&self.oidc_default_role),
+            label: self.oidc_label.clone(),
+        };
+        Oidc::new(c.clone()).map_err(anyhow::Error::msg)?;
+        Ok(Some(c))
+    }
+
+    fn config(&self, addr: SocketAddr) -> anyhow::Result<strata_server::auth::AuthConfig> {
+        Ok(strata_server::auth::AuthConfig {
+            oidc: self.oidc(addr)?,
             forced: self.auth,
             idle: std::time::Duration::from_secs(self.session_idle_min.max(1) * 60),
             absolute: std::time::Duration::from_secs(self.session_max_h.max(1) * 3600),
             secure_cookies: self.secure_cookies,
             links_require_sign_in: self.links_require_sign_in,
-        }
+        })
     }
 }
 
@@ -356,9 +398,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             if removed > 0 {
                 tracing::info!(files = removed, "removed upload spool files left by an earlier run");
             }
-            let state = open_state(&s).await?.with_allowed_hosts(allowed_hosts.clone()).with_auth(auth.config());
+            let state = open_state(&s).await?.with_allowed_hosts(allowed_hosts.clone()).with_auth(auth.config(s.addr)?);
             let accounts = state.store.count_users().await.context("counting accounts")?;
-            if accounts == 0 && !auth.auth && !s.addr.ip().is_loopback() {
+            let sso = state.auth.oidc.is_some();
+            if sso && accounts == 0 && !auth.auth {
+                // Single sign-on configured: sign-in is required from the start.
+                state.auth.team_on();
+            }
+            if accounts == 0 && !auth.auth && !sso && !s.addr.ip().is_loopback() {
                 anyhow::bail!(
                     "refusing to serve on {} without sign-in: anyone on the network could upload, delete and change everything.\n\
                      Create the first admin, then start again:\n    strata users add NAME --role admin\n\
@@ -369,7 +416,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             if accounts == 0 && auth.auth {
                 tracing::warn!("team mode without accounts: nobody can sign in until an admin is created with `strata users add NAME --role admin`");
             }
-            tracing::info!(mode = if accounts > 0 || auth.auth { "team (sign-in required)" } else { "open (loopback, no accounts)" }, "access");
+            tracing::info!(mode = if accounts > 0 || auth.auth || sso { "team (sign-in required)" } else { "open (loopback, no accounts)" }, "access");
             if strata_server::site::SiteGuard::new(s.addr, &allowed_hosts).accepts_any_host() {
                 tracing::warn!("bound to every interface without STRATA_ALLOWED_HOSTS: any Host header is accepted; name the server to refuse DNS rebinding");
             }

@@ -493,3 +493,11 @@ impl From<&ReviewState> for ReviewBrief {
         ReviewBrief { required_approvals: s.required_approvals, approved_by: s.approved_by.clone(), changes_requested_by: s.changes_requested_by.clone(), blessed: s.blessed }
     }
 }
+
+/// How one may sign in here (the sign-in page's buttons).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct SignInOptions {
+    /// The single sign-on button's text, when OpenID Connect is configured.
+    pub oidc: Option<String>,
+}

@@ -9,7 +9,7 @@ use leptos_router::hooks::{use_location, use_query_map};
 use crate::components::ErrorBox;
 use crate::model::{Caller, CallerKind, ReviewState, ReviewVerdict, ShareInfo, UserRole};
 use crate::pages::runs::urlencode;
-use crate::server_fns::{AddReview, AddUser, CreateShare, RevokeShare, SetUser, get_admin_view, get_review_state, get_run_shares, who_am_i};
+use crate::server_fns::{AddReview, AddUser, CreateShare, RevokeShare, SetUser, get_admin_view, get_review_state, get_run_shares, sign_in_options, who_am_i};
 
 /// `/login`: a plain form posted to `/auth/login` (works without JavaScript).
 #[component]
@@ -18,6 +18,8 @@ pub fn LoginPage() -> impl IntoView {
     let next = query.read_untracked().get("next").filter(|n| n.starts_with('/') && !n.starts_with("//")).unwrap_or_else(|| "/".into());
     let failed = query.read_untracked().get("error").is_some();
     let me = Resource::new(|| (), |_| who_am_i());
+    let options = Resource::new(|| (), |_| sign_in_options());
+    let sso_href = format!("/auth/oidc/login?next={}", urlencode(&next));
     view! {
         <Title text="Sign in" />
         <section class="auth-box">
@@ -43,6 +45,16 @@ pub fn LoginPage() -> impl IntoView {
                 <label>"Password " <input type="password" name="password" autocomplete="current-password" required /></label>
                 <button type="submit">"Sign in"</button>
             </form>
+            <Suspense fallback=|| ()>
+                {move || {
+                    let sso_href = sso_href.clone();
+                    Suspend::new(async move {
+                        options.await.ok().and_then(|o| o.oidc).map(|label| view! {
+                            <p class="sso"><a class="button" href=sso_href rel="external" data-testid="sso">{label}</a></p>
+                        })
+                    })
+                }}
+            </Suspense>
         </section>
     }
 }
@@ -372,7 +384,7 @@ pub fn AdminPage() -> impl IntoView {
                             </tbody>
                         </table>
                         <h2>"Audit log"</h2>
-                        <p class="muted">"The newest 200 entries; all of them: " <a href="/api/v1/audit?limit=5000">"/api/v1/audit"</a></p>
+                        <p class="muted">"The newest 200 entries; all of them: " <a href="/api/v1/audit?limit=5000" rel="external">"/api/v1/audit"</a></p>
                         <table class="data" data-testid="audit">
                             <thead><tr><th>"When (UTC)"</th><th>"Who"</th><th>"Action"</th><th>"On"</th><th>"From"</th></tr></thead>
                             <tbody>

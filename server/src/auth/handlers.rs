@@ -19,6 +19,87 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
         .route("/s/{token}", get(open_share).post(unlock_share))
+        .route("/auth/oidc/login", get(oidc_login))
+        .route("/auth/oidc/callback", get(oidc_callback))
+}
+
+#[derive(serde::Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+/// `GET /auth/oidc/login?next=…`: off to the OpenID provider.
+async fn oidc_login(State(s): State<AppState>, axum::extract::Query(q): axum::extract::Query<NextQuery>) -> Result<Response, ApiError> {
+    let Some(oidc) = s.auth.oidc.as_ref() else { return Ok(message_page(StatusCode::NOT_FOUND, "No single sign-on", "This Strata has no OpenID Connect provider configured.")) };
+    match oidc.start(safe_next(q.next.as_deref())).await {
+        Ok(url) => Ok((StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response()),
+        Err(e) => {
+            tracing::warn!(error = %e, "OpenID Connect sign-in could not start");
+            Ok(message_page(StatusCode::BAD_GATEWAY, "Sign-in unavailable", "The single sign-on provider cannot be reached right now; try again, or sign in with a password."))
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET /auth/oidc/callback?code=…&state=…`: the provider sends the browser back here.
+async fn oidc_callback(State(s): State<AppState>, Extension(addr): Extension<ClientAddr>, axum::extract::Query(q): axum::extract::Query<CallbackQuery>) -> Result<Response, ApiError> {
+    let Some(oidc) = s.auth.oidc.as_ref() else { return Ok(message_page(StatusCode::NOT_FOUND, "No single sign-on", "This Strata has no OpenID Connect provider configured.")) };
+    let (Some(code), Some(state)) = (q.code, q.state) else {
+        let why = q.error.unwrap_or_else(|| "no code".into());
+        return Ok(message_page(StatusCode::UNAUTHORIZED, "Sign-in failed", &format!("The provider did not sign you in ({why}).")));
+    };
+    let id = match oidc.finish(code, &state).await {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::warn!(error = %e, "OpenID Connect sign-in failed");
+            audit(&s, "anonymous", "sign_in.failed", Some("oidc"), &addr).await;
+            return Ok(message_page(StatusCode::UNAUTHORIZED, "Sign-in failed", &format!("{e}.")));
+        }
+    };
+    let Some(role) = id.role else {
+        audit(&s, &id.name, "sign_in.refused", Some("oidc: no role"), &addr).await;
+        return Ok(message_page(StatusCode::FORBIDDEN, "No access", "Your account is not in a group that may use Strata. Ask an admin to add you."));
+    };
+    let account = match s.store.account_by_subject(&id.subject).await.map_err(ServiceError::from)? {
+        Some(a) => {
+            if a.disabled {
+                return Ok(message_page(StatusCode::FORBIDDEN, "Account disabled", "Your Strata account is disabled."));
+            }
+            // The provider's groups decide the role at every sign-in.
+            if a.role != role {
+                s.store.update_user(&a.name, Some(role), None, None).await.map_err(ServiceError::from)?;
+            }
+            a
+        }
+        None => {
+            let base = super::oidc::account_name(&id.name);
+            let mut created = None;
+            for n in 1..=50 {
+                let name = if n == 1 { base.clone() } else { format!("{base}-{n}") };
+                if s.store.create_user(&name, role, "oidc", None, Some(&id.subject)).await.map_err(ServiceError::from)? {
+                    created = Some(name);
+                    break;
+                }
+            }
+            let name = created.ok_or_else(|| ApiError::internal("no free account name for an OpenID Connect user"))?;
+            s.auth.team_on();
+            audit(&s, &name, "user.create", Some(&format!("user:{name}")), &addr).await;
+            s.store.account_by_name(&name).await.map_err(ServiceError::from)?.ok_or_else(|| ApiError::internal("a new account vanished"))?
+        }
+    };
+    let (sid, hash) = new_secret("");
+    let expires = chrono::Utc::now() + chrono::Duration::from_std(s.auth.config.absolute).unwrap_or(chrono::Duration::days(7));
+    s.store.create_session(&hash, &account.id, &crate::store::projects::stamp(expires)).await.map_err(ServiceError::from)?;
+    s.store.touch_sign_in(&account.id).await.map_err(ServiceError::from)?;
+    audit(&s, &account.name, "sign_in", Some("oidc"), &addr).await;
+    let cookie = s.auth.cookie(SESSION_COOKIE, &sid, s.auth.config.absolute);
+    Ok((StatusCode::SEE_OTHER, [(header::SET_COOKIE, cookie), (header::LOCATION, id.next)]).into_response())
 }
 
 /// Escapes text for HTML (element content and quoted attributes).

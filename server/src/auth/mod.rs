@@ -11,6 +11,7 @@
 
 pub mod handlers;
 pub mod limit;
+pub mod oidc;
 pub mod password;
 pub mod policy;
 
@@ -48,6 +49,8 @@ pub struct AuthConfig {
     pub secure_cookies: bool,
     /// Share links need a signed-in account to open, whatever the link says.
     pub links_require_sign_in: bool,
+    /// OpenID Connect sign-in, when configured.
+    pub oidc: Option<oidc::OidcConfig>,
 }
 
 impl Default for AuthConfig {
@@ -58,6 +61,7 @@ impl Default for AuthConfig {
             absolute: Duration::from_secs(7 * 24 * 3600),
             secure_cookies: false,
             links_require_sign_in: false,
+            oidc: None,
         }
     }
 }
@@ -68,11 +72,14 @@ pub struct Auth {
     team: AtomicBool,
     checked: Mutex<Option<Instant>>,
     pub limiter: limit::Limiter,
+    pub oidc: Option<oidc::Oidc>,
 }
 
 impl Auth {
+    /// Panics on an invalid OpenID Connect configuration: check it first with [`oidc::Oidc::new`].
     pub fn new(config: AuthConfig) -> Self {
         Auth {
+            oidc: config.oidc.clone().map(|c| oidc::Oidc::new(c).expect("a checked OpenID Connect configuration")),
             team: AtomicBool::new(config.forced),
             config,
             checked: Mutex::new(None),

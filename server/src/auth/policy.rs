@@ -102,6 +102,9 @@ pub static RULES: &[Rule] = rules! {
     "GET" "/s/{token}" => None;
     "POST" "/s/{token}" => None;
     "GET" "/api/v1/me" => None;
+    "GET" "/auth/oidc/login" => None;
+    "GET" "/auth/oidc/callback" => None;
+    "POST" "/api/sign_in_options" => None;
     "POST" "/api/who_am_i" => None;
 
     // Pages.

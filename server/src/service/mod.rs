@@ -692,6 +692,9 @@ impl Backend for AppState {
     async fn set_user(&self, name: &str, patch: strata_app::model::UserPatch) -> Result<strata_app::model::UserInfo, BackendError> {
         Ok(AppState::update_user(self, name, patch).await?)
     }
+    fn sign_in_options(&self) -> strata_app::model::SignInOptions {
+        strata_app::model::SignInOptions { oidc: self.auth.oidc.as_ref().map(|o| o.config.label.clone()) }
+    }
     async fn save_limits(&self, id: &str, limits: &str) -> Result<String, BackendError> {
         let saved = AppState::save_limits(self, id, limits).await?;
         Ok(saved.iter().map(|(n, v)| format!("{n}:{v}")).collect::<Vec<_>>().join(","))
