@@ -33,7 +33,16 @@ use crate::service::AppState;
 pub fn router(state: AppState, options: LeptosOptions) -> Router {
     let routes = generate_route_list(App);
     let backend: SharedBackend = Arc::new(state.clone());
-    let context = move || provide_context(backend.clone());
+    let context = move || {
+        provide_context(backend.clone());
+        // A page's Content-Security-Policy names the nonce Leptos gave this render's inline
+        // scripts (hydration, resolved resources): no other inline script runs.
+        if let (Some(nonce), Some(res)) = (leptos::nonce::use_nonce(), use_context::<leptos_axum::ResponseOptions>())
+            && let Ok(v) = axum::http::HeaderValue::from_str(&site::page_csp(&nonce))
+        {
+            res.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, v);
+        }
+    };
     let site_root = std::path::PathBuf::from(&*options.site_root);
     let guard = Arc::new(site::SiteGuard::new(options.site_addr, &state.allowed_hosts));
     let pages = Router::new()

@@ -123,9 +123,22 @@ pub async fn guard(State(site): State<Arc<SiteGuard>>, req: Request, next: Next)
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("frame-ancestors 'none'; base-uri 'self'; form-action 'self'"));
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DEFAULT_CSP));
     }
     res
+}
+
+/// The policy of every answer that is not a page (JSON, files, the sign-in and link pages): no
+/// inline script, nothing from elsewhere.
+pub const DEFAULT_CSP: &str = "default-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
+
+/// A page's policy: Strata's own scripts, the inline scripts carrying this render's nonce, WASM;
+/// its own styles (and inline styles: Plotly sets them); nothing from other sites; not framed.
+pub fn page_csp(nonce: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; \
+         font-src 'self' data:; connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+    )
 }
 
 #[cfg(test)]

@@ -43,5 +43,19 @@ async fn rebinding_and_cross_site_requests_are_refused() {
     let res = tower::ServiceExt::oneshot(app.router.clone(), req("GET", "/", &[])).await.unwrap();
     assert_eq!(res.headers()["x-content-type-options"], "nosniff");
     assert_eq!(res.headers()["x-frame-options"], "DENY");
-    assert!(res.headers()["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+    let csp = res.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("frame-ancestors 'none'"));
+    // A page allows only Strata's own scripts and the inline scripts of this render, by nonce.
+    let nonce = csp.split("'nonce-").nth(1).and_then(|r| r.split('\'').next()).expect("a nonce in the page's policy").to_string();
+    assert!(csp.contains(&format!("script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'")), "{csp}");
+    assert!(!csp.split(';').any(|d| d.trim().starts_with("script-src") && d.contains("unsafe-inline")), "{csp}");
+    let html = String::from_utf8(http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes().to_vec()).unwrap();
+    let inline: Vec<&str> = html.split("<script").skip(1).filter(|tag| !tag.split('>').next().unwrap_or("").contains("src=")).collect();
+    assert!(!inline.is_empty(), "the page has its hydration script");
+    for tag in inline {
+        assert!(tag.split('>').next().unwrap().contains(&format!("nonce=\"{nonce}\"")), "an inline script without this render's nonce: <script{}", &tag[..tag.len().min(80)]);
+    }
+    // Other answers: nothing inline at all.
+    let res = tower::ServiceExt::oneshot(app.router.clone(), req("GET", "/api/v1/runs", &[])).await.unwrap();
+    assert_eq!(res.headers()["content-security-policy"], strata_server::site::DEFAULT_CSP);
 }

@@ -709,3 +709,95 @@ async fn csrf_and_titles_in_team_mode(app: TestApp) {
     assert!(page.contains("<title>"), "a page was rendered");
 }
 on_both_databases!(csrf_and_titles_in_team_mode);
+
+/// A session ends after its idle time (and its cookie then counts for nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_end() {
+    let app = TestApp::sqlite().await;
+    account(&app, "vic", UserRole::Viewer).await;
+    let config = strata_server::auth::AuthConfig { idle: std::time::Duration::from_secs(1), ..Default::default() };
+    let dir = tempfile::tempdir().unwrap();
+    let router = strata_server::router(app.state.clone().with_auth(config), strata_server::leptos_options(dir.path(), "127.0.0.1:0".parse().unwrap()));
+    let cookie = session(&app, "vic").await;
+    let me = |router: axum::Router, cookie: String| async move {
+        let res = tower::ServiceExt::oneshot(router, Request::get("/api/v1/me").header("cookie", cookie).body(Body::empty()).unwrap()).await.unwrap();
+        let body = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
+        serde_json::from_slice::<Value>(&body).unwrap()["kind"].as_str().unwrap().to_string()
+    };
+    assert_eq!(me(router.clone(), cookie.clone()).await, "user");
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    assert_eq!(me(router.clone(), cookie.clone()).await, "anonymous");
+    let (s, _) = app.request(Request::get("/api/v1/runs").header("cookie", cookie).body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "the expired session was deleted");
+}
+
+fn strata(data_dir: &std::path::Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_strata"));
+    c.env_remove("DATABASE_URL").env_remove("STRATA_TOKEN").env("STRATA_DATA_DIR", data_dir).env("RUST_LOG", "warn");
+    c
+}
+
+fn with_stdin(mut c: std::process::Command, input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The command line: a non-loopback `serve` without accounts refuses to start and says how to
+/// make the first admin; `users add` reads the password from standard input; a service account's
+/// token works for `strata gates --server` through `STRATA_TOKEN`, within its scopes.
+#[test]
+fn first_admin_service_tokens_and_the_cli_remote_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = strata(dir.path()).args(["serve", "--no-demo", "--addr", &format!("0.0.0.0:{}", crate::helpers::free_port())]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refusing to serve") && err.contains("strata users add NAME --role admin"), "{err}");
+
+    let out = with_stdin({ let mut c = strata(dir.path()); c.args(["users", "add", "ann", "--role", "admin"]); c }, "short\n");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 10 characters"));
+    let out = with_stdin({ let mut c = strata(dir.path()); c.args(["users", "add", "ann", "--role", "admin"]); c }, &format!("{PASSWORD}\n"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = strata(dir.path()).args(["users", "add", "ci-bot", "--role", "editor", "--service"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let list = String::from_utf8(strata(dir.path()).args(["users", "list"]).output().unwrap().stdout).unwrap();
+    assert!(list.lines().any(|l| l.starts_with("ann") && l.contains("admin") && l.contains("local")), "{list}");
+    assert!(list.lines().any(|l| l.starts_with("ci-bot") && l.contains("editor") && l.contains("service")), "{list}");
+    let token = |scope: &str| {
+        let out = strata(dir.path()).args(["tokens", "create", "--user", "ci-bot", "--name", "pipeline", "--scope", scope]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let (validate, write) = (token("validate"), token("write"));
+    assert!(validate.starts_with("strata_") && validate.len() > 40);
+
+    // A server in team mode (an account exists), on loopback.
+    let server = crate::helpers::start(dir.path());
+    let url = format!("http://{}", server.addr);
+    let gates = dir.path().join("gates.json");
+    std::fs::write(&gates, r#"{"gates": [{"metric": "auc_roc", "min": 0.5}]}"#).unwrap();
+    let put = |token: Option<&str>| {
+        let mut c = strata(dir.path());
+        c.args(["gates", "--project", "credit", "--server", &url, "--file"]).arg(&gates);
+        if let Some(t) = token {
+            c.env("STRATA_TOKEN", t);
+        }
+        c.output().unwrap()
+    };
+    let out = put(None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = put(Some(&validate));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("403"), "a validate token cannot change gates: {}", String::from_utf8_lossy(&out.stderr));
+    // An editor's write token still cannot: gates need manage permission.
+    let out = put(Some(&write));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("403"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = strata(dir.path()).args(["users", "grant", "ci-bot", "--project", "credit", "manage"]).output().unwrap();
+    assert!(out.status.success());
+    let out = put(Some(&write));
+    assert!(out.status.success(), "with a manage grant on the project: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap()["version"], 1);
+}
