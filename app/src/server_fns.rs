@@ -78,6 +78,8 @@ mod backend {
         async fn add_review(&self, id: &str, author: &str, review: crate::model::NewReview) -> Result<crate::model::Review, BackendError>;
         /// A reviewer link to a view of a run, made by `creator`.
         async fn create_share(&self, creator: &str, id: &str, share: crate::model::NewShare) -> Result<crate::model::CreatedShare, BackendError>;
+        /// A reviewer link to a project's page (and its runs' views).
+        async fn create_project_share(&self, creator: &str, project: &str, share: crate::model::NewShare) -> Result<crate::model::CreatedShare, BackendError>;
         async fn run_shares(&self, id: &str) -> Result<Vec<crate::model::ShareInfo>, BackendError>;
         async fn revoke_share(&self, sid: &str) -> Result<(), BackendError>;
         async fn admin_view(&self) -> Result<crate::model::AdminView, BackendError>;
@@ -280,6 +282,15 @@ pub async fn create_share(id: String, view: String, expires_in_days: u32, passwo
     let creator = who.name.clone().unwrap_or_else(|| "local".into());
     let share = crate::model::NewShare { view: Some(view), expires_in_days: Some(expires_in_days), password: Some(password).filter(|p| !p.is_empty()), require_sign_in: require_sign_in.is_some() };
     backend()?.create_share(&creator, &id, share).await.map_err(to_server_error)
+}
+
+/// A reviewer link to `view` (the project's page) — like `create_share`, for a project.
+#[server(endpoint = "create_project_share")]
+pub async fn create_project_share(project: String, view: String, expires_in_days: u32, password: String, require_sign_in: Option<String>) -> Result<crate::model::CreatedShare, AppError> {
+    let who = caller();
+    let creator = who.name.clone().unwrap_or_else(|| "local".into());
+    let share = crate::model::NewShare { view: Some(view), expires_in_days: Some(expires_in_days), password: Some(password).filter(|p| !p.is_empty()), require_sign_in: require_sign_in.is_some() };
+    backend()?.create_project_share(&creator, &project, share).await.map_err(to_server_error)
 }
 
 #[server(endpoint = "get_run_shares")]

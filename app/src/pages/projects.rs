@@ -35,6 +35,7 @@ pub fn ProjectPage() -> impl IntoView {
             <a href="/alerts">"alerts"</a>
             <CopyLink />
         </div>
+        <crate::pages::team::ShareView project=project.get_untracked() />
         <Suspense fallback=|| view! { <p>"Computing…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {

@@ -9,7 +9,7 @@ use leptos_router::hooks::{use_location, use_query_map};
 use crate::components::ErrorBox;
 use crate::model::{Caller, CallerKind, ReviewState, ReviewVerdict, ShareInfo, UserRole};
 use crate::pages::runs::urlencode;
-use crate::server_fns::{AddReview, AddUser, CreateShare, RevokeShare, SetUser, get_admin_view, get_review_state, get_run_shares, sign_in_options, who_am_i};
+use crate::server_fns::{AddReview, AddUser, CreateProjectShare, CreateShare, RevokeShare, SetUser, get_admin_view, get_review_state, get_run_shares, sign_in_options, who_am_i};
 
 /// `/login`: a plain form posted to `/auth/login` (works without JavaScript).
 #[component]
@@ -97,58 +97,70 @@ fn badge(c: Caller) -> AnyView {
 }
 
 /// "Share with a reviewer": a read-only link to exactly this view (path and query), with an
-/// expiry and an optional password. Shown to whoever may edit the run (the server decides).
+/// expiry and an optional password. Shown to whoever may edit the run or project (the server
+/// decides); on a run's views also "Comment on this view".
 #[component]
-pub fn ShareView(#[prop(into)] run_id: String) -> impl IntoView {
+pub fn ShareView(#[prop(optional, into)] run_id: Option<String>, #[prop(optional, into)] project: Option<String>) -> impl IntoView {
     let loc = use_location();
     let view_url = Memo::new(move |_| {
         let (path, search) = (loc.pathname.get(), loc.search.get());
         if search.is_empty() { path } else { format!("{path}?{}", search.trim_start_matches('?')) }
     });
     let me = Resource::new(|| (), |_| who_am_i());
-    let create = ServerAction::<CreateShare>::new();
-    let made = create.value();
+    let for_run = ServerAction::<CreateShare>::new();
+    let for_project = ServerAction::<CreateProjectShare>::new();
+    let made = Signal::derive(move || for_run.value().get().or_else(|| for_project.value().get()));
     let open = RwSignal::new(false);
-    let review_href = {
-        let run_id = run_id.clone();
-        move || format!("/runs/{}?review_view={}#review", urlencode(&run_id), urlencode(&view_url.get()))
-    };
     view! {
         <Suspense fallback=|| ()>
             {move || {
-                let run_id = run_id.clone();
-                let review_href = review_href.clone();
+                let (run_id, project) = (run_id.clone(), project.clone());
                 Suspend::new(async move {
                     let c = me.await.unwrap_or_else(|_| Caller::anonymous());
                     let can_share = c.kind == CallerKind::Open || c.role.is_some_and(|r| r >= UserRole::Editor) || c.grants.iter().any(|(_, g)| *g >= crate::model::Grant::Edit);
-                    let can_review = c.is_account();
+                    let review_href = run_id.clone().filter(|_| c.is_account()).map(|id| {
+                        move || format!("/runs/{}?review_view={}#review", urlencode(&id), urlencode(&view_url.get()))
+                    });
+                    let fields = move || view! {
+                        <input type="hidden" name="view" value=move || view_url.get() />
+                        <label>"Expires in "
+                            <select name="expires_in_days" aria-label="Expires in">
+                                <option value="1">"1 day"</option>
+                                <option value="7">"7 days"</option>
+                                <option value="14" selected>"14 days"</option>
+                                <option value="30">"30 days"</option>
+                                <option value="90">"90 days"</option>
+                            </select>
+                        </label>
+                        <label>"Password (optional) " <input type="password" name="password" autocomplete="new-password" aria-label="Link password" /></label>
+                        <label><input type="checkbox" name="require_sign_in" />" Require sign-in"</label>
+                        <button type="submit" data-testid="share-create">"Create link"</button>
+                    };
                     view! {
                         <div class="share-bar">
-                            {can_review.then(|| view! { <a class="button" href=review_href.clone() data-testid="review-this-view">"Comment on this view"</a> })}
+                            {review_href.map(|href| view! { <a class="button" href=href data-testid="review-this-view">"Comment on this view"</a> })}
                             {can_share.then(|| view! {
                                 <button type="button" on:click=move |_| open.update(|o| *o = !*o) data-testid="share-open">"Share with a reviewer"</button>
                             })}
                         </div>
                         {move || {
-                            let run_id = run_id.clone();
-                            (can_share && open.get()).then(move || view! {
-                            <ActionForm action=create attr:class="share-form">
-                                <input type="hidden" name="id" value=run_id />
-                                <input type="hidden" name="view" value=move || view_url.get() />
-                                <label>"Expires in "
-                                    <select name="expires_in_days" aria-label="Expires in">
-                                        <option value="1">"1 day"</option>
-                                        <option value="7">"7 days"</option>
-                                        <option value="14" selected>"14 days"</option>
-                                        <option value="30">"30 days"</option>
-                                        <option value="90">"90 days"</option>
-                                    </select>
-                                </label>
-                                <label>"Password (optional) " <input type="password" name="password" autocomplete="new-password" aria-label="Link password" /></label>
-                                <label><input type="checkbox" name="require_sign_in" />" Require sign-in"</label>
-                                <button type="submit" data-testid="share-create">"Create link"</button>
-                            </ActionForm>
-                        })}}
+                            let (run_id, project) = (run_id.clone(), project.clone());
+                            (can_share && open.get()).then(move || match (run_id, project) {
+                                (Some(id), _) => view! {
+                                    <ActionForm action=for_run attr:class="share-form">
+                                        <input type="hidden" name="id" value=id />
+                                        {fields()}
+                                    </ActionForm>
+                                }.into_any(),
+                                (None, Some(p)) => view! {
+                                    <ActionForm action=for_project attr:class="share-form">
+                                        <input type="hidden" name="project" value=p />
+                                        {fields()}
+                                    </ActionForm>
+                                }.into_any(),
+                                (None, None) => ().into_any(),
+                            })
+                        }}
                         {move || made.get().map(|r| match r {
                             Ok(s) => {
                                 let origin = web_origin();

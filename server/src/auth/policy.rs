@@ -207,6 +207,7 @@ pub static RULES: &[Rule] = rules! {
     "POST" "/api/add_review" => account(Read, FORM_RUN, Scope::Write), audit "run.review";
     "POST" "/api/create_share" => need(Edit, FORM_RUN), audit "share.create";
     "POST" "/api/get_run_shares" => need(Edit, FORM_RUN);
+    "POST" "/api/create_project_share" => need(Edit, Target::Project(Src::Form("project"))), audit "share.create";
     "POST" "/api/revoke_share" => need(Edit, Target::Share(Src::Form("sid"))), audit "share.revoke";
     "POST" "/api/get_project_view" => need(Read, Target::Project(Src::Form("project")));
     "POST" "/api/validate_run" => Some(Need { perm: Edit, on: Target::Project(Src::Form("project")), scope: Scope::Validate, account: false }), audit "run.validate";

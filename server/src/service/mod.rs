@@ -672,6 +672,9 @@ impl Backend for AppState {
     async fn create_share(&self, creator: &str, id: &str, share: strata_app::model::NewShare) -> Result<strata_app::model::CreatedShare, BackendError> {
         Ok(AppState::create_share(self, creator, Some(id), None, share).await?)
     }
+    async fn create_project_share(&self, creator: &str, project: &str, share: strata_app::model::NewShare) -> Result<strata_app::model::CreatedShare, BackendError> {
+        Ok(AppState::create_share(self, creator, None, Some(project), share).await?)
+    }
     async fn run_shares(&self, id: &str) -> Result<Vec<strata_app::model::ShareInfo>, BackendError> {
         Ok(self.store.list_shares(Some(id), None, None).await.map_err(ServiceError::from)?)
     }

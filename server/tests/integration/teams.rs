@@ -187,6 +187,7 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), &'static str> {
         ("POST", "/api/delete_what_if", "edit"),
         ("POST", "/api/add_review", "review"),
         ("POST", "/api/create_share", "edit"),
+        ("POST", "/api/create_project_share", "edit"),
         ("POST", "/api/get_run_shares", "edit"),
         ("POST", "/api/revoke_share", "edit"),
         ("POST", "/api/get_project_view", "account-read"),
@@ -629,6 +630,16 @@ async fn share_links_review_and_sign_off(app: TestApp) {
     let res = tower::ServiceExt::oneshot(app.router.clone(), form(&path, "password=a+long+link+password", &[])).await.unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(res.headers()["location"], format!("/runs/{}", t.run_a).as_str());
+
+    // A project's link opens its page and its runs, not another project's.
+    let (s, made) = send_json("POST", "/api/v1/projects/p1/shares", &eve, json!({})).await;
+    assert_eq!(s, StatusCode::CREATED, "{made}");
+    let res = tower::ServiceExt::oneshot(app.router.clone(), Request::get(made["path"].as_str().unwrap()).body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(res.headers()["location"], "/projects/p1");
+    let plink = set_cookie(&res).unwrap().split(';').next().unwrap().to_string();
+    for (uri, want) in [("/api/v1/projects/p1".to_string(), StatusCode::OK), (format!("/api/v1/runs/{}", t.run_a), StatusCode::OK), (format!("/api/v1/runs/{}", t.run_b), StatusCode::FORBIDDEN), ("/api/v1/projects/p2".to_string(), StatusCode::FORBIDDEN)] {
+        assert_eq!(app.request(with(uri.clone(), plink.clone())).await.0, want, "{uri} with p1's link");
+    }
 
     // Review and sign-off: p1 needs two approvals and passing gates.
     let ada = session(&app, "ada").await;
