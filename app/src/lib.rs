@@ -74,6 +74,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/alerts") view=pages::projects::AlertsPage ssr=SsrMode::Async />
                     <Route path=path!("/login") view=pages::team::LoginPage ssr=SsrMode::Async />
                     <Route path=path!("/admin") view=pages::team::AdminPage ssr=SsrMode::Async />
+                    <Route path=path!("/account") view=pages::team::AccountPage ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>

@@ -85,6 +85,13 @@ mod backend {
         async fn admin_view(&self) -> Result<crate::model::AdminView, BackendError>;
         async fn add_user(&self, user: crate::model::NewUser) -> Result<crate::model::UserInfo, BackendError>;
         async fn set_user(&self, name: &str, patch: crate::model::UserPatch) -> Result<crate::model::UserInfo, BackendError>;
+        /// An account's tokens and links (`name`: the signed-in account).
+        async fn account_view(&self, name: &str) -> Result<crate::model::AccountView, BackendError>;
+        async fn create_personal_token(&self, name: &str, token: crate::model::NewToken) -> Result<crate::model::CreatedToken, BackendError>;
+        /// Deletes one of the account's own tokens.
+        async fn delete_personal_token(&self, name: &str, token_id: &str) -> Result<(), BackendError>;
+        /// Ends every session of the account; returns how many.
+        async fn sign_out_everywhere(&self, name: &str) -> Result<u64, BackendError>;
         /// How one may sign in (password, single sign-on).
         fn sign_in_options(&self) -> crate::model::SignInOptions;
     }
@@ -326,4 +333,41 @@ pub async fn set_user(name: String, role: String, disabled: Option<bool>) -> Res
 #[server(endpoint = "sign_in_options")]
 pub async fn sign_in_options() -> Result<crate::model::SignInOptions, AppError> {
     Ok(backend()?.sign_in_options())
+}
+
+/// The signed-in account's name, or a clear error (open mode has no accounts; a link is not one).
+#[cfg(feature = "ssr")]
+fn account_name() -> Result<String, AppError> {
+    let c = caller();
+    match (c.kind, c.name) {
+        (crate::model::CallerKind::User | crate::model::CallerKind::Token, Some(n)) => Ok(n),
+        (crate::model::CallerKind::Open, _) => Err(AppError::BadRequest("this Strata has no accounts yet (open mode): create one with `strata users add`".into())),
+        _ => Err(AppError::Forbidden("sign in first".into())),
+    }
+}
+
+#[server(endpoint = "get_account_view")]
+pub async fn get_account_view() -> Result<crate::model::AccountView, AppError> {
+    let name = account_name()?;
+    backend()?.account_view(&name).await.map_err(to_server_error)
+}
+
+/// `scope`: read, write, validate or admin.
+#[server(endpoint = "create_personal_token")]
+pub async fn create_personal_token(name: String, scope: String, expires_in_days: u32) -> Result<crate::model::CreatedToken, AppError> {
+    let account = account_name()?;
+    let scope = crate::model::Scope::parse(&scope).ok_or_else(|| AppError::BadRequest(format!("'{scope}' is not a scope")))?;
+    backend()?.create_personal_token(&account, crate::model::NewToken { name, scopes: vec![scope], expires_in_days: Some(expires_in_days) }).await.map_err(to_server_error)
+}
+
+#[server(endpoint = "delete_personal_token")]
+pub async fn delete_personal_token(tid: String) -> Result<(), AppError> {
+    let account = account_name()?;
+    backend()?.delete_personal_token(&account, &tid).await.map_err(to_server_error)
+}
+
+#[server(endpoint = "sign_out_everywhere")]
+pub async fn sign_out_everywhere() -> Result<u64, AppError> {
+    let account = account_name()?;
+    backend()?.sign_out_everywhere(&account).await.map_err(to_server_error)
 }

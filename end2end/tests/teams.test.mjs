@@ -174,7 +174,24 @@ async function journey() {
   assert.match(state, /Blessed: 1 approval\(s\), gates passed/);
   await editor.getByTestId("review-panel").screenshot({ path: "end2end/test-results/teams-review.png" });
 
+  // The editor makes a token for CI on the account page; it acts as the editor, within its scope.
+  await editor.goto(`${BASE}/account`);
+  await waitForHydration(editor);
+  await editor.getByLabel("Token name").fill("ci pipeline");
+  await editor.getByTestId("token-create").click();
+  const token = await editor.getByTestId("token-secret").inputValue();
+  await editor.screenshot({ path: "end2end/test-results/teams-account.png", fullPage: true });
+  const asToken = await (await fetch(`${BASE}/api/v1/me`, { headers: { authorization: `Bearer ${token}` } })).json();
+  assert.deepEqual([asToken.kind, asToken.name, asToken.scopes], ["token", "eddie", ["validate"]]);
+  const validated = await fetch(`${BASE}/api/v1/projects/credit/runs/${run}/validate`, { method: "POST", headers: { authorization: `Bearer ${token}` } });
+  assert.equal(validated.status, 200);
+  assert.equal((await validated.json()).review.blessed, true, "CI sees the sign-off");
+  const deleted = await fetch(`${BASE}/api/v1/runs/${run}`, { method: "DELETE", headers: { authorization: `Bearer ${token}` } });
+  assert.equal(deleted.status, 403, "a validate token cannot delete");
+
   // The editor revokes the link: it is refused from then on.
+  await editor.goto(`${BASE}/runs/${run}`);
+  await waitForHydration(editor);
   await editor.getByTestId("share-revoke").first().click();
   await editor.getByTestId("share-links").getByText(/revoked/).first().waitFor();
   const gone = await guest.goto(link);

@@ -501,3 +501,13 @@ pub struct SignInOptions {
     /// The single sign-on button's text, when OpenID Connect is configured.
     pub oidc: Option<String>,
 }
+
+/// The account page: the caller's tokens and the share links they made.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct AccountView {
+    pub name: String,
+    pub role: UserRole,
+    pub tokens: Vec<TokenInfo>,
+    pub shares: Vec<ShareInfo>,
+}

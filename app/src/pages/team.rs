@@ -9,7 +9,7 @@ use leptos_router::hooks::{use_location, use_query_map};
 use crate::components::ErrorBox;
 use crate::model::{Caller, CallerKind, ReviewState, ReviewVerdict, ShareInfo, UserRole};
 use crate::pages::runs::urlencode;
-use crate::server_fns::{AddReview, AddUser, CreateProjectShare, CreateShare, RevokeShare, SetUser, get_admin_view, get_review_state, get_run_shares, sign_in_options, who_am_i};
+use crate::server_fns::{AddReview, AddUser, CreatePersonalToken, CreateProjectShare, CreateShare, DeletePersonalToken, SignOutEverywhere, get_account_view, RevokeShare, SetUser, get_admin_view, get_review_state, get_run_shares, sign_in_options, who_am_i};
 
 /// `/login`: a plain form posted to `/auth/login` (works without JavaScript).
 #[component]
@@ -88,7 +88,7 @@ fn badge(c: Caller) -> AnyView {
                 {editor.then(|| view! { <a href="/upload">"Upload"</a> })}
                 {admin.then(|| view! { <a href="/admin">"Admin"</a> })}
                 {signed_in.then(|| view! {
-                    <span class="muted" data-testid="signed-in-as">{format!("{} ({})", c.name.clone().unwrap_or_default(), c.role.map(|r| r.as_str()).unwrap_or(""))}</span>
+                    <a href="/account" class="muted" data-testid="signed-in-as">{format!("{} ({})", c.name.clone().unwrap_or_default(), c.role.map(|r| r.as_str()).unwrap_or(""))}</a>
                     <form method="post" action="/auth/logout" class="inline"><button type="submit" class="link">"Sign out"</button></form>
                 })}
             </span>
@@ -415,5 +415,87 @@ pub fn AdminPage() -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+/// `/account`: the signed-in account's API tokens (create, shown once; delete), the share links
+/// it made (with their use; revoke), and "sign out everywhere".
+#[component]
+pub fn AccountPage() -> impl IntoView {
+    let create = ServerAction::<CreatePersonalToken>::new();
+    let delete = ServerAction::<DeletePersonalToken>::new();
+    let revoke = ServerAction::<RevokeShare>::new();
+    let everywhere = ServerAction::<SignOutEverywhere>::new();
+    let data = Resource::new(move || (create.version().get(), delete.version().get(), revoke.version().get()), |_| get_account_view());
+    let made = create.value();
+    view! {
+        <Title text="Account" />
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Err(e) => view! { <h1>"Account"</h1> <ErrorBox message=e.to_string() /> }.into_any(),
+                    Ok(v) => view! {
+                        <h1>{format!("{} ({})", v.name, v.role.as_str())}</h1>
+                        <h2>"API tokens"</h2>
+                        <p class="muted">"For scripts and CI: send one as " <code>"Authorization: Bearer …"</code> " or set " <code>"STRATA_TOKEN"</code>
+                            " for " <code>"strata validate --server …"</code> ". A token acts as you, cut down to its scope."</p>
+                        <table class="data" data-testid="tokens">
+                            <thead><tr><th>"Name"</th><th>"Scopes"</th><th>"Created"</th><th>"Expires"</th><th>"Last used"</th><th></th></tr></thead>
+                            <tbody>
+                                {v.tokens.into_iter().map(|t| view! {
+                                    <tr>
+                                        <td>{t.name.clone()}</td>
+                                        <td>{t.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")}</td>
+                                        <td>{short_time(&t.created_at)}</td>
+                                        <td>{t.expires_at.as_deref().map(short_time).unwrap_or_else(|| "never".into())}</td>
+                                        <td>{t.last_used.as_deref().map(short_time).unwrap_or_default()}</td>
+                                        <td>
+                                            <ActionForm action=delete>
+                                                <input type="hidden" name="tid" value=t.id.clone() />
+                                                <button type="submit">"Delete"</button>
+                                            </ActionForm>
+                                        </td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                        {share_table(v.shares, revoke)}
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+        <ActionForm action=create attr:class="controls">
+            <label>"New token " <input type="text" name="name" required placeholder="what it is for, e.g. ci pipeline" aria-label="Token name" /></label>
+            <label>"Scope "
+                <select name="scope" aria-label="Token scope">
+                    <option value="read">"read"</option>
+                    <option value="validate" selected>"validate (read + validate runs)"</option>
+                    <option value="write">"write"</option>
+                    <option value="admin">"admin"</option>
+                </select>
+            </label>
+            <label>"Expires in "
+                <select name="expires_in_days" aria-label="Token expiry">
+                    <option value="30">"30 days"</option>
+                    <option value="90" selected>"90 days"</option>
+                    <option value="365">"1 year"</option>
+                </select>
+            </label>
+            <button type="submit" data-testid="token-create">"Create token"</button>
+        </ActionForm>
+        {move || made.get().map(|r| match r {
+            Ok(t) => view! {
+                <p class="ok" role="status">"Your new token (shown once; copy it now): "
+                    <input type="text" readonly size="60" value=t.token.clone() data-testid="token-secret" aria-label="New token" />
+                    <button type="button" class="copy-link" data-copy-text=t.token.clone()>"Copy"</button>
+                </p>
+            }.into_any(),
+            Err(e) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
+        })}
+        <h2>"Sessions"</h2>
+        <ActionForm action=everywhere>
+            <button type="submit">"Sign out everywhere"</button>
+            <span class="muted">" ends every session of this account, this one included (tokens stay valid)"</span>
+        </ActionForm>
     }
 }

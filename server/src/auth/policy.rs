@@ -120,6 +120,7 @@ pub static RULES: &[Rule] = rules! {
     "GET" "/projects/{p}" => need(Read, PROJECT);
     "GET" "/alerts" => need(Read, Instance);
     "GET" "/admin" => need(Admin, Instance);
+    "GET" "/account" => account(Read, Instance, Scope::Read);
     "GET" "/runs/{id}/fairness/export" => need(Read, RUN);
     "GET" "/compare/export" => need(Read, COMPARE);
 
@@ -214,6 +215,10 @@ pub static RULES: &[Rule] = rules! {
     "POST" "/api/get_alerts_view" => need(Read, Instance);
     "POST" "/api/set_webhook" => need(Admin, Instance), audit "webhook.set";
     "POST" "/api/get_admin_view" => need(Admin, Instance);
+    "POST" "/api/get_account_view" => account(Read, Instance, Scope::Read);
+    "POST" "/api/create_personal_token" => account(Read, Instance, Scope::Admin), audit "token.create";
+    "POST" "/api/delete_personal_token" => account(Read, Instance, Scope::Admin), audit "token.delete";
+    "POST" "/api/sign_out_everywhere" => account(Read, Instance, Scope::Admin), audit "session.sign_out_everywhere";
     "POST" "/api/add_user" => need(Admin, Instance), audit "user.create";
     "POST" "/api/set_user" => need(Admin, Instance), audit "user.update";
 };

@@ -695,6 +695,27 @@ impl Backend for AppState {
     async fn set_user(&self, name: &str, patch: strata_app::model::UserPatch) -> Result<strata_app::model::UserInfo, BackendError> {
         Ok(AppState::update_user(self, name, patch).await?)
     }
+    async fn account_view(&self, name: &str) -> Result<strata_app::model::AccountView, BackendError> {
+        let a = self.store.account_by_name(name).await.map_err(ServiceError::from)?.ok_or_else(|| BackendError::NotFound(format!("no account named '{name}'")))?;
+        let tokens = self.store.list_tokens(Some(&a.id)).await.map_err(ServiceError::from)?;
+        let shares = self.store.list_shares(None, None, Some(name)).await.map_err(ServiceError::from)?;
+        Ok(strata_app::model::AccountView { name: a.name, role: a.role, tokens, shares })
+    }
+    async fn create_personal_token(&self, name: &str, token: strata_app::model::NewToken) -> Result<strata_app::model::CreatedToken, BackendError> {
+        let a = self.store.account_by_name(name).await.map_err(ServiceError::from)?.ok_or_else(|| BackendError::NotFound(format!("no account named '{name}'")))?;
+        Ok(AppState::create_token(self, &a.id, &a.name, token).await?)
+    }
+    async fn delete_personal_token(&self, name: &str, token_id: &str) -> Result<(), BackendError> {
+        let a = self.store.account_by_name(name).await.map_err(ServiceError::from)?.ok_or_else(|| BackendError::NotFound(format!("no account named '{name}'")))?;
+        if !self.store.delete_token(token_id, Some(&a.id)).await.map_err(ServiceError::from)? {
+            return Err(BackendError::NotFound(format!("no token '{token_id}' of yours")));
+        }
+        Ok(())
+    }
+    async fn sign_out_everywhere(&self, name: &str) -> Result<u64, BackendError> {
+        let a = self.store.account_by_name(name).await.map_err(ServiceError::from)?.ok_or_else(|| BackendError::NotFound(format!("no account named '{name}'")))?;
+        Ok(self.store.delete_sessions_of(&a.id).await.map_err(ServiceError::from)?)
+    }
     fn sign_in_options(&self) -> strata_app::model::SignInOptions {
         strata_app::model::SignInOptions { oidc: self.auth.oidc.as_ref().map(|o| o.config.label.clone()) }
     }

@@ -116,6 +116,7 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), &'static str> {
         ("GET", "/projects/{p}", "account-read"),
         ("GET", "/alerts", "account-read"),
         ("GET", "/admin", "admin"),
+        ("GET", "/account", "account-read"),
         ("GET", "/runs/{id}/fairness/export", "read"),
         ("GET", "/compare/export", "read"),
         ("GET", "/api/v1/runs", "account-read"),
@@ -195,6 +196,10 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), &'static str> {
         ("POST", "/api/get_alerts_view", "account-read"),
         ("POST", "/api/set_webhook", "admin"),
         ("POST", "/api/get_admin_view", "admin"),
+        ("POST", "/api/get_account_view", "account-read"),
+        ("POST", "/api/create_personal_token", "own"),
+        ("POST", "/api/delete_personal_token", "own"),
+        ("POST", "/api/sign_out_everywhere", "own"),
         ("POST", "/api/add_user", "admin"),
         ("POST", "/api/set_user", "admin"),
     ];
