@@ -60,13 +60,31 @@ impl OnnxModel {
             _ => Layout::PerColumn(per_column),
         };
         let output_names: Vec<String> = model.output_outlets().map_err(|e| load_err(name, e))?.iter().map(|o| model.node(o.node).name.clone()).collect();
-        let output = output_names.iter().position(|n| n == "probability").unwrap_or(0);
-        let plan = model
-            .into_optimized()
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| load_err(name, format!("{e:#} (the model uses an operator or input type tract cannot run)")))?;
+        let typed = model.into_optimized().map_err(|e| load_err(name, format!("{e:#} (the model uses an operator or input type tract cannot run)")))?;
+        let types: Vec<Option<DatumType>> = typed.output_outlets().map_err(|e| load_err(name, e))?.iter().map(|o| typed.outlet_fact(*o).ok().map(|f| f.datum_type)).collect();
+        let output = choose_output(&output_names, &types).map_err(|why| load_err(name, why))?;
+        let plan = typed.into_runnable().map_err(|e| load_err(name, format!("{e:#} (the model uses an operator or input type tract cannot run)")))?;
         Ok(OnnxModel { name: name.to_string(), plan, layout, output })
     }
+}
+
+/// Which output is the score: a floating-point output named like a probability (`probability`,
+/// `probabilities`, `output_probability`: what skl2onnx and onnxmltools write), else the first
+/// floating-point output. An exporter's label output (integers, or strings) is never read as a
+/// score: a model with only those is refused, with what to export instead.
+fn choose_output(names: &[String], types: &[Option<DatumType>]) -> Result<usize, String> {
+    let float = |i: usize| types.get(i).copied().flatten().is_some_and(|t| t.is_float());
+    let probability = |n: &str| n.to_ascii_lowercase().contains("probabilit");
+    if let Some(i) = (0..names.len()).find(|&i| probability(&names[i]) && float(i)) {
+        return Ok(i);
+    }
+    if let Some(i) = (0..names.len()).find(|&i| float(i)) {
+        return Ok(i);
+    }
+    let described = names.iter().zip(types).map(|(n, t)| format!("'{n}' ({})", t.map(|t| format!("{t:?}")).unwrap_or_else(|| "unknown type".into()))).collect::<Vec<_>>().join(", ");
+    Err(format!(
+        "none of its outputs is a score: {described}. A classifier's label output cannot be used as a probability; export it with its probabilities (skl2onnx: options={{id(clf): {{'zipmap': False}}}})"
+    ))
 }
 
 fn is_matrix(model: &InferenceModel, inputs: &[OutletId]) -> bool {
@@ -172,6 +190,36 @@ mod tests {
             .map(|row| header.iter().zip(row.iter()).map(|(h, v)| (h.clone(), if numeric.contains(h) { serde_json::json!(v.parse::<f64>().unwrap()) } else { serde_json::json!(v) })).collect())
             .collect();
         (objects, header, numeric)
+    }
+
+    /// A model exported by skl2onnx (a random forest, `label` then `probabilities` outputs): its
+    /// score is P(class 1) from `probabilities`, equal to onnxruntime's, never the label.
+    #[test]
+    fn a_skl2onnx_classifier_scores_with_its_probabilities_not_its_label() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let bytes = std::fs::read(dir.join("../testdata/models/adult_rf_skl2onnx.onnx")).unwrap();
+        let m = OnnxModel::load("score_rf", &bytes, None).unwrap();
+        let (cases, header, numeric) = read_cases(&dir.join("tests/golden/adult_rf_cases.csv"));
+        let batch = Batch::from_json(&cases, &|c| numeric.iter().any(|n| n == c), &header).unwrap();
+        let got = m.predict(&batch).unwrap();
+        let mut not_a_label = false;
+        for (i, (g, c)) in got.iter().zip(&cases).enumerate() {
+            let want = c["score_rf"].as_f64().unwrap();
+            assert!((g - want).abs() <= 1e-6, "case {i}: tract {g}, onnxruntime {want}");
+            not_a_label |= g.fract() != 0.0;
+        }
+        assert!(not_a_label, "the scores are probabilities, not 0/1 labels");
+    }
+
+    #[test]
+    fn label_outputs_are_never_scores() {
+        let n = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(choose_output(&n(&["label", "probabilities"]), &[Some(DatumType::I64), Some(DatumType::F32)]), Ok(1));
+        assert_eq!(choose_output(&n(&["output_label", "output_probability"]), &[Some(DatumType::I64), Some(DatumType::F32)]), Ok(1));
+        assert_eq!(choose_output(&n(&["variable"]), &[Some(DatumType::F32)]), Ok(0));
+        assert_eq!(choose_output(&n(&["label", "score"]), &[Some(DatumType::I64), Some(DatumType::F64)]), Ok(1));
+        let e = choose_output(&n(&["label"]), &[Some(DatumType::I64)]).unwrap_err();
+        assert!(e.contains("'label' (I64)") && e.contains("zipmap"), "{e}");
     }
 
     /// The shared what-if cases: edited demo rows with the scores onnxruntime gave them.
