@@ -128,6 +128,7 @@ async function journey() {
   const view = `${BASE}/runs/${run}/fairness?feature=sex&thresholds=0.5&metric=tpr`;
   await editor.goto(view);
   await waitForHydration(editor);
+  await editor.getByRole("button", { name: "Save limits with the run" }).waitFor();
   const authorNumbers = await editor.getByTestId("criteria-card").allInnerTexts();
   assert.ok(authorNumbers.length > 0);
   await editor.getByTestId("share-open").click();
@@ -141,6 +142,7 @@ async function journey() {
   assert.equal(guest.url(), view.replace(BASE, BASE));
   await guest.getByTestId("share-badge").waitFor();
   assert.deepEqual(await guest.getByTestId("criteria-card").allInnerTexts(), authorNumbers, "the reviewer sees the author's numbers");
+  assert.equal(await guest.getByRole("button", { name: "Save limits with the run" }).count(), 0, "a reader gets no controls that change the run");
   await guest.screenshot({ path: "end2end/test-results/teams-shared-view.png", fullPage: true });
   const refused = await guest.goto(`${BASE}/runs/${other}`);
   assert.equal(refused.status(), 403);

@@ -175,18 +175,22 @@ fn FairnessPanel(v: FairnessView, id: Option<String>, search: Memo<String>, sort
                 }
             }).collect_view()}
         </div>
-        {id.clone().map(|id| view! {
+        {id.clone().map(|id| { let (limits_text, stored) = (limits_text.clone(), v.limits_stored); view! {
+            <crate::pages::team::EditOnly>
+            {let (id, limits_text) = (id.clone(), limits_text.clone()); view! {
             <ActionForm action=save>
                 <input type="hidden" name="id" value=id />
-                <label>"Limits " <input type="text" name="limits" aria-label="Limits" size="70" value=limits_text.clone() /></label>
+                <label>"Limits " <input type="text" name="limits" aria-label="Limits" size="70" value=limits_text /></label>
                 <button type="submit">"Save limits with the run"</button>
-                <span class="muted">{if v.limits_stored { " (these are stored with the run)" } else { " (defaults: not stored yet)" }}</span>
+                <span class="muted">{if stored { " (these are stored with the run)" } else { " (defaults: not stored yet)" }}</span>
                 {move || saved.get().map(|r| match r {
                     Ok(l) => view! { <span class="ok" role="status">{format!(" Saved: {l}")}</span> }.into_any(),
                     Err(e) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
                 })}
             </ActionForm>
-        })}
+            }}
+            </crate::pages::team::EditOnly>
+        }})}
 
         <div class="controls">
             <label>"Sort tables "

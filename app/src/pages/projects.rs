@@ -182,11 +182,15 @@ pub fn ValidationSection(project: String, id: String, latest: Option<Validation>
             (Some(Err(e)), _) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
             (None, None) => view! { <p class="muted">"Not validated yet."</p> }.into_any(),
         }}
-        <ActionForm action=act>
-            <input type="hidden" name="project" value=project />
-            <input type="hidden" name="id" value=id />
-            <button type="submit">"Validate against the project's gates"</button>
-        </ActionForm>
+        <crate::pages::team::EditOnly>
+            {let (project, id) = (project.clone(), id.clone()); view! {
+                <ActionForm action=act>
+                    <input type="hidden" name="project" value=project />
+                    <input type="hidden" name="id" value=id />
+                    <button type="submit">"Validate against the project's gates"</button>
+                </ActionForm>
+            }}
+        </crate::pages::team::EditOnly>
     }
 }
 

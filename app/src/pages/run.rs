@@ -123,9 +123,12 @@ fn Overview(ov: RunOverview, id: String) -> impl IntoView {
         {(s.task != crate::model::Task::Multiclass && !s.models.iter().any(|m| m == "strata_benchmark")).then(|| {
             let train = ServerAction::<crate::server_fns::TrainBenchmark>::new();
             let done = train.value();
+            let run_id = s.id.clone();
             view! {
+                <crate::pages::team::EditOnly>
+                {let run_id = run_id.clone(); view! {
                 <ActionForm action=train>
-                    <input type="hidden" name="id" value=s.id.clone() />
+                    <input type="hidden" name="id" value=run_id />
                     <button type="submit">"Train a benchmark model"</button>
                     <span class="muted">" a logistic regression (binary) or ridge regression fitted by Strata, to compare your models against on every slice"</span>
                     {move || done.get().map(|r| match r {
@@ -133,6 +136,8 @@ fn Overview(ov: RunOverview, id: String) -> impl IntoView {
                         Err(e) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
                     })}
                 </ActionForm>
+                }}
+                </crate::pages::team::EditOnly>
             }
         })}
         <dl class="facts">

@@ -499,3 +499,21 @@ pub fn AccountPage() -> impl IntoView {
         </ActionForm>
     }
 }
+
+/// Controls that change something (save, train, validate): not shown to a share link's reader
+/// or to someone signed out, who could not use them (the server would refuse).
+#[component]
+pub fn EditOnly(children: ChildrenFn) -> impl IntoView {
+    let me = Resource::new(|| (), |_| who_am_i());
+    view! {
+        <Suspense fallback=|| ()>
+            {move || {
+                let children = children.clone();
+                Suspend::new(async move {
+                    let c = me.await.unwrap_or_else(|_| Caller::anonymous());
+                    (!matches!(c.kind, CallerKind::Share | CallerKind::Anonymous)).then(|| children())
+                })
+            }}
+        </Suspense>
+    }
+}
