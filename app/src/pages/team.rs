@@ -7,7 +7,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_location, use_query_map};
 
 use crate::components::ErrorBox;
-use crate::model::{Caller, CallerKind, ReviewState, ReviewVerdict, ShareInfo, UserRole};
+use crate::model::{Caller, CallerKind, Perm, ReviewState, ReviewVerdict, Scope, ShareInfo, UserRole};
 use crate::pages::runs::urlencode;
 use crate::server_fns::{AddReview, AddUser, CreatePersonalToken, CreateProjectShare, CreateShare, DeletePersonalToken, SignOutEverywhere, get_account_view, RevokeShare, SetUser, get_admin_view, get_review_state, get_run_shares, sign_in_options, who_am_i};
 
@@ -75,7 +75,7 @@ pub fn AccountBadge() -> impl IntoView {
 }
 
 fn badge(c: Caller) -> AnyView {
-    let editor = c.kind == CallerKind::Open || c.role.is_some_and(|r| r >= UserRole::Editor) || c.grants.iter().any(|(_, g)| *g >= crate::model::Grant::Edit);
+    let editor = c.may_anywhere(Perm::Edit, Scope::Write);
     let admin = c.kind == CallerKind::Open || c.role == Some(UserRole::Admin);
     let signed_in = matches!(c.kind, CallerKind::User | CallerKind::Token);
     match c.kind {
@@ -117,7 +117,7 @@ pub fn ShareView(#[prop(optional, into)] run_id: Option<String>, #[prop(optional
                 let (run_id, project) = (run_id.clone(), project.clone());
                 Suspend::new(async move {
                     let c = me.await.unwrap_or_else(|_| Caller::anonymous());
-                    let can_share = c.kind == CallerKind::Open || c.role.is_some_and(|r| r >= UserRole::Editor) || c.grants.iter().any(|(_, g)| *g >= crate::model::Grant::Edit);
+                    let can_share = c.may_anywhere(Perm::Edit, Scope::Write);
                     let review_href = run_id.clone().filter(|_| c.is_account()).map(|id| {
                         move || format!("/runs/{}?review_view={}#review", urlencode(&id), urlencode(&view_url.get()))
                     });

@@ -12,6 +12,7 @@ use strata_app::model::{Caller, CallerKind};
 
 use super::{ClientAddr, SESSION_COOKIE, SHARE_COOKIE, cookie_value, new_secret, password, secret_hash};
 use crate::api::ApiError;
+use crate::service::export::html_escape as escape;
 use crate::service::{AppState, ServiceError};
 
 pub fn routes() -> Router<AppState> {
@@ -100,22 +101,6 @@ async fn oidc_callback(State(s): State<AppState>, Extension(addr): Extension<Cli
     audit(&s, &account.name, "sign_in", Some("oidc"), &addr).await;
     let cookie = s.auth.cookie(SESSION_COOKIE, &sid, s.auth.config.absolute);
     Ok((StatusCode::SEE_OTHER, [(header::SET_COOKIE, cookie), (header::LOCATION, id.next)]).into_response())
-}
-
-/// Escapes text for HTML (element content and quoted attributes).
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn page(title: &str, body: &str) -> String {
