@@ -28,6 +28,7 @@ pub(super) fn read_parquet(path: &Path, file: &str, limits: &IngestLimits) -> Re
             format!("{} MiB uncompressed, more than the limit of {} MiB (STRATA_MAX_UNCOMPRESSED_MB)", bytes >> 20, limits.max_uncompressed_bytes >> 20),
         ));
     }
+    check_pages(path, file, limits)?;
     if let Some(n) = limits.stop_after_rows {
         reader = reader.with_slice(Some((0, n as usize)));
     }
@@ -60,6 +61,71 @@ pub(super) fn read_parquet(path: &Path, file: &str, limits: &IngestLimits) -> Re
         cols.push(c);
     }
     Ok(DataFrame::new(df.height(), cols)?)
+}
+
+/// Walks every page header of every column chunk before polars decodes a single page, and refuses
+/// a file whose headers cannot be true: a page holding a negative number of values, or more values
+/// than its column chunk, pages summing to another count than the chunk, a flat column whose chunk
+/// holds another count than its row group's rows, a page larger than the uncompressed limit.
+/// Polars trusts these numbers when it sizes its buffers; a negative count becomes a 2^61-byte
+/// allocation, and an allocation failure aborts the whole server (no panic to catch). Found by the
+/// ingest fuzz test; `parquet_page_headers_are_checked_before_decoding` keeps the case.
+fn check_pages(path: &Path, file: &str, limits: &IngestLimits) -> Result<(), IngestError> {
+    use polars_parquet::parquet::page::{CompressedPage, DataPageHeader};
+    use polars_parquet::parquet::read::{get_page_iterator, read_metadata};
+    let corrupt = |why: String| IngestError::one(file, Place::File, None, format!("not a readable Parquet file ({why})"));
+    let bytes = std::fs::read(path).map_err(|source| IngestError::Io { file: file.into(), source })?;
+    let buffer = polars_buffer::Buffer::from_vec(bytes);
+    let md = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_metadata(&mut std::io::Cursor::new(buffer.as_ref()))))
+        .map_err(|_| corrupt("its footer is corrupt".into()))?
+        .map_err(|e| corrupt(e.to_string()))?;
+    let max_page = usize::try_from(limits.max_uncompressed_bytes).unwrap_or(usize::MAX);
+    let mut rows = 0u64;
+    for (g, group) in md.row_groups.iter().enumerate() {
+        let group_rows = group.num_rows() as u64;
+        rows += group_rows;
+        for chunk in group.parquet_columns() {
+            let name = chunk.descriptor().path_in_schema.join(".");
+            let declared = chunk.num_values();
+            let flat = chunk.descriptor().descriptor.max_rep_level == 0;
+            if declared < 0 || (flat && declared as u64 != group_rows) || (!flat && declared as u64 > limits.max_cells) {
+                return Err(corrupt(format!("column {name:?} in row group {g} declares {declared} values for {group_rows} rows")));
+            }
+            let pages = get_page_iterator(chunk, std::io::Cursor::new(buffer.clone()), Vec::new(), max_page).map_err(|e| corrupt(e.to_string()))?;
+            let mut seen = 0u64;
+            for page in pages {
+                let page = page.map_err(|e| corrupt(format!("column {name:?}: {e}")))?;
+                let CompressedPage::Data(page) = page else { continue };
+                if page.uncompressed_size() > max_page {
+                    return Err(corrupt(format!("column {name:?} has a page of {} bytes uncompressed", page.uncompressed_size())));
+                }
+                let size = page.compressed_size();
+                let ok = match page.header() {
+                    DataPageHeader::V1(h) => h.num_values >= 0,
+                    DataPageHeader::V2(h) => {
+                        let levels = |n: i32| n >= 0 && n as usize <= size;
+                        h.num_values >= 0 && (0..=h.num_values).contains(&h.num_nulls) && (0..=h.num_values).contains(&h.num_rows)
+                            && levels(h.definition_levels_byte_length) && levels(h.repetition_levels_byte_length)
+                    }
+                };
+                if !ok {
+                    return Err(corrupt(format!("column {name:?} has a page header with a negative or impossible count")));
+                }
+                let values = page.num_values() as u64;
+                seen += values;
+                if seen > declared as u64 {
+                    return Err(corrupt(format!("column {name:?} in row group {g} holds more values than its {declared}")));
+                }
+            }
+            if seen != declared as u64 {
+                return Err(corrupt(format!("column {name:?} in row group {g} holds {seen} values, not the {declared} it declares")));
+            }
+        }
+    }
+    if rows != md.num_rows as u64 {
+        return Err(corrupt(format!("its row groups hold {rows} rows, not the {} its footer declares", md.num_rows)));
+    }
+    Ok(())
 }
 
 /// What the first pass learned about a text column.
