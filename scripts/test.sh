@@ -26,7 +26,16 @@ else
   log "PostgreSQL is not installed: the PostgreSQL tests will fail"
 fi
 
-log "Rust tests (unit, integration: SQLite + PostgreSQL)"
+# Real model servers (MLServer, MLflow) for the served-model tests: a Python environment outside the
+# clone, made once (about a minute, beside the build).
+served_log=$(mktemp)
+bash scripts/served-models.sh >"$served_log.path" 2>"$served_log" &
+served=$!
+
+log "Rust tests (unit, integration: SQLite + PostgreSQL + real model servers)"
+cargo test -p strata-server -p strata-app --no-run
+if ! wait "$served"; then log "the model servers' environment could not be made:"; cat "$served_log"; exit 1; fi
+export STRATA_SERVED_VENV="$(cat "$served_log.path")" STRATA_REQUIRE_SERVED=1
 cargo test -p strata-server -p strata-app
 
 if ! wait "$setup"; then log "set-up failed:"; cat "$setup_log"; exit 1; fi

@@ -73,6 +73,10 @@ mod backend {
         async fn alerts_view(&self) -> Result<crate::model::AlertsView, BackendError>;
         /// Sets the alert webhook (blank removes it); returns a sentence about it.
         async fn set_webhook(&self, url: &str) -> Result<String, BackendError>;
+        /// A run's HTTP model endpoints (no secrets).
+        async fn endpoint_briefs(&self, id: &str) -> Result<Vec<crate::model::EndpointBrief>, BackendError>;
+        /// Predicts the run's first rows through an endpoint and compares them with its stored scores.
+        async fn test_endpoint(&self, id: &str, name: &str) -> Result<crate::model::EndpointTest, BackendError>;
         /// A run's reviews, approvals and whether it is blessed.
         async fn review_state(&self, id: &str) -> Result<crate::model::ReviewState, BackendError>;
         async fn add_review(&self, id: &str, author: &str, review: crate::model::NewReview) -> Result<crate::model::Review, BackendError>;
@@ -264,6 +268,16 @@ pub async fn set_webhook(url: String) -> Result<String, AppError> {
 #[server(endpoint = "who_am_i")]
 pub async fn who_am_i() -> Result<crate::model::Caller, AppError> {
     Ok(caller())
+}
+
+#[server(endpoint = "get_run_endpoints")]
+pub async fn get_run_endpoints(id: String) -> Result<Vec<crate::model::EndpointBrief>, AppError> {
+    backend()?.endpoint_briefs(&id).await.map_err(to_server_error)
+}
+
+#[server(endpoint = "test_run_endpoint")]
+pub async fn test_run_endpoint(id: String, name: String) -> Result<crate::model::EndpointTest, AppError> {
+    backend()?.test_endpoint(&id, &name).await.map_err(to_server_error)
 }
 
 #[server(endpoint = "get_review_state")]

@@ -213,10 +213,21 @@ impl Outbound {
         Ok(Pinned { target, client, timeout })
     }
 
+    /// GETs a checked, pinned address (a model server's metadata) and reads the answer (capped).
+    pub async fn get(&self, raw: &str, headers: &[(&str, String)], timeout: Duration) -> Result<(u16, Vec<u8>), OutboundError> {
+        let pinned = self.connect(raw, timeout).await?;
+        let req = pinned.client.get(pinned.target.url.clone());
+        self.finish(&pinned, req, headers).await
+    }
+
     /// POSTs a JSON body over a pinned client and reads the answer (capped).
     pub async fn send(&self, pinned: &Pinned, body: Vec<u8>, headers: &[(&str, String)]) -> Result<(u16, Vec<u8>), OutboundError> {
+        let req = pinned.client.post(pinned.target.url.clone()).header("content-type", "application/json").body(body);
+        self.finish(pinned, req, headers).await
+    }
+
+    async fn finish(&self, pinned: &Pinned, mut req: reqwest::RequestBuilder, headers: &[(&str, String)]) -> Result<(u16, Vec<u8>), OutboundError> {
         let url = &pinned.target.url;
-        let mut req = pinned.client.post(url.clone()).header("content-type", "application/json").body(body);
         for (k, v) in headers {
             req = req.header(*k, v);
         }

@@ -169,3 +169,51 @@ pub struct SavedWhatIf {
     /// RFC 3339 UTC.
     pub saved_at: String,
 }
+
+/// A model endpoint as the pages list it (secrets never leave the server).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct EndpointBrief {
+    pub name: String,
+    pub protocol: String,
+    /// Scheme, host and port only.
+    pub url: String,
+    pub model: String,
+    /// The request layout in force.
+    pub layout: String,
+    pub output: Option<String>,
+}
+
+/// One row of an endpoint test: the run's stored score and the endpoint's prediction.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct EndpointTestRow {
+    /// The row's position in the run (0-based).
+    pub row: usize,
+    pub stored: Option<f64>,
+    pub predicted: f64,
+}
+
+/// What "test endpoint" found: the run's first rows predicted through the endpoint and compared
+/// with a stored score column.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct EndpointTest {
+    pub endpoint: String,
+    /// Rows sent.
+    pub rows: usize,
+    /// The score column compared with (the endpoint's own name when the run has it), if any.
+    pub compared_with: Option<String>,
+    /// Largest and mean |stored − predicted| over the rows.
+    pub max_abs_diff: Option<f64>,
+    pub mean_abs_diff: Option<f64>,
+    /// The row of the largest difference.
+    pub worst: Option<EndpointTestRow>,
+    /// The first rows, for a look.
+    pub first: Vec<EndpointTestRow>,
+    /// Whether every prediction equals the stored score within 1e-6.
+    pub agrees: Option<bool>,
+    /// Why the endpoint could not predict, with the setting to change (then nothing else is set).
+    pub error: Option<String>,
+    pub millis: u64,
+}

@@ -221,6 +221,87 @@ fn Overview(ov: RunOverview, id: String) -> impl IntoView {
                 </ul>
             </section>
         })}
+        <EndpointsPanel run_id=id.clone() />
+    }
+}
+
+/// The run's HTTP model endpoints, each with "Test": the run's first rows predicted through it and
+/// compared with the stored scores, so a wrong layout or output shows before anyone trusts a
+/// what-if answer. Endpoints are set through the API (`PUT /api/v1/runs/{id}/endpoints`).
+#[component]
+fn EndpointsPanel(#[prop(into)] run_id: String) -> impl IntoView {
+    let id = run_id.clone();
+    let list = Resource::new(|| (), move |_| crate::server_fns::get_run_endpoints(id.clone()));
+    let test = ServerAction::<crate::server_fns::TestRunEndpoint>::new();
+    view! {
+        <Suspense fallback=|| ()>
+            {move || {
+                let run_id = run_id.clone();
+                Suspend::new(async move {
+                    let endpoints = list.await.unwrap_or_default();
+                    (!endpoints.is_empty()).then(|| view! {
+                        <section data-testid="endpoints">
+                            <h2>"Model endpoints"</h2>
+                            <div class="table-wrap"><table>
+                                <thead><tr><th>"Name"</th><th>"Protocol"</th><th>"Server"</th><th>"Model"</th><th>"Layout"</th><th>"Output"</th><th></th></tr></thead>
+                                <tbody>
+                                    {endpoints.into_iter().map(|e| {
+                                        let run_id = run_id.clone();
+                                        view! {
+                                            <tr>
+                                                <td class="mono">{e.name.clone()}</td><td>{e.protocol.clone()}</td><td class="mono">{e.url.clone()}</td>
+                                                <td class="mono">{e.model.clone()}</td><td>{e.layout.clone()}</td><td class="mono">{e.output.clone().unwrap_or_else(|| "(chosen by name)".into())}</td>
+                                                <td>
+                                                    <ActionForm action=test>
+                                                        <input type="hidden" name="id" value=run_id />
+                                                        <input type="hidden" name="name" value=e.name.clone() />
+                                                        <button type="submit" data-testid=format!("test-endpoint-{}", e.name)>"Test"</button>
+                                                    </ActionForm>
+                                                </td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table></div>
+                            <p class="muted" hidden=move || !test.pending().get()>"Predicting the first rows…"</p>
+                            {move || test.value().get().map(|r| match r {
+                                Err(e) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
+                                Ok(t) => endpoint_test(t).into_any(),
+                            })}
+                        </section>
+                    })
+                })
+            }}
+        </Suspense>
+    }
+}
+
+fn endpoint_test(t: crate::model::EndpointTest) -> impl IntoView {
+    let head = format!("{}: {} rows in {} ms", t.endpoint, t.rows, t.millis);
+    let verdict = match (&t.error, t.agrees, &t.compared_with) {
+        (Some(e), _, _) => format!("failed: {e}"),
+        (None, Some(true), Some(c)) => format!("agrees with {c}: largest difference {:.3e}", t.max_abs_diff.unwrap_or(0.0)),
+        (None, Some(false), Some(c)) => format!(
+            "DISAGREES with {c}: largest difference {:.4} (row {}), mean {:.4} — check the endpoint's layout, output and positive_column",
+            t.max_abs_diff.unwrap_or(f64::NAN),
+            t.worst.as_ref().map(|w| w.row).unwrap_or(0),
+            t.mean_abs_diff.unwrap_or(f64::NAN)
+        ),
+        _ => "predicted; the run has no score column of this name to compare with".to_string(),
+    };
+    let class = if t.error.is_some() || t.agrees == Some(false) { "endpoint-test bad" } else { "endpoint-test" };
+    view! {
+        <div class=class data-testid="endpoint-test" role="status">
+            <p><strong>{head}</strong> " — " {verdict}</p>
+            {(!t.first.is_empty()).then(|| view! {
+                <div class="table-wrap"><table>
+                    <thead><tr><th>"Row"</th><th>"Stored"</th><th>"Endpoint"</th></tr></thead>
+                    <tbody>{t.first.iter().map(|r| view! {
+                        <tr><td>{r.row}</td><td>{r.stored.map(|v| format!("{v:.6}")).unwrap_or_else(|| "—".into())}</td><td>{format!("{:.6}", r.predicted)}</td></tr>
+                    }).collect_view()}</tbody>
+                </table></div>
+            })}
+        </div>
     }
 }
 

@@ -2,9 +2,9 @@
 //! random attacks, saved examples, HTTP model endpoints and the benchmark model.
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use serde::Deserialize;
-use strata_app::model::{ApiError as ApiErrorBody, AttackResult, Counterfactual, PartialDependence, SavedWhatIf};
+use strata_app::model::{ApiError as ApiErrorBody, AttackResult, Counterfactual, EndpointTest, PartialDependence, SavedWhatIf};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -24,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_saved, save_whatif))
         .routes(routes!(delete_whatif))
         .routes(routes!(get_endpoints, put_endpoints))
+        .routes(routes!(test_endpoint))
         .routes(routes!(get_pdp))
         .routes(routes!(get_counterfactual))
 }
@@ -138,4 +139,22 @@ async fn get_endpoints(State(s): State<AppState>, Path(id): Path<String>) -> Res
 #[utoipa::path(put, path = "/api/v1/runs/{id}/endpoints", params(("id" = String, Path, description = "the run")), request_body = Vec<Endpoint>, responses((status = 200, body = Vec<Endpoint>), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 async fn put_endpoints(State(s): State<AppState>, Path(id): Path<String>, Json(body): Json<Vec<Endpoint>>) -> Result<Json<Vec<Endpoint>>, ApiError> {
     Ok(Json(s.save_endpoints(&id, &body).await?))
+}
+
+/// What to test an endpoint on.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EndpointTestQuery {
+    /// The run's first rows to send (1..=1000, default 100).
+    rows: Option<usize>,
+    /// The score column to compare with (default: the run's column named like the endpoint).
+    compare: Option<String>,
+}
+
+/// Tests an endpoint: predicts the run's first rows through it and compares the predictions
+/// with a stored score column (largest and mean difference, the worst row). An endpoint that
+/// cannot predict is an answer too: `error` says why and which setting to change.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/endpoints/{name}/test", params(("id" = String, Path, description = "the run"), ("name" = String, Path, description = "the endpoint"), EndpointTestQuery), responses((status = 200, body = EndpointTest), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+async fn test_endpoint(State(s): State<AppState>, Path((id, name)): Path<(String, String)>, Query(q): Query<EndpointTestQuery>) -> Result<Json<EndpointTest>, ApiError> {
+    Ok(Json(s.test_endpoint(&id, &name, q.rows, q.compare.as_deref()).await?))
 }

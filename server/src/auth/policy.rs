@@ -156,6 +156,7 @@ pub static RULES: &[Rule] = rules! {
     "POST" "/api/v1/runs/{id}/benchmark" => need(Edit, RUN), audit "run.benchmark";
     "GET" "/api/v1/runs/{id}/endpoints" => need(Read, RUN);
     "PUT" "/api/v1/runs/{id}/endpoints" => need(Manage, RUN), audit "run.endpoints";
+    "POST" "/api/v1/runs/{id}/endpoints/{name}/test" => need(Read, RUN);
 
     // Projects, gates, validation, alerts.
     "GET" "/api/v1/projects" => need(Read, Instance);
@@ -201,6 +202,8 @@ pub static RULES: &[Rule] = rules! {
     "POST" "/api/get_whatif_view" => need(Read, FORM_RUN);
     "POST" "/api/get_drift_view" => need(Read, FORM_RUN);
     "POST" "/api/get_review_state" => need(Read, FORM_RUN);
+    "POST" "/api/get_run_endpoints" => need(Read, FORM_RUN);
+    "POST" "/api/test_run_endpoint" => need(Read, FORM_RUN);
     "POST" "/api/save_fairness_limits" => need(Edit, FORM_RUN), audit "run.limits";
     "POST" "/api/train_benchmark" => need(Edit, FORM_RUN), audit "run.benchmark";
     "POST" "/api/save_what_if" => need(Edit, FORM_RUN), audit "whatif.save";

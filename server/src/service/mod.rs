@@ -663,6 +663,12 @@ impl Backend for AppState {
             None => "No webhook: alerts are only listed here.".to_string(),
         })
     }
+    async fn endpoint_briefs(&self, id: &str) -> Result<Vec<strata_app::model::EndpointBrief>, BackendError> {
+        Ok(AppState::endpoint_briefs(self, id).await?)
+    }
+    async fn test_endpoint(&self, id: &str, name: &str) -> Result<strata_app::model::EndpointTest, BackendError> {
+        Ok(AppState::test_endpoint(self, id, name, None, None).await?)
+    }
     async fn review_state(&self, id: &str) -> Result<strata_app::model::ReviewState, BackendError> {
         Ok(AppState::review_state(self, id).await?)
     }

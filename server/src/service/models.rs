@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use strata_app::model::{ColumnKind, Role, RunDetail};
+use strata_app::model::{ColumnKind, EndpointBrief, EndpointTest, EndpointTestRow, Role, RunDetail};
 
 use super::{AppState, ServiceError};
 use crate::models::http::{Endpoint, HttpModel};
@@ -56,6 +56,9 @@ struct StoredEndpoint {
     endpoint: Endpoint,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     token_sealed: Option<String>,
+    /// The extra headers (a JSON object), sealed like the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    headers_sealed: Option<String>,
 }
 
 impl AppState {
@@ -71,6 +74,10 @@ impl AppState {
                 for s in &mut list {
                     s.endpoint.token = None;
                     s.endpoint.has_token = s.token_sealed.is_some();
+                    s.endpoint.headers = None;
+                    if s.headers_sealed.is_none() {
+                        s.endpoint.header_names.clear();
+                    }
                 }
                 list
             }
@@ -86,14 +93,21 @@ impl AppState {
         }
         let before = self.stored_endpoints(id).await?;
         let mut stored = Vec::with_capacity(endpoints.len());
+        let seal = |text: &str| self.secrets.seal(text).map_err(|x| ServiceError::Model(x.to_string()));
         for e in endpoints {
+            let previous = before.iter().find(|b| b.endpoint.name == e.name);
             let token_sealed = match e.token.as_deref() {
                 Some("") => None,
-                Some(t) => Some(self.secrets.seal(t).map_err(|x| ServiceError::Model(x.to_string()))?),
-                None => before.iter().find(|b| b.endpoint.name == e.name).and_then(|b| b.token_sealed.clone()),
+                Some(t) => Some(seal(t)?),
+                None => previous.and_then(|b| b.token_sealed.clone()),
             };
-            let endpoint = Endpoint { token: None, has_token: token_sealed.is_some(), ..e.clone() };
-            stored.push(StoredEndpoint { endpoint, token_sealed });
+            let (headers_sealed, header_names) = match &e.headers {
+                Some(h) if h.is_empty() => (None, vec![]),
+                Some(h) => (Some(seal(&serde_json::to_string(h).map_err(|x| ServiceError::BadRequest(x.to_string()))?)?), h.keys().cloned().collect()),
+                None => previous.map(|b| (b.headers_sealed.clone(), b.endpoint.header_names.clone())).unwrap_or_default(),
+            };
+            let endpoint = Endpoint { token: None, has_token: token_sealed.is_some(), headers: None, header_names, ..e.clone() };
+            stored.push(StoredEndpoint { endpoint, token_sealed, headers_sealed });
         }
         let text = serde_json::to_string(&stored).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
         if !self.store.put_setting(id, ENDPOINTS_KEY, &text).await? {
@@ -131,17 +145,89 @@ impl AppState {
             return self.benchmark_model(id).await?.ok_or_else(|| ServiceError::Missing(format!("run {id} has no benchmark model")));
         }
         if let Some(name) = file.strip_prefix("endpoint:") {
-            let stored = self.stored_endpoints(id).await?.into_iter().find(|e| e.endpoint.name == name).ok_or_else(|| ServiceError::Missing(format!("run {id} has no model '{file}'")))?;
-            let mut endpoint = stored.endpoint;
-            endpoint.token = stored.token_sealed.as_deref().map(|t| self.secrets.open(t)).transpose().map_err(|e| ServiceError::Model(format!("endpoint '{name}': {e}")))?;
-            let features: Vec<String> = if endpoint.inputs.is_empty() { feature_columns(detail).into_iter().map(|(n, _)| n).collect() } else { endpoint.inputs.clone() };
-            let columns = features.into_iter().map(|c| { let numeric = is_numeric(detail, &c); (c, numeric) }).collect();
-            let model: Arc<dyn Model> = Arc::new(HttpModel::new(endpoint, columns, self.outbound.clone()));
-            self.models.insert(&key, Arc::new(LoadedModel { model: model.clone(), bytes: 64 << 10 }));
-            return Ok(model);
+            return self.endpoint_model(id, detail, name).await;
         }
         // Concurrent first calls (a page's several requests) load the file once.
         self.one_at_a_time(&format!("model\u{0}{key}"), self.load_onnx(id, file, score, &key)).await
+    }
+
+    /// The model behind a run's HTTP endpoint (its secrets opened; built once, then cached).
+    pub async fn endpoint_model(&self, id: &str, detail: &RunDetail, name: &str) -> Result<Arc<dyn Model>, ServiceError> {
+        let key = format!("{id}\u{0}endpoint:{name}");
+        if let Some(m) = self.models.get(&key) {
+            return Ok(m.model.clone());
+        }
+        let stored = self.stored_endpoints(id).await?.into_iter().find(|e| e.endpoint.name == name).ok_or_else(|| ServiceError::NotFound(format!("endpoint '{name}' of run {id}")))?;
+        let mut endpoint = stored.endpoint;
+        endpoint.token = stored.token_sealed.as_deref().map(|t| self.secrets.open(t)).transpose().map_err(|e| ServiceError::Model(format!("endpoint '{name}': {e}")))?;
+        let headers = stored.headers_sealed.as_deref().map(|t| self.secrets.open(t)).transpose().map_err(|e| ServiceError::Model(format!("endpoint '{name}': {e}")))?;
+        endpoint.headers = headers.map(|h| serde_json::from_str(&h)).transpose().map_err(|e| ServiceError::Model(format!("endpoint '{name}': stored headers are unreadable ({e})")))?;
+        let features: Vec<String> = if endpoint.inputs.is_empty() { feature_columns(detail).into_iter().map(|(n, _)| n).collect() } else { endpoint.inputs.clone() };
+        let columns = features.into_iter().map(|c| { let numeric = is_numeric(detail, &c); (c, numeric) }).collect();
+        let classification = detail.summary.task != strata_app::model::Task::Regression;
+        let model: Arc<dyn Model> = Arc::new(HttpModel::new(endpoint, columns, classification, self.outbound.clone()));
+        self.models.insert(&key, Arc::new(LoadedModel { model: model.clone(), bytes: 64 << 10 }));
+        Ok(model)
+    }
+
+    /// The endpoints as the pages list them.
+    pub async fn endpoint_briefs(&self, id: &str) -> Result<Vec<EndpointBrief>, ServiceError> {
+        Ok(self
+            .endpoints(id)
+            .await?
+            .into_iter()
+            .map(|e| EndpointBrief { url: crate::outbound::mask(&e.url), layout: e.layout().to_string(), output: e.output.clone(), name: e.name, protocol: e.protocol, model: e.model })
+            .collect())
+    }
+
+    /// "Test endpoint": predicts the run's first `rows` rows (1..=1000, default 100) through the
+    /// endpoint and compares them with a stored score column (`compare`, else the run's column of
+    /// the endpoint's name), so a wrong layout or output shows before anyone trusts a what-if
+    /// answer. A failed prediction is an answer too (`error`, naming the setting to change).
+    pub async fn test_endpoint(&self, id: &str, name: &str, rows: Option<usize>, compare: Option<&str>) -> Result<EndpointTest, ServiceError> {
+        let detail = self.run_detail(id).await?;
+        if !self.endpoints(id).await?.iter().any(|e| e.name == name) {
+            return Err(ServiceError::NotFound(format!("endpoint '{name}' of run {id}")));
+        }
+        let compared_with = match compare {
+            Some(c) if detail.summary.models.iter().any(|m| m == c) => Some(c.to_string()),
+            Some(c) => return Err(ServiceError::BadRequest(format!("'{c}' is not a score column of the run (score columns: {})", detail.summary.models.join(", ")))),
+            None => detail.summary.models.iter().find(|m| *m == name).cloned(),
+        };
+        let frame = self.frame(id).await?;
+        let n = rows.unwrap_or(100).clamp(1, 1000).min(frame.height());
+        let head = frame.head(Some(n));
+        let stored: Vec<Option<f64>> = match &compared_with {
+            Some(c) => head.column(c)?.cast(&polars::prelude::DataType::Float64)?.f64()?.iter().collect(),
+            None => vec![None; n],
+        };
+        let batch = Arc::new(crate::models::Batch::from_frame(&head)?);
+        let started = std::time::Instant::now();
+        let predicted = match self.endpoint_model(id, &detail, name).await {
+            Ok(model) => self.work.run(move || model.predict(&batch)).await?,
+            Err(e) => Err(ModelError::Run { model: name.to_string(), why: e.to_string() }),
+        };
+        let millis = started.elapsed().as_millis() as u64;
+        let mut out = EndpointTest { endpoint: name.to_string(), rows: n, compared_with, max_abs_diff: None, mean_abs_diff: None, worst: None, first: vec![], agrees: None, error: None, millis };
+        let predicted = match predicted {
+            Ok(p) => p,
+            Err(e) => {
+                out.error = Some(e.to_string());
+                return Ok(out);
+            }
+        };
+        let all: Vec<EndpointTestRow> = predicted.iter().zip(&stored).enumerate().map(|(row, (p, s))| EndpointTestRow { row, stored: *s, predicted: *p }).collect();
+        let diffs: Vec<(usize, f64)> = all.iter().filter_map(|r| r.stored.map(|s| (r.row, (s - r.predicted).abs()))).collect();
+        if out.compared_with.is_some() && !diffs.is_empty() {
+            // NaN (a missing prediction) counts as the largest difference.
+            let (worst, max) = diffs.iter().copied().fold((0, -1.0f64), |(wi, wm), (i, d)| if d.is_nan() || d > wm { (i, if d.is_nan() { f64::INFINITY } else { d }) } else { (wi, wm) });
+            out.max_abs_diff = Some(max);
+            out.mean_abs_diff = Some(diffs.iter().map(|(_, d)| *d).sum::<f64>() / diffs.len() as f64);
+            out.worst = Some(all[worst].clone());
+            out.agrees = Some(max <= 1e-6);
+        }
+        out.first = all.into_iter().take(10).collect();
+        Ok(out)
     }
 
     async fn load_onnx(&self, id: &str, file: &str, score: &str, key: &str) -> Result<Arc<dyn Model>, ServiceError> {

@@ -17,4 +17,5 @@ mod residuals_golden;
 mod site;
 mod slices_golden;
 mod teams;
+mod served;
 mod whatif;
