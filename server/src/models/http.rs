@@ -528,3 +528,87 @@ impl Model for HttpModel {
         handle.block_on(self.predict_async(batch))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(protocol: &str, patch: Value) -> HttpModel {
+        let mut e = json!({"name": "m", "url": "http://127.0.0.1:9", "protocol": protocol, "model": "m"});
+        e.as_object_mut().unwrap().extend(patch.as_object().unwrap().clone());
+        let endpoint: Endpoint = serde_json::from_value(e).unwrap();
+        HttpModel::new(endpoint, vec![("age".into(), true), ("sex".into(), false)], true, Arc::new(Outbound::default()))
+    }
+
+    #[test]
+    fn kserve_outputs_are_chosen_by_name_and_the_positive_column() {
+        let answer = json!({"outputs": [
+            {"name": "predict", "shape": [2], "datatype": "INT64", "data": [0, 1]},
+            {"name": "predict_proba", "shape": [2, 2], "datatype": "FP64", "data": [0.8, 0.2, 0.3, 0.7]},
+        ]});
+        assert_eq!(model("kserve-v2", json!({})).parse(&answer, 2).unwrap(), vec![0.2, 0.7]);
+        assert_eq!(model("kserve-v2", json!({"positive_column": 0})).parse(&answer, 2).unwrap(), vec![0.8, 0.3]);
+        let labels = model("kserve-v2", json!({"output": "predict"})).parse(&answer, 2).unwrap_err();
+        assert!(labels.contains("holds class labels"), "{labels}");
+        let missing = model("kserve-v2", json!({"output": "probs"})).parse(&answer, 2).unwrap_err();
+        assert!(missing.contains("no output 'probs'") && missing.contains("predict_proba"), "{missing}");
+        let three = json!({"outputs": [{"name": "p", "shape": [1, 3], "datatype": "FP32", "data": [0.2, 0.5, 0.3]}]});
+        assert!(model("kserve-v2", json!({})).parse(&three, 1).unwrap_err().contains("set positive_column"));
+        assert_eq!(model("kserve-v2", json!({"positive_column": 2})).parse(&three, 1).unwrap(), vec![0.3]);
+        let two = json!({"outputs": [{"name": "a", "data": [0.1]}, {"name": "b", "data": [0.2]}]});
+        assert!(model("kserve-v2", json!({})).parse(&two, 1).unwrap_err().contains("set the endpoint's output"));
+    }
+
+    #[test]
+    fn row_answers_of_every_shape() {
+        let m = model("mlflow", json!({}));
+        assert_eq!(m.parse(&json!([0.25, 0.5]), 2).unwrap(), vec![0.25, 0.5]);
+        assert_eq!(m.parse(&json!({"predictions": [[0.9, 0.1], [0.4, 0.6]]}), 2).unwrap(), vec![0.1, 0.6]);
+        // Rows of per-class columns, as a pandas frame of predict_proba is written.
+        assert_eq!(m.parse(&json!({"predictions": [{"0": 0.7, "1": 0.3}]}), 1).unwrap(), vec![0.3]);
+        // Integer 0/1 predictions are labels; 0.0 and 1.0 are probabilities.
+        assert!(m.parse(&json!({"predictions": [0, 1, 1]}), 3).unwrap_err().contains("holds class labels"));
+        assert_eq!(m.parse(&json!({"predictions": [0.0, 1.0]}), 2).unwrap(), vec![0.0, 1.0]);
+        assert!(m.parse(&json!([0.1]), 2).unwrap_err().contains("1 predictions for 2 examples"));
+        // TF Serving columnar answers.
+        let tf = model("tf-serving", json!({"layout": "columns"}));
+        assert_eq!(tf.parse(&json!({"outputs": [[0.2, 0.8]]}), 1).unwrap(), vec![0.8]);
+        assert_eq!(tf.parse(&json!({"outputs": {"probabilities": [[0.6, 0.4]], "classes": [[0, 1]]}}), 1).unwrap(), vec![0.4]);
+        let named = model("tf-serving", json!({"output": "score"}));
+        assert_eq!(named.parse(&json!({"predictions": [{"score": 0.3, "label": 1}]}), 1).unwrap(), vec![0.3]);
+    }
+
+    #[test]
+    fn urls_and_bodies_follow_the_layout() {
+        assert_eq!(model("kserve-v2", json!({"model_version": "3"})).url(false).unwrap(), "http://127.0.0.1:9/v2/models/m/versions/3/infer");
+        assert_eq!(model("kserve-v2", json!({})).url(true).unwrap(), "http://127.0.0.1:9/v2/models/m");
+        assert_eq!(model("tf-serving", json!({"model_version": "2"})).url(false).unwrap(), "http://127.0.0.1:9/v1/models/m/versions/2:predict");
+        let batch = Batch { rows: 2, columns: [("age".to_string(), Values::Numeric(vec![30.0, f64::NAN])), ("sex".to_string(), Values::Text(vec!["F".into(), "M".into()]))].into() };
+        let m = model("kserve-v2", json!({"output": "predict_proba"}));
+        let pd = V2Inputs::Columns { tensors: vec![("age".into(), "age".into(), "FP64".into()), ("sex".into(), "sex".into(), "BYTES".into())], pd: true };
+        let body = m.body(&batch, 0..2, Some(&pd));
+        assert_eq!(body["parameters"], json!({"content_type": "pd"}));
+        assert_eq!(body["inputs"][0], json!({"name": "age", "shape": [2, 1], "datatype": "FP64", "data": [30.0, null]}));
+        assert_eq!(body["outputs"], json!([{"name": "predict_proba"}]));
+        let matrix = V2Inputs::Matrix { name: "input-0".into(), datatype: "INT64".into() };
+        let one = Batch { rows: 1, columns: [("age".to_string(), Values::Numeric(vec![30.0])), ("sex".to_string(), Values::Numeric(vec![1.0]))].into() };
+        assert_eq!(m.body(&one, 0..1, Some(&matrix))["inputs"][0], json!({"name": "input-0", "shape": [1, 2], "datatype": "INT64", "data": [30, 1]}));
+        let records = model("mlflow", json!({"layout": "records"})).body(&batch, 0..1, None);
+        assert_eq!(records, json!({"dataframe_records": [{"age": 30.0, "sex": "F"}]}));
+        let columns = model("tf-serving", json!({"layout": "columns"})).body(&batch, 0..2, None);
+        assert_eq!(columns, json!({"inputs": {"age": [30.0, null], "sex": ["F", "M"]}}));
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let outbound = Outbound::new("127.0.0.1", true, 1 << 20).unwrap();
+        let check = |patch: Value| model("kserve-v2", patch).endpoint.validate(&outbound);
+        assert!(check(json!({})).is_ok());
+        assert!(check(json!({"layout": "records"})).unwrap_err().contains("pd, columns, tensor, metadata"));
+        assert!(check(json!({"batch_size": 0})).unwrap_err().contains("batch_size"));
+        assert!(check(json!({"headers": {"Host": "evil"}})).unwrap_err().contains("not a header"));
+        assert!(check(json!({"headers": {"x-key": "a\r\nb"}})).unwrap_err().contains("control characters"));
+        assert!(check(json!({"model_version": ".."})).unwrap_err().contains("model_version"));
+        assert!(check(json!({"headers": {"x-api-key": "k"}})).is_ok());
+    }
+}

@@ -6,7 +6,7 @@
 //! passes only when `STRATA_REQUIRE_SERVED` is unset (a developer's quick `cargo test`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
@@ -25,8 +25,15 @@ struct Served {
 
 impl Drop for Served {
     fn drop(&mut self) {
-        // The server's own children (MLflow runs uvicorn) are in its process group.
-        let _ = Command::new("kill").args(["-KILL", &format!("-{}", self.child.id())]).stderr(Stdio::null()).status();
+        // The server's own children (MLflow runs uvicorn) are in its process group, which is the
+        // child's pid (process_group(0) below). Never a group id of 0 or 1: that would be ours or
+        // every process (procps' `kill -KILL -PID` proved as dangerous here; no shell-out).
+        let pgid = self.child.id() as libc::pid_t;
+        if pgid > 1 {
+            unsafe {
+                libc::killpg(pgid, libc::SIGKILL);
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -188,24 +195,39 @@ async fn real_model_servers_predict_as_the_models_themselves() {
         }
     }
 
-    // Partial dependence and a random attack through MLServer equal the same through MLflow (two
-    // servers of one pickled pipeline), and the curve moves (the model is really called).
-    let pdp = |model: &str| format!("/api/v1/runs/{id}/pdp?model={model}&feature=age&sample=60&grid=8");
+    // Partial dependence over every row (sample = rows): the mean at each grid value equals the
+    // mean of the pipeline's own predict_proba (the script computes it), through both servers.
+    let pdp = |model: &str| format!("/api/v1/runs/{id}/pdp?model={model}&feature=age&sample={n}&grid=8");
     let (s, a) = app.get_json(&pdp("score_pipe")).await;
     assert_eq!(s, StatusCode::OK, "{a}");
+    assert_eq!(a["sample"], json!(n), "{a}");
+    let grid: Vec<String> = a["grid"].as_array().unwrap().iter().map(|g| g.as_str().unwrap().to_string()).collect();
+    let out = Command::new(venv.join("bin/python")).arg(&script).arg(&models).args(["--pdp", "age", &serde_json::to_string(&grid).unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let want: Vec<f64> = serde_json::from_slice(&out.stdout).unwrap();
     let (_, b) = app.get_json(&pdp("pipe_mlflow")).await;
-    let (ma, mb) = (a["mean"].as_array().unwrap(), b["mean"].as_array().unwrap());
-    assert_eq!(ma.len(), mb.len());
-    for (x, y) in ma.iter().zip(mb) {
-        assert!((x.as_f64().unwrap() - y.as_f64().unwrap()).abs() <= 1e-9, "{a} vs {b}");
+    for got in [&a, &b] {
+        let mean = got["mean"].as_array().unwrap();
+        assert_eq!(mean.len(), want.len());
+        for (g, w) in mean.iter().zip(&want) {
+            assert!((g.as_f64().unwrap() - w).abs() <= 1e-9, "PDP {} vs predict_proba {want:?}", got["mean"]);
+        }
     }
-    assert!(ma.first() != ma.last(), "a flat partial dependence: {a}");
-    let attack = |model: &str| post(format!("/api/v1/runs/{id}/attacks"), json!({"model": model, "noise": 0.5, "swap": 0.2, "sample": 200, "seed": 11, "slice": "sex"}));
-    let (s, a) = app.request(attack("score_pipe")).await;
-    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&a));
-    let (_, b) = app.request(attack("pipe_mlflow")).await;
+    assert!(want.first() != want.last(), "a flat partial dependence: {want:?}");
+    // Random attacks: unperturbed, the accuracy before is predict_proba's at 0.5 on every row;
+    // perturbed (seeded), MLServer and MLflow give the same flips.
+    let labels: Vec<f64> = examples(n, false).iter().map(|e| e["label"].as_str().unwrap().parse().unwrap()).collect();
+    let accuracy = reference(&refs, "rows", "adult-pipe").iter().zip(&labels).filter(|(p, y)| f64::from(u8::from(**p >= 0.5)) == **y).count() as f64 / n as f64;
+    let attack = |model: &str, noise: f64| post(format!("/api/v1/runs/{id}/attacks"), json!({"model": model, "noise": noise, "swap": if noise > 0.0 { 0.2 } else { 0.0 }, "sample": n, "seed": 11, "slice": "sex"}));
+    let (s, r) = app.request(attack("score_pipe", 0.0)).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&r));
+    let r: Value = serde_json::from_slice(&r).unwrap();
+    assert!((r["slices"][0]["before"].as_f64().unwrap() - accuracy).abs() <= 1e-12 && r["slices"][0]["flip_rate"] == json!(0.0), "{r} vs accuracy {accuracy}");
+    let (_, a) = app.request(attack("score_pipe", 0.5)).await;
+    let (_, b) = app.request(attack("pipe_mlflow", 0.5)).await;
     let (a, b): (Value, Value) = (serde_json::from_slice(&a).unwrap(), serde_json::from_slice(&b).unwrap());
     assert_eq!(a["slices"], b["slices"]);
+    assert!(a["slices"][0]["flip_rate"].as_f64().unwrap() > 0.0, "{a}");
 
     // "Test endpoint": the right settings agree with the stored scores, a wrong model does not.
     let (s, t) = app.request(post(format!("/api/v1/runs/{id}/endpoints/score_pipe/test?rows=50"), json!({}))).await;

@@ -2,6 +2,7 @@
 for real model servers, and the probabilities the models themselves give (the reference).
 
     python3 make_served_models.py OUT_DIR
+    python3 make_served_models.py OUT_DIR --pdp FEATURE GRID_JSON   (after the above)
 
 writes, under OUT_DIR:
   mlserver/settings.json                  MLServer's own settings (parallel_workers 0: its worker
@@ -12,7 +13,9 @@ writes, under OUT_DIR:
   mlflow/adult-pipe/                      the same Pipeline as an MLflow pyfunc (predict_proba)
   reference.csv                           row, model, P(label = 1) for the first 300 eval rows and
                                           for the edited examples in EDITS
-The test command runs it in its own virtual environment (scripts/served-models.sh), so the models and
+With --pdp it prints the partial dependence of the saved Pipeline on the first 300 eval rows: for each
+grid value, the mean predict_proba with FEATURE set to it (a JSON list), the reference for Strata's PDP
+through a served endpoint. The test command runs it in its own virtual environment (scripts/served-models.sh), so the models and
 the reference come from the same scikit-learn.
 """
 import csv
@@ -39,6 +42,17 @@ EDITS = [(0, "age", 30), (1, "sex", "Female"), (2, "hours_per_week", 80), (3, "o
 df = pd.read_csv(ROOT / "demo/adult/eval.csv", keep_default_na=False)
 for c in NUMERIC:
     df[c] = df[c].astype("float64")
+
+if len(sys.argv) == 5 and sys.argv[2] == "--pdp":
+    feature, grid = sys.argv[3], json.loads(sys.argv[4])
+    saved = joblib.load(OUT / "mlserver/adult-pipe/model.joblib")
+    rows = df.iloc[:300][NUMERIC + CATEGORICAL].copy()
+    means = []
+    for g in grid:
+        rows[feature] = float(g) if feature in NUMERIC else g
+        means.append(float(saved.predict_proba(rows)[:, list(saved.classes_).index(1)].mean()))
+    print(json.dumps(means))
+    sys.exit(0)
 train = df.iloc[4000:12000]
 y = train["label"].astype(int)
 
