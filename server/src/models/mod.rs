@@ -9,6 +9,7 @@ pub mod benchmark;
 pub mod flip;
 pub mod http;
 pub mod onnx;
+pub mod onnx_ml;
 pub mod pdp;
 
 use std::collections::BTreeMap;

@@ -37,7 +37,10 @@ impl OnnxModel {
     /// Loads `bytes` as the model producing score column `name`. `matrix_columns` names the
     /// columns of a single `[N, k]` input, when the model has one.
     pub fn load(name: &str, bytes: &[u8], matrix_columns: Option<Vec<String>>) -> Result<OnnxModel, ModelError> {
-        let mut model = tract_onnx::onnx().model_for_read(&mut &bytes[..]).map_err(|e| load_err(name, format!("{e:#}")))?;
+        let onnx = tract_onnx::onnx();
+        let mut proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(|e| load_err(name, format!("{e:#}")))?;
+        super::onnx_ml::rewrite(&mut proto).map_err(|e| load_err(name, e))?;
+        let mut model = onnx.model_for_proto_model(&proto).map_err(|e| load_err(name, format!("{e:#}")))?;
         let batch = model.symbols.sym("N");
         let inputs = model.input_outlets().map_err(|e| load_err(name, e))?.to_vec();
         let mut per_column = Vec::new();
@@ -209,6 +212,27 @@ mod tests {
             not_a_label |= g.fract() != 0.0;
         }
         assert!(not_a_label, "the scores are probabilities, not 0/1 labels");
+    }
+
+    /// skl2onnx exports with `ai.onnx.ml` operators tract lacks (OneHotEncoder, Scaler, ZipMap),
+    /// rewritten at load: a Pipeline of string and numeric columns with and without ZipMap, and a
+    /// GradientBoosting classifier on one [N, 5] input, equal onnxruntime's probabilities, unknown
+    /// and empty categories included.
+    #[test]
+    fn skl2onnx_pipelines_and_boosted_trees_equal_onnxruntime() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let (cases, header, numeric) = read_cases(&dir.join("tests/golden/adult_pipe_cases.csv"));
+        let batch = Batch::from_json(&cases, &|c| numeric.iter().any(|n| n == c), &header).unwrap();
+        let five = ["age", "education_num", "capital_gain", "capital_loss", "hours_per_week"].map(String::from).to_vec();
+        for (file, score, matrix) in [("adult_pipe_skl2onnx.onnx", "score_pipe", None), ("adult_pipe_skl2onnx_zipmap.onnx", "score_pipe_zipmap", None), ("adult_gb_skl2onnx.onnx", "score_gb", Some(five))] {
+            let bytes = std::fs::read(dir.join("../testdata/models").join(file)).unwrap();
+            let m = OnnxModel::load(score, &bytes, matrix).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let got = m.predict(&batch).unwrap();
+            for (i, (g, c)) in got.iter().zip(&cases).enumerate() {
+                let want = c[score].as_f64().unwrap();
+                assert!((g - want).abs() <= 1e-6, "{file} case {i}: tract {g}, onnxruntime {want}");
+            }
+        }
     }
 
     #[test]
