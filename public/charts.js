@@ -3,15 +3,32 @@
 // later (client-side navigation, hydration). Leptos renders the element; this only paints it.
 (function () {
   "use strict";
+  // Large scatter plots use WebGL (scattergl); a browser without a usable WebGL (a VM, a remote
+  // desktop, a locked-down machine) gets the same points drawn as SVG instead of Plotly's "WebGL is
+  // not supported" box: Plotly's own test fails there, so its box is what is checked.
+  var noWebgl = false;
+  function svgOnly(fig) {
+    (fig.data || []).forEach(function (t) { if (t.type === "scattergl") t.type = "scatter"; });
+  }
   function draw(el) {
     var json = el.getAttribute("data-plot");
     if (!json || el.__strataPlotted === json || !window.Plotly) return;
     try {
       var fig = JSON.parse(json);
+      if (noWebgl) svgOnly(fig);
       var config = { responsive: true, displaylogo: false };
-      window.Plotly.react(el, fig.data || [], fig.layout || {}, config).then(function () {
+      var done = function () {
         el.__strataPlotted = json;
         el.setAttribute("data-rendered", "true");
+      };
+      window.Plotly.react(el, fig.data || [], fig.layout || {}, config).then(function () {
+        if (!noWebgl && el.querySelector(".no-webgl")) {
+          noWebgl = true;
+          svgOnly(fig);
+          window.Plotly.purge(el);
+          return window.Plotly.newPlot(el, fig.data || [], fig.layout || {}, config).then(done);
+        }
+        done();
       });
     } catch (e) {
       el.textContent = "This chart could not be drawn: " + e;

@@ -27,6 +27,8 @@ pub struct OnnxModel {
     plan: Arc<TypedRunnableModel>,
     layout: Layout,
     output: usize,
+    /// The column of a `[N, C]` probability output that is the positive class (label 1).
+    positive: usize,
 }
 
 fn load_err(name: &str, e: impl std::fmt::Display) -> ModelError {
@@ -40,6 +42,7 @@ impl OnnxModel {
         let onnx = tract_onnx::onnx();
         let mut proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(|e| load_err(name, format!("{e:#}")))?;
         super::onnx_ml::rewrite(&mut proto).map_err(|e| load_err(name, e))?;
+        let positive = positive_column(&proto);
         let mut model = onnx.model_for_proto_model(&proto).map_err(|e| load_err(name, format!("{e:#}")))?;
         let batch = model.symbols.sym("N");
         let inputs = model.input_outlets().map_err(|e| load_err(name, e))?.to_vec();
@@ -67,8 +70,26 @@ impl OnnxModel {
         let types: Vec<Option<DatumType>> = typed.output_outlets().map_err(|e| load_err(name, e))?.iter().map(|o| typed.outlet_fact(*o).ok().map(|f| f.datum_type)).collect();
         let output = choose_output(&output_names, &types).map_err(|why| load_err(name, why))?;
         let plan = typed.into_runnable().map_err(|e| load_err(name, format!("{e:#} (the model uses an operator or input type tract cannot run)")))?;
-        Ok(OnnxModel { name: name.to_string(), plan, layout, output })
+        Ok(OnnxModel { name: name.to_string(), plan, layout, output, positive })
     }
+}
+
+/// The column of the positive class (label 1) in the model's probabilities: where the classifier
+/// node (or its ZipMap) lists class 1 among its `classlabels_int64s` (or `"1"` / `"true"` among
+/// its string labels); column 1 when it says nothing (scikit-learn orders classes, so [0, 1]).
+fn positive_column(proto: &tract_onnx::pb::ModelProto) -> usize {
+    let nodes = proto.graph.iter().flat_map(|g| g.node.iter());
+    for node in nodes.filter(|n| n.domain == "ai.onnx.ml") {
+        for a in &node.attribute {
+            if a.name == "classlabels_int64s" && !a.ints.is_empty() {
+                return a.ints.iter().position(|c| *c == 1).unwrap_or(1);
+            }
+            if a.name == "classlabels_strings" && !a.strings.is_empty() {
+                return a.strings.iter().position(|c| matches!(c.as_slice(), b"1" | b"true" | b"True")).unwrap_or(1);
+            }
+        }
+    }
+    1
 }
 
 /// Which output is the score: a floating-point output named like a probability (`probability`,
@@ -171,7 +192,7 @@ impl Model for OnnxModel {
         let values: Vec<f64> = view.iter().copied().collect();
         match shape.as_slice() {
             [m] | [m, 1] if *m == n => Ok(values),
-            [m, 2] if *m == n => Ok(values.chunks(2).map(|c| c[1]).collect()),
+            [m, 2] if *m == n => Ok(values.chunks(2).map(|c| c[self.positive.min(1)]).collect()),
             other => Err(ModelError::Run { model: self.name.clone(), why: format!("output shape {other:?} is not [N], [N, 1] or [N, 2] for N = {n}") }),
         }
     }
@@ -233,6 +254,48 @@ mod tests {
                 assert!((g - want).abs() <= 1e-6, "{file} case {i}: tract {g}, onnxruntime {want}");
             }
         }
+    }
+
+    /// The compatibility suite: every export of `make_compat_models.py` loads and scores as
+    /// onnxruntime does, to 1e-5 (relative for regressions); the few that cannot run say which
+    /// operator is missing. The README's table lists the same.
+    #[test]
+    fn compatibility_suite() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let (cases, header, numeric) = read_cases(&dir.join("tests/golden/compat_cases.csv"));
+        let batch = Batch::from_json(&cases, &|c| numeric.iter().any(|n| n == c), &header).unwrap();
+        let columns: Vec<String> = header[..5].to_vec();
+        let unsupported = [("skl_svc_clf", "SVMClassifier")];
+        let mut checked = 0;
+        for name in &header[5..] {
+            let bytes = std::fs::read(dir.join("../testdata/models/compat").join(format!("{name}.onnx"))).unwrap();
+            let inputs = if name.ends_with("_reg") { columns[..4].to_vec() } else { columns.clone() };
+            let loaded = OnnxModel::load(name, &bytes, Some(inputs));
+            if let Some((_, op)) = unsupported.iter().find(|(n, _)| n == name) {
+                let e = loaded.err().map(|e| e.to_string()).unwrap_or_default();
+                assert!(e.contains(op), "{name} should name the operator {op}: {e}");
+                continue;
+            }
+            let m = loaded.unwrap_or_else(|e| panic!("{name}: {e}"));
+            let got = m.predict(&batch).unwrap_or_else(|e| panic!("{name}: {e}"));
+            for (i, (g, c)) in got.iter().zip(&cases).enumerate() {
+                let want = c[name.as_str()].as_f64().unwrap();
+                assert!((g - want).abs() <= 1e-5 * want.abs().max(1.0), "{name} case {i}: tract {g}, onnxruntime {want}");
+            }
+            checked += 1;
+        }
+        assert!(checked >= 9, "only {checked} models checked");
+    }
+
+    #[test]
+    fn the_positive_class_is_found_by_its_label() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let bytes = std::fs::read(dir.join("../testdata/models/adult_rf_skl2onnx.onnx")).unwrap();
+        let mut proto = tract_onnx::onnx().proto_model_for_read(&mut &bytes[..]).unwrap();
+        assert_eq!(positive_column(&proto), 1);
+        let labels = proto.graph.as_mut().unwrap().node.iter_mut().flat_map(|n| n.attribute.iter_mut()).find(|a| a.name == "classlabels_int64s").unwrap();
+        labels.ints = vec![1, 0];
+        assert_eq!(positive_column(&proto), 0, "class 1 listed first is column 0");
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //! - `Binarizer(threshold)`: `float(X > threshold)`.
 //! - `ArrayFeatureExtractor(X, indices)`: `Gather(X, indices, axis = -1)`.
 //! - `LabelEncoder` from strings to integers: a `CategoryMapper`.
+//! - `TreeEnsembleRegressor` (one target, SUM or AVERAGE): the same trees as a binary
+//!   `TreeEnsembleClassifier` with no post-transform, whose positive column is the sum.
 //! - `ZipMap`: dropped; its output becomes the `[N, C]` probability tensor it was given (Strata reads
 //!   the positive class's column, the same numbers the map holds).
 //!
@@ -197,6 +199,41 @@ pub fn rewrite(model: &mut ModelProto) -> Result<Vec<String>, String> {
                 }
                 let default = attr(&node, "default_int64").map(|a| a.i).unwrap_or(-1);
                 e.node("CategoryMapper", ML, vec![input], Some(output), vec![strings_attr("cats_strings", keys), ints_attr("cats_int64s", values), int_attr("default_int64", default)]);
+            }
+            "TreeEnsembleRegressor" => {
+                let targets = attr(&node, "n_targets").map(|a| a.i).unwrap_or(1);
+                let aggregate = attr(&node, "aggregate_function").map(|a| String::from_utf8_lossy(&a.s).to_string()).unwrap_or_else(|| "SUM".into());
+                let post = attr(&node, "post_transform").map(|a| String::from_utf8_lossy(&a.s).to_string()).unwrap_or_else(|| "NONE".into());
+                if targets != 1 || !["SUM", "AVERAGE"].contains(&aggregate.as_str()) || post != "NONE" {
+                    return Err(bad(&format!("only one target, SUM or AVERAGE, no post-transform is supported (n_targets {targets}, {aggregate}, {post})")));
+                }
+                let trees = attr(&node, "target_treeids").map(|a| a.ints.clone()).unwrap_or_default();
+                let mut weights = attr_floats(&node, "target_weights");
+                if aggregate == "AVERAGE" {
+                    let n = trees.iter().collect::<std::collections::BTreeSet<_>>().len().max(1) as f32;
+                    weights.iter_mut().for_each(|w| *w /= n);
+                }
+                // The same trees as a binary classifier scoring class 0 with no post-transform:
+                // tract's binary layout gives [1 - s, s], and s is the regression's sum.
+                let mut attribute: Vec<AttributeProto> = node
+                    .attribute
+                    .iter()
+                    .filter(|a| a.name.starts_with("nodes_"))
+                    .cloned()
+                    .collect();
+                let rename = |from: &str, to: &str| attr(&node, from).map(|a| AttributeProto { name: to.into(), ..a.clone() });
+                attribute.extend(rename("target_ids", "class_ids"));
+                attribute.extend(rename("target_nodeids", "class_nodeids"));
+                attribute.extend(rename("target_treeids", "class_treeids"));
+                attribute.push(AttributeProto { name: "class_weights".into(), r#type: 6, floats: weights, ..Default::default() });
+                attribute.push(ints_attr("classlabels_int64s", vec![0, 1]));
+                let base = attr_floats(&node, "base_values").first().copied().unwrap_or(0.0);
+                attribute.push(AttributeProto { name: "base_values".into(), r#type: 6, floats: vec![base, 0.0], ..Default::default() });
+                let (label, scores) = (e.name("label"), e.name("scores"));
+                let tree_name = e.name("TreeEnsembleClassifier_node");
+                e.nodes.push(NodeProto { input: vec![input], output: vec![label, scores.clone()], name: tree_name, op_type: "TreeEnsembleClassifier".into(), domain: ML.into(), attribute, ..Default::default() });
+                let column = e.int64s(vec![1]);
+                e.node("Gather", "", vec![scores, column], Some(output), vec![int_attr("axis", 1)]);
             }
             "ZipMap" => {
                 e.node("Identity", "", vec![input], Some(output.clone()), vec![]);

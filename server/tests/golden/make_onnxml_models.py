@@ -10,7 +10,8 @@ on the numeric and string columns, exported with ZipMap (skl2onnx's default: `ou
 sequence of maps) and without: OneHotEncoder, Scaler, LinearClassifier, ZipMap.
 3. GradientBoostingClassifier on the numeric columns as one [N, 5] input: TreeEnsembleClassifier with
 one base value and a LOGISTIC post-transform.
-Cases: 200 demo rows plus rows with an unknown category and an empty one.
+Cases: 200 demo rows, rows with an unknown category and an empty one, and the first row with age 30
+(the what-if edit of end2end/tests/onnxml.test.mjs).
 
     pip install scikit-learn skl2onnx onnx onnxruntime   # versions in the printout
     python3 server/tests/golden/make_onnxml_models.py
@@ -82,10 +83,11 @@ pipe = Pipeline([
 ]).fit(train, ytrain)
 types = [(c, FloatTensorType([None, 1])) for c in COLS] + [(c, StringTensorType([None, 1])) for c in CATS]
 cases = frame.iloc[:200].copy()
-odd = frame.iloc[:3].copy()
+odd = frame.iloc[[0, 1, 2, 0]].copy().reset_index(drop=True)
 odd.loc[odd.index[0], "occupation"] = "Astronaut"
 odd.loc[odd.index[1], "native_country"] = ""
 odd.loc[odd.index[2], "sex"] = "unknown"
+odd.iloc[3, odd.columns.get_loc("age")] = 30.0  # the end-to-end what-if edit: adult-00000, age 51 -> 30
 cases = pd.concat([cases, odd], ignore_index=True)
 feeds = {c: cases[[c]].to_numpy(dtype=np.float32) for c in COLS} | {c: cases[[c]].to_numpy(dtype=object) for c in CATS}
 scores = {}
