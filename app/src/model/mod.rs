@@ -267,6 +267,10 @@ pub struct IngestSpec {
     /// The model version the run evaluates.
     #[serde(default)]
     pub version: Option<String>,
+    /// Which score column each attached model file produces (`{"score_gbt": "model_gbt.onnx"}`).
+    /// A file not named here is matched by its name (`model_gbt.onnx` ↔ `score_gbt`), else called
+    /// by its stem (`candidate.onnx` → `candidate`).
+    pub models: std::collections::BTreeMap<String, String>,
 }
 
 /// The answer of the preview endpoint: what Strata would make of a file.

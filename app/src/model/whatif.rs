@@ -217,3 +217,17 @@ pub struct EndpointTest {
     pub error: Option<String>,
     pub millis: u64,
 }
+
+/// A model file attached to a run after its upload, and what checking it found.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct AttachedModel {
+    /// The file's name, under which it is stored (an existing file of that name is replaced).
+    pub name: String,
+    /// The score column it produces, when bound.
+    pub model: Option<String>,
+    /// The name it is called by (`predict`, PDP, attacks): the score column, else the file's stem.
+    pub called: String,
+    /// Its predictions of the run's first rows against the stored score column.
+    pub check: EndpointTest,
+}

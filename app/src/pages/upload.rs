@@ -28,9 +28,20 @@ struct ColumnChoice {
     categorical: bool,
 }
 
+/// The picked file. A `web_sys::File` is a handle into the browser's single JavaScript thread; a
+/// `new_local` signal holding one wraps it in a SendWrapper, and on the server that wrapper panics
+/// when the page's owner is dropped on another worker thread than the one that rendered it (a
+/// blank `/upload` now and then: found by the end-to-end tests). So it is held in a plain signal.
+#[derive(Clone)]
+struct Picked(web_sys::File);
+// SAFETY: in the browser (wasm32) there is one thread; on the server no `Picked` is ever made
+// (there is no file to pick while rendering), so nothing is ever sent or shared across threads.
+unsafe impl Send for Picked {}
+unsafe impl Sync for Picked {}
+
 #[component]
 pub fn UploadPage() -> impl IntoView {
-    let file = RwSignal::new_local(None::<web_sys::File>);
+    let file = RwSignal::new(None::<Picked>);
     let preview = RwSignal::new(None::<Preview>);
     let choices = RwSignal::new(Vec::<ColumnChoice>::new());
     let name = RwSignal::new(String::new());
@@ -50,7 +61,7 @@ pub fn UploadPage() -> impl IntoView {
             let stem = fname.rsplit_once('.').map(|(s, _)| s.to_string()).unwrap_or(fname.clone());
             name.set(stem);
         }
-        file.set(Some(f.clone()));
+        file.set(Some(Picked(f.clone())));
         busy.set(true);
         leptos::task::spawn_local(async move {
             match fetch_preview(&f).await {
@@ -90,7 +101,7 @@ pub fn UploadPage() -> impl IntoView {
 
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let Some(f) = file.get_untracked() else {
+        let Some(Picked(f)) = file.get_untracked() else {
             error.set(Some("Choose a file first.".into()));
             return;
         };
@@ -131,7 +142,7 @@ pub fn UploadPage() -> impl IntoView {
                 <span>"Drop a file here, or choose one"</span>
                 <input type="file" name="file" accept=".csv,.tsv,.txt,.parquet,.jsonl,.ndjson,.json"
                     aria-label="Evaluation file" on:change=on_change />
-                <span class="muted">{move || file.get().map(|f| f.name()).unwrap_or_default()}</span>
+                <span class="muted">{move || file.get().map(|f| f.0.name()).unwrap_or_default()}</span>
             </label>
             {move || error.get().map(|e| view! { <ErrorBox message=e /> })}
             {move || busy.get().then(|| view! { <p class="muted" role="status">"Working…"</p> })}

@@ -24,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_run, delete_run, super::projects::patch_run))
         .routes(routes!(get_examples))
         .routes(routes!(get_attachment))
+        .routes(routes!(attach_model).layer(DefaultBodyLimit::disable()))
         .routes(routes!(preview).layer(DefaultBodyLimit::max(PREVIEW_MAX_BYTES)))
         .routes(routes!(healthz))
 }
@@ -204,4 +205,35 @@ async fn preview(State(s): State<AppState>, Query(q): Query<PreviewQuery>, body:
     tmp.write_all(data).map_err(|e| ApiError::internal(format!("temp file: {e}")))?;
     let p = s.work.run(move || crate::ingest::preview_file(tmp.path(), &name, &IngestSpec::default(), 10)).await??;
     Ok(Json(p))
+}
+
+/// Attach a model to an existing run: multipart with one `model` part (an ONNX file; a stored file
+/// of the same name is replaced) and an optional `score` part (the score column it produces). The
+/// model is loaded first (refused if it does not load), then its predictions of the run's first
+/// rows are compared with that score column (`check`: a mismatch is reported, not refused).
+#[utoipa::path(post, path = "/api/v1/runs/{id}/models", params(("id" = String, Path, description = "the run")), request_body(content_type = "multipart/form-data", description = "model (+ score)"),
+    responses((status = 201, body = strata_app::model::AttachedModel), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 413, body = ApiErrorBody)))]
+async fn attach_model(State(s): State<AppState>, Path(id): Path<String>, mut mp: Multipart) -> Result<(StatusCode, Json<strata_app::model::AttachedModel>), ApiError> {
+    let mut model: Option<(String, Vec<u8>)> = None;
+    let mut score: Option<String> = None;
+    while let Some(mut field) = mp.next_field().await.map_err(|e| ApiError::bad(format!("malformed multipart body: {e}")))? {
+        match field.name().unwrap_or_default() {
+            "model" if model.is_none() => {
+                let name = clean_file_name(field.file_name().unwrap_or("model.onnx"));
+                let mut tmp = tempfile::NamedTempFile::new_in(&s.tmp_dir).map_err(|e| ApiError::internal(format!("temp file: {e}")))?;
+                spool(&mut field, &mut tmp, s.limits.max_model_bytes, &name).await?;
+                let content = std::fs::read(tmp.path()).map_err(|e| ApiError::internal(format!("reading a spooled model: {e}")))?;
+                model = Some((name, content));
+            }
+            "model" => return Err(ApiError::bad("one model part per request")),
+            "score" => {
+                let bytes = read_capped(&mut field, 4096, "the score part").await?;
+                let text = String::from_utf8(bytes).map_err(|_| ApiError::bad("the score part is not UTF-8"))?;
+                score = Some(text.trim().to_string()).filter(|t| !t.is_empty());
+            }
+            other => return Err(ApiError::bad(format!("unexpected multipart part '{other}' (expected model, score)"))),
+        }
+    }
+    let (name, content) = model.ok_or_else(|| ApiError::bad("no 'model' part"))?;
+    Ok((StatusCode::CREATED, Json(s.attach_model(&id, &name, content, score).await?)))
 }

@@ -154,6 +154,7 @@ pub static RULES: &[Rule] = rules! {
     "POST" "/api/v1/runs/{id}/whatif-examples" => need(Edit, RUN), audit "whatif.save";
     "DELETE" "/api/v1/runs/{id}/whatif-examples/{name}" => need(Edit, RUN), audit "whatif.delete";
     "POST" "/api/v1/runs/{id}/benchmark" => need(Edit, RUN), audit "run.benchmark";
+    "POST" "/api/v1/runs/{id}/models" => need(Edit, RUN), audit "run.model";
     "GET" "/api/v1/runs/{id}/endpoints" => need(Read, RUN);
     "PUT" "/api/v1/runs/{id}/endpoints" => need(Manage, RUN), audit "run.endpoints";
     "POST" "/api/v1/runs/{id}/endpoints/{name}/test" => need(Read, RUN);

@@ -250,6 +250,8 @@ impl AppState {
         })
         .await??;
         let mut run = run;
+        let mut attachments = attachments;
+        bind_models(&spec.models, &run.detail.summary.models, &mut attachments)?;
         run.attachments = attachments
             .into_iter()
             .map(|a| NewAttachment {
@@ -729,4 +731,20 @@ impl Backend for AppState {
         let saved = AppState::save_limits(self, id, limits).await?;
         Ok(saved.iter().map(|(n, v)| format!("{n}:{v}")).collect::<Vec<_>>().join(","))
     }
+}
+
+/// Binds attached model files to the score columns they produce (`spec.models`: score column →
+/// file name); a name that is not a score column, or a file that was not attached, is refused.
+fn bind_models(binding: &std::collections::BTreeMap<String, String>, scores: &[String], attachments: &mut [Attachment]) -> Result<(), ServiceError> {
+    for (score, file) in binding {
+        if !scores.contains(score) {
+            return Err(ServiceError::BadRequest(format!("models: '{score}' is not a score column of the run (score columns: {})", scores.join(", "))));
+        }
+        let names = attachments.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ");
+        let Some(a) = attachments.iter_mut().find(|a| &a.name == file) else {
+            return Err(ServiceError::BadRequest(format!("models: no model file '{file}' was attached (attached: {})", if names.is_empty() { "none" } else { names.as_str() })));
+        };
+        a.model = Some(score.clone());
+    }
+    Ok(())
 }

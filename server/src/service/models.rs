@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use strata_app::model::{ColumnKind, EndpointBrief, EndpointTest, EndpointTestRow, Role, RunDetail};
+use strata_app::model::{AttachedModel, ColumnKind, EndpointBrief, EndpointTest, EndpointTestRow, Role, RunDetail};
 
 use super::{AppState, ServiceError};
 use crate::models::http::{Endpoint, HttpModel};
@@ -194,6 +194,14 @@ impl AppState {
             Some(c) => return Err(ServiceError::BadRequest(format!("'{c}' is not a score column of the run (score columns: {})", detail.summary.models.join(", ")))),
             None => detail.summary.models.iter().find(|m| *m == name).cloned(),
         };
+        let model = self.endpoint_model(id, &detail, name).await;
+        self.compare_with_scores(id, name, model, rows, compared_with).await
+    }
+
+    /// Predicts the run's first `rows` rows (1..=1000, default 100) with `model` and compares them
+    /// with the stored score column `compared_with`: largest and mean difference, the worst row,
+    /// the first rows; a model that cannot predict gives `error`.
+    async fn compare_with_scores(&self, id: &str, name: &str, model: Result<Arc<dyn Model>, ServiceError>, rows: Option<usize>, compared_with: Option<String>) -> Result<EndpointTest, ServiceError> {
         let frame = self.frame(id).await?;
         let n = rows.unwrap_or(100).clamp(1, 1000).min(frame.height());
         let head = frame.head(Some(n));
@@ -203,7 +211,7 @@ impl AppState {
         };
         let batch = Arc::new(crate::models::Batch::from_frame(&head)?);
         let started = std::time::Instant::now();
-        let predicted = match self.endpoint_model(id, &detail, name).await {
+        let predicted = match model {
             Ok(model) => self.work.run(move || model.predict(&batch)).await?,
             Err(e) => Err(ModelError::Run { model: name.to_string(), why: e.to_string() }),
         };
@@ -230,14 +238,53 @@ impl AppState {
         Ok(out)
     }
 
+    /// Attaches an ONNX model file to an existing run (replacing a file of the same name), bound
+    /// to the score column `score` when given. It is loaded first (a model that does not load is
+    /// refused, nothing stored), then its predictions of the first rows are compared with the bound
+    /// score column: a mismatch is reported in `check`, not refused (the file may be a newer model).
+    pub async fn attach_model(&self, id: &str, file: &str, content: Vec<u8>, score: Option<String>) -> Result<AttachedModel, ServiceError> {
+        let detail = self.run_detail(id).await?;
+        if let Some(s) = &score {
+            if !detail.summary.models.contains(s) {
+                return Err(ServiceError::BadRequest(format!("'{s}' is not a score column of the run (score columns: {})", detail.summary.models.join(", "))));
+            }
+        }
+        if !file.ends_with(".onnx") || file == "models.json" {
+            return Err(ServiceError::BadRequest(format!("'{file}': a model file is an ONNX file named *.onnx")));
+        }
+        if content.len() as u64 > self.limits.max_model_bytes {
+            return Err(crate::ingest::IngestError::TooLarge { file: file.to_string(), limit: self.limits.max_model_bytes }.into());
+        }
+        let called = score.clone().unwrap_or_else(|| file.trim_end_matches(".onnx").to_string());
+        let matrix = self.matrix_columns(id).await?;
+        let (name, bytes) = (called.clone(), content.clone());
+        let load = self.work.run(move || OnnxModel::load(&name, &bytes, matrix));
+        let model: Arc<dyn Model> = match tokio::time::timeout(self.limits.model_check_timeout, load).await {
+            Err(_) => return Err(ServiceError::BadRequest(format!("model {file}: loading it took longer than {} s; not stored", self.limits.model_check_timeout.as_secs()))),
+            Ok(r) => Arc::new(r?.map_err(|e| ServiceError::BadRequest(format!("{e}; not stored")))?),
+        };
+        let info = strata_app::model::AttachmentInfo { name: file.to_string(), media_type: "application/onnx".into(), bytes: content.len() as u64, model: score.clone() };
+        if !self.store.put_attachment(id, &crate::store::NewAttachment { info, content }).await? {
+            return Err(ServiceError::NotFound(id.to_string()));
+        }
+        self.models.remove_prefix(&format!("{id}\u{0}"));
+        let check = self.compare_with_scores(id, &called, Ok(model), None, score.clone()).await?;
+        Ok(AttachedModel { name: file.to_string(), model: score, called, check })
+    }
+
+    /// The columns of a model's single `[N, k]` input, from the run's `models.json`, if any.
+    async fn matrix_columns(&self, id: &str) -> Result<Option<Vec<String>>, ServiceError> {
+        let card = self.store.get_attachment(id, "models.json").await?.and_then(|(_, b)| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        Ok(card.and_then(|c| c["inputs"].as_array().map(|a| a.iter().filter_map(|i| i["name"].as_str().map(str::to_string)).collect::<Vec<_>>())))
+    }
+
     async fn load_onnx(&self, id: &str, file: &str, score: &str, key: &str) -> Result<Arc<dyn Model>, ServiceError> {
         if let Some(m) = self.models.get(key) {
             return Ok(m.model.clone());
         }
         let (_, bytes) = self.store.get_attachment(id, file).await?.ok_or_else(|| ServiceError::Missing(format!("run {id} has no model '{file}'")))?;
         // A single [N, k] input needs its columns named: from the run's models.json, if any.
-        let card = self.store.get_attachment(id, "models.json").await?.and_then(|(_, b)| serde_json::from_slice::<serde_json::Value>(&b).ok());
-        let matrix = card.and_then(|c| c["inputs"].as_array().map(|a| a.iter().filter_map(|i| i["name"].as_str().map(str::to_string)).collect::<Vec<_>>()));
+        let matrix = self.matrix_columns(id).await?;
         let name = score.to_string();
         // An optimised plan holds the weights and its buffers: charge it four times the file.
         let bytes_charged = bytes.len().saturating_mul(4).max(64 << 10);

@@ -245,6 +245,27 @@ impl Store {
         Ok(Some(out))
     }
 
+    /// Stores an attachment with an existing run, replacing one of the same name; `false` if
+    /// there is no such run.
+    pub async fn put_attachment(&self, id: &str, a: &NewAttachment) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM runs WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM run_attachments WHERE run_id = $1 AND name = $2").bind(id).bind(&a.info.name).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO run_attachments (run_id, name, media_type, model, content) VALUES ($1, $2, $3, $4, $5)")
+            .bind(id)
+            .bind(&a.info.name)
+            .bind(&a.info.media_type)
+            .bind(a.info.model.clone())
+            .bind(a.content.clone())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// An attachment's media type and content.
     pub async fn get_attachment(
         &self,

@@ -260,3 +260,86 @@ async fn saved_whatif_examples(app: TestApp) {
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 on_both_databases!(saved_whatif_examples);
+
+/// Model files bound to score columns: by the upload spec (`models`), or attached to an existing
+/// run later (`POST /api/v1/runs/{id}/models`, checked against the stored scores at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_are_bound_by_the_spec_and_attached_later() {
+    let app = TestApp::sqlite().await;
+    let golden = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/adult_pipe_cases.csv");
+    let cases = std::fs::read_to_string(golden).unwrap();
+    let mut lines = cases.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "score_pipe").unwrap();
+    // The 200 demo rows of the cases, with onnxruntime's score as score_pipe and a label.
+    let demo = std::fs::read_to_string(crate::helpers::demo().join("adult/eval.csv")).unwrap();
+    let mut demo_lines = demo.lines();
+    let mut csv = format!("{},score_pipe\n", demo_lines.next().unwrap());
+    for (d, c) in demo_lines.zip(lines).take(200) {
+        csv.push_str(&format!("{d},{}\n", c.split(',').nth(col).unwrap()));
+    }
+    let pipe = std::fs::read(crate::helpers::testdata().join("models/adult_pipe_skl2onnx.onnx")).unwrap();
+    let rf = std::fs::read(crate::helpers::testdata().join("models/adult_rf_skl2onnx.onnx")).unwrap();
+    let spec = |models: serde_json::Value| json!({"name": "bound", "label": "label", "id": "example_id", "timestamp": "timestamp", "scores": ["score_logreg", "score_gbt", "score_pipe"], "models": models});
+
+    // Bound by the spec: a file of any name scores score_pipe.
+    let (s, b) = app.upload("bound.csv", csv.as_bytes(), &spec(json!({"score_pipe": "exported.onnx"})), &[("exported.onnx", &pipe[..])]).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let id = b["id"].as_str().unwrap().to_string();
+    let (_, d) = app.get_json(&format!("/api/v1/runs/{id}")).await;
+    assert_eq!(d["attachments"][0]["model"], json!("score_pipe"), "{d}");
+    let example = json!({"age": 30, "education_num": 9, "capital_gain": 0, "capital_loss": 0, "hours_per_week": 40, "workclass": "Private", "education": "HS-grad",
+        "marital_status": "Married-spouse-absent", "occupation": "Other-service", "relationship": "Unmarried", "race": "White", "sex": "Female", "native_country": "United-States"});
+    let (s, p) = app.request(post(format!("/api/v1/runs/{id}/predict"), json!({"examples": [example], "models": ["score_pipe"]}))).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&p));
+    let p: serde_json::Value = serde_json::from_slice(&p).unwrap();
+    let want: f64 = cases.lines().last().unwrap().split(',').nth(col).unwrap().parse().unwrap();
+    assert!((p["predictions"][0]["score_pipe"].as_f64().unwrap() - want).abs() < 1e-6, "{p} vs onnxruntime {want}");
+    for (models, needle) in [(json!({"score_nope": "exported.onnx"}), "'score_nope' is not a score column"), (json!({"score_pipe": "missing.onnx"}), "no model file 'missing.onnx'")] {
+        let (s, b) = app.upload("bound.csv", csv.as_bytes(), &spec(models), &[("exported.onnx", &pipe[..])]).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(b.to_string().contains(needle), "{b}");
+    }
+
+    // Attached later, and checked against the stored scores at once.
+    let (s, b) = app.upload("plain.csv", csv.as_bytes(), &spec(json!({})), &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let plain = b["id"].as_str().unwrap().to_string();
+    let attach = |bytes: &[u8], file: &str, score: Option<&str>| {
+        let boundary = "strata-attach";
+        let mut body = Vec::new();
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"model\"; filename=\"{file}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes());
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+        if let Some(sc) = score {
+            body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"score\"\r\n\r\n{sc}\r\n").as_bytes());
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        axum::http::Request::post(format!("/api/v1/runs/{plain}/models")).header("content-type", format!("multipart/form-data; boundary={boundary}")).body(axum::body::Body::from(body)).unwrap()
+    };
+    let (s, b) = app.request(attach(&pipe, "pipe.onnx", Some("score_pipe"))).await;
+    assert_eq!(s, StatusCode::CREATED, "{}", String::from_utf8_lossy(&b));
+    let a: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!((a["called"].clone(), a["check"]["compared_with"].clone(), a["check"]["agrees"].clone()), (json!("score_pipe"), json!("score_pipe"), json!(true)), "{a}");
+    // Another model bound to the same column: stored, and the check says it disagrees.
+    let (s, b) = app.request(attach(&rf, "pipe.onnx", Some("score_pipe"))).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let a: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(a["check"]["agrees"], json!(false), "{a}");
+    assert!(a["check"]["max_abs_diff"].as_f64().unwrap() > 0.01);
+    // Unbound: called by its stem.
+    let (s, b) = app.request(attach(&pipe, "candidate.onnx", None)).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let a: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(a["called"], json!("candidate"));
+    let (s, _) = app.request(post(format!("/api/v1/runs/{plain}/predict"), json!({"examples": [example.clone()], "models": ["candidate"]}))).await;
+    assert_eq!(s, StatusCode::OK);
+    // Refusals: a file that is not a model, an unknown score column, a run that does not exist.
+    let (s, b) = app.request(attach(b"not onnx", "junk.onnx", None)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(&b));
+    let (s, b) = app.request(attach(&pipe, "x.onnx", Some("score_nope"))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&b).contains("not a score column"));
+    let (_, listed) = app.get_json(&format!("/api/v1/runs/{plain}")).await;
+    assert_eq!(listed["attachments"].as_array().unwrap().len(), 2, "pipe.onnx (replaced) and candidate.onnx: {listed}");
+}
