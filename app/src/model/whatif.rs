@@ -231,3 +231,44 @@ pub struct AttachedModel {
     /// Its predictions of the run's first rows against the stored score column.
     pub check: EndpointTest,
 }
+
+/// One feature's permutation importance: the drop of the score when its values are shuffled.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct ImportanceRow {
+    pub feature: String,
+    /// Mean drop over the repeats (higher = the model relies on it more; losses are negated).
+    pub mean: f64,
+    pub sd: f64,
+    /// 95% t interval of the mean drop.
+    pub lo: f64,
+    pub hi: f64,
+    /// The drop of each repeat.
+    pub drops: Vec<f64>,
+}
+
+/// Permutation feature importance of a model on a sample of a run, overall and per slice.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct FeatureImportance {
+    pub model: String,
+    pub metric: String,
+    pub repeats: u64,
+    pub sample: u64,
+    pub seed: u64,
+    /// The sample's score before any permutation (a loss negated).
+    pub baseline: f64,
+    /// Most important first.
+    pub features: Vec<ImportanceRow>,
+    /// The same per slice of `slice` (`"sex=Female"` → rows), when asked.
+    pub slices: Vec<SliceImportance>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct SliceImportance {
+    pub slice: String,
+    pub n: u64,
+    pub baseline: f64,
+    pub features: Vec<ImportanceRow>,
+}

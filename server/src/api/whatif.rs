@@ -20,6 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(predict))
         .routes(routes!(post_attack))
+        .routes(routes!(get_importance))
         .routes(routes!(post_benchmark))
         .routes(routes!(list_saved, save_whatif))
         .routes(routes!(delete_whatif))
@@ -157,4 +158,13 @@ pub struct EndpointTestQuery {
 #[utoipa::path(post, path = "/api/v1/runs/{id}/endpoints/{name}/test", params(("id" = String, Path, description = "the run"), ("name" = String, Path, description = "the endpoint"), EndpointTestQuery), responses((status = 200, body = EndpointTest), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 async fn test_endpoint(State(s): State<AppState>, Path((id, name)): Path<(String, String)>, Query(q): Query<EndpointTestQuery>) -> Result<Json<EndpointTest>, ApiError> {
     Ok(Json(s.test_endpoint(&id, &name, q.rows, q.compare.as_deref()).await?))
+}
+
+/// Permutation feature importance through the run's model: for each feature the model reads, how much
+/// the metric (`auc_roc`, `accuracy`, `log_loss`; `mae` for regression) worsens when its values are
+/// shuffled over a seeded sample, with a 95% interval from the repeats; per slice with `slice=`.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/importance", params(("id" = String, Path, description = "the run"), crate::service::attack::ImportanceQuery),
+    responses((status = 200, body = strata_app::model::FeatureImportance), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+async fn get_importance(State(s): State<AppState>, Path(id): Path<String>, Query(q): Query<crate::service::attack::ImportanceQuery>) -> Result<Json<strata_app::model::FeatureImportance>, ApiError> {
+    Ok(Json(s.importance(&id, q).await?))
 }

@@ -150,6 +150,7 @@ pub static RULES: &[Rule] = rules! {
     "GET" "/api/v1/runs/{id}/pdp" => need(Read, RUN);
     "GET" "/api/v1/runs/{id}/counterfactual" => need(Read, RUN);
     "POST" "/api/v1/runs/{id}/attacks" => need(Read, RUN);
+    "GET" "/api/v1/runs/{id}/importance" => need(Read, RUN);
     "GET" "/api/v1/runs/{id}/whatif-examples" => need(Read, RUN);
     "POST" "/api/v1/runs/{id}/whatif-examples" => need(Edit, RUN), audit "whatif.save";
     "DELETE" "/api/v1/runs/{id}/whatif-examples/{name}" => need(Edit, RUN), audit "whatif.delete";

@@ -8,6 +8,7 @@ pub mod attack;
 pub mod benchmark;
 pub mod flip;
 pub mod http;
+pub mod importance;
 pub mod onnx;
 pub mod onnx_ml;
 pub mod pdp;

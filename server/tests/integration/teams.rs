@@ -144,6 +144,7 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), &'static str> {
         ("DELETE", "/api/v1/runs/{id}/whatif-examples/{name}", "edit"),
         ("POST", "/api/v1/runs/{id}/benchmark", "edit"),
         ("POST", "/api/v1/runs/{id}/models", "edit"),
+        ("GET", "/api/v1/runs/{id}/importance", "read"),
         ("GET", "/api/v1/runs/{id}/endpoints", "read"),
         ("PUT", "/api/v1/runs/{id}/endpoints", "manage"),
         ("POST", "/api/v1/runs/{id}/endpoints/{name}/test", "read"),

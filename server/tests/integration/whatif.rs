@@ -261,23 +261,29 @@ async fn saved_whatif_examples(app: TestApp) {
 }
 on_both_databases!(saved_whatif_examples);
 
-/// Model files bound to score columns: by the upload spec (`models`), or attached to an existing
-/// run later (`POST /api/v1/runs/{id}/models`, checked against the stored scores at once).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn models_are_bound_by_the_spec_and_attached_later() {
-    let app = TestApp::sqlite().await;
+/// The first 200 demo rows with onnxruntime's score of the skl2onnx pipeline as `score_pipe`; the
+/// cases file and the column of that score in it.
+fn pipe_run_csv() -> (String, String, usize) {
     let golden = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/adult_pipe_cases.csv");
     let cases = std::fs::read_to_string(golden).unwrap();
     let mut lines = cases.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     let col = header.iter().position(|h| *h == "score_pipe").unwrap();
-    // The 200 demo rows of the cases, with onnxruntime's score as score_pipe and a label.
     let demo = std::fs::read_to_string(crate::helpers::demo().join("adult/eval.csv")).unwrap();
     let mut demo_lines = demo.lines();
     let mut csv = format!("{},score_pipe\n", demo_lines.next().unwrap());
     for (d, c) in demo_lines.zip(lines).take(200) {
         csv.push_str(&format!("{d},{}\n", c.split(',').nth(col).unwrap()));
     }
+    (csv, cases, col)
+}
+
+/// Model files bound to score columns: by the upload spec (`models`), or attached to an existing
+/// run later (`POST /api/v1/runs/{id}/models`, checked against the stored scores at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_are_bound_by_the_spec_and_attached_later() {
+    let app = TestApp::sqlite().await;
+    let (csv, cases, col) = pipe_run_csv();
     let pipe = std::fs::read(crate::helpers::testdata().join("models/adult_pipe_skl2onnx.onnx")).unwrap();
     let rf = std::fs::read(crate::helpers::testdata().join("models/adult_rf_skl2onnx.onnx")).unwrap();
     let spec = |models: serde_json::Value| json!({"name": "bound", "label": "label", "id": "example_id", "timestamp": "timestamp", "scores": ["score_logreg", "score_gbt", "score_pipe"], "models": models});
@@ -342,4 +348,46 @@ async fn models_are_bound_by_the_spec_and_attached_later() {
     assert!(String::from_utf8_lossy(&b).contains("not a score column"));
     let (_, listed) = app.get_json(&format!("/api/v1/runs/{plain}")).await;
     assert_eq!(listed["attachments"].as_array().unwrap().len(), 2, "pipe.onnx (replaced) and candidate.onnx: {listed}");
+}
+
+/// Permutation importance through the model: deterministic for a seed, its baseline the metric the
+/// engine reports for the same rows, an interval around each mean, per slice; bad settings refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permutation_importance_through_the_model() {
+    let app = TestApp::sqlite().await;
+    let (csv, _, _) = pipe_run_csv();
+    let pipe = std::fs::read(crate::helpers::testdata().join("models/adult_pipe_skl2onnx.onnx")).unwrap();
+    let spec = json!({"name": "importance", "label": "label", "id": "example_id", "timestamp": "timestamp", "scores": ["score_logreg", "score_gbt", "score_pipe"], "models": {"score_pipe": "pipe.onnx"}});
+    let (s, b) = app.upload("imp.csv", csv.as_bytes(), &spec, &[("pipe.onnx", &pipe[..])]).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let id = b["id"].as_str().unwrap().to_string();
+    let url = |q: &str| format!("/api/v1/runs/{id}/importance?model=score_pipe&sample=200&repeats=4{q}");
+    let (s, a) = app.get_json(&url("&seed=3")).await;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    let (_, again) = app.get_json(&url("&seed=3")).await;
+    assert_eq!(a, again, "the same seed, the same answer");
+    let (_, other) = app.get_json(&url("&seed=4")).await;
+    assert_ne!(a["features"], other["features"]);
+    // The baseline is the AUC of the model on every row: the engine's AUC of the stored scores
+    // (onnxruntime's, within float rounding of tract's).
+    let (_, m) = app.get_json(&format!("/api/v1/runs/{id}/metrics?model=score_pipe")).await;
+    let engine = m["slices"][0]["metrics"]["auc_roc"]["value"].as_f64().unwrap();
+    assert!((a["baseline"].as_f64().unwrap() - engine).abs() < 1e-3, "{} vs {engine}", a["baseline"]);
+    let features = a["features"].as_array().unwrap();
+    assert_eq!(features.len(), 13, "every feature the pipeline reads");
+    for f in features {
+        let (mean, lo, hi) = (f["mean"].as_f64().unwrap(), f["lo"].as_f64().unwrap(), f["hi"].as_f64().unwrap());
+        assert!(lo <= mean && mean <= hi && f["drops"].as_array().unwrap().len() == 4, "{f}");
+    }
+    assert!(features[0]["mean"].as_f64().unwrap() > 0.01 && features[0]["mean"].as_f64() >= features[12]["mean"].as_f64(), "sorted, and the model relies on something: {a}");
+    let (s, sl) = app.get_json(&url("&slice=sex&metric=log_loss")).await;
+    assert_eq!(s, StatusCode::OK, "{sl}");
+    let slices = sl["slices"].as_array().unwrap();
+    assert_eq!(slices.iter().map(|x| x["n"].as_u64().unwrap()).sum::<u64>(), 200, "{sl}");
+    assert!(sl["baseline"].as_f64().unwrap() < 0.0, "a loss is negated: {sl}");
+    for (q, needle) in [("model=score_pipe&metric=mae", "binary run offers"), ("model=score_pipe&repeats=1", "repeats is 2..=50"), ("model=nope", "no model file")] {
+        let (s, e) = app.get_json(&format!("/api/v1/runs/{id}/importance?{q}")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{q}: {e}");
+        assert!(e.to_string().contains(needle), "{q}: {e}");
+    }
 }
