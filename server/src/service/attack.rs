@@ -66,14 +66,7 @@ impl AppState {
         let frame = self.frame(id).await?;
         let rows = sample_rows(frame.height(), req.sample, req.seed);
         let sub = take_rows(&frame, &rows)?;
-        let groups: Vec<String> = match req.slice.as_deref().filter(|s| !s.trim().is_empty()) {
-            Some(spec) => {
-                let parsed = crate::eval::slicing::SliceSpec::parse(spec).map_err(|e| bad(e.to_string()))?;
-                let a = crate::eval::slicing::assign(&sub, spec, &parsed, super::MAX_SLICES).map_err(|e| bad(e.to_string()))?;
-                a.slice_of_row.iter().map(|s| s.map(|s| a.keys[s as usize].iter().map(|(c, v)| format!("{c}={v}")).collect::<Vec<_>>().join(", ")).unwrap_or_else(|| "(other)".into())).collect()
-            }
-            None => vec![],
-        };
+        let groups: Vec<String> = slice_labels(&sub, req.slice.as_deref())?.into_iter().map(|g| g.unwrap_or_else(|| "(other)".into())).collect();
         let labels = crate::eval::f64_values(&sub, &detail.label)?;
         let finite: Vec<f64> = labels.iter().copied().filter(|x| x.is_finite()).collect();
         let mean = finite.iter().sum::<f64>() / finite.len().max(1) as f64;
@@ -89,6 +82,14 @@ impl AppState {
         .await??;
         Ok(strata_app::model::AttackResult { model: model_name, noise, swap, threshold, sample: rows.len() as u64, seed, slices })
     }
+}
+
+/// Each row's slice of `spec` as `col=value, …` (`None`: in no slice); empty without a spec.
+fn slice_labels(sub: &polars::prelude::DataFrame, spec: Option<&str>) -> Result<Vec<Option<String>>, ServiceError> {
+    let Some(spec) = spec.filter(|s| !s.trim().is_empty()) else { return Ok(vec![]) };
+    let parsed = crate::eval::slicing::SliceSpec::parse(spec).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+    let a = crate::eval::slicing::assign(sub, spec, &parsed, super::MAX_SLICES).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+    Ok(a.slice_of_row.iter().map(|s| s.map(|s| a.keys[s as usize].iter().map(|(c, v)| format!("{c}={v}")).collect::<Vec<_>>().join(", "))).collect())
 }
 
 /// A permutation-importance request (`GET /api/v1/runs/{id}/importance`).
@@ -139,14 +140,7 @@ impl AppState {
         let cost = rows.len() as u64 * (1 + features.len() as u64 * repeats as u64) * if slices_too { 2 } else { 1 };
         self.check_predictions(cost, "permutation importance", "sample fewer rows (sample=) or use fewer repeats (repeats=)")?;
         let sub = take_rows(&frame, &rows)?;
-        let groups: Vec<Option<String>> = match q.slice.as_deref().filter(|s| !s.trim().is_empty()) {
-            Some(spec) => {
-                let parsed = crate::eval::slicing::SliceSpec::parse(spec).map_err(|e| bad(e.to_string()))?;
-                let a = crate::eval::slicing::assign(&sub, spec, &parsed, super::MAX_SLICES).map_err(|e| bad(e.to_string()))?;
-                a.slice_of_row.iter().map(|s| s.map(|s| a.keys[s as usize].iter().map(|(c, v)| format!("{c}={v}")).collect::<Vec<_>>().join(", "))).collect()
-            }
-            None => vec![],
-        };
+        let groups = slice_labels(&sub, q.slice.as_deref())?;
         let labels = crate::eval::f64_values(&sub, &detail.label)?;
         let batch = Batch::from_frame(&sub)?;
         let n = rows.len() as u64;

@@ -160,17 +160,7 @@ impl Store {
                 .await?;
         }
         for a in &run.attachments {
-            sqlx::query(
-                "INSERT INTO run_attachments (run_id, name, media_type, model, content) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&s.id)
-            .bind(&a.info.name)
-            .bind(&a.info.media_type)
-            .bind(a.info.model.clone())
-            .bind(a.content.clone())
-            .execute(&mut *tx)
-            .await?;
+            insert_attachment(&mut tx, &s.id, a).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -254,14 +244,7 @@ impl Store {
             return Ok(false);
         }
         sqlx::query("DELETE FROM run_attachments WHERE run_id = $1 AND name = $2").bind(id).bind(&a.info.name).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO run_attachments (run_id, name, media_type, model, content) VALUES ($1, $2, $3, $4, $5)")
-            .bind(id)
-            .bind(&a.info.name)
-            .bind(&a.info.media_type)
-            .bind(a.info.model.clone())
-            .bind(a.content.clone())
-            .execute(&mut *tx)
-            .await?;
+        insert_attachment(&mut tx, id, a).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -402,4 +385,17 @@ pub(crate) fn summary_from_row(row: &sqlx::any::AnyRow) -> Result<RunSummary, St
 pub fn decode_frame(bytes: Vec<u8>) -> Result<polars::prelude::DataFrame, polars::prelude::PolarsError> {
     use polars::prelude::*;
     ParquetReader::new(std::io::Cursor::new(bytes)).finish()
+}
+
+/// One attachment row, within a run's transaction.
+async fn insert_attachment(tx: &mut sqlx::Transaction<'_, sqlx::Any>, run_id: &str, a: &NewAttachment) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO run_attachments (run_id, name, media_type, model, content) VALUES ($1, $2, $3, $4, $5)")
+        .bind(run_id)
+        .bind(&a.info.name)
+        .bind(&a.info.media_type)
+        .bind(a.info.model.clone())
+        .bind(a.content.clone())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
