@@ -272,3 +272,116 @@ pub struct SliceImportance {
     pub baseline: f64,
     pub features: Vec<ImportanceRow>,
 }
+
+/// Adversarial search on one slice: how many examples flip within the radius, how far they sit
+/// from a flip, and how a random search of the same budget does.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct AdversarialSlice {
+    pub slice: String,
+    pub n: u64,
+    /// Share of the slice's examples whose decision the search flipped within `max_radius`.
+    pub flipped: f64,
+    /// The same share for random changes with as many model calls per example.
+    pub random_flipped: f64,
+    /// Robustness radius of the flipped examples (distance of the flip): 10th percentile, median, 90th.
+    pub radius_p10: Option<f64>,
+    pub radius_median: Option<f64>,
+    pub radius_p90: Option<f64>,
+    /// Median distance of the random search's flips (farther than the search's when it works).
+    pub random_radius_median: Option<f64>,
+}
+
+/// One feature changed by an adversarial example.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct AdversarialChange {
+    pub feature: String,
+    pub from: String,
+    pub to: String,
+}
+
+/// An example and the smallest flip the search found for it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct AdversarialExample {
+    /// The example's id (open it in the what-if editor with the changes as edits).
+    pub id: String,
+    pub before: f64,
+    pub after: f64,
+    pub radius: f64,
+    pub changes: Vec<AdversarialChange>,
+}
+
+/// How often the search's flips change a feature.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct FeatureUse {
+    pub feature: String,
+    /// Share of the flipped examples whose flip changes this feature.
+    pub share: f64,
+}
+
+/// The result of an adversarial search (`POST /api/v1/runs/{id}/adversarial`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct AdversarialResult {
+    pub model: String,
+    pub threshold: f64,
+    pub sample: u64,
+    pub seed: u64,
+    /// Distance: Σ |Δx| / sd over numeric features + 1 per changed categorical feature.
+    pub max_radius: f64,
+    pub max_steps: u64,
+    /// Features the search could not change.
+    pub immutable: Vec<String>,
+    /// Model calls (rows predicted) per example, mean; the random search got as many.
+    pub queries_per_example: f64,
+    /// Wall time of the search and of the random baseline.
+    pub search_ms: u64,
+    pub random_ms: u64,
+    /// The whole sample first, then one entry per slice of `slice`.
+    pub slices: Vec<AdversarialSlice>,
+    /// Most used first.
+    pub features: Vec<FeatureUse>,
+    /// The flipped examples nearest to a flip (at most 20), smallest radius first.
+    pub examples: Vec<AdversarialExample>,
+}
+
+/// One feature's share of a prediction.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct AttributionValue {
+    pub feature: String,
+    /// The example's value (after the what-if edits).
+    pub value: String,
+    /// Its SHAP value: the features' values sum to `prediction − base`.
+    pub attribution: f64,
+}
+
+/// SHAP attributions of one example's prediction (`GET /api/v1/runs/{id}/attributions`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct Attributions {
+    pub model: String,
+    pub example: String,
+    /// `kernel` (KernelSHAP through the model) or `tree` (exact TreeSHAP of the ensemble's trees).
+    pub method: String,
+    /// What is explained: `score` (the model's output) or `margin` (a tree ensemble's raw sum
+    /// before its post-transform: log-odds for a logistic one).
+    pub output: String,
+    /// The mean output over the background rows.
+    pub base: f64,
+    pub prediction: f64,
+    /// Largest |attribution| first.
+    pub values: Vec<AttributionValue>,
+    /// Every coalition was evaluated (or TreeSHAP): exact Shapley values of the background game.
+    pub exact: bool,
+    pub coalitions: u64,
+    /// Rows the model predicted.
+    pub predictions: u64,
+    pub background: u64,
+    pub samples: u64,
+    pub seed: u64,
+    pub elapsed_ms: u64,
+}

@@ -20,6 +20,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(predict))
         .routes(routes!(post_attack))
+        .routes(routes!(post_adversarial))
+        .routes(routes!(get_attributions))
         .routes(routes!(get_importance))
         .routes(routes!(post_benchmark))
         .routes(routes!(list_saved, save_whatif))
@@ -70,6 +72,26 @@ async fn get_counterfactual(State(s): State<AppState>, Path(id): Path<String>, R
 #[utoipa::path(post, path = "/api/v1/runs/{id}/attacks", params(("id" = String, Path, description = "the run")), request_body = AttackRequest, responses((status = 200, body = AttackResult), (status = 400, body = ApiErrorBody)))]
 async fn post_attack(State(s): State<AppState>, Path(id): Path<String>, Json(body): Json<AttackRequest>) -> Result<Json<AttackResult>, ApiError> {
     Ok(Json(s.attack(&id, body).await?))
+}
+
+/// Adversarial search: for a sample of a binary run, the smallest change of the mutable features
+/// (within ranges, steps and allowed values) that flips the model's decision, found by a greedy
+/// black-box search through the real model; per slice the share flipped within `max_radius`, the
+/// robustness radius, a random search of the same budget, the features used and the nearest flips.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/adversarial", params(("id" = String, Path, description = "the run")), request_body = crate::service::attack::AdversarialRequest,
+    responses((status = 200, body = strata_app::model::AdversarialResult), (status = 400, body = ApiErrorBody)))]
+async fn post_adversarial(State(s): State<AppState>, Path(id): Path<String>, Json(body): Json<crate::service::attack::AdversarialRequest>) -> Result<Json<strata_app::model::AdversarialResult>, ApiError> {
+    Ok(Json(s.adversarial(&id, body).await?))
+}
+
+/// SHAP attributions of one example's prediction (what-if edits as `set.<feature>=value`):
+/// KernelSHAP through the model against a background sample of the run (exact when every coalition
+/// fits in `samples`), or exact interventional TreeSHAP of a bare ONNX tree ensemble's margin.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/attributions", params(("id" = String, Path, description = "the run"), crate::service::explain::AttributionQuery),
+    responses((status = 200, body = strata_app::model::Attributions), (status = 400, body = ApiErrorBody)))]
+async fn get_attributions(State(s): State<AppState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> Result<Json<strata_app::model::Attributions>, ApiError> {
+    let (query, edits) = crate::service::explain::decode_attribution_query(q.as_deref().unwrap_or(""))?;
+    Ok(Json(s.attributions(&id, query, &edits).await?))
 }
 
 /// An edited example to save: `{"name": "older", "example": "adult-00002", "edits": {"age": "41"}}`.

@@ -12,6 +12,7 @@ pub mod stats;
 pub mod residual_stats;
 pub mod residuals;
 pub mod rng;
+pub mod rules;
 pub mod sliced;
 pub mod slicing;
 pub mod whatif;

@@ -4,6 +4,7 @@
 //! classification, the prediction for regression. Inputs are matched to the run's columns by
 //! name; a model input with no column of that name is an error that names it.
 
+pub mod adversarial;
 pub mod attack;
 pub mod benchmark;
 pub mod flip;
@@ -12,6 +13,7 @@ pub mod importance;
 pub mod onnx;
 pub mod onnx_ml;
 pub mod pdp;
+pub mod shap;
 
 use std::collections::BTreeMap;
 
@@ -53,6 +55,23 @@ pub trait Model: Send + Sync {
     fn input_names(&self) -> Vec<String>;
     /// One score per example of the batch.
     fn predict(&self, batch: &Batch) -> Result<Vec<f64>, ModelError>;
+    /// The model's trees, when it is a tree ensemble Strata can read (for exact TreeSHAP).
+    fn trees(&self) -> Option<&Trees> {
+        None
+    }
+}
+
+/// A model that is one ONNX-ML tree ensemble over one `[N, k]` input: its trees, the columns its
+/// feature ids index, and the target whose margin is the score before the post-transform.
+#[derive(Clone, Debug)]
+pub struct Trees {
+    pub ensemble: shap::TreeEnsemble,
+    pub columns: Vec<String>,
+    pub target: usize,
+    /// The ONNX `post_transform` that turns the margin into the score (`LOGISTIC`, `NONE`, …).
+    pub post_transform: String,
+    /// The input is float32: values are rounded to it before routing, as onnxruntime does.
+    pub float32: bool,
 }
 
 impl Batch {

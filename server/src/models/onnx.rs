@@ -29,6 +29,7 @@ pub struct OnnxModel {
     output: usize,
     /// The column of a `[N, C]` probability output that is the positive class (label 1).
     positive: usize,
+    trees: Option<super::Trees>,
 }
 
 fn load_err(name: &str, e: impl std::fmt::Display) -> ModelError {
@@ -41,6 +42,7 @@ impl OnnxModel {
     pub fn load(name: &str, bytes: &[u8], matrix_columns: Option<Vec<String>>) -> Result<OnnxModel, ModelError> {
         let onnx = tract_onnx::onnx();
         let mut proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(|e| load_err(name, format!("{e:#}")))?;
+        let trees = tree_ensemble(&proto, matrix_columns.as_deref());
         super::onnx_ml::rewrite(&mut proto).map_err(|e| load_err(name, e))?;
         let positive = positive_column(&proto);
         let mut model = onnx.model_for_proto_model(&proto).map_err(|e| load_err(name, format!("{e:#}")))?;
@@ -70,7 +72,7 @@ impl OnnxModel {
         let types: Vec<Option<DatumType>> = typed.output_outlets().map_err(|e| load_err(name, e))?.iter().map(|o| typed.outlet_fact(*o).ok().map(|f| f.datum_type)).collect();
         let output = choose_output(&output_names, &types).map_err(|why| load_err(name, why))?;
         let plan = typed.into_runnable().map_err(|e| load_err(name, format!("{e:#} (the model uses an operator or input type tract cannot run)")))?;
-        Ok(OnnxModel { name: name.to_string(), plan, layout, output, positive })
+        Ok(OnnxModel { name: name.to_string(), plan, layout, output, positive, trees })
     }
 }
 
@@ -111,6 +113,60 @@ fn choose_output(names: &[String], types: &[Option<DatumType>]) -> Result<usize,
     ))
 }
 
+/// The trees of a model that is one `TreeEnsembleClassifier` / `TreeEnsembleRegressor` reading the
+/// graph's one `[N, k]` input (what skl2onnx and onnxmltools write for a bare ensemble), with only
+/// `Identity`, `Cast` and `ZipMap` besides; `None` for anything else (a pipeline's trees read
+/// encoded features, not the run's columns, so TreeSHAP of them would explain other players).
+fn tree_ensemble(proto: &tract_onnx::pb::ModelProto, columns: Option<&[String]>) -> Option<super::Trees> {
+    let graph = proto.graph.as_ref()?;
+    let initialized: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let inputs: Vec<&tract_onnx::pb::ValueInfoProto> = graph.input.iter().filter(|i| !initialized.contains(&i.name.as_str())).collect();
+    let [input] = inputs.as_slice() else { return None };
+    let is_tree = |n: &&tract_onnx::pb::NodeProto| n.domain == "ai.onnx.ml" && (n.op_type == "TreeEnsembleClassifier" || n.op_type == "TreeEnsembleRegressor");
+    let trees: Vec<&tract_onnx::pb::NodeProto> = graph.node.iter().filter(is_tree).collect();
+    let [node] = trees.as_slice() else { return None };
+    if node.input.first() != Some(&input.name) || graph.node.iter().any(|n| !is_tree(&n) && !matches!(n.op_type.as_str(), "Identity" | "Cast" | "ZipMap")) {
+        return None;
+    }
+    let find = |name: &str| node.attribute.iter().find(|a| a.name == name);
+    let ints = |name: &str| find(name).map(|a| a.ints.clone()).unwrap_or_default();
+    let floats = |name: &str| find(name).map(|a| a.floats.iter().map(|f| f64::from(*f)).collect()).unwrap_or_default();
+    let text = |name: &str| find(name).map(|a| String::from_utf8_lossy(&a.s).into_owned()).unwrap_or_else(|| "NONE".into());
+    if find("aggregate_function").is_some_and(|a| a.s != b"SUM") || find("nodes_values").is_none() {
+        return None;
+    }
+    let (prefix, n_targets) = if node.op_type == "TreeEnsembleClassifier" {
+        ("class", find("classlabels_int64s").map(|a| a.ints.len()).or_else(|| find("classlabels_strings").map(|a| a.strings.len())).unwrap_or(2))
+    } else {
+        ("target", find("n_targets").map(|a| a.i as usize).unwrap_or(1))
+    };
+    let attributes = super::shap::TreeAttributes {
+        nodes_treeids: ints("nodes_treeids"),
+        nodes_nodeids: ints("nodes_nodeids"),
+        nodes_featureids: ints("nodes_featureids"),
+        nodes_values: floats("nodes_values"),
+        nodes_modes: find("nodes_modes").map(|a| a.strings.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect()).unwrap_or_default(),
+        nodes_truenodeids: ints("nodes_truenodeids"),
+        nodes_falsenodeids: ints("nodes_falsenodeids"),
+        nodes_missing_value_tracks_true: ints("nodes_missing_value_tracks_true"),
+        leaf_treeids: ints(&format!("{prefix}_treeids")),
+        leaf_nodeids: ints(&format!("{prefix}_nodeids")),
+        leaf_targetids: ints(&format!("{prefix}_ids")),
+        leaf_weights: floats(&format!("{prefix}_weights")),
+        base_values: floats("base_values"),
+        post_transform: text("post_transform"),
+        n_targets,
+    };
+    let ensemble = super::shap::from_onnx_attributes(&attributes).ok()?;
+    let columns = columns?.to_vec();
+    if columns.len() < ensemble.n_features() {
+        return None;
+    }
+    let float32 = input.r#type.as_ref().and_then(|t| t.value.as_ref()).is_some_and(|v| matches!(v, tract_onnx::pb::type_proto::Value::TensorType(t) if t.elem_type == 1));
+    let target = ensemble.positive_target();
+    Some(super::Trees { ensemble, columns, target, post_transform: attributes.post_transform, float32 })
+}
+
 fn is_matrix(model: &InferenceModel, inputs: &[OutletId]) -> bool {
     inputs.len() == 1
         && model
@@ -128,6 +184,10 @@ fn numeric_tensor(values: &[f64], dt: DatumType, shape: (usize, usize)) -> Tract
 impl Model for OnnxModel {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn trees(&self) -> Option<&super::Trees> {
+        self.trees.as_ref()
     }
 
     fn input_names(&self) -> Vec<String> {
@@ -201,6 +261,44 @@ impl Model for OnnxModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// SHAP through the loaded ONNX file (tract's predictions, the trees read from the protobuf)
+    /// equals the `shap` package's values (`server/tests/golden/make_shap_cases.py`): TreeSHAP of
+    /// the margin vs `TreeExplainer(interventional, raw)`, exact KernelSHAP of the probability vs
+    /// `KernelExplainer` on onnxruntime.
+    #[test]
+    fn shap_through_the_onnx_model_equals_the_shap_package() {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let g: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("tests/golden/shap/adult_gb.json")).unwrap()).unwrap();
+        let cols: Vec<String> = serde_json::from_value(g["columns"].clone()).unwrap();
+        let matrix = |v: &serde_json::Value| -> Vec<Vec<f64>> { serde_json::from_value(v.clone()).unwrap() };
+        let (rows, background) = (matrix(&g["rows"]), matrix(&g["background"]));
+        let batch = |rows: &[Vec<f64>]| Batch { rows: rows.len(), columns: cols.iter().enumerate().map(|(j, c)| (c.clone(), Values::Numeric(rows.iter().map(|r| r[j]).collect()))).collect() };
+        let bytes = std::fs::read(dir.join("../").join(g["onnx"].as_str().unwrap())).unwrap();
+        let model = OnnxModel::load("gb", &bytes, Some(cols.clone())).unwrap();
+        let trees = model.trees().expect("a bare TreeEnsembleClassifier is read");
+        assert_eq!((trees.columns.clone(), trees.post_transform.as_str(), trees.float32), (cols.clone(), "LOGISTIC", true));
+        let (tree_want, kernel_want) = (matrix(&g["tree_shap"]["values"]), matrix(&g["kernel_exact"]["values"]));
+        for (i, x) in rows.iter().enumerate() {
+            let x32: Vec<f64> = x.iter().map(|v| *v as f32 as f64).collect();
+            let r32: Vec<Vec<f64>> = background.iter().map(|r| r.iter().map(|v| *v as f32 as f64).collect()).collect();
+            let phi = trees.ensemble.tree_shap(&x32, &r32, trees.target);
+            for (a, b) in phi.iter().zip(&tree_want[i]) {
+                assert!((a - b).abs() < 1e-6, "row {i}: TreeSHAP {phi:?} vs shap {:?}", tree_want[i]);
+            }
+            // The margin through the trees is the model's score before its logistic.
+            let p = model.predict(&batch(&rows[i..=i])).unwrap()[0];
+            assert!((1.0 / (1.0 + (-trees.ensemble.margin(&x32, trees.target)).exp()) - p).abs() < 1e-6);
+            let k = crate::models::shap::kernel_shap(&model, &batch(&rows[i..=i]), &batch(&background), &cols, 1000, 0).unwrap();
+            assert!(k.exact);
+            for ((_, a), b) in k.values.iter().zip(&kernel_want[i]) {
+                assert!((a - b).abs() < 1e-5, "row {i}: KernelSHAP {:?} vs shap {:?}", k.values, kernel_want[i]);
+            }
+        }
+        // A pipeline's trees read encoded features, not the run's columns: no TreeSHAP.
+        let pipe = std::fs::read(dir.join("../testdata/models/adult_pipe_skl2onnx.onnx")).unwrap();
+        assert!(OnnxModel::load("pipe", &pipe, None).unwrap().trees().is_none());
+    }
 
     /// A CSV file as JSON objects (numbers where every value of the column parses as one), its
     /// header, and which columns are numeric.

@@ -1,6 +1,8 @@
 //! Random attacks: perturb a sample of a run, call its model, report decision flips and the
 //! accuracy (or MAE) change per slice.
 
+use std::collections::BTreeMap;
+
 use strata_app::model::Task;
 
 use super::models::feature_columns;
@@ -167,6 +169,214 @@ impl AppState {
                     slices.push(strata_app::model::SliceImportance { slice: g.clone(), n: idx.len() as u64, baseline: b, features: sorted(r) });
                 }
                 Ok(strata_app::model::FeatureImportance { model: name, metric, repeats: repeats as u64, sample: n, seed, baseline, features: sorted(rows), slices })
+            })
+            .await?
+    }
+}
+
+/// Bounds of a numeric feature in an adversarial search.
+#[derive(Clone, Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureRange {
+    /// Lowest allowed value (default: the lowest observed).
+    pub min: Option<f64>,
+    /// Highest allowed value (default: the highest observed).
+    pub max: Option<f64>,
+    /// Changes are multiples of this (default: 1 for a column of whole numbers, else none).
+    pub step: Option<f64>,
+}
+
+/// An adversarial-search request (`POST /api/v1/runs/{id}/adversarial`). Unknown fields are refused:
+/// a misspelt `immutable` must not silently let the search change a protected feature.
+#[derive(Clone, Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdversarialRequest {
+    /// The model (score column or endpoint); the first callable one when absent.
+    pub model: Option<String>,
+    /// Examples searched (a seeded uniform sample; 10..=1000, default 200).
+    pub sample: Option<usize>,
+    pub seed: Option<u64>,
+    /// The decision threshold (default 0.5).
+    pub threshold: Option<f64>,
+    /// Features the search must not change (e.g. `["sex", "race", "age"]`).
+    #[serde(default)]
+    pub immutable: Vec<String>,
+    /// Allowed ranges and steps of numeric features.
+    #[serde(default)]
+    pub ranges: BTreeMap<String, FeatureRange>,
+    /// Allowed values of categorical features (default: the observed ones, most frequent first, at most 10).
+    #[serde(default)]
+    pub values: BTreeMap<String, Vec<String>>,
+    /// The largest change tried (0 < r ≤ 50, default 3): Σ |Δx| / sd + 1 per changed category.
+    pub max_radius: Option<f64>,
+    /// Greedy steps per example (1..=100, default 20).
+    pub max_steps: Option<usize>,
+    /// A slice spec (`sex`, `age:q4`) to break the results down by.
+    pub slice: Option<String>,
+}
+
+impl AppState {
+    /// Searches a sample of a binary run for the smallest constrained changes that flip the model's
+    /// decision, with a random search of the same budget as the baseline; summarised per slice.
+    pub async fn adversarial(&self, id: &str, req: AdversarialRequest) -> Result<strata_app::model::AdversarialResult, ServiceError> {
+        use crate::models::adversarial::{Feature, Settings, Space, random_search, search};
+        use strata_app::model::{AdversarialChange, AdversarialExample, AdversarialResult, AdversarialSlice, ColumnKind, FeatureUse};
+        let bad = ServiceError::BadRequest;
+        let (sample, seed, threshold) = (req.sample.unwrap_or(200), req.seed.unwrap_or(0), req.threshold.unwrap_or(0.5));
+        let (max_radius, max_steps) = (req.max_radius.unwrap_or(3.0), req.max_steps.unwrap_or(20));
+        if !(10..=1000).contains(&sample) || !(0.0..=1.0).contains(&threshold) || !(max_radius > 0.0 && max_radius <= 50.0) || !(1..=100).contains(&max_steps) {
+            return Err(bad("sample is 10..=1000, threshold 0..=1, max_radius in (0, 50], max_steps 1..=100".into()));
+        }
+        let detail = self.run_detail(id).await?;
+        if detail.summary.task != Task::Binary {
+            return Err(bad("adversarial search flips decisions: it supports binary runs".into()));
+        }
+        let model_name = match req.model.clone() {
+            Some(m) => m,
+            None => self.callable_models(id, &detail).await?.first().map(|(s, _)| s.clone()).ok_or_else(|| bad("the run has no model to call".into()))?,
+        };
+        let model = self.model(id, &detail, &model_name).await?;
+        let inputs = model.input_names();
+        let all = feature_columns(&detail);
+        let names = || all.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ");
+        for f in req.immutable.iter().chain(req.ranges.keys()).chain(req.values.keys()) {
+            if !all.iter().any(|(n, _)| n == f) {
+                return Err(bad(format!("'{f}' is not a feature of the run (features: {})", names())));
+            }
+        }
+        let frame = self.frame(id).await?;
+        // Spread and whole-number check on a sample: enough for a unit of distance, bounded work.
+        let stats_rows = sample_rows(frame.height(), 100_000, 0);
+        let stats_frame = take_rows(&frame, &stats_rows)?;
+        let mut features = Vec::new();
+        for (name, kind) in all.iter().filter(|(n, _)| inputs.contains(n) && !req.immutable.contains(n)) {
+            let space = if *kind == ColumnKind::Numeric {
+                if req.values.contains_key(name) {
+                    return Err(bad(format!("values: '{name}' is numeric; give it a range instead")));
+                }
+                let x: Vec<f64> = crate::eval::f64_values(&stats_frame, name)?.into_iter().filter(|v| v.is_finite()).collect();
+                if x.len() < 2 {
+                    continue;
+                }
+                let mean = x.iter().sum::<f64>() / x.len() as f64;
+                let sd = (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (x.len() - 1) as f64).sqrt();
+                let info = detail.columns.iter().find(|c| c.name == *name);
+                let r = req.ranges.get(name).cloned().unwrap_or_default();
+                let min = r.min.or(info.and_then(|c| c.min)).unwrap_or(f64::NEG_INFINITY);
+                let max = r.max.or(info.and_then(|c| c.max)).unwrap_or(f64::INFINITY);
+                let step = r.step.or_else(|| x.iter().all(|v| v.fract() == 0.0).then_some(1.0));
+                if !(sd.is_finite() && sd > 0.0) || min > max || step.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
+                    if req.ranges.contains_key(name) {
+                        return Err(bad(format!("ranges: '{name}' needs min ≤ max and a positive step")));
+                    }
+                    continue;
+                }
+                Space::Numeric { sd, min, max, step }
+            } else {
+                if req.ranges.contains_key(name) {
+                    return Err(bad(format!("ranges: '{name}' is categorical; list its allowed values instead")));
+                }
+                let values = match req.values.get(name) {
+                    Some(v) if v.len() > 1000 || v.iter().any(|s| s.len() > 1000) => return Err(bad(format!("values: '{name}' lists at most 1000 values of at most 1000 bytes"))),
+                    Some(v) => v.clone(),
+                    None => detail.columns.iter().find(|c| c.name == *name).map(|c| c.top_values.iter().map(|v| v.value.clone()).collect()).unwrap_or_default(),
+                };
+                if values.len() < 2 {
+                    continue;
+                }
+                Space::Categorical { values }
+            };
+            features.push(Feature { name: name.clone(), space });
+        }
+        if features.is_empty() {
+            return Err(bad("no feature of the model can change: every one is immutable or constant".into()));
+        }
+        // Moves per example and step (see models::adversarial), for the greedy and shrinking
+        // phases; the random search gets as many calls, at most 500 per example.
+        let per_step: usize = features.iter().map(|f| match &f.space {
+            Space::Numeric { .. } => 5,
+            Space::Categorical { values } => values.len().min(12),
+        }).sum();
+        let tries_cap = 500;
+        let cost = sample as u64 * (2 + (per_step * (max_steps + 8)) as u64 + tries_cap as u64);
+        self.check_predictions(cost, "adversarial search", "search fewer examples (sample=), fewer steps (max_steps=) or fewer features")?;
+        let rows = sample_rows(frame.height(), sample, seed);
+        let sub = take_rows(&frame, &rows)?;
+        let groups: Vec<String> = slice_labels(&sub, req.slice.as_deref())?.into_iter().map(|g| g.unwrap_or_else(|| "(other)".into())).collect();
+        let ids = super::whatif::RowIds::of(&frame, &detail)?;
+        let row_ids: Vec<String> = rows.iter().map(|r| ids.get(*r)).collect();
+        let batch = Batch::from_frame(&sub)?;
+        let settings = Settings { threshold, max_radius, max_steps, seed };
+        let immutable: Vec<String> = all.iter().map(|(n, _)| n.clone()).filter(|n| inputs.contains(n) && !features.iter().any(|f| f.name == *n)).collect();
+        self.work
+            .run(move || -> Result<AdversarialResult, ServiceError> {
+                let started = std::time::Instant::now();
+                let found = search(model.as_ref(), &batch, &features, &settings)?;
+                let search_ms = started.elapsed().as_millis() as u64;
+                let queries = found.iter().map(|f| f.queries).sum::<usize>() as f64 / found.len().max(1) as f64;
+                let started = std::time::Instant::now();
+                let random = random_search(model.as_ref(), &batch, &features, &settings, (queries.round() as usize).clamp(1, tries_cap))?;
+                let random_ms = started.elapsed().as_millis() as u64;
+                let quantile = |mut v: Vec<f64>, q: f64| -> Option<f64> {
+                    v.sort_by(f64::total_cmp);
+                    (!v.is_empty()).then(|| v[((v.len() - 1) as f64 * q).round() as usize])
+                };
+                let summarise = |name: String, idx: Vec<usize>| {
+                    let n = idx.len().max(1) as f64;
+                    let radii: Vec<f64> = idx.iter().filter(|&&i| found[i].flipped).map(|&i| found[i].radius).collect();
+                    let random_radii: Vec<f64> = idx.iter().filter_map(|&i| random[i]).collect();
+                    AdversarialSlice {
+                        slice: name,
+                        n: idx.len() as u64,
+                        flipped: radii.len() as f64 / n,
+                        random_flipped: random_radii.len() as f64 / n,
+                        radius_p10: quantile(radii.clone(), 0.1),
+                        radius_median: quantile(radii.clone(), 0.5),
+                        radius_p90: quantile(radii, 0.9),
+                        random_radius_median: quantile(random_radii, 0.5),
+                    }
+                };
+                let mut slices = vec![summarise("overall".into(), (0..found.len()).collect())];
+                let mut names: Vec<&String> = groups.iter().collect();
+                names.sort();
+                names.dedup();
+                for g in names {
+                    slices.push(summarise(g.clone(), (0..found.len()).filter(|&i| groups[i] == *g).collect()));
+                }
+                let flipped: Vec<usize> = (0..found.len()).filter(|&i| found[i].flipped).collect();
+                let mut uses: Vec<FeatureUse> = features
+                    .iter()
+                    .map(|f| FeatureUse { feature: f.name.clone(), share: flipped.iter().filter(|&&i| found[i].changes.iter().any(|(c, _, _)| *c == f.name)).count() as f64 / flipped.len().max(1) as f64 })
+                    .collect();
+                uses.sort_by(|a, b| b.share.total_cmp(&a.share).then_with(|| a.feature.cmp(&b.feature)));
+                let mut nearest = flipped.clone();
+                nearest.sort_by(|&a, &b| found[a].radius.total_cmp(&found[b].radius).then(a.cmp(&b)));
+                let examples = nearest
+                    .into_iter()
+                    .take(20)
+                    .map(|i| AdversarialExample {
+                        id: row_ids[i].clone(),
+                        before: found[i].before,
+                        after: found[i].after,
+                        radius: found[i].radius,
+                        changes: found[i].changes.iter().map(|(feature, from, to)| AdversarialChange { feature: feature.clone(), from: from.clone(), to: to.clone() }).collect(),
+                    })
+                    .collect();
+                Ok(AdversarialResult {
+                    model: model_name,
+                    threshold,
+                    sample: found.len() as u64,
+                    seed,
+                    max_radius,
+                    max_steps: max_steps as u64,
+                    immutable,
+                    queries_per_example: queries,
+                    search_ms,
+                    random_ms,
+                    slices,
+                    features: uses,
+                    examples,
+                })
             })
             .await?
     }

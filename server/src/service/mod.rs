@@ -25,6 +25,7 @@ pub mod residuals;
 pub mod whatif;
 pub mod models;
 pub mod attack;
+pub mod explain;
 pub mod benchmark;
 pub mod alerts;
 pub mod projects;

@@ -120,7 +120,7 @@ fn parse_whatif_query(query: &str) -> Result<WhatIfQuery, ServiceError> {
 }
 
 /// A one-row batch with `edits` applied (numbers parsed; an empty value is missing).
-fn edited(original: &Batch, edits: &BTreeMap<String, String>, detail: &RunDetail) -> Result<Batch, ServiceError> {
+pub(crate) fn edited(original: &Batch, edits: &BTreeMap<String, String>, detail: &RunDetail) -> Result<Batch, ServiceError> {
     let mut b = original.clone();
     for (name, value) in edits {
         if !original.columns.contains_key(name) {

@@ -139,6 +139,8 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), &'static str> {
         ("GET", "/api/v1/runs/{id}/pdp", "read"),
         ("GET", "/api/v1/runs/{id}/counterfactual", "read"),
         ("POST", "/api/v1/runs/{id}/attacks", "read"),
+        ("POST", "/api/v1/runs/{id}/adversarial", "read"),
+        ("GET", "/api/v1/runs/{id}/attributions", "read"),
         ("GET", "/api/v1/runs/{id}/whatif-examples", "read"),
         ("POST", "/api/v1/runs/{id}/whatif-examples", "edit"),
         ("DELETE", "/api/v1/runs/{id}/whatif-examples/{name}", "edit"),

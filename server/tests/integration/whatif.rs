@@ -391,3 +391,139 @@ async fn permutation_importance_through_the_model() {
         assert!(e.to_string().contains(needle), "{q}: {e}");
     }
 }
+
+/// Adversarial search on the demo GBT: every reported flip is checked independently through the
+/// predict API (the edited example really crosses the threshold), the constraints hold (immutable
+/// features unchanged, categorical values from the allowed set, whole-number steps, ranges), the
+/// radius is the distance the result defines, and the search beats a random search of its budget.
+async fn adversarial_search_flips_within_the_constraints(app: TestApp) {
+    let id = demo_id(&app, "Adult income (demo)").await;
+    let body = json!({"model": "score_gbt", "sample": 120, "seed": 5, "slice": "sex", "immutable": ["sex", "race", "age"],
+        "ranges": {"hours_per_week": {"min": 1, "max": 80}}, "values": {"workclass": ["Private", "Self-emp-inc", "Local-gov"]}});
+    let (s, b) = app.request(post(format!("/api/v1/runs/{id}/adversarial"), body.clone())).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    let r: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    let (_, again) = app.request(post(format!("/api/v1/runs/{id}/adversarial"), body)).await;
+    let again: serde_json::Value = serde_json::from_slice(&again).unwrap();
+    assert_eq!(r["examples"], again["examples"], "seeded: the same flips");
+    let overall = &r["slices"][0];
+    assert_eq!(overall["n"], 120);
+    assert_eq!(r["slices"].as_array().unwrap().len(), 3, "overall + two sexes: {r}");
+    let (flipped, random) = (overall["flipped"].as_f64().unwrap(), overall["random_flipped"].as_f64().unwrap());
+    assert!(flipped > 0.2 && flipped >= random, "the search flips more than random changes of its budget: {flipped} vs {random}");
+    assert!(overall["radius_median"].as_f64().unwrap() <= 3.0);
+    for f in ["sex", "race", "age"] {
+        assert!(r["immutable"].as_array().unwrap().iter().any(|x| x == f), "{r}");
+    }
+    let examples = r["examples"].as_array().unwrap();
+    assert!(!examples.is_empty() && examples.len() <= 20);
+    let mut last = 0.0;
+    for e in examples {
+        let radius = e["radius"].as_f64().unwrap();
+        assert!(radius >= last && radius <= 3.0 + 1e-9, "smallest first, within the radius: {e}");
+        last = radius;
+        let row: usize = e["id"].as_str().unwrap().trim_start_matches("adult-").parse().unwrap();
+        let (_, page) = app.get_json(&format!("/api/v1/runs/{id}/examples?offset={row}&limit=1")).await;
+        let columns: Vec<String> = page["columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
+        let col = |name: &str| columns.iter().position(|c| c == name).unwrap();
+        let original = &page["rows"][0];
+        let mut edited = serde_json::Map::new();
+        for name in ["age", "workclass", "education", "education_num", "marital_status", "occupation", "relationship", "race", "sex", "capital_gain", "capital_loss", "hours_per_week", "native_country"] {
+            edited.insert(name.to_string(), original[col(name)].clone());
+        }
+        for c in e["changes"].as_array().unwrap() {
+            let f = c["feature"].as_str().unwrap();
+            assert!(!["sex", "race", "age"].contains(&f), "an immutable feature changed: {e}");
+            let to = c["to"].as_str().unwrap();
+            if f == "workclass" {
+                assert!(["Private", "Self-emp-inc", "Local-gov"].contains(&to), "{e}");
+            }
+            let value = match to.parse::<f64>() {
+                Ok(x) if ["education_num", "capital_gain", "capital_loss", "hours_per_week"].contains(&f) => {
+                    assert_eq!(x.fract(), 0.0, "whole-number columns move in whole steps: {e}");
+                    if f == "hours_per_week" {
+                        assert!((1.0..=80.0).contains(&x), "{e}");
+                    }
+                    json!(x)
+                }
+                _ => json!(to),
+            };
+            assert_eq!(c["from"].as_str().unwrap(), match &edited[f] { serde_json::Value::String(s) => s.clone(), v => format!("{}", v.as_f64().unwrap()) }, "{e}");
+            edited.insert(f.to_string(), value);
+        }
+        let (s, b) = app.request(post(format!("/api/v1/runs/{id}/predict"), json!({"examples": [original_of(&columns, original), edited], "models": ["score_gbt"]}))).await;
+        assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+        let p: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        let (before, after) = (p["predictions"][0]["score_gbt"].as_f64().unwrap(), p["predictions"][1]["score_gbt"].as_f64().unwrap());
+        assert!((before - e["before"].as_f64().unwrap()).abs() < 1e-6 && (after - e["after"].as_f64().unwrap()).abs() < 1e-6, "{e}: {before} {after}");
+        assert_ne!(before >= 0.5, after >= 0.5, "the reported change flips the decision: {e}");
+    }
+    for (body, needle) in [
+        (json!({"immutable": ["sexx"]}), "'sexx' is not a feature"),
+        (json!({"immutabel": ["sex"]}), "unknown field"),
+        (json!({"ranges": {"sex": {"min": 0}}}), "is categorical"),
+        (json!({"sample": 5000}), "sample is 10..=1000"),
+    ] {
+        let (s, b) = app.request(post(format!("/api/v1/runs/{id}/adversarial"), body.clone())).await;
+        assert!(s == StatusCode::BAD_REQUEST || s == StatusCode::UNPROCESSABLE_ENTITY, "{body}: {s}");
+        assert!(String::from_utf8_lossy(&b).contains(needle), "{body}: {}", String::from_utf8_lossy(&b));
+    }
+}
+on_both_databases!(adversarial_search_flips_within_the_constraints);
+
+fn original_of(columns: &[String], row: &serde_json::Value) -> serde_json::Value {
+    serde_json::Value::Object(columns.iter().enumerate().map(|(i, c)| (c.clone(), row[i].clone())).collect())
+}
+
+/// Attributions through the API: KernelSHAP of the demo GBT at an edited example (the prediction
+/// is the predict API's, the values sum to prediction − base), exact TreeSHAP of a bare skl2onnx
+/// tree ensemble attached as a candidate (TreeSHAP and exact KernelSHAP of its margin agree), clear
+/// errors. The values themselves are checked against the shap package in `models::onnx::tests`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attributions_of_one_prediction() {
+    let app = TestApp::sqlite().await;
+    let id = demo_id(&app, "Adult income (demo)").await;
+    let (s, a) = app.get_json(&format!("/api/v1/runs/{id}/attributions?example=adult-00007&model=score_gbt&set.age=61&set.occupation=Sales&seed=2")).await;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    let sum: f64 = a["values"].as_array().unwrap().iter().map(|v| v["attribution"].as_f64().unwrap()).sum();
+    let (base, prediction) = (a["base"].as_f64().unwrap(), a["prediction"].as_f64().unwrap());
+    assert!((sum - (prediction - base)).abs() < 1e-9, "efficiency: {a}");
+    assert_eq!((a["method"].as_str(), a["exact"].as_bool(), a["values"].as_array().unwrap().len()), (Some("kernel"), Some(false), 13), "{a}");
+    assert!(a["values"].as_array().unwrap().iter().any(|v| v["feature"] == "age" && v["value"] == "61"), "the edit is explained: {a}");
+    let (_, page) = app.get_json(&format!("/api/v1/runs/{id}/examples?offset=7&limit=1")).await;
+    let columns: Vec<String> = page["columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
+    let mut example = original_of(&columns, &page["rows"][0]);
+    example["age"] = json!(61);
+    example["occupation"] = json!("Sales");
+    let (_, p) = app.request(post(format!("/api/v1/runs/{id}/predict"), json!({"examples": [example], "models": ["score_gbt"]}))).await;
+    let p: serde_json::Value = serde_json::from_slice(&p).unwrap();
+    assert!((p["predictions"][0]["score_gbt"].as_f64().unwrap() - prediction).abs() < 1e-9);
+    let (s, e) = app.get_json(&format!("/api/v1/runs/{id}/attributions?example=adult-00007&model=score_gbt&method=tree")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(e.to_string().contains("use method=kernel"), "{e}");
+
+    // A bare tree ensemble over five numeric columns, named by models.json.
+    let (csv, _, _) = pipe_run_csv();
+    let gb = std::fs::read(crate::helpers::testdata().join("models/adult_gb_skl2onnx.onnx")).unwrap();
+    let inputs: Vec<serde_json::Value> = ["age", "education_num", "capital_gain", "capital_loss", "hours_per_week"].iter().map(|n| json!({"name": n})).collect();
+    let card = json!({ "inputs": inputs }).to_string();
+    let spec = json!({"name": "trees", "label": "label", "id": "example_id", "timestamp": "timestamp", "scores": ["score_logreg", "score_gbt", "score_pipe"]});
+    let (s, b) = app.upload("trees.csv", csv.as_bytes(), &spec, &[("gb.onnx", &gb[..]), ("models.json", card.as_bytes())]).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let tid = b["id"].as_str().unwrap().to_string();
+    let (s, t) = app.get_json(&format!("/api/v1/runs/{tid}/attributions?example=adult-00003&model=gb&method=tree&background=40")).await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    assert_eq!((t["output"].as_str(), t["exact"].as_bool(), t["values"].as_array().unwrap().len()), (Some("margin"), Some(true), 5), "{t}");
+    let tree_sum: f64 = t["values"].as_array().unwrap().iter().map(|v| v["attribution"].as_f64().unwrap()).sum();
+    assert!((tree_sum - (t["prediction"].as_f64().unwrap() - t["base"].as_f64().unwrap())).abs() < 1e-9, "{t}");
+    let (s, k) = app.get_json(&format!("/api/v1/runs/{tid}/attributions?example=adult-00003&model=gb&method=kernel&background=40&samples=100")).await;
+    assert_eq!(s, StatusCode::OK, "{k}");
+    assert_eq!(k["exact"], true, "five players: every coalition fits in 100 samples");
+    // The kernel explains P(1) = logistic(margin): a different scale, the same order of importance.
+    let order = |v: &serde_json::Value| v["values"].as_array().unwrap().iter().map(|x| x["feature"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(order(&t)[0], order(&k)[0], "{t} {k}");
+    for q in ["example=nope", "example=adult-00003&samples=5", "example=adult-00003&method=magic", "example=adult-00003&set.agee=3"] {
+        let (s, e) = app.get_json(&format!("/api/v1/runs/{tid}/attributions?model=gb&{q}")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{q}: {e}");
+    }
+}
