@@ -185,6 +185,12 @@ enum Command {
         /// A stored version of the gates; the newest when absent.
         #[arg(long)]
         gates_version: Option<i64>,
+        /// Judge the model with the project's rules (model assertions) applied to its decisions.
+        #[arg(long)]
+        rules: bool,
+        /// Apply this stored version of the rules (implies --rules).
+        #[arg(long)]
+        rules_version: Option<i64>,
         /// Ask a running Strata (e.g. http://strata:3000) instead of opening the database.
         #[arg(long, env = "STRATA_SERVER")]
         server: Option<String>,
@@ -515,10 +521,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             println!("{}", serde_json::to_string_pretty(&saved)?);
             Ok(true)
         }
-        Command::Validate { project, run, gates_version, server, json, common, require_blessed, wait } => {
+        Command::Validate { project, run, gates_version, rules, rules_version, server, json, common, require_blessed, wait } => {
+            let rules = (rules || rules_version.is_some()).then_some(rules_version);
             let v = match server {
                 Some(url) => {
-                    let mut v = validate_remote(&url, &project, &run, gates_version).await?;
+                    let mut v = validate_remote(&url, &project, &run, gates_version, rules).await?;
                     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait);
                     while require_blessed && v.passed && !v.review.as_ref().is_some_and(|r| r.blessed) && std::time::Instant::now() < deadline {
                         eprintln!("waiting for the sign-off of run {run} ({})", review_line(&v));
@@ -531,7 +538,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
                 None => {
                     let s = settings(&common, "127.0.0.1:0".parse()?, 256, false, PathBuf::new())?;
                     let state = open_state(&s).await?;
-                    let v = state.validate(&project, &run, gates_version).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                    let v = state.validate_with(&project, &run, gates_version, rules).await.map_err(|e| anyhow::anyhow!("{e}"))?;
                     // Alerts go to the webhook before the process exits.
                     state.wait_for_deliveries().await;
                     v
@@ -670,10 +677,19 @@ async fn answer_json<T: serde::de::DeserializeOwned>(answer: reqwest::Response, 
 }
 
 /// `POST {server}/api/v1/projects/{p}/runs/{id}/validate`.
-async fn validate_remote(server: &str, project: &str, run: &str, gates_version: Option<i64>) -> anyhow::Result<Validation> {
+async fn validate_remote(server: &str, project: &str, run: &str, gates_version: Option<i64>, rules: Option<Option<i64>>) -> anyhow::Result<Validation> {
     let mut url = api_url(server, &["api", "v1", "projects", project, "runs", run, "validate"])?;
     if let Some(v) = gates_version {
         url.query_pairs_mut().append_pair("gates_version", &v.to_string());
+    }
+    match rules {
+        Some(Some(v)) => {
+            url.query_pairs_mut().append_pair("rules_version", &v.to_string());
+        }
+        Some(None) => {
+            url.query_pairs_mut().append_pair("rules", "true");
+        }
+        None => {}
     }
     let answer = with_token(reqwest::Client::new().post(url.clone())).send().await.with_context(|| format!("calling {url}"))?;
     answer_json(answer, &url).await
@@ -699,10 +715,11 @@ fn verdict_table(v: &Validation) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "run {} · project {} · gates v{} · model {} · baseline {}",
+        "run {} · project {} · gates v{}{} · model {} · baseline {}",
         v.run_id,
         v.project,
         v.gates_version,
+        v.rules_version.map(|r| format!(" · rules v{r}")).unwrap_or_default(),
         v.model,
         v.baseline_run.as_deref().unwrap_or("none")
     );

@@ -135,6 +135,9 @@ pub struct Validation {
     pub project: String,
     pub run_id: String,
     pub gates_version: i64,
+    /// The version of the project's rules applied to the decisions, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules_version: Option<i64>,
     pub model: String,
     /// The baseline run of change gates, when there was one.
     pub baseline_run: Option<String>,
@@ -242,4 +245,58 @@ pub struct ProjectSummary {
     pub project: String,
     pub runs: u64,
     pub latest_run_time: String,
+}
+
+/// A stored version of a project's rules (model assertions: business rules that override the
+/// model's decisions or flag rows), as text in Strata's rule language.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct RuleSetVersion {
+    pub project: String,
+    pub version: i64,
+    pub created_at: String,
+    pub source: String,
+}
+
+/// What one rule did on a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct RuleImpact {
+    /// Its line in the rule text.
+    pub line: u64,
+    /// The rule, normalised (`age < 18 => decision = 0`).
+    pub rule: String,
+    /// Rows its condition matched.
+    pub touched: u64,
+    /// Touched rows an earlier rule had already decided (or flagged alike); of those, decided otherwise.
+    pub shadowed: u64,
+    pub conflicts: u64,
+    /// Rows whose decision this rule changed (touched, not shadowed, and the model had decided otherwise).
+    pub changed: u64,
+    /// The first touched rows' ids (at most 10).
+    pub examples: Vec<String>,
+}
+
+/// A run's metrics, fairness criteria and gates without and with a project's rules, side by side.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct RulesImpact {
+    pub run: String,
+    pub model: String,
+    pub threshold: f64,
+    /// The stored version applied (`None`: unsaved text from the request).
+    pub version: Option<i64>,
+    pub rows: u64,
+    pub rules: Vec<RuleImpact>,
+    /// Rows whose decision at the threshold differs with the rules; rows with a flag.
+    pub decisions_changed: u64,
+    pub flagged: u64,
+    /// Rows per flag label.
+    #[cfg_attr(feature = "ssr", schema(value_type = Vec<Vec<Object>>))]
+    pub flags: Vec<(String, u64)>,
+    pub without: MetricsResult,
+    pub with: MetricsResult,
+    /// The project's gates (values only) judged on both, when the project has gates.
+    pub gates_without: Option<Vec<GateOutcome>>,
+    pub gates_with: Option<Vec<GateOutcome>>,
 }

@@ -18,6 +18,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_projects))
         .routes(routes!(get_project))
         .routes(routes!(get_gates, put_gates))
+        .routes(routes!(get_rules, put_rules))
+        .routes(routes!(rules_impact))
         .routes(routes!(validate))
         .routes(routes!(latest_validation))
         .routes(routes!(list_alerts))
@@ -71,17 +73,51 @@ async fn put_gates(State(s): State<AppState>, Path(p): Path<String>, Json(set): 
     Ok(Json(s.put_gates(&p, set).await?))
 }
 
+/// A project's rules: text in Strata's rule language (one `condition => action` per line; see the README).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RulesBody {
+    pub source: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{p}/rules", params(("p" = String, Path, description = "the project"), VersionQuery),
+    responses((status = 200, body = strata_app::model::RuleSetVersion), (status = 404, body = ApiErrorBody)))]
+async fn get_rules(State(s): State<AppState>, Path(p): Path<String>, Query(q): Query<VersionQuery>) -> Result<Json<strata_app::model::RuleSetVersion>, ApiError> {
+    Ok(Json(s.rules(&p, q.version).await?))
+}
+
+/// Saves the project's rules (model assertions) as a new version, after parsing them: a syntax
+/// error is a 400 naming the line and column. Column names and types are checked when applied.
+#[utoipa::path(put, path = "/api/v1/projects/{p}/rules", params(("p" = String, Path, description = "the project")), request_body = RulesBody,
+    responses((status = 200, body = strata_app::model::RuleSetVersion), (status = 400, body = ApiErrorBody)))]
+async fn put_rules(State(s): State<AppState>, Path(p): Path<String>, Json(body): Json<RulesBody>) -> Result<Json<strata_app::model::RuleSetVersion>, ApiError> {
+    Ok(Json(s.put_rules(&p, &body.source).await?))
+}
+
+/// Rules as a what-if on a run: metrics, fairness criteria and the project's gates without and with
+/// them, side by side, and the rows each rule touches (unsaved `source`, or a stored version).
+#[utoipa::path(post, path = "/api/v1/runs/{id}/rules-impact", params(("id" = String, Path, description = "the run")), request_body = crate::service::rules::RulesImpactRequest,
+    responses((status = 200, body = strata_app::model::RulesImpact), (status = 400, body = ApiErrorBody)))]
+async fn rules_impact(State(s): State<AppState>, Path(id): Path<String>, Json(body): Json<crate::service::rules::RulesImpactRequest>) -> Result<Json<strata_app::model::RulesImpact>, ApiError> {
+    Ok(Json(s.rules_impact(&id, body).await?))
+}
+
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct ValidateQuery {
     /// Judge against this stored version of the gates; the newest when absent.
     pub gates_version: Option<i64>,
+    /// Apply the project's rules (the newest version) to the decisions before judging.
+    pub rules: Option<bool>,
+    /// Apply this stored version of the rules (implies `rules=true`).
+    pub rules_version: Option<i64>,
 }
 
 /// Judges the run against the project's gates; `passed` is false when any slice fails a gate.
 /// The answer is 200 either way (the verdict is data); the CLI turns it into an exit code.
 #[utoipa::path(post, path = "/api/v1/projects/{p}/runs/{id}/validate", params(("p" = String, Path, description = "the project"), ("id" = String, Path, description = "the run"), ValidateQuery), responses((status = 200, body = Validation), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
 async fn validate(State(s): State<AppState>, Path((p, id)): Path<(String, String)>, Query(q): Query<ValidateQuery>) -> Result<Json<Validation>, ApiError> {
-    Ok(Json(s.validate(&p, &id, q.gates_version).await?))
+    let rules = (q.rules == Some(true) || q.rules_version.is_some()).then_some(q.rules_version);
+    Ok(Json(s.validate_with(&p, &id, q.gates_version, rules).await?))
 }
 
 /// The run's newest validation.

@@ -105,6 +105,34 @@ pub struct Rule {
     pub action: Action,
 }
 
+impl RuleSet {
+    /// The data columns the rules read (not `score`), sorted: what a caller must load to apply them.
+    pub fn columns(&self) -> Vec<String> {
+        fn walk(e: &Expr, out: &mut std::collections::BTreeSet<String>) {
+            match &e.node {
+                Node::Column(c) => {
+                    out.insert(c.clone());
+                }
+                Node::Number(_) | Node::Text(_) | Node::Bool(_) | Node::Score => {}
+                Node::Neg(a) | Node::Not(a) | Node::Missing { value: a, .. } => walk(a, out),
+                Node::Arith(_, a, b) | Node::Compare(_, a, b) => {
+                    walk(a, out);
+                    walk(b, out);
+                }
+                Node::In { value, list, .. } => {
+                    walk(value, out);
+                    list.iter().for_each(|x| walk(x, out));
+                }
+                Node::Between { value, low, high } => [value, low, high].into_iter().for_each(|x| walk(x, out)),
+                Node::And(v) | Node::Or(v) => v.iter().for_each(|x| walk(x, out)),
+            }
+        }
+        let mut out = std::collections::BTreeSet::new();
+        self.rules.iter().for_each(|r| walk(&r.condition, &mut out));
+        out.into_iter().collect()
+    }
+}
+
 /// What a rule does to the rows it matches.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -26,6 +26,7 @@ pub mod whatif;
 pub mod models;
 pub mod attack;
 pub mod explain;
+pub mod rules;
 pub mod benchmark;
 pub mod alerts;
 pub mod projects;
@@ -516,6 +517,20 @@ impl AppState {
         .map_err(request_error)?;
         self.remember(&result_key, result.clone());
         Ok(result)
+    }
+
+    /// Runs the engine on a frame the caller made (e.g. a run's frame with its scores overridden by
+    /// rules): nothing cached, the same bootstrap budget.
+    pub(crate) async fn compute_metrics_on(&self, frame: DataFrame, request: MetricsRequest, task: Task) -> Result<MetricsResult, ServiceError> {
+        let budget = self.limits.max_analysis_bytes;
+        self.work
+            .run(move || {
+                let prep = prepare(&frame, &request, task)?;
+                check_budget(bootstrap_size(&prep, &request), budget)?;
+                compute_prepared(&prep, &request)
+            })
+            .await?
+            .map_err(request_error)
     }
 
     /// The slices page: the metrics plus a chart of the chosen metric across slices.

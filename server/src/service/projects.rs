@@ -21,7 +21,7 @@ fn bad(m: impl Into<String>) -> ServiceError {
 }
 
 /// A metrics request for a run with the engine's defaults.
-fn request(detail: &RunDetail, model: &str, specs: Vec<String>, thresholds: Vec<f64>, ci: f64) -> MetricsRequest {
+pub(super) fn request(detail: &RunDetail, model: &str, specs: Vec<String>, thresholds: Vec<f64>, ci: f64) -> MetricsRequest {
     MetricsRequest {
         label: detail.label.clone(),
         model: model.to_string(),
@@ -86,9 +86,27 @@ impl AppState {
         }
     }
 
+    /// A baseline run's metrics for change gates, with the same rules as the candidate when there are.
+    async fn baseline_metrics(&self, b: &RunDetail, model: &str, req: crate::eval::sliced::MetricsRequest, threshold: f64, rules: Option<&strata_app::model::RuleSetVersion>) -> Result<strata_app::model::MetricsResult, ServiceError> {
+        match rules {
+            None => self.compute_metrics(&b.summary.id, req, b.summary.task).await,
+            Some(r) => {
+                let ruled = self.apply_rules(&b.summary.id, b, model, threshold, &r.source).await?;
+                self.compute_metrics_on(ruled.frame, req, b.summary.task).await
+            }
+        }
+    }
+
     /// Judges a run against its project's gates (the newest version, or `gates_version`), stores
     /// the verdict, and raises alerts for failures and drift.
     pub async fn validate(&self, project: &str, id: &str, gates_version: Option<i64>) -> Result<Validation, ServiceError> {
+        self.validate_with(project, id, gates_version, None).await
+    }
+
+    /// [`AppState::validate`], judging the model with the project's rules applied when `rules` is
+    /// given (`Some(None)`: the newest version; `Some(Some(v))`: version v), the run's and the
+    /// baseline's decisions overridden alike.
+    pub async fn validate_with(&self, project: &str, id: &str, gates_version: Option<i64>, rules: Option<Option<i64>>) -> Result<Validation, ServiceError> {
         let detail = self.run_detail(id).await?;
         if detail.summary.project.as_deref() != Some(project) {
             return Err(bad(format!(
@@ -107,8 +125,19 @@ impl AppState {
         if let Some((i, g)) = set.gates.iter().enumerate().find(|(_, g)| !gates::metric_of_task(&g.metric, task, detail.class_scores(&model).len())) {
             return Err(bad(format!("gate {} ({}): model '{model}' of this {} run has no metric '{}'", i + 1, g.metric, task.as_str(), g.metric)));
         }
-        let candidate = self.compute_metrics(id, request(&detail, &model, specs.clone(), thresholds.clone(), set.ci), task).await?;
         let mut notes = vec![];
+        let rules = match rules {
+            Some(version) => Some(self.rules(project, version).await?),
+            None => None,
+        };
+        let candidate = match &rules {
+            None => self.compute_metrics(id, request(&detail, &model, specs.clone(), thresholds.clone(), set.ci), task).await?,
+            Some(r) => {
+                let ruled = self.apply_rules(id, &detail, &model, set.threshold, &r.source).await?;
+                notes.push(format!("rules v{} applied: {} decision(s) changed, {} row(s) flagged", r.version, ruled.changed(), ruled.applied.flags.iter().filter(|f| !f.is_empty()).count()));
+                self.compute_metrics_on(ruled.frame, request(&detail, &model, specs.clone(), thresholds.clone(), set.ci), task).await?
+            }
+        };
         let baseline = self.baseline_of(project, &detail.summary, set.baseline.as_deref()).await?;
         let base_result = match &baseline {
             None => {
@@ -119,7 +148,7 @@ impl AppState {
                 notes.push(format!("the baseline run {} has no {} model '{model}': change gates were skipped", b.summary.id, task.as_str()));
                 None
             }
-            Some(b) => match self.compute_metrics(&b.summary.id, request(b, &model, specs, thresholds, set.ci), task).await {
+            Some(b) => match self.baseline_metrics(b, &model, request(b, &model, specs, thresholds, set.ci), set.threshold, rules.as_ref()).await {
                 Ok(r) => Some(r),
                 // E.g. the baseline lacks a column the gates slice by: judge the values, say why not the changes.
                 Err(ServiceError::BadRequest(m)) => {
@@ -146,6 +175,7 @@ impl AppState {
             project: project.to_string(),
             run_id: id.to_string(),
             gates_version: gv.version,
+            rules_version: rules.as_ref().map(|r| r.version),
             model,
             baseline_run: baseline.as_ref().map(|b| b.summary.id.clone()),
             passed: failures.is_empty(),

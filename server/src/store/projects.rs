@@ -1,7 +1,7 @@
 //! Projects, their versioned gates, validations, alerts and webhook deliveries.
 
 use sqlx::Row;
-use strata_app::model::{Alert, Delivery, GateSet, GateSetVersion, ProjectSummary, RunSummary, Validation, ValidationBrief};
+use strata_app::model::{Alert, Delivery, GateSet, GateSetVersion, ProjectSummary, RuleSetVersion, RunSummary, Validation, ValidationBrief};
 
 use super::{Store, StoreError, from_json, summary_columns, summary_from_row, to_json};
 
@@ -68,28 +68,34 @@ impl Store {
 
     /// Saves a new version of a project's gates; returns it.
     pub async fn put_gates(&self, project: &str, gates: &GateSet) -> Result<GateSetVersion, StoreError> {
-        let spec = to_json(gates)?;
-        // The next version number is taken in the INSERT itself; two saves at the same moment
-        // can still pick the same number, and the loser (a key violation) tries again.
+        let insert = "INSERT INTO project_gates (project, version, spec, created_at) \
+                      SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3 FROM project_gates WHERE project = $1 RETURNING version";
+        let (version, created_at) = self.insert_version(insert, project, &to_json(gates)?).await?;
+        Ok(GateSetVersion { project: project.to_string(), version, created_at, gates: gates.clone() })
+    }
+
+    /// Saves a new version of a project's rules (their text, parsed by the caller); returns it.
+    pub async fn put_rules(&self, project: &str, source: &str) -> Result<RuleSetVersion, StoreError> {
+        let insert = "INSERT INTO project_rules (project, version, source, created_at) \
+                      SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3 FROM project_rules WHERE project = $1 RETURNING version";
+        let (version, created_at) = self.insert_version(insert, project, source).await?;
+        Ok(RuleSetVersion { project: project.to_string(), version, created_at, source: source.to_string() })
+    }
+
+    /// Runs a versioned INSERT (`$1` project, `$2` payload, `$3` time; it takes the next version
+    /// number itself). Two saves at the same moment can pick the same number: the loser (a key
+    /// violation) tries again.
+    async fn insert_version(&self, insert: &'static str, project: &str, payload: &str) -> Result<(i64, String), StoreError> {
         let mut attempt = 0;
         loop {
             let created_at = now();
-            let inserted: Result<i64, sqlx::Error> = sqlx::query_scalar(
-                "INSERT INTO project_gates (project, version, spec, created_at) \
-                 SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3 FROM project_gates WHERE project = $1 \
-                 RETURNING version",
-            )
-            .bind(project)
-            .bind(&spec)
-            .bind(&created_at)
-            .fetch_one(&self.pool)
-            .await;
+            let inserted: Result<i64, sqlx::Error> = sqlx::query_scalar(insert).bind(project).bind(payload).bind(&created_at).fetch_one(&self.pool).await;
             match inserted {
-                Ok(version) => return Ok(GateSetVersion { project: project.to_string(), version, created_at, gates: gates.clone() }),
+                Ok(version) => return Ok((version, created_at)),
                 // Only a unique-key conflict (another save took this version) is worth a retry.
                 Err(e) if attempt < 5 && e.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
                     attempt += 1;
-                    tracing::debug!(error = %e, attempt, "saving gates: retrying");
+                    tracing::debug!(error = %e, attempt, "saving a new version: retrying");
                     tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
                 }
                 Err(e) => return Err(e.into()),
@@ -99,30 +105,37 @@ impl Store {
 
     /// A project's gates: the given version, or the newest.
     pub async fn get_gates(&self, project: &str, version: Option<i64>) -> Result<Option<GateSetVersion>, StoreError> {
+        let row = self
+            .get_version(
+                "SELECT version, spec AS payload, created_at FROM project_gates WHERE project = $1 AND version = $2",
+                "SELECT version, spec AS payload, created_at FROM project_gates WHERE project = $1 ORDER BY version DESC LIMIT 1",
+                project,
+                version,
+            )
+            .await?;
+        row.map(|(version, payload, created_at)| Ok(GateSetVersion { project: project.to_string(), version, created_at, gates: from_json(&payload)? })).transpose()
+    }
+
+    /// A project's rules: the given version, or the newest.
+    pub async fn get_rules(&self, project: &str, version: Option<i64>) -> Result<Option<RuleSetVersion>, StoreError> {
+        let row = self
+            .get_version(
+                "SELECT version, source AS payload, created_at FROM project_rules WHERE project = $1 AND version = $2",
+                "SELECT version, source AS payload, created_at FROM project_rules WHERE project = $1 ORDER BY version DESC LIMIT 1",
+                project,
+                version,
+            )
+            .await?;
+        Ok(row.map(|(version, source, created_at)| RuleSetVersion { project: project.to_string(), version, created_at, source }))
+    }
+
+    /// (version, payload, created_at) of one version, or of the newest.
+    async fn get_version(&self, by_version: &'static str, newest: &'static str, project: &str, version: Option<i64>) -> Result<Option<(i64, String, String)>, StoreError> {
         let row = match version {
-            Some(v) => {
-                sqlx::query("SELECT version, spec, created_at FROM project_gates WHERE project = $1 AND version = $2")
-                    .bind(project)
-                    .bind(v)
-                    .fetch_optional(&self.pool)
-                    .await?
-            }
-            None => {
-                sqlx::query("SELECT version, spec, created_at FROM project_gates WHERE project = $1 ORDER BY version DESC LIMIT 1")
-                    .bind(project)
-                    .fetch_optional(&self.pool)
-                    .await?
-            }
+            Some(v) => sqlx::query(by_version).bind(project).bind(v).fetch_optional(&self.pool).await?,
+            None => sqlx::query(newest).bind(project).fetch_optional(&self.pool).await?,
         };
-        row.map(|r| {
-            Ok(GateSetVersion {
-                project: project.to_string(),
-                version: r.try_get("version")?,
-                created_at: r.try_get("created_at")?,
-                gates: from_json(&r.try_get::<String, _>("spec")?)?,
-            })
-        })
-        .transpose()
+        row.map(|r| Ok((r.try_get("version")?, r.try_get("payload")?, r.try_get("created_at")?))).transpose()
     }
 
     pub async fn insert_validation(&self, v: &Validation) -> Result<(), StoreError> {
