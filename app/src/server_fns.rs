@@ -70,6 +70,10 @@ mod backend {
         async fn list_projects(&self) -> Result<Vec<crate::model::ProjectSummary>, BackendError>;
         /// Judges a run against its project's newest gates (and stores the verdict).
         async fn validate(&self, project: &str, id: &str) -> Result<crate::model::Validation, BackendError>;
+        /// Rules as a what-if on the project's newest binary run (`source`: unsaved text).
+        async fn preview_rules(&self, project: &str, source: &str) -> Result<crate::model::RulesImpact, BackendError>;
+        /// Saves the project's rules as a new version.
+        async fn save_rules(&self, project: &str, source: &str) -> Result<crate::model::RuleSetVersion, BackendError>;
         async fn alerts_view(&self) -> Result<crate::model::AlertsView, BackendError>;
         /// Sets the alert webhook (blank removes it); returns a sentence about it.
         async fn set_webhook(&self, url: &str) -> Result<String, BackendError>;
@@ -252,6 +256,16 @@ pub async fn list_projects() -> Result<Vec<crate::model::ProjectSummary>, AppErr
 #[server(endpoint = "validate_run")]
 pub async fn validate_run(project: String, id: String) -> Result<crate::model::Validation, AppError> {
     backend()?.validate(&project, &id).await.map_err(to_server_error)
+}
+
+#[server(endpoint = "preview_rules")]
+pub async fn preview_rules(project: String, source: String) -> Result<crate::model::RulesImpact, AppError> {
+    backend()?.preview_rules(&project, &source).await.map_err(to_server_error)
+}
+
+#[server(endpoint = "save_rules")]
+pub async fn save_rules(project: String, source: String) -> Result<crate::model::RuleSetVersion, AppError> {
+    backend()?.save_rules(&project, &source).await.map_err(to_server_error)
 }
 
 #[server(endpoint = "get_alerts_view")]

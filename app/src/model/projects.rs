@@ -227,6 +227,9 @@ pub struct ProjectView {
     /// Plotly figure JSON.
     pub chart: String,
     pub gates: Option<GateSetVersion>,
+    /// The project's newest rules (model assertions).
+    #[serde(default)]
+    pub rules: Option<RuleSetVersion>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

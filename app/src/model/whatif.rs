@@ -92,6 +92,15 @@ pub struct WhatIfView {
     pub feature_names: Vec<String>,
     /// A random attack (`attack_noise=` given), per slice of `attack_slice`.
     pub attack: Option<AttackResult>,
+    /// An adversarial search (`adv=1`), per slice of `adv_slice`.
+    #[serde(default)]
+    pub adversarial: Option<AdversarialResult>,
+    /// Permutation importance (`importance=<metric>`).
+    #[serde(default)]
+    pub importance: Option<FeatureImportance>,
+    /// SHAP attributions of the selected (edited) example (`explain=kernel|tree`).
+    #[serde(default)]
+    pub attributions: Option<Attributions>,
     /// Edited examples saved with the run.
     pub saved: Vec<SavedWhatIf>,
 }

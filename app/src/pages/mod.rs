@@ -3,9 +3,11 @@
 pub mod run;
 pub mod runs;
 pub mod drift;
+pub mod explain;
 pub mod fairness;
 pub mod projects;
 pub mod residuals;
+pub mod rules;
 pub mod slices;
 pub mod team;
 pub mod whatif;

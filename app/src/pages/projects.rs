@@ -127,6 +127,7 @@ fn ProjectPanel(v: ProjectView) -> impl IntoView {
             }.into_any(),
             _ => view! { <p class="muted">{format!("No gates yet: PUT /api/v1/projects/{}/gates with a JSON gate set (see the README).", v.project)}</p> }.into_any(),
         }}
+        <crate::pages::rules::RulesSection project=v.project.clone() rules=v.rules.clone() />
     }
 }
 

@@ -218,7 +218,11 @@ fn WhatIfPanel(v: WhatIfView, id: String, search: Memo<String>, save: ServerActi
                 }).collect_view()}</tbody>
             </table>
         })}
+        <crate::pages::explain::AdversarialSection run=id.clone() pairs=pairs.clone() features=v.feature_names.clone() result=v.adversarial.clone() />
+        <crate::pages::explain::ImportanceSection pairs=pairs.clone() binary result=v.importance.clone() />
         {v.example.clone().map(|ex| {
+            let attributions = v.attributions.clone();
+            let (explain_base, explain_query) = (base.clone(), q.clone());
             let predictions = v.predictions.clone();
             let features = v.features.clone();
             let hidden = hidden.clone();
@@ -284,6 +288,7 @@ fn WhatIfPanel(v: WhatIfView, id: String, search: Memo<String>, save: ServerActi
                                 }).collect_view()}
                             </tbody>
                         </table>
+                        <crate::pages::explain::AttributionSection base=explain_base query=explain_query result=attributions />
                         {cf.map(|c| view! {
                             <section class="card" data-testid="counterfactual">
                                 <h3>"Nearest counterfactual"</h3>

@@ -669,6 +669,12 @@ impl Backend for AppState {
     async fn validate(&self, project: &str, id: &str) -> Result<strata_app::model::Validation, BackendError> {
         Ok(AppState::validate(self, project, id, None).await?)
     }
+    async fn preview_rules(&self, project: &str, source: &str) -> Result<strata_app::model::RulesImpact, BackendError> {
+        Ok(AppState::preview_rules(self, project, source).await?)
+    }
+    async fn save_rules(&self, project: &str, source: &str) -> Result<strata_app::model::RuleSetVersion, BackendError> {
+        Ok(AppState::put_rules(self, project, source).await?)
+    }
     async fn alerts_view(&self) -> Result<strata_app::model::AlertsView, BackendError> {
         Ok(AppState::alerts_view(self).await?)
     }

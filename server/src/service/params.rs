@@ -261,6 +261,16 @@ pub struct WhatIfParams {
     pub score_max: Option<f64>,
     /// Scatter colour: `label` (default) or `correct`.
     pub color: Option<String>,
+    /// Adversarial search (`adv=1`): immutable features (comma-separated), the largest change, a slice spec.
+    pub adv: Option<u8>,
+    pub adv_immutable: Option<String>,
+    pub adv_radius: Option<f64>,
+    pub adv_slice: Option<String>,
+    /// Attributions of the selected example: `kernel` or `tree`.
+    pub explain: Option<String>,
+    /// Permutation importance by this metric, per slice of `importance_slice`.
+    pub importance: Option<String>,
+    pub importance_slice: Option<String>,
 }
 
 /// The prefix of the what-if edits' keys.

@@ -322,7 +322,8 @@ impl AppState {
         };
         let validations = self.store.project_validations(project).await?;
         let gates = self.store.get_gates(project, None).await?;
-        Ok(ProjectView { project: project.to_string(), runs, validations, models, model, metric, metric_names, slice, threshold, by, points, chart, gates })
+        let rules = self.store.get_rules(project, None).await?;
+        Ok(ProjectView { project: project.to_string(), runs, validations, models, model, metric, metric_names, slice, threshold, by, points, chart, gates, rules })
     }
 }
 

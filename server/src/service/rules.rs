@@ -114,6 +114,19 @@ impl AppState {
             .await?
     }
 
+    /// Rule text as a what-if on the project's newest binary run, by the slices its gates name.
+    pub async fn preview_rules(&self, project: &str, source: &str) -> Result<RulesImpact, ServiceError> {
+        let runs = self.store.project_runs(project).await?;
+        let run = runs.iter().rev().find(|r| r.task == Task::Binary).ok_or_else(|| bad(format!("project '{project}' has no binary run to try the rules on")))?;
+        let gates = self.store.get_gates(project, None).await?;
+        let mut slices: Vec<String> = gates.iter().flat_map(|g| g.gates.gates.iter().map(|x| x.slice.clone())).filter(|s| s != "overall").collect();
+        slices.sort();
+        slices.dedup();
+        slices.truncate(5);
+        let model = gates.and_then(|g| g.gates.model);
+        self.rules_impact(&run.id, RulesImpactRequest { source: Some(source.to_string()), model, slices, ..Default::default() }).await
+    }
+
     /// Metrics, fairness criteria and the project's gates of a run without and with rules.
     pub async fn rules_impact(&self, id: &str, req: RulesImpactRequest) -> Result<RulesImpact, ServiceError> {
         let threshold = req.threshold.unwrap_or(0.5);

@@ -68,6 +68,13 @@ struct WhatIfQuery {
     color: Option<String>,
     attack_swap: Option<f64>,
     attack_slice: Option<String>,
+    adv: bool,
+    adv_immutable: Vec<String>,
+    adv_radius: Option<f64>,
+    adv_slice: Option<String>,
+    explain: Option<String>,
+    importance: Option<String>,
+    importance_slice: Option<String>,
 }
 
 /// The what-if parameters (see [`params::WhatIfParams`]) with their defaults and checks.
@@ -116,6 +123,13 @@ fn parse_whatif_query(query: &str) -> Result<WhatIfQuery, ServiceError> {
         color: p.color,
         attack_swap: p.attack_swap,
         attack_slice: p.attack_slice,
+        adv: p.adv == Some(1),
+        adv_immutable: p.adv_immutable.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect(),
+        adv_radius: p.adv_radius,
+        adv_slice: p.adv_slice.filter(|s| !s.trim().is_empty()),
+        explain: p.explain.filter(|s| !s.trim().is_empty()),
+        importance: p.importance.filter(|s| !s.trim().is_empty()),
+        importance_slice: p.importance_slice.filter(|s| !s.trim().is_empty()),
     })
 }
 
@@ -314,6 +328,9 @@ impl AppState {
             pdp_chart: None,
             feature_names: features.iter().map(|(n, _)| n.clone()).collect(),
             attack: None,
+            adversarial: None,
+            importance: None,
+            attributions: None,
             saved: self.saved_whatifs(id).await?,
         };
         if let Some(noise) = q.attack_noise {
@@ -321,6 +338,24 @@ impl AppState {
             if attached.contains(&score_col) {
                 view.attack = Some(self.attack(id, req).await?);
             }
+        }
+        if q.adv && binary && attached.contains(&score_col) {
+            let req = super::attack::AdversarialRequest {
+                model: Some(score_col.clone()),
+                seed: Some(q.seed),
+                threshold: Some(threshold),
+                immutable: q.adv_immutable.clone(),
+                max_radius: q.adv_radius,
+                slice: q.adv_slice.clone(),
+                ..Default::default()
+            };
+            view.adversarial = Some(self.adversarial(id, req).await?);
+        }
+        if let Some(metric) = q.importance.clone()
+            && attached.contains(&score_col)
+        {
+            let req = super::attack::ImportanceQuery { model: Some(score_col.clone()), metric: Some(metric), repeats: Some(5), sample: Some(1000), seed: Some(q.seed), threshold: Some(threshold), slice: q.importance_slice.clone() };
+            view.importance = Some(self.importance(id, req).await?);
         }
         let Some(example) = q.example.clone() else { return Ok(view) };
         let row = ids.row_of(&example)?;
@@ -394,6 +429,12 @@ impl AppState {
             let pdp = self.partial_dependence(id, &detail, &frame, &score_col, feature, &q, Some(changed)).await?;
             view.pdp_chart = Some(charts::pdp_figure(&pdp, binary.then_some(threshold)));
             view.pdp = Some(pdp);
+        }
+        if let Some(method) = q.explain.clone()
+            && attached.contains(&score_col)
+        {
+            let req = super::explain::AttributionQuery { example: example.clone(), model: Some(score_col.clone()), method: Some(method), seed: Some(q.seed), ..Default::default() };
+            view.attributions = Some(self.attributions(id, req, &q.edits).await?);
         }
         view.example = Some(example);
         Ok(view)

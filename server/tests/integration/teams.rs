@@ -203,6 +203,8 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), &'static str> {
         ("POST", "/api/revoke_share", "edit"),
         ("POST", "/api/get_project_view", "account-read"),
         ("POST", "/api/validate_run", "validate"),
+        ("POST", "/api/preview_rules", "account-read"),
+        ("POST", "/api/save_rules", "manage"),
         ("POST", "/api/get_alerts_view", "account-read"),
         ("POST", "/api/set_webhook", "admin"),
         ("POST", "/api/get_admin_view", "admin"),
