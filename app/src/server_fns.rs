@@ -70,6 +70,8 @@ mod backend {
         async fn list_projects(&self) -> Result<Vec<crate::model::ProjectSummary>, BackendError>;
         /// Judges a run against its project's newest gates (and stores the verdict).
         async fn validate(&self, project: &str, id: &str) -> Result<crate::model::Validation, BackendError>;
+        /// The model card of each ONNX file attached to a run.
+        async fn model_cards(&self, id: &str) -> Result<Vec<crate::model::ModelCard>, BackendError>;
         /// Rules as a what-if on the project's newest binary run (`source`: unsaved text).
         async fn preview_rules(&self, project: &str, source: &str) -> Result<crate::model::RulesImpact, BackendError>;
         /// Saves the project's rules as a new version.
@@ -256,6 +258,11 @@ pub async fn list_projects() -> Result<Vec<crate::model::ProjectSummary>, AppErr
 #[server(endpoint = "validate_run")]
 pub async fn validate_run(project: String, id: String) -> Result<crate::model::Validation, AppError> {
     backend()?.validate(&project, &id).await.map_err(to_server_error)
+}
+
+#[server(endpoint = "get_model_cards")]
+pub async fn get_model_cards(id: String) -> Result<Vec<crate::model::ModelCard>, AppError> {
+    backend()?.model_cards(&id).await.map_err(to_server_error)
 }
 
 #[server(endpoint = "preview_rules")]

@@ -394,3 +394,45 @@ pub struct Attributions {
     pub seed: u64,
     pub elapsed_ms: u64,
 }
+
+/// One input or output of a model file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct TensorInfo {
+    pub name: String,
+    /// `float`, `string`, `int64`, … or `sequence(map)` for a ZipMap output.
+    pub dtype: String,
+    /// Dimensions; `N` (or the file's name for it) for the batch.
+    pub shape: Vec<String>,
+}
+
+/// What an attached ONNX file is: its inputs and outputs, operators, opsets and exporter, which
+/// output Strata reads, and what Strata had to rewrite to run it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct ModelCard {
+    pub file: String,
+    /// The score column it is bound to, if any; the name it is called by.
+    pub model: Option<String>,
+    pub called: String,
+    pub bytes: u64,
+    /// `skl2onnx 1.20.0`, …
+    pub producer: String,
+    /// (domain, version): `ai.onnx` 17, `ai.onnx.ml` 3.
+    #[cfg_attr(feature = "ssr", schema(value_type = Vec<Vec<Object>>))]
+    pub opsets: Vec<(String, i64)>,
+    pub inputs: Vec<TensorInfo>,
+    pub outputs: Vec<TensorInfo>,
+    /// Operators and how often each occurs (`ai.onnx.ml.TreeEnsembleClassifier` × 1).
+    #[cfg_attr(feature = "ssr", schema(value_type = Vec<Vec<Object>>))]
+    pub operators: Vec<(String, u64)>,
+    /// `ai.onnx.ml` operators rewritten into standard ones at load time.
+    pub rewritten: Vec<String>,
+    /// Loads and runs in Strata; else why not.
+    pub loads: bool,
+    pub error: Option<String>,
+    /// The output read as the score, when it loads.
+    pub score_output: Option<String>,
+    /// Exact TreeSHAP is available (a bare tree ensemble over one `[N, k]` input).
+    pub tree_shap: bool,
+}

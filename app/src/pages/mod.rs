@@ -5,6 +5,7 @@ pub mod runs;
 pub mod drift;
 pub mod explain;
 pub mod fairness;
+pub mod models;
 pub mod projects;
 pub mod residuals;
 pub mod rules;

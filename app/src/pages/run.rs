@@ -221,6 +221,7 @@ fn Overview(ov: RunOverview, id: String) -> impl IntoView {
                 </ul>
             </section>
         })}
+        <crate::pages::models::ModelsPanel run_id=id.clone() scores=d.summary.models.clone() />
         <EndpointsPanel run_id=id.clone() />
     }
 }
@@ -276,7 +277,7 @@ fn EndpointsPanel(#[prop(into)] run_id: String) -> impl IntoView {
     }
 }
 
-fn endpoint_test(t: crate::model::EndpointTest) -> impl IntoView {
+pub(crate) fn endpoint_test(t: crate::model::EndpointTest) -> impl IntoView {
     let head = format!("{}: {} rows in {} ms", t.endpoint, t.rows, t.millis);
     let verdict = match (&t.error, t.agrees, &t.compared_with) {
         (Some(e), _, _) => format!("failed: {e}"),

@@ -332,6 +332,21 @@ async fn fetch_preview(f: &web_sys::File) -> Result<Preview, String> {
     }
 }
 
+/// Attaches a model file to a run (`POST /api/v1/runs/{id}/models`), bound to `score` when not empty.
+pub(crate) async fn attach_model(run: &str, f: &web_sys::File, score: &str) -> Result<crate::model::AttachedModel, String> {
+    let form = web_sys::FormData::new().map_err(js_err)?;
+    form.append_with_blob_and_filename("model", f, &f.name()).map_err(js_err)?;
+    if !score.is_empty() {
+        form.append_with_str("score", score).map_err(js_err)?;
+    }
+    let (status, text) = post(&format!("/api/v1/runs/{}/models", urlencode(run)), &form.into()).await?;
+    if status == 201 {
+        serde_json::from_str(&text).map_err(|e| e.to_string())
+    } else {
+        Err(api_error(status, &text))
+    }
+}
+
 async fn upload(f: &web_sys::File, spec: &IngestSpec) -> Result<String, String> {
     let form = web_sys::FormData::new().map_err(js_err)?;
     let spec_json = serde_json::to_string(spec).map_err(|e| e.to_string())?;

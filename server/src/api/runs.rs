@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_examples))
         .routes(routes!(get_attachment))
         .routes(routes!(attach_model).layer(DefaultBodyLimit::disable()))
+        .routes(routes!(model_cards))
         .routes(routes!(preview).layer(DefaultBodyLimit::max(PREVIEW_MAX_BYTES)))
         .routes(routes!(healthz))
 }
@@ -211,6 +212,13 @@ async fn preview(State(s): State<AppState>, Query(q): Query<PreviewQuery>, body:
 /// of the same name is replaced) and an optional `score` part (the score column it produces). The
 /// model is loaded first (refused if it does not load), then its predictions of the run's first
 /// rows are compared with that score column (`check`: a mismatch is reported, not refused).
+/// The model card of each ONNX file attached to the run: inputs, outputs, operators, opsets, the
+/// exporter, the output read as the score, the operators rewritten, whether it loads.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/models", params(("id" = String, Path, description = "the run")), responses((status = 200, body = Vec<strata_app::model::ModelCard>), (status = 404, body = ApiErrorBody)))]
+async fn model_cards(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Vec<strata_app::model::ModelCard>>, ApiError> {
+    Ok(Json(s.model_cards(&id).await?))
+}
+
 #[utoipa::path(post, path = "/api/v1/runs/{id}/models", params(("id" = String, Path, description = "the run")), request_body(content_type = "multipart/form-data", description = "model (+ score)"),
     responses((status = 201, body = strata_app::model::AttachedModel), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody), (status = 413, body = ApiErrorBody)))]
 async fn attach_model(State(s): State<AppState>, Path(id): Path<String>, mut mp: Multipart) -> Result<(StatusCode, Json<strata_app::model::AttachedModel>), ApiError> {

@@ -33,6 +33,33 @@ pub struct Feature {
     pub space: Space,
 }
 
+/// The space a column's observed values span: numbers from their lowest to highest value, their
+/// sample standard deviation as the unit, whole steps when every value is a whole number; text
+/// among its `max_values` most frequent values (ties by value). `None` for a constant column.
+pub fn observed_space(values: &Values, max_values: usize) -> Option<Space> {
+    match values {
+        Values::Numeric(v) => {
+            let x: Vec<f64> = v.iter().copied().filter(|v| v.is_finite()).collect();
+            if x.len() < 2 {
+                return None;
+            }
+            let mean = x.iter().sum::<f64>() / x.len() as f64;
+            let sd = (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (x.len() - 1) as f64).sqrt();
+            let (min, max) = x.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
+            let step = x.iter().all(|v| v.fract() == 0.0).then_some(1.0);
+            (sd > 0.0 && sd.is_finite()).then_some(Space::Numeric { sd, min, max, step })
+        }
+        Values::Text(v) => {
+            let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+            v.iter().filter(|s| !s.is_empty()).for_each(|s| *counts.entry(s.as_str()).or_default() += 1);
+            let mut ranked: Vec<(&str, usize)> = counts.into_iter().collect();
+            ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            let values: Vec<String> = ranked.into_iter().take(max_values).map(|(s, _)| s.to_string()).collect();
+            (values.len() > 1).then_some(Space::Categorical { values })
+        }
+    }
+}
+
 /// The search's budget.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Settings {

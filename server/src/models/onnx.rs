@@ -76,6 +76,57 @@ impl OnnxModel {
     }
 }
 
+/// The model card of an ONNX file (see [`strata_app::model::ModelCard`]): read from the protobuf,
+/// then loaded to learn whether and how it runs. `file`, `model`, `called` and `bytes` are the
+/// caller's to fill.
+pub fn card(bytes: &[u8], matrix_columns: Option<Vec<String>>) -> Result<strata_app::model::ModelCard, String> {
+    use strata_app::model::{ModelCard, TensorInfo};
+    use tract_onnx::pb::type_proto::Value as Type;
+    let proto = tract_onnx::onnx().proto_model_for_read(&mut &bytes[..]).map_err(|e| format!("not an ONNX model: {e:#}"))?;
+    let graph = proto.graph.as_ref().ok_or("the file has no graph")?;
+    const TYPES: [&str; 17] = ["undefined", "float", "uint8", "int8", "uint16", "int16", "int32", "int64", "string", "bool", "float16", "double", "uint32", "uint64", "complex64", "complex128", "bfloat16"];
+    let describe = |v: &tract_onnx::pb::ValueInfoProto| {
+        let (dtype, shape) = match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+            Some(Type::TensorType(t)) => (
+                TYPES.get(t.elem_type as usize).copied().unwrap_or("other").to_string(),
+                t.shape.as_ref().map(|s| s.dim.iter().map(|d| match &d.value {
+                    Some(tract_onnx::pb::tensor_shape_proto::dimension::Value::DimValue(n)) => n.to_string(),
+                    Some(tract_onnx::pb::tensor_shape_proto::dimension::Value::DimParam(p)) if !p.is_empty() => p.clone(),
+                    _ => "N".to_string(),
+                }).collect()).unwrap_or_default(),
+            ),
+            Some(Type::SequenceType(_)) => ("sequence(map)".to_string(), vec![]),
+            _ => ("unknown".to_string(), vec![]),
+        };
+        TensorInfo { name: v.name.clone(), dtype, shape }
+    };
+    let initialized: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let mut operators: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for n in &graph.node {
+        *operators.entry(if n.domain.is_empty() { n.op_type.clone() } else { format!("{}.{}", n.domain, n.op_type) }).or_default() += 1;
+    }
+    let mut rewritten_proto = proto.clone();
+    let rewritten = super::onnx_ml::rewrite(&mut rewritten_proto).unwrap_or_default();
+    let loaded = OnnxModel::load("card", bytes, matrix_columns);
+    let outputs: Vec<TensorInfo> = graph.output.iter().map(describe).collect();
+    Ok(ModelCard {
+        file: String::new(),
+        model: None,
+        called: String::new(),
+        bytes: bytes.len() as u64,
+        producer: format!("{} {}", proto.producer_name, proto.producer_version).trim().to_string(),
+        opsets: proto.opset_import.iter().map(|o| (if o.domain.is_empty() { "ai.onnx".to_string() } else { o.domain.clone() }, o.version)).collect(),
+        inputs: graph.input.iter().filter(|i| !initialized.contains(&i.name.as_str())).map(describe).collect(),
+        score_output: loaded.as_ref().ok().and_then(|m| outputs.get(m.output).map(|o| o.name.clone())),
+        outputs,
+        operators: operators.into_iter().collect(),
+        rewritten,
+        loads: loaded.is_ok(),
+        error: loaded.as_ref().err().map(|e| e.to_string()),
+        tree_shap: loaded.as_ref().is_ok_and(|m| m.trees.is_some()),
+    })
+}
+
 /// The column of the positive class (label 1) in the model's probabilities: where the classifier
 /// node (or its ZipMap) lists class 1 among its `classlabels_int64s` (or `"1"` / `"true"` among
 /// its string labels); column 1 when it says nothing (scikit-learn orders classes, so [0, 1]).

@@ -219,7 +219,7 @@ impl AppState {
     /// Searches a sample of a binary run for the smallest constrained changes that flip the model's
     /// decision, with a random search of the same budget as the baseline; summarised per slice.
     pub async fn adversarial(&self, id: &str, req: AdversarialRequest) -> Result<strata_app::model::AdversarialResult, ServiceError> {
-        use crate::models::adversarial::{Feature, Settings, Space, random_search, search};
+        use crate::models::adversarial::{Feature, Settings, Space, observed_space, random_search, search};
         use strata_app::model::{AdversarialChange, AdversarialExample, AdversarialResult, AdversarialSlice, ColumnKind, FeatureUse};
         let bad = ServiceError::BadRequest;
         let (sample, seed, threshold) = (req.sample.unwrap_or(200), req.seed.unwrap_or(0), req.threshold.unwrap_or(0.5));
@@ -245,46 +245,37 @@ impl AppState {
             }
         }
         let frame = self.frame(id).await?;
-        // Spread and whole-number check on a sample: enough for a unit of distance, bounded work.
-        let stats_rows = sample_rows(frame.height(), 100_000, 0);
-        let stats_frame = take_rows(&frame, &stats_rows)?;
+        // Spread, whole-number check and the most frequent values on a sample: enough for a unit
+        // of distance and the allowed values, bounded work; exact ranges from the run's summary.
+        let stats = Batch::from_frame(&take_rows(&frame, &sample_rows(frame.height(), 100_000, 0))?)?;
         let mut features = Vec::new();
         for (name, kind) in all.iter().filter(|(n, _)| inputs.contains(n) && !req.immutable.contains(n)) {
-            let space = if *kind == ColumnKind::Numeric {
-                if req.values.contains_key(name) {
-                    return Err(bad(format!("values: '{name}' is numeric; give it a range instead")));
-                }
-                let x: Vec<f64> = crate::eval::f64_values(&stats_frame, name)?.into_iter().filter(|v| v.is_finite()).collect();
-                if x.len() < 2 {
-                    continue;
-                }
-                let mean = x.iter().sum::<f64>() / x.len() as f64;
-                let sd = (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (x.len() - 1) as f64).sqrt();
-                let info = detail.columns.iter().find(|c| c.name == *name);
-                let r = req.ranges.get(name).cloned().unwrap_or_default();
-                let min = r.min.or(info.and_then(|c| c.min)).unwrap_or(f64::NEG_INFINITY);
-                let max = r.max.or(info.and_then(|c| c.max)).unwrap_or(f64::INFINITY);
-                let step = r.step.or_else(|| x.iter().all(|v| v.fract() == 0.0).then_some(1.0));
-                if !(sd.is_finite() && sd > 0.0) || min > max || step.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
-                    if req.ranges.contains_key(name) {
+            let numeric = *kind == ColumnKind::Numeric;
+            if numeric && req.values.contains_key(name) {
+                return Err(bad(format!("values: '{name}' is numeric; give it a range instead")));
+            }
+            if !numeric && req.ranges.contains_key(name) {
+                return Err(bad(format!("ranges: '{name}' is categorical; list its allowed values instead")));
+            }
+            let Some(observed) = stats.columns.get(name).and_then(|v| observed_space(v, 10)) else { continue };
+            let space = match observed {
+                Space::Numeric { sd, min, max, step } => {
+                    let info = detail.columns.iter().find(|c| c.name == *name);
+                    let r = req.ranges.get(name).cloned().unwrap_or_default();
+                    let min = r.min.or(info.and_then(|c| c.min)).unwrap_or(min);
+                    let max = r.max.or(info.and_then(|c| c.max)).unwrap_or(max);
+                    let step = r.step.or(step);
+                    if min > max || step.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
                         return Err(bad(format!("ranges: '{name}' needs min ≤ max and a positive step")));
                     }
-                    continue;
+                    Space::Numeric { sd, min, max, step }
                 }
-                Space::Numeric { sd, min, max, step }
-            } else {
-                if req.ranges.contains_key(name) {
-                    return Err(bad(format!("ranges: '{name}' is categorical; list its allowed values instead")));
-                }
-                let values = match req.values.get(name) {
+                Space::Categorical { values } => match req.values.get(name) {
                     Some(v) if v.len() > 1000 || v.iter().any(|s| s.len() > 1000) => return Err(bad(format!("values: '{name}' lists at most 1000 values of at most 1000 bytes"))),
-                    Some(v) => v.clone(),
-                    None => detail.columns.iter().find(|c| c.name == *name).map(|c| c.top_values.iter().map(|v| v.value.clone()).collect()).unwrap_or_default(),
-                };
-                if values.len() < 2 {
-                    continue;
-                }
-                Space::Categorical { values }
+                    Some(v) if v.len() > 1 => Space::Categorical { values: v.clone() },
+                    Some(_) => continue,
+                    None => Space::Categorical { values },
+                },
             };
             features.push(Feature { name: name.clone(), space });
         }

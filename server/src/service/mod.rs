@@ -669,6 +669,9 @@ impl Backend for AppState {
     async fn validate(&self, project: &str, id: &str) -> Result<strata_app::model::Validation, BackendError> {
         Ok(AppState::validate(self, project, id, None).await?)
     }
+    async fn model_cards(&self, id: &str) -> Result<Vec<strata_app::model::ModelCard>, BackendError> {
+        Ok(AppState::model_cards(self, id).await?)
+    }
     async fn preview_rules(&self, project: &str, source: &str) -> Result<strata_app::model::RulesImpact, BackendError> {
         Ok(AppState::preview_rules(self, project, source).await?)
     }

@@ -272,6 +272,23 @@ impl AppState {
         Ok(AttachedModel { name: file.to_string(), model: score, called, check })
     }
 
+    /// The model card of every ONNX file attached to a run (read and loaded once per request).
+    pub async fn model_cards(&self, id: &str) -> Result<Vec<strata_app::model::ModelCard>, ServiceError> {
+        let detail = self.run_detail(id).await?;
+        let matrix = self.matrix_columns(id).await?;
+        let mut cards = Vec::new();
+        for (called, file) in attached_models(&detail) {
+            let Some((_, bytes)) = self.store.get_attachment(id, &file).await? else { continue };
+            let columns = matrix.clone();
+            let mut card = self.quick.run(move || crate::models::onnx::card(&bytes, columns)).await?.map_err(ServiceError::BadRequest)?;
+            card.model = detail.attachments.iter().find(|a| a.name == file).and_then(|a| a.model.clone()).or_else(|| detail.summary.models.contains(&called).then(|| called.clone()));
+            card.file = file;
+            card.called = called;
+            cards.push(card);
+        }
+        Ok(cards)
+    }
+
     /// The columns of a model's single `[N, k]` input, from the run's `models.json`, if any.
     async fn matrix_columns(&self, id: &str) -> Result<Option<Vec<String>>, ServiceError> {
         let card = self.store.get_attachment(id, "models.json").await?.and_then(|(_, b)| serde_json::from_slice::<serde_json::Value>(&b).ok());

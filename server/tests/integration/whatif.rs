@@ -301,6 +301,10 @@ async fn models_are_bound_by_the_spec_and_attached_later() {
     let p: serde_json::Value = serde_json::from_slice(&p).unwrap();
     let want: f64 = cases.lines().last().unwrap().split(',').nth(col).unwrap().parse().unwrap();
     assert!((p["predictions"][0]["score_pipe"].as_f64().unwrap() - want).abs() < 1e-6, "{p} vs onnxruntime {want}");
+    let (_, cards) = app.get_json(&format!("/api/v1/runs/{id}/models")).await;
+    let card = cards.as_array().unwrap().iter().find(|c| c["file"] == "exported.onnx").unwrap();
+    assert_eq!((card["model"].as_str(), card["loads"].as_bool(), card["tree_shap"].as_bool()), (Some("score_pipe"), Some(true), Some(false)), "{card}");
+    assert!(card["rewritten"].to_string().contains("OneHotEncoder") && card["inputs"].as_array().unwrap().len() == 13, "{card}");
     for (models, needle) in [(json!({"score_nope": "exported.onnx"}), "'score_nope' is not a score column"), (json!({"score_pipe": "missing.onnx"}), "no model file 'missing.onnx'")] {
         let (s, b) = app.upload("bound.csv", csv.as_bytes(), &spec(models), &[("exported.onnx", &pipe[..])]).await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
@@ -522,6 +526,15 @@ async fn attributions_of_one_prediction() {
     // The kernel explains P(1) = logistic(margin): a different scale, the same order of importance.
     let order = |v: &serde_json::Value| v["values"].as_array().unwrap().iter().map(|x| x["feature"].as_str().unwrap().to_string()).collect::<Vec<_>>();
     assert_eq!(order(&t)[0], order(&k)[0], "{t} {k}");
+    // The model card says what the file is and that TreeSHAP applies.
+    let (s, cards) = app.get_json(&format!("/api/v1/runs/{tid}/models")).await;
+    assert_eq!(s, StatusCode::OK, "{cards}");
+    let card = &cards[0];
+    assert_eq!((card["file"].as_str(), card["called"].as_str(), card["loads"].as_bool(), card["tree_shap"].as_bool()), (Some("gb.onnx"), Some("gb"), Some(true), Some(true)), "{card}");
+    assert!(card["producer"].as_str().unwrap().starts_with("skl2onnx"), "{card}");
+    assert_eq!(card["score_output"], "probabilities", "{card}");
+    assert!(card["operators"].to_string().contains("ai.onnx.ml.TreeEnsembleClassifier"), "{card}");
+    assert_eq!(card["inputs"][0]["shape"], json!(["N", "5"]), "{card}");
     for q in ["example=nope", "example=adult-00003&samples=5", "example=adult-00003&method=magic", "example=adult-00003&set.agee=3"] {
         let (s, e) = app.get_json(&format!("/api/v1/runs/{tid}/attributions?model=gb&{q}")).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{q}: {e}");
