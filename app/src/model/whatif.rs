@@ -400,7 +400,7 @@ pub struct Attributions {
 #[cfg_attr(feature = "ssr", derive(ToSchema))]
 pub struct TensorInfo {
     pub name: String,
-    /// `float`, `string`, `int64`, … or `sequence(map)` for a ZipMap output.
+    /// `float`, `string`, `int64`, … or `sequence or map` for a ZipMap output.
     pub dtype: String,
     /// Dimensions; `N` (or the file's name for it) for the batch.
     pub shape: Vec<String>,

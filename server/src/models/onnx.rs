@@ -95,8 +95,8 @@ pub fn card(bytes: &[u8], matrix_columns: Option<Vec<String>>) -> Result<strata_
                     _ => "N".to_string(),
                 }).collect()).unwrap_or_default(),
             ),
-            Some(Type::SequenceType(_)) => ("sequence(map)".to_string(), vec![]),
-            _ => ("unknown".to_string(), vec![]),
+            // tract's protobuf keeps tensor types only: a ZipMap's sequence of maps reads as none.
+            _ => ("sequence or map".to_string(), vec![]),
         };
         TensorInfo { name: v.name.clone(), dtype, shape }
     };
