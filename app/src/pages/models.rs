@@ -15,7 +15,10 @@ fn tensors(t: &[TensorInfo]) -> String {
 pub fn ModelsPanel(#[prop(into)] run_id: String, scores: Vec<String>) -> impl IntoView {
     let attached = RwSignal::new(None::<Result<AttachedModel, String>>);
     let id = run_id.clone();
-    let cards = Resource::new(move || attached.get().map(|r| r.is_ok()), move |_| crate::server_fns::get_model_cards(id.clone()));
+    // Loaded once; after an attachment the cards are fetched again into `fresh` (refetching the
+    // resource would re-render the whole run overview around it).
+    let cards = Resource::new(|| (), move |_| crate::server_fns::get_model_cards(id.clone()));
+    let fresh = RwSignal::new(None::<Vec<ModelCard>>);
     let file_input = NodeRef::<leptos::html::Input>::new();
     let score = RwSignal::new(String::new());
     let busy = RwSignal::new(false);
@@ -32,6 +35,11 @@ pub fn ModelsPanel(#[prop(into)] run_id: String, scores: Vec<String>) -> impl In
             busy.set(true);
             leptos::task::spawn_local(async move {
                 let result = crate::pages::upload::attach_model(&run_id, &file, &score).await;
+                if result.is_ok()
+                    && let Ok(cards) = crate::server_fns::get_model_cards(run_id.clone()).await
+                {
+                    fresh.set(Some(cards));
+                }
                 busy.set(false);
                 attached.set(Some(result));
             });
@@ -42,7 +50,8 @@ pub fn ModelsPanel(#[prop(into)] run_id: String, scores: Vec<String>) -> impl In
             <h2>"Models"</h2>
             <Suspense fallback=|| view! { <p class="muted">"Reading the model files…"</p> }>
                 {move || Suspend::new(async move {
-                    match cards.await {
+                    let loaded = cards.await;
+                    move || match fresh.get().map(Ok).unwrap_or_else(|| loaded.clone()) {
                         Err(e) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
                         Ok(cards) if cards.is_empty() => view! { <p class="muted">"No model file is attached: what-if, PDP, attacks and attributions need one (or an endpoint)."</p> }.into_any(),
                         Ok(cards) => view! {

@@ -19,8 +19,8 @@ pub fn RulesSection(project: String, rules: Option<RuleSetVersion>) -> impl Into
     view! {
         <h2>"Rules"</h2>
         <p class="muted">{match &rules {
-            Some(r) => format!("version {} · saved {} · business rules that override the model's decisions or flag rows; `strata validate --rules` judges the model with them", r.version, r.created_at),
-            None => "No rules yet: business rules that override the model's decisions (`age < 18 => decision = 0`) or flag rows (`flag \"check\"`). Try them on the newest run, then save.".to_string(),
+            Some(r) => format!("version {} · saved {} · business rules that override the model's decisions or flag rows; \"strata validate --rules\" judges the model with them", r.version, r.created_at),
+            None => "No rules yet: business rules that override the model's decisions (age < 18 => decision = 0) or flag rows (=> flag \"check\"). Try them on the newest run, then save.".to_string(),
         }}</p>
         <textarea class="rules" aria-label="Rules" spellcheck="false" prop:value=move || text.get() on:input=move |ev| text.set(event_target_value(&ev))></textarea>
         <div class="controls">
@@ -74,6 +74,7 @@ fn RulesImpactView(impact: RulesImpact) -> impl IntoView {
             impact.run, impact.model, impact.threshold, impact.decisions_changed, impact.rows, impact.flagged,
             if impact.flags.is_empty() { String::new() } else { format!(" ({})", impact.flags.iter().map(|(f, n)| format!("{f}: {n}")).collect::<Vec<_>>().join(", ")) }
         )}</p>
+        <h3>"What each rule does"</h3>
         <table class="data" data-testid="rules-impact">
             <thead><tr><th>"Line"</th><th>"Rule"</th><th class="num">"Touched"</th><th class="num">"Changed"</th><th class="num">"Shadowed"</th><th class="num">"Conflicts"</th><th>"First rows"</th></tr></thead>
             <tbody>{impact.rules.iter().map(|r| view! {
@@ -81,6 +82,7 @@ fn RulesImpactView(impact: RulesImpact) -> impl IntoView {
                     <td class="num">{r.shadowed.to_string()}</td><td class="num">{r.conflicts.to_string()}</td><td>{r.examples.join(", ")}</td></tr>
             }).collect_view()}</tbody>
         </table>
+        <h3>"Metrics at the threshold, without and with the rules"</h3>
         <table class="data" data-testid="rules-metrics">
             <thead><tr><th>"Slice"</th><th class="num">"n"</th>{metrics.iter().map(|m| view! { <th class="num">{format!("{m} without")}</th><th class="num">{format!("with")}</th> }).collect_view()}</tr></thead>
             <tbody>{without.slices.iter().enumerate().map(|(i, s)| view! {
@@ -96,6 +98,9 @@ fn RulesImpactView(impact: RulesImpact) -> impl IntoView {
                 }).collect_view()}</tbody>
             </table>
         })}
-        <p class="muted">{format!("The project's gates (values only): without the rules {}; with them {}.", verdicts(&impact.gates_without), verdicts(&impact.gates_with))}</p>
+        <p class="muted">{match (&impact.gates_without, &impact.gates_with) {
+            (Some(_), Some(_)) => format!("The project's gates (values only, no baseline): without the rules {}; with them {}.", verdicts(&impact.gates_without), verdicts(&impact.gates_with)),
+            _ => "The project has no gates to judge the rules by.".to_string(),
+        }}</p>
     }
 }
