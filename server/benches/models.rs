@@ -82,7 +82,7 @@ fn main() {
     let back: Vec<Vec<f64>> = (1000..1050).map(vector).collect();
     let x = vector(7);
     let (secs, _) = time(5, || trees.ensemble.tree_shap(&x, &back, trees.target));
-    println!("{:<52} {secs:>10.4} {:>12} {:>10} {:>9}", format!("TreeSHAP, 1 example × 50 rows ({} trees)", "skl2onnx GB"), 0, "—", "—");
+    println!("{:<52} {secs:>10.6} {:>12} {:>10} {:>9}", "TreeSHAP, 1 example × 50 rows (skl2onnx GB trees)", 0, "—", "—");
 
     // Permutation importance: 13 features × 5 repeats on 2000 rows.
     let part = rows(&all, 0..2000);
