@@ -86,6 +86,12 @@ impl AppState {
     }
 }
 
+/// The prefix of a run's remembered model analyses (adversarial search, importance, attributions):
+/// forgotten when the run's models change (an attachment or its endpoints).
+pub(crate) fn analysis_key(id: &str) -> String {
+    format!("{id}\u{0}model-analysis\u{0}")
+}
+
 /// Each row's slice of `spec` as `col=value, …` (`None`: in no slice); empty without a spec.
 fn slice_labels(sub: &polars::prelude::DataFrame, spec: Option<&str>) -> Result<Vec<Option<String>>, ServiceError> {
     let Some(spec) = spec.filter(|s| !s.trim().is_empty()) else { return Ok(vec![]) };
@@ -132,6 +138,10 @@ impl AppState {
             Some(m) => m,
             None => self.callable_models(id, &detail).await?.first().map(|(s, _)| s.clone()).ok_or_else(|| bad("the run has no model to call".into()))?,
         };
+        let memo = format!("{}importance\u{0}{model_name}\u{0}{q:?}", analysis_key(id));
+        if let Some(done) = self.recall::<strata_app::model::FeatureImportance>(&memo) {
+            return Ok(done);
+        }
         let model = self.model(id, &detail, &model_name).await?;
         let inputs = model.input_names();
         let features: Vec<String> = feature_columns(&detail).into_iter().map(|(n, _)| n).filter(|f| inputs.contains(f)).collect();
@@ -147,7 +157,8 @@ impl AppState {
         let batch = Batch::from_frame(&sub)?;
         let n = rows.len() as u64;
         let (metric, name) = (scoring.name().to_string(), model_name.clone());
-        self.work
+        let result = self
+            .work
             .run(move || -> Result<strata_app::model::FeatureImportance, ServiceError> {
                 let sorted = |mut v: Vec<strata_app::model::ImportanceRow>| {
                     v.sort_by(|a, b| b.mean.total_cmp(&a.mean).then_with(|| a.feature.cmp(&b.feature)));
@@ -170,7 +181,9 @@ impl AppState {
                 }
                 Ok(strata_app::model::FeatureImportance { model: name, metric, repeats: repeats as u64, sample: n, seed, baseline, features: sorted(rows), slices })
             })
-            .await?
+            .await??;
+        self.remember(&memo, result.clone());
+        Ok(result)
     }
 }
 
@@ -235,6 +248,11 @@ impl AppState {
             Some(m) => m,
             None => self.callable_models(id, &detail).await?.first().map(|(s, _)| s.clone()).ok_or_else(|| bad("the run has no model to call".into()))?,
         };
+        // The same search again (a page reload, an edit elsewhere on the what-if page): remembered.
+        let memo = format!("{}adversarial\u{0}{model_name}\u{0}{req:?}", analysis_key(id));
+        if let Some(done) = self.recall::<strata_app::model::AdversarialResult>(&memo) {
+            return Ok(done);
+        }
         let model = self.model(id, &detail, &model_name).await?;
         let inputs = model.input_names();
         let all = feature_columns(&detail);
@@ -299,7 +317,8 @@ impl AppState {
         let batch = Batch::from_frame(&sub)?;
         let settings = Settings { threshold, max_radius, max_steps, seed };
         let immutable: Vec<String> = all.iter().map(|(n, _)| n.clone()).filter(|n| inputs.contains(n) && !features.iter().any(|f| f.name == *n)).collect();
-        self.work
+        let result = self
+            .work
             .run(move || -> Result<AdversarialResult, ServiceError> {
                 let started = std::time::Instant::now();
                 let found = search(model.as_ref(), &batch, &features, &settings)?;
@@ -369,6 +388,8 @@ impl AppState {
                     examples,
                 })
             })
-            .await?
+            .await??;
+        self.remember(&memo, result.clone());
+        Ok(result)
     }
 }

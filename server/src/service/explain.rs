@@ -59,6 +59,10 @@ impl AppState {
             Some(m) => m,
             None => self.callable_models(id, &detail).await?.first().map(|(s, _)| s.clone()).ok_or_else(|| bad("the run has no model to call".into()))?,
         };
+        let memo = format!("{}attributions\u{0}{model_name}\u{0}{q:?}\u{0}{edits:?}", super::attack::analysis_key(id));
+        if let Some(done) = self.recall::<Attributions>(&memo) {
+            return Ok(done);
+        }
         let model = self.model(id, &detail, &model_name).await?;
         let frame = self.frame(id).await?;
         let ids = super::whatif::RowIds::of(&frame, &detail)?;
@@ -75,7 +79,8 @@ impl AppState {
             return Err(bad(format!("model '{model_name}' is not a tree ensemble Strata can read (one ONNX TreeEnsembleClassifier/Regressor over one [N, k] input): use method=kernel")));
         }
         let (example_id, name) = (q.example.clone(), model_name.clone());
-        self.work
+        let result = self
+            .work
             .run(move || -> Result<Attributions, ServiceError> {
                 let started = std::time::Instant::now();
                 let (base, prediction, values, exact, coalitions, predictions, output) = match model.trees() {
@@ -115,6 +120,8 @@ impl AppState {
                     elapsed_ms: started.elapsed().as_millis() as u64,
                 })
             })
-            .await?
+            .await??;
+        self.remember(&memo, result.clone());
+        Ok(result)
     }
 }

@@ -114,6 +114,7 @@ impl AppState {
             return Err(ServiceError::NotFound(id.to_string()));
         }
         self.models.remove_prefix(&format!("{id}\u{0}endpoint:"));
+        self.results.remove_prefix(&super::attack::analysis_key(id));
         Ok(stored.into_iter().map(|s| s.endpoint).collect())
     }
 
@@ -268,6 +269,7 @@ impl AppState {
             return Err(ServiceError::NotFound(id.to_string()));
         }
         self.models.remove_prefix(&format!("{id}\u{0}"));
+        self.results.remove_prefix(&super::attack::analysis_key(id));
         let check = self.compare_with_scores(id, &called, Ok(model), None, score.clone()).await?;
         Ok(AttachedModel { name: file.to_string(), model: score, called, check })
     }

@@ -526,6 +526,24 @@ async fn attributions_of_one_prediction() {
     // The kernel explains P(1) = logistic(margin): a different scale, the same order of importance.
     let order = |v: &serde_json::Value| v["values"].as_array().unwrap().iter().map(|x| x["feature"].as_str().unwrap().to_string()).collect::<Vec<_>>();
     assert_eq!(order(&t)[0], order(&k)[0], "{t} {k}");
+    // Remembered for the same request; forgotten when the model behind the name changes.
+    let (_, again) = app.get_json(&format!("/api/v1/runs/{tid}/attributions?example=adult-00003&model=gb&method=tree&background=40")).await;
+    assert_eq!(again, t);
+    let rf = std::fs::read(crate::helpers::testdata().join("models/compat/skl_rf_clf.onnx")).unwrap();
+    let replace_gb = |bytes: &[u8]| {
+        let boundary = "strata-attach";
+        let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"model\"; filename=\"gb.onnx\"\r\nContent-Type: application/octet-stream\r\n\r\n").into_bytes();
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        axum::http::Request::post(format!("/api/v1/runs/{tid}/models")).header("content-type", format!("multipart/form-data; boundary={boundary}")).body(axum::body::Body::from(body)).unwrap()
+    };
+    let (s, b) = app.request(replace_gb(&rf)).await;
+    assert_eq!(s, StatusCode::CREATED, "{}", String::from_utf8_lossy(&b));
+    let (_, replaced) = app.get_json(&format!("/api/v1/runs/{tid}/attributions?example=adult-00003&model=gb&method=tree&background=40")).await;
+    assert_ne!(replaced["prediction"], t["prediction"], "the new model's trees: {replaced}");
+    assert_eq!(replaced["output"], "score", "a random forest's probability is its margin (no post-transform)");
+    // The boosted trees back, for the card below.
+    assert_eq!(app.request(replace_gb(&gb)).await.0, StatusCode::CREATED);
     // The model card says what the file is and that TreeSHAP applies.
     let (s, cards) = app.get_json(&format!("/api/v1/runs/{tid}/models")).await;
     assert_eq!(s, StatusCode::OK, "{cards}");
