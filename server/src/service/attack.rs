@@ -1,5 +1,6 @@
-//! Random attacks: perturb a sample of a run, call its model, report decision flips and the
-//! accuracy (or MAE) change per slice.
+//! Robustness and importance through a run's model, per slice: random attacks (decision flips and
+//! the accuracy or MAE change under noise), adversarial search (the smallest constrained flips, with a
+//! random search of the same budget) and permutation importance.
 
 use std::collections::BTreeMap;
 
