@@ -1252,28 +1252,8 @@ pub fn apply(set: &RuleSet, batch: &Batch, score_column: &str) -> Result<Applied
         };
         let (mut shadowed, mut conflicts) = (0, 0);
         match &rule.action {
-            Action::Decision(d) => {
-                for &r in &rows {
-                    match out.decision[r] {
-                        None => out.decision[r] = Some(*d),
-                        Some(prev) => {
-                            shadowed += 1;
-                            conflicts += usize::from(prev != *d);
-                        }
-                    }
-                }
-            }
-            Action::Score(s) => {
-                for &r in &rows {
-                    match out.score[r] {
-                        None => out.score[r] = Some(*s),
-                        Some(prev) => {
-                            shadowed += 1;
-                            conflicts += usize::from(prev != *s);
-                        }
-                    }
-                }
-            }
+            Action::Decision(d) => (shadowed, conflicts) = first_wins(&mut out.decision, &rows, *d),
+            Action::Score(s) => (shadowed, conflicts) = first_wins(&mut out.score, &rows, *s),
             Action::Flag(label) => {
                 for &r in &rows {
                     if out.flags[r].contains(label) {
@@ -1289,6 +1269,22 @@ pub fn apply(set: &RuleSet, batch: &Batch, score_column: &str) -> Result<Applied
         out.conflicts.push(conflicts);
     }
     Ok(out)
+}
+
+/// Sets `value` in the rows' empty slots (the first rule to set a row wins); returns how many rows were
+/// already set (shadowed) and, of those, set to another value (conflicts).
+fn first_wins<T: Copy + PartialEq>(slots: &mut [Option<T>], rows: &[usize], value: T) -> (usize, usize) {
+    let (mut shadowed, mut conflicts) = (0, 0);
+    for &r in rows {
+        match slots[r] {
+            None => slots[r] = Some(value),
+            Some(prev) => {
+                shadowed += 1;
+                conflicts += usize::from(prev != value);
+            }
+        }
+    }
+    (shadowed, conflicts)
 }
 
 struct Ctx<'a> {

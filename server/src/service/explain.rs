@@ -34,14 +34,6 @@ pub fn decode_attribution_query(query: &str) -> Result<(AttributionQuery, BTreeM
     Ok((params::decode_pairs(&rest)?, edits))
 }
 
-fn text(b: &Batch, name: &str) -> String {
-    match b.columns.get(name) {
-        Some(Values::Numeric(v)) => v.first().filter(|x| x.is_finite()).map(|x| format!("{x}")).unwrap_or_default(),
-        Some(Values::Text(v)) => v.first().cloned().unwrap_or_default(),
-        None => String::new(),
-    }
-}
-
 impl AppState {
     /// SHAP values of one (possibly edited) example of a run against a background sample of it.
     pub async fn attributions(&self, id: &str, q: AttributionQuery, edits: &BTreeMap<String, String>) -> Result<Attributions, ServiceError> {
@@ -101,7 +93,7 @@ impl AppState {
                         (a.base, a.prediction, a.values, a.exact, a.coalitions, a.predictions, "score")
                     }
                 };
-                let mut values: Vec<AttributionValue> = values.into_iter().map(|(feature, attribution)| AttributionValue { value: text(&example, &feature), feature, attribution }).collect();
+                let mut values: Vec<AttributionValue> = values.into_iter().map(|(feature, attribution)| AttributionValue { value: super::whatif::text(&example, &feature), feature, attribution }).collect();
                 values.sort_by(|a, b| b.attribution.abs().total_cmp(&a.attribution.abs()).then_with(|| a.feature.cmp(&b.feature)));
                 Ok(Attributions {
                     model: name,

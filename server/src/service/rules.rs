@@ -96,7 +96,9 @@ impl AppState {
             .run(move || -> Result<Ruled, ServiceError> {
                 let batch = Batch::from_frame(&frame.select(needed)?)?;
                 let applied = crate::eval::rules::apply(&set, &batch, &model_name).map_err(|e| bad(e.to_string()))?;
-                let scores = crate::eval::f64_values(&frame, &model_name)?;
+                let Some(crate::models::Values::Numeric(scores)) = batch.columns.get(&model_name) else {
+                    return Err(bad(format!("score column '{model_name}' is not numeric")));
+                };
                 let decided: Vec<bool> = scores.iter().map(|s| *s >= threshold).collect();
                 let ruled: Vec<f64> = scores
                     .iter()

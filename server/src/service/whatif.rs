@@ -151,6 +151,15 @@ pub(crate) fn edited(original: &Batch, edits: &BTreeMap<String, String>, detail:
     Ok(b)
 }
 
+/// A one-row batch's value of `name` as the editor shows it (a missing number is blank).
+pub(crate) fn text(b: &Batch, name: &str) -> String {
+    match b.columns.get(name) {
+        Some(Values::Numeric(v)) => v.first().filter(|x| x.is_finite()).map(|x| format!("{x}")).unwrap_or_default(),
+        Some(Values::Text(v)) => v.first().cloned().unwrap_or_default(),
+        None => String::new(),
+    }
+}
+
 /// The setting key of a run's saved what-if examples.
 pub const SAVED_KEY: &str = "whatif_saved";
 /// The setting key prefix of one saved example (`whatif:<name>`).
@@ -361,11 +370,6 @@ impl AppState {
         let row = ids.row_of(&example)?;
         let original = Batch::from_frame(&take_rows(&frame, &[row])?)?;
         let changed = edited(&original, &q.edits, &detail)?;
-        let text = |b: &Batch, name: &str| match b.columns.get(name) {
-            Some(Values::Numeric(v)) => v.first().filter(|x| x.is_finite()).map(|x| format!("{x}")).unwrap_or_default(),
-            Some(Values::Text(v)) => v.first().cloned().unwrap_or_default(),
-            None => String::new(),
-        };
         view.features = features
             .iter()
             .map(|(name, kind)| {
