@@ -84,7 +84,7 @@ fn RulesImpactView(impact: RulesImpact) -> impl IntoView {
         </table>
         <h3>"Metrics at the threshold, without and with the rules"</h3>
         <table class="data" data-testid="rules-metrics">
-            <thead><tr><th>"Slice"</th><th class="num">"n"</th>{metrics.iter().map(|m| view! { <th class="num">{format!("{m} without")}</th><th class="num">{format!("with")}</th> }).collect_view()}</tr></thead>
+            <thead><tr><th>"Slice"</th><th class="num">"n"</th>{metrics.iter().map(|m| view! { <th class="num">{format!("{m} without")}</th><th class="num">"with"</th> }).collect_view()}</tr></thead>
             <tbody>{without.slices.iter().enumerate().map(|(i, s)| view! {
                 <tr><td>{s.label()}</td><td class="num">{s.count.to_string()}</td>
                     {metrics.iter().map(|m| view! { <td class="num">{fmt_metric(metric_at(&without, i, m))}</td><td class="num">{fmt_metric(metric_at(&with, i, m))}</td> }).collect_view()}</tr>
