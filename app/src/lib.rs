@@ -66,6 +66,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/runs/:id") view=pages::run::RunPage ssr=SsrMode::Async />
                     <Route path=path!("/runs/:id/slices") view=pages::slices::SlicesPage ssr=SsrMode::Async />
                     <Route path=path!("/runs/:id/residuals") view=pages::residuals::ResidualsPage ssr=SsrMode::Async />
+                    <Route path=path!("/runs/:id/discover") view=pages::discover::DiscoverPage ssr=SsrMode::Async />
                     <Route path=path!("/runs/:id/fairness") view=pages::fairness::FairnessPage ssr=SsrMode::Async />
                     <Route path=path!("/compare") view=pages::fairness::FairnessPage ssr=SsrMode::Async />
                     <Route path=path!("/runs/:id/whatif") view=pages::whatif::WhatIfPage ssr=SsrMode::Async />

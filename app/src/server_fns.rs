@@ -51,6 +51,8 @@ mod backend {
         async fn slice_view(&self, id: &str, query: &str) -> Result<SliceView, BackendError>;
         /// Residual analysis; `query` is the page's URL query (the API's parameters).
         async fn residuals_view(&self, id: &str, query: &str) -> Result<ResidualsView, BackendError>;
+        /// The slice-discovery page; `query` is its URL query.
+        async fn discovery_view(&self, id: &str, query: &str) -> Result<crate::model::DiscoveryView, BackendError>;
         /// The fairness view of one run (`run_ids = [id]`) or a comparison (`runs=` in `query`).
         async fn fairness_view(&self, run_ids: &[String], query: &str) -> Result<FairnessView, BackendError>;
         /// The what-if page; `query` is its URL query.
@@ -76,6 +78,8 @@ mod backend {
         async fn preview_rules(&self, project: &str, source: &str) -> Result<crate::model::RulesImpact, BackendError>;
         /// Saves the project's rules as a new version.
         async fn save_rules(&self, project: &str, source: &str) -> Result<crate::model::RuleSetVersion, BackendError>;
+        async fn named_slices(&self, project: &str) -> Result<Vec<crate::model::NamedSlice>, BackendError>;
+        async fn save_named_slice(&self, project: &str, name: &str, filter: &str, metric: Option<String>) -> Result<crate::model::NamedSlice, BackendError>;
         async fn alerts_view(&self) -> Result<crate::model::AlertsView, BackendError>;
         /// Sets the alert webhook (blank removes it); returns a sentence about it.
         async fn set_webhook(&self, url: &str) -> Result<String, BackendError>;
@@ -210,6 +214,11 @@ pub async fn get_residuals_view(id: String, query: String) -> Result<ResidualsVi
     backend()?.residuals_view(&id, &query).await.map_err(to_server_error)
 }
 
+#[server(endpoint = "get_discovery_view")]
+pub async fn get_discovery_view(id: String, query: String) -> Result<crate::model::DiscoveryView, AppError> {
+    backend()?.discovery_view(&id, &query).await.map_err(to_server_error)
+}
+
 #[server(endpoint = "get_fairness_view")]
 pub async fn get_fairness_view(ids: Vec<String>, query: String) -> Result<FairnessView, AppError> {
     backend()?.fairness_view(&ids, &query).await.map_err(to_server_error)
@@ -273,6 +282,16 @@ pub async fn preview_rules(project: String, source: String) -> Result<crate::mod
 #[server(endpoint = "save_rules")]
 pub async fn save_rules(project: String, source: String) -> Result<crate::model::RuleSetVersion, AppError> {
     backend()?.save_rules(&project, &source).await.map_err(to_server_error)
+}
+
+#[server(endpoint = "get_named_slices")]
+pub async fn get_named_slices(project: String) -> Result<Vec<crate::model::NamedSlice>, AppError> {
+    backend()?.named_slices(&project).await.map_err(to_server_error)
+}
+
+#[server(endpoint = "save_named_slice")]
+pub async fn save_named_slice(project: String, name: String, filter: String, metric: Option<String>) -> Result<crate::model::NamedSlice, AppError> {
+    backend()?.save_named_slice(&project, &name, &filter, metric).await.map_err(to_server_error)
 }
 
 #[server(endpoint = "get_alerts_view")]

@@ -3,6 +3,7 @@
 //! the submodule of the same name as the page, all re-exported here.
 
 mod access;
+mod discover;
 mod drift;
 mod fairness;
 mod projects;
@@ -11,6 +12,7 @@ mod slices;
 mod whatif;
 
 pub use access::*;
+pub use discover::*;
 pub use drift::*;
 pub use fairness::*;
 pub use projects::*;

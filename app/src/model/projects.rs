@@ -78,6 +78,27 @@ pub struct Gate {
     /// Largest allowed growth of the gap (max − min across the spec's slices) against the baseline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_gap_increase: Option<f64>,
+    /// Judged by slice discovery instead of a fixed slicing: no slice the search finds is worse
+    /// than the rest of the rows by more than `max_gap` ("no slice of at least 500 rows has FNR
+    /// more than 0.1 above the rest"). `slice` stays `overall`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discover: Option<DiscoverRule>,
+}
+
+/// The search behind a discovery gate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct DiscoverRule {
+    /// Rows a slice needs to be judged.
+    pub min_support: u64,
+    /// Largest allowed gap (slice worse than the rest by this much fails, when significant).
+    pub max_gap: f64,
+    /// Features a slice may combine, 1..=3 (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<usize>,
+    /// False-discovery rate of "significant" (default 0.05).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fdr: Option<f64>,
 }
 
 /// A stored version of a project's gates.

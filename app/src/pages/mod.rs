@@ -2,6 +2,7 @@
 
 pub mod run;
 pub mod runs;
+pub mod discover;
 pub mod drift;
 pub mod explain;
 pub mod fairness;

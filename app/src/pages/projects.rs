@@ -11,6 +11,7 @@ use leptos_router::{
 
 use crate::components::{CopyLink, ErrorBox, PlotlyChart, fmt_metric};
 use crate::model::{AlertsView, ProjectView, Validation, Verdict};
+use crate::pages::runs::urlencode;
 use crate::server_fns::{SetWebhook, ValidateRun, get_alerts_view, get_project_view};
 
 fn verdict_word(v: Verdict) -> &'static str {
@@ -127,6 +128,7 @@ fn ProjectPanel(v: ProjectView) -> impl IntoView {
             }.into_any(),
             _ => view! { <p class="muted">{format!("No gates yet: PUT /api/v1/projects/{}/gates with a JSON gate set (see the README).", v.project)}</p> }.into_any(),
         }}
+        <NamedSlices project=v.project.clone() metric=v.metric.clone() />
         <crate::pages::rules::RulesSection project=v.project.clone() rules=v.rules.clone() />
     }
 }
@@ -253,5 +255,48 @@ fn AlertsPanel(v: AlertsView, save: ServerAction<SetWebhook>) -> impl IntoView {
                 }
             }).collect_view()}</tbody>
         </table>
+    }
+}
+
+/// The project's named slices (saved from slice discovery), each a link that tracks it over the
+/// project's runs, and the filter to use as a gate's `slice`.
+#[component]
+fn NamedSlices(project: String, metric: String) -> impl IntoView {
+    let p = project.clone();
+    let data = Resource::new(move || p.clone(), crate::server_fns::get_named_slices);
+    view! {
+        <Suspense fallback=|| ()>
+            {move || {
+                let (project, metric) = (project.clone(), metric.clone());
+                Suspend::new(async move {
+                    match data.await {
+                        Ok(list) if !list.is_empty() => view! {
+                            <section data-testid="named-slices">
+                                <h2>"Named slices"</h2>
+                                <p class="muted">"Saved from slice discovery. Follow one to see it over the runs; its filter works as a gate's slice."</p>
+                                <table class="data">
+                                    <thead><tr><th>"Name"</th><th>"Rows (filter)"</th><th>"Found with"</th><th>"Track"</th></tr></thead>
+                                    <tbody>
+                                        {list.into_iter().map(|s| {
+                                            let m = s.metric.clone().filter(|m| crate::metrics::lookup(m).is_some()).unwrap_or_else(|| metric.clone());
+                                            let href = format!("/projects/{}?slice={}&metric={}", urlencode(&project), urlencode(&s.filter), urlencode(&m));
+                                            view! {
+                                                <tr>
+                                                    <td>{s.name.clone()}</td>
+                                                    <td><code>{s.filter.clone()}</code></td>
+                                                    <td>{s.metric.clone().unwrap_or_default()}</td>
+                                                    <td><a href=href>"over time →"</a></td>
+                                                </tr>
+                                            }
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            </section>
+                        }.into_any(),
+                        _ => ().into_any(),
+                    }
+                })
+            }}
+        </Suspense>
     }
 }

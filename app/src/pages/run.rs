@@ -111,6 +111,7 @@ fn Overview(ov: RunOverview, id: String) -> impl IntoView {
         <crate::pages::team::ShareView run_id=id.clone() />
         <p class="actions">
             <a class="button" href=slices_href>"Metrics by slice →"</a>
+            <a class="button" href=format!("/runs/{}/discover", s.id)>"Find weak slices →"</a>
             {(s.task == crate::model::Task::Binary).then(|| view! {
                 <a class="button" href=format!("/runs/{}/fairness", s.id)>"Fairness →"</a>
             })}

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use super::ApiError;
 use crate::service::AppState;
 #[allow(unused_imports)] // named in the OpenAPI attributes
-use crate::service::params::{DriftParams, FairnessParams, MetricsParams, ResidualsParams, StreamDriftParams};
+use crate::service::params::{DiscoverParams, DriftParams, FairnessParams, MetricsParams, ResidualsParams, StreamDriftParams};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -21,6 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(put_fairness_limits))
         .routes(routes!(compare))
         .routes(routes!(get_residuals))
+        .routes(routes!(get_discover))
         .routes(routes!(get_drift))
         .routes(routes!(get_stream_drift))
         .routes(routes!(metric_registry))
@@ -70,6 +71,17 @@ pub struct LimitsBody {
 async fn put_fairness_limits(State(s): State<AppState>, Path(id): Path<String>, Json(body): Json<LimitsBody>) -> Result<Json<LimitsBody>, ApiError> {
     let limits = s.save_limits(&id, &body.limits).await?;
     Ok(Json(LimitsBody { limits: limits.iter().map(|(n, v)| format!("{n}:{v}")).collect::<Vec<_>>().join(",") }))
+}
+
+/// Slice discovery: the slices (crosses of up to three features; numeric features cut into
+/// quantile buckets, ranges of buckets included) where the model is significantly worse than on
+/// the rest of the rows, best first, each with its metric and interval, the complement's, the gap
+/// and its interval, and a Benjamini–Yekutieli q-value over every slice examined. Query: `model`,
+/// `metric`, `thresholds`, `features`, `buckets`, `level`, `min_support`, `top_k`, `fdr`, `ci`,
+/// `scoring` (`gap` or `sliceline`), `alpha`, `holdout`, `seed`.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/discover", params(("id" = String, Path, description = "the run"), DiscoverParams), responses((status = 200, body = strata_app::model::DiscoveryResult), (status = 400, body = ApiErrorBody)))]
+async fn get_discover(State(s): State<AppState>, Path(id): Path<String>, RawQuery(q): RawQuery) -> Result<Json<strata_app::model::DiscoveryResult>, ApiError> {
+    Ok(Json(s.discover(&id, q.as_deref().unwrap_or("")).await?))
 }
 
 /// Residual analysis: binned series, histogram, Q–Q, feature association ranking, ACF and

@@ -20,6 +20,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_gates, put_gates))
         .routes(routes!(get_rules, put_rules))
         .routes(routes!(rules_impact))
+        .routes(routes!(list_named_slices))
+        .routes(routes!(put_named_slice, delete_named_slice))
         .routes(routes!(validate))
         .routes(routes!(latest_validation))
         .routes(routes!(list_alerts))
@@ -152,4 +154,36 @@ async fn get_webhook(State(s): State<AppState>) -> Result<Json<Option<Webhook>>,
 #[utoipa::path(put, path = "/api/v1/alerts/webhook", request_body = Option<Webhook>, responses((status = 200, body = Option<Webhook>), (status = 400, body = ApiErrorBody)))]
 async fn put_webhook(State(s): State<AppState>, Json(hook): Json<Option<Webhook>>) -> Result<Json<Option<Webhook>>, ApiError> {
     Ok(Json(s.set_webhook(hook).await?.map(masked)))
+}
+
+/// A named slice's rows as a filter (`sex=Female & age in [25, 45)`) and, optionally, the metric it
+/// was found with.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct NamedSliceBody {
+    pub filter: String,
+    #[serde(default)]
+    pub metric: Option<String>,
+}
+
+/// The project's named slices (saved from slice discovery or written by hand).
+#[utoipa::path(get, path = "/api/v1/projects/{p}/slices", params(("p" = String, Path, description = "the project")),
+    responses((status = 200, body = Vec<strata_app::model::NamedSlice>)))]
+async fn list_named_slices(State(s): State<AppState>, Path(p): Path<String>) -> Result<Json<Vec<strata_app::model::NamedSlice>>, ApiError> {
+    Ok(Json(s.named_slices(&p).await?))
+}
+
+/// Saves (or replaces) a named slice: track it on the project page (`?slice=` its filter) and use
+/// its filter as a gate's `slice`.
+#[utoipa::path(put, path = "/api/v1/projects/{p}/slices/{name}", params(("p" = String, Path, description = "the project"), ("name" = String, Path, description = "the slice's name")),
+    request_body = NamedSliceBody, responses((status = 200, body = strata_app::model::NamedSlice), (status = 400, body = ApiErrorBody), (status = 404, body = ApiErrorBody)))]
+async fn put_named_slice(State(s): State<AppState>, Path((p, name)): Path<(String, String)>, Json(body): Json<NamedSliceBody>) -> Result<Json<strata_app::model::NamedSlice>, ApiError> {
+    Ok(Json(s.save_named_slice(&p, &name, &body.filter, body.metric).await?))
+}
+
+/// Deletes a named slice.
+#[utoipa::path(delete, path = "/api/v1/projects/{p}/slices/{name}", params(("p" = String, Path, description = "the project"), ("name" = String, Path, description = "the slice's name")),
+    responses((status = 204), (status = 404, body = ApiErrorBody)))]
+async fn delete_named_slice(State(s): State<AppState>, Path((p, name)): Path<(String, String)>) -> Result<axum::http::StatusCode, ApiError> {
+    s.delete_named_slice(&p, &name).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }

@@ -48,6 +48,10 @@ pub fn check(set: &GateSet) -> Result<(), String> {
     }
     for (i, g) in set.gates.iter().enumerate() {
         let which = format!("gate {} ({})", i + 1, g.metric);
+        if let Some(d) = &g.discover {
+            check_discover(g, d).map_err(|e| format!("{which}: {e}"))?;
+            continue;
+        }
         if !known_metric(&g.metric) {
             return Err(format!("{which}: unknown metric '{}'", g.metric));
         }
@@ -85,6 +89,77 @@ pub fn check(set: &GateSet) -> Result<(), String> {
         return Err(format!("at most 10 different slicings in one gate set, got {}", specs.len()));
     }
     Ok(())
+}
+
+/// A discovery gate: a metric the search has, its bounds, and nothing of a fixed-slice gate.
+fn check_discover(g: &Gate, d: &strata_app::model::DiscoverRule) -> Result<(), String> {
+    use strata_app::model::Task;
+    let supported = [Task::Binary, Task::Regression, Task::Multiclass].iter().any(|t| crate::eval::discover::frame::metric_names(*t).contains(&g.metric.as_str()));
+    if !supported {
+        return Err(format!("slice discovery has no metric '{}'", g.metric));
+    }
+    if !is_overall(&g.slice) || g.min.is_some() || g.max.is_some() || g.max_drop.is_some() || g.significant_drop || g.max_gap_increase.is_some() {
+        return Err("a discovery gate has only discover {min_support, max_gap, level, fdr} (and a threshold): no slice, min, max or change bounds".into());
+    }
+    if d.min_support == 0 || !d.max_gap.is_finite() || d.max_gap < 0.0 {
+        return Err("discover needs min_support >= 1 and a finite max_gap >= 0".into());
+    }
+    if d.level.is_some_and(|l| !(1..=3).contains(&l)) || d.fdr.is_some_and(|f| !(f > 0.0 && f < 1.0)) {
+        return Err("discover's level is 1..=3 and its fdr in (0, 1)".into());
+    }
+    if let Some(t) = g.threshold
+        && !(0.0..=1.0).contains(&t)
+    {
+        return Err(format!("threshold must be in [0, 1], got {t}"));
+    }
+    Ok(())
+}
+
+/// The verdict of a discovery gate from the slices the search found (best first): a significant
+/// slice whose gap to the rest exceeds `max_gap` fails; the rule passes with none.
+pub fn judge_discovered(g: &Gate, d: &strata_app::model::DiscoverRule, found: &strata_app::model::DiscoveryResult) -> GateOutcome {
+    let fdr = d.fdr.unwrap_or(0.05);
+    let rule = format!(
+        "no slice of at least {} rows (up to {} features) has {} worse than the rest by more than {} (significant at FDR {} %; {} slices examined)",
+        d.min_support,
+        d.level.unwrap_or(3),
+        g.metric,
+        fmt(d.max_gap),
+        fmt(fdr * 100.0),
+        found.examined
+    );
+    let mut slices: Vec<SliceVerdict> = found
+        .slices
+        .iter()
+        .filter(|s| s.gap.value > d.max_gap)
+        .map(|s| SliceVerdict {
+            slice: s.filter.clone(),
+            count: s.count,
+            value: Some(s.metric.value),
+            lo: Some(s.metric.lo),
+            hi: Some(s.metric.hi),
+            baseline: Some(s.complement.value),
+            verdict: Verdict::Fail,
+            reason: format!("{} vs {} on the rest: gap {} > {} (q = {:.1e})", fmt(s.metric.value), fmt(s.complement.value), fmt(s.gap.value), fmt(d.max_gap), s.q_value),
+        })
+        .collect();
+    let verdict = if slices.is_empty() { Verdict::Pass } else { Verdict::Fail };
+    if slices.is_empty() {
+        slices.push(SliceVerdict {
+            slice: "every slice found".into(),
+            count: found.rows,
+            value: Some(found.overall.value),
+            lo: Some(found.overall.lo),
+            hi: Some(found.overall.hi),
+            baseline: None,
+            verdict: Verdict::Pass,
+            reason: match found.slices.iter().map(|s| s.gap.value).reduce(f64::max) {
+                Some(worst) => format!("largest significant gap {} ≤ {}", fmt(worst), fmt(d.max_gap)),
+                None => "no significantly worse slice".into(),
+            },
+        });
+    }
+    GateOutcome { gate: g.clone(), rule, verdict, slices }
 }
 
 fn is_overall(spec: &str) -> bool {
@@ -162,7 +237,8 @@ fn is_threshold_free(metric: &str) -> bool {
 
 /// Judges every gate. `baseline` is the baseline run's result for the same request, if any.
 pub fn evaluate(set: &GateSet, candidate: &MetricsResult, baseline: Option<&MetricsResult>) -> Vec<GateOutcome> {
-    set.gates.iter().map(|g| evaluate_gate(g, set, candidate, baseline)).collect()
+    // Discovery gates are judged on the search's result (`judge_discovered`), by the caller.
+    set.gates.iter().filter(|g| g.discover.is_none()).map(|g| evaluate_gate(g, set, candidate, baseline)).collect()
 }
 
 fn evaluate_gate(g: &Gate, set: &GateSet, candidate: &MetricsResult, baseline: Option<&MetricsResult>) -> GateOutcome {
@@ -358,7 +434,7 @@ mod tests {
     }
 
     fn gate(metric: &str, slice: &str) -> Gate {
-        Gate { metric: metric.into(), slice: slice.into(), threshold: None, min: None, max: None, max_drop: None, significant_drop: false, max_gap_increase: None }
+        Gate { metric: metric.into(), slice: slice.into(), threshold: None, min: None, max: None, max_drop: None, significant_drop: false, max_gap_increase: None, discover: None }
     }
 
     #[test]

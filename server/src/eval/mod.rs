@@ -5,6 +5,7 @@
 //! run has a weight column.
 
 pub mod detectors;
+pub mod discover;
 pub mod drift;
 pub mod fairness;
 pub mod gates;

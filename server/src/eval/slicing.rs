@@ -1,5 +1,5 @@
-//! Slice specs (`sex`, `sex,race`, `age:q5`, `age:[18,30,45,65]`, `age:w4`, `country=US`) and
-//! the assignment of every row to its slice of a spec. A slice key is a list of (feature, value)
+//! Slice specs (`sex`, `sex,race`, `age:q5`, `age:[18,30,45,65]`, `age:w4`, `country=US`, and
+//! conjunctions `sex=Female & age in [25, 45)`) and the assignment of every row to its slice of a spec. A slice key is a list of (feature, value)
 //! pairs, as in TFMA; the overall slice has the empty key. Missing values form their own slice.
 
 use std::collections::HashMap;
@@ -33,6 +33,71 @@ pub enum SliceSpec {
     Features(Vec<(String, Cut)>),
     /// The rows where `column` equals `value` (compared as text).
     Filter { column: String, value: String },
+    /// The rows meeting every condition (`sex=Female & age in [25, 45)`): one slice, keyed by
+    /// the conditions (a range by its interval label). What slice discovery finds.
+    Where(Vec<Cond>),
+}
+
+/// One condition of a [`SliceSpec::Where`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cond {
+    /// The column equals the value, compared as text (`(missing)` matches missing values).
+    Eq { column: String, value: String },
+    /// `lo <= x < hi` for a numeric column (either end may be infinite); missing values are out.
+    Range { column: String, lo: f64, hi: f64 },
+}
+
+impl Cond {
+    pub fn column(&self) -> &str {
+        match self {
+            Cond::Eq { column, .. } | Cond::Range { column, .. } => column,
+        }
+    }
+
+    /// The value part of the slice key: the value, or the interval as the slices view labels a
+    /// bucket between the same edges (`[25, 45)`, `(-inf, 25)`, `[65, inf)`).
+    pub fn label(&self) -> String {
+        match self {
+            Cond::Eq { value, .. } => value.clone(),
+            Cond::Range { lo, hi, .. } => range_label(*lo, *hi),
+        }
+    }
+}
+
+/// The label of the interval [lo, hi) as the slices view writes a bucket.
+pub fn range_label(lo: f64, hi: f64) -> String {
+    let (open, lo) = if lo == f64::NEG_INFINITY { ("(", "-inf".to_string()) } else { ("[", fmt_edge(lo)) };
+    let hi = if hi == f64::INFINITY { "inf".to_string() } else { fmt_edge(hi) };
+    format!("{open}{lo}, {hi})")
+}
+
+/// Parses one condition: `column=value` or `column in [lo, hi)` (`(-inf, hi)`, `[lo, inf)`).
+fn parse_cond(text: &str, part: &str) -> Result<Cond, SpecError> {
+    let bad = |why: &str| SpecError::Invalid(text.to_string(), why.to_string());
+    if let Some((c, r)) = part.split_once(" in ") {
+        let (c, r) = (c.trim(), r.trim());
+        if c.is_empty() {
+            return Err(bad("a range needs a column before 'in'"));
+        }
+        let inner = r.strip_prefix('[').or_else(|| r.strip_prefix('(')).and_then(|r| r.strip_suffix(')')).ok_or_else(|| bad("a range is written [lo, hi), (-inf, hi) or [lo, inf)"))?;
+        let (lo, hi) = inner.split_once(',').ok_or_else(|| bad("a range has two ends: [lo, hi)"))?;
+        let num = |t: &str| -> Result<f64, SpecError> {
+            match t.trim() {
+                "-inf" => Ok(f64::NEG_INFINITY),
+                "inf" => Ok(f64::INFINITY),
+                t => t.parse::<f64>().ok().filter(|x| x.is_finite()).ok_or_else(|| bad("range ends are numbers, -inf or inf")),
+            }
+        };
+        let (lo, hi) = (num(lo)?, num(hi)?);
+        if lo >= hi || lo == f64::INFINITY || hi == f64::NEG_INFINITY {
+            return Err(bad("a range needs lo < hi"));
+        }
+        return Ok(Cond::Range { column: c.to_string(), lo, hi });
+    }
+    match part.split_once('=') {
+        Some((c, v)) if !c.trim().is_empty() => Ok(Cond::Eq { column: c.trim().to_string(), value: v.trim().to_string() }),
+        _ => Err(bad("each condition is column=value or column in [lo, hi)")),
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -54,6 +119,18 @@ impl SliceSpec {
         let bad = |why: &str| SpecError::Invalid(text.to_string(), why.to_string());
         if t.is_empty() || t == "overall" {
             return Ok(SliceSpec::Overall);
+        }
+        if t.contains(" & ") || t.contains(" in [") || t.contains(" in (") {
+            let conds = t.split(" & ").map(|p| parse_cond(text, p.trim())).collect::<Result<Vec<_>, _>>()?;
+            if conds.len() > 10 {
+                return Err(bad("at most 10 conditions"));
+            }
+            let mut columns: Vec<&str> = conds.iter().map(Cond::column).collect();
+            columns.sort_unstable();
+            if columns.windows(2).any(|w| w[0] == w[1]) {
+                return Err(bad("each column appears in one condition"));
+            }
+            return Ok(SliceSpec::Where(conds));
         }
         if let Some((c, v)) = t.split_once('=') {
             if c.trim().is_empty() {
@@ -239,6 +316,34 @@ pub fn assign(df: &DataFrame, text: &str, spec: &SliceSpec, limit: usize) -> Res
             }).collect();
             Ok(Assignment { keys: vec![vec![(column.clone(), value.clone())]], slice_of_row })
         }
+        SliceSpec::Where(conds) => {
+            let mut hit = vec![true; n];
+            for cond in conds {
+                let col = df.column(cond.column()).map_err(|_| SpecError::UnknownColumn { spec: text.into(), column: cond.column().into() })?;
+                match cond {
+                    Cond::Eq { value, .. } => {
+                        let s = col.cast(&DataType::String).map_err(|e| SpecError::Invalid(text.into(), e.to_string()))?;
+                        let ca = s.str().map_err(|e| SpecError::Invalid(text.into(), e.to_string()))?;
+                        let want_missing = value == MISSING;
+                        for (h, v) in hit.iter_mut().zip(ca.iter()) {
+                            *h &= match v { None => want_missing, Some(x) => x == value };
+                        }
+                    }
+                    Cond::Range { column, lo, hi } => {
+                        if !col.dtype().is_primitive_numeric() {
+                            return Err(SpecError::NotNumeric { spec: text.into(), column: column.clone() });
+                        }
+                        let f = col.cast(&DataType::Float64).map_err(|e| SpecError::Invalid(text.into(), e.to_string()))?;
+                        let ca = f.f64().map_err(|e| SpecError::Invalid(text.into(), e.to_string()))?;
+                        for (h, v) in hit.iter_mut().zip(ca.iter()) {
+                            *h &= v.is_some_and(|x| *lo <= x && x < *hi);
+                        }
+                    }
+                }
+            }
+            let key = conds.iter().map(|c| (c.column().to_string(), c.label())).collect();
+            Ok(Assignment { keys: vec![key], slice_of_row: hit.into_iter().map(|h| h.then_some(0)).collect() })
+        }
         SliceSpec::Features(features) => {
             let mut per_feature = Vec::with_capacity(features.len());
             for (c, cut) in features {
@@ -302,6 +407,24 @@ mod tests {
         assert!(SliceSpec::parse("age:[30,18]").is_err());
         assert!(SliceSpec::parse("age:z3").is_err());
         assert!(SliceSpec::parse("a,b,c,d").is_err());
+        assert_eq!(
+            SliceSpec::parse("sex=F & age in [25, 45)").unwrap(),
+            SliceSpec::Where(vec![Cond::Eq { column: "sex".into(), value: "F".into() }, Cond::Range { column: "age".into(), lo: 25.0, hi: 45.0 }])
+        );
+        assert_eq!(SliceSpec::parse("age in (-inf, 30)").unwrap(), SliceSpec::Where(vec![Cond::Range { column: "age".into(), lo: f64::NEG_INFINITY, hi: 30.0 }]));
+        assert!(SliceSpec::parse("age in [45, 25)").is_err());
+        assert!(SliceSpec::parse("sex=F & sex=M").is_err());
+        assert!(SliceSpec::parse("age in [x, 3)").is_err());
+    }
+
+    #[test]
+    fn conjunctions_select_one_slice_keyed_like_the_buckets() {
+        let a = assign(&df(), "w", &SliceSpec::parse("sex=F & age in [30, inf)").unwrap(), 100).unwrap();
+        assert_eq!(a.keys, vec![vec![("sex".to_string(), "F".to_string()), ("age".to_string(), "[30, inf)".to_string())]]);
+        assert_eq!(a.slice_of_row, vec![None, None, None, None, None, Some(0)]);
+        // The label equals the slices view's bucket between the same edges.
+        let b = assign(&df(), "age", &SliceSpec::parse("age:[30]").unwrap(), 100).unwrap();
+        assert_eq!(b.keys[1][0].1, "[30, inf)");
     }
 
     fn df() -> DataFrame {

@@ -18,6 +18,7 @@ use crate::settings::Limits;
 use crate::store::cache::{ByteLru, FrameCache};
 use crate::store::{NewAttachment, NewRun, Store, StoreError};
 
+pub mod discover;
 pub mod drift;
 pub mod export;
 pub mod fairness;
@@ -637,6 +638,9 @@ impl Backend for AppState {
     async fn residuals_view(&self, id: &str, query: &str) -> Result<strata_app::model::ResidualsView, BackendError> {
         Ok(AppState::residuals_view(self, id, query).await?)
     }
+    async fn discovery_view(&self, id: &str, query: &str) -> Result<strata_app::model::DiscoveryView, BackendError> {
+        Ok(AppState::discovery_view(self, id, query).await?)
+    }
     async fn fairness_view(&self, run_ids: &[String], query: &str) -> Result<strata_app::model::FairnessView, BackendError> {
         Ok(AppState::fairness_view(self, run_ids, query).await?)
     }
@@ -677,6 +681,12 @@ impl Backend for AppState {
     }
     async fn save_rules(&self, project: &str, source: &str) -> Result<strata_app::model::RuleSetVersion, BackendError> {
         Ok(AppState::put_rules(self, project, source).await?)
+    }
+    async fn named_slices(&self, project: &str) -> Result<Vec<strata_app::model::NamedSlice>, BackendError> {
+        Ok(AppState::named_slices(self, project).await?)
+    }
+    async fn save_named_slice(&self, project: &str, name: &str, filter: &str, metric: Option<String>) -> Result<strata_app::model::NamedSlice, BackendError> {
+        Ok(AppState::save_named_slice(self, project, name, filter, metric).await?)
     }
     async fn alerts_view(&self) -> Result<strata_app::model::AlertsView, BackendError> {
         Ok(AppState::alerts_view(self).await?)

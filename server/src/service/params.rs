@@ -184,6 +184,47 @@ pub struct ResidualsParams {
     pub seed: Option<u64>,
 }
 
+/// `GET /api/v1/runs/{id}/discover` and the discovery page.
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DiscoverParams {
+    /// The score column (default: the run's first model).
+    pub model: Option<String>,
+    /// The metric (binary: `error_rate` (default), `accuracy`, `fpr`, `fnr`, `tpr`, `tnr`,
+    /// `precision`, `fdr`, `for`, `log_loss`, `brier_score`, `expected_calibration_error`,
+    /// `auc_roc`; regression: `mae` (default), `mse`, `rmse`, `mean_residual`; multiclass:
+    /// `error_rate` (default), `accuracy`).
+    pub metric: Option<String>,
+    /// The decision threshold of metrics at a threshold (default 0.5; `threshold` is accepted too).
+    #[serde(alias = "threshold")]
+    pub thresholds: Option<f64>,
+    /// Features the search may use (repeatable or comma-separated; default: every feature column
+    /// with at most 1,000 distinct values, or numeric).
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// Quantile buckets of a numeric feature, 2..=10 (default 5); ranges of buckets are searched too.
+    pub buckets: Option<usize>,
+    /// Features a slice may combine, 1..=3 (default 3).
+    pub level: Option<usize>,
+    /// Rows a slice needs (default: 1 % of the rows, at least 30).
+    pub min_support: Option<u64>,
+    /// Slices reported, 1..=100 (default 20).
+    pub top_k: Option<usize>,
+    /// False-discovery rate (Benjamini–Yekutieli), default 0.05.
+    pub fdr: Option<f64>,
+    /// Confidence level of the intervals (default 0.95).
+    pub ci: Option<f64>,
+    /// `gap` (default: ranked by the lower confidence bound of the gap to the complement) or
+    /// `sliceline` (SliceLine's score, additive per-row errors only).
+    pub scoring: Option<String>,
+    /// SliceLine's α (default 0.95).
+    pub alpha: Option<f64>,
+    /// Search on a seeded half of the rows and confirm on the other half (`true`/`1`).
+    pub holdout: Option<String>,
+    pub seed: Option<u64>,
+}
+
 /// `GET /api/v1/runs/{id}/drift` and the drift page.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

@@ -122,7 +122,7 @@ impl AppState {
         }
         let (specs, thresholds) = gates::requirements(&set);
         let task = detail.summary.task;
-        if let Some((i, g)) = set.gates.iter().enumerate().find(|(_, g)| !gates::metric_of_task(&g.metric, task, detail.class_scores(&model).len())) {
+        if let Some((i, g)) = set.gates.iter().enumerate().find(|(_, g)| g.discover.is_none() && !gates::metric_of_task(&g.metric, task, detail.class_scores(&model).len())) {
             return Err(bad(format!("gate {} ({}): model '{model}' of this {} run has no metric '{}'", i + 1, g.metric, task.as_str(), g.metric)));
         }
         let mut notes = vec![];
@@ -158,7 +158,28 @@ impl AppState {
                 Err(e) => return Err(e),
             },
         };
-        let outcomes = gates::evaluate(&set, &candidate, base_result.as_ref());
+        let mut outcomes = gates::evaluate(&set, &candidate, base_result.as_ref());
+        for g in &set.gates {
+            let Some(d) = &g.discover else { continue };
+            if rules.is_some() {
+                notes.push(format!("the discovery gate on {} searched the model's own decisions (rules are not applied to slice discovery)", g.metric));
+            }
+            let query = serde_urlencoded::to_string([
+                ("model", model.clone()),
+                ("metric", g.metric.clone()),
+                ("thresholds", g.threshold.unwrap_or(set.threshold).to_string()),
+                ("min_support", d.min_support.to_string()),
+                ("level", d.level.unwrap_or(3).to_string()),
+                ("fdr", d.fdr.unwrap_or(0.05).to_string()),
+                ("top_k", "100".to_string()),
+            ])
+            .map_err(|e| bad(e.to_string()))?;
+            let found = self.discover(id, &query).await.map_err(|e| match e {
+                ServiceError::BadRequest(m) => bad(format!("discovery gate on {}: {m}", g.metric)),
+                other => other,
+            })?;
+            outcomes.push(gates::judge_discovered(g, d, &found));
+        }
         let failures = gates::failures(&outcomes, &set);
         let mut drifted_features = vec![];
         if set.drift {

@@ -287,7 +287,7 @@ impl AppState {
         let in_slice: Option<Vec<Option<u32>>> = match q.slice.as_deref() {
             Some(spec) => {
                 let parsed = crate::eval::slicing::SliceSpec::parse(spec).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
-                if !matches!(parsed, crate::eval::slicing::SliceSpec::Filter { .. }) {
+                if !matches!(parsed, crate::eval::slicing::SliceSpec::Filter { .. } | crate::eval::slicing::SliceSpec::Where(_)) {
                     return Err(ServiceError::BadRequest(format!("slice '{spec}' must be a filter such as sex=Female")));
                 }
                 Some(crate::eval::slicing::assign(&frame, spec, &parsed, 1).map_err(|e| ServiceError::BadRequest(e.to_string()))?.slice_of_row)

@@ -6,6 +6,7 @@ mod cli;
 mod helpers;
 mod hostile;
 mod ingest_errors;
+mod discover;
 mod drift;
 mod faults;
 mod fuzz;

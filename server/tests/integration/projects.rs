@@ -50,14 +50,14 @@ pub fn parquet(df: &mut DataFrame) -> Vec<u8> {
     out
 }
 
-async fn upload(app: &TestApp, name: &str, df: &mut DataFrame, project: &str, version: &str) -> String {
+pub async fn upload(app: &TestApp, name: &str, df: &mut DataFrame, project: &str, version: &str) -> String {
     let spec = json!({"name": name, "label": "label", "scores": ["score_logreg", "score_gbt"], "id": "example_id", "timestamp": "timestamp", "project": project, "version": version});
     let (s, b) = app.upload(&format!("{name}.parquet"), &parquet(df), &spec, &[]).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     b["id"].as_str().unwrap().to_string()
 }
 
-async fn send_json(app: &TestApp, method: &str, uri: &str, body: &Value) -> (StatusCode, Value) {
+pub async fn send_json(app: &TestApp, method: &str, uri: &str, body: &Value) -> (StatusCode, Value) {
     let req = Request::builder().method(method).uri(uri).header("content-type", "application/json").body(Body::from(body.to_string())).unwrap();
     let (s, b) = app.request(req).await;
     (s, serde_json::from_slice(&b).unwrap_or(Value::Null))

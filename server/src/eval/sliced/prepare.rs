@@ -231,8 +231,8 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
     texts.extend(req.specs.iter().filter(|s| s.trim() != "overall").cloned());
     let baseline_is_overall = req.baseline.trim().is_empty() || req.baseline == "overall";
     let base_spec = SliceSpec::parse(&req.baseline)?;
-    if !baseline_is_overall && !matches!(base_spec, SliceSpec::Filter { .. }) {
-        return Err(RequestError::Invalid(format!("baseline '{}' must be 'overall' or a filter such as sex=Female", req.baseline)));
+    if !baseline_is_overall && !matches!(base_spec, SliceSpec::Filter { .. } | SliceSpec::Where(_)) {
+        return Err(RequestError::Invalid(format!("baseline '{}' must be 'overall' or a filter such as sex=Female or sex=Female & age in [25, 45)", req.baseline)));
     }
     let mut assignments = Vec::with_capacity(texts.len() + 1);
     for t in &texts {
