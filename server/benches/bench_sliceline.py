@@ -59,6 +59,8 @@ def synthetic(rows: int, features: int, seed: int, cardinality: int | None):
 
 def adult(csv_path: str):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    # The golden file's encoding, from its generating script (server/tests/golden/sliceline/).
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "golden" / "sliceline"))
     import make_sliceline_reference as ref  # noqa: PLC0415
     import csv  # noqa: PLC0415
 

@@ -9,8 +9,9 @@
 //! the API's own path (parquet → encoding with ranges of buckets → search).
 //!
 //! `cargo bench -p strata-server --bench discover --profile dev` (add `--release` for optimised
-//! numbers). `DISCOVER_BENCH_BIG=0` skips the 1M × 50 set; `DISCOVER_PACKAGE_TIMEOUT` (seconds,
-//! default 300) caps each package run. Without Python's `sliceline` the package column says so.
+//! numbers). `DISCOVER_BENCH_BIG=0` skips the 1M × 50 set, `DISCOVER_BENCH_ONLY=1M` runs the sets
+//! whose name contains the text; `DISCOVER_PACKAGE_TIMEOUT` (seconds, default 300) caps each
+//! package run. Without Python's `sliceline` the package column says so.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,6 +21,7 @@ use polars::prelude::*;
 use strata_app::model::Task;
 use strata_server::eval::discover::sliceline::{SliceLineParams, sliceline};
 use strata_server::eval::discover::{Feature, Params, Scoring, Target, Worse, discover, frame};
+use strata_server::service::discover::MAX_CANDIDATES;
 
 /// A data set as `bench_sliceline.py` writes it: codes per feature, cardinalities, errors.
 struct Data {
@@ -74,8 +76,8 @@ fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (f64, T) {
     (best, out.expect("one run"))
 }
 
-/// Strata's search on plain categorical codes (no ranges: the package has none), level 3.
-fn strata_search(d: &Data, min_support: u64) -> (f64, strata_server::eval::discover::Discovery) {
+/// Strata's search on plain categorical codes (no ranges: the package has none) to `level`.
+fn strata_search(d: &Data, min_support: u64, level: usize) -> (f64, strata_server::eval::discover::Discovery) {
     let features: Vec<Feature> = d
         .codes
         .iter()
@@ -84,7 +86,7 @@ fn strata_search(d: &Data, min_support: u64) -> (f64, strata_server::eval::disco
         .map(|(i, (c, k))| Feature { name: format!("f{i}"), codes: c.clone(), labels: (0..*k).map(|v| v.to_string()).collect(), ordered_buckets: None })
         .collect();
     let target = Target::Ratio { num: d.errors.clone(), den: vec![1.0; d.errors.len()], sqrt: false };
-    let p = Params { max_level: 3, min_support, top_k: 10, scoring: Scoring::Gap, ..Params::default() };
+    let p = Params { max_level: level, min_support, top_k: 10, scoring: Scoring::Gap, max_candidates: MAX_CANDIDATES, ..Params::default() };
     best_of(if d.errors.len() > 200_000 { 1 } else { 3 }, || discover(&features, &target, Worse::Higher, &p).expect("valid"))
 }
 
@@ -94,22 +96,26 @@ fn main() {
     let big = std::env::var("DISCOVER_BENCH_BIG").map(|v| v != "0").unwrap_or(true);
     let adult_csv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo/adult/eval.csv");
     let adult_csv = adult_csv.to_string_lossy().to_string();
-    let mut sets: Vec<(&str, Vec<String>)> = vec![
-        ("Adult 16k × 13 (binned)", vec!["--adult-csv".into(), adult_csv]),
-        ("10k × 5, cardinality 1000", vec!["--rows".into(), "10000".into(), "--features".into(), "5".into(), "--cardinality".into(), "1000".into()]),
-        ("100k × 20 mixed", vec!["--rows".into(), "100000".into(), "--features".into(), "20".into()]),
+    let synthetic = |rows: &str, features: &str| vec!["--rows".to_string(), rows.into(), "--features".into(), features.into()];
+    // (name, the script's arguments, max_l: the package's and the searches' level)
+    let mut sets: Vec<(&str, Vec<String>, usize)> = vec![
+        ("Adult 16k × 13 (binned)", vec!["--adult-csv".into(), adult_csv], 3),
+        ("10k × 5, cardinality 1000", [synthetic("10000", "5"), vec!["--cardinality".into(), "1000".into()]].concat(), 3),
+        ("100k × 20 mixed", synthetic("100000", "20"), 3),
+        ("100k × 20 mixed, level 2", [synthetic("100000", "20"), vec!["--max-l".into(), "2".into()]].concat(), 2),
     ];
     if big {
-        sets.push(("1M × 50 mixed", vec!["--rows".into(), "1000000".into(), "--features".into(), "50".into()]));
+        sets.push(("1M × 50 mixed", synthetic("1000000", "50"), 3));
     }
-    println!("| data | package (max_l 3) | package peak | Strata port of the package | same top-k | × package | Strata search (level 3, BY) | examined | × package |");
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for (name, args) in &sets {
-        let out: PathBuf = tmp.path().join(format!("{}.bin", name.split_whitespace().next().unwrap_or("data")));
+    println!("| data | level | package | package peak | Strata port of the package | same top-k | × package | Strata search (BY) | examined | × package |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let only = std::env::var("DISCOVER_BENCH_ONLY").unwrap_or_default();
+    for (i, (name, args, level)) in sets.iter().enumerate().filter(|(_, s)| s.0.contains(only.as_str())) {
+        let out: PathBuf = tmp.path().join(format!("set{i}.bin"));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let pkg = package(&args, &out, timeout);
         if !out.exists() {
-            println!("| {name} | {} | | | | | | | |", pkg.err().unwrap_or_default());
+            println!("| {name} | {level} | {} | | | | | | | |", pkg.err().unwrap_or_default());
             continue;
         }
         let d = read_bin(&out);
@@ -122,7 +128,7 @@ fn main() {
             Err(e) => e.clone(),
         };
         let peak = pkg.as_ref().ok().and_then(|j| j["peak_rss_mb"].as_f64()).map(|m| format!("{m:.0} MB")).unwrap_or_default();
-        let params = SliceLineParams { max_l: 3, ..SliceLineParams::default() };
+        let params = SliceLineParams { max_l: *level, ..SliceLineParams::default() };
         let (port_secs, res) = best_of(if d.errors.len() > 200_000 { 1 } else { 3 }, || sliceline(&d.codes, &d.cards, &d.errors, &params));
         let same = match pkg.as_ref().ok().and_then(|j| j["top"].as_array().cloned()) {
             Some(top) if pkg_secs.is_some() => {
@@ -136,10 +142,10 @@ fn main() {
             _ => "—".into(),
         };
         let min_support = ((d.errors.len() / 100) as u64).max(30);
-        let (strata_secs, found) = strata_search(&d, min_support);
+        let (strata_secs, found) = strata_search(&d, min_support, *level);
         let ratio = |ours: f64| pkg_secs.map(|p| format!("{:.0}×", p / ours)).unwrap_or_else(|| "—".into());
         println!(
-            "| {name} | {pkg_text} | {peak} | {port_secs:.3} s | {same} | {} | {strata_secs:.3} s ({} found{}) | {} | {} |",
+            "| {name} | {level} | {pkg_text} | {peak} | {port_secs:.3} s | {same} | {} | {strata_secs:.3} s ({} found{}) | {} | {} |",
             ratio(port_secs),
             found.slices.len(),
             if found.truncated { ", candidate limit hit" } else { "" },
@@ -161,7 +167,7 @@ fn main() {
         let (secs, found) = best_of(3, || {
             let enc = frame::encode(&df, &columns, 5).expect("encode");
             let (t, w) = frame::target(&df, Task::Binary, "label", "score_logreg", None, "error_rate", 0.5).expect("target");
-            discover(&enc.features, &t, w, &Params { max_level: level, min_support: 160, top_k: 20, max_candidates: 1_000_000, ..Params::default() }).expect("search")
+            discover(&enc.features, &t, w, &Params { max_level: level, min_support: 160, top_k: 20, max_candidates: MAX_CANDIDATES, ..Params::default() }).expect("search")
         });
         println!(
             "Adult through the API's path, level {level}: {secs:.3} s (encode + search); examined {} {:?}, pruned {}, truncated {}, {} slices found",

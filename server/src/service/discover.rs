@@ -13,7 +13,7 @@ use crate::eval::discover::{self, Params, Scoring, frame};
 const MAX_DEFAULT_CARDINALITY: u64 = 1000;
 
 /// Candidate slices the search evaluates per level at most (it says when it stops there).
-const MAX_CANDIDATES: usize = 1_000_000;
+pub const MAX_CANDIDATES: usize = 1_000_000;
 
 /// Bound on the work of one search: rows read × passes (one pass per set of features that has
 /// candidates, at most every set of up to `level` features). 1M rows × 50 features at level 3 fit.

@@ -162,7 +162,6 @@ pub(super) struct Side {
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Cmp {
     pub gap: f64,
-    pub se: f64,
     /// One-sided p-value of "slice worse than the rest"; 1 when undefined.
     pub p: f64,
     /// Lower confidence bound of the gap; −∞ when undefined.
@@ -317,12 +316,12 @@ impl<'a> Prepared<'a> {
         };
         let se = self.shown_se(s).hypot(self.shown_se(c));
         if !gap.is_finite() || !se.is_finite() || s.count <= 0.0 || c.count <= 0.0 {
-            return Cmp { gap: f64::NAN, se: f64::NAN, p: 1.0, lcb: f64::NEG_INFINITY, ucb: f64::INFINITY };
+            return Cmp { gap: f64::NAN, p: 1.0, lcb: f64::NEG_INFINITY, ucb: f64::INFINITY };
         }
         if let Kind::Ratio { sqrt: false, binary: true } = self.kind {
             return self.compare_rates(s, c, gap);
         }
-        Cmp { gap, se, p: one_sided(gap, se), lcb: gap - self.z * se, ucb: gap + self.z * se }
+        Cmp { gap, p: one_sided(gap, se), lcb: gap - self.z * se, ucb: gap + self.z * se }
     }
 
     /// Unweighted rates: the Agresti–Caffo interval and test of the difference (each side's rate
@@ -331,13 +330,13 @@ impl<'a> Prepared<'a> {
     /// and rank first; Agresti–Caffo stays honest there and matches Wald's elsewhere.
     fn compare_rates(&self, s: &Side, c: &Side, gap: f64) -> Cmp {
         if s.den <= 0.0 || c.den <= 0.0 {
-            return Cmp { gap: f64::NAN, se: f64::NAN, p: 1.0, lcb: f64::NEG_INFINITY, ucb: f64::INFINITY };
+            return Cmp { gap: f64::NAN, p: 1.0, lcb: f64::NEG_INFINITY, ucb: f64::INFINITY };
         }
         let adjusted = |side: &Side| ((side.num + 1.0) / (side.den + 2.0), side.den + 2.0);
         let ((ps, ns), (pc, nc)) = (adjusted(s), adjusted(c));
         let centre = if self.worse == Worse::Lower { pc - ps } else { ps - pc };
         let se = (ps * (1.0 - ps) / ns + pc * (1.0 - pc) / nc).sqrt();
-        Cmp { gap, se, p: one_sided(centre, se), lcb: centre - self.z * se, ucb: centre + self.z * se }
+        Cmp { gap, p: one_sided(centre, se), lcb: centre - self.z * se, ucb: centre + self.z * se }
     }
 
     /// The ranking score of a slice: the gap's lower bound, or SliceLine's score
