@@ -93,6 +93,14 @@ test("a typo in a parameter keeps the form and says what is wrong", async () => 
   const page = await (await browser.newContext()).newPage();
   await page.goto(`${BASE}/runs/${demoId}/discover?features=sexx`);
   const text = await page.locator("body").innerText();
-  assert.match(text, /'sexx' is not a feature column/);
+  assert.match(text, /'sexx' is not a feature column of this run; did you mean 'sex'\?/);
   assert.ok(await page.getByRole("button", { name: "Search" }).isVisible(), "the form stays");
+  // What-if's slice filter with a value no row has says so, with the value meant.
+  await page.goto(`${BASE}/runs/${demoId}/whatif?slice=${encodeURIComponent("sex=Femal")}`);
+  assert.equal(await page.getByTestId("browser-count").innerText(), "0 matching");
+  assert.equal(await page.getByTestId("slice-hint").innerText(), "no row has sex = 'Femal'; did you mean 'Female'?");
+  // A slice spec naming a column the run lacks suggests the one meant.
+  const r = await fetch(`${BASE}/api/v1/runs/${demoId}/metrics?slice=gender`);
+  assert.equal(r.status, 400);
+  assert.match((await r.json()).error, /column 'gender' is not in the run/);
 });

@@ -80,6 +80,10 @@ pub struct WhatIfView {
     /// Browser: the filtered page of rows.
     pub filter: String,
     pub browser: ExamplesPage,
+    /// Why the slice filter selects no row, when a value it names occurs in no row (`no row has
+    /// sex = 'Femal'; did you mean 'Female'?`).
+    #[serde(default)]
+    pub slice_hint: Option<String>,
     /// The id of each browser row (the id column, or the row number).
     pub browser_ids: Vec<String>,
     pub scatter_chart: String,

@@ -163,7 +163,12 @@ fn WhatIfPanel(v: WhatIfView, id: String, search: Memo<String>, save: ServerActi
         <div class="chart-grid">
             <section>
                 <h2>"Examples"</h2>
-                <p class="muted">{format!("{} matching · showing {}–{}", v.browser.total, v.browser.offset + 1, (v.browser.offset + v.browser.rows.len() as u64))}</p>
+                <p class="muted" data-testid="browser-count">{if v.browser.rows.is_empty() {
+                    format!("{} matching", v.browser.total)
+                } else {
+                    format!("{} matching · showing {}–{}", v.browser.total, v.browser.offset + 1, (v.browser.offset + v.browser.rows.len() as u64))
+                }}</p>
+                {v.slice_hint.clone().map(|h| view! { <p class="warn" role="status" data-testid="slice-hint">{h}</p> })}
                 <div class="table-scroll">
                     <table class="data browser" data-testid="browser">
                         <thead><tr><th></th>{v.browser.columns.iter().map(|c| view! { <th>{c.clone()}</th> }).collect_view()}</tr></thead>

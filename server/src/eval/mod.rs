@@ -9,6 +9,7 @@ pub mod discover;
 pub mod drift;
 pub mod fairness;
 pub mod gates;
+pub(crate) mod names;
 pub mod stats;
 pub mod residual_stats;
 pub mod residuals;

@@ -104,8 +104,8 @@ fn parse_cond(text: &str, part: &str) -> Result<Cond, SpecError> {
 pub enum SpecError {
     #[error("slice spec '{0}': {1}")]
     Invalid(String, String),
-    #[error("slice spec '{spec}': column '{column}' is not in the run")]
-    UnknownColumn { spec: String, column: String },
+    #[error("slice spec '{spec}': column '{column}' is not in the run{hint}")]
+    UnknownColumn { spec: String, column: String, hint: String },
     #[error("slice spec '{spec}': column '{column}' is not numeric, so it cannot be bucketed (use '{column}' to slice by value)")]
     NotNumeric { spec: String, column: String },
     #[error("slice spec '{spec}' makes {count} slices, more than the limit of {limit}; bucket a numeric feature (e.g. 'age:q5') or cross fewer features")]
@@ -203,6 +203,48 @@ pub struct Assignment {
     pub slice_of_row: Vec<Option<u32>>,
 }
 
+/// The error for a column the frame lacks, with the closest names ("; did you mean 'sex'?") or,
+/// for a small frame, every name.
+fn unknown_column(df: &DataFrame, spec: &str, column: &str) -> SpecError {
+    let names: Vec<&str> = df.get_column_names().into_iter().map(|n| n.as_str()).collect();
+    let close = super::names::closest(column, names.iter().copied());
+    let hint = if !close.is_empty() {
+        format!("; did you mean {}?", close.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(" or "))
+    } else if names.len() <= 20 {
+        format!("; the columns are {}", names.join(", "))
+    } else {
+        String::new()
+    };
+    SpecError::UnknownColumn { spec: spec.into(), column: column.into(), hint }
+}
+
+/// Why a filter (`sex=Femal`, or a conjunction) selects no row, when one of its values occurs in
+/// no row: the closest values, or the column's values when it has few. `None` when every value
+/// occurs (the conditions are merely disjoint) or the spec is not a filter.
+pub fn filter_hint(df: &DataFrame, spec: &SliceSpec) -> Option<String> {
+    let conds: Vec<(&str, &str)> = match spec {
+        SliceSpec::Filter { column, value } => vec![(column.as_str(), value.as_str())],
+        SliceSpec::Where(conds) => conds.iter().filter_map(|c| if let Cond::Eq { column, value } = c { Some((column.as_str(), value.as_str())) } else { None }).collect(),
+        _ => vec![],
+    };
+    for (column, value) in conds {
+        let Ok((_, labels)) = feature_codes(df, column, column, &Cut::Values) else { continue };
+        if labels.iter().any(|l| l == value) {
+            continue;
+        }
+        let close = super::names::closest(value, labels.iter().map(String::as_str));
+        let tail = if !close.is_empty() {
+            format!("did you mean {}?", close.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(" or "))
+        } else if labels.len() <= 12 {
+            format!("its values are {}", labels.join(", "))
+        } else {
+            format!("it has {} values", labels.len())
+        };
+        return Some(format!("no row has {column} = '{value}'; {tail}"));
+    }
+    None
+}
+
 /// Bucket label of `x` between `edges` (ascending): `[a, b)`, with open ends at ±inf.
 fn bucket(edges: &[f64], x: f64) -> (usize, String) {
     let i = edges.partition_point(|e| *e <= x);
@@ -219,7 +261,7 @@ fn fmt_edge(x: f64) -> String {
 /// Per-row codes of one feature under one cut, plus the label of each code; codes sort in
 /// bucket order (numeric cuts) or by value (text).
 pub(crate) fn feature_codes(df: &DataFrame, spec: &str, column: &str, cut: &Cut) -> Result<(Vec<u32>, Vec<String>), SpecError> {
-    let col = df.column(column).map_err(|_| SpecError::UnknownColumn { spec: spec.into(), column: column.into() })?;
+    let col = df.column(column).map_err(|_| unknown_column(df, spec, column))?;
     let numeric = col.dtype().is_primitive_numeric();
     if !numeric && *cut != Cut::Values {
         return Err(SpecError::NotNumeric { spec: spec.into(), column: column.into() });
@@ -306,7 +348,7 @@ pub fn assign(df: &DataFrame, text: &str, spec: &SliceSpec, limit: usize) -> Res
     match spec {
         SliceSpec::Overall => Ok(Assignment { keys: vec![vec![]], slice_of_row: vec![Some(0); n] }),
         SliceSpec::Filter { column, value } => {
-            let col = df.column(column).map_err(|_| SpecError::UnknownColumn { spec: text.into(), column: column.clone() })?;
+            let col = df.column(column).map_err(|_| unknown_column(df, text, column))?;
             let s = col.cast(&DataType::String).map_err(|e| SpecError::Invalid(text.into(), e.to_string()))?;
             let ca = s.str().map_err(|e| SpecError::Invalid(text.into(), e.to_string()))?;
             let want_missing = value == MISSING;
@@ -319,7 +361,7 @@ pub fn assign(df: &DataFrame, text: &str, spec: &SliceSpec, limit: usize) -> Res
         SliceSpec::Where(conds) => {
             let mut hit = vec![true; n];
             for cond in conds {
-                let col = df.column(cond.column()).map_err(|_| SpecError::UnknownColumn { spec: text.into(), column: cond.column().into() })?;
+                let col = df.column(cond.column()).map_err(|_| unknown_column(df, text, cond.column()))?;
                 match cond {
                     Cond::Eq { value, .. } => {
                         let s = col.cast(&DataType::String).map_err(|e| SpecError::Invalid(text.into(), e.to_string()))?;
@@ -454,6 +496,18 @@ mod tests {
     fn bucketing_text_and_too_many_slices_are_errors() {
         assert!(matches!(assign(&df(), "sex:q2", &SliceSpec::parse("sex:q2").unwrap(), 100), Err(SpecError::NotNumeric { .. })));
         assert!(matches!(assign(&df(), "x", &SliceSpec::parse("x").unwrap(), 100), Err(SpecError::UnknownColumn { .. })));
+        let e = assign(&df(), "sexx", &SliceSpec::parse("sexx").unwrap(), 100).unwrap_err().to_string();
+        assert!(e.ends_with("column 'sexx' is not in the run; did you mean 'sex'?"), "{e}");
+        let e = assign(&df(), "zzzzzz", &SliceSpec::parse("zzzzzz").unwrap(), 100).unwrap_err().to_string();
+        assert!(e.ends_with("the columns are age, sex"), "{e}");
+    }
+
+    #[test]
+    fn a_filter_value_that_no_row_has_gets_a_hint() {
+        let hint = |s: &str| filter_hint(&df(), &SliceSpec::parse(s).unwrap());
+        assert_eq!(hint("sex=FF").as_deref(), Some("no row has sex = 'FF'; did you mean 'F' or 'M'?"));
+        assert_eq!(hint("sex=zzzzz & age in [1, 2)").as_deref(), Some("no row has sex = 'zzzzz'; its values are F, M, (missing)"));
+        assert_eq!(hint("sex=F"), None);
         assert!(matches!(assign(&df(), "age", &SliceSpec::parse("age").unwrap(), 2), Err(SpecError::TooMany { .. })));
     }
 }

@@ -54,7 +54,14 @@ impl AppState {
                 .iter()
                 .map(|f| match feature_cols.iter().find(|(n, _, _)| n == f) {
                     Some((n, k, _)) => Ok((n.clone(), *k == ColumnKind::Numeric)),
-                    None => Err(bad(format!("'{f}' is not a feature column of this run (features: {})", feature_cols.iter().map(|c| c.0.as_str()).collect::<Vec<_>>().join(", ")))),
+                    None => {
+                        let close = crate::eval::names::closest(f, feature_cols.iter().map(|c| c.0.as_str()));
+                        let hint = match close.first() {
+                            Some(c) => format!("did you mean '{c}'?"),
+                            None => format!("the features are {}", feature_cols.iter().map(|c| c.0.as_str()).collect::<Vec<_>>().join(", ")),
+                        };
+                        Err(bad(format!("'{f}' is not a feature column of this run; {hint}")))
+                    }
                 })
                 .collect::<Result<_, _>>()?
         };

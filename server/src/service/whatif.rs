@@ -284,13 +284,18 @@ impl AppState {
             "negative" => y.get(i).copied() == Some(0.0),
             _ => true,
         };
+        let mut slice_hint = None;
         let in_slice: Option<Vec<Option<u32>>> = match q.slice.as_deref() {
             Some(spec) => {
                 let parsed = crate::eval::slicing::SliceSpec::parse(spec).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
                 if !matches!(parsed, crate::eval::slicing::SliceSpec::Filter { .. } | crate::eval::slicing::SliceSpec::Where(_)) {
                     return Err(ServiceError::BadRequest(format!("slice '{spec}' must be a filter such as sex=Female")));
                 }
-                Some(crate::eval::slicing::assign(&frame, spec, &parsed, 1).map_err(|e| ServiceError::BadRequest(e.to_string()))?.slice_of_row)
+                let rows = crate::eval::slicing::assign(&frame, spec, &parsed, 1).map_err(|e| ServiceError::BadRequest(e.to_string()))?.slice_of_row;
+                if rows.iter().all(Option::is_none) {
+                    slice_hint = crate::eval::slicing::filter_hint(&frame, &parsed);
+                }
+                Some(rows)
             }
             None => None,
         };
@@ -327,6 +332,7 @@ impl AppState {
             models: attached.clone(),
             filter: q.filter.clone(),
             browser,
+            slice_hint,
             browser_ids,
             scatter_chart,
             example: None,
