@@ -18,6 +18,12 @@ test("wages residuals: ranking, charts, feature and slice, copied link", async (
   const runs = new RunsPage(page);
   await runs.open();
   await runs.runLink("GSS wages (demo)").click();
+  // The overview shows the regression label as a histogram, not as classes.
+  const bins = page.getByTestId("label-histogram").locator("tbody tr");
+  assert.equal(await bins.count(), 12);
+  const counts = (await bins.locator("td:nth-child(2)").allInnerTexts()).map(Number);
+  const run = (await (await fetch(`${BASE}/api/v1/runs`)).json()).find((r) => r.name === "GSS wages (demo)");
+  assert.equal(counts.reduce((a, b) => a + b, 0), run.rows, "every row in one bin");
   await page.getByRole("link", { name: "Residuals →" }).click();
   await page.waitForURL(/\/residuals/);
   await waitForHydration(page);

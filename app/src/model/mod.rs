@@ -218,7 +218,8 @@ pub struct ModelHeadline {
 #[cfg_attr(feature = "ssr", derive(ToSchema))]
 pub struct RunOverview {
     pub detail: RunDetail,
-    /// Label balance: value -> count (binary and multiclass), or quantiles for regression.
+    /// Label balance: value -> count (binary and multiclass), or for regression a histogram:
+    /// `[a, b)` -> rows, equal-width bins between the label's minimum and maximum.
     pub label_balance: Vec<ValueCount>,
     pub headline: Vec<ModelHeadline>,
     /// The model whose distribution the chart shows.

@@ -161,12 +161,31 @@ fn Overview(ov: RunOverview, id: String) -> impl IntoView {
         }})}
         <crate::pages::team::ReviewPanel run_id=id.clone() />
         <section>
-            <h2>"Label balance"</h2>
-            <ul class="balance">
-                {ov.label_balance.iter().map(|v| view! {
-                    <li><span class="mono">{v.value.clone()}</span> ": " {v.count.to_string()}</li>
-                }).collect_view()}
-            </ul>
+            {if s.task == crate::model::Task::Regression {
+                // A histogram of the label: rows per equal-width bin, drawn as bars.
+                let most = ov.label_balance.iter().map(|v| v.count).max().unwrap_or(1).max(1);
+                view! {
+                    <h2>"Label distribution"</h2>
+                    <table class="data histogram" data-testid="label-histogram">
+                        <thead><tr><th>"Label"</th><th class="num">"Rows"</th><th><span class="sr-only">"Share of the largest bin"</span></th></tr></thead>
+                        <tbody>
+                            {ov.label_balance.iter().map(|v| view! {
+                                <tr><td class="mono">{v.value.clone()}</td><td class="num">{v.count.to_string()}</td>
+                                    <td class="bar-cell"><span class="bar" style=format!("width: {:.1}%", 100.0 * v.count as f64 / most as f64)></span></td></tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any()
+            } else {
+                view! {
+                    <h2>"Label balance"</h2>
+                    <ul class="balance">
+                        {ov.label_balance.iter().map(|v| view! {
+                            <li><span class="mono">{v.value.clone()}</span> ": " {v.count.to_string()}</li>
+                        }).collect_view()}
+                    </ul>
+                }.into_any()
+            }}
         </section>
         <section>
             <h2>"Headline metrics"</h2>

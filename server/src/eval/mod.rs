@@ -146,21 +146,40 @@ pub fn value_counts(s: &Series, k: usize) -> Result<Vec<ValueCount>, EvalError> 
     Ok(v)
 }
 
-/// Class counts (binary, multiclass) or quartiles (regression) of the label.
+/// Class counts (binary, multiclass), or for regression a histogram of the label: rows per
+/// equal-width bin between its minimum and maximum (`LABEL_BINS` bins, the last closed), so a
+/// regression run's label is not listed as if its values were classes.
 pub fn label_balance(df: &DataFrame, label: &str, task: Task) -> Result<Vec<ValueCount>, EvalError> {
     let s = df.column(label).map_err(|_| EvalError::NoColumn(label.to_string()))?.as_materialized_series().clone();
     match task {
         Task::Binary | Task::Multiclass => value_counts(&s, 50),
-        Task::Regression => {
-            let mut v: Vec<f64> = f64_values(df, label)?.into_iter().filter(|x| x.is_finite()).collect();
-            v.sort_by(f64::total_cmp);
-            let q = |p: f64| stats::quantile_sorted(&v, p);
-            Ok([("min", 0.0), ("p25", 0.25), ("median", 0.5), ("p75", 0.75), ("max", 1.0)]
-                .into_iter()
-                .map(|(n, p)| ValueCount { value: format!("{n} {}", fmt_num(q(p))), count: v.len() as u64 })
-                .collect())
-        }
+        Task::Regression => Ok(label_histogram(&f64_values(df, label)?)),
     }
+}
+
+/// Bins of a regression label's histogram.
+pub const LABEL_BINS: usize = 12;
+
+fn label_histogram(values: &[f64]) -> Vec<ValueCount> {
+    let v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    let (Some(lo), Some(hi)) = (v.iter().copied().reduce(f64::min), v.iter().copied().reduce(f64::max)) else { return vec![] };
+    if hi <= lo {
+        return vec![ValueCount { value: format!("[{}, {}]", fmt_num(lo), fmt_num(hi)), count: v.len() as u64 }];
+    }
+    let width = (hi - lo) / LABEL_BINS as f64;
+    let mut counts = [0u64; LABEL_BINS];
+    for x in &v {
+        counts[(((x - lo) / width) as usize).min(LABEL_BINS - 1)] += 1;
+    }
+    counts
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let (a, b) = (lo + width * i as f64, if i + 1 == LABEL_BINS { hi } else { lo + width * (i + 1) as f64 });
+            let close = if i + 1 == LABEL_BINS { "]" } else { ")" };
+            ValueCount { value: format!("[{}, {}{close}", fmt_num(a), fmt_num(b)), count: *c }
+        })
+        .collect()
 }
 
 fn fmt_num(x: f64) -> String {
@@ -308,3 +327,20 @@ pub fn score_distribution(df: &DataFrame, label: &str, task: Task, model: &str, 
 /// per process (a fixed-seed hash such as FxHash lets a crafted file make every key collide and
 /// a request quadratic). Nothing depends on the maps' iteration order: every result is sorted.
 pub(crate) type FastHashBuilder = foldhash::fast::RandomState;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_regression_label_is_a_histogram_not_classes() {
+        let h = label_histogram(&[0.0, 1.0, 1.0, 6.0, 12.0, f64::NAN]);
+        assert_eq!(h.len(), LABEL_BINS);
+        assert_eq!(h.iter().map(|b| b.count).sum::<u64>(), 5, "every finite value once");
+        assert_eq!((h[0].value.as_str(), h[0].count), ("[0.0000, 1.0000)", 1));
+        assert_eq!((h[1].value.as_str(), h[1].count), ("[1.0000, 2.0000)", 2));
+        assert_eq!((h[11].value.as_str(), h[11].count), ("[11.0000, 12.0000]", 1), "the maximum is in the closed last bin");
+        assert_eq!(label_histogram(&[3.0, 3.0]).len(), 1);
+        assert!(label_histogram(&[]).is_empty());
+    }
+}
