@@ -402,11 +402,16 @@ pub fn drift_histogram(f: &strata_app::model::FeatureDrift) -> String {
 /// shaded band; `points` come ordered by time within each series.
 /// `x_of` places a point on the x axis: its time (a date axis when `dates`), or a label such as
 /// the run's version (a category axis, in the points' order).
+///
+/// `joined`: points of a series are joined by a line and their intervals by a band — for evenly
+/// spaced points (periods, or releases at a regular pace); otherwise each point stands alone with
+/// its interval as error bars, so that two releases years apart do not read as a trend.
 pub fn metric_over_time(
     points: &[strata_app::model::TimePoint],
     series_of: impl Fn(&strata_app::model::TimePoint) -> String,
     x_of: impl Fn(&strata_app::model::TimePoint) -> String,
     dates: bool,
+    joined: bool,
     y_title: &str,
 ) -> String {
     let mut names: Vec<String> = vec![];
@@ -422,7 +427,7 @@ pub fn metric_over_time(
         let pts: Vec<&strata_app::model::TimePoint> = points.iter().filter(|p| series_of(p) == *name && p.value.is_some()).collect();
         let x: Vec<String> = pts.iter().map(|p| x_of(p)).collect();
         let banded: Vec<&&strata_app::model::TimePoint> = pts.iter().filter(|p| p.lo.is_some() && p.hi.is_some()).collect();
-        if banded.len() > 1 {
+        if joined && banded.len() > 1 {
             let bx: Vec<String> = banded.iter().map(|p| x_of(p)).chain(banded.iter().rev().map(|p| x_of(p))).collect();
             let by: Vec<f64> = banded.iter().filter_map(|p| p.hi).chain(banded.iter().rev().filter_map(|p| p.lo)).collect();
             data.push(serde_json::json!({"type": "scatter", "x": bx, "y": by, "fill": "toself", "fillcolor": color, "opacity": 0.18,
@@ -439,16 +444,39 @@ pub fn metric_over_time(
             })
             .collect();
         let y: Vec<Option<f64>> = pts.iter().map(|p| p.value).collect();
-        data.push(serde_json::json!({"type": "scatter", "mode": "lines+markers", "name": name, "legendgroup": name, "x": x, "y": y,
-            "text": text, "hovertemplate": "%{x}<br>%{text}<extra>%{fullData.name}</extra>", "line": {"color": color}}));
+        let mut trace = serde_json::json!({"type": "scatter", "mode": if joined { "lines+markers" } else { "markers" }, "name": name, "legendgroup": name, "x": x, "y": y,
+            "text": text, "hovertemplate": "%{x}<br>%{text}<extra>%{fullData.name}</extra>", "line": {"color": color}, "marker": {"size": 8, "color": color}});
+        if !joined {
+            let up: Vec<f64> = pts.iter().map(|p| p.hi.zip(p.value).map_or(0.0, |(h, v)| h - v)).collect();
+            let down: Vec<f64> = pts.iter().map(|p| p.lo.zip(p.value).map_or(0.0, |(l, v)| v - l)).collect();
+            trace["error_y"] = serde_json::json!({"type": "data", "symmetric": false, "array": up, "arrayminus": down, "color": color, "thickness": 1.5, "width": 4});
+        }
+        data.push(trace);
     }
     serde_json::json!({
         "data": data,
         "layout": {"height": 380, "margin": {"t": 20, "b": 60, "l": 60, "r": 20},
-            "xaxis": if dates { serde_json::json!({"type": "date", "title": {"text": "time"}}) } else { serde_json::json!({"type": "category", "title": {"text": "run (in time order)"}}) },
+            "xaxis": match (dates, joined) {
+                (true, true) => serde_json::json!({"type": "date", "title": {"text": "time"}}),
+                (true, false) => serde_json::json!({"type": "date", "title": {"text": "time (releases as points: they are not evenly spaced, so no line joins them)"}}),
+                (false, _) => serde_json::json!({"type": "category", "title": {"text": "run (in time order)"}}),
+            },
             "yaxis": {"title": {"text": y_title}}, "legend": {"orientation": "h", "y": -0.2}}
     })
     .to_string()
+}
+
+/// Whether points at these times (seconds, ascending) are evenly spaced enough to be joined by a line:
+/// at least three, each gap within a quarter of the median gap.
+pub fn evenly_spaced(times: &[f64]) -> bool {
+    if times.len() < 3 {
+        return false;
+    }
+    let mut gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    let mut sorted = gaps.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    median > 0.0 && gaps.iter_mut().all(|g| (*g - median).abs() <= 0.25 * median)
 }
 
 /// The error rate per block of a run's stream, with each detector's drift (and warning) points
@@ -480,4 +508,18 @@ pub fn stream_drift(s: &strata_app::model::StreamDrift) -> String {
             "legend": {"orientation": "h", "y": -0.25}}
     })
     .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn releases_are_joined_only_at_a_regular_pace() {
+        let week = 7.0 * 86_400.0;
+        assert!(evenly_spaced(&[0.0, week, 2.0 * week, 3.1 * week]));
+        assert!(!evenly_spaced(&[0.0, 2.5 * 365.0 * 86_400.0]), "two releases are never a trend");
+        assert!(!evenly_spaced(&[0.0, week, 30.0 * week]));
+        assert!(!evenly_spaced(&[5.0, 5.0, 5.0]));
+    }
 }

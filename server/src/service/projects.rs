@@ -334,12 +334,17 @@ impl AppState {
         };
         let run_label = |p: &TimePoint| p.version.clone().unwrap_or_else(|| p.run_id.clone());
         let chart = if period_us.is_some() && several_runs {
-            charts::metric_over_time(&points, |p| format!("{} · {}", p.slice, run_label(p)), |p| p.time.clone(), true, &y_title)
+            charts::metric_over_time(&points, |p| format!("{} · {}", p.slice, run_label(p)), |p| p.time.clone(), true, true, &y_title)
         } else if period_us.is_none() && runs_share_a_time(&runs) {
             // Releases evaluated on the same data share a run time: one point per run, in order.
-            charts::metric_over_time(&points, |p| p.slice.clone(), |p| format!("{} ({})", run_label(p), p.time.get(..10).unwrap_or(&p.time)), false, &y_title)
+            charts::metric_over_time(&points, |p| p.slice.clone(), |p| format!("{} ({})", run_label(p), p.time.get(..10).unwrap_or(&p.time)), false, true, &y_title)
+        } else if period_us.is_some() {
+            charts::metric_over_time(&points, |p| p.slice.clone(), |p| p.time.clone(), true, true, &y_title)
         } else {
-            charts::metric_over_time(&points, |p| p.slice.clone(), |p| p.time.clone(), true, &y_title)
+            // One point per release at its time: a line only when the releases come at a regular pace.
+            let mut times: Vec<f64> = runs.iter().filter_map(|r| chrono::DateTime::parse_from_rfc3339(&r.run_time).ok()).map(|t| t.timestamp() as f64).collect();
+            times.sort_by(f64::total_cmp);
+            charts::metric_over_time(&points, |p| p.slice.clone(), |p| p.time.clone(), true, charts::evenly_spaced(&times), &y_title)
         };
         let validations = self.store.project_validations(project).await?;
         let gates = self.store.get_gates(project, None).await?;
