@@ -132,18 +132,25 @@ fn cols<'a>(features: &'a [Feature], job: &Job) -> Vec<&'a [u32]> {
     job.feats.iter().map(|&f| features[f as usize].codes.as_slice()).collect()
 }
 
-fn dense_job(features: &[Feature], rows: &RowData, keys: &[Key], job: &Job, cm: &Compact, cells: usize, acc: &mut Vec<f64>) -> Vec<f64> {
-    let dc = rows.dc;
-    acc.clear();
-    acc.resize(cells * dc, 0.0);
-    // Strides in floats; the maps are premultiplied so a tuple's offset is a sum of lookups.
+/// Strides of a dense accumulator with `unit` slots per tuple, and each feature's code map
+/// premultiplied by its stride (a tuple's offset is then a sum of lookups).
+fn strided(cm: &Compact, unit: usize) -> (Vec<usize>, Vec<Vec<u32>>) {
     let mut strides = Vec::with_capacity(cm.card.len());
-    let mut s = dc;
+    let mut s = unit;
     for &c in &cm.card {
         strides.push(s);
         s *= c + 1;
     }
-    let maps: Vec<Vec<u32>> = cm.index.iter().zip(&strides).map(|(m, &st)| m.iter().map(|&i| i * st as u32).collect()).collect();
+    let maps = cm.index.iter().zip(&strides).map(|(m, &st)| m.iter().map(|&i| i * st as u32).collect()).collect();
+    (strides, maps)
+}
+
+fn dense_job(features: &[Feature], rows: &RowData, keys: &[Key], job: &Job, cm: &Compact, cells: usize, acc: &mut Vec<f64>) -> Vec<f64> {
+    let dc = rows.dc;
+    acc.clear();
+    acc.resize(cells * dc, 0.0);
+    // Strides in floats: `dc` per tuple.
+    let (strides, maps) = strided(cm, dc);
     let cols = cols(features, job);
     match cols.len() {
         1 => dense_rows::<1>([cols[0]], [&maps[0]], rows, acc),
@@ -168,13 +175,7 @@ fn dense_job(features: &[Feature], rows: &RowData, keys: &[Key], job: &Job, cm: 
 fn class_job(features: &[Feature], keys: &[Key], job: &Job, cm: &Compact, cells: usize, classes: &[u8], class_vals: &[f64], dc: usize) -> Vec<f64> {
     let nc = class_vals.len() / dc.max(1);
     let mut acc = vec![0u32; cells * nc];
-    let mut strides = Vec::with_capacity(cm.card.len());
-    let mut s = nc;
-    for &c in &cm.card {
-        strides.push(s);
-        s *= c + 1;
-    }
-    let maps: Vec<Vec<u32>> = cm.index.iter().zip(&strides).map(|(m, &st)| m.iter().map(|&i| i * st as u32).collect()).collect();
+    let (strides, maps) = strided(cm, nc);
     let cols = cols(features, job);
     match cols.len() {
         1 => class_rows::<1>([cols[0]], [&maps[0]], classes, &mut acc),

@@ -218,6 +218,18 @@ struct Stats {
     maxe: f64,
 }
 
+impl Stats {
+    /// One more row of error `e` (errors summed in row order, as the package's sparse mat-vec).
+    #[inline]
+    fn add(&mut self, e: f64) {
+        self.size += 1;
+        self.err += e;
+        if e > self.maxe {
+            self.maxe = e;
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 struct TopEntry {
     cols: Vec<u32>,
@@ -405,13 +417,7 @@ impl Ctx<'_> {
                     }
                     let j = table[k];
                     if j != NONE {
-                        let e = self.errors[row];
-                        let s = &mut out[j as usize];
-                        s.size += 1;
-                        s.err += e;
-                        if e > s.maxe {
-                            s.maxe = e;
-                        }
+                        out[j as usize].add(self.errors[row]);
                     }
                 }
             }
@@ -430,13 +436,7 @@ impl Ctx<'_> {
                         k = k * radix[i] + u as u128;
                     }
                     if let Some(&j) = table.get(&k) {
-                        let e = self.errors[row];
-                        let s = &mut out[j as usize];
-                        s.size += 1;
-                        s.err += e;
-                        if e > s.maxe {
-                            s.maxe = e;
-                        }
+                        out[j as usize].add(self.errors[row]);
                     }
                 }
             }
@@ -458,13 +458,7 @@ impl Ctx<'_> {
                         key[i] = u;
                     }
                     if let Some(&j) = table.get(&key) {
-                        let e = self.errors[row];
-                        let s = &mut out[j as usize];
-                        s.size += 1;
-                        s.err += e;
-                        if e > s.maxe {
-                            s.maxe = e;
-                        }
+                        out[j as usize].add(self.errors[row]);
                     }
                 }
             }
@@ -582,13 +576,7 @@ pub fn sliceline(codes: &[Vec<u32>], cardinalities: &[u32], errors: &[f64], p: &
         let mut st = vec![Stats { size: 0, err: 0.0, maxe: 0.0 }; card];
         for (row, &c) in codes[f].iter().enumerate() {
             assert!((c as usize) < card, "feature {f}: code {c} >= cardinality {card}");
-            let e = errors[row];
-            let s = &mut st[c as usize];
-            s.size += 1;
-            s.err += e;
-            if e > s.maxe {
-                s.maxe = e;
-            }
+            st[c as usize].add(errors[row]);
         }
         feat_off.push(col_feat.len() as u32);
         let mut d = 0u32;
