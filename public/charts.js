@@ -10,16 +10,37 @@
   function svgOnly(fig) {
     (fig.data || []).forEach(function (t) { if (t.type === "scattergl") t.type = "scatter"; });
   }
+  // plotly.js (4.8 MB) is fetched only by a page that has a chart, once, when the first one appears.
+  var loading = null;
+  function loadPlotly() {
+    if (loading) return;
+    loading = document.createElement("script");
+    loading.src = "/vendor/plotly.min.js";
+    loading.onload = function () { drawAll(document.body); };
+    document.head.appendChild(loading);
+  }
+  // On a narrow screen the legend goes below the chart (beside it, it leaves the plot no room).
+  function narrow(fig) {
+    var l = fig.layout = fig.layout || {};
+    if (l.showlegend === false) return;
+    l.legend = Object.assign({}, l.legend, { orientation: "h", x: 0, xanchor: "left", y: -0.3, yanchor: "top" });
+    l.margin = Object.assign({}, l.margin, { r: 10 });
+  }
   function draw(el) {
     var json = el.getAttribute("data-plot");
-    if (!json || el.__strataPlotted === json || !window.Plotly) return;
+    if (!json || el.__strataPlotted === json) return;
+    if (!window.Plotly) return loadPlotly();
     try {
       var fig = JSON.parse(json);
       if (noWebgl) svgOnly(fig);
+      if (el.clientWidth && el.clientWidth < 600) narrow(fig);
       var config = { responsive: true, displaylogo: false };
       var done = function () {
         el.__strataPlotted = json;
         el.setAttribute("data-rendered", "true");
+        // The figure around it carries the chart's name: tests and scripts wait on it too.
+        var fig = el.closest("figure");
+        if (fig) fig.setAttribute("data-rendered", "true");
       };
       window.Plotly.react(el, fig.data || [], fig.layout || {}, config).then(function () {
         if (!noWebgl && el.querySelector(".no-webgl")) {
@@ -82,4 +103,48 @@
   new MutationObserver(function () {
     document.querySelectorAll('[data-click-href][data-rendered="true"]').forEach(wire);
   }).observe(document.documentElement, { subtree: true, attributes: true, attributeFilter: ["data-rendered"] });
+})();
+
+// Until the WASM bundle has hydrated the page, controls whose effect needs it (those outside a
+// form: a form still submits natively) are disabled, so a choice made during a slow first load is
+// never silently dropped; they come back exactly as the page rendered them once it is live.
+(function () {
+  "use strict";
+  var body = document.body;
+  if (!body || body.getAttribute("data-hydrated") === "true") return;
+  var held = [];
+  document.querySelectorAll("main select, main input, main button, main textarea").forEach(function (el) {
+    if (el.disabled || el.closest("form")) return;
+    el.disabled = true;
+    el.setAttribute("data-until-hydrated", "");
+    held.push(el);
+  });
+  body.setAttribute("aria-busy", "true");
+  function release() {
+    held.forEach(function (el) { el.disabled = false; el.removeAttribute("data-until-hydrated"); });
+    held = [];
+    body.removeAttribute("aria-busy");
+  }
+  new MutationObserver(function (_, obs) {
+    if (body.getAttribute("data-hydrated") === "true") { release(); obs.disconnect(); }
+  }).observe(body, { attributes: true, attributeFilter: ["data-hydrated"] });
+})();
+
+// A GET form leaves its empty fields out of the address it opens (`?slice=&model=` says nothing and
+// hides the defaults): they are disabled for the moment the form is read (this runs in the capture
+// phase, before the router's own submit handler builds the URL), then enabled again.
+(function () {
+  "use strict";
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    if (!form || (form.getAttribute("method") || "get").toLowerCase() !== "get") return;
+    var off = [];
+    Array.prototype.forEach.call(form.elements, function (el) {
+      if (el.name && !el.disabled && el.value === "" && el.type !== "submit" && el.type !== "button") {
+        el.disabled = true;
+        off.push(el);
+      }
+    });
+    setTimeout(function () { off.forEach(function (el) { el.disabled = false; }); }, 0);
+  }, true);
 })();

@@ -27,6 +27,7 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q " $wbg_version\$"; then
 fi
 
 if [ ! -d node_modules/plotly.js-dist-min ] || [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/oidc-provider ] \
+   || [ ! -d node_modules/axe-core ] || [ ! -d node_modules/binaryen ] \
    || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "installing npm packages"
   npm ci --no-audit --no-fund

@@ -4,7 +4,9 @@ use leptos::prelude::*;
 
 /// A Plotly chart. The figure travels as JSON in a data attribute; `/charts.js` draws every
 /// `[data-plot]` element, also ones that appear or change after hydration, so the same markup
-/// works server-rendered, hydrated and client-rendered.
+/// works server-rendered, hydrated and client-rendered. The `<figure>` carries the chart's name
+/// (Plotly's toolbar buttons inside it stay reachable: an image role around them would hide them)
+/// and, for screen readers and anyone who wants the numbers, a data table of the same figure.
 #[component]
 pub fn PlotlyChart(
     /// The Plotly figure (`{"data": [...], "layout": {...}}`) as JSON.
@@ -14,11 +16,95 @@ pub fn PlotlyChart(
     #[prop(into)]
     label: String,
 ) -> impl IntoView {
+    let name = label.clone();
     view! {
-        <figure class="chart">
-            <div class="plot" role="img" aria-label=label data-plot=move || figure.get()></div>
+        <figure class="chart" aria-label=name>
+            <div class="plot" data-plot=move || figure.get()></div>
+            <ChartData figure label />
         </figure>
     }
+}
+
+/// The numbers behind a chart, as tables in a closed `<details>` (native: opens without JavaScript).
+#[component]
+pub fn ChartData(#[prop(into)] figure: Signal<String>, #[prop(into)] label: String) -> impl IntoView {
+    view! {
+        <details class="chart-data">
+            <summary>"Data table"<span class="sr-only">{format!(" of {label}")}</span></summary>
+            {move || chart_tables(&figure.get()).into_iter().map(|t| view! {
+                <div class="table-scroll" tabindex="0" role="region" aria-label=t.caption.clone()>
+                    <table class="data">
+                        <caption>{t.caption.clone()}</caption>
+                        <thead><tr>{t.header.into_iter().map(|h| view! { <th scope="col">{h}</th> }).collect_view()}</tr></thead>
+                        <tbody>{t.rows.into_iter().map(|r| view! { <tr>{r.into_iter().map(|c| view! { <td>{c}</td> }).collect_view()}</tr> }).collect_view()}</tbody>
+                    </table>
+                </div>
+            }).collect_view()}
+        </details>
+    }
+}
+
+/// Rows shown per series in a chart's data table.
+pub const CHART_TABLE_ROWS: usize = 200;
+
+/// One series of a chart as a table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChartTable {
+    pub caption: String,
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+/// The series of a Plotly figure as tables: x, y (± error) per trace; a heatmap's z as a grid;
+/// at most [`CHART_TABLE_ROWS`] rows each, the caption saying when more were left out.
+pub fn chart_tables(figure: &str) -> Vec<ChartTable> {
+    use serde_json::Value;
+    let Ok(fig) = serde_json::from_str::<Value>(figure) else { return Vec::new() };
+    let axis_title = |axis: &str, default: &str| {
+        let t = &fig["layout"][axis]["title"];
+        t["text"].as_str().or(t.as_str()).filter(|s| !s.is_empty()).unwrap_or(default).to_string()
+    };
+    let (x_title, y_title) = (axis_title("xaxis", "x"), axis_title("yaxis", "y"));
+    let cell = |v: &Value| match v {
+        Value::Number(n) => n.as_f64().map(|x| fmt_stat(Some(x))).unwrap_or_default(),
+        Value::String(s) => s.clone(),
+        Value::Null => "—".into(),
+        other => other.to_string(),
+    };
+    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    let traces = list(&fig["data"]);
+    traces.iter().enumerate().filter_map(|(i, t)| {
+        let name = t["name"].as_str().filter(|s| !s.is_empty()).map(str::to_string).unwrap_or_else(|| format!("series {}", i + 1));
+        let (x, y, z) = (list(&t["x"]), list(&t["y"]), list(&t["z"]));
+        if !z.is_empty() {
+            let header = std::iter::once(format!("{y_title} ↓ / {x_title} →")).chain(x.iter().map(cell)).collect();
+            let rows: Vec<Vec<String>> = z.iter().enumerate().take(CHART_TABLE_ROWS).map(|(r, row)| {
+                std::iter::once(y.get(r).map(cell).unwrap_or_else(|| r.to_string())).chain(list(row).iter().map(cell)).collect()
+            }).collect();
+            return Some(ChartTable { caption: caption(&name, rows.len(), z.len()), header, rows });
+        }
+        let n = x.len().max(y.len());
+        if n == 0 {
+            return None;
+        }
+        let err = list(&t["error_y"]["array"]);
+        let mut header = vec![x_title.clone(), y_title.clone()];
+        if !err.is_empty() {
+            header.push("± error".into());
+        }
+        let rows: Vec<Vec<String>> = (0..n.min(CHART_TABLE_ROWS)).map(|k| {
+            let mut r = vec![x.get(k).map(cell).unwrap_or_else(|| (k + 1).to_string()), y.get(k).map(cell).unwrap_or_default()];
+            if !err.is_empty() {
+                r.push(err.get(k).map(cell).unwrap_or_default());
+            }
+            r
+        }).collect();
+        Some(ChartTable { caption: caption(&name, rows.len(), n), header, rows })
+    }).collect()
+}
+
+fn caption(name: &str, shown: usize, total: usize) -> String {
+    if shown < total { format!("{name} (first {shown} of {total})") } else { name.to_string() }
 }
 
 /// Formats a metric value for a table cell.
@@ -79,6 +165,22 @@ mod tests {
         assert_eq!(fmt_epoch_micros(0.0), "1970-01-01 00:00");
         assert_eq!(fmt_epoch_micros(1_704_067_821_000_000.0), "2024-01-01 00:10");
         assert_eq!(fmt_epoch_micros(1_709_164_800_000_000.0), "2024-02-29 00:00");
+    }
+
+    #[test]
+    fn chart_tables_list_each_series_with_errors_and_caps() {
+        let fig = r#"{"data":[{"name":"AUC","x":["a","b"],"y":[0.5,0.25],"error_y":{"array":[0.1,0.2]}},
+            {"x":[1,2,3],"y":[4,5,6]},{"z":[[1,2],[3,4]],"x":["p","q"],"y":["r","s"]}],
+            "layout":{"xaxis":{"title":{"text":"group"}},"yaxis":{"title":"value"}}}"#;
+        let t = chart_tables(fig);
+        assert_eq!(t.len(), 3);
+        assert_eq!(t[0].header, ["group", "value", "± error"]);
+        assert_eq!(t[0].rows[1], ["b", "0.2500", "0.2000"]);
+        assert_eq!(t[1].caption, "series 2");
+        assert_eq!(t[2].rows[1], ["s", "3", "4"]);
+        let many = format!(r#"{{"data":[{{"x":{:?}}}]}}"#, (0..500).collect::<Vec<_>>());
+        assert_eq!(chart_tables(&many)[0].caption, "series 1 (first 200 of 500)");
+        assert!(chart_tables("not json").is_empty());
     }
 
     #[test]

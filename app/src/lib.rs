@@ -16,7 +16,8 @@ use leptos_router::{
     path,
 };
 
-/// The HTML document around the app; plotly.js and the chart bridge are served by Strata itself.
+/// The HTML document around the app; plotly.js and the chart bridge are served by Strata itself
+/// (`/charts.js` fetches plotly.js only on a page that has a chart).
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
         <!DOCTYPE html>
@@ -25,7 +26,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
-                <script src="/vendor/plotly.min.js" defer></script>
                 <script src="/charts.js" defer></script>
                 <HydrationScripts options />
                 <MetaTags />

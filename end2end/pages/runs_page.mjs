@@ -14,7 +14,7 @@ export class RunsPage {
 export class RunPage {
   constructor(page) { this.page = page; }
   heading() { return this.page.getByRole("heading", { level: 1 }); }
-  chart() { return this.page.getByRole("img", { name: /Distribution of/ }); }
+  chart() { return this.page.getByRole("figure", { name: /Distribution of/ }); }
   modelPicker() { return this.page.getByRole("combobox", { name: "Chart model" }); }
   columnFilter() { return this.page.getByRole("searchbox", { name: "Filter columns" }); }
   columnCount() { return this.page.getByTestId("column-count"); }

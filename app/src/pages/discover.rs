@@ -138,7 +138,7 @@ fn Results(r: DiscoveryResult, id: String, project: Option<String>) -> impl Into
             <p data-testid="discover-empty">{format!("No slice is significantly worse than the rest at a false-discovery rate of {} %.", r.fdr * 100.0)}</p>
         })}
         {(!empty).then(|| view! {
-            <div class="table-scroll">
+            <div class="table-scroll" tabindex="0" role="region" aria-label="Weak slices found">
             <table class="data" data-testid="discovered">
                 <caption class="sr-only">"Slices where the model is significantly worse, best first"</caption>
                 <thead><tr>

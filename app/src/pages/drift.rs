@@ -61,9 +61,10 @@ fn DriftPanel(v: DriftView, id: String, search: String) -> impl IntoView {
                     (Some(a), Some(b), Some(p)) => format!(" · label base rate {a:.4} → {b:.4} (p = {p:.2e})"),
                     _ => String::new(),
                 })}</p>
-            <table class="data" data-testid="drift-table">
+            <div class="table-scroll" tabindex="0" role="region" aria-label="Drift by feature">
+                <table class="data" data-testid="drift-table">
                 <thead><tr><th>"Column"</th><th>"Kind"</th><th class="num">"PSI"</th><th class="num">"JS distance"</th><th class="num">"Hellinger"</th>
-                    <th>"Test"</th><th class="num">"Statistic"</th><th class="num">"p"</th><th class="num">"q (BH)"</th><th></th></tr></thead>
+                    <th>"Test"</th><th class="num">"Statistic"</th><th class="num">"p"</th><th class="num">"q (BH)"</th><th>"Verdict"</th></tr></thead>
                 <tbody>{r.features.iter().map(|f| view! {
                     <tr class="drift-row" class:flag=f.drifted>
                         <td><a href=link(&f.feature)>{f.feature.clone()}</a></td><td>{f.kind.clone()}</td>
@@ -72,7 +73,8 @@ fn DriftPanel(v: DriftView, id: String, search: String) -> impl IntoView {
                         <td>{f.drifted.then_some("drifted")}</td>
                     </tr>
                 }).collect_view()}</tbody>
-            </table>
+                </table>
+            </div>
         })}
         {v.chart.clone().map(|c| view! {
             <h2>{format!("{}: reference vs current", v.chart_feature.clone().unwrap_or_default())}</h2>
@@ -87,14 +89,16 @@ fn DriftPanel(v: DriftView, id: String, search: String) -> impl IntoView {
                     "{} examples of {} in {} order, decisions at {}: DDM {} drift(s), ADWIN {}, Linear Four Rates {}, MD3 (scores only) {}. Warnings (DDM {}, LFR {}) are on the chart; the table lists the drifts.",
                     s.n, s.model, s.order_by, s.threshold, s.ddm_drifts.len(), s.adwin_drifts.len(), s.lfr_drifts.len(), s.md3_drifts.len(), s.ddm_warnings.len(), s.lfr_warnings.len())}</p>
                 <PlotlyChart figure=Signal::derive(move || chart.clone()) label="Error rate over the stream with detections" />
-                <table class="data" data-testid="stream-table">
+                <div class="table-scroll" tabindex="0" role="region" aria-label="Drift in the stream">
+                    <table class="data" data-testid="stream-table">
                     <thead><tr><th>"Detector"</th><th>"Signal"</th><th class="num">"Row"</th><th>"At"</th></tr></thead>
                     <tbody>{[("DDM", &s.ddm_drifts), ("ADWIN", &s.adwin_drifts), ("Linear Four Rates", &s.lfr_drifts), ("MD3", &s.md3_drifts)]
                         .into_iter()
                         .flat_map(|(d, pts)| pts.iter().take(20).map(move |p| (d, p.index, p.at.clone())))
                         .map(|(d, i, at)| view! { <tr><td>{d}</td><td>"drift"</td><td class="num">{i}</td><td>{at}</td></tr> })
                         .collect_view()}</tbody>
-                </table>
+                    </table>
+                </div>
             }
         })}
     }

@@ -59,27 +59,32 @@ pub fn AdversarialSection(run: String, pairs: Vec<(String, String)>, features: V
                     a.model, a.sample, a.threshold, a.max_radius, a.queries_per_example, a.search_ms, a.random_ms,
                     if a.immutable.is_empty() { "none".to_string() } else { a.immutable.join(", ") }
                 )}</p>
-                <table class="data" data-testid="adversarial">
+                <div class="table-scroll" tabindex="0" role="region" aria-label="Adversarial search">
+                    <table class="data" data-testid="adversarial">
                     <thead><tr><th>"Slice"</th><th class="num">"n"</th><th class="num">"Flipped"</th><th class="num">"Random flipped"</th>
                         <th class="num">"Radius p10"</th><th class="num">"Median"</th><th class="num">"p90"</th><th class="num">"Random median"</th></tr></thead>
                     <tbody>{a.slices.iter().map(|s| view! {
                         <tr><td>{s.slice.clone()}</td><td class="num">{s.n.to_string()}</td><td class="num">{share(s.flipped)}</td><td class="num">{share(s.random_flipped)}</td>
                             <td class="num">{opt(s.radius_p10)}</td><td class="num">{opt(s.radius_median)}</td><td class="num">{opt(s.radius_p90)}</td><td class="num">{opt(s.random_radius_median)}</td></tr>
                     }).collect_view()}</tbody>
-                </table>
+                    </table>
+                </div>
                 <div class="chart-grid">
                     <section>
                         <h3>"Features the flips change"</h3>
-                        <table class="data">
-                            <thead><tr><th>"Feature"</th><th class="num">"Share of flips"</th><th></th></tr></thead>
+                        <div class="table-scroll" tabindex="0" role="region" aria-label="Table">
+                            <table class="data">
+                            <thead><tr><th>"Feature"</th><th class="num">"Share of flips"</th><th><span class="sr-only">"Bar"</span></th></tr></thead>
                             <tbody>{a.features.iter().map(|f| view! {
                                 <tr><td>{f.feature.clone()}</td><td class="num">{share(f.share)}</td><td class="bar-cell">{bar(f.share, largest_use)}</td></tr>
                             }).collect_view()}</tbody>
-                        </table>
+                            </table>
+                        </div>
                     </section>
                     <section>
                         <h3>"Nearest flips"</h3>
-                        <table class="data" data-testid="adversarial-examples">
+                        <div class="table-scroll" tabindex="0" role="region" aria-label="Adversarial examples">
+                            <table class="data" data-testid="adversarial-examples">
                             <thead><tr><th>"Example"</th><th class="num">"Score"</th><th class="num">"Distance"</th><th>"Change"</th></tr></thead>
                             <tbody>{a.examples.iter().map(|e| {
                                 let edits: String = e.changes.iter().map(|c| format!("&set.{}={}", urlencode(&c.feature), urlencode(&c.to))).collect();
@@ -93,7 +98,8 @@ pub fn AdversarialSection(run: String, pairs: Vec<(String, String)>, features: V
                                     </tr>
                                 }
                             }).collect_view()}</tbody>
-                        </table>
+                            </table>
+                        </div>
                     </section>
                 </div>
             }
@@ -127,20 +133,24 @@ pub fn ImportanceSection(pairs: Vec<(String, String)>, binary: bool, result: Opt
             let largest = r.features.iter().map(|f| f.mean.abs()).fold(0.0, f64::max);
             view! {
                 <p class="muted">{format!("{}: the drop of {} (baseline {:.4}) when one feature is shuffled; {} rows, {} repeats, 95% intervals", r.model, r.metric, r.baseline, r.sample, r.repeats)}</p>
-                <table class="data" data-testid="importance">
-                    <thead><tr><th>"Feature"</th><th class="num">"Mean drop"</th><th class="num">"95% interval"</th><th></th></tr></thead>
+                <div class="table-scroll" tabindex="0" role="region" aria-label="Permutation importance">
+                    <table class="data" data-testid="importance">
+                    <thead><tr><th>"Feature"</th><th class="num">"Mean drop"</th><th class="num">"95% interval"</th><th><span class="sr-only">"Bar"</span></th></tr></thead>
                     <tbody>{r.features.iter().map(|f| view! {
                         <tr><td>{f.feature.clone()}</td><td class="num">{format!("{:.4}", f.mean)}</td><td class="num">{format!("[{:.4}, {:.4}]", f.lo, f.hi)}</td><td class="bar-cell">{bar(f.mean, largest)}</td></tr>
                     }).collect_view()}</tbody>
-                </table>
+                    </table>
+                </div>
                 {(!r.slices.is_empty()).then(|| view! {
-                    <table class="data" data-testid="importance-slices">
+                    <div class="table-scroll" tabindex="0" role="region" aria-label="Importance by slice">
+                        <table class="data" data-testid="importance-slices">
                         <thead><tr><th>"Slice"</th><th class="num">"n"</th><th>"Top features (mean drop)"</th></tr></thead>
                         <tbody>{r.slices.iter().map(|s| view! {
                             <tr><td>{s.slice.clone()}</td><td class="num">{s.n.to_string()}</td>
                                 <td>{s.features.iter().take(4).map(|f| format!("{} {:.4}", f.feature, f.mean)).collect::<Vec<_>>().join(", ")}</td></tr>
                         }).collect_view()}</tbody>
-                    </table>
+                        </table>
+                    </div>
                 })}
             }
         })}
@@ -169,12 +179,14 @@ pub fn AttributionSection(base: String, query: String, result: Option<Attributio
                     if a.predictions > 0 { format!(", {} predictions", a.predictions) } else { String::new() },
                     a.elapsed_ms
                 )}</p>
-                <table class="data" data-testid="attributions">
-                    <thead><tr><th>"Feature"</th><th>"Value"</th><th class="num">"SHAP"</th><th></th></tr></thead>
+                <div class="table-scroll" tabindex="0" role="region" aria-label="Attributions">
+                    <table class="data" data-testid="attributions">
+                    <thead><tr><th>"Feature"</th><th>"Value"</th><th class="num">"SHAP"</th><th><span class="sr-only">"Bar"</span></th></tr></thead>
                     <tbody>{a.values.iter().map(|v| view! {
                         <tr><td>{v.feature.clone()}</td><td>{v.value.clone()}</td><td class="num">{format!("{:+.4}", v.attribution)}</td><td class="bar-cell">{bar(v.attribution, largest)}</td></tr>
                     }).collect_view()}</tbody>
-                </table>
+                    </table>
+                </div>
             }
         })}
     }

@@ -55,7 +55,7 @@ pub fn ModelsPanel(#[prop(into)] run_id: String, scores: Vec<String>) -> impl In
                         Err(e) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
                         Ok(cards) if cards.is_empty() => view! { <p class="muted">"No model file is attached: what-if, PDP, attacks and attributions need one (or an endpoint)."</p> }.into_any(),
                         Ok(cards) => view! {
-                            <div class="table-wrap"><table class="data" data-testid="model-cards">
+                            <div class="table-wrap" tabindex="0" role="region" aria-label="Model cards"><table class="data" data-testid="model-cards">
                                 <thead><tr><th>"File"</th><th>"Called"</th><th>"Exporter"</th><th>"Opsets"</th><th>"Inputs"</th><th>"Outputs (score)"</th><th>"Operators"</th><th>"Status"</th></tr></thead>
                                 <tbody>{cards.into_iter().map(|c: ModelCard| view! {
                                     <tr>

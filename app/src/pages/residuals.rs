@@ -100,9 +100,10 @@ fn ResidualsPanel(v: ResidualsView, id: String, search: Memo<String>) -> impl In
             {ac.as_ref().map(|a| format!(" · Durbin–Watson {:.3} ({}) in {} order", a.durbin_watson, a.reading, a.order_by))}
         </p>
         <h2>"Which features the residuals depend on"</h2>
-        <table class="data features" data-testid="feature-ranking">
+        <div class="table-scroll" tabindex="0" role="region" aria-label="Feature ranking">
+            <table class="data features" data-testid="feature-ranking">
             <thead><tr><th>"Feature"</th><th>"Measure"</th><th class="num">"Strength"</th><th class="num">"p-value"</th>
-                <th class="num">"Pearson r"</th><th class="num">"q (BH)"</th><th>""</th></tr></thead>
+                <th class="num">"Pearson r"</th><th class="num">"q (BH)"</th><th>"Verdict"</th></tr></thead>
             <tbody>
                 {r.features.iter().map(|f| {
                     let href = link(f.feature.clone());
@@ -119,7 +120,8 @@ fn ResidualsPanel(v: ResidualsView, id: String, search: Memo<String>) -> impl In
                     }
                 }).collect_view()}
             </tbody>
-        </table>
+            </table>
+        </div>
         <div class="chart-grid">
             <section><h2>"Residual vs prediction"</h2>
                 <PlotlyChart figure=fixed(v.chart_vs_prediction.clone()) label="Residual vs prediction" /></section>
@@ -135,8 +137,9 @@ fn ResidualsPanel(v: ResidualsView, id: String, search: Memo<String>) -> impl In
         {v.chart_slices.clone().map(|c| view! {
             <h2>{format!("Bias by slice: {}", r.slice_spec.clone().unwrap_or_default())}</h2>
             <PlotlyChart figure=fixed(c) label="Mean residual by slice" />
-            <table class="data" data-testid="slice-bias">
-                <thead><tr><th>"Slice"</th><th class="num">"n"</th><th class="num">"Mean residual"</th><th class="num">"Interval"</th><th class="num">"q (BH)"</th><th>""</th></tr></thead>
+            <div class="table-scroll" tabindex="0" role="region" aria-label="Bias by slice">
+                <table class="data" data-testid="slice-bias">
+                <thead><tr><th>"Slice"</th><th class="num">"n"</th><th class="num">"Mean residual"</th><th class="num">"Interval"</th><th class="num">"q (BH)"</th><th>"Verdict"</th></tr></thead>
                 <tbody>
                     {r.slices.iter().map(|s| view! {
                         <tr class:flag=s.significant>
@@ -149,7 +152,8 @@ fn ResidualsPanel(v: ResidualsView, id: String, search: Memo<String>) -> impl In
                         </tr>
                     }).collect_view()}
                 </tbody>
-            </table>
+                </table>
+            </div>
         })}
     }
 }

@@ -75,28 +75,34 @@ fn RulesImpactView(impact: RulesImpact) -> impl IntoView {
             if impact.flags.is_empty() { String::new() } else { format!(" ({})", impact.flags.iter().map(|(f, n)| format!("{f}: {n}")).collect::<Vec<_>>().join(", ")) }
         )}</p>
         <h3>"What each rule does"</h3>
-        <table class="data" data-testid="rules-impact">
+        <div class="table-scroll" tabindex="0" role="region" aria-label="Rules impact">
+            <table class="data" data-testid="rules-impact">
             <thead><tr><th>"Line"</th><th>"Rule"</th><th class="num">"Touched"</th><th class="num">"Changed"</th><th class="num">"Shadowed"</th><th class="num">"Conflicts"</th><th>"First rows"</th></tr></thead>
             <tbody>{impact.rules.iter().map(|r| view! {
                 <tr><td class="num">{r.line.to_string()}</td><td><code>{r.rule.clone()}</code></td><td class="num">{r.touched.to_string()}</td><td class="num">{r.changed.to_string()}</td>
                     <td class="num">{r.shadowed.to_string()}</td><td class="num">{r.conflicts.to_string()}</td><td>{r.examples.join(", ")}</td></tr>
             }).collect_view()}</tbody>
-        </table>
+            </table>
+        </div>
         <h3>"Metrics at the threshold, without and with the rules"</h3>
-        <table class="data" data-testid="rules-metrics">
+        <div class="table-scroll" tabindex="0" role="region" aria-label="Metrics with rules">
+            <table class="data" data-testid="rules-metrics">
             <thead><tr><th>"Slice"</th><th class="num">"n"</th>{metrics.iter().map(|m| view! { <th class="num">{format!("{m} without")}</th><th class="num">"with"</th> }).collect_view()}</tr></thead>
             <tbody>{without.slices.iter().enumerate().map(|(i, s)| view! {
                 <tr><td>{s.label()}</td><td class="num">{s.count.to_string()}</td>
                     {metrics.iter().map(|m| view! { <td class="num">{fmt_metric(metric_at(&without, i, m))}</td><td class="num">{fmt_metric(metric_at(&with, i, m))}</td> }).collect_view()}</tr>
             }).collect_view()}</tbody>
-        </table>
+            </table>
+        </div>
         {(!criteria.is_empty()).then(|| view! {
-            <table class="data" data-testid="rules-fairness">
+            <div class="table-scroll" tabindex="0" role="region" aria-label="Fairness with rules">
+                <table class="data" data-testid="rules-fairness">
                 <thead><tr><th>"Across"</th><th>"Criterion (difference)"</th><th class="num">"Without"</th><th class="num">"With"</th></tr></thead>
                 <tbody>{criteria.into_iter().map(|(spec, name, a, b)| view! {
                     <tr><td>{spec}</td><td>{name}</td><td class="num">{fmt_metric(a)}</td><td class="num">{fmt_metric(b)}</td></tr>
                 }).collect_view()}</tbody>
-            </table>
+                </table>
+            </div>
         })}
         <p class="muted">{match (&impact.gates_without, &impact.gates_with) {
             (Some(_), Some(_)) => format!("The project's gates (values only, no baseline): without the rules {}; with them {}.", verdicts(&impact.gates_without), verdicts(&impact.gates_with)),

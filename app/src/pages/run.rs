@@ -166,7 +166,8 @@ fn Overview(ov: RunOverview, id: String) -> impl IntoView {
                 let most = ov.label_balance.iter().map(|v| v.count).max().unwrap_or(1).max(1);
                 view! {
                     <h2>"Label distribution"</h2>
-                    <table class="data histogram" data-testid="label-histogram">
+                    <div class="table-scroll" tabindex="0" role="region" aria-label="Label histogram">
+                        <table class="data histogram" data-testid="label-histogram">
                         <thead><tr><th>"Label"</th><th class="num">"Rows"</th><th><span class="sr-only">"Share of the largest bin"</span></th></tr></thead>
                         <tbody>
                             {ov.label_balance.iter().map(|v| view! {
@@ -174,7 +175,8 @@ fn Overview(ov: RunOverview, id: String) -> impl IntoView {
                                     <td class="bar-cell"><span class="bar" style=format!("width: {:.1}%", 100.0 * v.count as f64 / most as f64)></span></td></tr>
                             }).collect_view()}
                         </tbody>
-                    </table>
+                        </table>
+                    </div>
                 }.into_any()
             } else {
                 view! {
@@ -189,7 +191,8 @@ fn Overview(ov: RunOverview, id: String) -> impl IntoView {
         </section>
         <section>
             <h2>"Headline metrics"</h2>
-            <table class="data headline">
+            <div class="table-scroll" tabindex="0" role="region" aria-label="Headline metrics">
+                <table class="data headline">
                 <thead><tr><th>"Model"</th>
                     {metric_names.iter().map(|n| view! { <th class="num">{n.clone()}</th> }).collect_view()}
                 </tr></thead>
@@ -202,7 +205,8 @@ fn Overview(ov: RunOverview, id: String) -> impl IntoView {
                         </tr>
                     }).collect_view()}
                 </tbody>
-            </table>
+                </table>
+            </div>
         </section>
         <section>
             <div class="section-head">
@@ -263,8 +267,8 @@ fn EndpointsPanel(#[prop(into)] run_id: String) -> impl IntoView {
                     (!endpoints.is_empty()).then(|| view! {
                         <section data-testid="endpoints">
                             <h2>"Model endpoints"</h2>
-                            <div class="table-wrap"><table>
-                                <thead><tr><th>"Name"</th><th>"Protocol"</th><th>"Server"</th><th>"Model"</th><th>"Layout"</th><th>"Output"</th><th></th></tr></thead>
+                            <div class="table-wrap" tabindex="0" role="region" aria-label="Model endpoints"><table>
+                                <thead><tr><th>"Name"</th><th>"Protocol"</th><th>"Server"</th><th>"Model"</th><th>"Layout"</th><th>"Output"</th><th><span class="sr-only">"Test"</span></th></tr></thead>
                                 <tbody>
                                     {endpoints.into_iter().map(|e| {
                                         let run_id = run_id.clone();
@@ -315,7 +319,7 @@ pub(crate) fn endpoint_test(t: crate::model::EndpointTest) -> impl IntoView {
         <div class=class data-testid="endpoint-test" role="status">
             <p><strong>{head}</strong> " — " {verdict}</p>
             {(!t.first.is_empty()).then(|| view! {
-                <div class="table-wrap"><table>
+                <div class="table-wrap" tabindex="0" role="region" aria-label="First rows, stored vs endpoint"><table>
                     <thead><tr><th>"Row"</th><th>"Stored"</th><th>"Endpoint"</th></tr></thead>
                     <tbody>{t.first.iter().map(|r| view! {
                         <tr><td>{r.row}</td><td>{r.stored.map(|v| format!("{v:.6}")).unwrap_or_else(|| "—".into())}</td><td>{format!("{:.6}", r.predicted)}</td></tr>
@@ -341,7 +345,8 @@ fn ColumnsTable(columns: Vec<ColumnInfo>, filter: RwSignal<String>) -> impl Into
         <p class="muted" data-testid="column-count">
             {move || format!("{} of {total} columns", shown.read().len())}
         </p>
-        <table class="data columns">
+        <div class="table-scroll" tabindex="0" role="region" aria-label="Columns">
+            <table class="data columns">
             <thead><tr><th>"Column"</th><th>"Role"</th><th>"Type"</th><th class="num">"Missing"</th>
                 <th class="num">"Distinct"</th><th class="num">"Min"</th><th class="num">"Mean"</th>
                 <th class="num">"Max"</th><th>"Top values"</th></tr></thead>
@@ -372,7 +377,8 @@ fn ColumnsTable(columns: Vec<ColumnInfo>, filter: RwSignal<String>) -> impl Into
                     </tr>
                 }}).collect_view()}
             </tbody>
-        </table>
+            </table>
+        </div>
     }
 }
 
@@ -390,7 +396,7 @@ fn ExamplesTable(page: ExamplesPage, id: String) -> impl IntoView {
                 {next.map(|h| view! { <a href=h>"next →"</a> })}
             </nav>
         </div>
-        <div class="scroll">
+        <div class="scroll" tabindex="0" role="region" aria-label="Examples">
             <table class="data examples">
                 <thead><tr>{columns.iter().map(|c| view! { <th class="mono">{c.clone()}</th> }).collect_view()}</tr></thead>
                 <tbody>

@@ -300,7 +300,8 @@ fn review_state(s: ReviewState) -> impl IntoView {
 fn share_table(links: Vec<ShareInfo>, revoke: ServerAction<RevokeShare>) -> impl IntoView {
     view! {
         <h3>"Share links"</h3>
-        <table class="data" data-testid="share-links">
+        <div class="table-scroll" tabindex="0" role="region" aria-label="Share links">
+            <table class="data" data-testid="share-links">
             <thead><tr><th>"View"</th><th>"By"</th><th>"Expires"</th><th>"Opened"</th><th>"Last opened"</th><th>"State"</th><th></th></tr></thead>
             <tbody>
                 {links.into_iter().map(|l| {
@@ -323,7 +324,8 @@ fn share_table(links: Vec<ShareInfo>, revoke: ServerAction<RevokeShare>) -> impl
                     }
                 }).collect_view()}
             </tbody>
-        </table>
+            </table>
+        </div>
     }
 }
 
@@ -360,7 +362,8 @@ pub fn AdminPage() -> impl IntoView {
                 match data.await {
                     Err(e) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
                     Ok(v) => view! {
-                        <table class="data" data-testid="users">
+                        <div class="table-scroll" tabindex="0" role="region" aria-label="Users">
+                            <table class="data" data-testid="users">
                             <thead><tr><th>"Name"</th><th>"Role"</th><th>"Kind"</th><th>"Grants"</th><th>"Last sign-in"</th><th>"State"</th><th></th></tr></thead>
                             <tbody>
                                 {v.users.into_iter().map(|u| {
@@ -394,10 +397,12 @@ pub fn AdminPage() -> impl IntoView {
                                     }
                                 }).collect_view()}
                             </tbody>
-                        </table>
+                            </table>
+                        </div>
                         <h2>"Audit log"</h2>
                         <p class="muted">"The newest 200 entries; all of them: " <a href="/api/v1/audit?limit=5000" rel="external">"/api/v1/audit"</a></p>
-                        <table class="data" data-testid="audit">
+                        <div class="table-scroll" tabindex="0" role="region" aria-label="Audit log">
+                            <table class="data" data-testid="audit">
                             <thead><tr><th>"When (UTC)"</th><th>"Who"</th><th>"Action"</th><th>"On"</th><th>"From"</th></tr></thead>
                             <tbody>
                                 {v.audit.into_iter().map(|a| view! {
@@ -410,7 +415,8 @@ pub fn AdminPage() -> impl IntoView {
                                     </tr>
                                 }).collect_view()}
                             </tbody>
-                        </table>
+                            </table>
+                        </div>
                     }.into_any(),
                 }
             })}
@@ -439,7 +445,8 @@ pub fn AccountPage() -> impl IntoView {
                         <h2>"API tokens"</h2>
                         <p class="muted">"For scripts and CI: send one as " <code>"Authorization: Bearer …"</code> " or set " <code>"STRATA_TOKEN"</code>
                             " for " <code>"strata validate --server …"</code> ". A token acts as you, cut down to its scope."</p>
-                        <table class="data" data-testid="tokens">
+                        <div class="table-scroll" tabindex="0" role="region" aria-label="Tokens">
+                            <table class="data" data-testid="tokens">
                             <thead><tr><th>"Name"</th><th>"Scopes"</th><th>"Created"</th><th>"Expires"</th><th>"Last used"</th><th></th></tr></thead>
                             <tbody>
                                 {v.tokens.into_iter().map(|t| view! {
@@ -458,7 +465,8 @@ pub fn AccountPage() -> impl IntoView {
                                     </tr>
                                 }).collect_view()}
                             </tbody>
-                        </table>
+                            </table>
+                        </div>
                         {share_table(v.shares, revoke)}
                     }.into_any(),
                 }

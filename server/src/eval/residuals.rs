@@ -29,7 +29,8 @@ pub struct ResidualsRequest {
     pub kind: String,
     /// Every feature column with its kind (numeric features get Spearman/Pearson, the others η).
     pub features: Vec<(String, ColumnKind)>,
-    /// The feature to chart against the residuals.
+    /// The feature to chart against the residuals; `None`: the one ranked first (the strongest
+    /// association), so the chart opens on what the residuals depend on most.
     pub feature: Option<String>,
     /// A slicing spec for the bias-per-slice table (e.g. `sex` or `age:q5`).
     pub slice: Option<String>,
@@ -179,12 +180,20 @@ pub fn analyse(df: &DataFrame, req: &ResidualsRequest) -> Result<ResidualsResult
 
     // Every feature's association with the residuals.
     let mut features = Vec::new();
-    let mut feature_view = None;
+    // The chart of one feature (numeric: binned means and a sample; otherwise boxes per value).
+    let view_of = |name: &str, kind: ColumnKind| -> Result<FeatureResiduals, ResidualsError> {
+        Ok(if kind == ColumnKind::Numeric {
+            numeric_view(name, &pick(&f64_values(df, name)?), &r, &sample, req)
+        } else {
+            let (codes_all, labels) = feature_codes(df, name, name, &Cut::Values)?;
+            let codes: Vec<u32> = keep.iter().map(|i| codes_all[*i]).collect();
+            categorical_view(name, &codes, &labels, &r)
+        })
+    };
     for (name, kind) in &req.features {
         if df.column(name).is_err() {
             return Err(EvalError::NoColumn(name.clone()).into());
         }
-        let chosen = req.feature.as_deref() == Some(name.as_str());
         if *kind == ColumnKind::Numeric {
             let x = pick(&f64_values(df, name)?);
             let (xs, rs): (Vec<f64>, Vec<f64>) = x.iter().zip(&r).filter(|(x, _)| x.is_finite()).map(|(x, r)| (*x, *r)).unzip();
@@ -203,11 +212,8 @@ pub fn analyse(df: &DataFrame, req: &ResidualsRequest) -> Result<ResidualsResult
                     significant: false,
                 });
             }
-            if chosen {
-                feature_view = Some(numeric_view(name, &x, &r, &sample, req));
-            }
         } else {
-            let (codes_all, labels) = feature_codes(df, name, name, &Cut::Values)?;
+            let (codes_all, _) = feature_codes(df, name, name, &Cut::Values)?;
             let codes: Vec<u32> = keep.iter().map(|i| codes_all[*i]).collect();
             if let Some(e) = st::correlation_ratio(&codes, &r) {
                 features.push(FeatureAssociation {
@@ -223,9 +229,6 @@ pub fn analyse(df: &DataFrame, req: &ResidualsRequest) -> Result<ResidualsResult
                     significant: false,
                 });
             }
-            if chosen {
-                feature_view = Some(categorical_view(name, &codes, &labels, &r));
-            }
         }
     }
     if let Some(f) = &req.feature {
@@ -239,6 +242,11 @@ pub fn analyse(df: &DataFrame, req: &ResidualsRequest) -> Result<ResidualsResult
         f.significant = q <= req.alpha;
     }
     features.sort_by(|a, b| b.strength.abs().total_cmp(&a.strength.abs()).then(a.p_value.total_cmp(&b.p_value)));
+    let charted = req.feature.clone().or_else(|| features.first().map(|f| f.feature.clone()));
+    let feature_view = match charted.and_then(|c| req.features.iter().find(|(n, _)| *n == c)) {
+        Some((name, kind)) => Some(view_of(name, *kind)?),
+        None => None,
+    };
 
     // Autocorrelation in the run's order (stable: ties keep row order).
     let autocorrelation = match &req.order_by {

@@ -20,8 +20,8 @@ pub fn residuals_request(detail: &RunDetail, p: ResidualsParams) -> Result<Resid
     };
     let role_col = |r: Role| detail.columns.iter().find(|c| c.role == r).map(|c| c.name.clone());
     let features: Vec<(String, ColumnKind)> = detail.columns.iter().filter(|c| c.role == Role::Feature).map(|c| (c.name.clone(), c.kind)).collect();
-    // Chart the first numeric feature by default, so the page shows something useful.
-    let feature = p.feature.or_else(|| features.iter().find(|(_, k)| *k == ColumnKind::Numeric).or(features.first()).map(|(n, _)| n.clone()));
+    // No feature asked for: the engine charts the one ranked first.
+    let feature = p.feature;
     Ok(ResidualsRequest {
         label: detail.label.clone(),
         model,

@@ -63,6 +63,11 @@ async fn wages_residuals_match_scipy_and_statsmodels(app: TestApp) {
         assert_eq!(s, StatusCode::BAD_REQUEST, "{q}: {e}");
         assert!(e["error"].as_str().unwrap().contains(needle), "{q}: {e}");
     }
+    // No feature asked for: the chart shows the one ranked first, not the first column.
+    let (s, d) = app.get_json(&format!("/api/v1/runs/{id}/residuals?model=prediction_gbt")).await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    assert_eq!(d["feature"]["feature"], d["features"][0]["feature"], "{}", d["features"]);
+    assert_ne!(d["features"][0]["feature"], "year", "the wages demo's top feature is not its first column");
     let (s, doc) = app.get_json("/api/v1/openapi.json").await;
     assert_eq!(s, StatusCode::OK);
     assert!(doc["paths"]["/api/v1/runs/{id}/residuals"]["get"].is_object());
