@@ -3,14 +3,13 @@
 // later (client-side navigation, hydration). Leptos renders the element; this only paints it.
 (function () {
   "use strict";
-  // Large scatter plots use WebGL (scattergl); a browser without a usable WebGL (a VM, a remote
-  // desktop, a locked-down machine) gets the same points drawn as SVG instead of Plotly's "WebGL is
-  // not supported" box: Plotly's own test fails there, so its box is what is checked.
-  var noWebgl = false;
+  // Strata serves plotly.js's "cartesian" bundle (scatter, bar, box, histogram, heatmap: what its
+  // charts use; 1.4 MB instead of the full 4.8 MB). It has no WebGL traces, so a figure that asks
+  // for one (a large scatter) is drawn as SVG, which also works where WebGL does not.
   function svgOnly(fig) {
     (fig.data || []).forEach(function (t) { if (t.type === "scattergl") t.type = "scatter"; });
   }
-  // plotly.js (4.8 MB) is fetched only by a page that has a chart, once, when the first one appears.
+  // plotly.js is fetched only by a page that has a chart, once, when the first one appears.
   var loading = null;
   function loadPlotly() {
     if (loading) return;
@@ -32,7 +31,7 @@
     if (!window.Plotly) return loadPlotly();
     try {
       var fig = JSON.parse(json);
-      if (noWebgl) svgOnly(fig);
+      svgOnly(fig);
       if (el.clientWidth && el.clientWidth < 600) narrow(fig);
       var config = { responsive: true, displaylogo: false };
       var done = function () {
@@ -42,15 +41,7 @@
         var fig = el.closest("figure");
         if (fig) fig.setAttribute("data-rendered", "true");
       };
-      window.Plotly.react(el, fig.data || [], fig.layout || {}, config).then(function () {
-        if (!noWebgl && el.querySelector(".no-webgl")) {
-          noWebgl = true;
-          svgOnly(fig);
-          window.Plotly.purge(el);
-          return window.Plotly.newPlot(el, fig.data || [], fig.layout || {}, config).then(done);
-        }
-        done();
-      });
+      window.Plotly.react(el, fig.data || [], fig.layout || {}, config).then(done);
     } catch (e) {
       el.textContent = "This chart could not be drawn: " + e;
     }

@@ -17,11 +17,12 @@ const pages = [
 const REPEATS = Number(process.env.FIRST_LOAD_REPEATS ?? 3);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-const browser = await launch();
 const rows = [];
 for (const [name, path] of pages) {
   const samples = [];
   for (let r = 0; r < REPEATS; r++) {
+    // A fresh browser per sample: nothing compiled or cached from a previous load.
+    const browser = await launch();
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
     const cdp = await context.newCDPSession(page);
@@ -49,13 +50,13 @@ for (const [name, path] of pages) {
     const charts = Date.now() - t0;
     await page.waitForLoadState("networkidle");
     samples.push({ content, interactive, charts, ...bytes });
-    await context.close();
+    if (process.env.FIRST_LOAD_VERBOSE) console.error(name, r, content, interactive, charts, bytes);
+    await browser.close();
   }
   const m = (k) => median(samples.map((s) => s[k]));
   rows.push({ page: name, content_ms: m("content"), interactive_ms: m("interactive"), charts_ms: m("charts"),
     wasm_kb: Math.round(m("wasm") / 1024), plotly_kb: Math.round(m("plotly") / 1024), other_kb: Math.round(m("other") / 1024) });
 }
-await browser.close();
 console.log(`first load ${label} (median of ${REPEATS}; 10 Mbit/s, 40 ms RTT, CPU 4× slower, empty cache)`);
 console.log("| page | content visible | interactive (hydrated) | charts drawn | WASM | plotly.js | other |");
 console.log("|---|---:|---:|---:|---:|---:|---:|");
