@@ -79,7 +79,9 @@
 })();
 
 // Clickable charts: a plot with `data-click-href` (containing "{id}") opens that address with the
-// clicked point's customdata, e.g. to select an example on the what-if page.
+// clicked point's customdata, e.g. to select an example on the what-if page. The address is
+// followed as a link click, so a hydrated page navigates in place (the router takes same-origin
+// link clicks; `data-noscroll` keeps the scroll position) and an unhydrated one loads it.
 (function () {
   "use strict";
   function wire(el) {
@@ -88,7 +90,13 @@
     el.on("plotly_click", function (ev) {
       var p = ev && ev.points && ev.points[0];
       if (!p || p.customdata === undefined) return;
-      window.location.href = el.getAttribute("data-click-href").replace("%7Bid%7D", encodeURIComponent(p.customdata)).replace("{id}", encodeURIComponent(p.customdata));
+      var a = document.createElement("a");
+      a.href = el.getAttribute("data-click-href").replace("%7Bid%7D", encodeURIComponent(p.customdata)).replace("{id}", encodeURIComponent(p.customdata));
+      a.setAttribute("data-noscroll", "");
+      a.hidden = true;
+      el.appendChild(a);
+      a.click();
+      a.remove();
     });
   }
   new MutationObserver(function () {

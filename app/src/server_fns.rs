@@ -55,8 +55,12 @@ mod backend {
         async fn discovery_view(&self, id: &str, query: &str) -> Result<crate::model::DiscoveryView, BackendError>;
         /// The fairness view of one run (`run_ids = [id]`) or a comparison (`runs=` in `query`).
         async fn fairness_view(&self, run_ids: &[String], query: &str) -> Result<FairnessView, BackendError>;
-        /// The what-if page; `query` is its URL query.
+        /// The what-if page but its selected example; `query` is its URL query.
         async fn whatif_view(&self, id: &str, query: &str) -> Result<WhatIfView, BackendError>;
+        /// The what-if page's selected example (`example=`, `set.*` edits in `query`).
+        async fn whatif_example(&self, id: &str, query: &str) -> Result<crate::model::WhatIfExample, BackendError>;
+        /// The what-if page's partial dependence (`pdp=<feature>` in `query`).
+        async fn whatif_pdp(&self, id: &str, query: &str) -> Result<crate::model::WhatIfPdp, BackendError>;
         /// Saves an edited example (`edits` as a URL query of `set.*` pairs) under `name`.
         async fn save_whatif(&self, id: &str, name: &str, example: &str, edits: &str) -> Result<(), BackendError>;
         /// Deletes a saved example.
@@ -232,6 +236,16 @@ pub async fn save_fairness_limits(id: String, limits: String) -> Result<String, 
 #[server(endpoint = "get_whatif_view")]
 pub async fn get_whatif_view(id: String, query: String) -> Result<WhatIfView, AppError> {
     backend()?.whatif_view(&id, &query).await.map_err(to_server_error)
+}
+
+#[server(endpoint = "get_whatif_example")]
+pub async fn get_whatif_example(id: String, query: String) -> Result<crate::model::WhatIfExample, AppError> {
+    backend()?.whatif_example(&id, &query).await.map_err(to_server_error)
+}
+
+#[server(endpoint = "get_whatif_pdp")]
+pub async fn get_whatif_pdp(id: String, query: String) -> Result<crate::model::WhatIfPdp, AppError> {
+    backend()?.whatif_pdp(&id, &query).await.map_err(to_server_error)
 }
 
 #[server(endpoint = "train_benchmark")]

@@ -41,6 +41,7 @@ test("adversarial search, a flip opened in the editor, its attributions, permuta
   const { page, errors } = await newPage();
   await page.goto(`${BASE}/runs/${demoId}/whatif?model=score_gbt`);
   await waitForHydration(page);
+  await page.getByRole("tab", { name: "Attacks" }).click();
   await page.getByRole("textbox", { name: "Immutable features" }).fill("sex, race");
   await page.getByRole("textbox", { name: "Adversarial slice" }).fill("sex");
   await page.getByRole("button", { name: "Search" }).click();
@@ -64,7 +65,8 @@ test("adversarial search, a flip opened in the editor, its attributions, permuta
   await page.waitForURL(/example=.*set\./);
   const row = page.getByTestId("predictions").locator('tr[data-model="score_gbt"]');
   await row.waitFor();
-  assert.match(await row.innerText(), /\(flips\)/);
+  assert.match(await row.innerText(), /flipped/);
+  assert.equal(await row.getAttribute("class"), "flipped");
 
   // Its attributions: one SHAP value per feature, summing to prediction − base.
   await page.getByRole("link", { name: "Explain (KernelSHAP)" }).click();
@@ -80,6 +82,7 @@ test("adversarial search, a flip opened in the editor, its attributions, permuta
   await page.screenshot({ path: "end2end/test-results/attributions.png", fullPage: true });
 
   // Permutation importance by AUC.
+  await page.getByRole("tab", { name: "Attacks" }).click();
   await page.getByRole("combobox", { name: "Importance metric" }).selectOption("auc_roc");
   await page.getByRole("button", { name: "Compute" }).click();
   await page.waitForURL(/importance=auc_roc/);

@@ -50,6 +50,8 @@ test("what-if on a default skl2onnx pipeline export: the edit equals onnxruntime
   await page.getByRole("spinbutton", { name: "edit age" }).fill("30");
   await page.getByRole("button", { name: "Predict" }).click();
   await page.waitForURL(/set\.age=30/);
+  // The editor updates in place: wait for the edited example, not the one before it.
+  await page.getByTestId("edit-summary").filter({ hasText: "1 feature edited" }).waitFor();
   const got = Number(await row.locator("td.edited-score").innerText());
   assert.ok(Math.abs(got - edited) < 5e-6, `tract ${got}, onnxruntime ${edited}`);
   await page.screenshot({ path: "end2end/test-results/onnxml-whatif.png", fullPage: true });

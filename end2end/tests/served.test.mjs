@@ -105,6 +105,8 @@ test("a model served by MLServer: the run page's test agrees, a what-if edit equ
   await page.getByRole("spinbutton", { name: "edit age" }).fill("30");
   await page.getByRole("button", { name: "Predict" }).click();
   await page.waitForURL(/set\.age=30/);
+  // The editor updates in place: wait for the edited example, not the one before it.
+  await page.getByTestId("edit-summary").filter({ hasText: "1 feature edited" }).waitFor();
   const want = Number(reference.find((r) => r[0] === "edits" && r[1] === "0" && r[2] === "adult-pipe")[3]);
   const cell = page.getByTestId("predictions").locator('tr[data-model="score_pipe"] td.edited-score');
   await cell.waitFor();

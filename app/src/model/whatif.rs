@@ -69,13 +69,20 @@ pub struct PartialDependence {
     pub example: Option<Vec<f64>>,
 }
 
-/// The what-if page's data.
+/// The what-if page's data apart from the selected example: the browser, the scatter, the
+/// saved examples and the attacks. Choosing an example fetches [`WhatIfExample`] alone, so the
+/// browser and the scatter stay as they are.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WhatIfView {
     pub run_name: String,
     pub task: String,
     pub threshold: f64,
-    /// Models that can be called (attached ONNX files), by score column.
+    /// The score column the page is on: `model=`, else the run's first score column (the same
+    /// default as the overview and the slices page).
+    pub model: String,
+    /// Every score column of the run (the model picker's choices).
+    pub score_columns: Vec<String>,
+    /// Models that can be called (attached ONNX files, endpoints), by score column.
     pub models: Vec<String>,
     /// Browser: the filtered page of rows.
     pub filter: String,
@@ -87,12 +94,8 @@ pub struct WhatIfView {
     /// The id of each browser row (the id column, or the row number).
     pub browser_ids: Vec<String>,
     pub scatter_chart: String,
-    pub example: Option<String>,
-    pub features: Vec<EditableFeature>,
-    pub predictions: Vec<WhatIfPrediction>,
-    pub counterfactual: Option<Counterfactual>,
-    pub pdp: Option<PartialDependence>,
-    pub pdp_chart: Option<String>,
+    /// The scatter's x axis: `x=`, else the first numeric feature.
+    pub scatter_x: String,
     pub feature_names: Vec<String>,
     /// A random attack (`attack_noise=` given), per slice of `attack_slice`.
     pub attack: Option<AttackResult>,
@@ -102,11 +105,30 @@ pub struct WhatIfView {
     /// Permutation importance (`importance=<metric>`).
     #[serde(default)]
     pub importance: Option<FeatureImportance>,
-    /// SHAP attributions of the selected (edited) example (`explain=kernel|tree`).
-    #[serde(default)]
-    pub attributions: Option<Attributions>,
     /// Edited examples saved with the run.
     pub saved: Vec<SavedWhatIf>,
+}
+
+/// The selected example of the what-if page (`example=`, edited by `set.*`): its features, every
+/// callable model's score before and after the edits, the nearest counterfactual.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WhatIfExample {
+    pub example: String,
+    pub features: Vec<EditableFeature>,
+    pub predictions: Vec<WhatIfPrediction>,
+    pub counterfactual: Option<Counterfactual>,
+    /// SHAP attributions of the (edited) example (`explain=kernel|tree`).
+    #[serde(default)]
+    pub attributions: Option<Attributions>,
+}
+
+/// Partial dependence on the what-if page (`pdp=<feature>`), with the selected example's ICE line
+/// when one is selected.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WhatIfPdp {
+    pub pdp: PartialDependence,
+    /// The Plotly figure.
+    pub chart: String,
 }
 
 /// Counterfactual flip rates of one group (Fairness Indicators' flip counts): how often the

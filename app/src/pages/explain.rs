@@ -40,7 +40,7 @@ pub fn AdversarialSection(run: String, pairs: Vec<(String, String)>, features: V
     view! {
         <h2>"Adversarial search"</h2>
         <p class="muted">"For a sample of 200 examples, the smallest change of the features the model may use that flips its decision (numeric features in steps of their spread, categorical values from the observed ones), compared with random changes of the same budget."</p>
-        <Form method="GET" action="">
+        <Form method="GET" action="" noscroll=true>
             {hidden}
             <input type="hidden" name="adv" value="1" />
             <div class="controls">
@@ -91,7 +91,7 @@ pub fn AdversarialSection(run: String, pairs: Vec<(String, String)>, features: V
                                 let href = format!("/runs/{run}/whatif?example={}{keep}{edits}", urlencode(&e.id));
                                 view! {
                                     <tr>
-                                        <td><a href=href aria-label=format!("open flip of {}", e.id)>{e.id.clone()}</a></td>
+                                        <td><a href=href data-noscroll="" aria-label=format!("open flip of {}", e.id)>{e.id.clone()}</a></td>
                                         <td class="num">{format!("{:.3} → {:.3}", e.before, e.after)}</td>
                                         <td class="num">{format!("{:.2}", e.radius)}</td>
                                         <td>{e.changes.iter().map(|c| format!("{}: {} → {}", c.feature, c.from, c.to)).collect::<Vec<_>>().join("; ")}</td>
@@ -117,7 +117,7 @@ pub fn ImportanceSection(pairs: Vec<(String, String)>, binary: bool, result: Opt
     let hidden = keep_others(&pairs, "importance");
     view! {
         <h2>"Permutation importance"</h2>
-        <Form method="GET" action="">
+        <Form method="GET" action="" noscroll=true>
             {hidden}
             <div class="controls">
                 <label>"Metric "
@@ -165,9 +165,9 @@ pub fn AttributionSection(base: String, query: String, result: Option<Attributio
     view! {
         <h3>"Why this score"</h3>
         <p>
-            <a href=href("kernel")>"Explain (KernelSHAP)"</a>
+            <a href=href("kernel") data-noscroll="">"Explain (KernelSHAP)"</a>
             " · "
-            <a href=href("tree") title="Exact, for a model that is one ONNX tree ensemble over numeric columns">"Explain (TreeSHAP)"</a>
+            <a href=href("tree") data-noscroll="" title="Exact, for a model that is one ONNX tree ensemble over numeric columns">"Explain (TreeSHAP)"</a>
         </p>
         {result.map(|a| {
             let largest = a.values.iter().map(|v| v.attribution.abs()).fold(0.0, f64::max);

@@ -647,6 +647,12 @@ impl Backend for AppState {
     async fn whatif_view(&self, id: &str, query: &str) -> Result<strata_app::model::WhatIfView, BackendError> {
         Ok(AppState::whatif_view(self, id, query).await?)
     }
+    async fn whatif_example(&self, id: &str, query: &str) -> Result<strata_app::model::WhatIfExample, BackendError> {
+        Ok(AppState::whatif_example(self, id, query).await?)
+    }
+    async fn whatif_pdp(&self, id: &str, query: &str) -> Result<strata_app::model::WhatIfPdp, BackendError> {
+        Ok(AppState::whatif_pdp(self, id, query).await?)
+    }
     async fn save_whatif(&self, id: &str, name: &str, example: &str, edits: &str) -> Result<(), BackendError> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(edits).map_err(|e| ServiceError::BadRequest(format!("edits: {e}")))?;
         let edits = pairs.into_iter().filter_map(|(k, v)| k.strip_prefix("set.").map(|k| (k.to_string(), v))).collect();

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use polars::prelude::*;
-use strata_app::model::{ColumnKind, Counterfactual, EditableFeature, ExamplesPage, PartialDependence, Role, RunDetail, Task, WhatIfPrediction, WhatIfView};
+use strata_app::model::{ColumnKind, Counterfactual, EditableFeature, ExamplesPage, PartialDependence, Role, RunDetail, Task, WhatIfExample, WhatIfPdp, WhatIfPrediction, WhatIfView};
 
-use super::models::{attached_models, feature_columns, is_numeric};
+use super::models::{feature_columns, is_numeric};
 use super::{AppState, ServiceError, json_rows, params};
 use crate::charts;
 use crate::eval::whatif::nearest_counterfactual;
@@ -194,22 +194,28 @@ impl AppState {
         Ok(out)
     }
 
-    /// Partial dependence of one feature for one model (`model`, `feature`, `sample`, `grid`,
-    /// `seed`, and `example` + `set.*` for the selected example's own curve).
+    /// Partial dependence of one feature for one model (`model`, default the run's first score
+    /// column; `feature`, `sample`, `grid`, `seed`, and `example` + `set.*` for the selected
+    /// example's own curve).
     pub async fn pdp(&self, id: &str, query: &str) -> Result<PartialDependence, ServiceError> {
         let detail = self.run_detail(id).await?;
         let q = parse_whatif_query(query)?;
-        let model_name = q.model.clone().or_else(|| attached_models(&detail).first().map(|(s, _)| s.clone())).ok_or_else(|| ServiceError::BadRequest("the run has no model file attached".into()))?;
+        let model_name = q.model.clone().or_else(|| detail.summary.models.first().cloned()).ok_or_else(|| ServiceError::BadRequest("the run has no model".into()))?;
+        self.pdp_of(id, &detail, &q, &model_name).await
+    }
+
+    /// [`AppState::pdp`] of a parsed request for `model_name`.
+    async fn pdp_of(&self, id: &str, detail: &RunDetail, q: &WhatIfQuery, model_name: &str) -> Result<PartialDependence, ServiceError> {
         let feature = q.pdp.clone().ok_or_else(|| ServiceError::BadRequest("name the feature: feature=".into()))?;
         let frame = self.frame(id).await?;
         let example = match &q.example {
             Some(e) => {
-                let row = RowIds::of(&frame, &detail)?.row_of(e)?;
-                Some(edited(&Batch::from_frame(&take_rows(&frame, &[row])?)?, &q.edits, &detail)?)
+                let row = RowIds::of(&frame, detail)?.row_of(e)?;
+                Some(edited(&Batch::from_frame(&take_rows(&frame, &[row])?)?, &q.edits, detail)?)
             }
             None => None,
         };
-        self.partial_dependence(id, &detail, &frame, &model_name, feature, &q, example).await
+        self.partial_dependence(id, detail, &frame, model_name, feature, q, example).await
     }
 
     /// Partial dependence (+ ICE) of `feature` for a run's model over a sample of its rows, with
@@ -259,7 +265,7 @@ impl AppState {
             .await?
     }
 
-    /// The what-if page.
+    /// The what-if page apart from the selected example (see [`AppState::whatif_example`]).
     pub async fn whatif_view(&self, id: &str, query: &str) -> Result<WhatIfView, ServiceError> {
         let detail = self.run_detail(id).await?;
         let q = parse_whatif_query(query)?;
@@ -267,10 +273,7 @@ impl AppState {
         let binary = detail.summary.task == Task::Binary;
         let threshold = q.threshold.unwrap_or(0.5);
         let attached: Vec<String> = self.callable_models(id, &detail).await?.into_iter().map(|(s, _)| s).collect();
-        let score_col = q.model.clone().or_else(|| attached.first().cloned()).or_else(|| detail.summary.models.first().cloned()).unwrap_or_default();
-        if !detail.summary.models.contains(&score_col) {
-            return Err(ServiceError::BadRequest(format!("model '{score_col}' is not a score column of this run")));
-        }
+        let score_col = model_of(&q, &detail)?;
         let features = feature_columns(&detail);
         let ids = RowIds::of(&frame, &detail)?;
         let y = crate::eval::f64_values(&frame, &detail.label).unwrap_or_default();
@@ -329,23 +332,19 @@ impl AppState {
             run_name: detail.summary.name.clone(),
             task: detail.summary.task.as_str().to_string(),
             threshold,
+            model: score_col.clone(),
+            score_columns: detail.summary.models.clone(),
             models: attached.clone(),
             filter: q.filter.clone(),
             browser,
             slice_hint,
             browser_ids,
             scatter_chart,
-            example: None,
-            features: vec![],
-            predictions: vec![],
-            counterfactual: None,
-            pdp: None,
-            pdp_chart: None,
+            scatter_x: x_feature.clone(),
             feature_names: features.iter().map(|(n, _)| n.clone()).collect(),
             attack: None,
             adversarial: None,
             importance: None,
-            attributions: None,
             saved: self.saved_whatifs(id).await?,
         };
         if let Some(noise) = q.attack_noise {
@@ -372,11 +371,26 @@ impl AppState {
             let req = super::attack::ImportanceQuery { model: Some(score_col.clone()), metric: Some(metric), repeats: Some(5), sample: Some(1000), seed: Some(q.seed), threshold: Some(threshold), slice: q.importance_slice.clone() };
             view.importance = Some(self.importance(id, req).await?);
         }
-        let Some(example) = q.example.clone() else { return Ok(view) };
+        Ok(view)
+    }
+
+    /// The what-if page's selected example (`example=`, required) with the edits (`set.*`): the
+    /// editor's features, every callable model's score before and after, the counterfactual.
+    pub async fn whatif_example(&self, id: &str, query: &str) -> Result<WhatIfExample, ServiceError> {
+        let detail = self.run_detail(id).await?;
+        let q = parse_whatif_query(query)?;
+        let example = q.example.clone().ok_or_else(|| ServiceError::BadRequest("name the example: example=".into()))?;
+        let frame = self.frame(id).await?;
+        let binary = detail.summary.task == Task::Binary;
+        let threshold = q.threshold.unwrap_or(0.5);
+        let attached: Vec<String> = self.callable_models(id, &detail).await?.into_iter().map(|(s, _)| s).collect();
+        let score_col = model_of(&q, &detail)?;
+        let features = feature_columns(&detail);
+        let ids = RowIds::of(&frame, &detail)?;
         let row = ids.row_of(&example)?;
         let original = Batch::from_frame(&take_rows(&frame, &[row])?)?;
         let changed = edited(&original, &q.edits, &detail)?;
-        view.features = features
+        let features = features
             .iter()
             .map(|(name, kind)| {
                 let info = detail.columns.iter().find(|c| c.name == *name);
@@ -416,12 +430,13 @@ impl AppState {
             b.rows = 2;
             Arc::new(b)
         };
+        let mut predictions = Vec::with_capacity(attached.len());
         for name in &attached {
             let model = self.model(id, &detail, name).await?;
             let b = both.clone();
             let s = self.quick.run(move || model.predict(&b)).await??;
             let stored = crate::eval::f64_values(&frame, name).ok().and_then(|v| v.get(row).copied());
-            view.predictions.push(WhatIfPrediction {
+            predictions.push(WhatIfPrediction {
                 model: name.clone(),
                 stored,
                 original: s[0],
@@ -430,25 +445,40 @@ impl AppState {
                 decision_edited: binary.then(|| s[1] >= threshold),
             });
         }
-        if binary {
-            view.counterfactual = self.counterfactual_of(frame.clone(), &detail, ids.clone(), row, Some(&score_col), threshold).await?;
-        }
-        if let Some(feature) = q.pdp.clone()
-            && attached.contains(&score_col)
-        {
-            let pdp = self.partial_dependence(id, &detail, &frame, &score_col, feature, &q, Some(changed)).await?;
-            view.pdp_chart = Some(charts::pdp_figure(&pdp, binary.then_some(threshold)));
-            view.pdp = Some(pdp);
-        }
-        if let Some(method) = q.explain.clone()
-            && attached.contains(&score_col)
-        {
-            let req = super::explain::AttributionQuery { example: example.clone(), model: Some(score_col.clone()), method: Some(method), seed: Some(q.seed), ..Default::default() };
-            view.attributions = Some(self.attributions(id, req, &q.edits).await?);
-        }
-        view.example = Some(example);
-        Ok(view)
+        let counterfactual = if binary { self.counterfactual_of(frame.clone(), &detail, ids.clone(), row, Some(&score_col), threshold).await? } else { None };
+        let attributions = match q.explain.clone() {
+            Some(method) if attached.contains(&score_col) => {
+                let req = super::explain::AttributionQuery { example: example.clone(), model: Some(score_col.clone()), method: Some(method), seed: Some(q.seed), ..Default::default() };
+                Some(self.attributions(id, req, &q.edits).await?)
+            }
+            _ => None,
+        };
+        Ok(WhatIfExample { example, features, predictions, counterfactual, attributions })
     }
+
+    /// The what-if page's partial dependence (`pdp=<feature>`, required) for the page's model,
+    /// with the selected (edited) example's own curve when `example=` is given, and its chart.
+    pub async fn whatif_pdp(&self, id: &str, query: &str) -> Result<WhatIfPdp, ServiceError> {
+        let detail = self.run_detail(id).await?;
+        let q = parse_whatif_query(query)?;
+        let model = model_of(&q, &detail)?;
+        let pdp = self.pdp_of(id, &detail, &q, &model).await?;
+        let binary = detail.summary.task == Task::Binary;
+        let chart = charts::pdp_figure(&pdp, binary.then(|| q.threshold.unwrap_or(0.5)));
+        Ok(WhatIfPdp { pdp, chart })
+    }
+}
+
+/// The model a what-if request is about: `model=` (a score column of the run), else the run's
+/// first score column, the default of every other page (overview, slices, counterfactuals), so
+/// the pages open on the same model.
+fn model_of(q: &WhatIfQuery, detail: &RunDetail) -> Result<String, ServiceError> {
+    let models = &detail.summary.models;
+    let model = q.model.clone().or_else(|| models.first().cloned()).unwrap_or_default();
+    if !models.contains(&model) {
+        return Err(ServiceError::BadRequest(format!("model '{model}' is not a score column of this run (models: {})", models.join(", "))));
+    }
+    Ok(model)
 }
 
 impl AppState {

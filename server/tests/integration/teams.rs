@@ -195,6 +195,8 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), &'static str> {
         ("POST", "/api/get_discovery_view", "read"),
         ("POST", "/api/get_fairness_view", "read"),
         ("POST", "/api/get_whatif_view", "read"),
+        ("POST", "/api/get_whatif_example", "read"),
+        ("POST", "/api/get_whatif_pdp", "read"),
         ("POST", "/api/get_drift_view", "read"),
         ("POST", "/api/get_review_state", "read"),
         ("POST", "/api/get_run_endpoints", "read"),

@@ -112,6 +112,64 @@ async fn predict_pdp_and_counterfactual(app: TestApp) {
 }
 on_both_databases!(predict_pdp_and_counterfactual);
 
+/// The what-if page's three fetches: the page (browser, scatter) without the example, the
+/// selected example alone (what choosing one in place refetches), and partial dependence with no
+/// example selected. Each opens on the run's first score column, the overview's default too.
+async fn whatif_page_parts(app: TestApp) {
+    let id = demo_id(&app, "Adult income (demo)").await;
+    let call = |endpoint: &str, query: &str| {
+        let body = serde_urlencoded::to_string([("id", id.as_str()), ("query", query)]).unwrap();
+        axum::http::Request::post(format!("/api/{endpoint}")).header("content-type", "application/x-www-form-urlencoded").body(axum::body::Body::from(body)).unwrap()
+    };
+    let json = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(b)));
+    let (_, run) = app.get_json(&format!("/api/v1/runs/{id}")).await;
+    let first = run["models"][0].clone();
+    assert_eq!(first, json!("score_logreg"), "{run}");
+
+    let (s, b) = app.request(call("get_whatif_view", "filter=incorrect")).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    let view = json(&b);
+    assert_eq!(view["model"], first, "what-if opens on the overview's model");
+    assert_eq!(view["score_columns"], run["models"]);
+    assert!(view.get("predictions").is_none(), "the page's part holds no example");
+
+    let (s, b) = app.request(call("get_whatif_example", "example=adult-00013&set.sex=Female&threshold=0.5")).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    let x = json(&b);
+    assert_eq!(x["example"], json!("adult-00013"));
+    let sex = x["features"].as_array().unwrap().iter().find(|f| f["name"] == "sex").unwrap();
+    assert_eq!((sex["value"].as_str(), sex["edited"].as_bool()), (Some("Female"), Some(true)), "{sex}");
+    let predictions = x["predictions"].as_array().unwrap();
+    assert_eq!(predictions.len(), 2, "both attached models: {x}");
+    for p in predictions {
+        let (o, e) = (p["original"].as_f64().unwrap(), p["edited"].as_f64().unwrap());
+        assert_eq!(p["decision_original"].as_bool(), Some(o >= 0.5), "{p}");
+        assert_eq!(p["decision_edited"].as_bool(), Some(e >= 0.5), "{p}");
+        // The model's own score of the unedited example is the one stored with the run.
+        assert!((o - p["stored"].as_f64().unwrap()).abs() < 1e-4, "{p}");
+    }
+    assert!(x["counterfactual"].is_object(), "{x}");
+    let (s, b) = app.request(call("get_whatif_example", "model=score_gbt")).await;
+    assert_ne!(s, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&b).contains("name the example"), "{}", String::from_utf8_lossy(&b));
+
+    // Partial dependence with no example: the model's mean and ICE lines, no example line.
+    let (s, b) = app.request(call("get_whatif_pdp", "pdp=age&sample=50&grid=5")).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    let p = json(&b);
+    assert_eq!(p["pdp"]["model"], first);
+    assert_eq!(p["pdp"]["feature"], json!("age"));
+    assert!(p["pdp"]["example"].is_null());
+    assert_eq!(p["pdp"]["mean"].as_array().unwrap().len(), 5);
+    assert!(p["chart"].as_str().unwrap().contains("partial dependence (mean)"));
+    let (_, b) = app.request(call("get_whatif_pdp", "pdp=age&sample=50&grid=5&example=adult-00013&set.age=60")).await;
+    assert_eq!(json(&b)["pdp"]["example"].as_array().map(Vec::len), Some(5), "the selected example's own line");
+    // And the page renders server-side on the first score column.
+    let (_, html) = app.get_text(&format!("/runs/{id}/whatif?tab=pdp&pdp=age")).await;
+    assert!(html.contains("role=\"tablist\"") && html.contains("data-testid=\"pdp-summary\""), "{}", &html[..html.len().min(3000)]);
+}
+on_both_databases!(whatif_page_parts);
+
 /// A tiny model server speaking the three protocols; its "model" scores age / 100.
 async fn serve_tiny_models() -> String {
     use axum::{Json, Router, routing::post};
