@@ -52,8 +52,8 @@ pub fn ProjectPage() -> impl IntoView {
 fn ProjectPanel(v: ProjectView) -> impl IntoView {
     let chart = v.chart.clone();
     let n_points = v.points.iter().filter(|p| p.value.is_some()).count();
-    let gates_json = v.gates.as_ref().map(|g| serde_json::to_string_pretty(&g.gates).unwrap_or_default());
     let (metric, model, by) = (v.metric.clone(), v.model.clone(), v.by.clone());
+    let (gates, metric_names, models) = (v.gates.clone(), v.metric_names.clone(), v.models.clone());
     view! {
         <Form method="GET" action="">
             <div class="controls">
@@ -120,14 +120,7 @@ fn ProjectPanel(v: ProjectView) -> impl IntoView {
                 }
             }).collect_view()}</tbody>
         </table>
-        <h2>"Gates"</h2>
-        {match (v.gates.clone(), gates_json) {
-            (Some(g), Some(json)) => view! {
-                <p class="muted">{format!("version {} · saved {} · change them with PUT /api/v1/projects/{}/gates", g.version, g.created_at, v.project)}</p>
-                <pre class="json">{json}</pre>
-            }.into_any(),
-            _ => view! { <p class="muted">{format!("No gates yet: PUT /api/v1/projects/{}/gates with a JSON gate set (see the README).", v.project)}</p> }.into_any(),
-        }}
+        <crate::pages::gates::GatesSection project=v.project.clone() gates metric_names models />
         <NamedSlices project=v.project.clone() metric=v.metric.clone() />
         <crate::pages::rules::RulesSection project=v.project.clone() rules=v.rules.clone() />
     }
