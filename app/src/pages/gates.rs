@@ -347,7 +347,7 @@ fn GateSetFields(form: RwSignal<GateForm>, models: Vec<String>) -> impl IntoView
             <legend>"All gates"</legend>
             <label class="field">
                 <span>"Model"</span>
-                <select prop:value=move || form.with(|f| f.model.clone()) on:change=move |ev| { let v = event_target_value(&ev); form.update(|f| f.model = v); }>
+                <select aria-label="Model the gates judge" prop:value=move || form.with(|f| f.model.clone()) on:change=move |ev| { let v = event_target_value(&ev); form.update(|f| f.model = v); }>
                     <option value="" selected=move || form.with(|f| f.model.is_empty())>"the run's first"</option>
                     {move || {
                         let mut all = models.clone();
@@ -410,7 +410,7 @@ fn GateFields(form: RwSignal<GateForm>, id: u64, metric_names: Vec<String>) -> i
             <legend>{move || format!("Gate {}", index.get())}</legend>
             <label class="field">
                 <span>"Metric"</span>
-                <select prop:value=metric on:change=move |ev| { let v = event_target_value(&ev); form.update(|f| if let Some(r) = f.row(id) { r.metric = v; }); }>
+                <select aria-label=move || format!("Gate {} metric", index.get()) prop:value=metric on:change=move |ev| { let v = event_target_value(&ev); form.update(|f| if let Some(r) = f.row(id) { r.metric = v; }); }>
                     {move || {
                         let mut all = metric_names.clone();
                         let m = metric();
