@@ -82,6 +82,8 @@ mod backend {
         async fn preview_rules(&self, project: &str, source: &str) -> Result<crate::model::RulesImpact, BackendError>;
         /// Saves the project's rules as a new version.
         async fn save_rules(&self, project: &str, source: &str) -> Result<crate::model::RuleSetVersion, BackendError>;
+        /// Saves the project's gates as a new version (checked as `PUT /api/v1/projects/{p}/gates` checks them).
+        async fn save_gates(&self, project: &str, gates: crate::model::GateSet) -> Result<crate::model::GateSetVersion, BackendError>;
         async fn named_slices(&self, project: &str) -> Result<Vec<crate::model::NamedSlice>, BackendError>;
         async fn save_named_slice(&self, project: &str, name: &str, filter: &str, metric: Option<String>) -> Result<crate::model::NamedSlice, BackendError>;
         async fn alerts_view(&self) -> Result<crate::model::AlertsView, BackendError>;
@@ -296,6 +298,19 @@ pub async fn preview_rules(project: String, source: String) -> Result<crate::mod
 #[server(endpoint = "save_rules")]
 pub async fn save_rules(project: String, source: String) -> Result<crate::model::RuleSetVersion, AppError> {
     backend()?.save_rules(&project, &source).await.map_err(to_server_error)
+}
+
+/// The largest gate set the page may send, as JSON text (the API's own limit is the gate count).
+pub const MAX_GATES_JSON: usize = 64 * 1024;
+
+/// Saves the project's gates (`gates`: a gate set as JSON, the API's body) as a new version.
+#[server(endpoint = "save_gates")]
+pub async fn save_gates(project: String, gates: String) -> Result<crate::model::GateSetVersion, AppError> {
+    if gates.len() > MAX_GATES_JSON {
+        return Err(to_server_error(BackendError::BadRequest(format!("the gates are {} bytes of JSON; at most {MAX_GATES_JSON}", gates.len()))));
+    }
+    let set: crate::model::GateSet = serde_json::from_str(&gates).map_err(|e| to_server_error(BackendError::BadRequest(format!("the gates are not a valid gate set: {e}"))))?;
+    backend()?.save_gates(&project, set).await.map_err(to_server_error)
 }
 
 #[server(endpoint = "get_named_slices")]

@@ -9,6 +9,11 @@ export class RunsPage {
   }
   runLink(name) { return this.page.getByRole("link", { name, exact: true }); }
   search() { return this.page.getByRole("searchbox", { name: "Search" }); }
+  startHere() { return this.page.getByRole("region", { name: "Start here" }); }
+  sortBy(column) { return this.page.getByRole("button", { name: column, exact: true }); }
+  header(column) { return this.page.getByRole("columnheader", { name: column }); }
+  filter(name) { return this.page.getByRole("combobox", { name }); }
+  names() { return this.page.locator("table.runs tbody tr td:first-child").allInnerTexts(); }
 }
 
 export class RunPage {
@@ -32,6 +37,11 @@ export class UploadPage {
   role(column) { return this.page.getByRole("combobox", { name: `Role of ${column}` }); }
   name() { return this.page.getByRole("textbox", { name: "Run name" }); }
   submit() { return this.page.getByRole("button", { name: "Upload" }); }
+  // Why Upload is disabled: the text its aria-describedby points at.
+  async blockedReason() {
+    const id = await this.submit().getAttribute("aria-describedby");
+    return (await this.page.locator(`[id="${id}"]`).innerText()).trim();
+  }
   error() { return this.page.getByRole("alert"); }
 }
 

@@ -1,7 +1,7 @@
 // Real user journeys against a running Strata (scripts/test.sh starts one with the demo loaded).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { BASE, DEMO, TESTDATA, launch, waitForHydration } from "../pages/browser.mjs";
 import { RunsPage, RunPage, UploadPage } from "../pages/runs_page.mjs";
 
@@ -115,4 +115,95 @@ test("a bad file gets a clear error on the page and nothing is stored", async ()
   const afterRuns = await (await fetch(`${BASE}/api/v1/runs`)).json();
   assert.equal(afterRuns.length, before.length);
   await page.screenshot({ path: "end2end/test-results/upload-error.png", fullPage: true });
+});
+
+test("a CSV whose roles cannot be inferred: the role table, Upload disabled with the reason, roles picked, the run stored", async () => {
+  const { page, errors } = await newPage();
+  // The runs list pins the demo runs under "Start here" while they are all there is.
+  const before = await (await fetch(`${BASE}/api/v1/runs`)).json();
+  const own = before.some((r) => !r.tags.includes("demo"));
+  const runs = new RunsPage(page);
+  await runs.open();
+  assert.equal(await runs.startHere().count(), own ? 0 : 1, `Start here iff no run of one's own (${before.length} runs)`);
+  if (!own) assert.equal(await runs.startHere().getByRole("link", { name: "Adult income (demo)" }).count(), 1);
+
+  // `y,p,g`: the names suggest the label (y) but no score column.
+  const rows = ["y,p,g"];
+  let seed = 11;
+  const rand = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+  for (let i = 0; i < 60; i++) {
+    const y = i % 3 === 0 ? 1 : 0;
+    rows.push(`${y},${(0.6 * y + 0.4 * rand()).toFixed(3)},${i % 2 ? "a" : "b"}`);
+  }
+  const file = "end2end/test-results/ypg.csv";
+  writeFileSync(file, rows.join("\n") + "\n");
+  const upload = new UploadPage(page);
+  await upload.open();
+  assert.equal(await upload.blockedReason(), "Choose a file first.");
+  await upload.choose(file);
+  await upload.preview().waitFor();
+  assert.equal(await upload.role("y").inputValue(), "label");
+  assert.equal(await upload.role("p").inputValue(), "feature");
+  assert.equal(await upload.role("g").inputValue(), "feature");
+  assert.ok(await upload.submit().isDisabled(), "Upload waits for a score column");
+  assert.equal(await upload.blockedReason(), "Choose at least one score column.");
+  // Roles are checked as they are chosen.
+  await upload.role("y").selectOption("feature");
+  assert.equal(await upload.blockedReason(), "Choose a label column.");
+  assert.match(await page.getByTestId("role-problems").innerText(), /Choose a label column\.\s+Choose at least one score column\./);
+  await page.screenshot({ path: "end2end/test-results/upload-roles.png", fullPage: true });
+  await upload.role("y").selectOption("label");
+  await upload.role("p").selectOption("score");
+  assert.equal(await upload.blockedReason(), "");
+  assert.ok(await upload.submit().isEnabled());
+  assert.equal(await upload.name().inputValue(), "ypg", "named after the file");
+  await upload.submit().click();
+  await page.waitForURL(/\/runs\/[0-9a-f]+$/, { timeout: 60000 });
+  await new RunPage(page).heading().filter({ hasText: "ypg" }).waitFor();
+  assert.match(await page.locator("dl.facts").innerText(), /60/);
+
+  // Now there is a run of one's own: the demo runs are in the one sorted list.
+  await runs.open();
+  assert.equal(await runs.startHere().count(), 0);
+  assert.equal(await runs.runLink("Adult income (demo)").count(), 1);
+  assert.equal(await runs.header("Created (UTC)").getAttribute("aria-sort"), "descending", "newest first");
+  assert.equal((await runs.names())[0], "ypg");
+  await runs.sortBy("Name").click();
+  await page.waitForURL(`${BASE}/?sort=name&dir=asc`);
+  assert.equal(await runs.header("Name").getAttribute("aria-sort"), "ascending");
+  assert.equal(await runs.header("Created (UTC)").getAttribute("aria-sort"), null);
+  let names = await runs.names();
+  const byLower = (a, b) => (a.toLowerCase() < b.toLowerCase() ? -1 : a.toLowerCase() > b.toLowerCase() ? 1 : 0);
+  assert.deepEqual(names, [...names].sort(byLower));
+  await runs.sortBy("Name").click();
+  await page.waitForURL(`${BASE}/?sort=name&dir=desc`);
+  assert.equal(await runs.header("Name").getAttribute("aria-sort"), "descending");
+  names = await runs.names();
+  assert.deepEqual(names, [...names].sort((a, b) => -byLower(a, b)));
+  // Filters: from the runs' own values, into the URL, with no empty parameters.
+  await runs.filter("Task").selectOption("regression");
+  await page.waitForURL(`${BASE}/?task=regression&sort=name&dir=desc`);
+  assert.ok((await runs.names()).includes("GSS wages (demo)"));
+  assert.ok(!(await runs.names()).includes("Adult income (demo)"));
+  await runs.filter("Task").selectOption("");
+  await runs.filter("Project").selectOption("adult-income");
+  await page.waitForURL(`${BASE}/?project=adult-income&sort=name&dir=desc`);
+  assert.ok((await runs.names()).includes("Adult income (demo)"));
+  assert.ok(!(await runs.names()).includes("ypg"));
+  await runs.filter("Tag").selectOption("demo");
+  await page.waitForURL(`${BASE}/?project=adult-income&tag=demo&sort=name&dir=desc`);
+  assert.deepEqual(await runs.names(), ["Adult income (demo)"]);
+  await runs.search().fill("Adult");
+  await page.waitForURL(`${BASE}/?q=Adult&project=adult-income&tag=demo&sort=name&dir=desc`);
+  await runs.search().fill("");
+  await page.waitForURL(`${BASE}/?project=adult-income&tag=demo&sort=name&dir=desc`);
+  await page.screenshot({ path: "end2end/test-results/runs-sorted.png", fullPage: true });
+  // The same URL without JavaScript shows the same rows.
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const nojs = await context.newPage();
+  await nojs.goto(page.url());
+  assert.deepEqual(await new RunsPage(nojs).names(), ["Adult income (demo)"]);
+  assert.equal(await nojs.getByRole("columnheader", { name: "Name" }).getAttribute("aria-sort"), "descending");
+  await context.close();
+  assert.deepEqual(errors, []);
 });

@@ -33,7 +33,8 @@ test("projects: a metric over twelve weeks, and a worse release fails its gate o
   await waitForHydration(page);
   await page.getByRole("link", { name: "adult-income" }).first().click();
   await page.waitForURL(/\/projects\/adult-income/);
-  await page.getByRole("combobox", { name: "Metric" }).selectOption("auc_roc");
+  // (Exact: each gate in the gates editor has a metric too.)
+  await page.getByRole("combobox", { name: "Metric", exact: true }).selectOption("auc_roc");
   await page.getByRole("combobox", { name: "Over" }).selectOption("week");
   await page.getByRole("textbox", { name: "Slices" }).fill("sex");
   await page.getByRole("button", { name: "Show" }).click();
@@ -88,4 +89,80 @@ test("projects: a metric over twelve weeks, and a worse release fails its gate o
   const first = await page.getByTestId("alerts").locator("tbody tr").first().innerText();
   assert.match(first, new RegExp(`gate\\tadult-income\\t${id}\\t.*race=Black`));
   assert.deepEqual(errors, []);
+});
+
+test("projects: the gates editor saves a new version, the verdict follows it, and a refused set keeps the edits", async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  const original = await (await fetch(`${BASE}/api/v1/projects/adult-income/gates`)).json();
+  const n = original.version;
+  // The release uploaded by the test above (or, run alone, the demo run itself).
+  const runs = await (await fetch(`${BASE}/api/v1/runs`)).json();
+  const run = runs.find((r) => r.version === "v2-e2e") ?? runs.find((r) => r.name === "Adult income (demo)");
+
+  await page.goto(`${BASE}/projects/adult-income`);
+  await waitForHydration(page);
+  const gates = page.getByTestId("gates");
+  assert.match(await page.getByTestId("gates-version").innerText(), new RegExp(`^Version ${n} `));
+  const gate1 = gates.getByRole("group", { name: "Gate 1", exact: true });
+  const min = gate1.getByRole("textbox", { name: "Min", exact: true });
+  assert.equal(await min.inputValue(), String(original.gates.gates[0].min));
+  assert.equal(await gates.getByRole("group", { name: "Gate 2", exact: true }).getByRole("textbox", { name: "Slice" }).inputValue(), "race");
+  // Edit a bound in the form and save: a new version.
+  await min.fill("0.99");
+  await gates.getByRole("button", { name: "Save as a new version" }).click();
+  await page.getByTestId("gates-saved").filter({ hasText: `Saved as version ${n + 1}.` }).waitFor();
+  assert.match(await page.getByTestId("gates-version").innerText(), new RegExp(`^Version ${n + 1} `));
+  const saved = await (await fetch(`${BASE}/api/v1/projects/adult-income/gates`)).json();
+  assert.equal(saved.version, n + 1);
+  assert.equal(saved.gates.gates[0].min, 0.99);
+  assert.deepEqual(saved.gates.gates.slice(1), original.gates.gates.slice(1), "the other gates unchanged");
+  await page.screenshot({ path: "end2end/test-results/gates-editor.png", fullPage: true });
+
+  // The run's verdict now follows the new version: overall AUC is below 0.99.
+  await page.goto(`${BASE}/runs/${run.id}`);
+  await waitForHydration(page);
+  await page.getByRole("button", { name: "Validate against the project's gates" }).click();
+  const verdict = page.getByTestId("validation").filter({ hasText: `gates v${n + 1} ` });
+  await verdict.waitFor();
+  assert.match(await verdict.innerText(), /FAILED/);
+  assert.match(await verdict.locator("ul.failures").innerText(), /auc_roc on overall: /);
+
+  // A set the server refuses: its reason beside the form, and the edits stay.
+  await page.goto(`${BASE}/projects/adult-income`);
+  await waitForHydration(page);
+  await min.fill("");
+  await gates.getByRole("group", { name: "Gate 2", exact: true }).getByRole("textbox", { name: "Min", exact: true }).fill("0.75");
+  await gates.getByRole("button", { name: "Save as a new version" }).click();
+  const refusal = page.getByTestId("gates-error");
+  await refusal.waitFor();
+  assert.match(await refusal.innerText(), /gate 1 \(auc_roc\): give at least one of min, max/);
+  assert.equal(await min.inputValue(), "");
+  assert.equal(await gates.getByRole("group", { name: "Gate 2", exact: true }).getByRole("textbox", { name: "Min", exact: true }).inputValue(), "0.75");
+  assert.match(await page.getByTestId("gates-version").innerText(), new RegExp(`^Version ${n + 1} `));
+  // Remove a gate, then the JSON tab shows the form's content; put the original set back as JSON.
+  const count = await gates.getByRole("group", { name: /^Gate \d+$/ }).count();
+  await gates.getByRole("button", { name: `Remove gate ${count}` }).click();
+  assert.equal(await gates.getByRole("group", { name: /^Gate \d+$/ }).count(), count - 1);
+  await gates.getByRole("button", { name: "JSON" }).click();
+  const json = gates.getByRole("textbox", { name: "Gates as JSON" });
+  const shown = JSON.parse(await json.inputValue());
+  assert.equal(shown.gates.length, count - 1);
+  assert.equal(shown.gates[0].min, undefined);
+  assert.equal(shown.gates[1].min, 0.75);
+  await json.fill(JSON.stringify(original.gates, null, 2));
+  await gates.getByRole("button", { name: "Save as a new version" }).click();
+  await page.getByTestId("gates-saved").filter({ hasText: `Saved as version ${n + 2}.` }).waitFor();
+  const restored = await (await fetch(`${BASE}/api/v1/projects/adult-income/gates`)).json();
+  assert.deepEqual(restored.gates, original.gates);
+  await gates.getByRole("button", { name: "Form" }).click();
+  assert.equal(await min.inputValue(), String(original.gates.gates[0].min));
+  await page.setViewportSize({ width: 390, height: 900 });
+  await page.screenshot({ path: "end2end/test-results/gates-editor-390.png", fullPage: true });
+  const fits = await gates.evaluate((s) => s.getBoundingClientRect().right <= 390 && s.scrollWidth <= s.clientWidth);
+  assert.ok(fits, "the gates editor fits a phone's width");
+  assert.deepEqual(errors, []);
+  await context.close();
 });

@@ -52,8 +52,8 @@ pub fn ProjectPage() -> impl IntoView {
 fn ProjectPanel(v: ProjectView) -> impl IntoView {
     let chart = v.chart.clone();
     let n_points = v.points.iter().filter(|p| p.value.is_some()).count();
-    let gates_json = v.gates.as_ref().map(|g| serde_json::to_string_pretty(&g.gates).unwrap_or_default());
     let (metric, model, by) = (v.metric.clone(), v.model.clone(), v.by.clone());
+    let (gates, metric_names, models) = (v.gates.clone(), v.metric_names.clone(), v.models.clone());
     view! {
         <Form method="GET" action="">
             <div class="controls">
@@ -86,7 +86,8 @@ fn ProjectPanel(v: ProjectView) -> impl IntoView {
         <PlotlyChart figure=Signal::derive(move || chart.clone()) label="Metric over time" />
         <details>
         <summary>{format!("The numbers ({} points)", v.points.len())}</summary>
-        <table class="data" data-testid="project-points">
+        <div class="table-scroll" tabindex="0" role="region" aria-label="Points of the chart">
+            <table class="data" data-testid="project-points">
             <thead><tr><th>"Time"</th><th>"Run"</th><th>"Slice"</th><th class="num">"n"</th><th class="num">{v.metric.clone()}</th><th class="num">"interval"</th></tr></thead>
             <tbody>{v.points.iter().map(|p| view! {
                 <tr>
@@ -98,10 +99,12 @@ fn ProjectPanel(v: ProjectView) -> impl IntoView {
                     <td class="num">{match (p.lo, p.hi) { (Some(l), Some(h)) => format!("[{l:.4}, {h:.4}]"), _ => String::new() }}</td>
                 </tr>
             }).collect_view()}</tbody>
-        </table>
+            </table>
+        </div>
         </details>
         <h2>"Runs"</h2>
-        <table class="data" data-testid="project-runs">
+        <div class="table-scroll" tabindex="0" role="region" aria-label="Runs of the project">
+            <table class="data" data-testid="project-runs">
             <thead><tr><th>"Version"</th><th>"Time (UTC)"</th><th>"Name"</th><th class="num">"Rows"</th><th>"Validation"</th></tr></thead>
             <tbody>{v.runs.iter().map(|r| {
                 let val = v.validations.get(&r.id).cloned();
@@ -119,15 +122,9 @@ fn ProjectPanel(v: ProjectView) -> impl IntoView {
                     </tr>
                 }
             }).collect_view()}</tbody>
-        </table>
-        <h2>"Gates"</h2>
-        {match (v.gates.clone(), gates_json) {
-            (Some(g), Some(json)) => view! {
-                <p class="muted">{format!("version {} · saved {} · change them with PUT /api/v1/projects/{}/gates", g.version, g.created_at, v.project)}</p>
-                <pre class="json">{json}</pre>
-            }.into_any(),
-            _ => view! { <p class="muted">{format!("No gates yet: PUT /api/v1/projects/{}/gates with a JSON gate set (see the README).", v.project)}</p> }.into_any(),
-        }}
+            </table>
+        </div>
+        <crate::pages::gates::GatesSection project=v.project.clone() gates metric_names models />
         <NamedSlices project=v.project.clone() metric=v.metric.clone() />
         <crate::pages::rules::RulesSection project=v.project.clone() rules=v.rules.clone() />
     }
@@ -151,7 +148,8 @@ pub fn ValidationPanel(v: Validation) -> impl IntoView {
             {(!v.failures.is_empty()).then(|| view! {
                 <ul class="failures">{v.failures.iter().map(|f| view! { <li>{f.clone()}</li> }).collect_view()}</ul>
             })}
-            <table class="data">
+            <div class="table-scroll" tabindex="0" role="region" aria-label="Gate verdicts by slice">
+                <table class="data">
                 <thead><tr><th>"Gate"</th><th>"Slice"</th><th class="num">"Value"</th><th class="num">"Baseline"</th><th>"Verdict"</th><th>"Why"</th></tr></thead>
                 <tbody>{v.outcomes.iter().flat_map(|o| {
                     let rule = o.rule.clone();
@@ -166,7 +164,8 @@ pub fn ValidationPanel(v: Validation) -> impl IntoView {
                         </tr>
                     }).collect::<Vec<_>>()
                 }).collect_view()}</tbody>
-            </table>
+                </table>
+            </div>
             {(!v.drifted_features.is_empty()).then(|| view! { <p class="warn">{format!("Drifted from the baseline: {}", v.drifted_features.join(", "))}</p> })}
             {v.notes.iter().map(|n| view! { <p class="muted">{n.clone()}</p> }).collect_view()}
         </div>
@@ -236,7 +235,8 @@ fn AlertsPanel(v: AlertsView, save: ServerAction<SetWebhook>) -> impl IntoView {
             })}
         </ActionForm>
         <p class="muted">{format!("{} alerts (newest first): gate failures and drift found when a run is validated", v.alerts.len())}</p>
-        <table class="data" data-testid="alerts">
+        <div class="table-scroll" tabindex="0" role="region" aria-label="Alerts">
+            <table class="data" data-testid="alerts">
             <thead><tr><th>"When (UTC)"</th><th>"Kind"</th><th>"Project"</th><th>"Run"</th><th>"Summary"</th><th>"Webhook"</th></tr></thead>
             <tbody>{v.alerts.iter().map(|a| {
                 let delivered = match a.deliveries.last() {
@@ -254,7 +254,8 @@ fn AlertsPanel(v: AlertsView, save: ServerAction<SetWebhook>) -> impl IntoView {
                     </tr>
                 }
             }).collect_view()}</tbody>
-        </table>
+            </table>
+        </div>
     }
 }
 
@@ -274,7 +275,8 @@ fn NamedSlices(project: String, metric: String) -> impl IntoView {
                             <section data-testid="named-slices">
                                 <h2>"Named slices"</h2>
                                 <p class="muted">"Saved from slice discovery. Follow one to see it over the runs; its filter works as a gate's slice."</p>
-                                <table class="data">
+                                <div class="table-scroll" tabindex="0" role="region" aria-label="Named slices">
+                                    <table class="data">
                                     <thead><tr><th>"Name"</th><th>"Rows (filter)"</th><th>"Found with"</th><th>"Track"</th></tr></thead>
                                     <tbody>
                                         {list.into_iter().map(|s| {
@@ -290,7 +292,8 @@ fn NamedSlices(project: String, metric: String) -> impl IntoView {
                                             }
                                         }).collect_view()}
                                     </tbody>
-                                </table>
+                                    </table>
+                                </div>
                             </section>
                         }.into_any(),
                         _ => ().into_any(),

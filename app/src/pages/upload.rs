@@ -48,14 +48,23 @@ pub fn UploadPage() -> impl IntoView {
     let tags = RwSignal::new(String::new());
     let project = RwSignal::new(String::new());
     let version = RwSignal::new(String::new());
+    // A failed preview (shown by the file) and a refused upload (shown by the button), apart so
+    // a refusal is seen where it was asked for, and only one of them at a time.
     let error = RwSignal::new(None::<String>);
+    let upload_error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
     let dragging = RwSignal::new(false);
     let navigate = use_navigate();
 
+    // Why Upload cannot be pressed yet, checked as the roles and the name change.
+    let blockers = Memo::new(move |_| upload_blockers(file.with(Option::is_some), &name.get(), &choices.get()));
+    let columns = Memo::new(move |_| choices.with(|cs| cs.iter().map(|c| c.name.clone()).collect::<Vec<_>>()));
+
     let pick = move |f: web_sys::File| {
         error.set(None);
+        upload_error.set(None);
         preview.set(None);
+        choices.set(Vec::new());
         let fname = f.name();
         if name.get_untracked().is_empty() {
             let stem = fname.rsplit_once('.').map(|(s, _)| s.to_string()).unwrap_or(fname.clone());
@@ -102,23 +111,23 @@ pub fn UploadPage() -> impl IntoView {
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let Some(Picked(f)) = file.get_untracked() else {
-            error.set(Some("Choose a file first.".into()));
             return;
         };
+        if let Some(why) = blockers.get_untracked().into_iter().next() {
+            upload_error.set(Some(why));
+            return;
+        }
         let mut spec = build_spec(&name.get_untracked(), &tags.get_untracked(), &choices.get_untracked());
         spec.project = Some(project.get_untracked().trim().to_string()).filter(|p| !p.is_empty());
         spec.version = Some(version.get_untracked().trim().to_string()).filter(|v| !v.is_empty());
-        if spec.name.trim().is_empty() {
-            error.set(Some("Give the run a name.".into()));
-            return;
-        }
         error.set(None);
+        upload_error.set(None);
         busy.set(true);
         let navigate = navigate.clone();
         leptos::task::spawn_local(async move {
             match upload(&f, &spec).await {
                 Ok(id) => navigate(&format!("/runs/{}", urlencode(&id)), NavigateOptions::default()),
-                Err(e) => error.set(Some(e)),
+                Err(e) => upload_error.set(Some(e)),
             }
             busy.set(false);
         });
@@ -147,7 +156,8 @@ pub fn UploadPage() -> impl IntoView {
             {move || error.get().map(|e| view! { <ErrorBox message=e /> })}
             {move || busy.get().then(|| view! { <p class="muted" role="status">"Working…"</p> })}
             {move || preview.get().map(|p| view! { <PreviewTable preview=p /> })}
-            {move || (!choices.get().is_empty()).then(|| view! { <RolePicker choices /> })}
+            // Rebuilt when the columns change, not the roles: choosing a role keeps the focus.
+            {move || (!columns.with(Vec::is_empty)).then(|| view! { <RolePicker choices /> })}
             <div class="row">
                 <label>"Run name "
                     <input type="text" name="name" required
@@ -169,8 +179,13 @@ pub fn UploadPage() -> impl IntoView {
                         prop:value=move || version.get()
                         on:input=move |ev| version.set(event_target_value(&ev)) />
                 </label>
-                <button type="submit" disabled=move || busy.get() || file.get().is_none()>"Upload"</button>
+                <button type="submit" aria-describedby="upload-blocked"
+                    disabled=move || busy.get() || !blockers.with(Vec::is_empty)>"Upload"</button>
             </div>
+            <p id="upload-blocked" class="upload-blocked" aria-live="polite">
+                {move || blockers.with(|b| b.first().cloned())}
+            </p>
+            {move || upload_error.get().map(|e| view! { <ErrorBox message=e /> })}
         </form>
     }
 }
@@ -179,7 +194,7 @@ pub fn UploadPage() -> impl IntoView {
 fn PreviewTable(preview: Preview) -> impl IntoView {
     view! {
         <h2>"Preview (" {preview.format.clone()} ", first " {preview.rows.len()} " rows)"</h2>
-        <div class="scroll">
+        <div class="scroll" tabindex="0" role="region" aria-label="Preview of the first rows">
             <table class="data preview">
                 <thead><tr>{preview.columns.iter().map(|c| view! { <th class="mono">{c.name.clone()}</th> }).collect_view()}</tr></thead>
                 <tbody>
@@ -197,7 +212,8 @@ fn RolePicker(choices: RwSignal<Vec<ColumnChoice>>) -> impl IntoView {
     let n = choices.get_untracked().len();
     view! {
         <h2>"Column roles"</h2>
-        <p class="muted">"Inferred from names and values; change any of them."</p>
+        <p class="muted">"Inferred from names and values; change any of them. A run needs one label column and at least one score column (one per model)."</p>
+        <div class="table-scroll" tabindex="0" role="region" aria-label="Column roles">
         <table class="data roles">
             <thead><tr><th>"Column"</th><th>"Type"</th><th>"Role"</th><th>"Categorical"</th></tr></thead>
             <tbody>
@@ -233,7 +249,54 @@ fn RolePicker(choices: RwSignal<Vec<ColumnChoice>>) -> impl IntoView {
                 }).collect_view()}
             </tbody>
         </table>
+        </div>
+        <ul class="role-problems" data-testid="role-problems" aria-live="polite">
+            {move || role_problems(&choices.get()).into_iter().map(|p| view! { <li>{p}</li> }).collect_view()}
+        </ul>
     }
+}
+
+/// What is wrong with the chosen roles, in the words of a fix ("Choose a label column."); empty
+/// when the server would accept them. The same rules as the server's (`ingest::roles::resolve`):
+/// exactly one label, at least one score, at most one of each single-column role.
+fn role_problems(choices: &[ColumnChoice]) -> Vec<String> {
+    let named = |role: &str| -> Vec<&str> { choices.iter().filter(|c| c.role == role).map(|c| c.name.as_str()).collect() };
+    let both = |cols: &[&str]| -> String {
+        let quoted: Vec<String> = cols.iter().map(|c| format!("'{c}'")).collect();
+        match quoted.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+            _ => quoted.join(""),
+        }
+    };
+    let mut out = Vec::new();
+    match named("label").as_slice() {
+        [] => out.push("Choose a label column.".to_string()),
+        [_] => {}
+        many => out.push(format!("Choose one label column, not {}.", both(many))),
+    }
+    if named("score").is_empty() {
+        out.push("Choose at least one score column.".to_string());
+    }
+    for role in ["prediction", "id", "timestamp", "weight"] {
+        let cols = named(role);
+        if cols.len() > 1 {
+            out.push(format!("Choose at most one {role} column, not {}.", both(&cols)));
+        }
+    }
+    out
+}
+
+/// Why Upload cannot be pressed yet, first reason first; empty when it can. Without a preview's
+/// columns (a Parquet file too large to preview) the roles are left to the server.
+fn upload_blockers(has_file: bool, name: &str, choices: &[ColumnChoice]) -> Vec<String> {
+    if !has_file {
+        return vec!["Choose a file first.".to_string()];
+    }
+    let mut out = if choices.is_empty() { Vec::new() } else { role_problems(choices) };
+    if name.trim().is_empty() {
+        out.push("Give the run a name.".to_string());
+    }
+    out
 }
 
 fn build_spec(name: &str, tags: &str, choices: &[ColumnChoice]) -> IngestSpec {
@@ -357,5 +420,51 @@ async fn upload(f: &web_sys::File, spec: &IngestSpec) -> Result<String, String> 
         serde_json::from_str::<Created>(&text).map(|c| c.id).map_err(|e| e.to_string())
     } else {
         Err(api_error(status, &text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cols(roles: &[(&str, &str)]) -> Vec<ColumnChoice> {
+        roles.iter().map(|(n, r)| ColumnChoice { name: n.to_string(), kind: ColumnKind::Numeric, role: r.to_string(), categorical: false }).collect()
+    }
+
+    #[test]
+    fn roles_need_one_label_and_a_score() {
+        // `y,p,g`: the names suggest only the label.
+        let mut c = cols(&[("y", "label"), ("p", "feature"), ("g", "feature")]);
+        assert_eq!(role_problems(&c), vec!["Choose at least one score column."]);
+        c[0].role = "feature".into();
+        assert_eq!(role_problems(&c), vec!["Choose a label column.", "Choose at least one score column."]);
+        c[0].role = "label".into();
+        c[1].role = "score".into();
+        assert!(role_problems(&c).is_empty());
+        c[2].role = "label".into();
+        assert_eq!(role_problems(&c), vec!["Choose one label column, not 'y' and 'g'."]);
+        let ids = cols(&[("y", "label"), ("p", "score"), ("a", "id"), ("b", "id"), ("c", "id")]);
+        assert_eq!(role_problems(&ids), vec!["Choose at most one id column, not 'a', 'b' and 'c'."]);
+    }
+
+    #[test]
+    fn upload_is_blocked_with_a_reason() {
+        let ok = cols(&[("y", "label"), ("p", "score")]);
+        assert_eq!(upload_blockers(false, "run", &ok), vec!["Choose a file first."]);
+        assert!(upload_blockers(true, "run", &ok).is_empty());
+        assert_eq!(upload_blockers(true, "  ", &ok), vec!["Give the run a name."]);
+        assert_eq!(upload_blockers(true, "run", &cols(&[("y", "label")])), vec!["Choose at least one score column."]);
+        // No preview (a Parquet file too large for one): the server infers the roles.
+        assert!(upload_blockers(true, "run", &[]).is_empty());
+    }
+
+    #[test]
+    fn the_spec_carries_the_chosen_roles() {
+        let spec = build_spec(" ypg ", "a, b,", &cols(&[("y", "label"), ("p", "score"), ("g", "ignore")]));
+        assert_eq!(spec.name, "ypg");
+        assert_eq!(spec.label.as_deref(), Some("y"));
+        assert_eq!(spec.scores, Some(vec!["p".to_string()]));
+        assert_eq!(spec.ignore, vec!["g".to_string()]);
+        assert_eq!(spec.tags, vec!["a".to_string(), "b".to_string()]);
     }
 }

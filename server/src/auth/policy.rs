@@ -234,6 +234,7 @@ pub static RULES: &[Rule] = rules! {
     "POST" "/api/validate_run" => Some(Need { perm: Edit, on: Target::Project(Src::Form("project")), scope: Scope::Validate, account: false }), audit "run.validate";
     "POST" "/api/preview_rules" => need(Read, Target::Project(Src::Form("project")));
     "POST" "/api/save_rules" => need(Manage, Target::Project(Src::Form("project"))), audit "project.rules";
+    "POST" "/api/save_gates" => need(Manage, Target::Project(Src::Form("project"))), audit "project.gates";
     "POST" "/api/get_named_slices" => need(Read, Target::Project(Src::Form("project")));
     "POST" "/api/save_named_slice" => need(Edit, Target::Project(Src::Form("project"))), audit "project.slice";
     "POST" "/api/get_alerts_view" => need(Read, Instance);

@@ -155,7 +155,7 @@ pub fn ingest_file_within(path: &Path, file: &str, spec: &IngestSpec, limits: &I
     let (raw, lines) = match format {
         Format::Parquet => (read_parquet(path, file, limits)?, None),
         Format::Text(t) => {
-            let (frame, lines) = read_text(path, file, t, spec, limits)?;
+            let (frame, lines) = read_text(path, file, t, spec, limits, RoleCheck::Strict)?;
             (frame, Some(lines))
         }
     };
@@ -170,7 +170,7 @@ pub fn preview_file(path: &Path, file: &str, spec: &IngestSpec, max_rows: usize)
     let limits = IngestLimits { stop_after_rows: Some(1000.max(max_rows as u64)), ..IngestLimits::default() };
     let raw = match format {
         Format::Parquet => read_parquet(path, file, &limits)?,
-        Format::Text(t) => read_text(path, file, t, spec, &limits)?.0,
+        Format::Text(t) => read_text(path, file, t, spec, &limits, RoleCheck::Guess)?.0,
     };
     let names: Vec<String> = raw.get_column_names().iter().map(|s| s.to_string()).collect();
     let kinds: Vec<ColumnKind> = raw.columns().iter().map(|c| kind_of(c.dtype())).collect();

@@ -160,9 +160,18 @@ pub(super) fn classify(s: &str) -> (bool, bool, bool) {
     (false, false, b)
 }
 
+/// How `read_text` treats roles it cannot resolve from the spec and the names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum RoleCheck {
+    /// Ingest: a missing label or score column is an error.
+    Strict,
+    /// Preview: fall back to the roles the names suggest, so the user can still pick them.
+    Guess,
+}
+
 /// Reads a CSV / JSON Lines file into typed columns: pass 1 infers, pass 2 builds.
 /// Returns the frame and, per row, the line it came from.
-pub(super) fn read_text(path: &Path, file: &str, format: TextFormat, spec: &IngestSpec, limits: &IngestLimits) -> Result<(DataFrame, Vec<u64>), IngestError> {
+pub(super) fn read_text(path: &Path, file: &str, format: TextFormat, spec: &IngestSpec, limits: &IngestLimits, check: RoleCheck) -> Result<(DataFrame, Vec<u64>), IngestError> {
     let columns = text::read_columns(path, file, format, limits.max_columns)?;
     limits.too_many_columns(file, columns.len())?;
     if columns.is_empty() || (columns.len() == 1 && columns[0].is_empty()) {
@@ -221,7 +230,11 @@ pub(super) fn read_text(path: &Path, file: &str, format: TextFormat, spec: &Inge
         .iter()
         .map(|s| if s.other == 0 && (s.ints + s.floats) > 0 { ColumnKind::Numeric } else { ColumnKind::Categorical })
         .collect();
-    let roles = roles::resolve(&columns, &kinds, spec, file)?;
+    let roles = match roles::resolve(&columns, &kinds, spec, file) {
+        Ok(r) => r,
+        Err(_) if check == RoleCheck::Guess => roles::guess(&columns, &kinds),
+        Err(e) => return Err(e),
+    };
     let types: Vec<TextType> = columns
         .iter()
         .zip(&stats)

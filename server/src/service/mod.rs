@@ -688,6 +688,9 @@ impl Backend for AppState {
     async fn save_rules(&self, project: &str, source: &str) -> Result<strata_app::model::RuleSetVersion, BackendError> {
         Ok(AppState::put_rules(self, project, source).await?)
     }
+    async fn save_gates(&self, project: &str, gates: strata_app::model::GateSet) -> Result<strata_app::model::GateSetVersion, BackendError> {
+        Ok(AppState::put_gates(self, project, gates).await?)
+    }
     async fn named_slices(&self, project: &str) -> Result<Vec<strata_app::model::NamedSlice>, BackendError> {
         Ok(AppState::named_slices(self, project).await?)
     }

@@ -126,6 +126,26 @@ async fn bad_uploads_store_nothing(app: TestApp) {
 }
 on_both_databases!(bad_uploads_store_nothing);
 
+/// A file whose roles cannot be inferred (no column named score*) still previews: its columns,
+/// with the roles the names suggest, so the upload page can show the role table; the upload
+/// without roles is refused, and with the roles picked it is stored.
+async fn preview_without_inferable_roles(app: TestApp) {
+    let csv = b"y,p,g\n1,0.9,a\n0,0.2,b\n1,0.7,a\n0,0.4,b\n";
+    let req = Request::post("/api/v1/preview?file_name=ypg.csv").header("content-type", "application/octet-stream").body(Body::from(&csv[..])).unwrap();
+    let (s, b) = app.request(req).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    let p: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    let cols: Vec<(&str, &str)> = p["columns"].as_array().unwrap().iter().map(|c| (c["name"].as_str().unwrap(), c["role"].as_str().unwrap())).collect();
+    assert_eq!(cols, vec![("y", "label"), ("p", "feature"), ("g", "feature")]);
+    assert_eq!(p["rows"].as_array().unwrap().len(), 4);
+    let (s, body) = app.upload("ypg.csv", csv, &json!({"name": "ypg"}), &[]).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("no score column"), "{body}");
+    let (s, body) = app.upload("ypg.csv", csv, &json!({"name": "ypg", "label": "y", "scores": ["p"]}), &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+}
+on_both_databases!(preview_without_inferable_roles);
+
 async fn a_failed_write_leaves_nothing_half_stored(app: TestApp) {
     // Two attachments with the same name violate the primary key after the run row and its data
     // were inserted: the transaction must roll all of it back.

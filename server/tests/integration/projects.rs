@@ -304,6 +304,35 @@ async fn gates_on_top_k_accuracy(app: TestApp) {
 }
 on_both_databases!(gates_on_top_k_accuracy);
 
+/// The project page's gates editor saves through the `save_gates` server function: the API's
+/// checks, a new version each time, and the check's message for a gate set it refuses.
+async fn the_page_saves_gates_as_a_new_version(app: TestApp) {
+    let save = |gates: String| {
+        let body = serde_urlencoded::to_string([("project", "zoo"), ("gates", gates.as_str())]).unwrap();
+        Request::post("/api/save_gates").header("content-type", "application/x-www-form-urlencoded").body(Body::from(body)).unwrap()
+    };
+    let (s, b) = app.request(save(json!({"gates": [{"metric": "auc_roc", "min": 0.7}]}).to_string())).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!((v["version"].as_i64(), v["gates"]["gates"][0]["min"].as_f64()), (Some(1), Some(0.7)));
+    let (s, b) = app.request(save(json!({"gates": [{"metric": "auc_roc", "min": 0.75, "slice": "sex"}], "min_size": 50}).to_string())).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    let (_, g) = app.get_json("/api/v1/projects/zoo/gates").await;
+    assert_eq!((g["version"].as_i64(), g["gates"]["min_size"].as_u64()), (Some(2), Some(50)), "{g}");
+    // Refused, with the reason: no bound; not a gate set; too large. Nothing new is stored.
+    let (s, b) = app.request(save(json!({"gates": [{"metric": "auc_roc"}]}).to_string())).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&b).contains("gate 1 (auc_roc): give at least one of min, max"), "{}", String::from_utf8_lossy(&b));
+    let (s, b) = app.request(save("{\"gates\": [{\"min\": 0.5}]}".into())).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&b).contains("missing field `metric`"), "{}", String::from_utf8_lossy(&b));
+    let (s, _) = app.request(save(format!("{{\"gates\": [], \"model\": \"{}\"}}", "x".repeat(strata_app::server_fns::MAX_GATES_JSON)))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (_, g) = app.get_json("/api/v1/projects/zoo/gates").await;
+    assert_eq!(g["version"].as_i64(), Some(2));
+}
+on_both_databases!(the_page_saves_gates_as_a_new_version);
+
 /// A delivery pending when the process died (the alert stored with its outbox row, nothing sent
 /// yet) goes out after a restart: a new server on the same database sends it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -215,6 +215,7 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), &'static str> {
         ("POST", "/api/validate_run", "validate"),
         ("POST", "/api/preview_rules", "account-read"),
         ("POST", "/api/save_rules", "manage"),
+        ("POST", "/api/save_gates", "manage"),
         ("POST", "/api/get_named_slices", "account-read"),
         ("POST", "/api/save_named_slice", "edit"),
         ("POST", "/api/get_alerts_view", "account-read"),
