@@ -271,12 +271,14 @@ fn FairnessPanel(v: FairnessView, id: Option<String>, search: Memo<String>, sort
                 <section class="metric" data-metric=metric.clone()>
                     <h2>{metric.clone()}</h2>
                     <PlotlyChart figure=Signal::derive(move || fig.clone()) label=format!("{metric} by group") />
+                    <div class="table-scroll">
                     <table class="data fairness" data-testid=format!("table-{metric}")>
                         <thead><tr><th>"Group"</th>{many.then(|| view! { <th>"Model"</th> })}<th class="num">"Threshold"</th><th class="num">{metric.clone()}</th>
                             <th class="num">"Interval"</th><th class="num">"Count"</th><th class="num">"Diff vs baseline"</th><th class="num">"Ratio"</th>
                             {many.then(|| view! { <th class="num">"Δ vs first model (approx. interval)"</th> })}<th>""</th></tr></thead>
                         <tbody>{rows}</tbody>
                     </table>
+                    </div>
                 </section>
             }
         }).collect_view()}

@@ -251,9 +251,9 @@ pub fn CriteriaMatrix(cards: Vec<FairnessCard>, limits: Vec<(String, f64)>, entr
         })
         .collect_view();
     view! {
+        <p class="muted">"✓ pass: within the limit, interval too · ✗ fail · ? uncertain: the interval straddles the limit"</p>
         <div class="table-scroll">
-            <table class="data fx-matrix" data-testid="criteria-matrix">
-                <caption class="muted">"✓ pass: within the limit, interval too · ✗ fail · ? uncertain: the interval straddles the limit"</caption>
+            <table class="data fx-matrix" data-testid="criteria-matrix" aria-label="Verdict of each fairness criterion by model and threshold">
                 <thead>{head}</thead>
                 <tbody>{body}</tbody>
             </table>
@@ -280,7 +280,13 @@ pub fn AbCompare(entries: Vec<FairnessEntry>, feature: String, thresholds: Vec<f
         let keys = keys.clone();
         move |which: &'static str, index: usize| {
             let Some((a, b)) = pair.get_untracked() else { return };
-            let (a, b) = if which == "a" { (index, b) } else { (a, index) };
+            // Choosing for one side what the other side shows swaps them.
+            let (a, b) = match which {
+                "a" if index == b => (b, a),
+                "a" => (index, b),
+                _ if index == a => (b, a),
+                _ => (a, index),
+            };
             let q = with_param(&with_param(&search.get_untracked(), "a", &keys[a]), "b", &keys[b]);
             navigate(&format!("{base_path}?{q}"), NavigateOptions { scroll: false, ..Default::default() });
         }
@@ -292,8 +298,10 @@ pub fn AbCompare(entries: Vec<FairnessEntry>, feature: String, thresholds: Vec<f
             <label>{format!("{name} ")}
                 <select aria-label=format!("Model {name}") data-testid=format!("pick-{which}")
                     on:change=move |ev| { if let Ok(i) = event_target_value(&ev).parse::<usize>() { choose(which, i) } }>
-                    {labels.iter().enumerate().map(|(i, l)| view! {
-                        <option value=i.to_string() selected=move || pair.get().map(|p| if which == "a" { p.0 } else { p.1 }) == Some(i)>{l.clone()}</option>
+                    {labels.iter().enumerate().map(|(i, l)| {
+                        let chosen = move || pair.get().map(|p| if which == "a" { p.0 } else { p.1 }) == Some(i);
+                        // The attribute for the server's HTML, the property once the user has touched the list.
+                        view! { <option value=i.to_string() selected=chosen prop:selected=chosen>{l.clone()}</option> }
                     }).collect_view()}
                 </select>
             </label>
