@@ -129,7 +129,7 @@ async function journey() {
   await editor.goto(view);
   await waitForHydration(editor);
   await editor.getByRole("button", { name: "Save limits with the run" }).waitFor();
-  const authorNumbers = await editor.getByTestId("criteria-card").allInnerTexts();
+  const authorNumbers = await editor.getByTestId("criteria-matrix").allInnerTexts();
   assert.ok(authorNumbers.length > 0);
   await editor.getByTestId("share-open").click();
   await editor.getByTestId("share-create").click();
@@ -141,7 +141,7 @@ async function journey() {
   await guest.goto(link);
   assert.equal(guest.url(), view.replace(BASE, BASE));
   await guest.getByTestId("share-badge").waitFor();
-  assert.deepEqual(await guest.getByTestId("criteria-card").allInnerTexts(), authorNumbers, "the reviewer sees the author's numbers");
+  assert.deepEqual(await guest.getByTestId("criteria-matrix").allInnerTexts(), authorNumbers, "the reviewer sees the author's numbers");
   assert.equal(await guest.getByRole("button", { name: "Save limits with the run" }).count(), 0, "a reader gets no controls that change the run");
   await guest.screenshot({ path: "end2end/test-results/teams-shared-view.png", fullPage: true });
   const refused = await guest.goto(`${BASE}/runs/${other}`);

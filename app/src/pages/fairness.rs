@@ -2,7 +2,8 @@
 //! by side): groups × thresholds for the chosen metrics, with intervals, gaps to the baseline,
 //! the fairness criteria checked against limits, the threshold trade-off and a what-if of
 //! per-group thresholds. URL state: `model` (repeatable), `runs`, `feature`, `thresholds`,
-//! `metric` (repeatable), `baseline`, `min_size`, `limits`, `criterion`, `sort`.
+//! `metric` (repeatable), `baseline`, `min_size`, `limits`, `criterion`, `sort`, and `a` / `b`
+//! (the A-vs-B pair, `fairness_compare`).
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -50,8 +51,8 @@ pub fn FairnessPage() -> impl IntoView {
     let location = use_location();
     let id = Memo::new(move |_| params.read().get("id"));
     let search = Memo::new(move |_| location.search.get().trim_start_matches('?').to_string());
-    // Sorting happens in the browser: it does not recompute.
-    let computed = Memo::new(move |_| without_param(&search.get(), "sort"));
+    // Sorting and the A-vs-B pair happen in the browser: they do not recompute.
+    let computed = Memo::new(move |_| ["sort", "a", "b"].into_iter().fold(search.get(), |q, k| without_param(&q, k)));
     let sort = Memo::new(move |_| query.read().get("sort").unwrap_or_else(|| "group".into()));
     let data = Resource::new(move || (id.get(), computed.get()), |(id, q)| get_fairness_view(id.into_iter().collect(), q));
     view! {
@@ -151,12 +152,16 @@ fn FairnessPanel(v: FairnessView, id: Option<String>, search: Memo<String>, sort
         <p class="muted">{summary}</p>
 
         <h2>"Fairness criteria"</h2>
-        <div class="cards">
+        <crate::pages::fairness_compare::CriteriaMatrix cards=v.cards.clone() limits=v.limits.clone() entries=entries.clone() />
+        <details class="fx-detail">
+            <summary>"Each model and threshold in detail (values, intervals, groups at the extremes)"</summary>
+            <div class="cards">
             {v.cards.iter().map(|card| {
                 let e = &entries[card.entry];
                 view! {
                     <section class="card" data-testid="criteria-card">
                         <h3>{if many { format!("{} · {} @ {}", e.run_name, e.model, card.threshold) } else { format!("{} @ threshold {}", e.model, card.threshold) }}</h3>
+                        <div class="table-scroll" tabindex="0" role="region" aria-label="Criteria">
                         <table class="data">
                             <thead><tr><th>"Criterion"</th><th class="num">"Value"</th><th class="num">"Interval"</th><th class="num">"Limit"</th><th>"Verdict"</th></tr></thead>
                             <tbody>
@@ -171,10 +176,16 @@ fn FairnessPanel(v: FairnessView, id: Option<String>, search: Memo<String>, sort
                                 }).collect_view()}
                             </tbody>
                         </table>
+                        </div>
                     </section>
                 }
             }).collect_view()}
-        </div>
+            </div>
+        </details>
+        {many.then(|| view! {
+            <crate::pages::fairness_compare::AbCompare entries=entries.clone() feature=v.feature.clone() thresholds=v.thresholds.clone()
+                metrics=v.metrics.clone() base_path=base_path.clone() search />
+        })}
         {id.clone().map(|id| { let (limits_text, stored) = (limits_text.clone(), v.limits_stored); view! {
             <crate::pages::team::EditOnly>
             {let (id, limits_text) = (id.clone(), limits_text.clone()); view! {
@@ -260,12 +271,14 @@ fn FairnessPanel(v: FairnessView, id: Option<String>, search: Memo<String>, sort
                 <section class="metric" data-metric=metric.clone()>
                     <h2>{metric.clone()}</h2>
                     <PlotlyChart figure=Signal::derive(move || fig.clone()) label=format!("{metric} by group") />
+                    <div class="table-scroll" tabindex="0" role="region" aria-label=format!("{metric} by group")>
                     <table class="data fairness" data-testid=format!("table-{metric}")>
                         <thead><tr><th>"Group"</th>{many.then(|| view! { <th>"Model"</th> })}<th class="num">"Threshold"</th><th class="num">{metric.clone()}</th>
                             <th class="num">"Interval"</th><th class="num">"Count"</th><th class="num">"Diff vs baseline"</th><th class="num">"Ratio"</th>
                             {many.then(|| view! { <th class="num">"Δ vs first model (approx. interval)"</th> })}<th>""</th></tr></thead>
                         <tbody>{rows}</tbody>
                     </table>
+                    </div>
                 </section>
             }
         }).collect_view()}

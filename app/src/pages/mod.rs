@@ -6,6 +6,7 @@ pub mod discover;
 pub mod drift;
 pub mod explain;
 pub mod fairness;
+pub mod fairness_compare;
 pub mod gates;
 pub mod models;
 pub mod projects;

@@ -155,8 +155,8 @@ pub struct FairnessParams {
     pub flip_sample: Option<usize>,
 }
 
-/// Keys of the fairness page and its export that are not the API's.
-pub const FAIRNESS_PAGE_KEYS: &[&str] = &["sort", "format"];
+/// Keys of the fairness page and its export that are not the API's (`a` and `b`: the A-vs-B pair).
+pub const FAIRNESS_PAGE_KEYS: &[&str] = &["sort", "format", "a", "b"];
 
 /// `GET /api/v1/runs/{id}/residuals` and the residuals page.
 #[derive(Debug, Default, Deserialize, IntoParams)]
