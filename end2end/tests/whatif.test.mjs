@@ -65,7 +65,7 @@ test("what-if: PDP first, select in place, edit age on adult-00002, its change a
 
   // A point of the scatter selects its example the same way.
   const pointId = "adult-00005";
-  await page.evaluate((id) => document.querySelector('[aria-label="Examples by feature and score"]').emit("plotly_click", { points: [{ customdata: id }] }), pointId);
+  await page.evaluate((id) => document.querySelector('[aria-label="Examples by feature and score"] .plot').emit("plotly_click", { points: [{ customdata: id }] }), pointId);
   await page.waitForURL(new RegExp(`example=${pointId}`));
   await page.getByRole("heading", { name: `Example ${pointId}` }).waitFor();
   assert.equal(await page.evaluate(() => window.__marker), 1, "a scatter click navigates in place too");
