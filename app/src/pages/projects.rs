@@ -67,9 +67,7 @@ fn ProjectPanel(v: ProjectView) -> impl IntoView {
                         {v.models.iter().map(|m| view! { <option value=m.clone() selected=*m == model>{m.clone()}</option> }).collect_view()}
                     </select>
                 </label>
-                <label>"Slices "
-                    <input name="slice" aria-label="Slices" value=v.slice.clone() placeholder="overall, sex, sex,race, age:q4" />
-                </label>
+                <crate::pickers::SlicePicker columns=v.columns.clone() spec=RwSignal::new(v.slice.clone()) name="slice" label="Slices" none_label="overall" />
                 <label>"Threshold "
                     <input name="threshold" aria-label="Threshold" type="number" step="0.01" min="0" max="1" value=v.threshold.to_string() />
                 </label>
