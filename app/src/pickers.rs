@@ -372,6 +372,12 @@ where
     Err(AppError::BadRequest(error.message))
 }
 
+/// For a GET `<Form>`'s `on_form_data`: drops the entry Leptos adds for an unnamed submit button,
+/// which put a bare `&=` into the URL.
+pub fn drop_unnamed_entries() -> std::sync::Arc<dyn Fn(&web_sys::FormData)> {
+    std::sync::Arc::new(|form: &web_sys::FormData| form.delete(""))
+}
+
 /// The user's last choice of a picker (browser storage; nothing on the server).
 pub fn recall_choice(key: &str) -> Option<String> {
     #[cfg(target_arch = "wasm32")]
@@ -502,7 +508,7 @@ pub fn SlicePicker(
                 <input type="text" aria-label=format!("{label} spec") name=move || (!spec.get().trim().is_empty()).then_some(name)
                     placeholder="sex, sex,race, age:q5, age:[18,30,45]; race"
                     aria-invalid=invalid.then_some("true") aria-describedby=described.clone()
-                    prop:value=move || spec.get() on:input=move |ev| spec.set(event_target_value(&ev)) />
+                    value=move || spec.get() prop:value=move || spec.get() on:input=move |ev| spec.set(event_target_value(&ev)) />
             </label>
         </details>
     }
@@ -545,7 +551,7 @@ fn bucket_builder(columns: StoredValue<Vec<ColumnBrief>>, picks: Memo<Option<Vec
             Bucket::Quantiles(k) | Bucket::Width(k) => {
                 let quantiles = matches!(bucket, Bucket::Quantiles(_));
                 Some(view! {
-                    <input type="number" min="2" max="100" step="1" class="count" aria-label=format!("Number of buckets of {col}") prop:value=k.to_string()
+                    <input type="number" min="2" max="100" step="1" class="count" aria-label=format!("Number of buckets of {col}") value=k.to_string()
                         on:change=move |ev| {
                             let k = event_target_value(&ev).parse::<usize>().unwrap_or(4).clamp(2, 100);
                             set_bucket(if quantiles { Bucket::Quantiles(k) } else { Bucket::Width(k) });
@@ -564,7 +570,7 @@ fn bucket_builder(columns: StoredValue<Vec<ColumnBrief>>, picks: Memo<Option<Vec
                 let text = e.iter().map(|x| fmt_num(*x)).collect::<Vec<_>>().join(", ");
                 Some(view! {
                     <input type="text" class="edges" aria-label=format!("Edges of {col}") placeholder="18, 30, 45"
-                        prop:value=text
+                        value=text
                         aria-invalid=move || edges_error.get().map(|_| "true") aria-describedby=id.clone()
                         on:change=on_edges />
                     <span class="field-error" id=id role="alert">{move || edges_error.get()}</span>
@@ -697,7 +703,7 @@ pub fn ThresholdChips(
                 on:keydown=on_key />
             <button type="button" on:click=move |_| add()>"Add"</button>
             <button type="button" title="0.1, 0.2, …, 0.9" on:click=grid_click>"Grid 0.1–0.9"</button>
-            <input type="hidden" name=move || (!values.get().is_empty()).then_some(name) prop:value=move || thresholds_text(&values.get()) />
+            <input type="hidden" name=move || (!values.get().is_empty()).then_some(name) value=move || thresholds_text(&values.get()) />
             <span class="field-error" id=id role="alert">{move || note.get().or_else(|| error.clone())}</span>
         </div>
     }
@@ -735,7 +741,7 @@ pub fn LimitsEditor(
                 <label class="limit">{format!("{words} {sign} ")}
                     <input type="number" min="0" max="1" step="0.01" class="count" aria-label=format!("Limit for {words}")
                         aria-invalid=invalid.then_some("true") aria-describedby=invalid.then_some("limits-error")
-                        prop:value=fmt_num(limit)
+                        value=fmt_num(limit)
                         on:change=on_limit />
                 </label>
             }
@@ -744,7 +750,7 @@ pub fn LimitsEditor(
     view! {
         <fieldset class="controls limits-editor"><legend>"Limits"</legend>
             {rows}
-            <input type="hidden" name=move || (always || limits_text(&limits.get()) != initial).then_some("limits") prop:value=move || limits_text(&limits.get()) />
+            <input type="hidden" name=move || (always || limits_text(&limits.get()) != initial).then_some("limits") value=move || limits_text(&limits.get()) />
         </fieldset>
         <FieldMessage id="limits-error".to_string() message=error />
     }

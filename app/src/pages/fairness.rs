@@ -71,7 +71,7 @@ pub fn FairnessPage() -> impl IntoView {
             <CopyLink />
         </div>
         {move || id.get().map(|id| view! { <crate::pages::team::ShareView run_id=id /> })}
-        <Transition fallback=|| view! { <p>"Computing…"</p> }>
+        <Suspense fallback=|| view! { <p>"Computing…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
                     Err(e) => view! { <ErrorBox message=clean_error(&e.to_string()) /> }.into_any(),
@@ -93,7 +93,7 @@ pub fn FairnessPage() -> impl IntoView {
                     }
                 }
             })}
-        </Transition>
+        </Suspense>
     }
 }
 
@@ -125,7 +125,7 @@ fn FairnessForm(v: FairnessView, is_compare: bool, error: Option<FieldError>) ->
     let other_error = error.as_ref().filter(|e| !["feature", "thresholds", "baseline", "limits"].contains(&e.field.as_str())).map(|e| e.message.clone());
     let (models, metric_names, metrics) = (v.models.clone(), v.metric_names.clone(), v.metrics.clone());
     view! {
-        <Form method="GET" action="">
+        <Form method="GET" action="" on_form_data=crate::pickers::drop_unnamed_entries()>
             {is_compare.then(|| view! { <input type="hidden" name="runs" value=runs_param.clone() /> })}
             <div class="controls picker-form">
                 <SlicePicker columns=v.columns.clone() spec=feature name="feature" label="Groups" none_label="— default —" error=FieldError::about(&error, "feature") />

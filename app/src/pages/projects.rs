@@ -55,7 +55,7 @@ fn ProjectPanel(v: ProjectView) -> impl IntoView {
     let gates_json = v.gates.as_ref().map(|g| serde_json::to_string_pretty(&g.gates).unwrap_or_default());
     let (metric, model, by) = (v.metric.clone(), v.model.clone(), v.by.clone());
     view! {
-        <Form method="GET" action="">
+        <Form method="GET" action="" on_form_data=crate::pickers::drop_unnamed_entries()>
             <div class="controls">
                 <label>"Metric "
                     <select name="metric" aria-label="Metric">

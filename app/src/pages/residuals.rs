@@ -28,7 +28,7 @@ pub fn ResidualsPage() -> impl IntoView {
     let data = Resource::new(move || (id.get(), search.get()), |(id, q)| load_keeping_form(q, FORM_KEYS, move |q| get_residuals_view(id.clone(), q)));
     let last_good = StoredValue::new(None::<ResidualsView>);
     let hidden = move |k: &'static str| {
-        view! { <input type="hidden" name=move || query.read().get(k).filter(|x| !x.is_empty()).map(|_| k) prop:value=move || query.read().get(k).unwrap_or_default() /> }
+        view! { <input type="hidden" name=move || query.read().get(k).filter(|x| !x.is_empty()).map(|_| k) value=move || query.read().get(k).unwrap_or_default() /> }
     };
 
     view! {
@@ -39,7 +39,7 @@ pub fn ResidualsPage() -> impl IntoView {
             <CopyLink />
         </div>
         <crate::pages::team::ShareView run_id=id.get_untracked() />
-        <Transition fallback=|| view! { <p>"Computing…"</p> }>
+        <Suspense fallback=|| view! { <p>"Computing…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
                     Err(e) => view! { <ErrorBox message=clean_error(&e.to_string()) /> }.into_any(),
@@ -54,7 +54,7 @@ pub fn ResidualsPage() -> impl IntoView {
                         let spec = RwSignal::new(query.read_untracked().get("slice").unwrap_or_default());
                         let other_error = error.as_ref().filter(|e| e.field != "slice").map(|e| e.message.clone());
                         view! {
-                            <Form method="GET" action="">
+                            <Form method="GET" action="" on_form_data=crate::pickers::drop_unnamed_entries()>
                                 <div class="controls picker-form">
                                     <SlicePicker columns=v.columns.clone() spec name="slice" label="Bias by slice" none_label="— none —" error=FieldError::about(&error, "slice") />
                                     {hidden("model")}
@@ -69,7 +69,7 @@ pub fn ResidualsPage() -> impl IntoView {
                     }
                 }
             })}
-        </Transition>
+        </Suspense>
     }
 }
 

@@ -120,7 +120,7 @@ pub fn SlicesPage() -> impl IntoView {
             <a href=move || format!("/runs/{}", id.get())>"← run overview"</a>
         </div>
         <crate::pages::team::ShareView run_id=id.get_untracked() />
-        <Transition fallback=|| view! { <p>"Computing…"</p> }>
+        <Suspense fallback=|| view! { <p>"Computing…"</p> }>
             {move || Suspend::new(async move {
                 match view_data.await {
                     Err(e) => view! { <ErrorBox message=clean_error(&e.to_string()) /> }.into_any(),
@@ -142,7 +142,7 @@ pub fn SlicesPage() -> impl IntoView {
                     }
                 }
             })}
-        </Transition>
+        </Suspense>
     }
 }
 
@@ -170,10 +170,10 @@ fn SliceForm(v: SliceView, error: Option<FieldError>) -> impl IntoView {
     let binary = v.result.task == "binary";
     let other_error = error.as_ref().filter(|e| !["slice", "thresholds", "baseline"].contains(&e.field.as_str())).map(|e| e.message.clone());
     let hidden = move |k: &'static str| {
-        view! { <input type="hidden" name=move || query.read().get(k).filter(|x| !x.is_empty()).map(|_| k) prop:value=move || query.read().get(k).unwrap_or_default() /> }
+        view! { <input type="hidden" name=move || query.read().get(k).filter(|x| !x.is_empty()).map(|_| k) value=move || query.read().get(k).unwrap_or_default() /> }
     };
     view! {
-        <Form method="GET" action="">
+        <Form method="GET" action="" on_form_data=crate::pickers::drop_unnamed_entries()>
             <div class="controls picker-form">
                 <SlicePicker columns=v.columns.clone() spec name="slice" label="Slice by" error=FieldError::about(&error, "slice") />
             </div>
@@ -282,6 +282,7 @@ fn SliceViewPanel(v: SliceView, id: String, search: Memo<String>, sort: Memo<Str
         </p>
         {over_time}
         <PlotlyChart figure=chart label=format!("{key} by slice") />
+        <div class="table-scroll">
         <table class="data slices">
             <thead><tr><th>"Slice"</th><th class="num">"Count"</th><th class="num">{key.clone()}</th><th class="num">"95% interval"</th>
                 <th class="num">"Diff vs baseline"</th><th class="num">"Ratio"</th><th class="num">"q-value"</th><th>""</th></tr></thead>
@@ -289,6 +290,7 @@ fn SliceViewPanel(v: SliceView, id: String, search: Memo<String>, sort: Memo<Str
                 {rows}
             </tbody>
         </table>
+        </div>
     }
 }
 
