@@ -3,6 +3,7 @@
 
 pub mod metrics;
 pub mod model;
+pub mod pickers;
 pub mod server_fns;
 
 mod components;

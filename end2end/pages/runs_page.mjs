@@ -47,8 +47,22 @@ export class UploadPage {
 
 export class SlicesPage {
   constructor(page) { this.page = page; }
-  sliceBy() { return this.page.getByRole("textbox", { name: "Slice by" }); }
-  thresholds() { return this.page.getByRole("textbox", { name: "Thresholds" }); }
+  sliceBy() { return this.page.getByRole("combobox", { name: "Slice by", exact: true }); }
+  andBy() { return this.page.getByRole("combobox", { name: "and by", exact: true }); }
+  spec() { return this.page.getByRole("textbox", { name: "Slice by spec" }); }
+  async openAdvanced() {
+    if (!(await this.spec().isVisible())) await this.page.locator("details.advanced summary").first().click();
+  }
+  sliceError() { return this.page.locator("#slice-error"); }
+  /** Replaces the threshold chips with `values` (remove each chip, add the new ones). */
+  async setThresholds(values) {
+    const remove = this.page.locator("button.chip-remove");
+    while (await remove.count()) await remove.first().click();
+    for (const v of values) {
+      await this.page.getByRole("spinbutton", { name: "Add threshold" }).fill(String(v));
+      await this.page.getByRole("button", { name: "Add", exact: true }).click();
+    }
+  }
   apply() { return this.page.getByRole("button", { name: "Apply" }); }
   metric() { return this.page.getByRole("combobox", { name: "Metric" }); }
   model() { return this.page.getByRole("combobox", { name: "Model" }); }

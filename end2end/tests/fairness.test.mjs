@@ -26,8 +26,13 @@ test("fairness: race at three thresholds, FPR, baseline flip, shared link, stand
   await page.waitForURL(/\/fairness/);
   await waitForHydration(page);
   // Pick race, three thresholds and FPR only.
-  await page.getByRole("combobox", { name: "Groups" }).fill("race");
-  await page.getByRole("textbox", { name: "Thresholds" }).fill("0.3,0.5,0.7");
+  await page.getByRole("combobox", { name: "Groups", exact: true }).selectOption("race");
+  const remove = page.locator("button.chip-remove");
+  while (await remove.count()) await remove.first().click();
+  for (const t of ["0.3", "0.5", "0.7"]) {
+    await page.getByRole("spinbutton", { name: "Add threshold" }).fill(t);
+    await page.getByRole("button", { name: "Add", exact: true }).click();
+  }
   for (const m of ["tpr", "positive_rate"]) await page.getByRole("checkbox", { name: `metric ${m}` }).uncheck();
   await page.getByRole("checkbox", { name: "metric fpr" }).check();
   await page.getByRole("button", { name: "Apply" }).click();
@@ -71,6 +76,21 @@ test("fairness: race at three thresholds, FPR, baseline flip, shared link, stand
   await offline.locator("#chart0 .main-svg").first().waitFor();
   const black = after.find((r) => r.startsWith("race=Black")).split("\t");
   assert.ok((await offline.content()).includes(black[2]), `the report has the page's value ${black[2]}`);
+  // A new feature drops a baseline group of the old one.
+  assert.equal(await page.getByRole("combobox", { name: "Baseline" }).inputValue(), "race=White");
+  await page.getByRole("combobox", { name: "Groups", exact: true }).selectOption("sex");
+  assert.equal(await page.getByRole("combobox", { name: "Baseline" }).inputValue(), "overall");
+  // A typo in the groups' spec: the message at the field, the form and the cards stay.
+  await page.locator("details.advanced summary").first().click();
+  await page.getByRole("textbox", { name: "Groups spec" }).fill("rac");
+  await page.getByRole("button", { name: "Apply" }).click();
+  await page.waitForURL(/feature=rac(&|$)/);
+  const message = page.locator("#feature-error");
+  await message.waitFor();
+  assert.match(await message.innerText(), /did you mean 'race'\?/);
+  assert.equal(await page.getByRole("textbox", { name: "Groups spec" }).getAttribute("aria-describedby"), "feature-error");
+  assert.equal(await page.getByTestId("criteria-card").count(), 3, "the last result stays");
+  assert.equal(await page.getByRole("checkbox", { name: "metric fpr" }).isChecked(), true, "the form stays");
   assert.deepEqual(errors, []);
 });
 

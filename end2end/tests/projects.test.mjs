@@ -36,7 +36,7 @@ test("projects: a metric over twelve weeks, and a worse release fails its gate o
   // (Exact: each gate in the gates editor has a metric too.)
   await page.getByRole("combobox", { name: "Metric", exact: true }).selectOption("auc_roc");
   await page.getByRole("combobox", { name: "Over" }).selectOption("week");
-  await page.getByRole("textbox", { name: "Slices" }).fill("sex");
+  await page.getByRole("combobox", { name: "Slices", exact: true }).selectOption("sex");
   await page.getByRole("button", { name: "Show" }).click();
   await page.waitForURL(/by=week/);
   await page.locator('[aria-label="Metric over time"][data-rendered="true"]').waitFor();

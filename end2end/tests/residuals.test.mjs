@@ -42,7 +42,7 @@ test("wages residuals: ranking, charts, feature and slice, copied link", async (
   await page.getByRole("combobox", { name: "Feature" }).selectOption("gender");
   await page.waitForURL(/feature=gender/);
   await page.locator('[aria-label="Residual vs gender"][data-rendered="true"]').waitFor();
-  await page.getByRole("textbox", { name: "Bias by slice" }).fill("educcat");
+  await page.getByRole("combobox", { name: "Bias by slice", exact: true }).selectOption("educcat");
   await page.getByRole("button", { name: "Apply" }).click();
   await page.waitForURL(/slice=educcat/);
   const bias = page.getByTestId("slice-bias");

@@ -101,4 +101,7 @@ pub struct FairnessView {
     #[cfg_attr(feature = "ssr", schema(value_type = Vec<Vec<Object>>))]
     pub limits: Vec<(String, f64)>,
     pub limits_stored: bool,
+    /// The first run's feature columns, for the group pickers.
+    #[serde(default)]
+    pub columns: Vec<ColumnBrief>,
 }

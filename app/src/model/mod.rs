@@ -3,6 +3,7 @@
 //! the submodule of the same name as the page, all re-exported here.
 
 mod access;
+mod columns;
 mod discover;
 mod drift;
 mod fairness;
@@ -12,6 +13,7 @@ mod slices;
 mod whatif;
 
 pub use access::*;
+pub use columns::*;
 pub use discover::*;
 pub use drift::*;
 pub use fairness::*;

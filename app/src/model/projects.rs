@@ -251,6 +251,9 @@ pub struct ProjectView {
     /// The project's newest rules (model assertions).
     #[serde(default)]
     pub rules: Option<RuleSetVersion>,
+    /// The newest run's feature columns, for the slice picker.
+    #[serde(default)]
+    pub columns: Vec<ColumnBrief>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -150,4 +150,7 @@ pub struct ResidualsView {
     pub chart_qq: String,
     pub chart_acf: Option<String>,
     pub chart_slices: Option<String>,
+    /// The run's feature columns, for the slice picker.
+    #[serde(default)]
+    pub columns: Vec<ColumnBrief>,
 }

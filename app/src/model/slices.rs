@@ -157,4 +157,10 @@ pub struct SliceView {
     /// The run's project, for the "over time" link.
     #[serde(default)]
     pub project: Option<String>,
+    /// The run's feature columns, for the slice pickers.
+    #[serde(default)]
+    pub columns: Vec<ColumnBrief>,
+    /// The slice specs of the project's gates (the default slicing when the URL names none).
+    #[serde(default)]
+    pub gate_slices: Vec<String>,
 }

@@ -14,6 +14,7 @@ use leptos_router::{
 };
 
 use crate::components::{CopyLink, ErrorBox, PlotlyChart, fmt_metric};
+use crate::pickers::{BaselinePicker, FieldError, FieldMessage, LimitsEditor, SlicePicker, ThresholdChips, clean_error, load_keeping_form, parse_threshold_list};
 use crate::model::{Estimate, FairnessView, SliceResult};
 use crate::pages::slices::{with_param, without_param};
 use crate::server_fns::{SaveFairnessLimits, get_fairness_view};
@@ -44,6 +45,9 @@ struct Row {
     threshold: Option<f64>,
 }
 
+/// The fairness form's parameters: a rejected one is dropped to keep a result on the page.
+const FORM_KEYS: &[&str] = &["feature", "thresholds", "baseline", "limits", "min_size", "model", "metric"];
+
 #[component]
 pub fn FairnessPage() -> impl IntoView {
     let params = use_params_map();
@@ -54,7 +58,12 @@ pub fn FairnessPage() -> impl IntoView {
     // Sorting and the A-vs-B pair happen in the browser: they do not recompute.
     let computed = Memo::new(move |_| ["sort", "a", "b"].into_iter().fold(search.get(), |q, k| without_param(&q, k)));
     let sort = Memo::new(move |_| query.read().get("sort").unwrap_or_else(|| "group".into()));
-    let data = Resource::new(move || (id.get(), computed.get()), |(id, q)| get_fairness_view(id.into_iter().collect(), q));
+    let data = Resource::new(
+        move || (id.get(), computed.get()),
+        |(id, q)| load_keeping_form(q, FORM_KEYS, move |q| get_fairness_view(id.clone().into_iter().collect(), q)),
+    );
+    // The last view that worked stays on the page while a rejected request is fixed.
+    let last_good = StoredValue::new(None::<FairnessView>);
     view! {
         <Title text="Fairness" />
         <div class="page-head">
@@ -66,11 +75,83 @@ pub fn FairnessPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p>"Computing…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
-                    Err(e) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
-                    Ok(v) => view! { <FairnessPanel v id=id.get_untracked() search sort /> }.into_any(),
+                    Err(e) => view! { <ErrorBox message=clean_error(&e.to_string()) /> }.into_any(),
+                    Ok((v, error)) => {
+                        let kept = last_good.get_value();
+                        let (shown, note) = match (&error, kept) {
+                            (None, _) => {
+                                last_good.set_value(Some(v.clone()));
+                                (v.clone(), None)
+                            }
+                            (Some(_), Some(kept)) => (kept, Some("Below: the last result that worked.")),
+                            (Some(_), None) => (v.clone(), Some("Below: the view without the rejected field.")),
+                        };
+                        view! {
+                            <FairnessForm v is_compare=id.get_untracked().is_none() error />
+                            {note.map(|n| view! { <p class="muted kept-result" data-testid="kept-result">{n}</p> })}
+                            <FairnessPanel v=shown id=id.get_untracked() search sort />
+                        }.into_any()
+                    }
                 }
             })}
         </Suspense>
+    }
+}
+
+/// The fairness form: the group picker (and its spec text), thresholds, baseline group, minimum
+/// group size, models, metrics and a limit per criterion. Values come from the URL (so a rejected
+/// one stays visible to be fixed), else from the view.
+#[component]
+fn FairnessForm(v: FairnessView, is_compare: bool, error: Option<FieldError>) -> impl IntoView {
+    let query = use_query_map();
+    let url = |k: &str| query.read_untracked().get_all(k).unwrap_or_default().join("; ");
+    let feature = RwSignal::new(match url("feature") {
+        f if f.trim().is_empty() => v.feature.clone(),
+        f => f,
+    });
+    let thresholds = RwSignal::new(parse_threshold_list(&url("thresholds")).unwrap_or_else(|| v.thresholds.clone()));
+    let baseline = RwSignal::new(match url("baseline") {
+        b if b.trim().is_empty() => v.baseline.clone(),
+        b => b,
+    });
+    let limits = RwSignal::new(v.limits.clone());
+    let keep_limits = !url("limits").trim().is_empty();
+    let groups: Vec<(String, String)> = v.entries.first().map(|e| e.result.slices.iter().flat_map(|s| s.key.clone()).collect()).unwrap_or_default();
+    let chosen_models: Vec<String> = v.entries.iter().map(|e| e.model.clone()).collect();
+    let runs_param = v.entries.iter().map(|e| e.run_id.clone()).collect::<Vec<_>>().join(",");
+    let min_size = match url("min_size") {
+        m if m.trim().is_empty() => v.min_size.to_string(),
+        m => m,
+    };
+    let other_error = error.as_ref().filter(|e| !["feature", "thresholds", "baseline", "limits"].contains(&e.field.as_str())).map(|e| e.message.clone());
+    let (models, metric_names, metrics) = (v.models.clone(), v.metric_names.clone(), v.metrics.clone());
+    view! {
+        <Form method="GET" action="" on_form_data=crate::pickers::drop_unnamed_entries()>
+            {is_compare.then(|| view! { <input type="hidden" name="runs" value=runs_param.clone() /> })}
+            <div class="controls picker-form">
+                <SlicePicker columns=v.columns.clone() spec=feature name="feature" label="Groups" none_label="— default —" error=FieldError::about(&error, "feature") />
+            </div>
+            <div class="controls">
+                <ThresholdChips values=thresholds max=10 error=FieldError::about(&error, "thresholds") />
+                <BaselinePicker columns=v.columns.clone() spec=Signal::derive(move || feature.get()) value=baseline seen=groups error=FieldError::about(&error, "baseline") />
+                <label>"Min group size " <input type="number" name="min_size" aria-label="Min group size" min="1" value=min_size /></label>
+            </div>
+            {(!is_compare).then(|| view! {
+                <fieldset class="controls"><legend>"Models"</legend>
+                    {models.iter().map(|m| view! {
+                        <label><input type="checkbox" name="model" value=m.clone() checked=chosen_models.contains(m) />{m.clone()}</label>
+                    }).collect_view()}
+                </fieldset>
+            })}
+            <fieldset class="controls"><legend>"Metrics"</legend>
+                {metric_names.iter().map(|m| view! {
+                    <label><input type="checkbox" name="metric" value=m.clone() checked=metrics.contains(m) aria-label=format!("metric {m}") />{m.clone()}</label>
+                }).collect_view()}
+            </fieldset>
+            <LimitsEditor limits always=keep_limits error=FieldError::about(&error, "limits") />
+            <FieldMessage id="form-error".to_string() message=other_error />
+            <button type="submit">"Apply"</button>
+        </Form>
     }
 }
 
@@ -91,59 +172,15 @@ fn FairnessPanel(v: FairnessView, id: Option<String>, search: Memo<String>, sort
     let export = |format: &str| format!("{export_path}?{}", with_param(&without_param(&search.get_untracked(), "sort"), "format", format));
     let (export_html, export_csv, export_json) = (export("html"), export("csv"), export("json"));
     let flip_href = format!("{base_path}?{}", with_param(&search.get_untracked(), "flip", "1"));
-    let chosen_models: Vec<String> = v.entries.iter().map(|e| e.model.clone()).collect();
-    let single_feature = !v.feature.contains(',');
-    let baseline = v.baseline.clone();
     let groups: Vec<String> = v.entries[0].result.slices.iter().filter(|s| s.spec == v.feature).map(|s| s.label()).collect();
-    let thresholds_text = v.thresholds.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",");
     let limits_text = v.limits.iter().map(|(n, l)| format!("{n}:{l}")).collect::<Vec<_>>().join(",");
-    let runs_param = v.entries.iter().map(|e| e.run_id.clone()).collect::<Vec<_>>().join(",");
     let save = ServerAction::<SaveFairnessLimits>::new();
     let saved = save.value();
     let entries = v.entries.clone();
     let many = entries.len() > 1;
-    let form = {
-        let features_list = v.features.clone();
-        let (is_compare, feature, groups, baseline, limits_text, models, metrics, metric_names, chosen_models) =
-            (id.is_none(), v.feature.clone(), groups.clone(), baseline.clone(), limits_text.clone(), v.models.clone(), v.metrics.clone(), v.metric_names.clone(), chosen_models.clone());
-        let (runs_param, thresholds_text, min_size) = (runs_param.clone(), thresholds_text.clone(), v.min_size);
-        view! {
-        <Form method="GET" action="">
-            {is_compare.then(|| view! { <input type="hidden" name="runs" value=runs_param.clone() /> })}
-            <div class="controls">
-                <label>"Groups " <input type="text" name="feature" aria-label="Groups" list="features" value=feature.clone() /></label>
-                <datalist id="features">{features_list.iter().map(|f| view! { <option value=f.clone() /> }).collect_view()}</datalist>
-                <label>"Thresholds " <input type="text" name="thresholds" aria-label="Thresholds"
-                    value=thresholds_text /></label>
-                <label>"Baseline "
-                    <select name="baseline" aria-label="Baseline">
-                        <option value="overall" selected=baseline == "overall">"overall"</option>
-                        {single_feature.then(|| groups.clone().into_iter().map(|g| view! { <option value=g.clone() selected=g == baseline>{g.clone()}</option> }).collect_view())}
-                    </select>
-                </label>
-                <label>"Min group size " <input type="number" name="min_size" aria-label="Min group size" min="1" value=min_size.to_string() /></label>
-            </div>
-            {(!is_compare).then(|| view! {
-                <fieldset class="controls"><legend>"Models"</legend>
-                    {models.iter().map(|m| view! {
-                        <label><input type="checkbox" name="model" value=m.clone() checked=chosen_models.contains(m) />{m.clone()}</label>
-                    }).collect_view()}
-                </fieldset>
-            })}
-            <fieldset class="controls"><legend>"Metrics"</legend>
-                {metric_names.iter().map(|m| view! {
-                    <label><input type="checkbox" name="metric" value=m.clone() checked=metrics.contains(m) aria-label=format!("metric {m}") />{m.clone()}</label>
-                }).collect_view()}
-            </fieldset>
-            <input type="hidden" name="limits" value=limits_text.clone() />
-            <button type="submit">"Apply"</button>
-        </Form>
-        }
-    };
     let summary = format!("{} groups of '{}' · baseline {} · {}% intervals ({} bootstrap replicates) · groups under {} rows are marked small · gaps flagged at BH-adjusted q ≤ 0.05",
         groups.len(), v.feature, v.baseline, (entries[0].result.ci * 100.0).round(), entries[0].result.bootstrap, v.min_size);
     view! {
-        {form}
         <p class="actions">
             <a class="button" href=export_html download="strata-fairness.html">"Export HTML report"</a>
             <a class="button" href=export_csv download="strata-fairness.csv">"CSV"</a>

@@ -55,7 +55,7 @@ fn ProjectPanel(v: ProjectView) -> impl IntoView {
     let (metric, model, by) = (v.metric.clone(), v.model.clone(), v.by.clone());
     let (gates, metric_names, models) = (v.gates.clone(), v.metric_names.clone(), v.models.clone());
     view! {
-        <Form method="GET" action="">
+        <Form method="GET" action="" on_form_data=crate::pickers::drop_unnamed_entries()>
             <div class="controls">
                 <label>"Metric "
                     <select name="metric" aria-label="Metric">
@@ -67,9 +67,7 @@ fn ProjectPanel(v: ProjectView) -> impl IntoView {
                         {v.models.iter().map(|m| view! { <option value=m.clone() selected=*m == model>{m.clone()}</option> }).collect_view()}
                     </select>
                 </label>
-                <label>"Slices "
-                    <input name="slice" aria-label="Slices" value=v.slice.clone() placeholder="overall, sex, sex,race, age:q4" />
-                </label>
+                <crate::pickers::SlicePicker columns=v.columns.clone() spec=RwSignal::new(v.slice.clone()) name="slice" label="Slices" none_label="overall" />
                 <label>"Threshold "
                     <input name="threshold" aria-label="Threshold" type="number" step="0.01" min="0" max="1" value=v.threshold.to_string() />
                 </label>

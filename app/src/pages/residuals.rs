@@ -10,9 +10,13 @@ use leptos_router::{
 };
 
 use crate::components::{CopyLink, ErrorBox, PlotlyChart, fmt_metric};
+use crate::pickers::{FieldError, FieldMessage, SlicePicker, clean_error, load_keeping_form};
 use crate::model::ResidualsView;
 use crate::pages::slices::with_param;
 use crate::server_fns::get_residuals_view;
+
+/// The residuals form's parameters: a rejected one is dropped to keep a result on the page.
+const FORM_KEYS: &[&str] = &["slice", "model", "kind", "feature"];
 
 #[component]
 pub fn ResidualsPage() -> impl IntoView {
@@ -21,8 +25,11 @@ pub fn ResidualsPage() -> impl IntoView {
     let location = use_location();
     let id = Memo::new(move |_| params.read().get("id").unwrap_or_default());
     let search = Memo::new(move |_| location.search.get().trim_start_matches('?').to_string());
-    let data = Resource::new(move || (id.get(), search.get()), |(id, q)| get_residuals_view(id, q));
-    let q = move |k: &str| query.read().get(k).unwrap_or_default();
+    let data = Resource::new(move || (id.get(), search.get()), |(id, q)| load_keeping_form(q, FORM_KEYS, move |q| get_residuals_view(id.clone(), q)));
+    let last_good = StoredValue::new(None::<ResidualsView>);
+    let hidden = move |k: &'static str| {
+        view! { <input type="hidden" name=move || query.read().get(k).filter(|x| !x.is_empty()).map(|_| k) value=move || query.read().get(k).unwrap_or_default() /> }
+    };
 
     view! {
         <Title text="Residuals" />
@@ -32,21 +39,34 @@ pub fn ResidualsPage() -> impl IntoView {
             <CopyLink />
         </div>
         <crate::pages::team::ShareView run_id=id.get_untracked() />
-        <Form method="GET" action="">
-            <div class="controls">
-                <label>"Bias by slice " <input type="text" name="slice" aria-label="Bias by slice" placeholder="sex, age:q5, region"
-                    prop:value=move || q("slice") /></label>
-                <input type="hidden" name="model" prop:value=move || q("model") />
-                <input type="hidden" name="kind" prop:value=move || q("kind") />
-                <input type="hidden" name="feature" prop:value=move || q("feature") />
-                <button type="submit">"Apply"</button>
-            </div>
-        </Form>
         <Suspense fallback=|| view! { <p>"Computing…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
-                    Err(e) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
-                    Ok(v) => view! { <ResidualsPanel v id=id.get_untracked() search /> }.into_any(),
+                    Err(e) => view! { <ErrorBox message=clean_error(&e.to_string()) /> }.into_any(),
+                    Ok((v, error)) => {
+                        let shown = match &error {
+                            None => {
+                                last_good.set_value(Some(v.clone()));
+                                v.clone()
+                            }
+                            Some(_) => last_good.get_value().unwrap_or_else(|| v.clone()),
+                        };
+                        let spec = RwSignal::new(query.read_untracked().get("slice").unwrap_or_default());
+                        let other_error = error.as_ref().filter(|e| e.field != "slice").map(|e| e.message.clone());
+                        view! {
+                            <Form method="GET" action="" on_form_data=crate::pickers::drop_unnamed_entries()>
+                                <div class="controls picker-form">
+                                    <SlicePicker columns=v.columns.clone() spec name="slice" label="Bias by slice" none_label="— none —" error=FieldError::about(&error, "slice") />
+                                    {hidden("model")}
+                                    {hidden("kind")}
+                                    {hidden("feature")}
+                                    <button type="submit">"Apply"</button>
+                                </div>
+                                <FieldMessage id="form-error".to_string() message=other_error />
+                            </Form>
+                            <ResidualsPanel v=shown id=id.get_untracked() search />
+                        }.into_any()
+                    }
                 }
             })}
         </Suspense>

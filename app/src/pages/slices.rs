@@ -10,6 +10,10 @@ use leptos_router::{
 };
 
 use crate::components::{ErrorBox, PlotlyChart, fmt_metric};
+use crate::pickers::{
+    BaselinePicker, FieldError, FieldMessage, SlicePicker, ThresholdChips, clean_error, load_keeping_form, parse_threshold_list, recall_choice,
+    remember_choice, spec_fits,
+};
 use crate::metrics::{self, Direction};
 use crate::model::{SliceResult, SliceView};
 use crate::pages::runs::urlencode;
@@ -71,19 +75,43 @@ fn metric_key(metric: &str, threshold: Option<f64>) -> String {
     }
 }
 
+/// The slices form's parameters: a rejected one is dropped to keep a result on the page.
+const FORM_KEYS: &[&str] = &["slice", "thresholds", "baseline", "model", "metric"];
+
+/// Where the user's last slicing is remembered in the browser.
+const LAST_SLICE: &str = "strata.slices.slice";
+
 #[component]
 pub fn SlicesPage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
     let location = use_location();
+    let navigate = use_navigate();
     let id = Memo::new(move |_| params.read().get("id").unwrap_or_default());
     let search = Memo::new(move |_| location.search.get().trim_start_matches('?').to_string());
     // The sort order is applied in the browser: changing it does not recompute the metrics.
     let computed_query = Memo::new(move |_| without_param(&search.get(), "sort"));
     let sort = Memo::new(move |_| query.read().get("sort").unwrap_or_else(|| "worst".into()));
-    let view_data = Resource::new(move || (id.get(), computed_query.get()), |(id, q)| get_slice_view(id, q));
-    let q = move |k: &str| query.read().get(k).unwrap_or_default();
-    let slices_in_url = Memo::new(move |_| query.read().get_all("slice").unwrap_or_default());
+    let view_data = Resource::new(
+        move || (id.get(), computed_query.get()),
+        |(id, q)| load_keeping_form(q, FORM_KEYS, move |q| get_slice_view(id.clone(), q)),
+    );
+    // The last view that worked stays on the page while a rejected request is fixed.
+    let last_good = StoredValue::new(None::<SliceView>);
+    // No slicing in the URL and none from the project's gates: the user's last one (if this run
+    // has its columns); a slicing that worked becomes the last one.
+    Effect::new(move |_| {
+        let Some(Ok((v, None))) = view_data.get() else { return };
+        let in_url = query.read_untracked().get_all("slice").unwrap_or_default().join("; ");
+        if !in_url.trim().is_empty() {
+            remember_choice(LAST_SLICE, &in_url);
+        } else if v.gate_slices.is_empty()
+            && let Some(last) = recall_choice(LAST_SLICE).filter(|l| spec_fits(l, &v.columns))
+        {
+            let url = format!("/runs/{}/slices?{}", id.get_untracked(), with_param(&search.get_untracked(), "slice", &last));
+            navigate(&url, NavigateOptions { replace: true, scroll: false, ..Default::default() });
+        }
+    });
 
     view! {
         <Title text="Slices" />
@@ -92,29 +120,72 @@ pub fn SlicesPage() -> impl IntoView {
             <a href=move || format!("/runs/{}", id.get())>"← run overview"</a>
         </div>
         <crate::pages::team::ShareView run_id=id.get_untracked() />
-        <Form method="GET" action="">
-            <div class="controls">
-                <label>"Slice by " <input type="text" name="slice" aria-label="Slice by" placeholder="sex, sex,race, age:q5, age:[18,30,45]"
-                    prop:value=move || slices_in_url.get().first().cloned().unwrap_or_default() /></label>
-                <label>"and by " <input type="text" name="slice" aria-label="And by" placeholder="race"
-                    prop:value=move || slices_in_url.get().get(1).cloned().unwrap_or_default() /></label>
-                <label>"Thresholds " <input type="text" name="thresholds" aria-label="Thresholds" placeholder="0.3,0.5,0.7"
-                    prop:value=move || { let t = q("thresholds"); if t.is_empty() { "0.5".to_string() } else { t } } /></label>
-                <label>"Baseline " <input type="text" name="baseline" aria-label="Baseline" placeholder="overall or sex=Male"
-                    prop:value=move || q("baseline") /></label>
-                <input type="hidden" name="model" prop:value=move || q("model") />
-                <input type="hidden" name="metric" prop:value=move || q("metric") />
-                <button type="submit">"Apply"</button>
-            </div>
-        </Form>
         <Suspense fallback=|| view! { <p>"Computing…"</p> }>
             {move || Suspend::new(async move {
                 match view_data.await {
-                    Err(e) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
-                    Ok(v) => view! { <SliceViewPanel v id=id.get_untracked() search sort /> }.into_any(),
+                    Err(e) => view! { <ErrorBox message=clean_error(&e.to_string()) /> }.into_any(),
+                    Ok((v, error)) => {
+                        let kept = last_good.get_value();
+                        let (shown, note) = match (&error, kept) {
+                            (None, _) => {
+                                last_good.set_value(Some(v.clone()));
+                                (v.clone(), None)
+                            }
+                            (Some(_), Some(kept)) => (kept, Some("Below: the last result that worked.")),
+                            (Some(_), None) => (v.clone(), Some("Below: the view without the rejected field.")),
+                        };
+                        view! {
+                            <SliceForm v error />
+                            {note.map(|n| view! { <p class="muted kept-result" data-testid="kept-result">{n}</p> })}
+                            <SliceViewPanel v=shown id=id.get_untracked() search sort />
+                        }.into_any()
+                    }
                 }
             })}
         </Suspense>
+    }
+}
+
+/// The slicing form: column pickers (and the spec text), thresholds and baseline; Apply writes
+/// the URL (`slice`, `thresholds`, `baseline`; empty ones left out).
+#[component]
+fn SliceForm(v: SliceView, error: Option<FieldError>) -> impl IntoView {
+    let query = use_query_map();
+    let url = |k: &str| query.read_untracked().get_all(k).unwrap_or_default().join("; ");
+    let in_url = url("slice");
+    let spec = RwSignal::new(if in_url.trim().is_empty() { v.gate_slices.join("; ") } else { in_url });
+    let thresholds = RwSignal::new(parse_threshold_list(&url("thresholds")).unwrap_or_else(|| v.result.thresholds.clone()));
+    let baseline = RwSignal::new(match url("baseline") {
+        b if b.trim().is_empty() => "overall".to_string(),
+        b => b,
+    });
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for s in &v.result.slices {
+        for (c, x) in &s.key {
+            if !seen.iter().any(|(a, b)| a == c && b == x) {
+                seen.push((c.clone(), x.clone()));
+            }
+        }
+    }
+    let binary = v.result.task == "binary";
+    let other_error = error.as_ref().filter(|e| !["slice", "thresholds", "baseline"].contains(&e.field.as_str())).map(|e| e.message.clone());
+    let hidden = move |k: &'static str| {
+        view! { <input type="hidden" name=move || query.read().get(k).filter(|x| !x.is_empty()).map(|_| k) value=move || query.read().get(k).unwrap_or_default() /> }
+    };
+    view! {
+        <Form method="GET" action="" on_form_data=crate::pickers::drop_unnamed_entries()>
+            <div class="controls picker-form">
+                <SlicePicker columns=v.columns.clone() spec name="slice" label="Slice by" error=FieldError::about(&error, "slice") />
+            </div>
+            <div class="controls">
+                {binary.then(|| view! { <ThresholdChips values=thresholds error=FieldError::about(&error, "thresholds") /> })}
+                <BaselinePicker columns=v.columns.clone() spec=Signal::derive(move || spec.get()) value=baseline seen error=FieldError::about(&error, "baseline") />
+                {hidden("model")}
+                {hidden("metric")}
+                <button type="submit">"Apply"</button>
+            </div>
+            <FieldMessage id="form-error".to_string() message=other_error />
+        </Form>
     }
 }
 
@@ -211,6 +282,7 @@ fn SliceViewPanel(v: SliceView, id: String, search: Memo<String>, sort: Memo<Str
         </p>
         {over_time}
         <PlotlyChart figure=chart label=format!("{key} by slice") />
+        <div class="table-scroll" tabindex="0" role="region" aria-label="Metrics by slice">
         <table class="data slices">
             <thead><tr><th>"Slice"</th><th class="num">"Count"</th><th class="num">{key.clone()}</th><th class="num">"95% interval"</th>
                 <th class="num">"Diff vs baseline"</th><th class="num">"Ratio"</th><th class="num">"q-value"</th><th>""</th></tr></thead>
@@ -218,6 +290,7 @@ fn SliceViewPanel(v: SliceView, id: String, search: Memo<String>, sort: Memo<Str
                 {rows}
             </tbody>
         </table>
+        </div>
     }
 }
 

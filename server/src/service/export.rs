@@ -170,6 +170,7 @@ mod tests {
             metric_names: vec![],
             limits: vec![],
             limits_stored: false,
+            columns: vec![],
         };
         let html = fairness_html(&v, name, Some("/* plotly */"));
         assert!(!html.contains("<script>alert(1)") && !html.contains("<!--"), "{html}");

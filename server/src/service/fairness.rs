@@ -204,6 +204,7 @@ impl AppState {
             metric_names: fairness_names().map(str::to_string).collect(),
             limits,
             limits_stored: stored.is_some(),
+            columns: self.column_briefs(first).await?,
         })
     }
 

@@ -18,6 +18,7 @@ use crate::settings::Limits;
 use crate::store::cache::{ByteLru, FrameCache};
 use crate::store::{NewAttachment, NewRun, Store, StoreError};
 
+pub mod columns;
 pub mod discover;
 pub mod drift;
 pub mod export;
@@ -539,7 +540,13 @@ impl AppState {
         let detail = self.run_detail(id).await?;
         let (page, api) = params::split(query, params::SLICES_PAGE_KEYS);
         let page: params::SlicesPageParams = params::decode_pairs(&page)?;
-        let request = metrics_request(&detail, params::decode_pairs(&api)?)?;
+        let mut api: params::MetricsParams = params::decode_pairs(&api)?;
+        // No slicing in the URL: the project's gates' slices, so the page opens on what is judged.
+        let gate_slices = self.gate_slices(detail.summary.project.as_deref()).await?;
+        if api.slice.iter().all(|s| s.trim().is_empty()) {
+            api.slice = gate_slices.clone();
+        }
+        let request = metrics_request(&detail, api)?;
         let task = detail.summary.task;
         let metric_names = strata_app::metrics::task_names(task, request.class_scores.len());
         let metric = page.metric.clone().unwrap_or_else(|| match task {
@@ -553,7 +560,8 @@ impl AppState {
         let result = self.compute_metrics(id, request, task).await?;
         let threshold = strata_app::metrics::at_threshold(task, &metric).then(|| result.thresholds[0]);
         let chart = charts::slice_bars(&result, &metric, threshold);
-        Ok(SliceView { result, models: detail.summary.models.clone(), metric, threshold, chart, metric_names, project: detail.summary.project.clone() })
+        let columns = self.column_briefs(&detail).await?;
+        Ok(SliceView { result, models: detail.summary.models.clone(), metric, threshold, chart, metric_names, project: detail.summary.project.clone(), columns, gate_slices })
     }
 }
 

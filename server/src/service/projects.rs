@@ -349,7 +349,11 @@ impl AppState {
         let validations = self.store.project_validations(project).await?;
         let gates = self.store.get_gates(project, None).await?;
         let rules = self.store.get_rules(project, None).await?;
-        Ok(ProjectView { project: project.to_string(), runs, validations, models, model, metric, metric_names, slice, threshold, by, points, chart, gates, rules })
+        let columns = match runs.last() {
+            Some(r) => self.column_briefs(&self.run_detail(&r.id).await?).await?,
+            None => Vec::new(),
+        };
+        Ok(ProjectView { project: project.to_string(), runs, validations, models, model, metric, metric_names, slice, threshold, by, points, chart, gates, rules, columns })
     }
 }
 

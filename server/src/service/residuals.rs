@@ -84,6 +84,7 @@ impl AppState {
             chart_slices: (!result.slices.is_empty()).then(|| charts::residual_slices(&result.slices)),
             models: detail.summary.models.clone(),
             feature_names,
+            columns: self.column_briefs(&detail).await?,
             result,
         })
     }
