@@ -40,8 +40,8 @@ test("issue 20 journey: seven tasks with pickers only, each answer equal to the 
   await page.waitForURL(/metric=fpr/);
   await slices.row("race=Black").waitFor();
   const model = await slices.model().inputValue();
-  const view = await api(`/api/v1/runs/${adult}/slices?slice=race&model=${model}&thresholds=0.5`);
-  const fprOf = (s) => s.at.find((a) => a.threshold === 0.5).metrics.fpr.value;
+  const view = await api(`/api/v1/runs/${adult}/metrics?slice=race&model=${model}&thresholds=0.5`);
+  const fprOf = (s) => s.at.find((a) => a.threshold === 0.5).fpr.value;
   const worst = view.slices.filter((s) => s.spec !== "overall").reduce((a, b) => (fprOf(b) > fprOf(a) ? b : a));
   const first = (await slices.rows().allInnerTexts()).find((r) => r.startsWith("race="));
   assert.ok(first.startsWith(`race=${worst.key.race}`), `worst first: ${first} vs the API's ${worst.key.race}`);
@@ -113,9 +113,9 @@ test("issue 20 journey: seven tasks with pickers only, each answer equal to the 
   await page.locator('[aria-label="Metric over time"][data-rendered="true"]').waitFor();
   const points = await page.getByTestId("project-points").locator("tbody tr").count();
   assert.ok(points >= 1, "a point per run");
-  const overall = await api(`/api/v1/runs/${adult}/slices?model=${encodeURIComponent(await page.getByRole("combobox", { name: "Model" }).first().inputValue())}`);
+  const overall = await api(`/api/v1/runs/${adult}/metrics?model=${encodeURIComponent(await page.getByRole("combobox", { name: "Model" }).first().inputValue())}`);
   const auc = overall.slices.find((s) => s.spec === "overall").metrics.auc_roc.value.toFixed(4);
-  assert.ok((await page.getByTestId("project-points").innerText()).includes(auc), `the demo run's AUC ${auc} is a point`);
+  assert.ok((await page.getByTestId("project-points").textContent()).includes(auc), `the demo run's AUC ${auc} is a point`);
 
   // 7. Upload a CSV: the file picker and the role table (the roles inferred from the names).
   const upload = new UploadPage(page);

@@ -168,7 +168,7 @@ test("pickers: race by picker only, worst FPR group; a typo keeps the form and t
   await page.setViewportSize({ width: 390, height: 900 });
   const formRight = await page.evaluate(() => Math.max(...[...document.querySelectorAll("form *")].map((e) => e.getBoundingClientRect().right)));
   assert.ok(formRight <= 390, `the form fits a phone: ${formRight}`);
-  const tableBox = await page.locator(".table-scroll").boundingBox();
+  const tableBox = await page.getByRole("region", { name: "Metrics by slice" }).boundingBox();
   assert.ok(tableBox.x + tableBox.width <= 390, "the table scrolls inside its wrapper");
   await page.screenshot({ path: "end2end/test-results/slices-pickers-390.png", fullPage: true });
   assert.deepEqual(errors, []);
