@@ -112,7 +112,7 @@ test("rules: tried on the project's newest run, a syntax error located, then sav
   assert.match(await page.getByTestId("rules-summary").innerText(), /decisions changed/);
   await page.getByTestId("rules-metrics").waitFor();
   await page.screenshot({ path: "end2end/test-results/rules.png", fullPage: true });
-  await page.getByRole("button", { name: "Save as a new version" }).click();
+  await page.getByRole("button", { name: "Save the rules as a new version" }).click();
   await page.getByTestId("rules-saved").waitFor();
   assert.match(await page.getByTestId("rules-saved").innerText(), /version 1/);
   const stored = await (await fetch(`${BASE}/api/v1/projects/rules-e2e/rules`)).json();

@@ -112,7 +112,7 @@ test("projects: the gates editor saves a new version, the verdict follows it, an
   assert.equal(await gates.getByRole("group", { name: "Gate 2", exact: true }).getByRole("textbox", { name: "Slice" }).inputValue(), "race");
   // Edit a bound in the form and save: a new version.
   await min.fill("0.99");
-  await gates.getByRole("button", { name: "Save as a new version" }).click();
+  await gates.getByRole("button", { name: "Save the gates as a new version" }).click();
   await page.getByTestId("gates-saved").filter({ hasText: `Saved as version ${n + 1}.` }).waitFor();
   assert.match(await page.getByTestId("gates-version").innerText(), new RegExp(`^Version ${n + 1} `));
   const saved = await (await fetch(`${BASE}/api/v1/projects/adult-income/gates`)).json();
@@ -135,7 +135,7 @@ test("projects: the gates editor saves a new version, the verdict follows it, an
   await waitForHydration(page);
   await min.fill("");
   await gates.getByRole("group", { name: "Gate 2", exact: true }).getByRole("textbox", { name: "Min", exact: true }).fill("0.75");
-  await gates.getByRole("button", { name: "Save as a new version" }).click();
+  await gates.getByRole("button", { name: "Save the gates as a new version" }).click();
   const refusal = page.getByTestId("gates-error");
   await refusal.waitFor();
   assert.match(await refusal.innerText(), /gate 1 \(auc_roc\): give at least one of min, max/);
@@ -153,7 +153,7 @@ test("projects: the gates editor saves a new version, the verdict follows it, an
   assert.equal(shown.gates[0].min, undefined);
   assert.equal(shown.gates[1].min, 0.75);
   await json.fill(JSON.stringify(original.gates, null, 2));
-  await gates.getByRole("button", { name: "Save as a new version" }).click();
+  await gates.getByRole("button", { name: "Save the gates as a new version" }).click();
   await page.getByTestId("gates-saved").filter({ hasText: `Saved as version ${n + 2}.` }).waitFor();
   const restored = await (await fetch(`${BASE}/api/v1/projects/adult-income/gates`)).json();
   assert.deepEqual(restored.gates, original.gates);

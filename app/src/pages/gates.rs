@@ -316,7 +316,7 @@ pub fn GatesSection(project: String, gates: Option<GateSetVersion>, metric_names
             <div class="controls">
                 <crate::pages::team::EditOnly>
                     {let on_save = on_save.clone(); view! {
-                        <button type="button" on:click=on_save.clone() disabled=move || save.pending().get()>"Save as a new version"</button>
+                        <button type="button" on:click=on_save.clone() disabled=move || save.pending().get()>"Save the gates as a new version"</button>
                     }}
                 </crate::pages::team::EditOnly>
                 {move || save.pending().get().then(|| view! { <span class="muted" role="status">"Saving…"</span> })}

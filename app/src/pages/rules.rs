@@ -27,7 +27,7 @@ pub fn RulesSection(project: String, rules: Option<RuleSetVersion>) -> impl Into
             <button type="button" on:click=move |_| { preview.dispatch(PreviewRules { project: p1.clone(), source: text.get_untracked() }); }>"Try on the newest run"</button>
             <crate::pages::team::EditOnly>
                 {let p2 = p2.clone(); view! {
-                    <button type="button" on:click=move |_| { save.dispatch(SaveRules { project: p2.clone(), source: text.get_untracked() }); }>"Save as a new version"</button>
+                    <button type="button" on:click=move |_| { save.dispatch(SaveRules { project: p2.clone(), source: text.get_untracked() }); }>"Save the rules as a new version"</button>
                 }}
             </crate::pages::team::EditOnly>
         </div>
