@@ -84,20 +84,7 @@ pub fn parse_spec(text: &str) -> Option<Vec<Pick>> {
     if t.contains('=') || t.contains(" in ") || t.contains('&') {
         return None;
     }
-    let mut parts = Vec::new();
-    let (mut depth, mut start) = (0i32, 0usize);
-    for (i, ch) in t.char_indices() {
-        match ch {
-            '[' => depth += 1,
-            ']' => depth -= 1,
-            ',' if depth == 0 => {
-                parts.push(&t[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(&t[start..]);
+    let parts = split_outside_brackets(t);
     if parts.len() > MAX_CROSS {
         return None;
     }
@@ -292,6 +279,40 @@ pub fn classify_error(message: &str, fields: &[(&str, String)]) -> FieldError {
     FieldError { field: found, message }
 }
 
+/// The comma-separated parts of a cross (`sex,age:[18,30,45]`): commas inside brackets stay. The
+/// engine's spec parser splits the same way.
+pub fn split_outside_brackets(t: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0i32, 0usize);
+    for (i, ch) in t.char_indices() {
+        match ch {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&t[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&t[start..]);
+    parts
+}
+
+/// What a view shows after a request: a good answer is kept as the last good one and shown; when a
+/// field was rejected, the last good answer stays (or, on a first load, the view without that field),
+/// with a note saying which.
+pub fn shown_result<T: Clone + Send + Sync + 'static>(last_good: StoredValue<Option<T>>, v: &T, rejected: bool) -> (T, Option<&'static str>) {
+    match (rejected, last_good.get_value()) {
+        (false, _) => {
+            last_good.set_value(Some(v.clone()));
+            (v.clone(), None)
+        }
+        (true, Some(kept)) => (kept, Some("Below: the last result that worked.")),
+        (true, None) => (v.clone(), Some("Below: the view without the rejected field.")),
+    }
+}
+
 /// A query parameter's values, decoded (`+` and `%XX`).
 pub fn query_values(query: &str, key: &str) -> Vec<String> {
     query
@@ -299,31 +320,8 @@ pub fn query_values(query: &str, key: &str) -> Vec<String> {
         .split('&')
         .filter_map(|p| p.split_once('=').or(Some((p, ""))))
         .filter(|(k, _)| *k == key)
-        .map(|(_, v)| percent_decode(v))
+        .map(|(_, v)| crate::pages::whatif::decode(v))
         .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The query without `keys`, and without empty parameters (`slice=`, `=`).

@@ -77,15 +77,7 @@ pub fn FairnessPage() -> impl IntoView {
                 match data.await {
                     Err(e) => view! { <ErrorBox message=clean_error(&e.to_string()) /> }.into_any(),
                     Ok((v, error)) => {
-                        let kept = last_good.get_value();
-                        let (shown, note) = match (&error, kept) {
-                            (None, _) => {
-                                last_good.set_value(Some(v.clone()));
-                                (v.clone(), None)
-                            }
-                            (Some(_), Some(kept)) => (kept, Some("Below: the last result that worked.")),
-                            (Some(_), None) => (v.clone(), Some("Below: the view without the rejected field.")),
-                        };
+                        let (shown, note) = crate::pickers::shown_result(last_good, &v, error.is_some());
                         view! {
                             <FairnessForm v is_compare=id.get_untracked().is_none() error />
                             {note.map(|n| view! { <p class="muted kept-result" data-testid="kept-result">{n}</p> })}

@@ -138,21 +138,7 @@ impl SliceSpec {
             }
             return Ok(SliceSpec::Filter { column: c.trim().to_string(), value: v.trim().to_string() });
         }
-        // Split on commas outside brackets.
-        let mut parts = Vec::new();
-        let (mut depth, mut start) = (0i32, 0usize);
-        for (i, ch) in t.char_indices() {
-            match ch {
-                '[' => depth += 1,
-                ']' => depth -= 1,
-                ',' if depth == 0 => {
-                    parts.push(&t[start..i]);
-                    start = i + 1;
-                }
-                _ => {}
-            }
-        }
-        parts.push(&t[start..]);
+        let parts = strata_app::pickers::split_outside_brackets(t);
         if parts.len() > 3 {
             return Err(bad("a cross has at most three features"));
         }
