@@ -20,6 +20,8 @@ test("wages residuals: ranking, charts, feature and slice, copied link", async (
   await runs.runLink("GSS wages (demo)").click();
   // The overview shows the regression label as a histogram, not as classes.
   const bins = page.getByTestId("label-histogram").locator("tbody tr");
+  await page.waitForURL(/\/runs\/[0-9a-f]+$/);
+  await bins.first().waitFor();
   assert.equal(await bins.count(), 12);
   const counts = (await bins.locator("td:nth-child(2)").allInnerTexts()).map(Number);
   const run = (await (await fetch(`${BASE}/api/v1/runs`)).json()).find((r) => r.name === "GSS wages (demo)");
