@@ -8,6 +8,7 @@ mod hostile;
 mod ingest_errors;
 mod discover;
 mod drift;
+mod etag;
 mod faults;
 mod fuzz;
 mod fairness_golden;
