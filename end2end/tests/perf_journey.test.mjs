@@ -112,12 +112,18 @@ async function interact(page, { table, chart }, act, url, { chartChanges = true,
   }), [table, chart]);
   // STRATA_PERF_BEFORE=1 only times a build from before in-place updates (for the benchmark's baseline).
   if (!process.env.STRATA_PERF_BEFORE) assert.deepEqual(kept, { window: true, table: true, chart: true }, "updated in place: no document load, the same table and chart elements");
-  return { ms, before };
+  return { ms, before, after: await snapshot(page, table, chart), url: page.url() };
 }
 
-/** Back restores the previous URL, table and chart (in place too). */
-async function backRestores(page, { table, chart }, before, urlBefore) {
+/** Back restores the previous URL, table and chart (in place too); Forward the new ones again. */
+async function backAndForward(page, sel, r, urlBefore) {
   await page.goBack();
+  await shows(page, sel, r.before, urlBefore, "Back");
+  await page.goForward();
+  await shows(page, sel, r.after, r.url, "Forward");
+}
+
+async function shows(page, { table, chart }, before, urlBefore, what) {
   await page.waitForFunction(([table, chart, rows, figure, url]) => {
     const t = document.querySelector(table);
     const c = document.querySelector(chart);
@@ -125,9 +131,9 @@ async function backRestores(page, { table, chart }, before, urlBefore) {
       && c.getAttribute("data-plot") === figure && c.__strataPlotted === figure;
   }, [table, chart, before.rows, before.figure, urlBefore], { polling: "raf", timeout: 20000 }).catch(async (e) => {
     const now = await snapshot(page, table, chart);
-    assert.fail(`Back did not restore ${urlBefore}: now at ${page.url()}\nrows now ${JSON.stringify(now.rows)}\nrows before ${JSON.stringify(before.rows)}\nsame figure ${now.figure === before.figure}, drawn ${now.drawn}: ${e}`);
+    assert.fail(`${what} did not restore ${urlBefore}: now at ${page.url()}\nrows now ${JSON.stringify(now.rows)}\nrows before ${JSON.stringify(before.rows)}\nsame figure ${now.figure === before.figure}, drawn ${now.drawn}: ${e}`);
   });
-  assert.equal(await page.evaluate(() => window.__perfMarker), true, "Back stays in the page");
+  assert.equal(await page.evaluate(() => window.__perfMarker), true, `${what} stays in the page`);
 }
 
 const timings = new Map();
@@ -166,21 +172,18 @@ test("slices: threshold, metric, baseline, sort and model update the table and c
     let r = await interact(page, sel, () => page.getByRole("slider", { name: "Threshold" }).fill(t), new RegExp(`thresholds=${t.replace(".", "\\.")}`));
     record("slices · threshold", r.ms);
     assert.equal(await page.getByTestId("threshold-value").innerText(), t);
-    if (i === 0) {
-      await backRestores(page, sel, r.before, url);
-      await page.goForward();
-      await page.waitForURL(new RegExp(`thresholds=${t.replace(".", "\\.")}`));
-    }
+    if (i === 0) await backAndForward(page, sel, r, url);
     // Metric.
     const m = i % 2 ? "fpr" : "tpr";
     url = page.url();
     r = await interact(page, sel, () => page.getByRole("combobox", { name: "Metric" }).selectOption(m), new RegExp(`metric=${m}`));
     record("slices · metric", r.ms);
     if (i === 0) {
-      await backRestores(page, sel, r.before, url);
+      await page.goBack();
+      await shows(page, sel, r.before, url, "Back");
       assert.equal(await page.getByRole("combobox", { name: "Metric" }).inputValue(), "fpr", "the metric picker follows Back");
       await page.goForward();
-      await page.waitForURL(/metric=tpr/);
+      await shows(page, sel, r.after, r.url, "Forward");
     }
     // Baseline (a form field: Apply).
     const b = i % 2 ? "overall" : "race=White";
@@ -189,7 +192,7 @@ test("slices: threshold, metric, baseline, sort and model update the table and c
       b === "overall" ? /^(?!.*baseline=race)/ : /baseline=race%3DWhite/,
       { chartChanges: false, fill: () => page.getByRole("combobox", { name: "Baseline" }).selectOption(b) });
     record("slices · baseline", r.ms);
-    if (i === 0) await backRestores(page, sel, r.before, url).then(() => page.goForward());
+    if (i === 0) await backAndForward(page, sel, r, url);
     // Sort (in the browser: the chart stays).
     // (Apply leaves the sort out of the address: the other order from the one shown.)
     const s = (await page.getByRole("combobox", { name: "Sort" }).inputValue()) === "count" ? "worst" : "count";
@@ -204,7 +207,7 @@ test("slices: threshold, metric, baseline, sort and model update the table and c
     url = page.url();
     r = await interact(page, sel, () => page.getByRole("combobox", { name: "Model" }).selectOption(mo), new RegExp(`model=${mo}`));
     record("slices · model", r.ms);
-    if (i === 0) await backRestores(page, sel, r.before, url).then(() => page.goForward());
+    if (i === 0) await backAndForward(page, sel, r, url);
     if (i === 0) assert.match(page.url(), /model=score_logreg/);
   }
   // The address reproduces the view: a fresh load shows the same rows.
@@ -236,7 +239,7 @@ test("fairness: threshold, metric, baseline, sort and model update the table and
       },
     });
     record("fairness · threshold", r.ms);
-    if (i === 0) await backRestores(page, sel, r.before, url).then(() => page.goForward());
+    if (i === 0) await backAndForward(page, sel, r, url);
     // Metric: add TPR beside FPR, then take it away again (the FPR table stays, a TPR one comes and goes).
     const withTpr = i % 2 === 0;
     url = page.url();
@@ -254,7 +257,7 @@ test("fairness: threshold, metric, baseline, sort and model update the table and
     r = await interact(page, sel, apply, b === "overall" ? /^(?!.*baseline=race)/ : /baseline=race%3DWhite/,
       { chartChanges: false, fill: () => page.getByRole("combobox", { name: "Baseline" }).selectOption(b) });
     record("fairness · baseline", r.ms);
-    if (i === 0) await backRestores(page, sel, r.before, url).then(() => page.goForward());
+    if (i === 0) await backAndForward(page, sel, r, url);
     // Sort (in the browser).
     const s = (await page.getByRole("combobox", { name: "Sort" }).inputValue()) === "gap" ? "group" : "gap";
     r = await interact(page, sel, () => page.getByRole("combobox", { name: "Sort" }).selectOption(s), new RegExp(`sort=${s}`), { chartChanges: false });
@@ -269,7 +272,7 @@ test("fairness: threshold, metric, baseline, sort and model update the table and
       },
     });
     record("fairness · model", r.ms);
-    if (i === 0) await backRestores(page, sel, r.before, url).then(() => page.goForward());
+    if (i === 0) await backAndForward(page, sel, r, url);
   }
   if (PERF) report("fairness");
   assert.deepEqual(errors, []);
