@@ -32,7 +32,10 @@ before(async () => {
   if (!existsSync(file)) {
     // pyarrow: the demo's rows repeated, ids made unique, zstd Parquet (10M rows: ~90 MB, far
     // under the default upload limit of 2 GiB; the same rows as CSV would be ~2 GB).
-    execFileSync("python3", ["-c", `
+    // Python with pyarrow: the test environment's (scripts/served-models.sh makes it once and
+    // prints its path), so a fresh machine needs nothing more.
+    const venv = execFileSync("bash", ["scripts/served-models.sh"], { encoding: "utf8" }).trim();
+    execFileSync(`${venv}/bin/python`, ["-c", `
 import pyarrow as pa, pyarrow.parquet as pq
 n = ${ROWS}
 t = pq.read_table("demo/adult/eval.parquet")
