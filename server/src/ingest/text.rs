@@ -282,17 +282,26 @@ pub fn scan_csv_parallel<F: RecordFold>(
 /// `pieces` of them: the end of each piece, ascending, the last one the end of the last whole
 /// record (all of `buf` at the end of the file); empty when no record ends in `buf`.
 fn piece_cuts(buf: &[u8], eof: bool, delimiter: u8, pieces: usize) -> Vec<usize> {
-    // After a `\n` a record starts, unless a quoted field is open: without a quote in the block
-    // none is. (A `\r\n` is cut before its `\n`, where the csv parser stops after a record.)
-    let after_lf = |i: usize| if i > 0 && buf[i - 1] == b'\r' { i } else { i + 1 };
+    // Without a quote in the block no quoted field is open, so a `\n` ends a line. The boundary one
+    // reader sees there: right after the first byte of the run of line-end bytes holding it (a
+    // `\r\n` and blank lines after a record are read with the next record's call, whose line is
+    // counted from there); none when the run starts the block.
+    let boundary = |i: usize| -> Option<usize> {
+        let mut j = i;
+        while j > 0 && matches!(buf[j - 1], b'\n' | b'\r') {
+            j -= 1;
+        }
+        (j > 0).then_some(j + 1)
+    };
     let step = buf.len() / pieces.max(1) + 1;
     let mut cuts = Vec::with_capacity(pieces);
     let last_lf = memchr::memrchr(b'\n', buf);
     // (Without a `\n`, records may end at a lone `\r`: the parser below finds them.)
     if memchr::memchr(b'"', buf).is_none() && (eof || last_lf.is_some()) {
-        let end = match (eof, last_lf) {
-            (false, Some(i)) => after_lf(i),
-            _ => buf.len(),
+        let end = match (eof, last_lf.map(boundary)) {
+            (false, Some(Some(e))) => e,
+            (false, _) => return cuts,
+            (true, _) => buf.len(),
         };
         let mut from = 0;
         for k in 1..pieces {
@@ -300,9 +309,9 @@ fn piece_cuts(buf: &[u8], eof: bool, delimiter: u8, pieces: usize) -> Vec<usize>
             if target >= end {
                 break;
             }
-            match memchr::memchr(b'\n', &buf[target..end]) {
-                Some(j) if after_lf(target + j) < end && after_lf(target + j) > from => {
-                    from = after_lf(target + j);
+            match memchr::memchr(b'\n', &buf[target..end]).and_then(|j| boundary(target + j)) {
+                Some(c) if c < end && c > from => {
+                    from = c;
                     cuts.push(from);
                 }
                 _ => break,
