@@ -23,7 +23,20 @@ impl AppState {
                 (c.name.clone(), c.kind, c.distinct, listed, c.min, c.max)
             })
             .collect();
-        let frame = if wanted.iter().any(|w| w.3) { Some(self.frame(id).await?) } else { None };
+        // An external run's rows are not at hand: its values are those its registration sample
+        // summarised (the most frequent ones).
+        let external = detail.summary.source.is_some();
+        let sampled: std::collections::HashMap<String, Vec<String>> = detail
+            .columns
+            .iter()
+            .filter(|_| external)
+            .map(|c| {
+                let mut v: Vec<String> = c.top_values.iter().map(|t| t.value.clone()).collect();
+                v.sort();
+                (c.name.clone(), v)
+            })
+            .collect();
+        let frame = if !external && wanted.iter().any(|w| w.3) { Some(self.frame(id).await?) } else { None };
         let briefs = self
             .work
             .run(move || {
@@ -32,6 +45,7 @@ impl AppState {
                     .map(|(name, kind, cardinality, listed, min, max)| {
                         let values = match (&frame, listed) {
                             (Some(df), true) => feature_codes(df, &name, &name, &Cut::Values).map(|(_, labels)| labels).unwrap_or_default(),
+                            (None, true) => sampled.get(&name).cloned().unwrap_or_default(),
                             _ => Vec::new(),
                         };
                         ColumnBrief { name, kind, cardinality, min, max, values }

@@ -35,6 +35,7 @@ pub mod projects;
 pub mod params;
 pub mod teams;
 pub mod work;
+pub mod external;
 
 /// Why a use case failed.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +121,9 @@ pub struct AppState {
     pub quick: Arc<work::WorkQueue>,
     /// Sign-in: team mode, session lifetimes, the sign-in rate limiter.
     pub auth: Arc<crate::auth::Auth>,
+    /// The directories external datasets may be read from in team mode (canonical paths;
+    /// `--external-root`).
+    pub external_roots: Arc<Vec<std::path::PathBuf>>,
 }
 
 impl AppState {
@@ -169,6 +173,7 @@ impl AppState {
             quick: Arc::new(work::WorkQueue::new(limits.workers, limits.max_queue)),
             allowed_hosts: vec![],
             auth: Arc::new(crate::auth::Auth::new(Default::default())),
+            external_roots: Default::default(),
             limits,
         }
     }
@@ -189,6 +194,14 @@ impl AppState {
     pub fn with_auth(mut self, config: crate::auth::AuthConfig) -> Self {
         self.auth = Arc::new(crate::auth::Auth::new(config));
         self
+    }
+
+    /// The directories external datasets may be read from in team mode; each must exist (it is
+    /// kept canonical, so a path is compared with where it really leads).
+    pub fn with_external_roots(mut self, roots: &[std::path::PathBuf]) -> std::io::Result<Self> {
+        let canon = roots.iter().map(std::fs::canonicalize).collect::<std::io::Result<Vec<_>>>()?;
+        self.external_roots = Arc::new(canon);
+        Ok(self)
     }
 
     /// The key that seals stored secrets (the default is a random key that dies with the process).
@@ -245,6 +258,7 @@ impl AppState {
                     project: spec_for_task.project.clone(),
                     version: spec_for_task.version.clone(),
                     run_time,
+                    source: None,
                 },
                 label: ing.roles.label.clone(),
                 columns,
@@ -330,6 +344,11 @@ impl AppState {
         if let Some(f) = self.cache.get(id) {
             return Ok(f);
         }
+        if let Some(d) = self.store.get_run(id).await? {
+            if d.summary.source.is_some() {
+                return Err(external::needs_rows());
+            }
+        }
         let bytes = self.store.load_run_data(id).await?.ok_or_else(|| ServiceError::NotFound(id.to_string()))?;
         let frame = self.work.run(move || crate::store::decode_frame(bytes))
             .await??;
@@ -366,6 +385,9 @@ impl AppState {
 
     pub async fn overview(&self, id: &str, model: Option<&str>) -> Result<RunOverview, ServiceError> {
         let detail = self.run_detail(id).await?;
+        if detail.summary.source.is_some() {
+            return self.external_overview(detail, model).await;
+        }
         let frame = self.frame(id).await?;
         let s = &detail.summary;
         let chart_model = match model {
@@ -499,7 +521,12 @@ impl AppState {
         }
         let source = match self.prepared.get(&key) {
             Some(p) => Ok(p),
-            None => Err(self.frame(id).await?),
+            // An external run's cells come from its dataset, batch by batch; an uploaded run's
+            // from its cached frame.
+            None => match self.external_source(id).await? {
+                Some(dataset) => Ok(self.one_at_a_time(&format!("prepare\u{0}{key}"), self.prepare_external(&key, dataset, &request, task)).await?),
+                None => Err(self.frame(id).await?),
+            },
         };
         let prepared_cache = self.prepared.clone();
         let budget = self.limits.max_analysis_bytes;
