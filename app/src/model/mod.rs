@@ -296,6 +296,9 @@ pub struct ExamplesPage {
     pub offset: u64,
     pub limit: u64,
     pub total: u64,
+    /// Why there are no rows to show (an external run's rows stay in its dataset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// How to read an uploaded file: every field but `name` is optional and inferred.

@@ -387,7 +387,10 @@ fn ColumnsTable(columns: Vec<ColumnInfo>, filter: RwSignal<String>) -> impl Into
 
 #[component]
 fn ExamplesTable(page: ExamplesPage, id: String) -> impl IntoView {
-    let ExamplesPage { columns, rows, offset, limit, total } = page;
+    let ExamplesPage { columns, rows, offset, limit, total, note } = page;
+    if let Some(note) = note {
+        return view! { <p class="muted">{format!("The rows stay in the run's dataset ({note}).")}</p> }.into_any();
+    }
     let end = (offset + rows.len() as u64).min(total);
     let prev = (offset > 0).then(|| format!("/runs/{id}?offset={}", offset.saturating_sub(limit)));
     let next = (end < total).then(|| format!("/runs/{id}?offset={end}"));
@@ -410,6 +413,7 @@ fn ExamplesTable(page: ExamplesPage, id: String) -> impl IntoView {
             </table>
         </div>
     }
+    .into_any()
 }
 
 fn cell_text(v: &serde_json::Value) -> String {

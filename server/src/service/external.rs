@@ -12,7 +12,7 @@ pub const SAMPLE_ROWS: usize = 100_000;
 
 /// The answer of a view that needs the rows themselves on an external run.
 pub(crate) fn needs_rows() -> ServiceError {
-    ServiceError::BadRequest("needs rows: not available for an external run yet".into())
+    ServiceError::NeedsRows
 }
 
 impl From<DatasetError> for ServiceError {

@@ -70,6 +70,9 @@ pub enum ServiceError {
     /// A name that is already taken.
     #[error("{0}")]
     Conflict(String),
+    /// The view needs the run's rows, and an external run's stay in its dataset.
+    #[error("needs rows: not available for an external run yet")]
+    NeedsRows,
 }
 
 /// An error and its sources, `outer: inner: …`, for the log (messages do not repeat their source).
@@ -428,7 +431,7 @@ impl AppState {
         let total = frame.height() as u64;
         let limit = limit.clamp(1, 1000);
         let (columns, rows) = json_rows(&frame.slice(offset.min(total) as i64, limit as usize));
-        Ok(ExamplesPage { columns, rows, offset, limit, total })
+        Ok(ExamplesPage { columns, rows, offset, limit, total, note: None })
     }
 }
 
@@ -640,7 +643,7 @@ impl From<ServiceError> for BackendError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::NotFound(_) | ServiceError::Missing(_) => BackendError::NotFound(e.to_string()),
-            ServiceError::BadRequest(_) | ServiceError::Model(_) | ServiceError::Conflict(_) => BackendError::BadRequest(e.to_string()),
+            ServiceError::BadRequest(_) | ServiceError::Model(_) | ServiceError::Conflict(_) | ServiceError::NeedsRows => BackendError::BadRequest(e.to_string()),
             ServiceError::Forbidden(m) => BackendError::Forbidden(m),
             ServiceError::Ingest(ref i) if i.is_client_error() => BackendError::BadRequest(e.to_string()),
             ServiceError::Busy => BackendError::Unavailable(e.to_string(), 2),
@@ -665,7 +668,11 @@ impl Backend for AppState {
         Ok(self.overview(id, model).await?)
     }
     async fn examples(&self, id: &str, offset: u64, limit: u64) -> Result<ExamplesPage, BackendError> {
-        Ok(AppState::examples(self, id, offset, limit).await?)
+        match AppState::examples(self, id, offset, limit).await {
+            // The run page of an external run: a note where the rows would be, not an error.
+            Err(ServiceError::NeedsRows) => Ok(ExamplesPage { columns: vec![], rows: vec![], offset, limit, total: 0, note: Some(ServiceError::NeedsRows.to_string()) }),
+            other => Ok(other?),
+        }
     }
     async fn slice_view(&self, id: &str, query: &str) -> Result<SliceView, BackendError> {
         Ok(AppState::slice_view(self, id, query).await?)

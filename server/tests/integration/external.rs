@@ -109,10 +109,25 @@ async fn external_runs_equal_uploaded_ones(app: TestApp) {
     let (a, b) = (app.state.overview(&uploaded, None).await.unwrap(), app.state.overview(&external, None).await.unwrap());
     assert_eq!(a.headline, b.headline);
 
-    // Views that need rows say so.
-    let (s, e) = app.get_json(&format!("/api/v1/runs/{external}/examples")).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
-    assert!(e["error"].as_str().unwrap_or_default().contains("needs rows"), "{e}");
+    // Views that need rows say so (the API and the pages); the others' pages render.
+    // (Residuals are a regression view and importance needs an attached model: refused first.)
+    for (path, says) in [("examples".to_string(), true), ("pdp?model=score_gbt&feature=age".into(), false), ("discover".into(), true), (format!("drift?reference={uploaded}"), true), ("stream-drift".into(), true), ("residuals".into(), false), ("importance".into(), false)] {
+        let (s, e) = app.get_json(&format!("/api/v1/runs/{external}/{path}")).await;
+        assert!(s.is_client_error(), "{path}: {s} {e}");
+        assert!(!says || e["error"].as_str().unwrap_or_default().contains("needs rows"), "{path}: {e}");
+    }
+    for page in ["whatif", "discover"] {
+        let (s, html) = app.get_text(&format!("/runs/{external}/{page}")).await;
+        assert!(s.is_client_error() && html.contains("needs rows"), "/runs/ID/{page}: {s}");
+    }
+    for page in ["", "/slices?slice=race", "/fairness?feature=race"] {
+        let (s, html) = app.get_text(&format!("/runs/{external}{page}")).await;
+        assert_eq!(s, StatusCode::OK, "/runs/ID{page}");
+        assert!(page != "" || html.contains("Parquet: "), "the run page shows the source");
+    }
+    let (s, html) = app.get_text("/").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains(&format!("Parquet: {}", data.to_string_lossy())), "the runs list marks the external run");
 
     // A column the files lack: a 400 that names it, at registration and in a request.
     let mut bad = register_body(&data);

@@ -198,8 +198,7 @@ impl CellFold {
         // Slices in the order the whole run's assignment gives them.
         let mut assignments = Vec::with_capacity(specs);
         let mut remaps = Vec::with_capacity(specs);
-        for ((spec, keys), text) in plan.specs.iter().zip(keys).zip(&plan.texts) {
-            let _ = text;
+        for (spec, keys) in plan.specs.iter().zip(keys) {
             if *spec == SliceSpec::Overall {
                 assignments.push(Assignment { keys: vec![vec![]], slice_of_row: vec![] });
                 remaps.push(vec![0u32]);
