@@ -20,3 +20,4 @@ mod slices_golden;
 mod teams;
 mod served;
 mod whatif;
+mod progress;
