@@ -4,6 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { BASE, DEMO, launch, waitForHydration } from "../pages/browser.mjs";
 import { UploadPage } from "../pages/runs_page.mjs";
 
@@ -67,8 +68,19 @@ test("an upload shows the bytes it sends, then the rows read, and the server's j
 
 test("a long search shows its progress and Cancel stops it on the server", async () => {
   const { context, page, errors } = await newPage();
+  // A run big enough for a search to take seconds: the demo's rows twenty times over, via the API.
+  const csv = readFileSync(join(DEMO, "adult/eval.csv"), "utf8").trimEnd().split("\n");
+  const idAt = csv[0].split(",").indexOf("example_id");
+  const copy = (k) => csv.slice(1).map((line) => line.split(",").map((v, i) => (i === idAt ? `${v}-${k}` : v)).join(","));
+  const big = [csv[0], ...Array.from({ length: 20 }, (_, k) => copy(k)).flat()].join("\n") + "\n";
+  const form = new FormData();
+  form.append("spec", JSON.stringify({ name: "Adult x20 (progress test)", label: "label", scores: ["score_logreg", "score_gbt"] }));
+  form.append("file", new Blob([big]), "adult20.csv");
+  const created = await fetch(`${BASE}/api/v1/runs`, { method: "POST", body: form, headers: { origin: BASE } });
+  assert.equal(created.status, 201, await created.clone().text());
+  const bigId = (await created.json()).id;
   // A quick search first (server-rendered), then the long one from the form, in the browser.
-  await page.goto(`${BASE}/runs/${demoId}/discover?model=score_gbt&level=1`);
+  await page.goto(`${BASE}/runs/${bigId}/discover?model=score_gbt&level=1`);
   await waitForHydration(page);
   await page.getByTestId("discovered").waitFor();
   await page.getByRole("combobox", { name: "Features per slice" }).selectOption("3");

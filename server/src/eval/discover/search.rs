@@ -79,7 +79,10 @@ pub(super) fn run(features: &[Feature], prep: &Prepared, params: &Params, pool_s
         let level = evaluate(features, prep, params, keys, Some(parent), &mut out, pool_size, steps(k));
         prev = Some(level);
     }
-    progress.reach(base + LEVEL_STEPS * params.max_level as u64);
+    // Levels the search did not need count as done (not when it was cancelled: it stopped short).
+    if !progress.is_cancelled() {
+        progress.reach(base + LEVEL_STEPS * params.max_level as u64);
+    }
     out
 }
 
