@@ -4,6 +4,7 @@
 pub mod metrics;
 pub mod model;
 pub mod pickers;
+pub mod progress;
 pub mod server_fns;
 
 mod components;

@@ -21,3 +21,4 @@ mod slices_golden;
 mod teams;
 mod served;
 mod whatif;
+mod progress;
