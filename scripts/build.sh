@@ -12,8 +12,10 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 log() { printf '\033[1;34m[build]\033[0m %s\n' "$*"; }
 
-log "server (strata)"
-cargo build -p strata-server --bin strata
+# The server's profile: dev (what the tests use) unless the caller asks for release (scripts/serve.sh).
+server_profile="${STRATA_SERVER_PROFILE:-dev}"
+log "server (strata, profile $server_profile)"
+cargo build -p strata-server --bin strata --profile "$server_profile"
 
 # The browser bundle is size-optimised (`wasm-release`: opt-level z, LTO, one codegen unit, then
 # binaryen's wasm-opt -Oz): 24 MB in a dev build, a fraction of it here (docs/benchmarks.md, "First

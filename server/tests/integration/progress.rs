@@ -9,7 +9,7 @@ use axum::http::{Request, StatusCode};
 use serde_json::Value;
 use strata_app::model::{NewUser, UserRole};
 use strata_server::settings::Limits;
-use strata_server::store::DatabaseTarget;
+use strata_server::settings::DatabaseTarget;
 
 use crate::helpers::TestApp;
 use crate::projects::{demo_frame, upload};
