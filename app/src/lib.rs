@@ -5,6 +5,7 @@ pub mod metrics;
 pub mod names;
 pub mod model;
 pub mod pickers;
+pub mod progress;
 pub mod server_fns;
 
 mod components;

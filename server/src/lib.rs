@@ -5,10 +5,12 @@ pub mod api;
 pub mod auth;
 pub mod charts;
 pub mod demo;
+pub mod etag;
 pub mod eval;
 pub mod ingest;
 pub mod models;
 pub mod outbound;
+pub mod progress;
 pub mod secrets;
 pub mod service;
 pub mod settings;
@@ -31,6 +33,11 @@ use crate::service::AppState;
 
 /// The whole HTTP application: pages (SSR + server functions), static files and `/api/v1`.
 pub fn router(state: AppState, options: LeptosOptions) -> Router {
+    router_for_version(state, options, etag::CodeVersion::of_this_build())
+}
+
+/// [`router`] with the code version its answers' `ETag`s are keyed by (tests name one).
+pub fn router_for_version(state: AppState, options: LeptosOptions, version: etag::CodeVersion) -> Router {
     let routes = generate_route_list(App);
     let backend: SharedBackend = Arc::new(state.clone());
     let context = move || {
@@ -57,8 +64,13 @@ pub fn router(state: AppState, options: LeptosOptions) -> Router {
         .merge(api::routes().with_state(state.clone()))
         .merge(api::export_routes(site_root).with_state(state.clone()))
         .merge(auth::handlers::routes().with_state(state.clone()))
+        // JSON answers tagged for revalidation (inside compression: the tag is of the plain JSON;
+        // inside the gate: only answers the caller may see are tagged or revalidated).
+        .layer(axum::middleware::from_fn_with_state(version, etag::revalidate))
         // Inner to outer: the access gate (caller, route rule, audit), then the site guard
         // (Host, Origin), which runs first.
+        // Innermost: a request whose client names a job is tracked (it needs the gate's caller).
+        .layer(axum::middleware::from_fn_with_state(state.clone(), api::jobs::track))
         .layer(axum::middleware::from_fn_with_state(state, auth::gate))
         .layer(axum::middleware::from_fn_with_state(guard, site::guard));
     harden(app, timeout)

@@ -78,6 +78,7 @@ pub fn FairnessPage() -> impl IntoView {
             navigate(&url, NavigateOptions { replace: true, scroll: false, ..Default::default() });
         }
     });
+    let pending = RwSignal::new(false);
     view! {
         <Title text="Fairness" />
         <div class="page-head">
@@ -86,7 +87,10 @@ pub fn FairnessPage() -> impl IntoView {
             <CopyLink />
         </div>
         {move || id.get().map(|id| view! { <crate::pages::team::ShareView run_id=id /> })}
-        <Suspense fallback=|| view! { <p>"Computing…"</p> }>
+        // A Transition: the shown view stays (busy) while a changed one is computed, then is rebuilt
+        // in place (same tables and chart elements; charts.js redraws with `Plotly.react`).
+        <Transition fallback=|| view! { <p>"Computing…"</p> } set_pending=pending.write_only()>
+            <div class="view-updating" aria-busy=move || pending.get().then_some("true")>
             {move || Suspend::new(async move {
                 match data.await {
                     Err(e) => view! { <ErrorBox message=clean_error(&e.to_string()) /> }.into_any(),
@@ -102,7 +106,8 @@ pub fn FairnessPage() -> impl IntoView {
                     }
                 }
             })}
-        </Suspense>
+            </div>
+        </Transition>
     }
 }
 
@@ -252,7 +257,7 @@ fn FairnessPanel(v: FairnessView, id: Option<String>, search: Memo<String>, sort
 
         <div class="controls">
             <label>"Sort tables "
-                <select aria-label="Sort" on:change=move |ev| set_sort(event_target_value(&ev))>
+                <select aria-label="Sort" prop:value=move || sort.get() on:change=move |ev| set_sort(event_target_value(&ev))>
                     {[("group", "by group"), ("gap", "largest gap first")].into_iter().map(|(k, t)| view! {
                         <option value=k selected=move || k == sort.get()>{t}</option>
                     }).collect_view()}

@@ -97,6 +97,7 @@ pub fn SlicesPage() -> impl IntoView {
     );
     // The last view that worked stays on the page while a rejected request is fixed.
     let last_good = StoredValue::new(None::<SliceView>);
+    let pending = RwSignal::new(false);
     // No slicing in the URL and none from the project's gates: the user's last one (if this run
     // has its columns); a slicing that worked becomes the last one.
     Effect::new(move |_| {
@@ -114,7 +115,11 @@ pub fn SlicesPage() -> impl IntoView {
             <a href=move || format!("/runs/{}", id.get())>"← run overview"</a>
         </div>
         <crate::pages::team::ShareView run_id=id.get_untracked() />
-        <Suspense fallback=|| view! { <p>"Computing…"</p> }>
+        // A Transition, not a Suspense: while a changed view is computed the shown one stays (busy),
+        // then is rebuilt in place (same table and chart elements; charts.js redraws the chart with
+        // `Plotly.react`). The first load is server-rendered as before.
+        <Transition fallback=|| view! { <p>"Computing…"</p> } set_pending=pending.write_only()>
+            <div class="view-updating" aria-busy=move || pending.get().then_some("true")>
             {move || Suspend::new(async move {
                 match view_data.await {
                     Err(e) => view! { <ErrorBox message=clean_error(&e.to_string()) /> }.into_any(),
@@ -128,7 +133,8 @@ pub fn SlicesPage() -> impl IntoView {
                     }
                 }
             })}
-        </Suspense>
+            </div>
+        </Transition>
     }
 }
 
@@ -233,17 +239,17 @@ fn SliceViewPanel(v: SliceView, id: String, search: Memo<String>, sort: Memo<Str
     view! {
         <div class="controls">
             <label>"Model "
-                <select aria-label="Model" on:change=move |ev| go1("model", event_target_value(&ev))>
+                <select aria-label="Model" prop:value=v.result.model.clone() on:change=move |ev| go1("model", event_target_value(&ev))>
                     {v.models.iter().map(|m| view! { <option value=m.clone() selected=*m == v.result.model>{m.clone()}</option> }).collect_view()}
                 </select>
             </label>
             <label>"Metric "
-                <select aria-label="Metric" on:change=move |ev| go2("metric", event_target_value(&ev))>
+                <select aria-label="Metric" prop:value=metric.clone() on:change=move |ev| go2("metric", event_target_value(&ev))>
                     {v.metric_names.iter().map(|m| view! { <option value=m.clone() selected=*m == metric>{crate::metrics::display(m)}</option> }).collect_view()}
                 </select>
             </label>
             <label>"Sort "
-                <select aria-label="Sort" on:change=move |ev| go3("sort", event_target_value(&ev))>
+                <select aria-label="Sort" prop:value=move || sort.get() on:change=move |ev| go3("sort", event_target_value(&ev))>
                     {[("worst", "worst first"), ("count", "largest first"), ("slice", "by slice")].into_iter().map(|(k, t)| view! {
                         <option value=k selected=move || k == sort.get()>{t}</option>
                     }).collect_view()}

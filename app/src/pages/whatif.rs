@@ -20,6 +20,7 @@ use crate::model::{WhatIfExample, WhatIfPdp, WhatIfView};
 use crate::pickers::{FieldError, FilterPicker, SlicePicker, check_filter, clean_error, last_choice, load_keeping_form};
 use crate::pages::slices::with_param;
 use crate::server_fns::{AppError, DeleteWhatIf, SaveWhatIf, get_whatif_example, get_whatif_pdp, get_whatif_view};
+use crate::progress::JobProgress;
 
 /// Keys only the selected example uses (besides the `set.*` edits).
 const EXAMPLE_KEYS: &[&str] = &["example", "explain"];
@@ -214,11 +215,19 @@ pub fn WhatIfPage() -> impl IntoView {
             }
         },
     );
+    // The partial dependence in flight (in the browser): its job, followed by a progress bar.
+    let pdp_job = RwSignal::new(None::<String>);
     let pdp = Resource::new(
         move || (id.get(), pdp_q.get()),
-        |(id, q)| async move {
+        move |(id, q)| async move {
             match q {
-                Some(q) => get_whatif_pdp(id, q).await.map(Some),
+                Some(q) => {
+                    let j = crate::progress::new_job_id();
+                    pdp_job.set(j.clone());
+                    let r = get_whatif_pdp(id, q, j).await.map(Some);
+                    pdp_job.set(None);
+                    r
+                }
                 None => Ok(None),
             }
         },
@@ -266,6 +275,7 @@ pub fn WhatIfPage() -> impl IntoView {
                 </div>
                 {move || (tab.get() == Tab::Pdp).then(|| view! {
                     <div role="tabpanel" id="whatif-panel-pdp" aria-labelledby="whatif-tab-pdp">
+                        <JobProgress job=pdp_job label="Partial dependence" />
                         <Transition fallback=|| view! { <p>"Loading…"</p> }>
                             {move || Suspend::new(async move { data.await.ok().map(|(v, _)| view! { <PdpPanel v pdp nav has_example=Signal::derive(move || selected.get().is_some()) /> }) })}
                         </Transition>

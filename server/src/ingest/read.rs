@@ -171,7 +171,25 @@ pub(super) enum RoleCheck {
 
 /// Reads a CSV / JSON Lines file into typed columns: pass 1 infers, pass 2 builds.
 /// Returns the frame and, per row, the line it came from.
-pub(super) fn read_text(path: &Path, file: &str, format: TextFormat, spec: &IngestSpec, limits: &IngestLimits, check: RoleCheck) -> Result<(DataFrame, Vec<u64>), IngestError> {
+/// Rows between two progress reports (and cancel checks) while reading a text file.
+const REPORT_EVERY: u64 = 4096;
+
+/// Reads a CSV / JSON Lines file into typed columns: pass 1 infers, pass 2 builds. Reports into
+/// `progress` (steps: bytes, twice the file's size over both passes; rows read) and stops when
+/// it is cancelled. Returns the frame and, per row, the line it came from.
+pub(super) fn read_text(
+    path: &Path,
+    file: &str,
+    format: TextFormat,
+    spec: &IngestSpec,
+    limits: &IngestLimits,
+    check: RoleCheck,
+    progress: &crate::progress::Progress,
+) -> Result<(DataFrame, Vec<u64>), IngestError> {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0).max(1);
+    progress.stage("reading");
+    progress.add_total(2 * size);
+    let cancelled = || IngestError::one(file, Place::File, None, "the upload was cancelled");
     let columns = text::read_columns(path, file, format, limits.max_columns)?;
     limits.too_many_columns(file, columns.len())?;
     if columns.is_empty() || (columns.len() == 1 && columns[0].is_empty()) {
@@ -184,11 +202,21 @@ pub(super) fn read_text(path: &Path, file: &str, format: TextFormat, spec: &Inge
     let mut stats = vec![TextStats::default(); columns.len()];
     let mut rows = 0u64;
     let mut over = None;
+    // Pass 1 knows no byte offsets: the cells' lengths and one separator each come close.
+    let mut bytes = 0u64;
     text::scan_records(path, file, format, &columns, &mut problems, &mut |_, cells| {
         if limits.stop_after_rows.is_some_and(|n| rows >= n) {
             return false;
         }
         rows += 1;
+        bytes += cells.iter().map(|c| c.as_deref().map_or(0, str::len) as u64 + 1).sum::<u64>();
+        if rows % REPORT_EVERY == 0 {
+            progress.reach(bytes.min(size));
+            progress.rows(rows);
+            if progress.is_cancelled() {
+                return false;
+            }
+        }
         if let Some(why) = limits.over(rows, columns.len()) {
             over = Some(why);
             return false;
@@ -216,6 +244,11 @@ pub(super) fn read_text(path: &Path, file: &str, format: TextFormat, spec: &Inge
         }
         true
     })?;
+    if progress.is_cancelled() {
+        return Err(cancelled());
+    }
+    progress.reach(size);
+    progress.rows(rows);
     if let Some(why) = over {
         return Err(IngestError::one(file, Place::File, None, why));
     }
@@ -293,6 +326,12 @@ pub(super) fn read_text(path: &Path, file: &str, format: TextFormat, spec: &Inge
             return false;
         }
         lines.push(line);
+        if lines.len() as u64 % REPORT_EVERY == 0 {
+            progress.reach(size + size * lines.len() as u64 / rows.max(1));
+            if progress.is_cancelled() {
+                return false;
+            }
+        }
         for (j, (b, cell)) in builders.iter_mut().zip(cells).enumerate() {
             let raw = cell.as_deref().map(str::trim).unwrap_or("");
             let missing = if is_feature[j] { MISSING_MARKERS.contains(&raw) } else { raw.is_empty() };
@@ -338,6 +377,11 @@ pub(super) fn read_text(path: &Path, file: &str, format: TextFormat, spec: &Inge
         }
         true
     })?;
+    if progress.is_cancelled() {
+        return Err(cancelled());
+    }
+    progress.reach(2 * size);
+    progress.stage("checking");
     problems.into_result(file)?;
     let height = lines.len();
     let cols: Vec<Column> = columns
