@@ -2,6 +2,7 @@
 #![recursion_limit = "512"]
 
 pub mod metrics;
+pub mod names;
 pub mod model;
 pub mod pickers;
 pub mod progress;
@@ -9,6 +10,9 @@ pub mod server_fns;
 
 mod components;
 mod pages;
+
+/// The fairness comparisons' pure parts (matrix, A-vs-B rows), which the HTML export shares.
+pub use pages::fairness_compare;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};

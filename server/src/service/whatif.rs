@@ -341,6 +341,7 @@ impl AppState {
             scatter_chart,
             scatter_x: x_feature.clone(),
             feature_names: features.iter().map(|(n, _)| n.clone()).collect(),
+            columns: self.column_briefs(&detail).await?,
             attack: None,
             adversarial: None,
             importance: None,
