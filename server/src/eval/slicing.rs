@@ -264,6 +264,87 @@ fn fmt_edge(x: f64) -> String {
     if x.fract() == 0.0 && x.abs() < 1e15 { format!("{}", x as i64) } else { format!("{x:.4}").trim_end_matches('0').to_string() }
 }
 
+/// Per-row codes of a text column, numbered in order of first appearance, and the value of each
+/// code. A string of at most 12 bytes sits inside its 16-byte Arrow view (length, then the bytes),
+/// so such rows are told apart by the view as one `u128`, without reading or hashing the string
+/// (the view acts as a dictionary code); longer strings are keyed by their text. Equal codes mean
+/// equal text; equal text may get two codes only if two views of it differ in their padding,
+/// which the caller merges by value.
+///
+/// Runs on every core, a range of rows each: ranges number their values on their own, and the
+/// numbers of later ranges follow those of earlier ones (so a value may have one code per range;
+/// the caller merges by value).
+pub(crate) fn text_codes(ca: &StringChunked) -> (Vec<u32>, Vec<Option<&str>>) {
+    let n = ca.len();
+    let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).clamp(1, 8);
+    if threads == 1 || n < 1 << 16 {
+        let mut codes = vec![0u32; n];
+        let firsts = text_codes_of(ca, 0, &mut codes);
+        return (codes, firsts);
+    }
+    let step = n.div_ceil(threads);
+    let mut codes = vec![0u32; n];
+    let parts: Vec<Vec<Option<&str>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = codes.chunks_mut(step).enumerate().map(|(k, out)| scope.spawn(move || text_codes_of(ca, k * step, out))).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    });
+    let mut firsts = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+    for (k, part) in parts.into_iter().enumerate() {
+        let base = firsts.len() as u32;
+        if base > 0 {
+            for c in &mut codes[k * step..((k + 1) * step).min(n)] {
+                *c += base;
+            }
+        }
+        firsts.extend(part);
+    }
+    (codes, firsts)
+}
+
+/// [`text_codes`] of the rows `start..start + out.len()`, written to `out`.
+fn text_codes_of<'a>(ca: &'a StringChunked, start: usize, out: &mut [u32]) -> Vec<Option<&'a str>> {
+    use polars_arrow::array::Array;
+    let mut short: HashMap<u128, u32, super::FastHashBuilder> = HashMap::default();
+    let mut long: HashMap<&str, u32, super::FastHashBuilder> = HashMap::default();
+    let mut null_code: Option<u32> = None;
+    let mut firsts: Vec<Option<&str>> = Vec::new();
+    let end = start + out.len();
+    let mut codes = out.iter_mut();
+    let mut offset = 0;
+    for arr in ca.downcast_iter() {
+        let len = arr.len();
+        let (from, to) = (start.max(offset).min(offset + len) - offset, end.min(offset + len).max(offset) - offset);
+        offset += len;
+        if from >= to {
+            continue;
+        }
+        let validity = arr.validity().filter(|v| v.unset_bits() > 0);
+        for (i, view) in arr.views().iter().enumerate().take(to).skip(from) {
+            let code = if validity.is_some_and(|v| !v.get_bit(i)) {
+                *null_code.get_or_insert_with(|| {
+                    firsts.push(None);
+                    firsts.len() as u32 - 1
+                })
+            } else if view.length <= 12 {
+                *short.entry(view.as_u128()).or_insert_with(|| {
+                    firsts.push(Some(arr.value(i)));
+                    firsts.len() as u32 - 1
+                })
+            } else {
+                let s = arr.value(i);
+                *long.entry(s).or_insert_with(|| {
+                    firsts.push(Some(s));
+                    firsts.len() as u32 - 1
+                })
+            };
+            if let Some(slot) = codes.next() {
+                *slot = code;
+            }
+        }
+    }
+    firsts
+}
+
 /// Per-row codes of one feature under one cut, plus the label of each code; codes sort in
 /// bucket order (numeric cuts) or by value (text).
 pub(crate) fn feature_codes(df: &DataFrame, spec: &str, column: &str, cut: &Cut) -> Result<(Vec<u32>, Vec<String>), SpecError> {
@@ -275,12 +356,17 @@ pub(crate) fn feature_codes(df: &DataFrame, spec: &str, column: &str, cut: &Cut)
     if *cut == Cut::Values {
         let text = col.cast(&DataType::String).map_err(|e| SpecError::Invalid(spec.into(), e.to_string()))?;
         let ca = text.str().map_err(|e| SpecError::Invalid(spec.into(), e.to_string()))?;
+        let (codes, firsts) = text_codes(ca);
+        // Distinct values: codes of equal text merged (two views of one short string may differ in
+        // their unused bytes; see `text_codes`).
         let mut index: HashMap<Option<&str>, u32, super::FastHashBuilder> = HashMap::default();
-        let mut codes = Vec::with_capacity(ca.len());
-        for v in ca.iter() {
-            let n = index.len() as u32;
-            codes.push(*index.entry(v).or_insert(n));
-        }
+        let merged: Vec<u32> = firsts
+            .iter()
+            .map(|v| {
+                let n = index.len() as u32;
+                *index.entry(*v).or_insert(n)
+            })
+            .collect();
         // Relabel so codes follow the sorted values (numbers numerically), missing last.
         let mut vals: Vec<(Option<&str>, u32)> = index.into_iter().collect();
         vals.sort_by(|a, b| match (a.0, b.0) {
@@ -301,7 +387,12 @@ pub(crate) fn feature_codes(df: &DataFrame, spec: &str, column: &str, cut: &Cut)
                 v.map(str::to_string).unwrap_or_else(|| MISSING.to_string())
             })
             .collect();
-        return Ok((codes.into_iter().map(|c| remap[c as usize]).collect(), labels));
+        let final_code: Vec<u32> = merged.iter().map(|m| remap[*m as usize]).collect();
+        let mut codes = codes;
+        for c in codes.iter_mut() {
+            *c = final_code[*c as usize];
+        }
+        return Ok((codes, labels));
     }
     let f = col.cast(&DataType::Float64).map_err(|e| SpecError::Invalid(spec.into(), e.to_string()))?;
     let values: Vec<Option<f64>> = f.f64().map_err(|e| SpecError::Invalid(spec.into(), e.to_string()))?.iter().map(|v| v.filter(|x| !x.is_nan())).collect();
@@ -347,6 +438,10 @@ pub(crate) fn feature_codes(df: &DataFrame, spec: &str, column: &str, cut: &Cut)
     }).collect();
     Ok((codes, labels))
 }
+
+/// Most combinations of a cross's codes numbered through a table (4 bytes each) rather than a
+/// hash map.
+const DENSE_COMBOS: u64 = 1 << 16;
 
 /// Assigns every row to its slice of `spec`; at most `limit` slices.
 pub fn assign(df: &DataFrame, text: &str, spec: &SliceSpec, limit: usize) -> Result<Assignment, SpecError> {
@@ -408,22 +503,40 @@ pub fn assign(df: &DataFrame, text: &str, spec: &SliceSpec, limit: usize) -> Res
             // Combine codes into one mixed-radix number per row (no allocation per row); number
             // the combinations in sorted key order.
             let radix: Vec<u64> = per_feature.iter().map(|(_, labels)| labels.len() as u64 + 1).collect();
-            let mut combos: HashMap<u64, u32, super::FastHashBuilder> = HashMap::default();
+            let combo_of = |i: usize| per_feature.iter().zip(&radix).fold(0u64, |k, ((codes, _), r)| k * r + codes[i] as u64);
             let mut row_combo = Vec::with_capacity(n);
-            for i in 0..n {
-                let mut k = 0u64;
-                for ((codes, _), r) in per_feature.iter().zip(&radix) {
-                    k = k * r + codes[i] as u64;
+            let too_many = |count: usize| SpecError::TooMany { spec: text.into(), count, limit };
+            let space = radix.iter().try_fold(1u64, |a, r| a.checked_mul(*r)).filter(|s| *s <= DENSE_COMBOS);
+            let ordered: Vec<(u64, u32)> = if let Some(space) = space {
+                // Few possible combinations: number them through a table, no hashing per row.
+                let mut table = vec![u32::MAX; space as usize];
+                let mut next = 0u32;
+                for i in 0..n {
+                    let slot = &mut table[combo_of(i) as usize];
+                    if *slot == u32::MAX {
+                        if next as usize >= limit {
+                            return Err(too_many(next as usize + 1));
+                        }
+                        *slot = next;
+                        next += 1;
+                    }
+                    row_combo.push(*slot);
                 }
-                let next = combos.len() as u32;
-                row_combo.push(*combos.entry(k).or_insert(next));
-                if combos.len() > limit {
-                    return Err(SpecError::TooMany { spec: text.into(), count: combos.len(), limit });
+                table.iter().enumerate().filter(|(_, c)| **c != u32::MAX).map(|(k, c)| (k as u64, *c)).collect()
+            } else {
+                let mut combos: HashMap<u64, u32, super::FastHashBuilder> = HashMap::default();
+                for i in 0..n {
+                    let next = combos.len() as u32;
+                    row_combo.push(*combos.entry(combo_of(i)).or_insert(next));
+                    if combos.len() > limit {
+                        return Err(too_many(combos.len()));
+                    }
                 }
-            }
+                let mut ordered: Vec<(u64, u32)> = combos.into_iter().collect();
+                ordered.sort_unstable();
+                ordered
+            };
             // Mixed-radix numbers sort like their code tuples (first feature most significant).
-            let mut ordered: Vec<(u64, u32)> = combos.into_iter().collect();
-            ordered.sort_unstable();
             let mut remap = vec![0u32; ordered.len()];
             let keys = ordered
                 .iter()
@@ -505,6 +618,38 @@ mod tests {
             Column::new("age".into(), vec![Some(20.0), Some(35.0), None, Some(50.0), Some(35.0), Some(70.0)]),
             Column::new("sex".into(), vec![Some("F"), Some("M"), Some("F"), None, Some("M"), Some("F")]),
         ]).unwrap()
+    }
+
+    /// Codes from string views (short strings) and from text (long ones), on several threads and
+    /// over several chunks, give every row the label of its own value; labels are distinct and
+    /// sorted, missing last.
+    #[test]
+    fn view_codes_give_every_row_its_value() {
+        let mut r = crate::eval::rng::SplitMix(23);
+        for case in 0..12 {
+            let n = [10, 1000, 70_000, 150_000][case % 4];
+            let pool: Vec<Option<String>> = (0..1 + r.next() % 40)
+                .map(|k| match k % 6 {
+                    0 => None,
+                    1 => Some(format!("a long value, number {k}")),
+                    2 => Some("x".repeat(12 + (k as usize % 2))), // 12 bytes sit in the view, 13 do not
+                    3 => Some(String::new()),
+                    _ => Some(format!("v{k}")),
+                })
+                .collect();
+            let values: Vec<Option<&str>> = (0..n).map(|_| pool[(r.next() % pool.len() as u64) as usize].as_deref()).collect();
+            let cut = n / 3;
+            let mut ca = StringChunked::new("c".into(), &values[..cut]);
+            ca.append(&StringChunked::new("c".into(), &values[cut..])).unwrap();
+            let df = DataFrame::new(n, vec![ca.into_column()]).unwrap();
+            let (codes, labels) = feature_codes(&df, "c", "c", &Cut::Values).unwrap();
+            for (i, v) in values.iter().enumerate() {
+                assert_eq!(labels[codes[i] as usize], v.unwrap_or(MISSING), "case {case}, row {i}");
+            }
+            let present: Vec<&String> = labels.iter().filter(|l| l.as_str() != MISSING).collect();
+            assert!(present.windows(2).all(|w| w[0] < w[1]), "case {case}: {labels:?}");
+            assert!(labels.iter().position(|l| l == MISSING).is_none_or(|p| p == labels.len() - 1));
+        }
     }
 
     #[test]

@@ -68,7 +68,8 @@ pub(super) fn infer_task(label: &Column, roles: &Roles, raw: &DataFrame) -> Resu
     // One probability column per class (`prob_0`, `prob_1`, `prob_2`) settles it, even when most
     // labels are 0 or 1.
     if nums > 0 && all_int && distinct.len() <= 20 {
-        let classes = sorted_classes(cells.iter().filter_map(|c| if let LabelCell::Num(x) = c { Some(fmt_class(*x)) } else { None }));
+        // `distinct` holds every label value here (at most 20): the classes of the whole column.
+        let classes = sorted_classes(distinct.iter().map(|bits| fmt_class(f64::from_bits(*bits))));
         if classes.len() > 2 && !roles::group_class_scores(&roles.scores, &classes).0.is_empty() {
             return Ok(Task::Multiclass);
         }
@@ -288,7 +289,8 @@ pub(super) fn check_weight(c: &Column, lines: Option<&[u64]>, problems: &mut Pro
 pub(super) fn check_id(c: &Column, lines: Option<&[u64]>, problems: &mut Problems) -> Result<Column, IngestError> {
     let name = c.name().to_string();
     let s = c.cast(&DataType::String)?;
-    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(s.len());
+    // foldhash, seeded at random per process (ids come from uploads; see `FastHashBuilder`).
+    let mut seen: HashMap<&str, usize, crate::eval::FastHashBuilder> = HashMap::with_capacity_and_hasher(s.len(), Default::default());
     for (i, v) in s.str()?.iter().enumerate() {
         match v {
             None => problems.push(Problem::new(place(lines, i), Some(&name), "the id is missing")),

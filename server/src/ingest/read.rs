@@ -148,6 +148,22 @@ pub(super) enum TextType {
     Timestamp,
 }
 
+/// `s.trim()`, without looking at the characters when the first and last bytes are ASCII and not
+/// white space (the common case: trimming is per cell).
+pub(super) fn trim(s: &str) -> &str {
+    let b = s.as_bytes();
+    let plain = |c: u8| c.is_ascii() && !matches!(c, b'\t' | b'\n' | 0x0B | 0x0C | b'\r' | b' ');
+    match (b.first(), b.last()) {
+        (Some(&f), Some(&l)) if plain(f) && plain(l) => s,
+        _ => s.trim(),
+    }
+}
+
+/// A missing-value marker of a feature column (the markers are at most 4 bytes long).
+fn is_missing_marker(s: &str) -> bool {
+    s.len() <= 4 && MISSING_MARKERS.contains(&s)
+}
+
 pub(super) fn classify(s: &str) -> (bool, bool, bool) {
     // (integer, float, bool)
     if s.parse::<i64>().is_ok() {
@@ -156,9 +172,12 @@ pub(super) fn classify(s: &str) -> (bool, bool, bool) {
     if s.parse::<f64>().is_ok() {
         return (false, true, false);
     }
-    let b = matches!(s.to_ascii_lowercase().as_str(), "true" | "false");
+    let b = s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false");
     (false, false, b)
 }
+
+/// Rows between two progress reports (and cancel checks) while one reader reads a text file.
+const REPORT_EVERY: u64 = 4096;
 
 /// How `read_text` treats roles it cannot resolve from the spec and the names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,61 +188,23 @@ pub(super) enum RoleCheck {
     Guess,
 }
 
-/// Reads a CSV / JSON Lines file into typed columns: pass 1 infers, pass 2 builds.
-/// Returns the frame and, per row, the line it came from.
-/// Rows between two progress reports (and cancel checks) while reading a text file.
-const REPORT_EVERY: u64 = 4096;
+/// Pass 1 over some consecutive records of a text file: what each column holds. Parts of a file
+/// merge in file order into the census of the whole (the first distinct odd values kept).
+pub(super) struct Census {
+    pub(super) stats: Vec<TextStats>,
+    pub(super) rows: u64,
+}
 
-/// Reads a CSV / JSON Lines file into typed columns: pass 1 infers, pass 2 builds. Reports into
-/// `progress` (steps: bytes, twice the file's size over both passes; rows read) and stops when
-/// it is cancelled. Returns the frame and, per row, the line it came from.
-pub(super) fn read_text(
-    path: &Path,
-    file: &str,
-    format: TextFormat,
-    spec: &IngestSpec,
-    limits: &IngestLimits,
-    check: RoleCheck,
-    progress: &crate::progress::Progress,
-) -> Result<(DataFrame, Vec<u64>), IngestError> {
-    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0).max(1);
-    progress.stage("reading");
-    progress.add_total(2 * size);
-    let cancelled = || IngestError::one(file, Place::File, None, "the upload was cancelled");
-    let columns = text::read_columns(path, file, format, limits.max_columns)?;
-    limits.too_many_columns(file, columns.len())?;
-    if columns.is_empty() || (columns.len() == 1 && columns[0].is_empty()) {
-        return Err(IngestError::one(file, Place::File, None, "the file has no columns"));
+impl Census {
+    pub(super) fn new(columns: usize) -> Self {
+        Census { stats: vec![TextStats::default(); columns], rows: 0 }
     }
-    check_names(&columns, file)?;
 
-    // Pass 1: what does each column hold?
-    let mut problems = Problems::default();
-    let mut stats = vec![TextStats::default(); columns.len()];
-    let mut rows = 0u64;
-    let mut over = None;
-    // Pass 1 knows no byte offsets: the cells' lengths and one separator each come close.
-    let mut bytes = 0u64;
-    text::scan_records(path, file, format, &columns, &mut problems, &mut |_, cells| {
-        if limits.stop_after_rows.is_some_and(|n| rows >= n) {
-            return false;
-        }
-        rows += 1;
-        bytes += cells.iter().map(|c| c.as_deref().map_or(0, str::len) as u64 + 1).sum::<u64>();
-        if rows % REPORT_EVERY == 0 {
-            progress.reach(bytes.min(size));
-            progress.rows(rows);
-            if progress.is_cancelled() {
-                return false;
-            }
-        }
-        if let Some(why) = limits.over(rows, columns.len()) {
-            over = Some(why);
-            return false;
-        }
-        for (st, cell) in stats.iter_mut().zip(cells) {
+    pub(super) fn take(&mut self, cells: &text::Cells<'_>) {
+        self.rows += 1;
+        for (st, cell) in self.stats.iter_mut().zip(cells) {
             let Some(s) = cell.as_deref() else { continue };
-            let s = s.trim();
+            let s = trim(s);
             if s.is_empty() {
                 continue;
             }
@@ -242,13 +223,232 @@ pub(super) fn read_text(
                 }
             }
         }
+    }
+
+    /// The census of this part's records followed by `next`'s.
+    pub(super) fn merge(&mut self, next: Census) {
+        self.rows += next.rows;
+        for (a, b) in self.stats.iter_mut().zip(next.stats) {
+            a.nonempty += b.nonempty;
+            a.ints += b.ints;
+            a.floats += b.floats;
+            a.bools += b.bools;
+            a.other += b.other;
+            for v in b.other_values {
+                if a.other_values.len() < 4 && !a.other_values.contains(&v) {
+                    a.other_values.push(v);
+                }
+            }
+        }
+    }
+}
+
+impl text::RecordFold for Census {
+    fn record(&mut self, _line: u64, cells: &text::Cells<'_>) -> bool {
+        self.take(cells);
         true
-    })?;
+    }
+}
+
+/// What pass 2 makes of each column.
+pub(super) struct Plan<'a> {
+    pub(super) columns: &'a [String],
+    pub(super) types: &'a [TextType],
+    pub(super) is_feature: &'a [bool],
+}
+
+/// One typed column being built; text in parts (one per piece of the file) and a builder for
+/// the records still coming.
+pub(super) enum Builder {
+    Int(Vec<Option<i64>>),
+    Float(Vec<Option<f64>>),
+    Bool(Vec<Option<bool>>),
+    Str(StringChunkedBuilder, Vec<StringChunked>),
+    Ts(Vec<Option<i64>>),
+}
+
+/// Pass 2 over some consecutive records: typed columns, each record's line and the cells that
+/// are not what their column holds. Parts append in file order.
+pub(super) struct Built<'a> {
+    pub(super) plan: &'a Plan<'a>,
+    pub(super) builders: Vec<Builder>,
+    pub(super) lines: Vec<u64>,
+    pub(super) problems: Problems,
+}
+
+impl<'a> Built<'a> {
+    pub(super) fn new(plan: &'a Plan<'a>, cap: usize) -> Self {
+        let builders = plan
+            .columns
+            .iter()
+            .zip(plan.types)
+            .map(|(name, t)| match t {
+                TextType::Int => Builder::Int(Vec::with_capacity(cap)),
+                TextType::Float => Builder::Float(Vec::with_capacity(cap)),
+                TextType::Bool => Builder::Bool(Vec::with_capacity(cap)),
+                TextType::Str => Builder::Str(StringChunkedBuilder::new(name.as_str().into(), cap), Vec::new()),
+                TextType::Timestamp => Builder::Ts(Vec::with_capacity(cap)),
+            })
+            .collect();
+        Built { plan, builders, lines: Vec::with_capacity(cap), problems: Problems::default() }
+    }
+
+    /// Adds one record; always goes on (a bad value is a problem of its line, not a stop).
+    pub(super) fn take(&mut self, line: u64, cells: &text::Cells<'_>) -> bool {
+        let Plan { columns, is_feature, .. } = *self.plan;
+        let problems = &mut self.problems;
+        self.lines.push(line);
+        for (j, (b, cell)) in self.builders.iter_mut().zip(cells).enumerate() {
+            let raw = cell.as_deref().map(trim).unwrap_or("");
+            let missing = if is_feature[j] { is_missing_marker(raw) } else { raw.is_empty() };
+            match b {
+                Builder::Int(v) => v.push(if missing { None } else { raw.parse().ok() }),
+                Builder::Float(v) => {
+                    if missing {
+                        v.push(None);
+                    } else {
+                        match raw.parse::<f64>() {
+                            Ok(x) if is_feature[j] && x.is_nan() => v.push(None),
+                            Ok(x) => v.push(Some(x)),
+                            Err(_) => {
+                                problems.push(Problem::new(
+                                    Place::Line(line),
+                                    Some(&columns[j]),
+                                    format!("'{raw}' is not a number (the column's other values are numbers; \
+                                             declare it categorical if it is not numeric)"),
+                                ));
+                                v.push(None);
+                            }
+                        }
+                    }
+                }
+                Builder::Bool(v) => v.push(if missing { None } else { Some(raw.eq_ignore_ascii_case("true")) }),
+                Builder::Str(sb, _) => {
+                    if missing { sb.append_null() } else { sb.append_value(raw) }
+                }
+                Builder::Ts(v) => {
+                    if missing {
+                        v.push(None);
+                    } else {
+                        match parse_timestamp(raw) {
+                            Ok(us) => v.push(Some(us)),
+                            Err(why) => {
+                                problems.push(Problem::new(Place::Line(line), Some(&columns[j]), why));
+                                v.push(None);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// This part's columns followed by `next`'s (its problems are the caller's to merge).
+    pub(super) fn append(&mut self, next: Built<'a>) {
+        self.lines.extend(next.lines);
+        for ((a, b), name) in self.builders.iter_mut().zip(next.builders).zip(self.plan.columns) {
+            match (a, b) {
+                (Builder::Int(a), Builder::Int(b)) | (Builder::Ts(a), Builder::Ts(b)) => a.extend(b),
+                (Builder::Float(a), Builder::Float(b)) => a.extend(b),
+                (Builder::Bool(a), Builder::Bool(b)) => a.extend(b),
+                (Builder::Str(mine, parts), Builder::Str(sb, more)) => {
+                    // This part's own records first.
+                    parts.push(std::mem::replace(mine, StringChunkedBuilder::new(name.as_str().into(), 0)).finish());
+                    parts.extend(more);
+                    parts.push(sb.finish());
+                }
+                _ => unreachable!("both parts follow one plan"),
+            }
+        }
+    }
+}
+
+impl text::RecordFold for Built<'_> {
+    fn record(&mut self, line: u64, cells: &text::Cells<'_>) -> bool {
+        self.take(line, cells)
+    }
+}
+
+/// Reads a CSV / JSON Lines file into typed columns: pass 1 infers, pass 2 builds.
+/// Returns the frame and, per row, the line it came from.
+/// Reports into `progress` (steps: bytes, twice the file's size over both passes; rows read) and
+/// stops when it is cancelled.
+pub(super) fn read_text(
+    path: &Path,
+    file: &str,
+    format: TextFormat,
+    spec: &IngestSpec,
+    limits: &IngestLimits,
+    check: RoleCheck,
+    progress: &crate::progress::Progress,
+) -> Result<(DataFrame, Vec<u64>), IngestError> {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0).max(1);
+    progress.stage("reading");
+    progress.add_total(2 * size);
+    let cancelled = || IngestError::one(file, Place::File, None, "the upload was cancelled");
+    // A CSV piece is about a block shared among the threads: progress counts bytes by pieces.
+    let piece_bytes = text::CSV_BLOCK_BYTES as u64 / std::thread::available_parallelism().map(|t| t.get() as u64).unwrap_or(1).max(1);
+    let columns = text::read_columns(path, file, format, limits.max_columns)?;
+    limits.too_many_columns(file, columns.len())?;
+    if columns.is_empty() || (columns.len() == 1 && columns[0].is_empty()) {
+        return Err(IngestError::one(file, Place::File, None, "the file has no columns"));
+    }
+    check_names(&columns, file)?;
+
+    // Pass 1: what does each column hold? (A CSV on every core, in pieces; see `Census`.)
+    let mut problems = Problems::default();
+    let mut census = Census::new(columns.len());
+    let mut over = None;
+    match format {
+        TextFormat::Csv { delimiter } if limits.stop_after_rows.is_none() => {
+            let new = || Census::new(columns.len());
+            let mut pieces = 0u64;
+            text::scan_csv_parallel(path, file, delimiter, &columns, text::CSV_BLOCK_BYTES, &new, &mut |part, structural| {
+                for p in structural.0 {
+                    problems.push(p);
+                }
+                census.merge(part);
+                pieces += 1;
+                progress.reach((pieces * piece_bytes).min(size));
+                progress.rows(census.rows);
+                if problems.full() || progress.is_cancelled() {
+                    return false;
+                }
+                over = limits.over(census.rows, columns.len());
+                over.is_none()
+            })?;
+        }
+        _ => {
+            // One reader knows no byte offsets: the cells' lengths and one separator each come close.
+            let mut bytes = 0u64;
+            text::scan_records(path, file, format, &columns, &mut problems, &mut |_, cells| {
+                if limits.stop_after_rows.is_some_and(|n| census.rows >= n) {
+                    return false;
+                }
+                if let Some(why) = limits.over(census.rows + 1, columns.len()) {
+                    over = Some(why);
+                    return false;
+                }
+                census.take(cells);
+                bytes += cells.iter().map(|c| c.as_deref().map_or(0, str::len) as u64 + 1).sum::<u64>();
+                if census.rows % REPORT_EVERY == 0 {
+                    progress.reach(bytes.min(size));
+                    progress.rows(census.rows);
+                    if progress.is_cancelled() {
+                        return false;
+                    }
+                }
+                true
+            })?
+        }
+    }
     if progress.is_cancelled() {
         return Err(cancelled());
     }
     progress.reach(size);
-    progress.rows(rows);
+    progress.rows(census.rows);
+    let (stats, rows) = (census.stats, census.rows);
     if let Some(why) = over {
         return Err(IngestError::one(file, Place::File, None, why));
     }
@@ -297,108 +497,78 @@ pub(super) fn read_text(
         })
         .collect();
 
-    // Pass 2: build typed columns.
-    enum Builder {
-        Int(Vec<Option<i64>>),
-        Float(Vec<Option<f64>>),
-        Bool(Vec<Option<bool>>),
-        Str(StringChunkedBuilder),
-        Ts(Vec<Option<i64>>),
-    }
+    // Pass 2: build typed columns (a CSV in pieces on every core, as in pass 1).
     let cap = rows as usize;
-    let mut builders: Vec<Builder> = columns
-        .iter()
-        .zip(&types)
-        .map(|(name, t)| match t {
-            TextType::Int => Builder::Int(Vec::with_capacity(cap)),
-            TextType::Float => Builder::Float(Vec::with_capacity(cap)),
-            TextType::Bool => Builder::Bool(Vec::with_capacity(cap)),
-            TextType::Str => Builder::Str(StringChunkedBuilder::new(name.as_str().into(), cap)),
-            TextType::Timestamp => Builder::Ts(Vec::with_capacity(cap)),
-        })
-        .collect();
     let is_feature: Vec<bool> = columns.iter().map(|c| roles.role_of(c).is_none_or(|r| r == Role::Feature)).collect();
-    let mut lines = Vec::with_capacity(cap);
+    let plan = Plan { columns: &columns, types: &types, is_feature: &is_feature };
+    let mut built = Built::new(&plan, cap);
     let mut problems = Problems::default();
-    text::scan_records(path, file, format, &columns, &mut Problems::default(), &mut |line, cells| {
-        if lines.len() >= cap {
-            // The first pass counted the rows (and may have stopped early, for a preview).
-            return false;
-        }
-        lines.push(line);
-        if lines.len() as u64 % REPORT_EVERY == 0 {
-            progress.reach(size + size * lines.len() as u64 / rows.max(1));
+    match format {
+        TextFormat::Csv { delimiter } if limits.stop_after_rows.is_none() => {
+            // Pieces are about a block over the threads: room for their rows up front.
+            let body = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            let per_piece = (text::CSV_BLOCK_BYTES as u64 * rows / body.max(1)) as usize / std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1);
+            let new = || Built::new(&plan, (per_piece + per_piece / 8).min(cap));
+            text::scan_csv_parallel(path, file, delimiter, &columns, text::CSV_BLOCK_BYTES, &new, &mut |mut part, _structural| {
+                for p in std::mem::take(&mut part.problems).0 {
+                    problems.push(p);
+                }
+                built.append(part);
+                progress.reach(size + size * built.lines.len() as u64 / rows.max(1));
+                !progress.is_cancelled()
+            })?;
             if progress.is_cancelled() {
-                return false;
+                return Err(cancelled());
+            }
+            if built.lines.len() != cap {
+                return Err(IngestError::one(file, Place::File, None, "the file changed while it was read"));
             }
         }
-        for (j, (b, cell)) in builders.iter_mut().zip(cells).enumerate() {
-            let raw = cell.as_deref().map(str::trim).unwrap_or("");
-            let missing = if is_feature[j] { MISSING_MARKERS.contains(&raw) } else { raw.is_empty() };
-            match b {
-                Builder::Int(v) => v.push(if missing { None } else { raw.parse().ok() }),
-                Builder::Float(v) => {
-                    if missing {
-                        v.push(None);
-                    } else {
-                        match raw.parse::<f64>() {
-                            Ok(x) if is_feature[j] && x.is_nan() => v.push(None),
-                            Ok(x) => v.push(Some(x)),
-                            Err(_) => {
-                                problems.push(Problem::new(
-                                    Place::Line(line),
-                                    Some(&columns[j]),
-                                    format!("'{raw}' is not a number (the column's other values are numbers; \
-                                             declare it categorical if it is not numeric)"),
-                                ));
-                                v.push(None);
-                            }
-                        }
-                    }
-                }
-                Builder::Bool(v) => v.push(if missing { None } else { Some(raw.eq_ignore_ascii_case("true")) }),
-                Builder::Str(sb) => {
-                    if missing { sb.append_null() } else { sb.append_value(raw) }
-                }
-                Builder::Ts(v) => {
-                    if missing {
-                        v.push(None);
-                    } else {
-                        match parse_timestamp(raw) {
-                            Ok(us) => v.push(Some(us)),
-                            Err(why) => {
-                                problems.push(Problem::new(Place::Line(line), Some(&columns[j]), why));
-                                v.push(None);
-                            }
-                        }
-                    }
+        _ => text::scan_records(path, file, format, &columns, &mut Problems::default(), &mut |line, cells| {
+            // The first pass counted the rows (and may have stopped early, for a preview).
+            if built.lines.len() as u64 % REPORT_EVERY == 0 {
+                progress.reach(size + size * built.lines.len() as u64 / rows.max(1));
+                if progress.is_cancelled() {
+                    return false;
                 }
             }
-        }
-        true
-    })?;
+            built.lines.len() < cap && built.take(line, cells)
+        })?,
+    }
     if progress.is_cancelled() {
         return Err(cancelled());
     }
     progress.reach(2 * size);
     progress.stage("checking");
+    for p in std::mem::take(&mut built.problems).0 {
+        problems.push(p);
+    }
+    let Built { builders, lines, .. } = built;
     problems.into_result(file)?;
     let height = lines.len();
     let cols: Vec<Column> = columns
         .iter()
         .zip(builders)
-        .map(|(name, b)| {
+        .map(|(name, b)| -> PolarsResult<Column> {
             let name: PlSmallStr = name.as_str().into();
             match b {
-                Builder::Int(v) => Column::new(name, v),
-                Builder::Float(v) => Column::new(name, v),
-                Builder::Bool(v) => Column::new(name, v),
-                Builder::Str(sb) => sb.finish().into_column(),
-                Builder::Ts(v) => Int64Chunked::new(name, v)
+                Builder::Int(v) => Ok(Column::new(name, v)),
+                Builder::Float(v) => Ok(Column::new(name, v)),
+                Builder::Bool(v) => Ok(Column::new(name, v)),
+                Builder::Str(sb, mut parts) => {
+                    parts.push(sb.finish());
+                    let mut parts = parts.into_iter();
+                    let mut ca = parts.next().unwrap_or_else(|| StringChunked::full_null(name.clone(), 0));
+                    for p in parts {
+                        ca.append_owned(p)?;
+                    }
+                    Ok(ca.rechunk().into_owned().with_name(name).into_column())
+                }
+                Builder::Ts(v) => Ok(Int64Chunked::new(name, v)
                     .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
-                    .into_column(),
+                    .into_column()),
             }
         })
-        .collect();
+        .collect::<PolarsResult<_>>()?;
     Ok((DataFrame::new(height, cols)?, lines))
 }

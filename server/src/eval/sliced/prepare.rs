@@ -236,7 +236,9 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
     }
     let mut assignments = Vec::with_capacity(texts.len() + 1);
     for t in &texts {
-        assignments.push(assign(df, t, &SliceSpec::parse(t)?, req.max_slices)?);
+        let spec = SliceSpec::parse(t)?;
+        // The overall slice holds every row: no per-row list (see `TupleDigit`).
+        assignments.push(if spec == SliceSpec::Overall { Assignment { keys: vec![vec![]], slice_of_row: vec![] } } else { assign(df, t, &spec, req.max_slices)? });
     }
     let base_index = if baseline_is_overall {
         0
@@ -263,30 +265,41 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
     let n = y.len();
     let row_class_terms = if task == Task::Multiclass && !req.class_scores.is_empty() { class_terms(df, &req.class_scores, &classes, &y)? } else { vec![] };
 
-    // One number per row for its slices in every spec (mixed radix; densified if it would overflow).
+    // One number per row for its slices in every spec (mixed radix; densified if it would
+    // overflow). Cells keep only this number; their slices are decoded from it at the end.
     let mut tuple = vec![0u64; n];
     let mut space: u64 = 1;
-    for a in &assignments {
+    let mut digits = Vec::with_capacity(assignments.len());
+    for a in assignments.iter_mut() {
         if a.keys.len() == 1 && a.slice_of_row.iter().all(Option::is_some) {
-            continue; // every row in the one slice: nothing to tell rows apart
+            digits.push(TupleDigit::One); // every row in the one slice: nothing to tell rows apart
+            continue;
         }
         let r = a.keys.len() as u64 + 1;
+        let mut dense_before = None;
         if space.checked_mul(r).is_none() {
-            let mut dense: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+            let mut dense: std::collections::HashMap<u64, u64, crate::eval::FastHashBuilder> = Default::default();
+            let mut before = Vec::new();
             for t in tuple.iter_mut() {
-                let next = dense.len() as u64;
-                *t = *dense.entry(*t).or_insert(next);
+                let (old, next) = (*t, dense.len() as u64);
+                *t = *dense.entry(old).or_insert_with(|| {
+                    before.push(old);
+                    next
+                });
             }
             space = dense.len() as u64;
+            dense_before = Some(before);
         }
         for (t, s) in tuple.iter_mut().zip(&a.slice_of_row) {
             *t = *t * r + s.map_or(0, |s| s as u64 + 1);
         }
         space *= r;
+        digits.push(TupleDigit::Digit { radix: r, dense_before });
+        a.slice_of_row = Vec::new(); // in the tuple now
     }
     // Cells: rows in chunks (in parallel), each chunk's cells sorted, then the chunks' cells merged.
     let cells = {
-        let rows = RowData { y: &y, p: &p, w: &w, tuple: &tuple, class_terms: &row_class_terms, slices: assignments.iter().map(|a| a.slice_of_row.as_slice()).collect() };
+        let rows = RowData { y: &y, p: &p, w: &w, tuple: &tuple, class_terms: &row_class_terms };
         if n <= PREPARE_BLOCK_ROWS {
             // One block: no need to copy the rows out.
             chunk_cells(&rows, 0..n)
@@ -295,13 +308,12 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
             // The per-row arrays are done with (the blocks hold copies): free them.
             drop(rows);
             drop((y, p, w, tuple, row_class_terms));
-            for a in assignments.iter_mut() {
-                a.slice_of_row = Vec::new();
-            }
-            cells_of_blocks(blocks, assignments.len())
+            cells_of_blocks(blocks)
         }
     };
-    let Cells { y: cy, p: cp, w: cw, mult, slices: slice_of_cell, class_terms: cell_class_terms, .. } = cells;
+    let Cells { y: cy, p: cp, w: cw, mult, tuple: cell_tuple, class_terms: cell_class_terms } = cells;
+    let slice_of_cell = decode_slices(&cell_tuple, &digits);
+    drop(cell_tuple);
     let counts = slice_of_cell
         .iter()
         .zip(&assignments)
@@ -319,8 +331,8 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
             c
         })
         .collect();
-    let log_loss = if task == Task::Binary { cy.iter().zip(&cp).map(|(y, p)| row_log_loss(*y, *p)).collect() } else { vec![] };
-    let bins = if task == Task::Binary { cp.iter().map(|p| calibration_bin(*p)).collect() } else { vec![] };
+    let log_loss = if task == Task::Binary { par_map(&cy, &cp, row_log_loss) } else { vec![] };
+    let bins = if task == Task::Binary { par_map(&cy, &cp, |_, p| calibration_bin(p)) } else { vec![] };
     Ok(Prepared {
         task,
         texts,
@@ -342,6 +354,25 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
     })
 }
 
+/// `f(a[i], b[i])` for every i, on every core (cells can number in the millions).
+fn par_map<T: Copy + Default + Send>(a: &[f64], b: &[f64], f: impl Fn(f64, f64) -> T + Sync) -> Vec<T> {
+    let n = a.len().min(b.len());
+    let mut out = vec![T::default(); n];
+    let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).clamp(1, 8);
+    let step = n.div_ceil(threads).max(1 << 15);
+    std::thread::scope(|scope| {
+        for (k, part) in out.chunks_mut(step).enumerate() {
+            let (f, from) = (&f, k * step);
+            scope.spawn(move || {
+                for (i, o) in part.iter_mut().enumerate() {
+                    *o = f(a[from + i], b[from + i]);
+                }
+            });
+        }
+    });
+    out
+}
+
 /// Rows per block of `prepare` (see [`partition_rows`]): a block's arrays stay in the caches while
 /// its rows are sorted and compressed; blocks run in parallel.
 pub(super) const PREPARE_BLOCK_ROWS: usize = 1 << 18;
@@ -355,8 +386,34 @@ pub(super) struct RowData<'a> {
     pub(super) tuple: &'a [u64],
     /// Multiclass with per-class scores, else empty.
     pub(super) class_terms: &'a [ClassTerms],
-    /// Per spec, each row's slice.
-    pub(super) slices: Vec<&'a [Option<u32>]>,
+}
+
+/// How a spec's slice enters the row's tuple (see `prepare`), to decode it from a cell's.
+pub(super) enum TupleDigit {
+    /// One slice holding every row: not in the tuple.
+    One,
+    /// A digit of base `radix` (0 = in no slice, s + 1 = slice s); `dense_before`: the tuple had
+    /// been renumbered densely first (the old number of each new one), when it would overflow.
+    Digit { radix: u64, dense_before: Option<Vec<u64>> },
+}
+
+/// Each cell's slice in every spec, from its tuple: the digits read back, last spec first.
+pub(super) fn decode_slices(tuples: &[u64], digits: &[TupleDigit]) -> Vec<SliceIds> {
+    let mut out: Vec<SliceIds> = (0..digits.len()).map(|_| SliceIds(vec![0; tuples.len()])).collect();
+    for (i, &t) in tuples.iter().enumerate() {
+        let mut t = t;
+        for (a, d) in digits.iter().enumerate().rev() {
+            if let TupleDigit::Digit { radix, dense_before } = d {
+                let s = t % radix;
+                t /= radix;
+                out[a].0[i] = if s == 0 { SliceIds::NONE } else { s as u32 - 1 };
+                if let Some(before) = dense_before {
+                    t = before.get(t as usize).copied().unwrap_or(0);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Cells in canonical order: score descending, then (slices, label, weight, class terms)
@@ -368,24 +425,18 @@ pub(super) struct Cells {
     pub(super) w: Vec<f64>,
     pub(super) mult: Vec<u32>,
     pub(super) tuple: Vec<u64>,
-    pub(super) slices: Vec<SliceIds>,
     pub(super) class_terms: Vec<ClassTerms>,
 }
 
 impl Cells {
-    pub(super) fn new(specs: usize) -> Self {
-        Cells { slices: vec![SliceIds::default(); specs], ..Default::default() }
-    }
-
     /// Room for `n` cells (growing by doubling would leave up to half of each array unused).
-    pub(super) fn with_capacity(specs: usize, n: usize, class_terms: bool) -> Self {
+    pub(super) fn with_capacity(n: usize, class_terms: bool) -> Self {
         Cells {
             y: Vec::with_capacity(n),
             p: Vec::with_capacity(n),
             w: Vec::with_capacity(n),
             mult: Vec::with_capacity(n),
             tuple: Vec::with_capacity(n),
-            slices: vec![SliceIds::with_capacity(n); specs],
             class_terms: Vec::with_capacity(if class_terms { n } else { 0 }),
         }
     }
@@ -396,9 +447,6 @@ impl Cells {
         self.w.shrink_to_fit();
         self.mult.shrink_to_fit();
         self.tuple.shrink_to_fit();
-        for s in &mut self.slices {
-            s.0.shrink_to_fit();
-        }
         self.class_terms.shrink_to_fit();
     }
 
@@ -411,7 +459,7 @@ impl Cells {
 /// The cells of all rows (the result does not depend on `block` or on the threads).
 #[cfg(test)]
 pub(super) fn build_cells(rows: &RowData, block: usize) -> Cells {
-    cells_of_blocks(partition_rows(rows, block), rows.slices.len())
+    cells_of_blocks(partition_rows(rows, block))
 }
 
 /// Rows of one score range, copied out of the run's arrays so that sorting and compressing them
@@ -423,23 +471,11 @@ pub(super) struct RowBlock {
     pub(super) w: Vec<f64>,
     pub(super) tuple: Vec<u64>,
     pub(super) class_terms: Vec<ClassTerms>,
-    pub(super) slices: Vec<Vec<Option<u32>>>,
 }
 
 impl RowBlock {
-    pub(super) fn with_capacity(n: usize, specs: usize, class_terms: bool) -> Self {
-        RowBlock {
-            y: Vec::with_capacity(n),
-            p: Vec::with_capacity(n),
-            w: Vec::with_capacity(n),
-            tuple: Vec::with_capacity(n),
-            class_terms: Vec::with_capacity(if class_terms { n } else { 0 }),
-            slices: vec![Vec::with_capacity(n); specs],
-        }
-    }
-
     pub(super) fn rows(&self) -> RowData<'_> {
-        RowData { y: &self.y, p: &self.p, w: &self.w, tuple: &self.tuple, class_terms: &self.class_terms, slices: self.slices.iter().map(Vec::as_slice).collect() }
+        RowData { y: &self.y, p: &self.p, w: &self.w, tuple: &self.tuple, class_terms: &self.class_terms }
     }
 }
 
@@ -466,30 +502,36 @@ pub(super) fn partition_rows(rows: &RowData, target: usize) -> Vec<RowBlock> {
         block_of[pfx] = last as u32;
         sizes[last] += c as usize;
     }
-    let specs = rows.slices.len();
-    let mut blocks: Vec<RowBlock> = sizes.iter().map(|&s| RowBlock::with_capacity(s, specs, !rows.class_terms.is_empty())).collect();
     let block: Vec<u32> = (0..n).map(|i| block_of[prefix(i)]).collect();
     // One array at a time, so each pass writes to one stream per block (a pass writing every array
-    // at once would keep more streams open than the write buffers hold).
-    pub(super) fn scatter<T: Copy>(block: &[u32], from: &[T], blocks: &mut [RowBlock], to: impl Fn(&mut RowBlock) -> &mut Vec<T>) {
+    // at once would keep more streams open than the write buffers hold); two arrays on one core,
+    // two on another.
+    fn scatter<T: Copy>(block: &[u32], from: &[T], sizes: &[usize]) -> Vec<Vec<T>> {
+        let mut out: Vec<Vec<T>> = sizes.iter().map(|&s| Vec::with_capacity(if from.is_empty() { 0 } else { s })).collect();
         for (b, v) in block.iter().zip(from) {
-            to(&mut blocks[*b as usize]).push(*v);
+            out[*b as usize].push(*v);
         }
+        out
     }
-    scatter(&block, rows.y, &mut blocks, |b| &mut b.y);
-    scatter(&block, rows.p, &mut blocks, |b| &mut b.p);
-    scatter(&block, rows.w, &mut blocks, |b| &mut b.w);
-    scatter(&block, rows.tuple, &mut blocks, |b| &mut b.tuple);
-    scatter(&block, rows.class_terms, &mut blocks, |b| &mut b.class_terms);
-    for (a, from) in rows.slices.iter().enumerate() {
-        scatter(&block, from, &mut blocks, |b| &mut b.slices[a]);
-    }
-    blocks
+    let block = &block;
+    let sizes = &sizes;
+    let ((ys, ps), (ws, tuples, terms)) = std::thread::scope(|scope| {
+        let first = scope.spawn(move || (scatter(block, rows.y, sizes), scatter(block, rows.p, sizes)));
+        let second = (scatter(block, rows.w, sizes), scatter(block, rows.tuple, sizes), scatter(block, rows.class_terms, sizes));
+        (first.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), second)
+    });
+    let mut terms = terms.into_iter();
+    ys.into_iter()
+        .zip(ps)
+        .zip(ws)
+        .zip(tuples)
+        .map(|(((y, p), w), tuple)| RowBlock { y, p, w, tuple, class_terms: terms.next().unwrap_or_default() })
+        .collect()
 }
 
 /// The cells of all blocks: each block compressed on its own (in parallel), the results simply
 /// concatenated, since blocks are disjoint score ranges in score order.
-pub(super) fn cells_of_blocks(blocks: Vec<RowBlock>, specs: usize) -> Cells {
+pub(super) fn cells_of_blocks(blocks: Vec<RowBlock>) -> Cells {
     let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).clamp(1, 8).min(blocks.len().max(1));
     // Threads take the next block as they finish one (blocks differ in size); each block is freed
     // as soon as its cells are made.
@@ -515,10 +557,10 @@ pub(super) fn cells_of_blocks(blocks: Vec<RowBlock>, specs: usize) -> Cells {
     });
     parts.sort_by_key(|(i, _)| *i);
     if parts.len() == 1 {
-        return parts.pop().map(|(_, c)| c).unwrap_or_else(|| Cells::new(specs));
+        return parts.pop().map(|(_, c)| c).unwrap_or_default();
     }
     let total = parts.iter().map(|(_, c)| c.len()).sum();
-    let mut out = Cells::with_capacity(specs, total, parts.iter().any(|(_, c)| !c.class_terms.is_empty()));
+    let mut out = Cells::with_capacity(total, parts.iter().any(|(_, c)| !c.class_terms.is_empty()));
     for (_, c) in parts {
         out.append(c);
     }
@@ -536,15 +578,12 @@ impl Cells {
     }
 
     pub(super) fn append(&mut self, o: Cells) {
-        let Cells { y, p, w, mult, tuple, slices, class_terms } = o;
+        let Cells { y, p, w, mult, tuple, class_terms } = o;
         self.y.extend(y);
         self.p.extend(p);
         self.w.extend(w);
         self.mult.extend(mult);
         self.tuple.extend(tuple);
-        for (to, from) in self.slices.iter_mut().zip(slices) {
-            to.0.extend(from.0);
-        }
         self.class_terms.extend(class_terms);
     }
 }
@@ -554,7 +593,7 @@ impl Cells {
 /// sorting their rows, long ones (repeated scores) by counting equal rows in a hash map and
 /// sorting only the distinct ones, so the work stays linear in the rows.
 pub(super) fn chunk_cells(rows: &RowData, range: std::ops::Range<usize>) -> Cells {
-    let RowData { y, p, w, tuple, class_terms, slices } = rows;
+    let RowData { y, p, w, tuple, class_terms } = rows;
     let ct = |r: usize| class_terms.get(r).copied().unwrap_or_default();
     let base = range.start;
     let (keys, mut order) = radix_sort(p[range.clone()].iter().map(|x| descending_key(*x)).collect());
@@ -566,17 +605,16 @@ pub(super) fn chunk_cells(rows: &RowData, range: std::ops::Range<usize>) -> Cell
     };
     let same = |a: usize, b: usize| tuple[a] == tuple[b] && y[a].to_bits() == y[b].to_bits() && w[a].to_bits() == w[b].to_bits() && ct(a).same(&ct(b));
     let row_key = |r: usize| (tuple[r], y[r].to_bits(), w[r].to_bits(), ct(r).rank, ct(r).log_loss.to_bits());
-    // Grown as cells come (repeated scores make few) and shrunk at the end.
-    let mut out = Cells::new(slices.len());
+    // Room for one cell per distinct score (repeated scores make few; a run of one score may make
+    // more, and the arrays grow), shrunk at the end.
+    let runs = 1 + keys.windows(2).filter(|k| k[0] != k[1]).count();
+    let mut out = Cells::with_capacity(runs.min(keys.len()), !class_terms.is_empty());
     let mut emit = |r: usize, m: u32| {
         out.y.push(y[r]);
         out.p.push(p[r]);
         out.w.push(w[r]);
         out.mult.push(m);
         out.tuple.push(tuple[r]);
-        for (sc, s) in out.slices.iter_mut().zip(slices) {
-            sc.push(s[r]);
-        }
         if !class_terms.is_empty() {
             out.class_terms.push(class_terms[r]);
         }

@@ -266,7 +266,7 @@ fn cells_do_not_depend_on_chunks() {
     let a: Vec<Option<u32>> = (0..n).map(|_| Some((r.next() % 3) as u32)).collect();
     let b: Vec<Option<u32>> = (0..n).map(|_| (r.next() % 2 == 0).then_some(0)).collect();
     let tuple: Vec<u64> = a.iter().zip(&b).map(|(a, b)| a.map_or(0, |s| s as u64 + 1) * 2 + b.map_or(0, |s| s as u64 + 1)).collect();
-    let rows = RowData { y: &y, p: &p, w: &w, tuple: &tuple, class_terms: &[], slices: vec![&a, &b] };
+    let rows = RowData { y: &y, p: &p, w: &w, tuple: &tuple, class_terms: &[] };
     let one = build_cells(&rows, n);
     assert!(one.len() < n && one.mult.iter().map(|m| *m as usize).sum::<usize>() == n);
     // `prepare`'s path for small runs: the rows compressed in place, as one block.
@@ -275,9 +275,13 @@ fn cells_do_not_depend_on_chunks() {
     for chunk in [1, 7, 100, 1024] {
         let c = build_cells(&rows, chunk);
         assert_eq!((&c.y, &c.p, &c.w, &c.mult, &c.tuple), (&one.y, &one.p, &one.w, &one.mult, &one.tuple), "chunk {chunk}");
-        for (x, y) in c.slices.iter().zip(&one.slices) {
-            assert_eq!(x.0, y.0, "chunk {chunk}");
-        }
+    }
+    // The cells' slices, decoded from their tuples, are the slices of their rows.
+    let digits = [TupleDigit::Digit { radix: 4, dense_before: None }, TupleDigit::Digit { radix: 2, dense_before: None }];
+    let decoded = decode_slices(&one.tuple, &digits);
+    for (i, t) in one.tuple.iter().enumerate() {
+        let row = tuple.iter().position(|x| x == t).unwrap();
+        assert_eq!((decoded[0].get(i), decoded[1].get(i)), (a[row], b[row]), "cell {i}");
     }
     // Canonical order: scores descending, then slices, label, weight ascending, no two equal.
     for i in 1..one.len() {
@@ -292,5 +296,46 @@ fn cells_do_not_depend_on_chunks() {
         let c = build_cells(&rows, chunk);
         assert_eq!((&c.mult, &c.tuple, &c.p), (&one.mult, &one.tuple, &one.p), "chunk {chunk}");
         assert!(c.class_terms.iter().zip(&one.class_terms).all(|(a, b)| a.same(b)));
+    }
+}
+
+/// Cells decode their slices from the row tuple, also when the tuple had to be renumbered densely
+/// (nine specs of 251 slices overflow 64 bits): every spec's per-slice row counts and
+/// weights are those of its own assignment, row by row.
+#[test]
+fn slices_decoded_from_cells_are_the_rows_slices() {
+    let mut r = SplitMix(11);
+    let n = 3000;
+    let rs = rows(n, 3);
+    let mut df = frame(&rs, |i| if i % 3 == 0 { "a" } else { "b" });
+    let names: Vec<String> = (0..9).map(|k| format!("f{k}")).collect();
+    for name in &names {
+        let values: Vec<Option<String>> = (0..n).map(|_| match r.next() % 260 { 0 => None, v => Some(format!("v{}", v % 250)) }).collect();
+        df.with_column(Column::new(name.as_str().into(), values)).unwrap();
+    }
+    let mut req = request(0);
+    req.specs = names.iter().cloned().chain(["g".to_string(), "overall".to_string()]).collect();
+    req.baseline = "g=a".into();
+    req.max_slices = 10_000;
+    let prepared = prepare(&df, &req, Task::Binary).unwrap();
+    assert!(prepared.texts.len() == 12 && prepared.cells() > 1);
+    let w = weights(&df, Some("w")).unwrap();
+    for (a, text) in prepared.texts.iter().enumerate() {
+        let spec = SliceSpec::parse(text).unwrap();
+        let rows_of = assign(&df, text, &spec, req.max_slices).unwrap();
+        assert_eq!(rows_of.keys, prepared.keys[a], "{text}");
+        let mut want = vec![(0u64, 0.0, 0.0); rows_of.keys.len()];
+        for (i, s) in rows_of.slice_of_row.iter().enumerate() {
+            if let Some(s) = s {
+                let e = &mut want[*s as usize];
+                e.0 += 1;
+                e.1 += w[i];
+                e.2 += w[i] * w[i];
+            }
+        }
+        for (got, want) in prepared.counts[a].iter().zip(&want) {
+            assert_eq!(got.0, want.0, "{text}");
+            assert!((got.1 - want.1).abs() < 1e-9 && (got.2 - want.2).abs() < 1e-9, "{text}");
+        }
     }
 }
