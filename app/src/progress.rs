@@ -162,14 +162,15 @@ fn watch(j: String, job: Signal<Option<String>>, status: RwSignal<Option<JobStat
     leptos::task::spawn_local(async move {
         loop {
             sleep(300).await;
-            if job.get_untracked().as_deref() != Some(j.as_str()) {
+            // The page may have gone (a finished upload navigates away): its signals are then
+            // disposed, and reading one would panic; stop quietly instead.
+            if job.try_get_untracked().flatten().as_deref() != Some(j.as_str()) {
                 break;
             }
             // Not there yet (the request has not reached the server) or gone: keep the last view.
             if let Ok(Some(s)) = request("GET", &j).await {
                 let ended = s.state.ended();
-                status.set(Some(s));
-                if ended {
+                if status.try_set(Some(s)).is_some() || ended {
                     break;
                 }
             }
