@@ -103,6 +103,8 @@ test("pickers: race by picker only, worst FPR group; a typo keeps the form and t
   await waitForHydration(page);
   const slices = new SlicesPage(page);
   // Options say each column's type and cardinality; label and score columns are not offered.
+  // After a client-side navigation the columns arrive with the page's data: wait for them.
+  await slices.sliceBy().locator("option", { hasText: "race · categorical" }).waitFor({ state: "attached" });
   const options = await slices.sliceBy().locator("option").allInnerTexts();
   assert.ok(options.includes("race · categorical · 5 values"), options.join(" | "));
   assert.ok(options.includes("age · numeric"), options.join(" | "));

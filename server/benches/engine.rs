@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use polars::prelude::*;
 use strata_app::model::Task;
-use strata_server::eval::sliced::{MetricsRequest, compute_prepared, parse_thresholds, prepare};
+use strata_server::eval::sliced::{MetricsRequest, compute_prepared, descending_key, parse_thresholds, prepare, radix_sort};
 
 /// The system allocator, counting the bytes in use and their peak: memory is measured per step,
 /// not for the whole process.
@@ -129,34 +129,10 @@ fn floor_secs(f: &FloorRows) -> f64 {
         for i in 0..n {
             let x = f.score[i];
             sums[((f.a[i] as usize) << 9 | (f.b[i] as usize) << 1) | f.label[i] as usize] += x;
-            let b = x.to_bits();
-            keys.push(!(if b >> 63 == 1 { !b } else { b | (1 << 63) }));
+            keys.push(descending_key(x));
         }
-        let mut idx: Vec<u32> = (0..n as u32).collect();
-        let (mut keys_tmp, mut idx_tmp) = (vec![0u64; n], vec![0u32; n]);
-        for shift in (0..64).step_by(8) {
-            let mut counts = [0usize; 256];
-            for k in &keys {
-                counts[((k >> shift) & 0xff) as usize] += 1;
-            }
-            if counts.contains(&n) {
-                continue;
-            }
-            let mut sum = 0;
-            for c in counts.iter_mut() {
-                let here = *c;
-                *c = sum;
-                sum += here;
-            }
-            for (k, i) in keys.iter().zip(&idx) {
-                let b = ((k >> shift) & 0xff) as usize;
-                keys_tmp[counts[b]] = *k;
-                idx_tmp[counts[b]] = *i;
-                counts[b] += 1;
-            }
-            std::mem::swap(&mut keys, &mut keys_tmp);
-            std::mem::swap(&mut idx, &mut idx_tmp);
-        }
+        // The engine's own radix sort: the floor differs from `prepare` only in what it skips.
+        let (keys, idx) = radix_sort(keys);
         std::hint::black_box((&sums, &keys, &idx));
     })
 }

@@ -41,5 +41,5 @@ use self::{binary::*, compute::*, criteria::*, multiclass::*, prepare::*, regres
 pub use binary::{BinaryStats, confusion_metrics};
 pub(crate) use binary::clipped_neg_ln;
 pub use compute::{BootstrapSize, bootstrap_size, compute, compute_prepared, compute_prepared_tracked};
-pub use prepare::{Prepared, prepare};
+pub use prepare::{Prepared, descending_key, prepare, radix_sort};
 pub use request::{MetricsRequest, RequestError, parse_thresholds};

@@ -678,7 +678,7 @@ pub(super) fn threshold_counts(scores: &[f64], thresholds: &[f64]) -> Vec<u16> {
 }
 
 /// A key whose ascending order is `f64::total_cmp`'s descending order.
-pub(super) fn descending_key(x: f64) -> u64 {
+pub fn descending_key(x: f64) -> u64 {
     let b = x.to_bits();
     let ascending = if b >> 63 == 1 { !b } else { b | (1 << 63) };
     !ascending
@@ -686,7 +686,7 @@ pub(super) fn descending_key(x: f64) -> u64 {
 
 /// Sorts keys ascending by LSD radix (8 bits a pass, passes where every key has the same byte
 /// skipped); returns the sorted keys and the original position of each.
-pub(super) fn radix_sort(mut keys: Vec<u64>) -> (Vec<u64>, Vec<u32>) {
+pub fn radix_sort(mut keys: Vec<u64>) -> (Vec<u64>, Vec<u32>) {
     let n = keys.len();
     let mut idx: Vec<u32> = (0..n as u32).collect();
     let (mut keys_tmp, mut idx_tmp) = (vec![0u64; n], vec![0u32; n]);
