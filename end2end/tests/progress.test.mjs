@@ -68,14 +68,17 @@ test("an upload shows the bytes it sends, then the rows read, and the server's j
 
 test("a long search shows its progress and Cancel stops it on the server", async () => {
   const { context, page, errors } = await newPage();
-  // A run big enough for a search to take seconds: the demo's rows twenty times over, via the API.
+  // A run whose search takes seconds: the demo's rows forty times over with five more categorical
+  // columns (copies of the same rows alone would fall into the same cells and search as fast as
+  // the demo), via the API.
   const csv = readFileSync(join(DEMO, "adult/eval.csv"), "utf8").trimEnd().split("\n");
   const idAt = csv[0].split(",").indexOf("example_id");
-  const copy = (k) => csv.slice(1).map((line) => line.split(",").map((v, i) => (i === idAt ? `${v}-${k}` : v)).join(","));
-  const big = [csv[0], ...Array.from({ length: 20 }, (_, k) => copy(k)).flat()].join("\n") + "\n";
+  const extra = (r, k) => [`c${k}`, `s${(r * 7 + k) % 13}`, `t${(r * 3 + k * 5) % 11}`, `u${(r * 5 + k) % 17}`, `v${(r * 11 + k * 3) % 19}`];
+  const copy = (k) => csv.slice(1).map((line, r) => line.split(",").map((v, i) => (i === idAt ? `${v}-${k}` : v)).concat(extra(r, k)).join(","));
+  const big = [`${csv[0]},copy,shard,tier,unit,vat`, ...Array.from({ length: 40 }, (_, k) => copy(k)).flat()].join("\n") + "\n";
   const form = new FormData();
-  form.append("spec", JSON.stringify({ name: "Adult x20 (progress test)", label: "label", scores: ["score_logreg", "score_gbt"] }));
-  form.append("file", new Blob([big]), "adult20.csv");
+  form.append("spec", JSON.stringify({ name: "Adult x40 (progress test)", label: "label", scores: ["score_logreg", "score_gbt"] }));
+  form.append("file", new Blob([big]), "adult40.csv");
   const created = await fetch(`${BASE}/api/v1/runs`, { method: "POST", body: form, headers: { origin: BASE } });
   assert.equal(created.status, 201, await created.clone().text());
   const bigId = (await created.json()).id;

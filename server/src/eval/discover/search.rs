@@ -125,13 +125,22 @@ fn evaluate(
     steps: pass::Steps<'_>,
 ) -> Level {
     let jobs = jobs(&keys);
-    let compact = pass::run(features, &prep.rows, &keys, &jobs, steps);
+    // The row passes are the first half of the level's steps; testing the candidates (a p-value
+    // each, most of a level's time when it has many) is the second.
+    let half = steps.span / 2;
+    let compact = pass::run(features, &prep.rows, &keys, &jobs, pass::Steps { span: half, ..steps });
     let (dim, dc) = (prep.dim, prep.rows.dc);
     let ms = params.min_support.max(1) as f64;
     let mut level = Level { recs: Vec::new(), stats: Vec::new(), index: HashMap::default() };
     let mut full = vec![0.0; dim];
     let mut rest = vec![0.0; dim];
     for (i, key) in keys.iter().enumerate() {
+        if i % 4096 == 0 {
+            if steps.progress.is_cancelled() {
+                break;
+            }
+            steps.progress.reach(steps.from + half + (steps.span - half) * i as u64 / keys.len() as u64);
+        }
         prep.rows.expand_into(&compact[i * dc..(i + 1) * dc], &mut full);
         if full[0] < ms || prep.total[0] - full[0] < 0.5 {
             continue;
@@ -146,7 +155,10 @@ fn evaluate(
         level.recs.push(Rec { key: *key, score, p: cmp.p, parent_p: None, bs: prep.bs(&full) });
         level.stats.extend_from_slice(&full);
     }
-    parent_tests(features, prep, params, &mut level, parents);
+    if !steps.progress.is_cancelled() {
+        parent_tests(features, prep, params, &mut level, parents);
+        steps.progress.reach(steps.from + steps.span);
+    }
     out.examined += level.recs.len() as u64;
     out.per_level.push(level.recs.len() as u64);
     out.all_p.extend(level.recs.iter().map(|r| r.p));
