@@ -2,12 +2,17 @@
 #![recursion_limit = "512"]
 
 pub mod metrics;
+pub mod names;
 pub mod model;
 pub mod pickers;
+pub mod progress;
 pub mod server_fns;
 
 mod components;
 mod pages;
+
+/// The fairness comparisons' pure parts (matrix, A-vs-B rows), which the HTML export shares.
+pub use pages::fairness_compare;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};

@@ -182,6 +182,135 @@ pub fn baseline_for(spec: &str, baseline: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Filters: the rows of one column's values (`sex=Female`, `race in {Black, White}`) or of a
+// numeric range (`age in [25, 45)`), as the engine's `Where` conditions write them.
+
+/// A filter the value picker can show: one column, some of its values or a range.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FilterPick {
+    /// The rows whose value is one of these (one value: `col=v`; several: `col in {a, b}`).
+    Values { column: String, values: Vec<String> },
+    /// `lo <= x < hi`; an end left open is infinite.
+    Range { column: String, lo: Option<f64>, hi: Option<f64> },
+}
+
+impl FilterPick {
+    pub fn column(&self) -> &str {
+        match self {
+            FilterPick::Values { column, .. } | FilterPick::Range { column, .. } => column,
+        }
+    }
+}
+
+/// Characters a value in a set cannot hold (the engine splits sets on commas).
+fn breaks_a_set(v: &str) -> bool {
+    v.contains([',', '{', '}']) || v.contains(" & ") || v.trim() != v || v.is_empty()
+}
+
+/// A filter's spec: empty for no value and an open range (no filter); an error for a set of
+/// values that cannot be written (a value with a comma is chosen alone).
+pub fn build_filter(p: &FilterPick) -> Result<String, String> {
+    match p {
+        FilterPick::Values { values, .. } if values.is_empty() => Ok(String::new()),
+        FilterPick::Values { column, values } if values.len() == 1 => Ok(format!("{column}={}", values[0])),
+        FilterPick::Values { column, values } => match values.iter().find(|v| breaks_a_set(v)) {
+            Some(v) => Err(format!("the value '{v}' cannot be one of several: choose it alone, or write the filter under Advanced")),
+            None => Ok(format!("{column} in {{{}}}", values.join(", "))),
+        },
+        FilterPick::Range { lo: None, hi: None, .. } => Ok(String::new()),
+        FilterPick::Range { column, lo, hi } => {
+            if let (Some(l), Some(h)) = (lo, hi)
+                && l >= h
+            {
+                return Err(format!("the range of {column} needs from < to"));
+            }
+            let lo_text = lo.map(|x| format!("[{}", fmt_num(x))).unwrap_or_else(|| "(-inf".into());
+            let hi_text = hi.map(fmt_num).unwrap_or_else(|| "inf".into());
+            Ok(format!("{column} in {lo_text}, {hi_text})"))
+        }
+    }
+}
+
+/// Reads a filter back for the picker: `Some(None)` for no filter, `Some(Some(_))` for one
+/// condition the picker shows, `None` for what only the advanced field shows (conjunctions,
+/// slicings, malformed text).
+pub fn parse_filter(text: &str) -> Option<Option<FilterPick>> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Some(None);
+    }
+    if t.contains(" & ") {
+        return None;
+    }
+    if let Some((c, r)) = t.split_once(" in ") {
+        let (column, r) = (c.trim().to_string(), r.trim());
+        if column.is_empty() {
+            return None;
+        }
+        if let Some(inner) = r.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
+            let values: Vec<String> = inner.split(',').map(|v| v.trim().to_string()).collect();
+            return (!values.iter().any(String::is_empty)).then_some(Some(FilterPick::Values { column, values }));
+        }
+        let inner = r.strip_prefix('[').or_else(|| r.strip_prefix('(')).and_then(|r| r.strip_suffix(')'))?;
+        let (lo, hi) = inner.split_once(',')?;
+        let end = |t: &str, open: &str| -> Option<Option<f64>> {
+            match t.trim() {
+                x if x == open => Some(None),
+                x => x.parse::<f64>().ok().filter(|x| x.is_finite()).map(Some),
+            }
+        };
+        return Some(Some(FilterPick::Range { column, lo: end(lo, "-inf")?, hi: end(hi, "inf")? }));
+    }
+    let (c, v) = t.split_once('=')?;
+    let column = c.trim().to_string();
+    (!column.is_empty() && !column.contains(',')).then(|| Some(FilterPick::Values { column, values: vec![v.trim().to_string()] }))
+}
+
+/// "did you mean 'a' or 'b'?", else the choices when few (`what` names them), else `many`.
+fn suggestion(word: &str, known: &[String], what: &str, many: &str) -> String {
+    let close = crate::names::closest(word, known.iter().map(String::as_str));
+    if !close.is_empty() {
+        format!("did you mean {}?", close.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(" or "))
+    } else if known.len() <= 12 {
+        format!("{what} {}", known.join(", "))
+    } else {
+        many.to_string()
+    }
+}
+
+/// What is wrong with a filter, checked against the run's columns before anything is computed:
+/// a column the run lacks, a value the column does not have (when all its values are known), a
+/// range on a column that is not numeric. `None` when nothing is known to be wrong.
+pub fn check_filter(text: &str, columns: &[ColumnBrief]) -> Option<String> {
+    let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+    for part in text.split(" & ").map(str::trim).filter(|p| !p.is_empty()) {
+        let Some(Some(pick)) = parse_filter(part) else {
+            return Some(format!("'{part}' is not a filter: write column=value, column in {{a, b}} or column in [lo, hi)"));
+        };
+        let Some(c) = columns.iter().find(|c| c.name == pick.column()) else {
+            let tail = suggestion(pick.column(), &names, "the columns are", "choose one from the list");
+            return Some(format!("no column '{}'; {tail}", pick.column()));
+        };
+        match pick {
+            FilterPick::Range { .. } if c.kind != ColumnKind::Numeric => return Some(format!("{} is not numeric: choose some of its values instead of a range", c.name)),
+            FilterPick::Values { values, .. } if !c.values.is_empty() => {
+                if let Some(v) = values.iter().find(|v| !c.values.contains(v)) {
+                    return Some(value_hint(&c.name, v, &c.values));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The message for a value a column does not have: `no value 'Femal' in sex; did you mean
+/// 'Female'?` (the engine's hint for a filter that selects no row says the same).
+pub fn value_hint(column: &str, value: &str, values: &[String]) -> String {
+    format!("no value '{value}' in {column}; {}", suggestion(value, values, "its values are", &format!("it has {} values", values.len())))
+}
+
+// ---------------------------------------------------------------------------------------------
 // Thresholds and limits.
 
 /// Thresholds sorted, without repeats, rounded to what a person types.
@@ -407,6 +536,30 @@ pub fn remember_choice(key: &str, value: &str) {
     let _ = (key, value);
 }
 
+/// The one rule of every page that remembers a picker: a choice in the URL is remembered; a bare
+/// URL (no parameter: a first visit, not a form the user cleared) with no default from the
+/// project (its gates' slices) gets the remembered one when it fits this run. Returns the
+/// choice to apply, if any.
+pub fn choice_to_apply(in_url: &str, bare: bool, project_default: bool, remembered: Option<String>, fits: impl Fn(&str) -> bool) -> Option<String> {
+    if !in_url.trim().is_empty() || !bare || project_default {
+        return None;
+    }
+    remembered.filter(|r| !r.trim().is_empty() && fits(r))
+}
+
+/// Remembers the URL's choice of `param` under `key`, or returns the URL to open with the
+/// remembered one (see [`choice_to_apply`]). Called once a view has loaded without error.
+pub fn last_choice(key: &str, path: &str, query: &str, param: &str, project_default: bool, fits: impl Fn(&str) -> bool) -> Option<String> {
+    let in_url = query_values(query, param).join("; ");
+    if !in_url.trim().is_empty() {
+        remember_choice(key, &in_url);
+        return None;
+    }
+    let bare = without_params(query, &[]).is_empty();
+    let last = choice_to_apply(&in_url, bare, project_default, recall_choice(key), fits)?;
+    Some(format!("{path}?{}", crate::pages::slices::with_param(query, param, &last)))
+}
+
 /// Does a slice text name only columns of this run (so a remembered choice applies here)?
 pub fn spec_fits(text: &str, columns: &[ColumnBrief]) -> bool {
     let specs = split_specs(text);
@@ -588,6 +741,145 @@ fn bucket_builder(columns: StoredValue<Vec<ColumnBrief>>, picks: Memo<Option<Vec
     }
 }
 
+/// The value picker of a filter: a column, then some of its values (checkboxes; the most
+/// frequent ones for a column with many) or, for a numeric column, a range. The filter text is
+/// the "Advanced" field, the form parameter `name`; what is wrong with it is said at the field
+/// as it is chosen or typed (a value the column lacks, with the one meant).
+#[component]
+pub fn FilterPicker(
+    columns: Vec<ColumnBrief>,
+    /// The filter text (`sex=Female`, `race in {Black, White}`, `age in [25, 45)`).
+    spec: RwSignal<String>,
+    /// The form parameter (`slice`).
+    name: &'static str,
+    /// The column select's label (`Only slice`).
+    label: &'static str,
+    /// The server's word on the filter (a rejected filter, or a value no row has).
+    #[prop(default = None)]
+    error: Option<String>,
+) -> impl IntoView {
+    let columns = StoredValue::new(columns);
+    let picked = Memo::new(move |_| parse_filter(&spec.get()));
+    // The column chosen before any value is (the filter text is empty then).
+    let chosen = RwSignal::new(picked.get_untracked().flatten().map(|p| p.column().to_string()).unwrap_or_default());
+    let column = Memo::new(move |_| match picked.get() {
+        Some(Some(p)) => p.column().to_string(),
+        Some(None) => chosen.get(),
+        None => String::new(),
+    });
+    let brief = Memo::new(move |_| columns.with_value(|cs| cs.iter().find(|c| c.name == column.get()).cloned()));
+    let note = RwSignal::new(None::<String>);
+    // Checked in the browser first; the server's message when the browser finds nothing.
+    let server_error = StoredValue::new((error, spec.get_untracked()));
+    let problem = Memo::new(move |_| {
+        let text = spec.get();
+        note.get()
+            .or_else(|| columns.with_value(|cs| check_filter(&text, cs)))
+            .or_else(|| server_error.with_value(|(e, at)| e.clone().filter(|_| *at == text)))
+    });
+    let id = format!("{name}-error");
+    let write = move |p: FilterPick| match build_filter(&p) {
+        Ok(t) => {
+            note.set(None);
+            spec.set(t);
+        }
+        Err(m) => note.set(Some(m)),
+    };
+    let set_column = move |c: String| {
+        note.set(None);
+        chosen.set(c);
+        spec.set(String::new());
+    };
+    let values_view = move || {
+        let c = brief.get()?;
+        if c.kind == ColumnKind::Numeric {
+            let (lo, hi) = match picked.get() {
+                Some(Some(FilterPick::Range { lo, hi, .. })) => (lo, hi),
+                _ => (None, None),
+            };
+            let col = c.name.clone();
+            let set_end = move |which: &'static str, text: String| {
+                let x = text.trim().parse::<f64>().ok().filter(|x| x.is_finite());
+                let (mut lo, mut hi) = match picked.get_untracked() {
+                    Some(Some(FilterPick::Range { lo, hi, .. })) => (lo, hi),
+                    _ => (None, None),
+                };
+                if which == "lo" { lo = x } else { hi = x }
+                write(FilterPick::Range { column: col.clone(), lo, hi });
+            };
+            let set_lo = set_end.clone();
+            let place = |x: Option<f64>| x.map(fmt_num).unwrap_or_default();
+            return Some(view! {
+                <span class="filter-range" role="group" aria-label=format!("Range of {}", c.name)>
+                    <label>"from " <input type="number" step="any" class="count" aria-label=format!("{} from", c.name) placeholder=place(c.min)
+                        value=lo.map(fmt_num).unwrap_or_default() on:change=move |ev| set_lo("lo", event_target_value(&ev)) /></label>
+                    <label>"to (excl.) " <input type="number" step="any" class="count" aria-label=format!("{} to", c.name) placeholder=place(c.max)
+                        value=hi.map(fmt_num).unwrap_or_default() on:change=move |ev| set_end("hi", event_target_value(&ev)) /></label>
+                </span>
+            }.into_any());
+        }
+        let all = c.pickable_values().to_vec();
+        let partial = c.values.is_empty();
+        let col = c.name.clone();
+        let boxes = all.iter().map(|v| {
+            let (v1, v2, col) = (v.clone(), v.clone(), col.clone());
+            let all = all.clone();
+            let checked = Memo::new(move |_| matches!(picked.get(), Some(Some(FilterPick::Values { values, .. })) if values.contains(&v1)));
+            let toggle = move |ev: leptos::ev::Event| {
+                let on = event_target_checked(&ev);
+                let mut now = match picked.get_untracked() {
+                    Some(Some(FilterPick::Values { values, .. })) => values,
+                    _ => vec![],
+                };
+                now.retain(|x| *x != v2);
+                if on {
+                    now.push(v2.clone());
+                }
+                // The column's order, whatever the order of clicks.
+                // A value the column lacks (a typo in the URL) goes; one beyond the most frequent stays.
+                let mut ordered: Vec<String> = all.iter().filter(|x| now.contains(x)).cloned().collect();
+                if partial {
+                    ordered.extend(now.into_iter().filter(|x| !all.contains(x)));
+                }
+                write(FilterPick::Values { column: col.clone(), values: ordered });
+            };
+            view! { <label class="value-option"><input type="checkbox" value=v.clone() checked=checked prop:checked=checked on:change=toggle />{v.clone()}</label> }
+        }).collect_view();
+        Some(view! {
+            <fieldset class="value-select">
+                <legend>{if partial { format!("Values of {} (the {} most frequent of {})", c.name, all.len(), c.cardinality) } else { format!("Values of {}", c.name) }}</legend>
+                <div class="value-options">{boxes}</div>
+            </fieldset>
+        }.into_any())
+    };
+    view! {
+        <div class="picker filter-picker" role="group" aria-label=format!("{label}: filter")>
+            <label class="pick">{label}" "
+                <select aria-label=label aria-invalid=move || problem.get().map(|_| "true") aria-describedby=id.clone()
+                    on:change=move |ev| set_column(event_target_value(&ev))>
+                    <option value="" selected=move || column.get().is_empty()>"— all examples —"</option>
+                    {columns.with_value(|cs| cs.iter().map(|c| {
+                        let n = c.name.clone();
+                        view! { <option value=c.name.clone() selected=move || column.get() == n>{column_label(c)}</option> }
+                    }).collect_view())}
+                </select>
+            </label>
+            {values_view}
+            {move || picked.get().is_none().then(|| view! { <span class="muted">"a custom filter: see Advanced"</span> })}
+        </div>
+        <p class="field-error" id=id.clone() role="alert" data-testid=format!("{name}-error")>{move || problem.get()}</p>
+        <details class="advanced" open=picked.get_untracked().is_none()>
+            <summary>"Advanced"</summary>
+            <label>{format!("{label} filter ")}
+                <input type="text" aria-label=format!("{label} filter") name=move || (!spec.get().trim().is_empty()).then_some(name)
+                    placeholder="sex=Female, race in {Black, White}, age in [25, 45)"
+                    aria-invalid=move || problem.get().map(|_| "true") aria-describedby=id.clone()
+                    value=move || spec.get() prop:value=move || spec.get() on:input=move |ev| { note.set(None); spec.set(event_target_value(&ev)) } />
+            </label>
+        </details>
+    }
+}
+
 /// The baseline: `overall` or a value of one of the slicing's columns (a cross offers single-column
 /// values). A baseline of a column no longer picked falls back to `overall`.
 #[component]
@@ -625,18 +917,63 @@ pub fn BaselinePicker(
         }
         out
     });
+    // Several values of one column as the baseline (`race in {Black, White}`): the values of the
+    // slicing's first column cut by value.
+    let set_values = Memo::new(move |_| {
+        let picks = split_specs(&spec.get()).first().and_then(|s| parse_spec(s)).unwrap_or_default();
+        let p = picks.into_iter().find(|p| p.bucket == Bucket::Values)?;
+        let listed = columns.with_value(|cs| cs.iter().find(|c| c.name == p.column).map(|c| c.values.clone())).unwrap_or_default();
+        let values = if listed.is_empty() { seen.with_value(|s| s.iter().filter(|(c, _)| *c == p.column).map(|(_, v)| v.clone()).collect()) } else { listed };
+        (values.len() >= 2).then_some((p.column, values))
+    });
+    let set_note = RwSignal::new(None::<String>);
+    let in_set = move |v: &str| match parse_filter(&effective.get()) {
+        Some(Some(FilterPick::Values { column, values })) => set_values.get().is_some_and(|(c, _)| c == column) && values.iter().any(|x| x == v),
+        _ => false,
+    };
+    let set_view = move || {
+        let (column, values) = set_values.get()?;
+        let boxes = values.iter().map(|v| {
+            let (v1, v2, column, values) = (v.clone(), v.clone(), column.clone(), values.clone());
+            let checked = Memo::new(move |_| in_set(&v1));
+            let toggle = move |ev: leptos::ev::Event| {
+                let on = event_target_checked(&ev);
+                let now: Vec<String> = values.iter().filter(|x| if **x == v2 { on } else { in_set(x) }).cloned().collect();
+                match build_filter(&FilterPick::Values { column: column.clone(), values: now }) {
+                    Ok(f) => {
+                        set_note.set(None);
+                        value.set(if f.is_empty() { "overall".into() } else { f });
+                    }
+                    Err(m) => set_note.set(Some(m)),
+                }
+            };
+            view! { <label class="value-option"><input type="checkbox" checked=checked prop:checked=checked on:change=toggle />{v.clone()}</label> }
+        }).collect_view();
+        let open = matches!(parse_filter(&effective.get_untracked()), Some(Some(FilterPick::Values { values, .. })) if values.len() > 1);
+        Some(view! {
+            <details class="baseline-set" open=open>
+                <summary>{format!("Several values of {column} as the baseline")}</summary>
+                <fieldset class="value-select">
+                    <legend>{format!("Baseline values of {column}")}</legend>
+                    <div class="value-options">{boxes}</div>
+                </fieldset>
+                <span class="field-error" role="alert">{move || set_note.get()}</span>
+            </details>
+        })
+    };
     let invalid = error.is_some();
     view! {
         <label>"Baseline "
             <select aria-label="Baseline" name=move || (effective.get() != "overall").then_some("baseline")
                 aria-invalid=invalid.then_some("true") aria-describedby=invalid.then_some("baseline-error")
                 on:change=move |ev| value.set(event_target_value(&ev))>
-                <option value="overall" selected=move || effective.get() == "overall">"overall"</option>
-                {move || options.get().into_iter().map(|f| { let f2 = f.clone(); view! {
-                    <option value=f.clone() selected=move || effective.get() == f2>{f.replace('=', " = ")}</option>
+                <option value="overall" selected=move || effective.get() == "overall" prop:selected=move || effective.get() == "overall">"overall"</option>
+                {move || options.get().into_iter().map(|f| { let (f2, f3) = (f.clone(), f.clone()); view! {
+                    <option value=f.clone() selected=move || effective.get() == f2 prop:selected=move || effective.get() == f3>{f.replace('=', " = ")}</option>
                 }}).collect_view()}
             </select>
         </label>
+        {set_view}
         <FieldMessage id="baseline-error".to_string() message=error />
     }
 }
@@ -759,7 +1096,7 @@ mod tests {
     use super::*;
 
     fn col(name: &str, kind: ColumnKind, cardinality: u64, values: &[&str]) -> ColumnBrief {
-        ColumnBrief { name: name.into(), kind, cardinality, min: Some(17.0), max: Some(90.0), values: values.iter().map(|v| v.to_string()).collect() }
+        ColumnBrief { name: name.into(), kind, cardinality, min: Some(17.0), max: Some(90.0), values: values.iter().map(|v| v.to_string()).collect(), top_values: vec![] }
     }
 
     #[test]
@@ -861,5 +1198,60 @@ mod tests {
         assert!(!spec_fits("gender", &cols));
         assert!(!spec_fits("race:q4", &cols));
         assert!(!spec_fits("", &cols));
+    }
+    #[test]
+    fn filters_are_built_and_read_back() {
+        let v = |c: &str, vs: &[&str]| FilterPick::Values { column: c.into(), values: vs.iter().map(|x| x.to_string()).collect() };
+        assert_eq!(build_filter(&v("sex", &[])).unwrap(), "");
+        assert_eq!(build_filter(&v("sex", &["Female"])).unwrap(), "sex=Female");
+        assert_eq!(build_filter(&v("race", &["Black", "White"])).unwrap(), "race in {Black, White}");
+        assert!(build_filter(&v("city", &["Paris, TX", "Rome"])).unwrap_err().contains("'Paris, TX'"));
+        assert_eq!(build_filter(&v("city", &["Paris, TX"])).unwrap(), "city=Paris, TX", "alone, any value");
+        let r = |lo, hi| FilterPick::Range { column: "age".into(), lo, hi };
+        assert_eq!(build_filter(&r(Some(25.0), Some(45.0))).unwrap(), "age in [25, 45)");
+        assert_eq!(build_filter(&r(None, Some(30.5))).unwrap(), "age in (-inf, 30.5)");
+        assert_eq!(build_filter(&r(Some(65.0), None)).unwrap(), "age in [65, inf)");
+        assert_eq!(build_filter(&r(None, None)).unwrap(), "");
+        assert!(build_filter(&r(Some(45.0), Some(25.0))).is_err());
+        for text in ["sex=Female", "race in {Black, White}", "age in [25, 45)", "age in (-inf, 30.5)", "age in [65, inf)"] {
+            let p = parse_filter(text).unwrap().unwrap();
+            assert_eq!(build_filter(&p).unwrap(), text);
+        }
+        assert_eq!(parse_filter("  "), Some(None));
+        assert_eq!(parse_filter("sex=F & age in [1, 2)"), None, "a conjunction is the advanced field's");
+        assert_eq!(parse_filter("sex"), None);
+        assert_eq!(parse_filter("age in [x, 2)"), None);
+    }
+
+    #[test]
+    fn a_typo_in_a_filter_is_found_with_the_value_meant() {
+        let cols = vec![
+            col("sex", ColumnKind::Categorical, 2, &["Female", "Male"]),
+            col("race", ColumnKind::Categorical, 3, &["Black", "Other", "White"]),
+            col("age", ColumnKind::Numeric, 73, &[]),
+            ColumnBrief { top_values: vec!["US".into()], ..col("country", ColumnKind::Categorical, 80, &[]) },
+        ];
+        assert_eq!(check_filter("sex=Femal", &cols).as_deref(), Some("no value 'Femal' in sex; did you mean 'Female'?"));
+        assert_eq!(check_filter("race in {Black, Whit}", &cols).as_deref(), Some("no value 'Whit' in race; did you mean 'White'?"));
+        assert_eq!(check_filter("sex=zzzzzz", &cols).as_deref(), Some("no value 'zzzzzz' in sex; its values are Female, Male"));
+        assert_eq!(check_filter("gendr=Female", &cols).as_deref(), Some("no column 'gendr'; the columns are sex, race, age, country"));
+        assert_eq!(check_filter("sexx=Female", &cols).as_deref(), Some("no column 'sexx'; did you mean 'sex'?"));
+        assert!(check_filter("sex in [1, 2)", &cols).unwrap().contains("not numeric"));
+        assert!(check_filter("sex", &cols).unwrap().contains("is not a filter"));
+        for fine in ["", "sex=Female", "race in {Black, White} & age in [25, 45)", "country=Narnia"] {
+            assert_eq!(check_filter(fine, &cols), None, "{fine}: a column with many values is the server's to check");
+        }
+    }
+
+    #[test]
+    fn the_last_choice_applies_only_without_one_in_the_url_or_the_project() {
+        let fits = |s: &str| s != "gender";
+        assert_eq!(choice_to_apply("", true, false, Some("race".into()), fits), Some("race".into()));
+        assert_eq!(choice_to_apply("sex", true, false, Some("race".into()), fits), None, "the URL wins");
+        assert_eq!(choice_to_apply("", false, false, Some("race".into()), fits), None, "a form submitted without it: cleared on purpose");
+        assert_eq!(choice_to_apply("", true, true, Some("race".into()), fits), None, "the project's gates win");
+        assert_eq!(choice_to_apply("", true, false, Some("gender".into()), fits), None, "not for a run without its columns");
+        assert_eq!(choice_to_apply("", true, false, Some(" ".into()), fits), None);
+        assert_eq!(choice_to_apply("", true, false, None, fits), None);
     }
 }

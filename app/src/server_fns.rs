@@ -220,8 +220,11 @@ pub async fn get_residuals_view(id: String, query: String) -> Result<ResidualsVi
     backend()?.residuals_view(&id, &query).await.map_err(to_server_error)
 }
 
+/// `job`: an id the page chose to follow the search's progress and cancel it
+/// (`/api/v1/jobs/{job}`); the server's job tracker reads it from the request's form.
 #[server(endpoint = "get_discovery_view")]
-pub async fn get_discovery_view(id: String, query: String) -> Result<crate::model::DiscoveryView, AppError> {
+pub async fn get_discovery_view(id: String, query: String, job: Option<String>) -> Result<crate::model::DiscoveryView, AppError> {
+    let _ = job;
     backend()?.discovery_view(&id, &query).await.map_err(to_server_error)
 }
 
@@ -245,8 +248,10 @@ pub async fn get_whatif_example(id: String, query: String) -> Result<crate::mode
     backend()?.whatif_example(&id, &query).await.map_err(to_server_error)
 }
 
+/// `job`: as for [`get_discovery_view`] (the model calls' progress).
 #[server(endpoint = "get_whatif_pdp")]
-pub async fn get_whatif_pdp(id: String, query: String) -> Result<crate::model::WhatIfPdp, AppError> {
+pub async fn get_whatif_pdp(id: String, query: String, job: Option<String>) -> Result<crate::model::WhatIfPdp, AppError> {
+    let _ = job;
     backend()?.whatif_pdp(&id, &query).await.map_err(to_server_error)
 }
 

@@ -97,8 +97,8 @@ test("a typo in a parameter keeps the form and says what is wrong", async () => 
   assert.ok(await page.getByRole("button", { name: "Search" }).isVisible(), "the form stays");
   // What-if's slice filter with a value no row has says so, with the value meant.
   await page.goto(`${BASE}/runs/${demoId}/whatif?slice=${encodeURIComponent("sex=Femal")}`);
-  assert.equal(await page.getByTestId("browser-count").innerText(), "0 matching");
-  assert.equal(await page.getByTestId("slice-hint").innerText(), "no row has sex = 'Femal'; did you mean 'Female'?");
+  assert.equal(await page.getByTestId("browser-count").innerText(), "No example matches: the filter names a value no row has (see the filter above).");
+  assert.equal(await page.getByTestId("slice-error").innerText(), "no value 'Femal' in sex; did you mean 'Female'?");
   // A slice spec naming a column the run lacks suggests the one meant.
   const r = await fetch(`${BASE}/api/v1/runs/${demoId}/metrics?slice=gender`);
   assert.equal(r.status, 400);

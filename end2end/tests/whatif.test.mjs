@@ -124,7 +124,7 @@ test("what-if: PDP first, select in place, edit age on adult-00002, its change a
   // A random attack, per sex, in its own tab; the edit is kept.
   await page.getByRole("tab", { name: "Attacks" }).click();
   await page.getByRole("spinbutton", { name: "Attack noise" }).fill("0.5");
-  await page.getByRole("textbox", { name: "Attack slice" }).fill("sex");
+  await page.getByRole("combobox", { name: "Attack by slice", exact: true }).selectOption("sex");
   await page.getByRole("button", { name: "Attack" }).click();
   await page.waitForURL(/attack_noise=0\.5/);
   await page.getByTestId("attack").locator("tbody tr").first().waitFor();

@@ -513,7 +513,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
                 attachments.push(Attachment { name, media_type: "application/onnx".into(), model: None, content });
             }
             let file_name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-            let id = state.ingest(&file, &file_name, spec, attachments).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let progress = std::sync::Arc::new(strata_server::progress::Progress::new());
+            let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| ingest_bar(progress.clone()));
+            let stored = strata_server::service::jobs::scope(progress, state.ingest(&file, &file_name, spec, attachments)).await;
+            if let Some((bar, task)) = bar {
+                task.abort();
+                bar.finish_and_clear();
+            }
+            let id = stored.map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{id}");
             Ok(true)
         }
@@ -810,4 +817,27 @@ fn verdict_table(v: &Validation) -> String {
     }
     let _ = writeln!(out, "{}", if v.passed { "PASSED".to_string() } else { format!("FAILED: {} failing slice(s)", v.failures.len()) });
     out
+}
+
+/// A progress bar on stderr (a terminal) following an ingest: bytes read over both passes, rows,
+/// the time left. Updated a few times a second until the caller aborts the task.
+fn ingest_bar(progress: std::sync::Arc<strata_server::progress::Progress>) -> (indicatif::ProgressBar, tokio::task::JoinHandle<()>) {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg:>10} [{bar:30}] {percent:>3}%  {prefix} rows  eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let b = bar.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let s = progress.snapshot();
+            b.set_length(s.total.max(1));
+            b.set_position(s.done);
+            b.set_prefix(s.rows.to_string());
+            b.set_message(s.stage);
+            tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+        }
+    });
+    (bar, task)
 }

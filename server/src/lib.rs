@@ -10,6 +10,7 @@ pub mod eval;
 pub mod ingest;
 pub mod models;
 pub mod outbound;
+pub mod progress;
 pub mod secrets;
 pub mod service;
 pub mod settings;
@@ -68,6 +69,8 @@ pub fn router_for_version(state: AppState, options: LeptosOptions, version: etag
         .layer(axum::middleware::from_fn_with_state(version, etag::revalidate))
         // Inner to outer: the access gate (caller, route rule, audit), then the site guard
         // (Host, Origin), which runs first.
+        // Innermost: a request whose client names a job is tracked (it needs the gate's caller).
+        .layer(axum::middleware::from_fn_with_state(state.clone(), api::jobs::track))
         .layer(axum::middleware::from_fn_with_state(state, auth::gate))
         .layer(axum::middleware::from_fn_with_state(guard, site::guard));
     harden(app, timeout)

@@ -28,4 +28,15 @@ pub struct ColumnBrief {
     /// label it (sorted; missing values as `(missing)`); empty otherwise.
     #[serde(default)]
     pub values: Vec<String>,
+    /// Non-numeric columns with more values than that: the [`MAX_BRIEF_VALUES`] most frequent
+    /// (most frequent first), so a filter can still be picked; empty otherwise.
+    #[serde(default)]
+    pub top_values: Vec<String>,
+}
+
+impl ColumnBrief {
+    /// The values a value picker offers: every value, else the most frequent ones.
+    pub fn pickable_values(&self) -> &[String] {
+        if self.values.is_empty() { &self.top_values } else { &self.values }
+    }
 }

@@ -366,3 +366,42 @@ pub struct ApiError {
 pub struct Created {
     pub id: String,
 }
+
+/// Where a tracked job stands (`GET /api/v1/jobs/{job}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Running,
+    /// Cancel was asked; the work stops at its next check.
+    Cancelling,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    /// Whether the job has ended (nothing more will change).
+    pub fn ended(self) -> bool {
+        matches!(self, JobState::Done | JobState::Failed | JobState::Cancelled)
+    }
+}
+
+/// The progress of a long request (an upload's ingest, an analysis), as its starter sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct JobStatus {
+    /// The id the client chose for it.
+    pub job: String,
+    pub state: JobState,
+    /// What the work is doing now (`reading`, `bootstrap`, `grid`…); empty before it starts.
+    pub stage: String,
+    /// Steps done of `total` (grid points, replicates, levels, bytes read…); `total` is 0 until known.
+    pub done: u64,
+    pub total: u64,
+    /// Rows read so far (ingest).
+    pub rows: u64,
+    pub elapsed_ms: u64,
+    /// Seconds left at the rate so far, while running and once a step is done.
+    pub eta_seconds: Option<f64>,
+}

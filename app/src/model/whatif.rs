@@ -87,8 +87,8 @@ pub struct WhatIfView {
     /// Browser: the filtered page of rows.
     pub filter: String,
     pub browser: ExamplesPage,
-    /// Why the slice filter selects no row, when a value it names occurs in no row (`no row has
-    /// sex = 'Femal'; did you mean 'Female'?`).
+    /// Why the slice filter selects no row, when a value it names occurs in no row (`no value
+    /// 'Femal' in sex; did you mean 'Female'?`).
     #[serde(default)]
     pub slice_hint: Option<String>,
     /// The id of each browser row (the id column, or the row number).
@@ -97,6 +97,9 @@ pub struct WhatIfView {
     /// The scatter's x axis: `x=`, else the first numeric feature.
     pub scatter_x: String,
     pub feature_names: Vec<String>,
+    /// The feature columns as the filter and attack pickers show them.
+    #[serde(default)]
+    pub columns: Vec<ColumnBrief>,
     /// A random attack (`attack_noise=` given), per slice of `attack_slice`.
     pub attack: Option<AttackResult>,
     /// An adversarial search (`adv=1`), per slice of `adv_slice`.

@@ -11,6 +11,7 @@ use leptos_router::{
 };
 
 use crate::components::{CopyLink, ErrorBox, fmt_metric};
+use crate::progress::{JobProgress, new_job_id};
 use crate::model::{DiscoveredSlice, DiscoveryResult, DiscoveryView};
 use crate::pages::runs::urlencode;
 use crate::server_fns::get_discovery_view;
@@ -22,7 +23,18 @@ pub fn DiscoverPage() -> impl IntoView {
     let location = use_location();
     let id = Memo::new(move |_| params.read().get("id").unwrap_or_default());
     let search = Memo::new(move |_| location.search.get().trim_start_matches('?').to_string());
-    let data = Resource::new(move || (id.get(), search.get()), |(id, q)| get_discovery_view(id, q));
+    // The search in flight (in the browser): its job, followed by the progress bar.
+    let job = RwSignal::new(None::<String>);
+    let data = Resource::new(
+        move || (id.get(), search.get()),
+        move |(id, q)| async move {
+            let j = new_job_id();
+            job.set(j.clone());
+            let r = get_discovery_view(id, q, j).await;
+            job.set(None);
+            r
+        },
+    );
     view! {
         <Title text="Weak slices" />
         <div class="page-head">
@@ -33,6 +45,7 @@ pub fn DiscoverPage() -> impl IntoView {
         <p class="muted">"Every cross of up to three features is searched (numeric features in quantile buckets and ranges of them); \
             a slice is listed when it is significantly worse than the rest of the rows, with the false-discovery rate controlled \
             across every slice examined (Benjamini–Yekutieli)."</p>
+        <JobProgress job label="Search" />
         <Suspense fallback=|| view! { <p>"Searching…"</p> }>
             {move || Suspend::new(async move {
                 let q = move |k: &str| query.read_untracked().get(k).unwrap_or_default();

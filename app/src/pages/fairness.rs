@@ -14,7 +14,10 @@ use leptos_router::{
 };
 
 use crate::components::{CopyLink, ErrorBox, PlotlyChart, fmt_metric};
-use crate::pickers::{BaselinePicker, FieldError, FieldMessage, LimitsEditor, SlicePicker, ThresholdChips, clean_error, load_keeping_form, parse_threshold_list};
+use crate::pickers::{
+    BaselinePicker, FieldError, FieldMessage, LimitsEditor, SlicePicker, ThresholdChips, clean_error, last_choice, limits_text, load_keeping_form, parse_threshold_list,
+    spec_fits,
+};
 use crate::model::{Estimate, FairnessView, SliceResult};
 use crate::pages::slices::{with_param, without_param};
 use crate::server_fns::{SaveFairnessLimits, get_fairness_view};
@@ -47,6 +50,8 @@ struct Row {
 
 /// The fairness form's parameters: a rejected one is dropped to keep a result on the page.
 const FORM_KEYS: &[&str] = &["feature", "thresholds", "baseline", "limits", "min_size", "model", "metric"];
+/// Where the user's last groups are remembered in the browser.
+const LAST_FEATURE: &str = "strata.fairness.feature";
 
 #[component]
 pub fn FairnessPage() -> impl IntoView {
@@ -64,6 +69,15 @@ pub fn FairnessPage() -> impl IntoView {
     );
     // The last view that worked stays on the page while a rejected request is fixed.
     let last_good = StoredValue::new(None::<FairnessView>);
+    // No groups in the URL: the user's last ones, when this run has their columns.
+    let navigate = use_navigate();
+    Effect::new(move |_| {
+        let Some(Ok((v, None))) = data.get() else { return };
+        let path = location.pathname.get_untracked();
+        if let Some(url) = last_choice(LAST_FEATURE, &path, &search.get_untracked(), "feature", false, |f| spec_fits(f, &v.columns)) {
+            navigate(&url, NavigateOptions { replace: true, scroll: false, ..Default::default() });
+        }
+    });
     let pending = RwSignal::new(false);
     view! {
         <Title text="Fairness" />
@@ -82,10 +96,12 @@ pub fn FairnessPage() -> impl IntoView {
                     Err(e) => view! { <ErrorBox message=clean_error(&e.to_string()) /> }.into_any(),
                     Ok((v, error)) => {
                         let (shown, note) = crate::pickers::shown_result(last_good, &v, error.is_some());
+                        // One set of limits: the editor's, which "Save limits" stores.
+                        let limits = RwSignal::new(v.limits.clone());
                         view! {
-                            <FairnessForm v is_compare=id.get_untracked().is_none() error />
+                            <FairnessForm v is_compare=id.get_untracked().is_none() error limits />
                             {note.map(|n| view! { <p class="muted kept-result" data-testid="kept-result">{n}</p> })}
-                            <FairnessPanel v=shown id=id.get_untracked() search sort />
+                            <FairnessPanel v=shown id=id.get_untracked() search sort limits />
                         }.into_any()
                     }
                 }
@@ -99,7 +115,7 @@ pub fn FairnessPage() -> impl IntoView {
 /// group size, models, metrics and a limit per criterion. Values come from the URL (so a rejected
 /// one stays visible to be fixed), else from the view.
 #[component]
-fn FairnessForm(v: FairnessView, is_compare: bool, error: Option<FieldError>) -> impl IntoView {
+fn FairnessForm(v: FairnessView, is_compare: bool, error: Option<FieldError>, limits: RwSignal<Vec<(String, f64)>>) -> impl IntoView {
     let query = use_query_map();
     let url = |k: &str| query.read_untracked().get_all(k).unwrap_or_default().join("; ");
     let feature = RwSignal::new(match url("feature") {
@@ -111,7 +127,6 @@ fn FairnessForm(v: FairnessView, is_compare: bool, error: Option<FieldError>) ->
         b if b.trim().is_empty() => v.baseline.clone(),
         b => b,
     });
-    let limits = RwSignal::new(v.limits.clone());
     let keep_limits = !url("limits").trim().is_empty();
     let groups: Vec<(String, String)> = v.entries.first().map(|e| e.result.slices.iter().flat_map(|s| s.key.clone()).collect()).unwrap_or_default();
     let chosen_models: Vec<String> = v.entries.iter().map(|e| e.model.clone()).collect();
@@ -125,6 +140,8 @@ fn FairnessForm(v: FairnessView, is_compare: bool, error: Option<FieldError>) ->
     view! {
         <Form method="GET" action="" on_form_data=crate::pickers::drop_unnamed_entries()>
             {is_compare.then(|| view! { <input type="hidden" name="runs" value=runs_param.clone() /> })}
+            // The A-vs-B pair is chosen below the form; Apply keeps it.
+            {["a", "b"].into_iter().map(|k| view! { <input type="hidden" name=move || query.read().get(k).filter(|x| !x.is_empty()).map(|_| k) value=move || query.read().get(k).unwrap_or_default() /> }).collect_view()}
             <div class="controls picker-form">
                 <SlicePicker columns=v.columns.clone() spec=feature name="feature" label="Groups" none_label="— default —" error=FieldError::about(&error, "feature") />
             </div>
@@ -153,7 +170,7 @@ fn FairnessForm(v: FairnessView, is_compare: bool, error: Option<FieldError>) ->
 }
 
 #[component]
-fn FairnessPanel(v: FairnessView, id: Option<String>, search: Memo<String>, sort: Memo<String>) -> impl IntoView {
+fn FairnessPanel(v: FairnessView, id: Option<String>, search: Memo<String>, sort: Memo<String>, limits: RwSignal<Vec<(String, f64)>>) -> impl IntoView {
     let navigate = use_navigate();
     let base_path = match &id {
         Some(id) => format!("/runs/{id}/fairness"),
@@ -170,7 +187,6 @@ fn FairnessPanel(v: FairnessView, id: Option<String>, search: Memo<String>, sort
     let (export_html, export_csv, export_json) = (export("html"), export("csv"), export("json"));
     let flip_href = format!("{base_path}?{}", with_param(&search.get_untracked(), "flip", "1"));
     let groups: Vec<String> = v.entries[0].result.slices.iter().filter(|s| s.spec == v.feature).map(|s| s.label()).collect();
-    let limits_text = v.limits.iter().map(|(n, l)| format!("{n}:{l}")).collect::<Vec<_>>().join(",");
     let save = ServerAction::<SaveFairnessLimits>::new();
     let saved = save.value();
     let entries = v.entries.clone();
@@ -220,12 +236,14 @@ fn FairnessPanel(v: FairnessView, id: Option<String>, search: Memo<String>, sort
             <crate::pages::fairness_compare::AbCompare entries=entries.clone() feature=v.feature.clone() thresholds=v.thresholds.clone()
                 metrics=v.metrics.clone() base_path=base_path.clone() search />
         })}
-        {id.clone().map(|id| { let (limits_text, stored) = (limits_text.clone(), v.limits_stored); view! {
+        {id.clone().map(|id| { let stored = v.limits_stored; view! {
             <crate::pages::team::EditOnly>
-            {let (id, limits_text) = (id.clone(), limits_text.clone()); view! {
+            {let id = id.clone(); view! {
+            // Saves the limits editor's values (changed or not by Apply).
             <ActionForm action=save>
                 <input type="hidden" name="id" value=id />
-                <label>"Limits " <input type="text" name="limits" aria-label="Limits" size="70" value=limits_text /></label>
+                <input type="hidden" name="limits" value=move || limits_text(&limits.get()) />
+                <span class="muted" data-testid="limits-to-save">{move || format!("Limits: {} ", limits_text(&limits.get()))}</span>
                 <button type="submit">"Save limits with the run"</button>
                 <span class="muted">{if stored { " (these are stored with the run)" } else { " (defaults: not stored yet)" }}</span>
                 {move || saved.get().map(|r| match r {

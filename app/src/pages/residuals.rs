@@ -10,13 +10,15 @@ use leptos_router::{
 };
 
 use crate::components::{CopyLink, ErrorBox, PlotlyChart, fmt_metric};
-use crate::pickers::{FieldError, FieldMessage, SlicePicker, clean_error, load_keeping_form};
+use crate::pickers::{FieldError, FieldMessage, SlicePicker, clean_error, last_choice, load_keeping_form, spec_fits};
 use crate::model::ResidualsView;
 use crate::pages::slices::with_param;
 use crate::server_fns::get_residuals_view;
 
 /// The residuals form's parameters: a rejected one is dropped to keep a result on the page.
 const FORM_KEYS: &[&str] = &["slice", "model", "kind", "feature"];
+/// Where the user's last "Bias by slice" is remembered in the browser.
+const LAST_SLICE: &str = "strata.residuals.slice";
 
 #[component]
 pub fn ResidualsPage() -> impl IntoView {
@@ -27,6 +29,15 @@ pub fn ResidualsPage() -> impl IntoView {
     let search = Memo::new(move |_| location.search.get().trim_start_matches('?').to_string());
     let data = Resource::new(move || (id.get(), search.get()), |(id, q)| load_keeping_form(q, FORM_KEYS, move |q| get_residuals_view(id.clone(), q)));
     let last_good = StoredValue::new(None::<ResidualsView>);
+    // No slicing in the URL: the user's last one, when this run has its columns.
+    let navigate = use_navigate();
+    Effect::new(move |_| {
+        let Some(Ok((v, None))) = data.get() else { return };
+        let path = format!("/runs/{}/residuals", id.get_untracked());
+        if let Some(url) = last_choice(LAST_SLICE, &path, &search.get_untracked(), "slice", false, |s| spec_fits(s, &v.columns)) {
+            navigate(&url, NavigateOptions { replace: true, scroll: false, ..Default::default() });
+        }
+    });
     let hidden = move |k: &'static str| {
         view! { <input type="hidden" name=move || query.read().get(k).filter(|x| !x.is_empty()).map(|_| k) value=move || query.read().get(k).unwrap_or_default() /> }
     };

@@ -11,8 +11,7 @@ use leptos_router::{
 
 use crate::components::{ErrorBox, PlotlyChart, fmt_metric};
 use crate::pickers::{
-    BaselinePicker, FieldError, FieldMessage, SlicePicker, ThresholdChips, clean_error, load_keeping_form, parse_threshold_list, recall_choice,
-    remember_choice, spec_fits,
+    BaselinePicker, FieldError, FieldMessage, SlicePicker, ThresholdChips, clean_error, last_choice, load_keeping_form, parse_threshold_list, spec_fits,
 };
 use crate::metrics::{self, Direction};
 use crate::model::{SliceResult, SliceView};
@@ -103,13 +102,8 @@ pub fn SlicesPage() -> impl IntoView {
     // has its columns); a slicing that worked becomes the last one.
     Effect::new(move |_| {
         let Some(Ok((v, None))) = view_data.get() else { return };
-        let in_url = query.read_untracked().get_all("slice").unwrap_or_default().join("; ");
-        if !in_url.trim().is_empty() {
-            remember_choice(LAST_SLICE, &in_url);
-        } else if v.gate_slices.is_empty()
-            && let Some(last) = recall_choice(LAST_SLICE).filter(|l| spec_fits(l, &v.columns))
-        {
-            let url = format!("/runs/{}/slices?{}", id.get_untracked(), with_param(&search.get_untracked(), "slice", &last));
+        let path = format!("/runs/{}/slices", id.get_untracked());
+        if let Some(url) = last_choice(LAST_SLICE, &path, &search.get_untracked(), "slice", !v.gate_slices.is_empty(), |l| spec_fits(l, &v.columns)) {
             navigate(&url, NavigateOptions { replace: true, scroll: false, ..Default::default() });
         }
     });

@@ -2,7 +2,9 @@
 //!
 //! The browser sends the head of the file to `POST /api/v1/preview` (so the preview never needs
 //! the whole file), then the whole file with the chosen spec to `POST /api/v1/runs`: the same
-//! endpoint and code path as the API and the CLI.
+//! endpoint and code path as the API and the CLI. While it uploads, the page shows the bytes sent
+//! and then the rows the server has read, with an estimate of the time left and a Cancel button
+//! (the upload is a tracked job: `X-Strata-Job`).
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -12,6 +14,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use crate::components::ErrorBox;
 use crate::model::{ApiError, ColumnKind, Created, IngestSpec, Preview, Role};
 use crate::pages::runs::urlencode;
+use crate::progress::{JobProgress, ProgressBar, new_job_id};
 
 /// How much of a text file the preview reads.
 const PREVIEW_BYTES: f64 = 256.0 * 1024.0;
@@ -53,6 +56,9 @@ pub fn UploadPage() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let upload_error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
+    // The upload in flight: its job on the server, and the bytes sent of the file's (loaded, total).
+    let job = RwSignal::new(None::<String>);
+    let sent = RwSignal::new(None::<(f64, f64)>);
     let dragging = RwSignal::new(false);
     let navigate = use_navigate();
 
@@ -124,8 +130,14 @@ pub fn UploadPage() -> impl IntoView {
         upload_error.set(None);
         busy.set(true);
         let navigate = navigate.clone();
+        let j = new_job_id().unwrap_or_default();
+        job.set(Some(j.clone()));
+        sent.set(Some((0.0, f.size())));
         leptos::task::spawn_local(async move {
-            match upload(&f, &spec).await {
+            let done = upload(&f, &spec, &j, move |loaded, total| sent.set(Some((loaded, total)))).await;
+            job.set(None);
+            sent.set(None);
+            match done {
                 Ok(id) => navigate(&format!("/runs/{}", urlencode(&id)), NavigateOptions::default()),
                 Err(e) => upload_error.set(Some(e)),
             }
@@ -154,7 +166,7 @@ pub fn UploadPage() -> impl IntoView {
                 <span class="muted">{move || file.get().map(|f| f.0.name()).unwrap_or_default()}</span>
             </label>
             {move || error.get().map(|e| view! { <ErrorBox message=e /> })}
-            {move || busy.get().then(|| view! { <p class="muted" role="status">"Working…"</p> })}
+            {move || (busy.get() && job.with(Option::is_none)).then(|| view! { <p class="muted" role="status">"Working…"</p> })}
             {move || preview.get().map(|p| view! { <PreviewTable preview=p /> })}
             // Rebuilt when the columns change, not the roles: choosing a role keeps the focus.
             {move || (!columns.with(Vec::is_empty)).then(|| view! { <RolePicker choices /> })}
@@ -182,6 +194,15 @@ pub fn UploadPage() -> impl IntoView {
                 <button type="submit" aria-describedby="upload-blocked"
                     disabled=move || busy.get() || !blockers.with(Vec::is_empty)>"Upload"</button>
             </div>
+            {move || sent.get().map(|(loaded, total)| {
+                let pct = if total > 0.0 { Some(((loaded / total) * 100.0).round().min(100.0) as u64) } else { None };
+                view! {
+                    <div class="upload-sent" data-testid="upload-sent">
+                        <ProgressBar label="Bytes sent" percent=Signal::derive(move || pct) text=Signal::derive(move || sent_text(loaded, total)) />
+                    </div>
+                }
+            })}
+            <JobProgress job label="Upload" />
             <p id="upload-blocked" class="upload-blocked" aria-live="polite">
                 {move || blockers.with(|b| b.first().cloned())}
             </p>
@@ -343,6 +364,33 @@ async fn post(url: &str, body: &JsValue) -> Result<(u16, String), String> {
     Ok((resp.status(), text))
 }
 
+/// POSTs `form` with XMLHttpRequest (fetch reports no upload progress) as job `job`; returns the
+/// response's status and text.
+async fn post_with_progress(url: &str, form: &web_sys::FormData, job: &str, on_sent: impl Fn(f64, f64) + 'static) -> Result<(u16, String), String> {
+    use wasm_bindgen::closure::Closure;
+    let xhr = web_sys::XmlHttpRequest::new().map_err(js_err)?;
+    xhr.open_with_async("POST", url, true).map_err(js_err)?;
+    if !job.is_empty() {
+        xhr.set_request_header("x-strata-job", job).map_err(js_err)?;
+    }
+    let on_progress = Closure::<dyn FnMut(web_sys::ProgressEvent)>::new(move |e: web_sys::ProgressEvent| {
+        if e.length_computable() {
+            on_sent(e.loaded(), e.total());
+        }
+    });
+    xhr.upload().map_err(js_err)?.set_onprogress(Some(on_progress.as_ref().unchecked_ref()));
+    let finished = js_sys::Promise::new(&mut |resolve, reject| {
+        xhr.set_onload(Some(&resolve));
+        xhr.set_onerror(Some(&reject));
+        xhr.set_onabort(Some(&reject));
+    });
+    xhr.send_with_opt_form_data(Some(form)).map_err(js_err)?;
+    let outcome = wasm_bindgen_futures::JsFuture::from(finished).await;
+    drop(on_progress);
+    outcome.map_err(|_| "network error: the upload did not complete".to_string())?;
+    Ok((xhr.status().map_err(js_err)?, xhr.response_text().map_err(js_err)?.unwrap_or_default()))
+}
+
 /// The API's error as text: the message, then one line per problem found in the file.
 fn api_error(status: u16, text: &str) -> String {
     let Ok(e) = serde_json::from_str::<ApiError>(text) else {
@@ -410,12 +458,20 @@ pub(crate) async fn attach_model(run: &str, f: &web_sys::File, score: &str) -> R
     }
 }
 
-async fn upload(f: &web_sys::File, spec: &IngestSpec) -> Result<String, String> {
+/// "Sent 1.2 of 3.4 MB (35%)".
+fn sent_text(loaded: f64, total: f64) -> String {
+    let mb = |b: f64| b / 1_048_576.0;
+    let pct = if total > 0.0 { (loaded / total * 100.0).round().min(100.0) } else { 0.0 };
+    format!("sent {:.1} of {:.1} MB ({pct}%)", mb(loaded), mb(total))
+}
+
+/// Uploads the file as job `job`, calling `on_sent(loaded, total)` as its bytes go out.
+async fn upload(f: &web_sys::File, spec: &IngestSpec, job: &str, on_sent: impl Fn(f64, f64) + 'static) -> Result<String, String> {
     let form = web_sys::FormData::new().map_err(js_err)?;
     let spec_json = serde_json::to_string(spec).map_err(|e| e.to_string())?;
     form.append_with_str("spec", &spec_json).map_err(js_err)?;
     form.append_with_blob_and_filename("file", f, &f.name()).map_err(js_err)?;
-    let (status, text) = post("/api/v1/runs", &form.into()).await?;
+    let (status, text) = post_with_progress("/api/v1/runs", &form, job, on_sent).await?;
     if status == 201 {
         serde_json::from_str::<Created>(&text).map(|c| c.id).map_err(|e| e.to_string())
     } else {

@@ -17,8 +17,10 @@ use leptos_router::{
 
 use crate::components::{CopyLink, ErrorBox, PlotlyChart, fmt_metric};
 use crate::model::{WhatIfExample, WhatIfPdp, WhatIfView};
+use crate::pickers::{FieldError, FilterPicker, SlicePicker, check_filter, clean_error, last_choice, load_keeping_form};
 use crate::pages::slices::with_param;
 use crate::server_fns::{AppError, DeleteWhatIf, SaveWhatIf, get_whatif_example, get_whatif_pdp, get_whatif_view};
+use crate::progress::JobProgress;
 
 /// Keys only the selected example uses (besides the `set.*` edits).
 const EXAMPLE_KEYS: &[&str] = &["example", "explain"];
@@ -28,6 +30,10 @@ const PDP_KEYS: &[&str] = &["pdp", "feature", "sample", "grid"];
 const SHARED_KEYS: &[&str] = &["model", "threshold", "seed"];
 /// The docked panel's tab: view state only, never sent to the server.
 const TAB_KEY: &str = "tab";
+/// The page's picked specs: a rejected one is dropped to keep the page (and said at its field).
+const FORM_KEYS: &[&str] = &["slice", "attack_slice"];
+/// Where the user's last "Only slice" filter is remembered in the browser.
+const LAST_FILTER: &str = "strata.whatif.slice";
 
 fn is_edit(key: &str) -> bool {
     key.starts_with("set.")
@@ -187,7 +193,19 @@ pub fn WhatIfPage() -> impl IntoView {
     // Saving or deleting an example refetches the page's part (its list of saved examples).
     let save = ServerAction::<SaveWhatIf>::new();
     let delete = ServerAction::<DeleteWhatIf>::new();
-    let data = Resource::new(move || (id.get(), page_q.get(), save.version().get(), delete.version().get()), |(id, q, _, _)| get_whatif_view(id, q));
+    let data = Resource::new(
+        move || (id.get(), page_q.get(), save.version().get(), delete.version().get()),
+        |(id, q, _, _)| load_keeping_form(q, FORM_KEYS, move |q| get_whatif_view(id.clone(), q)),
+    );
+    // No filter in the URL: the user's last one, when this run has its columns and values.
+    let navigate = use_navigate();
+    Effect::new(move |_| {
+        let Some(Ok((v, None))) = data.get() else { return };
+        let fits = |f: &str| check_filter(f, &v.columns).is_none();
+        if let Some(url) = last_choice(LAST_FILTER, &nav.base.get_untracked(), &search.get_untracked(), "slice", false, fits) {
+            navigate(&url, in_place(true));
+        }
+    });
     let example = Resource::new(
         move || (id.get(), example_q.get()),
         |(id, q)| async move {
@@ -197,11 +215,19 @@ pub fn WhatIfPage() -> impl IntoView {
             }
         },
     );
+    // The partial dependence in flight (in the browser): its job, followed by a progress bar.
+    let pdp_job = RwSignal::new(None::<String>);
     let pdp = Resource::new(
         move || (id.get(), pdp_q.get()),
-        |(id, q)| async move {
+        move |(id, q)| async move {
             match q {
-                Some(q) => get_whatif_pdp(id, q).await.map(Some),
+                Some(q) => {
+                    let j = crate::progress::new_job_id();
+                    pdp_job.set(j.clone());
+                    let r = get_whatif_pdp(id, q, j).await.map(Some);
+                    pdp_job.set(None);
+                    r
+                }
                 None => Ok(None),
             }
         },
@@ -231,15 +257,15 @@ pub fn WhatIfPage() -> impl IntoView {
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
-                    Err(e) => view! { <ErrorBox message=e.to_string() /> }.into_any(),
-                    Ok(v) => view! { <Controls v nav /> }.into_any(),
+                    Err(e) => view! { <ErrorBox message=clean_error(&e.to_string()) /> }.into_any(),
+                    Ok((v, error)) => view! { <Controls v nav error /> }.into_any(),
                 }
             })}
         </Transition>
         <div class="whatif-layout">
             <div class="whatif-browse">
                 <Transition fallback=|| ()>
-                    {move || Suspend::new(async move { data.await.ok().map(|v| view! { <Browser v nav selected delete run=id.get_untracked() /> }) })}
+                    {move || Suspend::new(async move { data.await.ok().map(|(v, _)| view! { <Browser v nav selected delete run=id.get_untracked() /> }) })}
                 </Transition>
             </div>
             <aside class="whatif-dock" id="whatif-dock" aria-label="Selected example">
@@ -249,15 +275,16 @@ pub fn WhatIfPage() -> impl IntoView {
                 </div>
                 {move || (tab.get() == Tab::Pdp).then(|| view! {
                     <div role="tabpanel" id="whatif-panel-pdp" aria-labelledby="whatif-tab-pdp">
+                        <JobProgress job=pdp_job label="Partial dependence" />
                         <Transition fallback=|| view! { <p>"Loading…"</p> }>
-                            {move || Suspend::new(async move { data.await.ok().map(|v| view! { <PdpPanel v pdp nav has_example=Signal::derive(move || selected.get().is_some()) /> }) })}
+                            {move || Suspend::new(async move { data.await.ok().map(|(v, _)| view! { <PdpPanel v pdp nav has_example=Signal::derive(move || selected.get().is_some()) /> }) })}
                         </Transition>
                     </div>
                 })}
                 {move || (tab.get() == Tab::Attacks).then(|| view! {
                     <div role="tabpanel" id="whatif-panel-attacks" aria-labelledby="whatif-tab-attacks">
                         <Transition fallback=|| view! { <p>"Loading…"</p> }>
-                            {move || Suspend::new(async move { data.await.ok().map(|v| view! { <AttacksPanel v nav run=id.get_untracked() /> }) })}
+                            {move || Suspend::new(async move { data.await.ok().map(|(v, error)| view! { <AttacksPanel v nav run=id.get_untracked() error /> }) })}
                         </Transition>
                     </div>
                 })}
@@ -308,15 +335,20 @@ fn Tabs(tab: Memo<Tab>, nav: Nav) -> impl IntoView {
     }
 }
 
-/// Above the browser and the panel: the run, the model, the threshold and the browser's filters.
+/// Above the browser and the panel: the run, the model, the threshold and the browser's filters
+/// (the slice filter picked as a column and its values, or a range; its text under Advanced).
 #[component]
-fn Controls(v: WhatIfView, nav: Nav) -> impl IntoView {
+fn Controls(v: WhatIfView, nav: Nav, error: Option<FieldError>) -> impl IntoView {
     let navigate = use_navigate();
     let go = move |key: &str, value: String| navigate(&nav.with(key, &value), in_place(false));
     let (go1, go2, go3) = (go.clone(), go.clone(), go.clone());
     let binary = v.task == "binary";
     let q = nav.search.get_untracked();
     let (slice_value, score_min, score_max, color_value) = (param(&q, "slice").unwrap_or_default(), param(&q, "score_min").unwrap_or_default(), param(&q, "score_max").unwrap_or_default(), param(&q, "color").unwrap_or_default());
+    let filter = RwSignal::new(slice_value);
+    // The server's word on the filter: rejected (an unknown column), or a value no row has.
+    let filter_error = FieldError::about(&error, "slice").or_else(|| v.slice_hint.clone());
+    let other_error = error.as_ref().filter(|e| !FORM_KEYS.contains(&e.field.as_str())).map(|e| e.message.clone());
     let callable = v.models.clone();
     view! {
         <p class="muted">{format!("{} · models that can be called: {}", v.run_name, if v.models.is_empty() { "none (attach an ONNX file to the run)".to_string() } else { v.models.join(", ") })}</p>
@@ -342,8 +374,10 @@ fn Controls(v: WhatIfView, nav: Nav) -> impl IntoView {
         </div>
         <Form method="GET" action="" noscroll=true>
             {move || hidden_inputs(&nav.search.get(), &|k| ["slice", "score_min", "score_max", "color", "offset"].contains(&k))}
+            <div class="controls picker-form">
+                <FilterPicker columns=v.columns.clone() spec=filter name="slice" label="Only slice" error=filter_error />
+            </div>
             <div class="controls">
-                <label>"Only slice " <input type="text" name="slice" aria-label="Only slice" placeholder="sex=Female" value=slice_value /></label>
                 <label>"Score from " <input type="number" step="any" name="score_min" aria-label="Score from" value=score_min /></label>
                 <label>"to " <input type="number" step="any" name="score_max" aria-label="Score to" value=score_max /></label>
                 <label>"Colour by "
@@ -354,6 +388,7 @@ fn Controls(v: WhatIfView, nav: Nav) -> impl IntoView {
                 </label>
                 <button type="submit">"Filter"</button>
             </div>
+            <crate::pickers::FieldMessage id="whatif-form-error".to_string() message=other_error />
         </Form>
     }
 }
@@ -422,12 +457,13 @@ fn Browser(v: WhatIfView, nav: Nav, selected: Memo<Option<String>>, delete: Serv
         </section>
         <section>
             <h2>"Examples"</h2>
-            <p class="muted" data-testid="browser-count">{if v.browser.rows.is_empty() {
+            <p class="muted" data-testid="browser-count">{if v.browser.rows.is_empty() && v.slice_hint.is_some() {
+                "No example matches: the filter names a value no row has (see the filter above).".to_string()
+            } else if v.browser.rows.is_empty() {
                 format!("{} matching", v.browser.total)
             } else {
                 format!("{} matching · showing {}–{}", v.browser.total, v.browser.offset + 1, (v.browser.offset + v.browser.rows.len() as u64))
             }}</p>
-            {v.slice_hint.clone().map(|h| view! { <p class="warn" role="status" data-testid="slice-hint">{h}</p> })}
             <div class="table-scroll" tabindex="0" role="region" aria-label="Examples">
                 <table class="data browser" data-testid="browser">
                     <thead><tr><th>"Example"</th>{v.browser.columns.iter().map(|c| view! { <th>{c.clone()}</th> }).collect_view()}</tr></thead>
@@ -629,12 +665,13 @@ fn PdpPanel(v: WhatIfView, pdp: Resource<Result<Option<WhatIfPdp>, AppError>>, n
 /// The "Attacks" tab: a random attack, the adversarial search and permutation importance, each a
 /// GET form whose result is in the URL.
 #[component]
-fn AttacksPanel(v: WhatIfView, nav: Nav, run: String) -> impl IntoView {
+fn AttacksPanel(v: WhatIfView, nav: Nav, run: String, error: Option<FieldError>) -> impl IntoView {
     let binary = v.task == "binary";
     let q = nav.search.get_untracked();
     let attack_noise = v.attack.as_ref().map(|a| a.noise.to_string()).unwrap_or_else(|| "0.1".into());
     let attack_swap = v.attack.as_ref().map(|a| a.swap.to_string()).unwrap_or_else(|| "0.05".into());
-    let attack_slice = param(&q, "attack_slice").unwrap_or_default();
+    let attack_slice = RwSignal::new(param(&q, "attack_slice").unwrap_or_default());
+    let columns = v.columns.clone();
     let attack = v.attack.clone();
     let (features, adversarial, importance) = (v.feature_names.clone(), v.adversarial.clone(), v.importance.clone());
     view! {
@@ -645,8 +682,10 @@ fn AttacksPanel(v: WhatIfView, nav: Nav, run: String) -> impl IntoView {
             <div class="controls">
                 <label>"Noise (sd) " <input type="number" step="any" min="0" name="attack_noise" aria-label="Attack noise" value=attack_noise /></label>
                 <label>"Swap probability " <input type="number" step="any" min="0" max="1" name="attack_swap" aria-label="Attack swap" value=attack_swap /></label>
-                <label>"By slice " <input type="text" name="attack_slice" aria-label="Attack slice" placeholder="sex" value=attack_slice /></label>
                 <button type="submit">"Attack"</button>
+            </div>
+            <div class="controls picker-form">
+                <SlicePicker columns spec=attack_slice name="attack_slice" label="Attack by slice" none_label="overall only" error=FieldError::about(&error, "attack_slice") />
             </div>
         </Form>
         {attack.map(|a| view! {

@@ -65,6 +65,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Busy => ApiError::Unavailable(e.to_string(), 2),
             ServiceError::Forbidden(m) => ApiError::Forbidden(m),
             ServiceError::Conflict(m) => ApiError::Conflict(m),
+            ServiceError::Cancelled => ApiError::Conflict(e.to_string()),
             ServiceError::Store(s) if s.is_unavailable() => {
                 tracing::warn!(error = %crate::service::error_chain(&s), "database unavailable");
                 ApiError::Unavailable("the database is unavailable; try again shortly".into(), 5)

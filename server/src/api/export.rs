@@ -24,7 +24,7 @@ pub fn export_routes(site_root: std::path::PathBuf) -> Router<AppState> {
 }
 
 async fn export(s: AppState, ids: Vec<String>, q: Option<String>, plotly: std::sync::Arc<std::path::PathBuf>) -> Result<Response, ApiError> {
-    use crate::service::export::{fairness_csv, fairness_html};
+    use crate::service::export::{AbPair, fairness_csv, fairness_html};
     let q = q.unwrap_or_default();
     let (format, _) = params::split(&q, &["format"]);
     let format: params::ExportParams = params::decode_pairs(&format)?;
@@ -40,7 +40,9 @@ async fn export(s: AppState, ids: Vec<String>, q: Option<String>, plotly: std::s
                 tracing::warn!(path = %plotly.display(), "plotly.js not found: the exported report has tables only");
             }
             let request = q.split('&').filter(|p| !p.starts_with("format=")).collect::<Vec<_>>().join("&");
-            ([(header::CONTENT_TYPE, "text/html; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, attach("strata-fairness.html"))], fairness_html(&view, &request, js.as_deref())).into_response()
+            let first = |k: &str| strata_app::pickers::query_values(&q, k).into_iter().find(|x| !x.trim().is_empty());
+            let ab = AbPair { a: first("a"), b: first("b") };
+            ([(header::CONTENT_TYPE, "text/html; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, attach("strata-fairness.html"))], fairness_html(&view, &request, js.as_deref(), &ab)).into_response()
         }
         other => return Err(crate::service::ServiceError::BadRequest(format!("format '{other}' is not one of html, csv, json")).into()),
     })

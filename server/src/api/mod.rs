@@ -5,6 +5,7 @@
 mod analysis;
 mod error;
 mod export;
+pub mod jobs;
 mod projects;
 mod runs;
 mod teams;
@@ -32,6 +33,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(whatif::router())
         .merge(projects::router())
         .merge(teams::router())
+        .merge(jobs::router())
         .split_for_parts()
 }
 

@@ -339,6 +339,10 @@ fn wants_page(req: &Request) -> bool {
         && req.headers().get(header::ACCEPT).and_then(|a| a.to_str().ok()).is_some_and(|a| a.contains("text/html"))
 }
 
+/// A server function's form fields, as the gate read them (the job tracker reads `job`).
+#[derive(Clone, Debug)]
+pub struct FormFields(pub Vec<(String, String)>);
+
 /// The largest server-function body the gate reads to find the resource it names.
 const MAX_FORM_BYTES: usize = 2 << 20;
 
@@ -392,6 +396,9 @@ async fn gate_inner(state: AppState, mut req: Request, next: Next) -> Result<Res
         found = resources(&state, need.on, &params, &query, &form).await?;
         if !allowed(&caller, need, &found) {
             return Ok(refuse(&caller, &req, need));
+        }
+        if needs_form {
+            req.extensions_mut().insert(FormFields(form));
         }
     }
     req.extensions_mut().insert(caller.clone());

@@ -204,6 +204,11 @@ pub static RULES: &[Rule] = rules! {
     "POST" "/api/v1/users/{name}/tokens" => need(Admin, Instance), audit "token.create";
     "GET" "/api/v1/audit" => need(Admin, Instance);
 
+    // Long requests' progress and cancel: only the caller that started a job sees it (checked by
+    // the handler: another caller's job is not found).
+    "GET" "/api/v1/jobs/{job}" => need(Read, Anywhere);
+    "DELETE" "/api/v1/jobs/{job}" => need(Read, Anywhere);
+
     // Server functions (the pages' calls; their arguments are form fields).
     "POST" "/api/list_runs" => need(Read, Instance);
     "POST" "/api/list_projects" => need(Read, Instance);

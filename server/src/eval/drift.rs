@@ -199,8 +199,20 @@ fn categorical_drift(name: &str, r: &[Option<String>], c: &[Option<String>]) -> 
 /// Drift of `features` (and of `scores`, model columns both runs have) between two runs.
 /// Ranked: features by PSI, then scores; flags as described in the module docs.
 pub fn drift(reference: &DataFrame, current: &DataFrame, features: &[(String, ColumnKind)], scores: &[String]) -> Result<Vec<FeatureDrift>, EvalError> {
+    drift_tracked(reference, current, features, scores, &crate::progress::Progress::new())
+}
+
+/// [`drift`] reporting one step per feature and score into `progress`; stops (with what it has,
+/// which the caller then throws away) when it is cancelled.
+pub fn drift_tracked(reference: &DataFrame, current: &DataFrame, features: &[(String, ColumnKind)], scores: &[String], progress: &crate::progress::Progress) -> Result<Vec<FeatureDrift>, EvalError> {
+    progress.stage("features");
+    progress.add_total((features.len() + scores.len()) as u64);
     let mut out = Vec::new();
     for (name, kind) in features {
+        if progress.is_cancelled() {
+            return Ok(out);
+        }
+        progress.advance(1);
         if current.column(name).is_err() {
             continue;
         }
@@ -212,6 +224,7 @@ pub fn drift(reference: &DataFrame, current: &DataFrame, features: &[(String, Co
     }
     out.sort_by(|a, b| b.psi.total_cmp(&a.psi).then(a.feature.cmp(&b.feature)));
     for s in scores {
+        progress.advance(1);
         if current.column(s).is_ok() && reference.column(s).is_ok() {
             out.push(numeric_drift(s, "score", &f64_values(reference, s)?, &f64_values(current, s)?));
         }

@@ -1,5 +1,5 @@
 //! Slice specs (`sex`, `sex,race`, `age:q5`, `age:[18,30,45,65]`, `age:w4`, `country=US`, and
-//! conjunctions `sex=Female & age in [25, 45)`) and the assignment of every row to its slice of a spec. A slice key is a list of (feature, value)
+//! conjunctions `sex=Female & age in [25, 45)`, value sets `race in {Black, White}`) and the assignment of every row to its slice of a spec. A slice key is a list of (feature, value)
 //! pairs, as in TFMA; the overall slice has the empty key. Missing values form their own slice.
 
 use std::collections::HashMap;
@@ -45,12 +45,15 @@ pub enum Cond {
     Eq { column: String, value: String },
     /// `lo <= x < hi` for a numeric column (either end may be infinite); missing values are out.
     Range { column: String, lo: f64, hi: f64 },
+    /// The column equals one of the values, compared as text (`race in {Black, White}`; values
+    /// are separated by commas, so a value with a comma is written alone with `=`).
+    OneOf { column: String, values: Vec<String> },
 }
 
 impl Cond {
     pub fn column(&self) -> &str {
         match self {
-            Cond::Eq { column, .. } | Cond::Range { column, .. } => column,
+            Cond::Eq { column, .. } | Cond::Range { column, .. } | Cond::OneOf { column, .. } => column,
         }
     }
 
@@ -60,6 +63,7 @@ impl Cond {
         match self {
             Cond::Eq { value, .. } => value.clone(),
             Cond::Range { lo, hi, .. } => range_label(*lo, *hi),
+            Cond::OneOf { values, .. } => format!("{{{}}}", values.join(", ")),
         }
     }
 }
@@ -71,13 +75,30 @@ pub fn range_label(lo: f64, hi: f64) -> String {
     format!("{open}{lo}, {hi})")
 }
 
-/// Parses one condition: `column=value` or `column in [lo, hi)` (`(-inf, hi)`, `[lo, inf)`).
+/// Parses one condition: `column=value`, `column in [lo, hi)` (`(-inf, hi)`, `[lo, inf)`) or
+/// `column in {a, b}`.
 fn parse_cond(text: &str, part: &str) -> Result<Cond, SpecError> {
     let bad = |why: &str| SpecError::Invalid(text.to_string(), why.to_string());
     if let Some((c, r)) = part.split_once(" in ") {
         let (c, r) = (c.trim(), r.trim());
         if c.is_empty() {
-            return Err(bad("a range needs a column before 'in'"));
+            return Err(bad("a range or a set of values needs a column before 'in'"));
+        }
+        if let Some(inner) = r.strip_prefix('{') {
+            let inner = inner.strip_suffix('}').ok_or_else(|| bad("a set of values is written {a, b}"))?;
+            let mut values: Vec<String> = Vec::new();
+            for v in inner.split(',').map(str::trim) {
+                if v.is_empty() {
+                    return Err(bad("a set of values is written {a, b}, without empty values"));
+                }
+                if !values.iter().any(|x| x == v) {
+                    values.push(v.to_string());
+                }
+            }
+            if values.len() > 1000 {
+                return Err(bad("a set has at most 1000 values"));
+            }
+            return Ok(Cond::OneOf { column: c.to_string(), values });
         }
         let inner = r.strip_prefix('[').or_else(|| r.strip_prefix('(')).and_then(|r| r.strip_suffix(')')).ok_or_else(|| bad("a range is written [lo, hi), (-inf, hi) or [lo, inf)"))?;
         let (lo, hi) = inner.split_once(',').ok_or_else(|| bad("a range has two ends: [lo, hi)"))?;
@@ -120,7 +141,7 @@ impl SliceSpec {
         if t.is_empty() || t == "overall" {
             return Ok(SliceSpec::Overall);
         }
-        if t.contains(" & ") || t.contains(" in [") || t.contains(" in (") {
+        if t.contains(" & ") || t.contains(" in [") || t.contains(" in (") || t.contains(" in {") {
             let conds = t.split(" & ").map(|p| parse_cond(text, p.trim())).collect::<Result<Vec<_>, _>>()?;
             if conds.len() > 10 {
                 return Err(bad("at most 10 conditions"));
@@ -205,12 +226,19 @@ fn unknown_column(df: &DataFrame, spec: &str, column: &str) -> SpecError {
 }
 
 /// Why a filter (`sex=Femal`, or a conjunction) selects no row, when one of its values occurs in
-/// no row: the closest values, or the column's values when it has few. `None` when every value
+/// no row: the closest values, or the column's values when it has few (the pickers' wording). `None` when every value
 /// occurs (the conditions are merely disjoint) or the spec is not a filter.
 pub fn filter_hint(df: &DataFrame, spec: &SliceSpec) -> Option<String> {
     let conds: Vec<(&str, &str)> = match spec {
         SliceSpec::Filter { column, value } => vec![(column.as_str(), value.as_str())],
-        SliceSpec::Where(conds) => conds.iter().filter_map(|c| if let Cond::Eq { column, value } = c { Some((column.as_str(), value.as_str())) } else { None }).collect(),
+        SliceSpec::Where(conds) => conds
+            .iter()
+            .flat_map(|c| match c {
+                Cond::Eq { column, value } => vec![(column.as_str(), value.as_str())],
+                Cond::OneOf { column, values } => values.iter().map(|v| (column.as_str(), v.as_str())).collect(),
+                Cond::Range { .. } => vec![],
+            })
+            .collect(),
         _ => vec![],
     };
     for (column, value) in conds {
@@ -218,15 +246,7 @@ pub fn filter_hint(df: &DataFrame, spec: &SliceSpec) -> Option<String> {
         if labels.iter().any(|l| l == value) {
             continue;
         }
-        let close = super::names::closest(value, labels.iter().map(String::as_str));
-        let tail = if !close.is_empty() {
-            format!("did you mean {}?", close.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(" or "))
-        } else if labels.len() <= 12 {
-            format!("its values are {}", labels.join(", "))
-        } else {
-            format!("it has {} values", labels.len())
-        };
-        return Some(format!("no row has {column} = '{value}'; {tail}"));
+        return Some(strata_app::pickers::value_hint(column, value, &labels));
     }
     None
 }
@@ -508,6 +528,14 @@ pub fn assign_with(df: &DataFrame, text: &str, spec: &SliceSpec, limit: usize, r
                             *h &= match v { None => want_missing, Some(x) => x == value };
                         }
                     }
+                    Cond::OneOf { values, .. } => {
+                        let s = col.cast(&DataType::String).map_err(|e| SpecError::Invalid(text.into(), e.to_string()))?;
+                        let ca = s.str().map_err(|e| SpecError::Invalid(text.into(), e.to_string()))?;
+                        let want_missing = values.iter().any(|v| v == MISSING);
+                        for (h, v) in hit.iter_mut().zip(ca.iter()) {
+                            *h &= match v { None => want_missing, Some(x) => values.iter().any(|w| w == x) };
+                        }
+                    }
                     Cond::Range { column, lo, hi } => {
                         if !col.dtype().is_primitive_numeric() {
                             return Err(SpecError::NotNumeric { spec: text.into(), column: column.clone() });
@@ -650,6 +678,24 @@ mod tests {
         assert!(SliceSpec::parse("age in [45, 25)").is_err());
         assert!(SliceSpec::parse("sex=F & sex=M").is_err());
         assert!(SliceSpec::parse("age in [x, 3)").is_err());
+        assert_eq!(
+            SliceSpec::parse("race in {Black, White,Black}").unwrap(),
+            SliceSpec::Where(vec![Cond::OneOf { column: "race".into(), values: vec!["Black".into(), "White".into()] }])
+        );
+        assert!(SliceSpec::parse("race in {Black, }").is_err());
+        assert!(SliceSpec::parse("race in {Black").is_err());
+    }
+
+    #[test]
+    fn a_set_of_values_selects_their_rows_as_one_slice() {
+        let a = assign(&df(), "w", &SliceSpec::parse("sex in {M, (missing)}").unwrap(), 100).unwrap();
+        assert_eq!(a.keys, vec![vec![("sex".to_string(), "{M, (missing)}".to_string())]]);
+        assert_eq!(a.slice_of_row, vec![None, Some(0), None, Some(0), Some(0), None]);
+        let b = assign(&df(), "w", &SliceSpec::parse("sex in {F} & age in [30, inf)").unwrap(), 100).unwrap();
+        assert_eq!(b.slice_of_row, vec![None, None, None, None, None, Some(0)]);
+        let hint = filter_hint(&df(), &SliceSpec::parse("sex in {F, Mm}").unwrap());
+        // The closest value first ('M': one edit), then the others the name helper offers.
+        assert!(hint.as_deref().is_some_and(|h| h.starts_with("no value 'Mm' in sex; did you mean 'M'")), "{hint:?}");
     }
 
     #[test]
@@ -730,8 +776,8 @@ mod tests {
     #[test]
     fn a_filter_value_that_no_row_has_gets_a_hint() {
         let hint = |s: &str| filter_hint(&df(), &SliceSpec::parse(s).unwrap());
-        assert_eq!(hint("sex=FF").as_deref(), Some("no row has sex = 'FF'; did you mean 'F' or 'M'?"));
-        assert_eq!(hint("sex=zzzzz & age in [1, 2)").as_deref(), Some("no row has sex = 'zzzzz'; its values are F, M, (missing)"));
+        assert_eq!(hint("sex=FF").as_deref(), Some("no value 'FF' in sex; did you mean 'F' or 'M'?"));
+        assert_eq!(hint("sex=zzzzz & age in [1, 2)").as_deref(), Some("no value 'zzzzz' in sex; its values are F, M, (missing)"));
         assert_eq!(hint("sex=F"), None);
         assert!(matches!(assign(&df(), "age", &SliceSpec::parse("age").unwrap(), 2), Err(SpecError::TooMany { .. })));
     }

@@ -152,11 +152,22 @@ pub fn ingest_file(path: &Path, file: &str, spec: &IngestSpec) -> Result<Ingeste
 
 /// Reads, checks and assembles a run table from a file on disk, within `limits`.
 pub fn ingest_file_within(path: &Path, file: &str, spec: &IngestSpec, limits: &IngestLimits) -> Result<Ingested, IngestError> {
+    ingest_file_tracked(path, file, spec, limits, &crate::progress::Progress::new())
+}
+
+/// [`ingest_file_within`] reporting the bytes and rows read into `progress`, and stopping (an
+/// error) when it is cancelled.
+pub fn ingest_file_tracked(path: &Path, file: &str, spec: &IngestSpec, limits: &IngestLimits, progress: &crate::progress::Progress) -> Result<Ingested, IngestError> {
     let format = detect_format(path, file, spec.delimiter)?;
     let (raw, lines) = match format {
-        Format::Parquet => (read_parquet(path, file, limits)?, None),
+        Format::Parquet => {
+            progress.stage("reading");
+            let frame = read_parquet(path, file, limits)?;
+            progress.rows(frame.height() as u64);
+            (frame, None)
+        }
         Format::Text(t) => {
-            let (frame, lines) = read_text(path, file, t, spec, limits, RoleCheck::Strict)?;
+            let (frame, lines) = read_text(path, file, t, spec, limits, RoleCheck::Strict, progress)?;
             (frame, Some(lines))
         }
     };
@@ -179,7 +190,7 @@ pub fn preview_file(path: &Path, file: &str, spec: &IngestSpec, max_rows: usize)
     let limits = IngestLimits { stop_after_rows: Some(1000.max(max_rows as u64)), ..IngestLimits::default() };
     let raw = match format {
         Format::Parquet => read_parquet(path, file, &limits)?,
-        Format::Text(t) => read_text(path, file, t, spec, &limits, RoleCheck::Guess)?.0,
+        Format::Text(t) => read_text(path, file, t, spec, &limits, RoleCheck::Guess, &crate::progress::Progress::new())?.0,
     };
     let names: Vec<String> = raw.get_column_names().iter().map(|s| s.to_string()).collect();
     let kinds: Vec<ColumnKind> = raw.columns().iter().map(|c| kind_of(c.dtype())).collect();

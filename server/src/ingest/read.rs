@@ -181,6 +181,9 @@ pub(super) fn classify(s: &str) -> (bool, bool, bool) {
     (false, false, b)
 }
 
+/// Rows between two progress reports (and cancel checks) while one reader reads a text file.
+const REPORT_EVERY: u64 = 4096;
+
 /// How `read_text` treats roles it cannot resolve from the spec and the names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum RoleCheck {
@@ -374,7 +377,23 @@ impl text::RecordFold for Built<'_> {
 
 /// Reads a CSV / JSON Lines file into typed columns: pass 1 infers, pass 2 builds.
 /// Returns the frame and, per row, the line it came from.
-pub(super) fn read_text(path: &Path, file: &str, format: TextFormat, spec: &IngestSpec, limits: &IngestLimits, check: RoleCheck) -> Result<(DataFrame, Vec<u64>), IngestError> {
+/// Reports into `progress` (steps: bytes, twice the file's size over both passes; rows read) and
+/// stops when it is cancelled.
+pub(super) fn read_text(
+    path: &Path,
+    file: &str,
+    format: TextFormat,
+    spec: &IngestSpec,
+    limits: &IngestLimits,
+    check: RoleCheck,
+    progress: &crate::progress::Progress,
+) -> Result<(DataFrame, Vec<u64>), IngestError> {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0).max(1);
+    progress.stage("reading");
+    progress.add_total(2 * size);
+    let cancelled = || IngestError::one(file, Place::File, None, "the upload was cancelled");
+    // A CSV piece is about a block shared among the threads: progress counts bytes by pieces.
+    let piece_bytes = text::CSV_BLOCK_BYTES as u64 / std::thread::available_parallelism().map(|t| t.get() as u64).unwrap_or(1).max(1);
     let columns = text::read_columns(path, file, format, limits.max_columns)?;
     limits.too_many_columns(file, columns.len())?;
     if columns.is_empty() || (columns.len() == 1 && columns[0].is_empty()) {
@@ -389,30 +408,51 @@ pub(super) fn read_text(path: &Path, file: &str, format: TextFormat, spec: &Inge
     match format {
         TextFormat::Csv { delimiter } if limits.stop_after_rows.is_none() => {
             let new = || Census::new(columns.len());
+            let mut pieces = 0u64;
             text::scan_csv_parallel(path, file, delimiter, &columns, text::CSV_BLOCK_BYTES, &new, &mut |part, structural| {
                 for p in structural.0 {
                     problems.push(p);
                 }
                 census.merge(part);
-                if problems.full() {
+                pieces += 1;
+                progress.reach((pieces * piece_bytes).min(size));
+                progress.rows(census.rows);
+                if problems.full() || progress.is_cancelled() {
                     return false;
                 }
                 over = limits.over(census.rows, columns.len());
                 over.is_none()
             })?;
         }
-        _ => text::scan_records(path, file, format, &columns, &mut problems, &mut |_, cells| {
-            if limits.stop_after_rows.is_some_and(|n| census.rows >= n) {
-                return false;
-            }
-            if let Some(why) = limits.over(census.rows + 1, columns.len()) {
-                over = Some(why);
-                return false;
-            }
-            census.take(cells);
-            true
-        })?,
+        _ => {
+            // One reader knows no byte offsets: the cells' lengths and one separator each come close.
+            let mut bytes = 0u64;
+            text::scan_records(path, file, format, &columns, &mut problems, &mut |_, cells| {
+                if limits.stop_after_rows.is_some_and(|n| census.rows >= n) {
+                    return false;
+                }
+                if let Some(why) = limits.over(census.rows + 1, columns.len()) {
+                    over = Some(why);
+                    return false;
+                }
+                census.take(cells);
+                bytes += cells.iter().map(|c| c.as_deref().map_or(0, str::len) as u64 + 1).sum::<u64>();
+                if census.rows % REPORT_EVERY == 0 {
+                    progress.reach(bytes.min(size));
+                    progress.rows(census.rows);
+                    if progress.is_cancelled() {
+                        return false;
+                    }
+                }
+                true
+            })?
+        }
     }
+    if progress.is_cancelled() {
+        return Err(cancelled());
+    }
+    progress.reach(size);
+    progress.rows(census.rows);
     let (stats, rows) = (census.stats, census.rows);
     if let Some(why) = over {
         return Err(IngestError::one(file, Place::File, None, why));
@@ -479,17 +519,32 @@ pub(super) fn read_text(path: &Path, file: &str, format: TextFormat, spec: &Inge
                     problems.push(p);
                 }
                 built.append(part);
-                true
+                progress.reach(size + size * built.lines.len() as u64 / rows.max(1));
+                !progress.is_cancelled()
             })?;
+            if progress.is_cancelled() {
+                return Err(cancelled());
+            }
             if built.lines.len() != cap {
                 return Err(IngestError::one(file, Place::File, None, "the file changed while it was read"));
             }
         }
         _ => text::scan_records(path, file, format, &columns, &mut Problems::default(), &mut |line, cells| {
             // The first pass counted the rows (and may have stopped early, for a preview).
+            if built.lines.len() as u64 % REPORT_EVERY == 0 {
+                progress.reach(size + size * built.lines.len() as u64 / rows.max(1));
+                if progress.is_cancelled() {
+                    return false;
+                }
+            }
             built.lines.len() < cap && built.take(line, cells)
         })?,
     }
+    if progress.is_cancelled() {
+        return Err(cancelled());
+    }
+    progress.reach(2 * size);
+    progress.stage("checking");
     for p in std::mem::take(&mut built.problems).0 {
         problems.push(p);
     }

@@ -216,6 +216,14 @@ const MAX_CATEGORIES: usize = 12;
 /// Searches every example of `batch` for a flip of its decision. All examples advance together:
 /// one model call per step and phase, however many examples there are.
 pub fn search(model: &dyn Model, batch: &Batch, features: &[Feature], s: &Settings) -> Result<Vec<Found>, ModelError> {
+    search_tracked(model, batch, features, s, &crate::progress::Progress::new())
+}
+
+/// [`search`] reporting its greedy steps into `progress`; stops between steps when it is
+/// cancelled (the caller then throws the answer away).
+pub fn search_tracked(model: &dyn Model, batch: &Batch, features: &[Feature], s: &Settings, progress: &crate::progress::Progress) -> Result<Vec<Found>, ModelError> {
+    progress.stage("search");
+    progress.add_total(s.max_steps as u64);
     let original = read(batch, features)?;
     let before = model.predict(batch)?;
     let decide = |p: f64| p >= s.threshold;
@@ -229,9 +237,10 @@ pub fn search(model: &dyn Model, batch: &Batch, features: &[Feature], s: &Settin
     // Greedy phase.
     for _ in 0..s.max_steps {
         let active: Vec<usize> = (0..n).filter(|&i| !flipped[i] && !stuck[i]).collect();
-        if active.is_empty() {
+        if active.is_empty() || progress.is_cancelled() {
             break;
         }
+        progress.advance(1);
         let mut proposals: Vec<(usize, Vec<Value>, f64)> = Vec::new();
         for &i in &active {
             let mine: Vec<(usize, Vec<Value>, f64)> = moves(features, &original[i], &now[i], MAX_CATEGORIES)

@@ -120,11 +120,32 @@ fn permuted_copies(batch: &Batch, feature: &str, repeats: usize, rng: &mut Split
 /// The baseline score and, per feature, the mean drop over `repeats` permutations with its spread
 /// and a 95% t interval (features in the given order; the caller sorts).
 pub fn permutation_importance(model: &dyn Model, batch: &Batch, labels: &[f64], features: &[String], scoring: Scoring, repeats: usize, seed: u64) -> Result<(f64, Vec<ImportanceRow>), ModelError> {
+    permutation_importance_tracked(model, batch, labels, features, scoring, repeats, seed, &crate::progress::Progress::new())
+}
+
+/// [`permutation_importance`] reporting one step per feature into `progress`; stops between
+/// features when it is cancelled (the caller then throws the answer away).
+#[allow(clippy::too_many_arguments)]
+pub fn permutation_importance_tracked(
+    model: &dyn Model,
+    batch: &Batch,
+    labels: &[f64],
+    features: &[String],
+    scoring: Scoring,
+    repeats: usize,
+    seed: u64,
+    progress: &crate::progress::Progress,
+) -> Result<(f64, Vec<ImportanceRow>), ModelError> {
+    progress.stage("features");
+    progress.add_total(features.len() as u64);
     let baseline = scoring.score(&model.predict(batch)?, labels);
     let mut rng = SplitMix(seed ^ 0x1397_5EED);
     let n = batch.rows;
     let mut rows = Vec::with_capacity(features.len());
     for f in features {
+        if progress.is_cancelled() {
+            break;
+        }
         let copies = permuted_copies(batch, f, repeats, &mut rng);
         let pred = model.predict(&copies)?;
         let drops: Vec<f64> = pred.chunks(n.max(1)).map(|p| baseline - scoring.score(p, labels)).collect();
@@ -133,6 +154,7 @@ pub fn permutation_importance(model: &dyn Model, batch: &Batch, labels: &[f64], 
         let sd = if drops.len() > 1 { (drops.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (r - 1.0)).sqrt() } else { 0.0 };
         let half = if drops.len() > 1 { student_t_quantile(0.975, r - 1.0) * sd / r.sqrt() } else { f64::NAN };
         rows.push(ImportanceRow { feature: f.clone(), mean, sd, lo: mean - half, hi: mean + half, drops });
+        progress.advance(1);
     }
     Ok((baseline, rows))
 }

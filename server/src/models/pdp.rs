@@ -1,4 +1,5 @@
-//! Partial dependence and ICE curves through a real model, in one batched call.
+//! Partial dependence and ICE curves through a real model, in a few batched calls (so progress
+//! shows and a cancel is seen between them).
 
 use strata_app::model::PartialDependence;
 
@@ -60,6 +61,24 @@ fn expand(batch: &Batch, feature: &str, grid: &Values) -> Batch {
 /// `example` when given. One model call for all curves. The grid comes from `grid_source` (the
 /// whole column, so every category appears) or else from the sample.
 pub fn partial_dependence(model: &dyn Model, sample: &Batch, feature: &str, points: usize, example: Option<&Batch>, grid_source: Option<&Values>) -> Result<PartialDependence, ModelError> {
+    partial_dependence_tracked(model, sample, feature, points, example, grid_source, &crate::progress::Progress::new())
+}
+
+/// Model calls per partial dependence at most (the sample is predicted in this many parts, so
+/// its progress shows and a cancel is seen between parts).
+const PARTS: usize = 20;
+
+/// [`partial_dependence`] reporting predictions made into `progress`; stops between model calls
+/// when it is cancelled (what it returns then is thrown away by the caller).
+pub fn partial_dependence_tracked(
+    model: &dyn Model,
+    sample: &Batch,
+    feature: &str,
+    points: usize,
+    example: Option<&Batch>,
+    grid_source: Option<&Values>,
+    progress: &crate::progress::Progress,
+) -> Result<PartialDependence, ModelError> {
     let values = grid_source.or_else(|| sample.columns.get(feature)).ok_or_else(|| ModelError::MissingInput {
         model: model.name().to_string(),
         input: feature.to_string(),
@@ -67,11 +86,27 @@ pub fn partial_dependence(model: &dyn Model, sample: &Batch, feature: &str, poin
     })?;
     let grid = grid_of(values, points);
     let g = grid_len(&grid);
-    let scores = model.predict(&expand(sample, feature, &grid))?;
+    progress.stage("predictions");
+    progress.add_total(((sample.rows + example.map_or(0, |e| e.rows)) * g) as u64);
+    let per_part = sample.rows.div_ceil(PARTS).max(1);
+    let mut scores = Vec::with_capacity(sample.rows * g);
+    for start in (0..sample.rows).step_by(per_part) {
+        if progress.is_cancelled() {
+            break;
+        }
+        let rows: Vec<usize> = (start..(start + per_part).min(sample.rows)).collect();
+        scores.extend(model.predict(&expand(&sample.take(&rows), feature, &grid))?);
+        progress.advance((rows.len() * g) as u64);
+    }
     let ice: Vec<Vec<f64>> = scores.chunks(g.max(1)).map(|c| c.to_vec()).collect();
     let mean: Vec<f64> = (0..g).map(|j| ice.iter().map(|c| c[j]).sum::<f64>() / ice.len().max(1) as f64).collect();
     let example = match example {
-        Some(e) => Some(model.predict(&expand(e, feature, &grid))?),
+        Some(e) if !progress.is_cancelled() => {
+            let s = model.predict(&expand(e, feature, &grid))?;
+            progress.advance((e.rows * g) as u64);
+            Some(s)
+        }
+        Some(_) => None,
         None => None,
     };
     let (kind, grid_text) = match &grid {

@@ -160,12 +160,12 @@ impl AppState {
         let (metric, name) = (scoring.name().to_string(), model_name.clone());
         let result = self
             .work
-            .run(move || -> Result<strata_app::model::FeatureImportance, ServiceError> {
+            .run_tracked(move |progress| -> Result<strata_app::model::FeatureImportance, ServiceError> {
                 let sorted = |mut v: Vec<strata_app::model::ImportanceRow>| {
                     v.sort_by(|a, b| b.mean.total_cmp(&a.mean).then_with(|| a.feature.cmp(&b.feature)));
                     v
                 };
-                let (baseline, rows) = permutation_importance(model.as_ref(), &batch, &labels, &features, scoring, repeats, seed)?;
+                let (baseline, rows) = crate::models::importance::permutation_importance_tracked(model.as_ref(), &batch, &labels, &features, scoring, repeats, seed, progress)?;
                 let mut names: Vec<&String> = groups.iter().flatten().collect();
                 names.sort();
                 names.dedup();
@@ -233,7 +233,7 @@ impl AppState {
     /// Searches a sample of a binary run for the smallest constrained changes that flip the model's
     /// decision, with a random search of the same budget as the baseline; summarised per slice.
     pub async fn adversarial(&self, id: &str, req: AdversarialRequest) -> Result<strata_app::model::AdversarialResult, ServiceError> {
-        use crate::models::adversarial::{Feature, Settings, Space, observed_space, random_search, search};
+        use crate::models::adversarial::{Feature, Settings, Space, observed_space, random_search};
         use strata_app::model::{AdversarialChange, AdversarialExample, AdversarialResult, AdversarialSlice, ColumnKind, FeatureUse};
         let bad = ServiceError::BadRequest;
         let (sample, seed, threshold) = (req.sample.unwrap_or(200), req.seed.unwrap_or(0), req.threshold.unwrap_or(0.5));
@@ -320,9 +320,9 @@ impl AppState {
         let immutable: Vec<String> = all.iter().map(|(n, _)| n.clone()).filter(|n| inputs.contains(n) && !features.iter().any(|f| f.name == *n)).collect();
         let result = self
             .work
-            .run(move || -> Result<AdversarialResult, ServiceError> {
+            .run_tracked(move |progress| -> Result<AdversarialResult, ServiceError> {
                 let started = std::time::Instant::now();
-                let found = search(model.as_ref(), &batch, &features, &settings)?;
+                let found = crate::models::adversarial::search_tracked(model.as_ref(), &batch, &features, &settings, progress)?;
                 let search_ms = started.elapsed().as_millis() as u64;
                 let queries = found.iter().map(|f| f.queries).sum::<usize>() as f64 / found.len().max(1) as f64;
                 let started = std::time::Instant::now();

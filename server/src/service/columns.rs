@@ -7,7 +7,8 @@ use crate::eval::slicing::{Cut, feature_codes};
 
 impl AppState {
     /// The feature columns of a run, in the run's order; the values of each non-numeric column
-    /// with at most [`MAX_BRIEF_VALUES`] of them, labelled as the engine labels slices.
+    /// with at most [`MAX_BRIEF_VALUES`] of them, labelled as the engine labels slices, and the
+    /// [`MAX_BRIEF_VALUES`] most frequent values of the other non-numeric columns.
     pub async fn column_briefs(&self, detail: &RunDetail) -> Result<Vec<ColumnBrief>, ServiceError> {
         let id = &detail.summary.id;
         let key = format!("{id}\u{0}column_briefs");
@@ -18,10 +19,7 @@ impl AppState {
             .columns
             .iter()
             .filter(|c| c.role == Role::Feature && c.kind != ColumnKind::Timestamp)
-            .map(|c| {
-                let listed = c.kind != ColumnKind::Numeric && c.distinct + u64::from(c.missing > 0) <= MAX_BRIEF_VALUES as u64;
-                (c.name.clone(), c.kind, c.distinct, listed, c.min, c.max)
-            })
+            .map(|c| (c.name.clone(), c.kind, c.distinct, c.kind != ColumnKind::Numeric, c.min, c.max))
             .collect();
         // An external run's rows are not at hand: its values are those its registration sample
         // summarised (the most frequent ones).
@@ -43,12 +41,12 @@ impl AppState {
                 wanted
                     .into_iter()
                     .map(|(name, kind, cardinality, listed, min, max)| {
-                        let values = match (&frame, listed) {
-                            (Some(df), true) => feature_codes(df, &name, &name, &Cut::Values).map(|(_, labels)| labels).unwrap_or_default(),
-                            (None, true) => sampled.get(&name).cloned().unwrap_or_default(),
-                            _ => Vec::new(),
+                        let (values, top_values) = match (&frame, listed) {
+                            (Some(df), true) => feature_codes(df, &name, &name, &Cut::Values).map(|(codes, labels)| brief_values(&codes, labels)).unwrap_or_default(),
+                            (None, true) => (sampled.get(&name).cloned().unwrap_or_default(), Vec::new()),
+                            _ => (Vec::new(), Vec::new()),
                         };
-                        ColumnBrief { name, kind, cardinality, min, max, values }
+                        ColumnBrief { name, kind, cardinality, min, max, values, top_values }
                     })
                     .collect::<Vec<_>>()
             })
@@ -70,5 +68,43 @@ impl AppState {
             }
         }
         Ok(specs)
+    }
+}
+
+/// A column's values for the pickers from its codes and labels: every label when there are at
+/// most [`MAX_BRIEF_VALUES`] (as sorted by the engine), else none and the most frequent
+/// [`MAX_BRIEF_VALUES`] (ties by label), never the whole column.
+fn brief_values(codes: &[u32], labels: Vec<String>) -> (Vec<String>, Vec<String>) {
+    if labels.len() <= MAX_BRIEF_VALUES {
+        return (labels, Vec::new());
+    }
+    let mut counts = vec![0u64; labels.len()];
+    for c in codes {
+        if let Some(n) = counts.get_mut(*c as usize) {
+            *n += 1;
+        }
+    }
+    let mut order: Vec<usize> = (0..labels.len()).filter(|i| counts[*i] > 0).collect();
+    order.sort_by(|a, b| counts[*b].cmp(&counts[*a]).then_with(|| labels[*a].cmp(&labels[*b])));
+    order.truncate(MAX_BRIEF_VALUES);
+    (Vec::new(), order.into_iter().map(|i| labels[i].clone()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_values_give_the_most_frequent_only() {
+        let labels: Vec<String> = (0..60).map(|i| format!("v{i:02}")).collect();
+        // v59 three times, v07 twice, every other once.
+        let mut codes: Vec<u32> = (0..60).collect();
+        codes.extend([59, 59, 7]);
+        let (all, top) = brief_values(&codes, labels.clone());
+        assert!(all.is_empty());
+        assert_eq!(top.len(), MAX_BRIEF_VALUES);
+        assert_eq!(&top[..3], &["v59".to_string(), "v07".to_string(), "v00".to_string()]);
+        let few: Vec<String> = labels[..3].to_vec();
+        assert_eq!(brief_values(&[0, 1, 2, 2], few.clone()), (few, Vec::new()));
     }
 }

@@ -107,11 +107,11 @@ impl AppState {
         let (model_c, metric_c) = (model.clone(), metric.clone());
         let result = self
             .work
-            .run(move || -> Result<DiscoveryResult, ServiceError> {
+            .run_tracked(move |progress| -> Result<DiscoveryResult, ServiceError> {
                 let started = std::time::Instant::now();
                 let encoded = frame::encode(&df, &chosen, buckets)?;
                 let (target, worse) = frame::target(&df, task, &label, &model_c, weight.as_deref(), &metric_c, threshold)?;
-                let found = discover::discover(&encoded.features, &target, worse, &params).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+                let found = discover::discover_tracked(&encoded.features, &target, worse, &params, progress).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
                 let ci_of = |e: &discover::Estimate| Ci { value: e.value, lo: e.lo, hi: e.hi };
                 let slices = found
                     .slices

@@ -6,7 +6,6 @@ use strata_app::model::{ColumnKind, DriftResult, DriftView, Role, Task};
 use super::params::{self, DriftParams, StreamDriftParams};
 use super::{AppState, ServiceError};
 use crate::charts;
-use crate::eval::drift::drift;
 
 impl AppState {
     /// Every feature's (and score's, and the label's) shift from the reference run to this one.
@@ -72,8 +71,8 @@ impl AppState {
         };
         let b = self.frame(id).await?;
         let started = std::time::Instant::now();
-        let (features, base) = self.work.run(move || -> Result<_, ServiceError> {
-            let f = drift(&a, &b, &features, &scores)?;
+        let (features, base) = self.work.run_tracked(move |progress| -> Result<_, ServiceError> {
+            let f = crate::eval::drift::drift_tracked(&a, &b, &features, &scores, progress)?;
             // Prior-probability shift: the base rates and a two-proportion z-test.
             let base = if binary {
                 let (ya, yb) = (crate::eval::f64_values(&a, &label_r)?, crate::eval::f64_values(&b, &label_c)?);

@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use strata_app::fairness_compare::{ab_rows, comparator, entry_label, excludes_zero, matrix, pick_pair, verdict_symbol};
 use strata_app::model::FairnessView;
 
 use crate::charts::THRESHOLD_FREE;
@@ -76,9 +77,24 @@ pub fn fairness_csv(v: &FairnessView) -> String {
     out
 }
 
-/// A standalone HTML report of the view. `plotly_js` is inlined when given (the report then needs
-/// no network and no Strata server); without it the tables are still complete.
-pub fn fairness_html(v: &FairnessView, request: &str, plotly_js: Option<&str>) -> String {
+/// The A-vs-B pair of a report: the page's `a=` / `b=` (a model of the run, or a run's id).
+#[derive(Clone, Debug, Default)]
+pub struct AbPair {
+    pub a: Option<String>,
+    pub b: Option<String>,
+}
+
+impl AbPair {
+    fn is_set(&self) -> bool {
+        self.a.is_some() || self.b.is_some()
+    }
+}
+
+/// A standalone HTML report of the view: the criteria matrix, each card in detail, the A-vs-B
+/// tables when the page had a pair (`ab`), and each metric by group. `plotly_js` is inlined
+/// when given (the report then needs no network and no Strata server); without it the tables
+/// are still complete.
+pub fn fairness_html(v: &FairnessView, request: &str, plotly_js: Option<&str>, ab: &AbPair) -> String {
     let e = html_escape;
     let mut h = String::new();
     let _ = write!(
@@ -87,6 +103,7 @@ pub fn fairness_html(v: &FairnessView, request: &str, plotly_js: Option<&str>) -
          body{{font-family:system-ui,sans-serif;margin:2rem;color:#1d2733}}table{{border-collapse:collapse;margin:0.5rem 0 1.5rem;font-size:0.9rem}}\
          th,td{{border-bottom:1px solid #d5dbe3;padding:0.25rem 0.5rem;text-align:left}}td.num{{text-align:right;font-variant-numeric:tabular-nums}}\
          .fail{{color:#b3261e;font-weight:600}}.pass{{color:#1e7d32}}.uncertain{{color:#9a6700}}tr.flag td{{background:#fff4e5}}code{{background:#eef2f6;padding:0 0.2rem}}\
+         td.cell span{{display:block}}\
          </style></head><body>",
         e(&v.entries.iter().map(|x| x.run_name.as_str()).collect::<Vec<_>>().join(", "))
     );
@@ -97,7 +114,12 @@ pub fn fairness_html(v: &FairnessView, request: &str, plotly_js: Option<&str>) -
         let _ = write!(h, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}% ({} bootstrap replicates, seed {})</td></tr>",
             e(&x.run_name), e(&x.run_id), e(&x.created_at), e(&x.model), (x.result.ci * 100.0).round(), x.result.bootstrap, x.result.seed);
     }
-    h.push_str("</table><h2>Criteria</h2>");
+    h.push_str("</table>");
+    criteria_matrix_html(&mut h, v);
+    if ab.is_set() {
+        ab_html(&mut h, v, ab);
+    }
+    h.push_str("<h2>Criteria in detail</h2>");
     for card in &v.cards {
         let entry = &v.entries[card.entry];
         let _ = write!(h, "<h3>{} · {} @ {}</h3><table><tr><th>Criterion</th><th>Value</th><th>Interval</th><th>Limit</th><th>Verdict</th><th>Lowest / highest group</th></tr>", e(&entry.run_name), e(&entry.model), card.threshold);
@@ -140,6 +162,58 @@ pub fn fairness_html(v: &FairnessView, request: &str, plotly_js: Option<&str>) -
     h
 }
 
+/// The criterion × (model, threshold) matrix, as on the page (the same layout function).
+fn criteria_matrix_html(h: &mut String, v: &FairnessView) {
+    let e = html_escape;
+    let m = matrix(&v.cards, &v.limits);
+    let label = |i: usize| if i < v.entries.len() { entry_label(&v.entries, i) } else { String::new() };
+    h.push_str("<h2>Criteria matrix</h2><p>✓ pass: within the limit, interval too · ✗ fail · ? uncertain: the interval straddles the limit</p><table class=\"matrix\"><tr><th>Criterion</th>");
+    for (entry, t) in &m.columns {
+        let _ = write!(h, "<th>{} @ {t}</th>", e(&label(*entry)));
+    }
+    h.push_str("</tr>");
+    for (name, row) in m.criteria.iter().zip(&m.cells) {
+        let _ = write!(h, "<tr><th>{}</th>", e(&name.replace('_', " ")));
+        for cell in row {
+            match cell {
+                Some(c) => {
+                    let _ = write!(h, "<td class=\"cell {}\"><span>{} {}</span><span>{} {} {}</span><span>[{}, {}]</span></td>",
+                        e(&c.verdict), verdict_symbol(&c.verdict), e(&c.verdict), fmt(c.value), comparator(&c.name), c.limit, fmt(c.lo), fmt(c.hi));
+                }
+                None => h.push_str("<td class=\"cell\">— n/a</td>"),
+            }
+        }
+        h.push_str("</tr>");
+    }
+    h.push_str("</table>");
+}
+
+/// The A-vs-B tables: per metric, A's and B's value per group and threshold, and B − A with
+/// its approximate interval (the page's rows).
+fn ab_html(h: &mut String, v: &FairnessView, ab: &AbPair) {
+    let e = html_escape;
+    let Some((a, b)) = pick_pair(&v.entries, ab.a.as_deref(), ab.b.as_deref()) else {
+        h.push_str("<h2>A vs B</h2><p>A vs B needs two models or runs in the view.</p>");
+        return;
+    };
+    let (la, lb) = (entry_label(&v.entries, a), entry_label(&v.entries, b));
+    let _ = write!(h, "<h2>A vs B</h2><p>A: {} · B: {} · groups of <code>{}</code>. The interval of B − A combines A's and B's half-widths in quadrature (approximate).</p>", e(&la), e(&lb), e(&v.feature));
+    for metric in &v.metrics {
+        let _ = write!(h, "<h3>{}</h3><table class=\"ab\"><tr><th>Group</th><th>Threshold</th><th>A</th><th>A interval</th><th>B</th><th>B interval</th><th>B − A</th><th>Interval of B − A</th></tr>", e(metric));
+        for r in ab_rows(&v.entries[a], &v.entries[b], &v.feature, metric, &v.thresholds) {
+            let est = |x: &Option<strata_app::model::Estimate>| (fmt(x.as_ref().and_then(|x| x.value)), format!("[{}, {}]", fmt(x.as_ref().and_then(|x| x.lo)), fmt(x.as_ref().and_then(|x| x.hi))));
+            let ((va, ia), (vb, ib)) = (est(&r.a), est(&r.b));
+            let (d, di) = match r.diff {
+                Some((d, lo, hi)) => (fmt(Some(d)), format!("[{}, {}]", fmt(lo), fmt(hi))),
+                None => (fmt(None), String::new()),
+            };
+            let _ = write!(h, "<tr{}><td>{}{}</td><td class=\"num\">{}</td><td class=\"num\">{va}</td><td class=\"num\">{ia}</td><td class=\"num\">{vb}</td><td class=\"num\">{ib}</td><td class=\"num\">{d}</td><td class=\"num\">{di}</td></tr>",
+                if excludes_zero(&r.diff) { " class=\"flag\"" } else { "" }, e(&r.group), if r.small { " (small)" } else { "" }, r.threshold.map(|t| t.to_string()).unwrap_or_else(|| "—".into()));
+        }
+        h.push_str("</table>");
+    }
+}
+
 fn fmt(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.4}")).unwrap_or_else(|| "—".into())
 }
@@ -172,9 +246,10 @@ mod tests {
             limits_stored: false,
             columns: vec![],
         };
-        let html = fairness_html(&v, name, Some("/* plotly */"));
+        let html = fairness_html(&v, name, Some("/* plotly */"), &AbPair::default());
         assert!(!html.contains("<script>alert(1)") && !html.contains("<!--"), "{html}");
         assert_eq!(html.matches("<script>").count(), 2, "plotly.js and the one chart");
+        assert!(html.contains("<h2>Criteria matrix</h2>") && !html.contains("<h2>A vs B</h2>"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use strata_app::server_fns::{Backend, BackendError};
 
 use crate::charts;
 use crate::eval;
-use crate::eval::sliced::{BootstrapSize, MetricsRequest, Prepared, RequestError, bootstrap_size, compute_prepared, parse_thresholds, prepare};
+use crate::eval::sliced::{BootstrapSize, MetricsRequest, Prepared, RequestError, bootstrap_size, compute_prepared_tracked, parse_thresholds, prepare};
 use crate::ingest::{self, IngestError};
 use crate::settings::Limits;
 use crate::store::cache::{ByteLru, FrameCache};
@@ -35,6 +35,7 @@ pub mod projects;
 pub mod params;
 pub mod teams;
 pub mod work;
+pub mod jobs;
 pub mod external;
 
 /// Why a use case failed.
@@ -70,6 +71,9 @@ pub enum ServiceError {
     /// A name that is already taken.
     #[error("{0}")]
     Conflict(String),
+    /// The work was cancelled (asked, or its client went away) before it finished.
+    #[error("the work was cancelled before it finished")]
+    Cancelled,
     /// The view needs the run's rows, and an external run's stay in its dataset.
     #[error("needs rows: not available for an external run yet")]
     NeedsRows,
@@ -124,6 +128,8 @@ pub struct AppState {
     pub quick: Arc<work::WorkQueue>,
     /// Sign-in: team mode, session lifetimes, the sign-in rate limiter.
     pub auth: Arc<crate::auth::Auth>,
+    /// Long requests their clients track (progress, cancel).
+    pub jobs: Arc<jobs::Jobs>,
     /// The directories external datasets may be read from in team mode (canonical paths;
     /// `--external-root`).
     pub external_roots: Arc<Vec<std::path::PathBuf>>,
@@ -176,6 +182,7 @@ impl AppState {
             quick: Arc::new(work::WorkQueue::new(limits.workers, limits.max_queue)),
             allowed_hosts: vec![],
             auth: Arc::new(crate::auth::Auth::new(Default::default())),
+            jobs: Default::default(),
             external_roots: Default::default(),
             limits,
         }
@@ -236,8 +243,9 @@ impl AppState {
         let (path, file_name_owned, limits) = (path.to_path_buf(), file_name.to_string(), self.limits.ingest());
         let spec_for_task = spec.clone();
         // Parsing and Parquet encoding are CPU-bound: keep them off the async workers.
-        let (run, frame) = self.work.run(move || -> Result<(NewRun, DataFrame), ServiceError> {
-            let ing = ingest::ingest_file_within(&path, &file_name_owned, &spec_for_task, &limits)?;
+        let (run, frame) = self.work.run_tracked(move |progress| -> Result<(NewRun, DataFrame), ServiceError> {
+            let ing = ingest::ingest_file_tracked(&path, &file_name_owned, &spec_for_task, &limits, progress)?;
+            progress.stage("storing");
             let mut frame = ing.frame;
             let mut columns = eval::column_summaries(&frame, |c| ing.roles.role_of(c).unwrap_or(Role::Feature))?;
             for c in &mut columns {
@@ -533,7 +541,7 @@ impl AppState {
         };
         let prepared_cache = self.prepared.clone();
         let budget = self.limits.max_analysis_bytes;
-        let result = self.work.run(move || {
+        let result = self.work.run_tracked(move |progress| {
             let prep = match source {
                 Ok(p) => p,
                 Err(frame) => {
@@ -543,7 +551,7 @@ impl AppState {
                 }
             };
             check_budget(bootstrap_size(&prep, &request), budget)?;
-            compute_prepared(&prep, &request)
+            compute_prepared_tracked(&prep, &request, progress)
         })
         .await?
         .map_err(request_error)?;
@@ -556,10 +564,10 @@ impl AppState {
     pub(crate) async fn compute_metrics_on(&self, frame: DataFrame, request: MetricsRequest, task: Task) -> Result<MetricsResult, ServiceError> {
         let budget = self.limits.max_analysis_bytes;
         self.work
-            .run(move || {
+            .run_tracked(move |progress| {
                 let prep = prepare(&frame, &request, task)?;
                 check_budget(bootstrap_size(&prep, &request), budget)?;
-                compute_prepared(&prep, &request)
+                compute_prepared_tracked(&prep, &request, progress)
             })
             .await?
             .map_err(request_error)
@@ -643,7 +651,7 @@ impl From<ServiceError> for BackendError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::NotFound(_) | ServiceError::Missing(_) => BackendError::NotFound(e.to_string()),
-            ServiceError::BadRequest(_) | ServiceError::Model(_) | ServiceError::Conflict(_) | ServiceError::NeedsRows => BackendError::BadRequest(e.to_string()),
+            ServiceError::BadRequest(_) | ServiceError::Model(_) | ServiceError::Conflict(_) | ServiceError::Cancelled | ServiceError::NeedsRows => BackendError::BadRequest(e.to_string()),
             ServiceError::Forbidden(m) => BackendError::Forbidden(m),
             ServiceError::Ingest(ref i) if i.is_client_error() => BackendError::BadRequest(e.to_string()),
             ServiceError::Busy => BackendError::Unavailable(e.to_string(), 2),

@@ -12,7 +12,6 @@ use super::{AppState, ServiceError, json_rows, params};
 use crate::charts;
 use crate::eval::whatif::nearest_counterfactual;
 use crate::eval::{sample_rows, take_rows};
-use crate::models::pdp::partial_dependence;
 use crate::models::{Batch, Values};
 use super::attack::AttackRequest;
 
@@ -232,7 +231,7 @@ impl AppState {
         let sample = Batch::from_frame(&take_rows(frame, &rows)?)?;
         let source = Batch::from_frame(&frame.select([feature.as_str()])?)?.columns.remove(&feature);
         let grid = q.grid;
-        Ok(self.work.run(move || partial_dependence(model.as_ref(), &sample, &feature, grid, example.as_ref(), source.as_ref()))
+        Ok(self.work.run_tracked(move |progress| crate::models::pdp::partial_dependence_tracked(model.as_ref(), &sample, &feature, grid, example.as_ref(), source.as_ref(), progress))
             .await??)
     }
 
@@ -342,6 +341,7 @@ impl AppState {
             scatter_chart,
             scatter_x: x_feature.clone(),
             feature_names: features.iter().map(|(n, _)| n.clone()).collect(),
+            columns: self.column_briefs(&detail).await?,
             attack: None,
             adversarial: None,
             importance: None,

@@ -2,13 +2,20 @@
 //! sized to the cores, so a burst of requests cannot take every thread; when the queue behind it is
 //! full, a request is refused at once (`ServiceError::Busy`, answered 503 with `Retry-After`)
 //! instead of waiting forever.
+//!
+//! Every job reports into a [`Progress`]: the request's tracked job (see `jobs`) or its own. A
+//! cancelled job (asked explicitly, or its request dropped because the client went away) is not
+//! started, or its loops stop at their next check; its worker is freed as soon as it returns, and
+//! what it returned is thrown away (`ServiceError::Cancelled`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
 use super::ServiceError;
+use crate::progress::Progress;
 
 pub struct WorkQueue {
     workers: usize,
@@ -26,6 +33,20 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// Cancels a job whose caller stopped waiting for it (its future dropped) before it ended.
+struct CancelOnDrop(Option<Arc<Progress>>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            p.cancel();
+        }
+    }
+}
+
+/// How often a job waiting for a worker checks whether it was cancelled.
+const WAIT_CHECK: Duration = Duration::from_millis(100);
+
 impl WorkQueue {
     /// `workers` jobs at a time; at most `max_waiting` more wait for a turn.
     pub fn new(workers: usize, max_waiting: usize) -> WorkQueue {
@@ -40,23 +61,55 @@ impl WorkQueue {
 
     /// Runs `job` on the blocking pool when a worker is free; refuses when the queue is full.
     pub async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, ServiceError> {
+        self.run_tracked(move |_| job()).await
+    }
+
+    /// Like [`run`](Self::run), with the job's [`Progress`] for its loops to advance and check:
+    /// the request's tracked job, or a fresh one.
+    pub async fn run_tracked<T: Send + 'static>(&self, job: impl FnOnce(&Progress) -> T + Send + 'static) -> Result<T, ServiceError> {
+        let progress = super::jobs::current().unwrap_or_default();
+        self.run_with(progress, job).await
+    }
+
+    /// Runs `job` reporting into `progress`.
+    pub async fn run_with<T: Send + 'static>(&self, progress: Arc<Progress>, job: impl FnOnce(&Progress) -> T + Send + 'static) -> Result<T, ServiceError> {
+        if progress.is_cancelled() {
+            return Err(ServiceError::Cancelled);
+        }
+        let mut guard = CancelOnDrop(Some(progress.clone()));
         let permit = match self.permits.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
                 if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
                     self.waiting.fetch_sub(1, Ordering::SeqCst);
+                    guard.0 = None;
                     return Err(ServiceError::Busy);
                 }
                 let _w = Waiting(&self.waiting);
-                self.permits.clone().acquire_owned().await.map_err(|_| ServiceError::Busy)?
+                let acquire = self.permits.clone().acquire_owned();
+                tokio::pin!(acquire);
+                loop {
+                    tokio::select! {
+                        p = &mut acquire => break p.map_err(|_| ServiceError::Busy)?,
+                        _ = tokio::time::sleep(WAIT_CHECK) => if progress.is_cancelled() {
+                            return Err(ServiceError::Cancelled);
+                        },
+                    }
+                }
             }
         };
-        tokio::task::spawn_blocking(move || {
+        let p = progress.clone();
+        let out = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            job()
+            if p.is_cancelled() { None } else { Some(job(&p)) }
         })
         .await
-        .map_err(|e| ServiceError::Join(if e.is_panic() { "a worker panicked (see the log)".into() } else { e.to_string() }))
+        .map_err(|e| ServiceError::Join(if e.is_panic() { "a worker panicked (see the log)".into() } else { e.to_string() }));
+        guard.0 = None;
+        match out? {
+            Some(v) if !progress.is_cancelled() => Ok(v),
+            _ => Err(ServiceError::Cancelled),
+        }
     }
 }
 
@@ -84,5 +137,47 @@ mod tests {
         assert_eq!(waiting.await.unwrap().unwrap(), 2);
         assert_eq!(q.waiting.load(Ordering::SeqCst), 0);
         assert_eq!(q.run(|| 4).await.unwrap(), 4, "free again");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_job_stops_and_frees_its_worker() {
+        let q = Arc::new(WorkQueue::new(1, 4));
+        let progress = Arc::new(Progress::new());
+        let steps = Arc::new(AtomicUsize::new(0));
+        let long = {
+            let (q, progress, steps) = (q.clone(), progress.clone(), steps.clone());
+            tokio::spawn(async move {
+                q.run_with(progress, move |p| {
+                    while !p.is_cancelled() {
+                        steps.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    "partial"
+                })
+                .await
+            })
+        };
+        while steps.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        progress.cancel();
+        assert!(matches!(long.await.unwrap(), Err(ServiceError::Cancelled)), "a cancelled job's result is thrown away");
+        assert_eq!(q.load().0, 0, "its worker is free");
+        assert_eq!(q.run(|| 5).await.unwrap(), 5);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropping_the_request_cancels_its_job() {
+        let q = Arc::new(WorkQueue::new(1, 4));
+        let progress = Arc::new(Progress::new());
+        let fut = {
+            let (q, progress) = (q.clone(), progress.clone());
+            async move { q.run_with(progress, |p| while !p.is_cancelled() { std::thread::sleep(Duration::from_millis(1)) }).await }
+        };
+        // The client gives up after a moment: the request's future is dropped.
+        assert!(tokio::time::timeout(Duration::from_millis(50), fut).await.is_err());
+        assert!(progress.is_cancelled());
+        // The next job gets the worker as soon as the cancelled one notices.
+        assert_eq!(tokio::time::timeout(Duration::from_secs(5), q.run(|| 6)).await.unwrap().unwrap(), 6);
     }
 }

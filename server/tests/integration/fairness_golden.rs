@@ -81,6 +81,14 @@ async fn fairness_matches_fairlearn_and_limits_are_stored(app: TestApp) {
     let (s, html) = app.get_text(&format!("/runs/{id}/fairness/export?feature=race&metric=fpr&bootstrap=20&format=html")).await;
     assert_eq!(s, StatusCode::OK);
     assert!(html.starts_with("<!DOCTYPE html>") && html.contains("race=Amer-Indian-Eskimo") && html.contains("Request: <code>feature=race"));
+    // The criteria matrix (one model: no A-vs-B), then two models with the page's pair.
+    assert!(html.contains("<h2>Criteria matrix</h2>") && !html.contains("<h2>A vs B</h2>"), "{html}");
+    let (s, html) = app.get_text(&format!("/runs/{id}/fairness/export?feature=sex&metric=fpr&model=score_gbt&model=score_logreg&thresholds=0.5&bootstrap=0&a=score_logreg&b=score_gbt&format=html")).await;
+    assert_eq!(s, StatusCode::OK);
+    let matrix = &html[html.find("<h2>Criteria matrix</h2>").expect("the matrix")..];
+    assert!(matrix.contains("<th>score_gbt @ 0.5</th>") && matrix.contains("<th>score_logreg @ 0.5</th>") && matrix.contains("<th>demographic parity</th>"), "{matrix}");
+    let ab = &html[html.find("<h2>A vs B</h2>").expect("the A-vs-B tables")..];
+    assert!(ab.starts_with("<h2>A vs B</h2><p>A: score_logreg · B: score_gbt") && ab.contains("<h3>fpr</h3>") && ab.contains("<td>sex=Female</td>"), "{ab}");
     // Two models side by side, and two runs compared.
     let (s, v) = app.get_json(&format!("/api/v1/runs/{id}/fairness?model=score_gbt&model=score_logreg&feature=sex&bootstrap=0")).await;
     assert_eq!(s, StatusCode::OK, "{v}");

@@ -22,3 +22,4 @@ mod slices_golden;
 mod teams;
 mod served;
 mod whatif;
+mod progress;

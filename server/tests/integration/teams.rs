@@ -186,6 +186,8 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), &'static str> {
         ("PATCH", "/api/v1/users/{name}", "admin"),
         ("POST", "/api/v1/users/{name}/tokens", "admin"),
         ("GET", "/api/v1/audit", "admin"),
+        ("GET", "/api/v1/jobs/{job}", "account-read"),
+        ("DELETE", "/api/v1/jobs/{job}", "account-read"),
         ("POST", "/api/list_runs", "account-read"),
         ("POST", "/api/list_projects", "account-read"),
         ("POST", "/api/get_run_overview", "read"),
@@ -355,6 +357,7 @@ fn request(method: &str, path: &str, run: &str, t: &Team, headers: &[(&'static s
         .replace("{name}", if path.starts_with("/api/v1/users") { "nobody" } else { "x" })
         .replace("{sid}", &t.spare_share)
         .replace("{tid}", "no-such-token")
+        .replace("{job}", "no-such-job")
         .replace("{token}", &t.share_secret)
         .replace("{*file}", "strata.css");
     if uri.starts_with("/compare") || uri == "/api/v1/compare" {

@@ -84,6 +84,7 @@ impl Encoded {
             .iter()
             .map(|it| match self.cond(it) {
                 Cond::Eq { column, value } => format!("{column}={value}"),
+                Cond::OneOf { column, values } => format!("{column} in {{{}}}", values.join(", ")),
                 Cond::Range { column, lo, hi } => {
                     let end = |x: f64| if x.is_infinite() { if x > 0.0 { "inf".to_string() } else { "-inf".to_string() } } else { format!("{x}") };
                     format!("{column} in {}{}, {})", if lo.is_infinite() { "(" } else { "[" }, end(lo), end(hi))

@@ -222,8 +222,15 @@ impl std::error::Error for DiscoverError {}
 
 /// Find the slices on which the model is significantly worse. See the module docs for the method.
 pub fn discover(features: &[Feature], target: &Target, worse: Worse, params: &Params) -> Result<Discovery, DiscoverError> {
+    discover_tracked(features, target, worse, params, &crate::progress::Progress::new())
+}
+
+/// [`discover`] reporting each level's row passes into `progress` (100 steps a level) and
+/// stopping early when it is cancelled (the partial answer is then meaningless: thrown away).
+pub fn discover_tracked(features: &[Feature], target: &Target, worse: Worse, params: &Params, progress: &crate::progress::Progress) -> Result<Discovery, DiscoverError> {
     validate(features, target, worse, params)?;
-    report::run(features, target, worse, params)
+    progress.stage("levels");
+    report::run(features, target, worse, params, progress)
 }
 
 /// Rows of a slice (for linking and tests). Items naming a feature that does not exist select no row.

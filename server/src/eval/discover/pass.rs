@@ -26,19 +26,34 @@ pub(super) struct Job {
 /// Largest dense accumulator, in floats (32 MB).
 const DENSE_MAX: u128 = 1 << 22;
 
+/// Where a level's passes report: steps `from .. from + span` of `progress` over its jobs.
+#[derive(Clone, Copy)]
+pub(super) struct Steps<'a> {
+    pub progress: &'a crate::progress::Progress,
+    pub from: u64,
+    pub span: u64,
+}
+
 /// The compact statistic vectors (`rows.dc` floats each) of every candidate of every job.
-pub(super) fn run(features: &[Feature], rows: &RowData, keys: &[Key], jobs: &[Job]) -> Vec<f64> {
+/// Stops taking jobs once `steps.progress` is cancelled (the result is then incomplete).
+pub(super) fn run(features: &[Feature], rows: &RowData, keys: &[Key], jobs: &[Job], steps: Steps<'_>) -> Vec<f64> {
     let dc = rows.dc;
     let mut out = vec![0.0; keys.len() * dc];
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8).min(jobs.len());
     let next = AtomicUsize::new(0);
+    let finished = AtomicUsize::new(0);
     let work = || {
         let mut scratch = Vec::new();
         let mut done = Vec::new();
         loop {
+            if steps.progress.is_cancelled() {
+                break;
+            }
             let j = next.fetch_add(1, Ordering::Relaxed);
             let Some(job) = jobs.get(j) else { break };
             done.push((j, run_job(features, rows, keys, job, &mut scratch)));
+            let n = finished.fetch_add(1, Ordering::Relaxed) as u64 + 1;
+            steps.progress.reach(steps.from + steps.span * n / jobs.len().max(1) as u64);
         }
         done
     };
@@ -55,6 +70,9 @@ pub(super) fn run(features: &[Feature], rows: &RowData, keys: &[Key], jobs: &[Jo
     for (j, stats) in results {
         seen[j] = true;
         scatter(&jobs[j], &stats, dc, &mut out);
+    }
+    if steps.progress.is_cancelled() {
+        return out;
     }
     for (_, job) in jobs.iter().enumerate().filter(|(j, _)| !seen[*j]) {
         let stats = run_job(features, rows, keys, job, &mut Vec::new());

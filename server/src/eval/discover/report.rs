@@ -29,14 +29,14 @@ fn pool_size(top_k: usize) -> usize {
     top_k.saturating_mul(3).saturating_add(10)
 }
 
-pub(super) fn run(features: &[Feature], target: &Target, worse: Worse, params: &Params) -> Result<Discovery, super::DiscoverError> {
+pub(super) fn run(features: &[Feature], target: &Target, worse: Worse, params: &Params, progress: &crate::progress::Progress) -> Result<Discovery, super::DiscoverError> {
     let full = Prepared::new(target, worse, params.scoring, params.ci, params.min_support);
     let all = vec![true; target.len()];
     let overall = full.estimate(&full.exact_side(&all, true));
     if params.holdout {
-        return Ok(holdout(features, target, worse, params, overall));
+        return Ok(holdout(features, target, worse, params, overall, progress));
     }
-    let out = search::run(features, &full, params, pool_size(params.top_k));
+    let out = search::run(features, &full, params, pool_size(params.top_k), progress);
     let q = ByLookup::new(&out.all_p);
     let pq = ByLookup::new(&out.all_parent_p);
     let mut found = Vec::new();
@@ -166,13 +166,13 @@ fn subset(features: &[Feature], target: &Target, keep: &[bool]) -> (Vec<Feature>
 }
 
 /// Holdout mode: search on one half, confirm the top_k eligible slices on the other.
-fn holdout(features: &[Feature], target: &Target, worse: Worse, params: &Params, overall: Estimate) -> Discovery {
+fn holdout(features: &[Feature], target: &Target, worse: Worse, params: &Params, overall: Estimate, progress: &crate::progress::Progress) -> Discovery {
     let split: Vec<bool> = (0..target.len()).map(|r| in_search_half(params.seed, r)).collect();
     let other: Vec<bool> = split.iter().map(|s| !s).collect();
     let (fa, ta) = subset(features, target, &split);
     let (fb, tb) = subset(features, target, &other);
     let pa = Prepared::new(&ta, worse, params.scoring, params.ci, params.min_support);
-    let out = search::run(&fa, &pa, params, pool_size(params.top_k));
+    let out = search::run(&fa, &pa, params, pool_size(params.top_k), progress);
     let pb = Prepared::new(&tb, worse, params.scoring, params.ci, params.min_support);
     let taken: Vec<&Rec> = out.pool.iter().take(params.top_k).collect();
     let mut tested = Vec::new();

@@ -59,24 +59,35 @@ pub(super) fn rank_cmp(a: &Rec, b: &Rec) -> std::cmp::Ordering {
 }
 
 /// Run the search on the rows `prep` describes.
-pub(super) fn run(features: &[Feature], prep: &Prepared, params: &Params, pool_size: usize) -> SearchOut {
+pub(super) fn run(features: &[Feature], prep: &Prepared, params: &Params, pool_size: usize, progress: &crate::progress::Progress) -> SearchOut {
+    // 100 steps per level; a level the search does not reach counts as done.
+    let base = progress.snapshot().total;
+    progress.add_total(LEVEL_STEPS * params.max_level as u64);
+    let steps = |level: usize| pass::Steps { progress, from: base + LEVEL_STEPS * (level as u64 - 1), span: LEVEL_STEPS };
     let mut out =
         SearchOut { examined: 0, per_level: Vec::new(), pruned: 0, truncated: false, pool: Vec::new(), all_p: Vec::new(), all_parent_p: Vec::new() };
     let keys: Vec<Key> = features.iter().enumerate().flat_map(|(i, f)| feature_items(i as u32, f)).map(|it| key_of(&[it])).collect();
-    let items = evaluate(features, prep, params, keys, None, &mut out, pool_size);
+    let items = evaluate(features, prep, params, keys, None, &mut out, pool_size, steps(1));
     let mut prev: Option<Level> = None;
     for k in 2..=params.max_level {
         let thr = threshold(&out.pool, pool_size, params);
         let parent = prev.as_ref().unwrap_or(&items);
         let keys = generate(prep, params, parent, &items, thr, k, &mut out);
-        if keys.is_empty() {
+        if keys.is_empty() || progress.is_cancelled() {
             break;
         }
-        let level = evaluate(features, prep, params, keys, Some(parent), &mut out, pool_size);
+        let level = evaluate(features, prep, params, keys, Some(parent), &mut out, pool_size, steps(k));
         prev = Some(level);
+    }
+    // Levels the search did not need count as done (not when it was cancelled: it stopped short).
+    if !progress.is_cancelled() {
+        progress.reach(base + LEVEL_STEPS * params.max_level as u64);
     }
     out
 }
+
+/// Progress steps of one level.
+const LEVEL_STEPS: u64 = 100;
 
 /// Score a slice needs to enter a full pool (SliceLine also needs a positive score).
 fn threshold(pool: &[Rec], pool_size: usize, params: &Params) -> f64 {
@@ -111,15 +122,25 @@ fn evaluate(
     parents: Option<&Level>,
     out: &mut SearchOut,
     pool_size: usize,
+    steps: pass::Steps<'_>,
 ) -> Level {
     let jobs = jobs(&keys);
-    let compact = pass::run(features, &prep.rows, &keys, &jobs);
+    // The row passes are the first half of the level's steps; testing the candidates (a p-value
+    // each, most of a level's time when it has many) is the second.
+    let half = steps.span / 2;
+    let compact = pass::run(features, &prep.rows, &keys, &jobs, pass::Steps { span: half, ..steps });
     let (dim, dc) = (prep.dim, prep.rows.dc);
     let ms = params.min_support.max(1) as f64;
     let mut level = Level { recs: Vec::new(), stats: Vec::new(), index: HashMap::default() };
     let mut full = vec![0.0; dim];
     let mut rest = vec![0.0; dim];
     for (i, key) in keys.iter().enumerate() {
+        if i % 4096 == 0 {
+            if steps.progress.is_cancelled() {
+                break;
+            }
+            steps.progress.reach(steps.from + half + (steps.span - half) * i as u64 / keys.len() as u64);
+        }
         prep.rows.expand_into(&compact[i * dc..(i + 1) * dc], &mut full);
         if full[0] < ms || prep.total[0] - full[0] < 0.5 {
             continue;
@@ -134,7 +155,10 @@ fn evaluate(
         level.recs.push(Rec { key: *key, score, p: cmp.p, parent_p: None, bs: prep.bs(&full) });
         level.stats.extend_from_slice(&full);
     }
-    parent_tests(features, prep, params, &mut level, parents);
+    if !steps.progress.is_cancelled() {
+        parent_tests(features, prep, params, &mut level, parents);
+        steps.progress.reach(steps.from + steps.span);
+    }
     out.examined += level.recs.len() as u64;
     out.per_level.push(level.recs.len() as u64);
     out.all_p.extend(level.recs.iter().map(|r| r.p));

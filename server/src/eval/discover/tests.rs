@@ -228,7 +228,7 @@ fn pool(fs: &[Feature], t: &Target, p: &Params, prune: bool) -> (Vec<PoolEntry>,
     if !prune {
         prep.bounds.enabled = false;
     }
-    let out = search::run(fs, &prep, p, p.top_k * 3 + 10);
+    let out = search::run(fs, &prep, p, p.top_k * 3 + 10, &crate::progress::Progress::new());
     let pool = out.pool.iter().map(|r| (r.key[..key_len(&r.key)].to_vec(), r.bs.count.to_bits(), r.score.to_bits(), r.p.to_bits())).collect();
     (pool, out.pruned)
 }

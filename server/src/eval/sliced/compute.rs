@@ -59,11 +59,17 @@ pub fn compute(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Metri
 /// Computes a metrics request on prepared cells (see [`Prepared`]); `req` must have the
 /// `prepare_key` the cells were prepared with.
 pub fn compute_prepared(prep: &Prepared, req: &MetricsRequest) -> Result<MetricsResult, RequestError> {
-    compute_with_budget(prep, req, BOOTSTRAP_CELL_BUDGET)
+    compute_with_budget(prep, req, BOOTSTRAP_CELL_BUDGET, &crate::progress::Progress::new())
+}
+
+/// [`compute_prepared`] reporting bootstrap replicates into `progress`; the replicates stop when
+/// it is cancelled (the answer is then incomplete: the caller throws it away).
+pub fn compute_prepared_tracked(prep: &Prepared, req: &MetricsRequest, progress: &crate::progress::Progress) -> Result<MetricsResult, RequestError> {
+    compute_with_budget(prep, req, BOOTSTRAP_CELL_BUDGET, progress)
 }
 
 /// [`compute_prepared`] with the bootstrap's cell budget as a parameter (tests set it small).
-pub(super) fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget: usize) -> Result<MetricsResult, RequestError> {
+pub(super) fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget: usize, progress: &crate::progress::Progress) -> Result<MetricsResult, RequestError> {
     let layout = BinaryLayout::get();
     if !(0.5..1.0).contains(&req.ci) {
         return Err(RequestError::Invalid(format!("ci must be in [0.5, 1), got {}", req.ci)));
@@ -144,6 +150,8 @@ pub(super) fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget:
     // do not depend on how the replicates are spread over threads.
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8).min(req.bootstrap.max(1));
     let mut replicates: Vec<Vec<f64>> = Vec::with_capacity(req.bootstrap);
+    progress.stage("bootstrap");
+    progress.add_total(req.bootstrap as u64);
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
@@ -152,6 +160,9 @@ pub(super) fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget:
                     let mut wb = vec![0.0; boot_prep.w.len()];
                     let mut out = Vec::new();
                     for b in (t..req.bootstrap).step_by(threads) {
+                        if progress.is_cancelled() {
+                            break;
+                        }
                         let mut rng = SplitMix(req.seed ^ (b as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93));
                         for ((o, wi), m) in wb.iter_mut().zip(&boot_prep.w).zip(&boot_prep.mult) {
                             *o = wi * rng.poisson(*m as f64);
@@ -171,6 +182,7 @@ pub(super) fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget:
                         // Stored flat, NaN for undefined: half the bytes of `Option<f64>`.
                         let flat: Vec<f64> = values.iter().flatten().flatten().map(|v| v.unwrap_or(f64::NAN)).collect();
                         out.push((b, flat));
+                        progress.advance(1);
                     }
                     out
                 })

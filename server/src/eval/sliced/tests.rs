@@ -136,8 +136,8 @@ fn the_binned_bootstrap_keeps_points_exact_and_intervals_close_to_the_exact_boot
     req.weight = None;
     let prep = prepare(&df, &req, Task::Binary).unwrap();
     assert_eq!(prep.cells(), 40_000);
-    let exact = compute_with_budget(&prep, &req, usize::MAX).unwrap();
-    let binned = compute_with_budget(&prep, &req, 2_000).unwrap();
+    let exact = compute_with_budget(&prep, &req, usize::MAX, &crate::progress::Progress::new()).unwrap();
+    let binned = compute_with_budget(&prep, &req, 2_000, &crate::progress::Progress::new()).unwrap();
     let (bp, k) = prep.binned(&req.thresholds, 2_000).unwrap();
     assert!(bp.cells() < 8_000 && bp.cells() > 1_000, "{} binned cells", bp.cells());
     assert_eq!(k.len(), bp.cells());
