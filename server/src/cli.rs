@@ -102,6 +102,11 @@ enum Command {
     /// The site built by cargo-leptos (WASM, JS, CSS, public files).
         #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
         site_root: PathBuf,
+        /// A directory external runs' Parquet datasets may be read from in team mode; repeatable
+        /// (env: comma-separated). Without one, team mode refuses every external path; the open
+        /// single-user mode reads any path the server can.
+        #[arg(long = "external-root", env = "STRATA_EXTERNAL_ROOTS", value_delimiter = ',')]
+        external_roots: Vec<PathBuf>,
         #[command(flatten)]
         auth: AuthArgs,
     },
@@ -157,6 +162,36 @@ enum Command {
         /// The model version the run evaluates, e.g. v12.
         #[arg(long = "model-version")]
         version: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Register a Parquet dataset (a file, a directory read recursively with hive partitions, or
+    /// a glob) as an external run: its schema, row count and roles are stored, never its rows;
+    /// prints the run's id.
+    Register {
+        /// The dataset: `/data/preds/`, `/data/preds/part-0.parquet` or `'/data/preds/*.parquet'`.
+        #[arg(long)]
+        parquet: PathBuf,
+        #[arg(long)]
+        label: Option<String>,
+        /// The models' score columns, comma-separated or repeated.
+        #[arg(long, value_delimiter = ',')]
+        scores: Vec<String>,
+        /// Default: the path's last part.
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long)]
+        weight: Option<String>,
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        timestamp: Option<String>,
+        #[arg(long = "model-version")]
+        version: Option<String>,
+        #[arg(long = "tag")]
+        tags: Vec<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -396,7 +431,7 @@ async fn open_state(s: &Settings) -> anyhow::Result<AppState> {
 /// Ok(false) when the command ran but its verdict is negative (a failed validation).
 pub async fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
-        Command::Serve { addr, common, no_demo, cache_mb, site_root, allowed_hosts, auth } => {
+        Command::Serve { addr, common, no_demo, cache_mb, site_root, allowed_hosts, auth, external_roots } => {
             let s = settings(&common, addr, cache_mb, !no_demo, site_root)?;
             tracing::info!(database = ?s.database, data_dir = %s.data_dir.display(), outbound = %s.outbound.describe(), "starting");
             // Spool files left by a crash (an upload cut by kill -9) are removed before serving.
@@ -404,7 +439,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             if removed > 0 {
                 tracing::info!(files = removed, "removed upload spool files left by an earlier run");
             }
-            let state = open_state(&s).await?.with_allowed_hosts(allowed_hosts.clone()).with_auth(auth.config(s.addr)?);
+            let state = open_state(&s)
+                .await?
+                .with_allowed_hosts(allowed_hosts.clone())
+                .with_auth(auth.config(s.addr)?)
+                .with_external_roots(&external_roots)
+                .context("an --external-root directory")?;
             let accounts = state.store.count_users().await.context("counting accounts")?;
             let sso = state.auth.oidc.is_some();
             if sso && accounts == 0 && !auth.auth {
@@ -481,6 +521,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
                 bar.finish_and_clear();
             }
             let id = stored.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{id}");
+            Ok(true)
+        }
+        Command::Register { parquet, label, scores, name, project, weight, id, timestamp, version, tags, common } => {
+            let s = settings(&common, "127.0.0.1:0".parse()?, 64, false, PathBuf::new())?;
+            let state = open_state(&s).await?;
+            // The operator's own files: any path they can read (a team-mode server still reads
+            // it only under its --external-root directories). Stored absolute, so the server
+            // finds it from wherever it runs.
+            let path = std::path::absolute(&parquet).with_context(|| format!("the path {}", parquet.display()))?;
+            let reg = strata_app::model::RegisterRun {
+                name,
+                label,
+                scores: (!scores.is_empty()).then_some(scores),
+                id,
+                timestamp,
+                weight,
+                tags,
+                project,
+                version,
+                source: Some(strata_app::model::RunSource::Parquet(path.to_string_lossy().to_string())),
+            };
+            let id = state.register_external(reg, strata_server::ingest::dataset::Access::Open).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{id}");
             Ok(true)
         }

@@ -164,6 +164,59 @@ pub struct RunSummary {
     /// the upload time. Runs of a project are ordered by it.
     #[serde(default)]
     pub run_time: String,
+    /// Where an external run's rows live (read when a view needs them, never stored); `None` for
+    /// an uploaded run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<RunSource>,
+}
+
+/// Where an external run's rows live: `{"parquet": "/data/preds/"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RunSource {
+    /// A local or mounted Parquet dataset: a file, a directory (read recursively, hive
+    /// partitions as columns) or a glob (`/data/preds/*.parquet`).
+    Parquet(String),
+}
+
+impl RunSource {
+    /// A short mark for the pages, e.g. `Parquet: /data/preds/`.
+    pub fn mark(&self) -> String {
+        match self {
+            RunSource::Parquet(p) => format!("Parquet: {p}"),
+        }
+    }
+}
+
+/// The body of `POST /api/v1/runs` (JSON) that registers an external run: its source and the
+/// columns' roles (inferred from the names when absent, as for an upload). The rows stay where
+/// they are.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRun {
+    /// The run's name; default: the path's last part.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub scores: Option<Vec<String>>,
+    /// The id column.
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub timestamp: Option<String>,
+    #[serde(default)]
+    pub weight: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub version: Option<String>,
+    pub source: Option<RunSource>,
 }
 
 /// An ONNX (or other) model file stored with a run.
@@ -243,6 +296,9 @@ pub struct ExamplesPage {
     pub offset: u64,
     pub limit: u64,
     pub total: u64,
+    /// Why there are no rows to show (an external run's rows stay in its dataset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// How to read an uploaded file: every field but `name` is optional and inferred.

@@ -147,7 +147,10 @@ fn Overview(ov: RunOverview, id: String) -> impl IntoView {
             <div><dt>"Label"</dt><dd class="mono">{label}</dd></div>
             <div><dt>"Models"</dt><dd class="mono">{s.models.join(", ")}</dd></div>
             <div><dt>"Created (UTC)"</dt><dd>{s.created_at.clone()}</dd></div>
-            <div><dt>"Source file"</dt><dd class="mono">{s.source_file.clone()}</dd></div>
+            {match s.source.clone() {
+                Some(src) => view! { <div><dt>"Source"</dt><dd class="mono">{src.mark()}" (external: the rows are read there when a view needs them)"</dd></div> }.into_any(),
+                None => view! { <div><dt>"Source file"</dt><dd class="mono">{s.source_file.clone()}</dd></div> }.into_any(),
+            }}
             <div><dt>"Tags"</dt><dd>{s.tags.join(", ")}</dd></div>
             {s.project.clone().map(|p| view! {
                 <div><dt>"Project"</dt><dd><a href=format!("/projects/{p}")>{p.clone()}</a>{s.version.clone().map(|v| format!(" · {v}"))}</dd></div>
@@ -384,7 +387,10 @@ fn ColumnsTable(columns: Vec<ColumnInfo>, filter: RwSignal<String>) -> impl Into
 
 #[component]
 fn ExamplesTable(page: ExamplesPage, id: String) -> impl IntoView {
-    let ExamplesPage { columns, rows, offset, limit, total } = page;
+    let ExamplesPage { columns, rows, offset, limit, total, note } = page;
+    if let Some(note) = note {
+        return view! { <p class="muted">{format!("The rows stay in the run's dataset ({note}).")}</p> }.into_any();
+    }
     let end = (offset + rows.len() as u64).min(total);
     let prev = (offset > 0).then(|| format!("/runs/{id}?offset={}", offset.saturating_sub(limit)));
     let next = (end < total).then(|| format!("/runs/{id}?offset={end}"));
@@ -407,6 +413,7 @@ fn ExamplesTable(page: ExamplesPage, id: String) -> impl IntoView {
             </table>
         </div>
     }
+    .into_any()
 }
 
 fn cell_text(v: &serde_json::Value) -> String {

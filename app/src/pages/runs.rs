@@ -337,7 +337,7 @@ fn RunsTable(runs: Vec<RunSummary>, state: RunsQuery, caption: &'static str) -> 
                         let href = format!("/runs/{}", r.id);
                         view! {
                             <tr>
-                                <td><A href=href>{r.name.clone()}</A></td>
+                                <td><A href=href>{r.name.clone()}</A>{r.source.as_ref().map(|src| view! { " " <span class="chip mono" title="An external run: its rows stay in this dataset">{src.mark()}</span> })}</td>
                                 <td>{r.task.as_str()}</td>
                                 <td>{r.models.join(", ")}</td>
                                 <td class="num">{r.rows.to_string()}</td>
@@ -386,6 +386,7 @@ mod tests {
             project: None,
             version: None,
             run_time: String::new(),
+            source: None,
         }
     }
 

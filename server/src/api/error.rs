@@ -59,6 +59,7 @@ impl From<ServiceError> for ApiError {
         match e {
             ServiceError::NotFound(_) | ServiceError::Missing(_) => ApiError::NotFound(e.to_string()),
             ServiceError::BadRequest(m) => ApiError::bad(m),
+            ServiceError::NeedsRows => ApiError::bad(e.to_string()),
             ServiceError::Ingest(i) => i.into(),
             ServiceError::Model(m) => ApiError::Unprocessable(m),
             ServiceError::Busy => ApiError::Unavailable(e.to_string(), 2),

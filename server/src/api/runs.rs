@@ -8,7 +8,7 @@ use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use strata_app::model::{ApiError as ApiErrorBody, Created, ExamplesPage, IngestSpec, Preview, RunDetail, RunSummary};
+use strata_app::model::{ApiError as ApiErrorBody, Created, ExamplesPage, IngestSpec, Preview, RegisterRun, RunDetail, RunSummary};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
@@ -135,12 +135,52 @@ async fn read_capped(field: &mut axum::extract::multipart::Field<'_>, limit: u64
     Ok(out)
 }
 
+/// Largest JSON body that registers an external run.
+const REGISTER_MAX_BYTES: usize = 64 * 1024;
+
 /// Upload a run: multipart with a `file` part (CSV, Parquet or JSON Lines), a `spec` part (JSON,
 /// see `IngestSpec`; only `name` is required) and any number of `model` parts (ONNX files to
-/// store with the run; the part's file name is kept).
-#[utoipa::path(post, path = "/api/v1/runs", request_body(content_type = "multipart/form-data", description = "file + spec (+ model)"),
-    responses((status = 201, body = Created), (status = 400, body = ApiErrorBody), (status = 413, body = ApiErrorBody)))]
-async fn create_run(State(s): State<AppState>, Extension(caller): Extension<Caller>, mut mp: Multipart) -> Result<(StatusCode, Extension<AuditTarget>, Json<Created>), ApiError> {
+/// store with the run; the part's file name is kept). Or register an external run: a JSON body
+/// (`RegisterRun`: roles and `"source": {"parquet": "/path/dir-file-or-glob"}`); its rows stay in
+/// the dataset, read when a view needs them. In team mode the path must be under a directory an
+/// admin allowed (`--external-root`), else 403.
+#[utoipa::path(post, path = "/api/v1/runs", request_body(content((RegisterRun = "application/json"), (IngestSpec = "multipart/form-data")), description = "an upload (multipart: file + spec (+ model)) or an external run (JSON)"),
+    responses((status = 201, body = Created), (status = 400, body = ApiErrorBody), (status = 403, body = ApiErrorBody), (status = 413, body = ApiErrorBody)))]
+async fn create_run(State(s): State<AppState>, Extension(caller): Extension<Caller>, req: axum::extract::Request) -> Result<Response, ApiError> {
+    let json = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("application/json"));
+    if json {
+        return register_run(s, caller, req).await.map(IntoResponse::into_response);
+    }
+    let mut mp = match <Multipart as axum::extract::FromRequest<AppState>>::from_request(req, &s).await {
+        Ok(mp) => mp,
+        Err(rejection) => return Ok(rejection.into_response()),
+    };
+    upload_run(s, caller, &mut mp).await.map(IntoResponse::into_response)
+}
+
+/// `POST /api/v1/runs` with a JSON body: an external run (see [`create_run`]).
+async fn register_run(s: AppState, caller: Caller, req: axum::extract::Request) -> Result<(StatusCode, Extension<AuditTarget>, Json<Created>), ApiError> {
+    let bytes = axum::body::to_bytes(req.into_body(), REGISTER_MAX_BYTES)
+        .await
+        .map_err(|_| ApiError::TooLarge(format!("an external run's JSON body is at most {REGISTER_MAX_BYTES} bytes"), serde_json::Value::Null))?;
+    let reg: RegisterRun = serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(format!("the body is not a valid external run (RegisterRun): {e}")))?;
+    if reg.source.is_none() {
+        return Err(ApiError::bad("an external run needs a source: {\"parquet\": \"/path/to/a/file, directory or glob\"} (to upload rows, send multipart/form-data)"));
+    }
+    let into = reg.project.as_deref().map(str::trim).filter(|p| !p.is_empty());
+    if !caller.may(Perm::Edit, into.map_or(On::Instance, On::Project), Scope::Write) {
+        return Err(ApiError::Forbidden(match into {
+            Some(p) => format!("registering a run into project '{p}' needs edit permission on it"),
+            None => "registering a run outside projects needs the editor role".into(),
+        }));
+    }
+    let access = s.external_access().await;
+    let id = s.register_external(reg, access).await?;
+    Ok((StatusCode::CREATED, Extension(AuditTarget(format!("run:{id}"))), Json(Created { id })))
+}
+
+/// `POST /api/v1/runs` with a multipart body: an upload (see [`create_run`]).
+async fn upload_run(s: AppState, caller: Caller, mp: &mut Multipart) -> Result<(StatusCode, Extension<AuditTarget>, Json<Created>), ApiError> {
     let mut spec: Option<IngestSpec> = None;
     let mut upload: Option<(tempfile::NamedTempFile, String)> = None;
     let mut attachments = Vec::new();

@@ -20,7 +20,7 @@ pub mod slicing;
 pub mod whatif;
 
 use polars::prelude::*;
-use strata_app::model::{ColumnInfo, ColumnKind, MetricValue, ModelHeadline, Role, Task, ValueCount};
+use strata_app::model::{ColumnInfo, ColumnKind, MetricValue, MetricsResult, ModelHeadline, Role, Task, ValueCount};
 
 
 /// The engine's error: a column the request names is missing or of the wrong type.
@@ -199,40 +199,53 @@ pub fn headline(
 ) -> Result<Vec<ModelHeadline>, EvalError> {
     // Every model gets the same columns: the per-class ones when any model has per-class scores.
     let scored = task == Task::Multiclass && models.iter().any(|m| !class_scores(m).is_empty());
-    let names = strata_app::metrics::headline_names(task, scored);
-    let threshold = 0.5;
     let mut out = Vec::with_capacity(models.len());
     for m in models {
-        let req = sliced::MetricsRequest {
-            label: label.to_string(),
-            model: m.clone(),
-            class_scores: if task == Task::Multiclass { class_scores(m) } else { vec![] },
-            weight: weight.map(str::to_string),
-            specs: vec![],
-            thresholds: if task == Task::Binary { vec![threshold] } else { vec![] },
-            ci: 0.95,
-            bootstrap: 0,
-            seed: 0,
-            baseline: "overall".into(),
-            min_size: 1,
-            max_slices: 1,
-            alpha: 0.05,
-        };
+        let req = headline_request(label, task, m, weight, if task == Task::Multiclass { class_scores(m) } else { vec![] });
         let overall = sliced::compute(df, &req, task).map_err(|e| match e {
             sliced::RequestError::Eval(e) => e,
             other => EvalError::Request(other.to_string()),
         })?;
-        let overall = overall.slices.into_iter().next();
-        let metrics = names
-            .iter()
-            .map(|name| {
-                let at = strata_app::metrics::at_threshold(task, name).then_some(threshold);
-                mv(name, overall.as_ref().and_then(|s| s.estimate(name, at)).and_then(|e| e.value))
-            })
-            .collect();
-        out.push(ModelHeadline { model: m.clone(), metrics });
+        out.push(headline_of(m, task, scored, &overall));
     }
     Ok(out)
+}
+
+/// The threshold of the headline metrics that need one.
+pub const HEADLINE_THRESHOLD: f64 = 0.5;
+
+/// The engine request behind one model's headline metrics: the overall slice, no bootstrap.
+pub fn headline_request(label: &str, task: Task, model: &str, weight: Option<&str>, class_scores: Vec<(String, String)>) -> sliced::MetricsRequest {
+    sliced::MetricsRequest {
+        label: label.to_string(),
+        model: model.to_string(),
+        class_scores,
+        weight: weight.map(str::to_string),
+        specs: vec![],
+        thresholds: if task == Task::Binary { vec![HEADLINE_THRESHOLD] } else { vec![] },
+        ci: 0.95,
+        bootstrap: 0,
+        seed: 0,
+        baseline: "overall".into(),
+        min_size: 1,
+        max_slices: 1,
+        alpha: 0.05,
+    }
+}
+
+/// One model's headline metrics from the engine's answer to [`headline_request`]; `scored`: any
+/// model of the run has per-class scores (every model then gets the same columns).
+pub fn headline_of(model: &str, task: Task, scored: bool, result: &MetricsResult) -> ModelHeadline {
+    let names = strata_app::metrics::headline_names(task, scored);
+    let overall = result.slices.first();
+    let metrics = names
+        .iter()
+        .map(|name| {
+            let at = strata_app::metrics::at_threshold(task, name).then_some(HEADLINE_THRESHOLD);
+            mv(name, overall.and_then(|s| s.estimate(name, at)).and_then(|e| e.value))
+        })
+        .collect();
+    ModelHeadline { model: model.to_string(), metrics }
 }
 
 fn mv(name: &str, value: Option<f64>) -> MetricValue {

@@ -345,9 +345,92 @@ fn text_codes_of<'a>(ca: &'a StringChunked, start: usize, out: &mut [u32]) -> Ve
     firsts
 }
 
+/// How the values of a column compare when it is sliced by value: missing last, numbers
+/// numerically when the column is numeric, else as text. The order of a spec's slices.
+pub(crate) fn value_order(numeric: bool, a: Option<&str>, b: Option<&str>) -> std::cmp::Ordering {
+    match (a, b) {
+        (None, None) => std::cmp::Ordering::Equal,
+        (None, _) => std::cmp::Ordering::Greater,
+        (_, None) => std::cmp::Ordering::Less,
+        (Some(x), Some(y)) => match (x.parse::<f64>(), y.parse::<f64>()) {
+            (Ok(p), Ok(q)) if numeric => p.total_cmp(&q),
+            _ => x.cmp(y),
+        },
+    }
+}
+
+/// The buckets of a numeric cut: its edges and each bucket's label, then [`MISSING`]'s. Made
+/// from the whole run's values: a streaming preparation makes them in a first pass over the
+/// column, then slices every batch with them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Buckets {
+    pub edges: Vec<f64>,
+    pub labels: Vec<String>,
+}
+
+impl Buckets {
+    /// The buckets of `cut` (not [`Cut::Values`]) over the run's present values, sorted ascending.
+    pub fn of(cut: &Cut, present: &[f64]) -> Buckets {
+        let edges: Vec<f64> = match cut {
+            Cut::Edges(e) => e.clone(),
+            Cut::Quantiles(k) => {
+                let mut e: Vec<f64> = (1..*k).map(|i| super::stats::quantile_sorted(present, i as f64 / *k as f64)).collect();
+                e.dedup();
+                e.retain(|x| x.is_finite());
+                // Inner edges only: make the first bucket start at the minimum.
+                if let Some(&min) = present.first() {
+                    e.retain(|x| *x > min);
+                    e.insert(0, min);
+                }
+                e
+            }
+            Cut::Width(k) => match (present.first(), present.last()) {
+                (Some(&lo), Some(&hi)) if hi > lo => (0..*k).map(|i| lo + (hi - lo) * i as f64 / *k as f64).collect(),
+                (Some(&lo), _) => vec![lo],
+                _ => vec![],
+            },
+            Cut::Values => vec![],
+        };
+        let mut labels: Vec<String> = (0..=edges.len())
+            .map(|i| {
+                let probe = if i == 0 { f64::NEG_INFINITY } else { edges[i - 1] };
+                bucket(&edges, probe).1
+            })
+            .collect();
+        // The top bucket of quantile / width cuts is closed at the maximum: [a, max].
+        if matches!(cut, Cut::Quantiles(_) | Cut::Width(_)) {
+            if let (Some(last), Some(&max)) = (labels.last_mut(), present.last()) {
+                if let Some(lo) = edges.last() {
+                    *last = format!("[{}, {}]", fmt_edge(*lo), fmt_edge(max));
+                }
+            }
+        }
+        labels.push(MISSING.to_string());
+        Buckets { edges, labels }
+    }
+}
+
+/// Buckets made ahead of slicing, per (column, cut): the run's, when the rows being sliced are
+/// only a batch of it.
+pub type ResolvedBuckets = [(String, Cut, Buckets)];
+
+/// A numeric column's values as bucketing reads them (NaN is missing); a text column is an error.
+pub(crate) fn numeric_values(col: &Column, spec: &str) -> Result<Vec<Option<f64>>, SpecError> {
+    if !col.dtype().is_primitive_numeric() {
+        return Err(SpecError::NotNumeric { spec: spec.into(), column: col.name().to_string() });
+    }
+    let f = col.cast(&DataType::Float64).map_err(|e| SpecError::Invalid(spec.into(), e.to_string()))?;
+    Ok(f.f64().map_err(|e| SpecError::Invalid(spec.into(), e.to_string()))?.iter().map(|v| v.filter(|x| !x.is_nan())).collect())
+}
+
 /// Per-row codes of one feature under one cut, plus the label of each code; codes sort in
 /// bucket order (numeric cuts) or by value (text).
 pub(crate) fn feature_codes(df: &DataFrame, spec: &str, column: &str, cut: &Cut) -> Result<(Vec<u32>, Vec<String>), SpecError> {
+    feature_codes_with(df, spec, column, cut, &[])
+}
+
+/// [`feature_codes`], a numeric cut's buckets taken from `resolved` when it has them.
+fn feature_codes_with(df: &DataFrame, spec: &str, column: &str, cut: &Cut, resolved: &ResolvedBuckets) -> Result<(Vec<u32>, Vec<String>), SpecError> {
     let col = df.column(column).map_err(|_| unknown_column(df, spec, column))?;
     let numeric = col.dtype().is_primitive_numeric();
     if !numeric && *cut != Cut::Values {
@@ -369,15 +452,7 @@ pub(crate) fn feature_codes(df: &DataFrame, spec: &str, column: &str, cut: &Cut)
             .collect();
         // Relabel so codes follow the sorted values (numbers numerically), missing last.
         let mut vals: Vec<(Option<&str>, u32)> = index.into_iter().collect();
-        vals.sort_by(|a, b| match (a.0, b.0) {
-            (None, None) => std::cmp::Ordering::Equal,
-            (None, _) => std::cmp::Ordering::Greater,
-            (_, None) => std::cmp::Ordering::Less,
-            (Some(x), Some(y)) => match (x.parse::<f64>(), y.parse::<f64>()) {
-                (Ok(p), Ok(q)) if numeric => p.total_cmp(&q),
-                _ => x.cmp(y),
-            },
-        });
+        vals.sort_by(|a, b| value_order(numeric, a.0, b.0));
         let mut remap = vec![0u32; vals.len()];
         let labels = vals
             .iter()
@@ -394,49 +469,24 @@ pub(crate) fn feature_codes(df: &DataFrame, spec: &str, column: &str, cut: &Cut)
         }
         return Ok((codes, labels));
     }
-    let f = col.cast(&DataType::Float64).map_err(|e| SpecError::Invalid(spec.into(), e.to_string()))?;
-    let values: Vec<Option<f64>> = f.f64().map_err(|e| SpecError::Invalid(spec.into(), e.to_string()))?.iter().map(|v| v.filter(|x| !x.is_nan())).collect();
-    let mut present: Vec<f64> = values.iter().flatten().copied().collect();
-    present.sort_by(f64::total_cmp);
-    let edges: Vec<f64> = match cut {
-        Cut::Edges(e) => e.clone(),
-        Cut::Quantiles(k) => {
-            let mut e: Vec<f64> = (1..*k).map(|i| super::stats::quantile_sorted(&present, i as f64 / *k as f64)).collect();
-            e.dedup();
-            e.retain(|x| x.is_finite());
-            // Inner edges only: make the first bucket start at the minimum.
-            if let Some(&min) = present.first() {
-                e.retain(|x| *x > min);
-                e.insert(0, min);
-            }
-            e
+    let values = numeric_values(col, spec)?;
+    let buckets = match resolved.iter().find(|(c, k, _)| c == column && k == cut) {
+        Some((_, _, b)) => b.clone(),
+        None => {
+            let mut present: Vec<f64> = values.iter().flatten().copied().collect();
+            present.sort_by(f64::total_cmp);
+            Buckets::of(cut, &present)
         }
-        Cut::Width(k) => match (present.first(), present.last()) {
-            (Some(&lo), Some(&hi)) if hi > lo => (0..*k).map(|i| lo + (hi - lo) * i as f64 / *k as f64).collect(),
-            (Some(&lo), _) => vec![lo],
-            _ => vec![],
-        },
-        Cut::Values => unreachable!("handled above"),
     };
-    let mut labels: Vec<String> = (0..=edges.len()).map(|i| {
-        let probe = if i == 0 { f64::NEG_INFINITY } else { edges[i - 1] };
-        bucket(&edges, probe).1
-    }).collect();
-    // The top bucket of quantile / width cuts is closed at the maximum: [a, max].
-    if matches!(cut, Cut::Quantiles(_) | Cut::Width(_)) {
-        if let (Some(last), Some(&max)) = (labels.last_mut(), present.last()) {
-            if let Some(lo) = edges.last() {
-                *last = format!("[{}, {}]", fmt_edge(*lo), fmt_edge(max));
-            }
-        }
-    }
-    let missing_code = labels.len() as u32;
-    labels.push(MISSING.to_string());
-    let codes = values.iter().map(|v| match v {
-        None => missing_code,
-        Some(x) => bucket(&edges, *x).0 as u32,
-    }).collect();
-    Ok((codes, labels))
+    let missing_code = buckets.labels.len() as u32 - 1;
+    let codes = values
+        .iter()
+        .map(|v| match v {
+            None => missing_code,
+            Some(x) => bucket(&buckets.edges, *x).0 as u32,
+        })
+        .collect();
+    Ok((codes, buckets.labels))
 }
 
 /// Most combinations of a cross's codes numbered through a table (4 bytes each) rather than a
@@ -445,6 +495,12 @@ const DENSE_COMBOS: u64 = 1 << 16;
 
 /// Assigns every row to its slice of `spec`; at most `limit` slices.
 pub fn assign(df: &DataFrame, text: &str, spec: &SliceSpec, limit: usize) -> Result<Assignment, SpecError> {
+    assign_with(df, text, spec, limit, &[])
+}
+
+/// [`assign`], numeric cuts bucketed by `resolved` when it has their buckets (a batch of a run
+/// sliced with the run's buckets).
+pub fn assign_with(df: &DataFrame, text: &str, spec: &SliceSpec, limit: usize, resolved: &ResolvedBuckets) -> Result<Assignment, SpecError> {
     let n = df.height();
     match spec {
         SliceSpec::Overall => Ok(Assignment { keys: vec![vec![]], slice_of_row: vec![Some(0); n] }),
@@ -498,7 +554,7 @@ pub fn assign(df: &DataFrame, text: &str, spec: &SliceSpec, limit: usize) -> Res
         SliceSpec::Features(features) => {
             let mut per_feature = Vec::with_capacity(features.len());
             for (c, cut) in features {
-                per_feature.push(feature_codes(df, text, c, cut)?);
+                per_feature.push(feature_codes_with(df, text, c, cut, resolved)?);
             }
             // Combine codes into one mixed-radix number per row (no allocation per row); number
             // the combinations in sorted key order.
@@ -555,6 +611,44 @@ pub fn assign(df: &DataFrame, text: &str, spec: &SliceSpec, limit: usize) -> Res
             Ok(Assignment { keys, slice_of_row: row_combo.into_iter().map(|c| Some(remap[c as usize])).collect() })
         }
     }
+}
+
+/// The order in which [`assign`] numbers a spec's slices, for keys found batch by batch: the
+/// positions of `keys` sorted as the whole run's assignment sorts them (features in spec order;
+/// values by [`value_order`], `numeric` telling whether a column is numeric; buckets in bucket
+/// order; missing last). Specs other than features have one slice.
+pub(crate) fn key_order(spec: &SliceSpec, keys: &[SliceKey], numeric: impl Fn(&str) -> bool, resolved: &ResolvedBuckets) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    let SliceSpec::Features(features) = spec else { return order };
+    // Per feature: None = by value, Some(labels) = by bucket position.
+    let labels: Vec<Option<Vec<String>>> = features
+        .iter()
+        .map(|(c, cut)| match cut {
+            Cut::Values => None,
+            cut => Some(resolved.iter().find(|(rc, rk, _)| rc == c && rk == cut).map(|(_, _, b)| b.labels.clone()).unwrap_or_else(|| Buckets::of(cut, &[]).labels)),
+        })
+        .collect();
+    let flags: Vec<bool> = features.iter().map(|(c, _)| numeric(c)).collect();
+    fn value(v: &str) -> Option<&str> {
+        if v == MISSING { None } else { Some(v) }
+    }
+    order.sort_by(|&a, &b| {
+        for (j, l) in labels.iter().enumerate() {
+            let (x, y) = (keys[a].get(j).map_or("", |p| p.1.as_str()), keys[b].get(j).map_or("", |p| p.1.as_str()));
+            let o = match l {
+                None => value_order(flags[j], value(x), value(y)),
+                Some(l) => {
+                    let pos = |v: &str| l.iter().position(|t| t == v).unwrap_or(usize::MAX);
+                    pos(x).cmp(&pos(y))
+                }
+            };
+            if o != std::cmp::Ordering::Equal {
+                return o;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
+    order
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 
 pub mod error;
 mod checks;
+pub mod dataset;
 mod read;
 mod roles;
 mod text;
@@ -171,6 +172,14 @@ pub fn ingest_file_tracked(path: &Path, file: &str, spec: &IngestSpec, limits: &
         }
     };
     let (frame, task, roles) = finish(raw, lines.as_deref(), file, spec)?;
+    Ok(Ingested { frame, task, roles })
+}
+
+/// Checks roles and values of a raw table (typed as [`dataset`] reads it) and assembles the
+/// run table, as an upload's: an external dataset's sample at registration and each of its
+/// batches later (with the task fixed, so every batch gets the same).
+pub fn assemble(raw: DataFrame, file: &str, spec: &IngestSpec) -> Result<Ingested, IngestError> {
+    let (frame, task, roles) = finish(raw, None, file, spec)?;
     Ok(Ingested { frame, task, roles })
 }
 

@@ -45,7 +45,12 @@ pub(super) fn read_parquet(path: &Path, file: &str, limits: &IngestLimits) -> Re
             return Err(IngestError::one(file, Place::Header, Some(n), "this column name appears twice"));
         }
     }
-    // Bring every column to the few types the rest of Strata knows.
+    standard_types(&df, file)
+}
+
+/// Brings every column of a Parquet table to the few types the rest of Strata knows (an upload's
+/// and an external dataset's batches alike).
+pub(super) fn standard_types(df: &DataFrame, file: &str) -> Result<DataFrame, IngestError> {
     let mut cols = Vec::with_capacity(df.width());
     for c in df.columns() {
         let c = match c.dtype() {

@@ -21,7 +21,20 @@ impl AppState {
             .filter(|c| c.role == Role::Feature && c.kind != ColumnKind::Timestamp)
             .map(|c| (c.name.clone(), c.kind, c.distinct, c.kind != ColumnKind::Numeric, c.min, c.max))
             .collect();
-        let frame = if wanted.iter().any(|w| w.3) { Some(self.frame(id).await?) } else { None };
+        // An external run's rows are not at hand: its values are those its registration sample
+        // summarised (the most frequent ones).
+        let external = detail.summary.source.is_some();
+        let sampled: std::collections::HashMap<String, Vec<String>> = detail
+            .columns
+            .iter()
+            .filter(|_| external)
+            .map(|c| {
+                let mut v: Vec<String> = c.top_values.iter().map(|t| t.value.clone()).collect();
+                v.sort();
+                (c.name.clone(), v)
+            })
+            .collect();
+        let frame = if !external && wanted.iter().any(|w| w.3) { Some(self.frame(id).await?) } else { None };
         let briefs = self
             .work
             .run(move || {
@@ -30,6 +43,7 @@ impl AppState {
                     .map(|(name, kind, cardinality, listed, min, max)| {
                         let (values, top_values) = match (&frame, listed) {
                             (Some(df), true) => feature_codes(df, &name, &name, &Cut::Values).map(|(codes, labels)| brief_values(&codes, labels)).unwrap_or_default(),
+                            (None, true) => (sampled.get(&name).cloned().unwrap_or_default(), Vec::new()),
                             _ => (Vec::new(), Vec::new()),
                         };
                         ColumnBrief { name, kind, cardinality, min, max, values, top_values }

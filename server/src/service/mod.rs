@@ -36,6 +36,7 @@ pub mod params;
 pub mod teams;
 pub mod work;
 pub mod jobs;
+pub mod external;
 
 /// Why a use case failed.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +74,9 @@ pub enum ServiceError {
     /// The work was cancelled (asked, or its client went away) before it finished.
     #[error("the work was cancelled before it finished")]
     Cancelled,
+    /// The view needs the run's rows, and an external run's stay in its dataset.
+    #[error("needs rows: not available for an external run yet")]
+    NeedsRows,
 }
 
 /// An error and its sources, `outer: inner: …`, for the log (messages do not repeat their source).
@@ -126,6 +130,9 @@ pub struct AppState {
     pub auth: Arc<crate::auth::Auth>,
     /// Long requests their clients track (progress, cancel).
     pub jobs: Arc<jobs::Jobs>,
+    /// The directories external datasets may be read from in team mode (canonical paths;
+    /// `--external-root`).
+    pub external_roots: Arc<Vec<std::path::PathBuf>>,
 }
 
 impl AppState {
@@ -176,6 +183,7 @@ impl AppState {
             allowed_hosts: vec![],
             auth: Arc::new(crate::auth::Auth::new(Default::default())),
             jobs: Default::default(),
+            external_roots: Default::default(),
             limits,
         }
     }
@@ -196,6 +204,14 @@ impl AppState {
     pub fn with_auth(mut self, config: crate::auth::AuthConfig) -> Self {
         self.auth = Arc::new(crate::auth::Auth::new(config));
         self
+    }
+
+    /// The directories external datasets may be read from in team mode; each must exist (it is
+    /// kept canonical, so a path is compared with where it really leads).
+    pub fn with_external_roots(mut self, roots: &[std::path::PathBuf]) -> std::io::Result<Self> {
+        let canon = roots.iter().map(std::fs::canonicalize).collect::<std::io::Result<Vec<_>>>()?;
+        self.external_roots = Arc::new(canon);
+        Ok(self)
     }
 
     /// The key that seals stored secrets (the default is a random key that dies with the process).
@@ -253,6 +269,7 @@ impl AppState {
                     project: spec_for_task.project.clone(),
                     version: spec_for_task.version.clone(),
                     run_time,
+                    source: None,
                 },
                 label: ing.roles.label.clone(),
                 columns,
@@ -338,6 +355,11 @@ impl AppState {
         if let Some(f) = self.cache.get(id) {
             return Ok(f);
         }
+        if let Some(d) = self.store.get_run(id).await? {
+            if d.summary.source.is_some() {
+                return Err(external::needs_rows());
+            }
+        }
         let bytes = self.store.load_run_data(id).await?.ok_or_else(|| ServiceError::NotFound(id.to_string()))?;
         let frame = self.work.run(move || crate::store::decode_frame(bytes))
             .await??;
@@ -374,6 +396,9 @@ impl AppState {
 
     pub async fn overview(&self, id: &str, model: Option<&str>) -> Result<RunOverview, ServiceError> {
         let detail = self.run_detail(id).await?;
+        if detail.summary.source.is_some() {
+            return self.external_overview(detail, model).await;
+        }
         let frame = self.frame(id).await?;
         let s = &detail.summary;
         let chart_model = match model {
@@ -414,7 +439,7 @@ impl AppState {
         let total = frame.height() as u64;
         let limit = limit.clamp(1, 1000);
         let (columns, rows) = json_rows(&frame.slice(offset.min(total) as i64, limit as usize));
-        Ok(ExamplesPage { columns, rows, offset, limit, total })
+        Ok(ExamplesPage { columns, rows, offset, limit, total, note: None })
     }
 }
 
@@ -507,7 +532,12 @@ impl AppState {
         }
         let source = match self.prepared.get(&key) {
             Some(p) => Ok(p),
-            None => Err(self.frame(id).await?),
+            // An external run's cells come from its dataset, batch by batch; an uploaded run's
+            // from its cached frame.
+            None => match self.external_source(id).await? {
+                Some(dataset) => Ok(self.one_at_a_time(&format!("prepare\u{0}{key}"), self.prepare_external(&key, dataset, &request, task)).await?),
+                None => Err(self.frame(id).await?),
+            },
         };
         let prepared_cache = self.prepared.clone();
         let budget = self.limits.max_analysis_bytes;
@@ -621,7 +651,7 @@ impl From<ServiceError> for BackendError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::NotFound(_) | ServiceError::Missing(_) => BackendError::NotFound(e.to_string()),
-            ServiceError::BadRequest(_) | ServiceError::Model(_) | ServiceError::Conflict(_) | ServiceError::Cancelled => BackendError::BadRequest(e.to_string()),
+            ServiceError::BadRequest(_) | ServiceError::Model(_) | ServiceError::Conflict(_) | ServiceError::Cancelled | ServiceError::NeedsRows => BackendError::BadRequest(e.to_string()),
             ServiceError::Forbidden(m) => BackendError::Forbidden(m),
             ServiceError::Ingest(ref i) if i.is_client_error() => BackendError::BadRequest(e.to_string()),
             ServiceError::Busy => BackendError::Unavailable(e.to_string(), 2),
@@ -646,7 +676,11 @@ impl Backend for AppState {
         Ok(self.overview(id, model).await?)
     }
     async fn examples(&self, id: &str, offset: u64, limit: u64) -> Result<ExamplesPage, BackendError> {
-        Ok(AppState::examples(self, id, offset, limit).await?)
+        match AppState::examples(self, id, offset, limit).await {
+            // The run page of an external run: a note where the rows would be, not an error.
+            Err(ServiceError::NeedsRows) => Ok(ExamplesPage { columns: vec![], rows: vec![], offset, limit, total: 0, note: Some(ServiceError::NeedsRows.to_string()) }),
+            other => Ok(other?),
+        }
     }
     async fn slice_view(&self, id: &str, query: &str) -> Result<SliceView, BackendError> {
         Ok(AppState::slice_view(self, id, query).await?)

@@ -305,7 +305,7 @@ impl AppState {
         let matching: Vec<usize> = (0..frame.height()).filter(|i| keep(*i) && in_range(*i) && in_slice.as_ref().is_none_or(|s| s[*i].is_some())).collect();
         let page_rows: Vec<usize> = matching.iter().skip(q.offset as usize).take(12).copied().collect();
         let (columns, rows) = json_rows(&take_rows(&frame, &page_rows)?);
-        let browser = ExamplesPage { columns, rows, offset: q.offset, limit: 12, total: matching.len() as u64 };
+        let browser = ExamplesPage { columns, rows, offset: q.offset, limit: 12, total: matching.len() as u64, note: None };
         let browser_ids = page_rows.iter().map(|i| ids.get(*i)).collect();
 
         // Scatter of a feature against the score, a sample of the filtered rows.

@@ -16,7 +16,7 @@ use crate::settings::DatabaseTarget;
 /// The columns [`summary_from_row`] reads.
 macro_rules! summary_columns {
     () => {
-        "id, name, task, models, row_count, created_at, source_file, tags, project, version, run_time"
+        "id, name, task, models, row_count, created_at, source_file, tags, project, version, run_time, source"
     };
 }
 pub(crate) use summary_columns;
@@ -132,8 +132,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO runs (id, name, task, label, models, row_count, created_at, source_file, \
-             tags, columns, data_bytes, project, version, run_time) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             tags, columns, data_bytes, project, version, run_time, source) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(&s.id)
         .bind(&s.name)
@@ -149,6 +149,7 @@ impl Store {
         .bind(s.project.clone())
         .bind(s.version.clone())
         .bind(&s.run_time)
+        .bind(s.source.as_ref().map(to_json).transpose()?)
         .execute(&mut *tx)
         .await?;
         for (seq, chunk) in run.parquet.chunks(CHUNK_BYTES).enumerate() {
@@ -378,6 +379,7 @@ pub(crate) fn summary_from_row(row: &sqlx::any::AnyRow) -> Result<RunSummary, St
         project: row.try_get("project")?,
         version: row.try_get("version")?,
         run_time: row.try_get::<Option<String>, _>("run_time")?.unwrap_or_default(),
+        source: row.try_get::<Option<String>, _>("source")?.as_deref().map(from_json).transpose()?,
     })
 }
 

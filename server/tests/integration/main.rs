@@ -9,6 +9,7 @@ mod ingest_errors;
 mod discover;
 mod drift;
 mod etag;
+mod external;
 mod faults;
 mod fuzz;
 mod fairness_golden;

@@ -11,7 +11,8 @@
 //! Which metrics exist, their order, directions, intervals and confusion-matrix finishes: the
 //! registry `strata_app::metrics`. Here: the request ([`request`]), the per-family statistics
 //! ([`binary`], [`regression`], [`multiclass`]), the preparation into cached cells ([`prepare`]),
-//! the bootstrap driver ([`compute`]) and the fairness criteria ([`criteria`]).
+//! the same cells folded batch by batch for rows never in memory at once ([`stream`]), the
+//! bootstrap driver ([`compute`]) and the fairness criteria ([`criteria`]).
 
 use std::collections::BTreeMap;
 
@@ -31,6 +32,7 @@ mod multiclass;
 mod prepare;
 mod regression;
 mod request;
+mod stream;
 #[cfg(test)]
 mod tests;
 
@@ -43,3 +45,4 @@ pub(crate) use binary::clipped_neg_ln;
 pub use compute::{BootstrapSize, bootstrap_size, compute, compute_prepared, compute_prepared_tracked};
 pub use prepare::{Prepared, descending_key, prepare, radix_sort};
 pub use request::{MetricsRequest, RequestError, parse_thresholds};
+pub use stream::{CellFold, EdgePass, columns_needed, cuts_needing_values, prepare_batches};

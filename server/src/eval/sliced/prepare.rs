@@ -225,8 +225,17 @@ impl Prepared {
     }
 }
 
-/// Slices the run and compresses its rows into sorted cells (see [`Prepared`]).
-pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepared, RequestError> {
+/// The slicings of a request in the order the prepared cells keep them: overall first, the
+/// request's specs, then the baseline filter (when it is not overall).
+pub(super) struct Plan {
+    pub(super) texts: Vec<String>,
+    pub(super) specs: Vec<SliceSpec>,
+    pub(super) base_index: usize,
+    pub(super) baseline_is_overall: bool,
+}
+
+/// Parses the request's slicings and checks its baseline.
+pub(super) fn plan(req: &MetricsRequest) -> Result<Plan, RequestError> {
     let mut texts: Vec<String> = vec!["overall".into()];
     texts.extend(req.specs.iter().filter(|s| s.trim() != "overall").cloned());
     let baseline_is_overall = req.baseline.trim().is_empty() || req.baseline == "overall";
@@ -234,23 +243,35 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
     if !baseline_is_overall && !matches!(base_spec, SliceSpec::Filter { .. } | SliceSpec::Where(_)) {
         return Err(RequestError::Invalid(format!("baseline '{}' must be 'overall' or a filter such as sex=Female or sex=Female & age in [25, 45)", req.baseline)));
     }
-    let mut assignments = Vec::with_capacity(texts.len() + 1);
-    for t in &texts {
-        let spec = SliceSpec::parse(t)?;
-        // The overall slice holds every row: no per-row list (see `TupleDigit`).
-        assignments.push(if spec == SliceSpec::Overall { Assignment { keys: vec![vec![]], slice_of_row: vec![] } } else { assign(df, t, &spec, req.max_slices)? });
-    }
+    let mut specs = texts.iter().map(|t| SliceSpec::parse(t)).collect::<Result<Vec<_>, _>>()?;
     let base_index = if baseline_is_overall {
         0
     } else {
-        assignments.push(assign(df, &req.baseline, &base_spec, req.max_slices)?);
         texts.push(req.baseline.clone());
-        assignments.len() - 1
+        specs.push(base_spec);
+        texts.len() - 1
     };
+    Ok(Plan { texts, specs, base_index, baseline_is_overall })
+}
+
+/// Refuses a request whose slicings make more slices than it allows.
+pub(super) fn check_slice_count(assignments: &[Assignment], req: &MetricsRequest) -> Result<(), RequestError> {
     let total_slices: usize = assignments.iter().map(|a| a.keys.len()).sum();
     if total_slices > req.max_slices {
         return Err(RequestError::Invalid(format!("the request makes {total_slices} slices, more than the limit of {}", req.max_slices)));
     }
+    Ok(())
+}
+
+/// Slices the run and compresses its rows into sorted cells (see [`Prepared`]).
+pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepared, RequestError> {
+    let plan = plan(req)?;
+    let mut assignments = Vec::with_capacity(plan.texts.len());
+    for (t, spec) in plan.texts.iter().zip(&plan.specs) {
+        // The overall slice holds every row: no per-row list (see `TupleDigit`).
+        assignments.push(if *spec == SliceSpec::Overall { Assignment { keys: vec![vec![]], slice_of_row: vec![] } } else { assign(df, t, spec, req.max_slices)? });
+    }
+    check_slice_count(&assignments, req)?;
     // Multiclass: labels and predicted classes become class codes (as f64) over the classes of
     // the whole run, so every slice reports the same keys.
     let (y, p, classes) = if task == Task::Multiclass {
@@ -264,9 +285,28 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
     let w = weights(df, req.weight.as_deref())?;
     let n = y.len();
     let row_class_terms = if task == Task::Multiclass && !req.class_scores.is_empty() { class_terms(df, &req.class_scores, &classes, &y)? } else { vec![] };
+    let (tuple, digits) = slice_tuples(&mut assignments, n);
+    // Cells: rows in chunks (in parallel), each chunk's cells sorted, then the chunks' cells merged.
+    let cells = {
+        let rows = RowData { y: &y, p: &p, w: &w, tuple: &tuple, class_terms: &row_class_terms };
+        if n <= PREPARE_BLOCK_ROWS {
+            // One block: no need to copy the rows out.
+            chunk_cells(&rows, 0..n)
+        } else {
+            let blocks = partition_rows(&rows, PREPARE_BLOCK_ROWS);
+            // The per-row arrays are done with (the blocks hold copies): free them.
+            drop(rows);
+            drop((y, p, w, tuple, row_class_terms));
+            cells_of_blocks(blocks)
+        }
+    };
+    Ok(finish_cells(plan, assignments.into_iter().map(|a| a.keys).collect(), cells, &digits, classes, task, n))
+}
 
-    // One number per row for its slices in every spec (mixed radix; densified if it would
-    // overflow). Cells keep only this number; their slices are decoded from it at the end.
+/// One number per row (or cell) for its slices in every spec (mixed radix; densified if it would
+/// overflow), and how each spec enters it. Cells keep only this number; their slices are decoded
+/// from it at the end. Empties each assignment's per-row list.
+pub(super) fn slice_tuples(assignments: &mut [Assignment], n: usize) -> (Vec<u64>, Vec<TupleDigit>) {
     let mut tuple = vec![0u64; n];
     let mut space: u64 = 1;
     let mut digits = Vec::with_capacity(assignments.len());
@@ -297,28 +337,20 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
         digits.push(TupleDigit::Digit { radix: r, dense_before });
         a.slice_of_row = Vec::new(); // in the tuple now
     }
-    // Cells: rows in chunks (in parallel), each chunk's cells sorted, then the chunks' cells merged.
-    let cells = {
-        let rows = RowData { y: &y, p: &p, w: &w, tuple: &tuple, class_terms: &row_class_terms };
-        if n <= PREPARE_BLOCK_ROWS {
-            // One block: no need to copy the rows out.
-            chunk_cells(&rows, 0..n)
-        } else {
-            let blocks = partition_rows(&rows, PREPARE_BLOCK_ROWS);
-            // The per-row arrays are done with (the blocks hold copies): free them.
-            drop(rows);
-            drop((y, p, w, tuple, row_class_terms));
-            cells_of_blocks(blocks)
-        }
-    };
+    (tuple, digits)
+}
+
+/// The prepared cells from cells in canonical order (see [`Cells`]): slices decoded, per-slice
+/// counts, binary loss terms and calibration bins. Shared by [`prepare`] and the streaming fold.
+pub(super) fn finish_cells(plan: Plan, keys: Vec<Vec<SliceKey>>, cells: Cells, digits: &[TupleDigit], classes: Vec<String>, task: Task, rows: usize) -> Prepared {
     let Cells { y: cy, p: cp, w: cw, mult, tuple: cell_tuple, class_terms: cell_class_terms } = cells;
-    let slice_of_cell = decode_slices(&cell_tuple, &digits);
+    let slice_of_cell = decode_slices(&cell_tuple, digits);
     drop(cell_tuple);
     let counts = slice_of_cell
         .iter()
-        .zip(&assignments)
-        .map(|(sc, a)| {
-            let mut c = vec![(0u64, 0.0, 0.0); a.keys.len()];
+        .zip(&keys)
+        .map(|(sc, k)| {
+            let mut c = vec![(0u64, 0.0, 0.0); k.len()];
             for (i, s) in sc.iter().enumerate() {
                 if let Some(s) = s {
                     let (m, wi) = (mult[i] as f64, cw[i]);
@@ -333,12 +365,12 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
         .collect();
     let log_loss = if task == Task::Binary { par_map(&cy, &cp, row_log_loss) } else { vec![] };
     let bins = if task == Task::Binary { par_map(&cy, &cp, |_, p| calibration_bin(p)) } else { vec![] };
-    Ok(Prepared {
+    Prepared {
         task,
-        texts,
-        keys: assignments.into_iter().map(|a| a.keys).collect(),
-        base_index,
-        baseline_is_overall,
+        texts: plan.texts,
+        keys,
+        base_index: plan.base_index,
+        baseline_is_overall: plan.baseline_is_overall,
         classes,
         y: cy,
         p: cp,
@@ -349,9 +381,9 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
         bins,
         class_terms: cell_class_terms,
         counts,
-        rows: n,
+        rows,
         binned_cache: Default::default(),
-    })
+    }
 }
 
 /// `f(a[i], b[i])` for every i, on every core (cells can number in the millions).
@@ -570,7 +602,6 @@ pub(super) fn cells_of_blocks(blocks: Vec<RowBlock>) -> Cells {
 impl Cells {
     /// A cell's place in the canonical order as integers: (score descending, slices, label,
     /// weight, class-term rank, log loss), floats mapped so that integer order is `total_cmp`'s.
-    #[cfg(test)]
     pub(super) fn key(&self, i: usize) -> (u64, u64, u64, u64, u16, u64) {
         let ascending = |x: f64| !descending_key(x);
         let ct = self.class_terms.get(i).copied().unwrap_or_default();

@@ -339,3 +339,69 @@ fn slices_decoded_from_cells_are_the_rows_slices() {
         }
     }
 }
+
+/// A frame for the streaming tests: a text group, a numeric feature with missing values, weights.
+fn stream_frame(n: usize, seed: u64) -> DataFrame {
+    let rs = rows(n, seed);
+    let mut r = SplitMix(seed ^ 0xABCD);
+    let age: Vec<Option<f64>> = (0..n).map(|_| if r.next() % 17 == 0 { None } else { Some((18 + r.next() % 60) as f64) }).collect();
+    let region: Vec<&str> = (0..n).map(|i| ["north", "south", "east", "west", "a-much-longer-region-name"][(i * 7 + i / 3) % 5]).collect();
+    df!(
+        "label" => rs.iter().map(|r| r.0).collect::<Vec<_>>(),
+        "score" => rs.iter().map(|r| r.1).collect::<Vec<_>>(),
+        "w" => rs.iter().map(|r| r.2).collect::<Vec<_>>(),
+        "age" => age,
+        "region" => region,
+    )
+    .unwrap()
+}
+
+/// Everything a result says, as JSON (equal JSON = equal numbers, bit for bit as printed).
+fn json_of(p: &Prepared, req: &MetricsRequest) -> String {
+    serde_json::to_string(&compute_prepared(p, req).unwrap()).unwrap()
+}
+
+/// The cells folded batch by batch equal `prepare`'s on the whole frame, whatever the batch size:
+/// same cells, multiplicities and order, so every metric, interval and test is the same.
+#[test]
+fn folding_batches_equals_preparing_the_whole_frame() {
+    let df = stream_frame(3000, 5);
+    for specs in [vec!["region"], vec!["age:q4"], vec!["region,age:q3", "age:w5"], vec!["age:[30,50]", "region=south"], vec!["age in [20, 40) & region=east"]] {
+        let mut req = request(60);
+        req.specs = specs.iter().map(|s| s.to_string()).collect();
+        req.baseline = "region=north".into();
+        let whole = prepare(&df, &req, Task::Binary).unwrap();
+        for size in [1, 7, 250, 1000, 3000] {
+            let batches: Vec<DataFrame> = (0..df.height()).step_by(size).map(|o| df.slice(o as i64, size)).collect();
+            let folded = prepare_batches(&batches, &req, Task::Binary).unwrap();
+            assert_eq!(folded.cells(), whole.cells(), "{specs:?} in batches of {size}");
+            assert_eq!(folded.mult, whole.mult, "{specs:?} in batches of {size}");
+            assert_eq!(folded.p, whole.p, "{specs:?} in batches of {size}");
+            assert_eq!(folded.keys, whole.keys, "{specs:?} in batches of {size}");
+            assert_eq!(json_of(&folded, &req), json_of(&whole, &req), "{specs:?} in batches of {size}");
+        }
+    }
+    // Regression too.
+    let mut req = request(30);
+    req.specs = vec!["region,age:q2".into()];
+    req.thresholds = vec![];
+    let whole = prepare(&df, &req, Task::Regression).unwrap();
+    let batches: Vec<DataFrame> = (0..df.height()).step_by(333).map(|o| df.slice(o as i64, 333)).collect();
+    assert_eq!(json_of(&prepare_batches(&batches, &req, Task::Regression).unwrap(), &req), json_of(&whole, &req));
+}
+
+/// A batch order does not matter either, and too many slices met across batches is refused.
+#[test]
+fn folding_is_independent_of_batch_order_and_counts_slices_across_batches() {
+    let df = stream_frame(2000, 9);
+    let mut req = request(40);
+    req.specs = vec!["region,age:q5".into()];
+    let batches: Vec<DataFrame> = (0..df.height()).step_by(300).map(|o| df.slice(o as i64, 300)).collect();
+    let reversed: Vec<DataFrame> = batches.iter().rev().cloned().collect();
+    let a = prepare_batches(&batches, &req, Task::Binary).unwrap();
+    let b = prepare_batches(&reversed, &req, Task::Binary).unwrap();
+    assert_eq!(json_of(&a, &req), json_of(&b, &req));
+    req.specs = vec!["age".into()];
+    req.max_slices = 30;
+    assert!(prepare_batches(&batches, &req, Task::Binary).is_err(), "60 ages are more than 30 slices");
+}

@@ -1,0 +1,238 @@
+//! External runs from a local Parquet dataset: the Adult demo written as a hive-partitioned
+//! directory (partitioned by sex, several row groups per file) and registered, against the same
+//! rows uploaded: slices, a quantile-bucketed feature, a cross and fairness at several thresholds
+//! give the same numbers (same seed); the failure paths are clear 4xx answers and cache nothing;
+//! in team mode a path outside `--external-root` is refused.
+
+use std::path::{Path, PathBuf};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use polars::prelude::*;
+use serde_json::{Value, json};
+use strata_app::model::{NewToken, NewUser, RegisterRun, RunSource, Scope, UserRole};
+use strata_server::ingest::dataset::Access;
+
+use crate::helpers::{TestApp, demo};
+use crate::on_both_databases;
+
+fn adult() -> DataFrame {
+    ParquetReader::new(std::fs::File::open(demo().join("adult/eval.parquet")).unwrap()).finish().unwrap()
+}
+
+/// Writes `df` as `dir/<key>=<value>/part-0.parquet` (the key's column left out of the files, as
+/// Spark and Polars write partitions), `rows_per_group` rows per row group.
+fn write_partitioned(df: &DataFrame, dir: &Path, key: &str, rows_per_group: usize) {
+    let col = df.column(key).unwrap().str().unwrap().clone();
+    let mut values: Vec<String> = col.iter().flatten().map(str::to_string).collect();
+    values.sort();
+    values.dedup();
+    for v in values {
+        let mask = col.equal(v.as_str());
+        let mut part = df.filter(&mask).unwrap().drop(key).unwrap();
+        let sub = dir.join(format!("{key}={v}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        let f = std::fs::File::create(sub.join("part-0.parquet")).unwrap();
+        ParquetWriter::new(f).with_row_group_size(Some(rows_per_group)).finish(&mut part).unwrap();
+    }
+}
+
+fn register_body(path: &Path) -> Value {
+    json!({"name": "adult (external)", "label": "label", "scores": ["score_logreg", "score_gbt"], "id": "example_id", "timestamp": "timestamp", "source": {"parquet": path.to_string_lossy()}})
+}
+
+async fn post_json(app: &TestApp, body: &Value, headers: &[(&str, String)]) -> (StatusCode, Value) {
+    post_to(&app.router, body, headers).await
+}
+
+async fn post_to(router: &axum::Router, body: &Value, headers: &[(&str, String)]) -> (StatusCode, Value) {
+    let mut b = Request::post("/api/v1/runs").header("content-type", "application/json");
+    for (k, v) in headers {
+        b = b.header(*k, v);
+    }
+    let res = tower::ServiceExt::oneshot(router.clone(), b.body(Body::from(body.to_string())).unwrap()).await.unwrap();
+    let status = res.status();
+    let bytes = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+async fn upload_adult(app: &TestApp) -> String {
+    let bytes = std::fs::read(demo().join("adult/eval.parquet")).unwrap();
+    let (s, v) = app.upload("adult.parquet", &bytes, &json!({"name": "adult (uploaded)", "label": "label", "scores": ["score_logreg", "score_gbt"], "id": "example_id", "timestamp": "timestamp"}), &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    v["id"].as_str().unwrap().to_string()
+}
+
+async fn external_runs_equal_uploaded_ones(app: TestApp) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("adult");
+    write_partitioned(&adult(), &data, "sex", 1500);
+    let uploaded = upload_adult(&app).await;
+    let (s, v) = post_json(&app, &register_body(&data), &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let external = v["id"].as_str().unwrap().to_string();
+
+    // Listed like any run, marked with its source; the row count from the footers.
+    let (_, runs) = app.get_json("/api/v1/runs").await;
+    let find = |id: &str| runs.as_array().unwrap().iter().find(|r| r["id"] == id).unwrap().clone();
+    assert_eq!(find(&external)["source"], json!({"parquet": data.to_string_lossy()}));
+    assert_eq!(find(&uploaded).get("source"), None);
+    assert_eq!(find(&external)["rows"], 16000);
+    let (s, d) = app.get_json(&format!("/api/v1/runs/{external}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(d["task"], "binary");
+    assert!(d["columns"].as_array().unwrap().iter().any(|c| c["name"] == "sex"), "the partition key is a column: {d}");
+
+    // Slices (by race, quantile buckets of a numeric feature, a cross, a filter baseline) and
+    // fairness at several thresholds: the same numbers, intervals included.
+    for q in [
+        "model=score_gbt&slice=race&thresholds=0.3,0.5,0.7&bootstrap=40&seed=3",
+        "model=score_logreg&slice=age:q5&thresholds=0.2,0.5&bootstrap=30&seed=9",
+        "model=score_gbt&slice=sex,race&slice=hours_per_week:w4&thresholds=0.5&bootstrap=30&seed=1&baseline=sex%3DFemale",
+        "model=score_gbt&slice=education&thresholds=0.4&bootstrap=0",
+    ] {
+        let (s1, a) = app.get_json(&format!("/api/v1/runs/{uploaded}/metrics?{q}")).await;
+        let (s2, b) = app.get_json(&format!("/api/v1/runs/{external}/metrics?{q}")).await;
+        assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK), "{q}: {a} / {b}");
+        assert!(!a["slices"].as_array().unwrap().is_empty());
+        assert_eq!(a, b, "{q}");
+    }
+    for q in ["model=score_gbt&feature=race&thresholds=0.3,0.5,0.7&bootstrap=40&seed=3", "model=score_logreg&feature=sex&thresholds=0.25,0.5&bootstrap=20&seed=5"] {
+        let (s1, a) = app.get_json(&format!("/api/v1/runs/{uploaded}/fairness?{q}")).await;
+        let (s2, b) = app.get_json(&format!("/api/v1/runs/{external}/fairness?{q}")).await;
+        assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK), "{q}: {a} / {b}");
+        assert_eq!(a["entries"][0]["result"], b["entries"][0]["result"], "{q}");
+        assert_eq!(a["cards"], b["cards"], "{q}");
+        assert_eq!(a["suggestion"], b["suggestion"], "{q}");
+    }
+    // The run page's headline metrics.
+    let (a, b) = (app.state.overview(&uploaded, None).await.unwrap(), app.state.overview(&external, None).await.unwrap());
+    assert_eq!(a.headline, b.headline);
+
+    // Views that need rows say so (the API and the pages); the others' pages render.
+    // (Residuals are a regression view and importance needs an attached model: refused first.)
+    for (path, says) in [("examples".to_string(), true), ("pdp?model=score_gbt&feature=age".into(), false), ("discover".into(), true), (format!("drift?reference={uploaded}"), true), ("stream-drift".into(), true), ("residuals".into(), false), ("importance".into(), false)] {
+        let (s, e) = app.get_json(&format!("/api/v1/runs/{external}/{path}")).await;
+        assert!(s.is_client_error(), "{path}: {s} {e}");
+        assert!(!says || e["error"].as_str().unwrap_or_default().contains("needs rows"), "{path}: {e}");
+    }
+    for page in ["whatif", "discover"] {
+        let (s, html) = app.get_text(&format!("/runs/{external}/{page}")).await;
+        assert!(s.is_client_error() && html.contains("needs rows"), "/runs/ID/{page}: {s}");
+    }
+    for page in ["", "/slices?slice=race", "/fairness?feature=race"] {
+        let (s, html) = app.get_text(&format!("/runs/{external}{page}")).await;
+        assert_eq!(s, StatusCode::OK, "/runs/ID{page}");
+        assert!(page != "" || html.contains("Parquet: "), "the run page shows the source");
+    }
+    let (s, html) = app.get_text("/").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains(&format!("Parquet: {}", data.to_string_lossy())), "the runs list marks the external run");
+
+    // A column the files lack: a 400 that names it, at registration and in a request.
+    let mut bad = register_body(&data);
+    bad["label"] = json!("income");
+    let (s, e) = post_json(&app, &bad, &[]).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(e.to_string().contains("income"), "{e}");
+    let (s, e) = app.get_json(&format!("/api/v1/runs/{external}/metrics?slice=gender")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(e["error"].as_str().unwrap_or_default().contains("'gender'"), "{e}");
+
+    // A missing path: 404 at registration.
+    let (s, e) = post_json(&app, &register_body(&dir.path().join("nowhere")), &[]).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
+    assert!(e["error"].as_str().unwrap_or_default().contains("nowhere"), "{e}");
+
+    // Files that disappear after registering: a clear 4xx, nothing cached; back in place, the
+    // same numbers as the uploaded copy.
+    let moved = dir.path().join("moved");
+    let copy = dir.path().join("copy");
+    write_partitioned(&adult(), &copy, "sex", 4000);
+    let (s, v) = post_json(&app, &register_body(&copy), &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let copy_id = v["id"].as_str().unwrap().to_string();
+    std::fs::rename(&copy, &moved).unwrap();
+    let q = "model=score_gbt&slice=race&thresholds=0.5&bootstrap=20&seed=2";
+    let (s, e) = app.get_json(&format!("/api/v1/runs/{copy_id}/metrics?{q}")).await;
+    assert!(s.is_client_error(), "{s}: {e}");
+    assert!(e["error"].as_str().unwrap_or_default().contains(&*copy.to_string_lossy()), "{e}");
+    std::fs::rename(&moved, &copy).unwrap();
+    let (s, b) = app.get_json(&format!("/api/v1/runs/{copy_id}/metrics?{q}")).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, a) = app.get_json(&format!("/api/v1/runs/{uploaded}/metrics?{q}")).await;
+    assert_eq!(a, b);
+    // A dataset that changed (a file removed): refused, not mixed with the cached numbers.
+    std::fs::remove_dir_all(copy.join("sex=Female")).unwrap();
+    let (s, e) = app.get_json(&format!("/api/v1/runs/{copy_id}/metrics?model=score_gbt&slice=education&bootstrap=0")).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+}
+
+on_both_databases!(external_runs_equal_uploaded_ones);
+
+/// A glob and a single file register too; `strata register` uses the same service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn globs_files_and_the_cli() {
+    let app = TestApp::sqlite().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("adult");
+    write_partitioned(&adult(), &data, "race", 3000);
+    let (s, v) = post_json(&app, &register_body(&data.join("race=*").join("*.parquet")), &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (_, d) = app.get_json(&format!("/api/v1/runs/{}", v["id"].as_str().unwrap())).await;
+    assert_eq!(d["rows"], 16000, "{d}");
+    let file = demo().join("adult/eval.parquet");
+    let (s, v) = post_json(&app, &register_body(&file), &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+
+    let data_dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["register", "--parquet"])
+        .arg(&data)
+        .args(["--label", "label", "--scores", "score_logreg,score_gbt", "--project", "adult-ext", "--data-dir"])
+        .arg(data_dir.path())
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(id.len(), 12, "{id}");
+}
+
+/// Team mode: only under the admin's `--external-root` directories, with `..` and symlinks
+/// leading outside refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn team_mode_reads_only_under_external_roots() {
+    let app = TestApp::sqlite().await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("allowed");
+    let outside = dir.path().join("private");
+    write_partitioned(&adult(), &root.join("adult"), "sex", 8000);
+    write_partitioned(&adult(), &outside.join("adult"), "sex", 8000);
+    std::os::unix::fs::symlink(outside.join("adult"), root.join("link")).unwrap();
+    app.state.create_user(NewUser { name: "ada".into(), role: UserRole::Admin, password: Some("correct horse battery staple".into()), service: false }).await.unwrap();
+    let ada = app.state.store.account_by_name("ada").await.unwrap().unwrap();
+    let token = app.state.create_token(&ada.id, "ada", NewToken { name: "ci".into(), scopes: vec![Scope::Write], expires_in_days: Some(1) }).await.unwrap().token;
+    let state = app.state.clone().with_external_roots(&[root.clone()]).unwrap();
+    let options = strata_server::leptos_options(dir.path(), "127.0.0.1:0".parse().unwrap());
+    let team = strata_server::router(state.clone(), options);
+    let auth = [("authorization", format!("Bearer {token}"))];
+
+    let (s, v) = post_to(&team, &register_body(&root.join("adult")), &auth).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    for (path, why) in [
+        (outside.join("adult"), "outside"),
+        (root.join("..").join("private").join("adult"), "'..'"),
+        (root.join("link"), "outside"),
+        // Not even whether something exists outside is told.
+        (outside.join("nothing-here"), "outside"),
+        (PathBuf::from("adult"), "absolute"),
+    ] {
+        let (s, e) = post_to(&team, &register_body(&path), &auth).await;
+        assert!(s == StatusCode::FORBIDDEN || (why == "absolute" && s == StatusCode::BAD_REQUEST), "{}: {s} {e}", path.display());
+        assert!(e["error"].as_str().unwrap_or_default().contains(why), "{}: {e}", path.display());
+    }
+    // The service refuses it whoever calls; with no root at all, every path.
+    let reg = RegisterRun { label: Some("label".into()), source: Some(RunSource::Parquet(outside.join("adult").to_string_lossy().to_string())), ..Default::default() };
+    assert!(state.register_external(reg.clone(), Access::Roots(vec![])).await.unwrap_err().to_string().contains("--external-root"));
+}
