@@ -251,23 +251,54 @@ fn is_glob(s: &str) -> bool {
     s.contains('*') || s.contains('?')
 }
 
-/// `*` and `?` within one path component.
+/// `*` and `?` within one path component. Iterative, with one backtrack point (the last `*`):
+/// time O(pattern × name) whatever the pattern (a recursive matcher is exponential in the number
+/// of `*`, and the pattern is the user's).
 fn wild(p: &[u8], s: &[u8]) -> bool {
-    match (p.first(), s.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => wild(&p[1..], s) || (!s.is_empty() && wild(p, &s[1..])),
-        (Some(b'?'), Some(_)) => wild(&p[1..], &s[1..]),
-        (Some(a), Some(b)) if a == b => wild(&p[1..], &s[1..]),
-        _ => false,
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, si));
+            pi += 1;
+        } else if pi < p.len() && (p[pi] == b'?' || p[pi] == s[si]) {
+            pi += 1;
+            si += 1;
+        } else if let Some((sp, ss)) = star {
+            // The last `*` takes one more byte.
+            pi = sp + 1;
+            si = ss + 1;
+            star = Some((sp, ss + 1));
+        } else {
+            return false;
+        }
     }
+    p[pi..].iter().all(|&c| c == b'*')
 }
 
+/// Whether the components `parts` match `pattern` (`**` = any number of components). Component by
+/// component over the reachable prefixes: time O(pattern × parts × name), however many `**`.
 fn glob_match(pattern: &[String], parts: &[String]) -> bool {
-    match pattern.first() {
-        None => parts.is_empty(),
-        Some(p) if p == "**" => (0..=parts.len()).any(|k| glob_match(&pattern[1..], &parts[k..])),
-        Some(p) => !parts.is_empty() && wild(p.as_bytes(), parts[0].as_bytes()) && glob_match(&pattern[1..], &parts[1..]),
+    let mut reach = vec![false; parts.len() + 1];
+    reach[0] = true;
+    for p in pattern {
+        let mut next = vec![false; parts.len() + 1];
+        if p == "**" {
+            let mut any = false;
+            for (n, r) in next.iter_mut().zip(&reach) {
+                any |= *r;
+                *n = any;
+            }
+        } else {
+            for (j, part) in parts.iter().enumerate() {
+                if reach[j] && wild(p.as_bytes(), part.as_bytes()) {
+                    next[j + 1] = true;
+                }
+            }
+        }
+        reach = next;
     }
+    reach[parts.len()]
 }
 
 /// A file name a dataset directory's reader takes: `.parquet` / `.pq`, not hidden or a marker
@@ -393,6 +424,21 @@ mod tests {
         assert!(glob_match(&v("**/*.parquet"), &v("a.parquet")));
         assert!(glob_match(&v("year=*/part-?.parquet"), &v("year=2024/part-0.parquet")));
         assert!(!glob_match(&v("year=*/part-?.parquet"), &v("year=2024/part-10.parquet")));
+        assert!(glob_match(&v("a/**/**/b/*.pq"), &v("a/b/c.pq")));
+        assert!(glob_match(&v("a/**/b/*.pq"), &v("a/x/y/b/c.pq")));
+        assert!(!glob_match(&v("a/**/b/*.pq"), &v("a/x/y/c.pq")));
+        assert!(wild(b"*a*b*", b"xxaxxbxx") && !wild(b"*a*b*", b"xxbxxaxx") && wild(b"**", b"") && wild(b"a*", b"a"));
+        assert!(!wild(b"?", b"") && wild(b"*?", b"z") && !wild(b"a*c", b"abcd"));
+    }
+
+    #[test]
+    fn hostile_globs_take_polynomial_time() {
+        // Exponential for a recursive matcher: many stars that almost match, many `**`.
+        let name = "a".repeat(250);
+        assert!(!wild(format!("{}b", "*a".repeat(40)).as_bytes(), name.as_bytes()));
+        let deep: Vec<String> = (0..60).map(|i| format!("d{i}")).collect();
+        let pattern: Vec<String> = std::iter::repeat_n("**".to_string(), 30).chain(["nothing.parquet".to_string()]).collect();
+        assert!(!glob_match(&pattern, &deep));
     }
 
     #[test]
