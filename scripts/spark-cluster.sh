@@ -66,17 +66,18 @@ stop() {
   [ -d "$state/pids" ] || { log "not running"; return 0; }
   ensure_venv
   daemon_env
+  # The daemon script sends SIGTERM and removes its pid file; the pids are read first so that a JVM
+  # still exiting is waited for, and one that outlives 10 s is killed.
+  local pids
+  pids=$(cat "$state"/pids/*.pid 2>/dev/null || true)
   daemon stop org.apache.spark.sql.connect.service.SparkConnectServer 1 || true
   for i in 1 2; do daemon stop org.apache.spark.deploy.worker.Worker "$i" || true; done
   daemon stop org.apache.spark.deploy.master.Master 1 || true
-  # The daemon script sends SIGTERM and waits a little; a JVM that outlived it is killed by pid.
-  for f in "$state"/pids/*.pid; do
-    [ -f "$f" ] || continue
-    pid=$(cat "$f")
+  for pid in $pids; do
     for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
     kill -9 "$pid" 2>/dev/null || true
-    rm -f "$f"
   done
+  rm -f "$state"/pids/*.pid
   rm -f "$state/connect.port"
   log "stopped"
 }
@@ -84,7 +85,7 @@ stop() {
 start() {
   if status; then remote; return 0; fi
   # A half-started or crashed cluster: clear it before starting again.
-  [ -d "$state/pids" ] && stop
+  if compgen -G "$state/pids/*.pid" >/dev/null; then stop; fi
   ensure_venv
   mkdir -p "$state/logs" "$state/pids" "$state/conf" "$state/work"
   daemon_env

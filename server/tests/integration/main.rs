@@ -20,5 +20,6 @@ mod site;
 mod slices_golden;
 mod teams;
 mod served;
+mod spark;
 mod whatif;
 mod progress;
