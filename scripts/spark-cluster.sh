@@ -101,6 +101,7 @@ spark.cores.max                     2
 spark.sql.shuffle.partitions        4
 spark.connect.grpc.binding.address  127.0.0.1
 spark.master.rest.enabled           false
+spark.sql.warehouse.dir             $state/warehouse
 CONF
   local t0 master_port webui connect_port
   t0=$(date +%s.%N)
