@@ -296,7 +296,8 @@ fn status_error(remote: &Remote, s: &tonic::Status) -> SparkError {
     match s.code() {
         Code::Unavailable => SparkError::Unreachable { remote: remote.to_string(), detail: message },
         Code::Unauthenticated | Code::PermissionDenied => SparkError::Unauthenticated { remote: remote.to_string(), detail: message },
-        Code::DeadlineExceeded => SparkError::Timeout { after: Duration::ZERO, cancelled: false },
+        // Strata sets no gRPC deadline (its own limit interrupts the query): this is the server's.
+        Code::DeadlineExceeded => SparkError::Query { class: Some("DEADLINE_EXCEEDED".into()), message },
         _ => {
             let class = error_class(s.message());
             let name = || quoted_name(&message).unwrap_or_else(|| message.clone());
