@@ -32,11 +32,23 @@ served_log=$(mktemp)
 bash scripts/served-models.sh >"$served_log.path" 2>"$served_log" &
 served=$!
 
-log "Rust tests (unit, integration: SQLite + PostgreSQL + real model servers)"
+# A real Apache Spark cluster on loopback (a master, two workers, a Spark Connect server; pyspark
+# from PyPI once, outside the clone) for the Spark tests: started beside the build, stopped after
+# the Rust tests (and on any exit).
+spark_log=$(mktemp)
+bash scripts/spark-cluster.sh start >"$spark_log.remote" 2>"$spark_log" &
+spark=$!
+trap 'bash scripts/spark-cluster.sh stop >/dev/null 2>&1 || true' EXIT
+
+log "Rust tests (unit, integration: SQLite + PostgreSQL + real model servers + a Spark cluster)"
 cargo test -p strata-server -p strata-app --no-run
 if ! wait "$served"; then log "the model servers' environment could not be made:"; cat "$served_log"; exit 1; fi
 export STRATA_SERVED_VENV="$(cat "$served_log.path")" STRATA_REQUIRE_SERVED=1
+if ! wait "$spark"; then log "the Spark cluster did not start:"; cat "$spark_log"; exit 1; fi
+cat "$spark_log"
+export STRATA_SPARK_REMOTE="$(tail -1 "$spark_log.remote")" STRATA_REQUIRE_SPARK=1
 cargo test -p strata-server -p strata-app
+bash scripts/spark-cluster.sh stop
 
 if ! wait "$setup"; then log "set-up failed:"; cat "$setup_log"; exit 1; fi
 cat "$setup_log"

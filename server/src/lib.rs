@@ -15,6 +15,7 @@ pub mod secrets;
 pub mod service;
 pub mod settings;
 pub mod site;
+pub mod spark;
 pub mod store;
 
 use std::sync::Arc;

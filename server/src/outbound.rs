@@ -115,18 +115,26 @@ impl Outbound {
         }
         let host = host_of(&url).ok_or_else(|| OutboundError::Refused(format!("{}: the URL has no host", mask(raw))))?;
         let port = url.port_or_known_default().unwrap_or(80);
+        self.check_host(&host, port)?;
+        Ok(url)
+    }
+
+    /// Checks a host (lower-case name or IP literal, no brackets) and port that a user gave
+    /// outside an HTTP URL (a Spark Connect remote) without resolving it: the allow-list and an
+    /// IP literal's range.
+    pub fn check_host(&self, host: &str, port: u16) -> Result<(), OutboundError> {
         if self.allow.is_empty() {
             return Err(OutboundError::Refused(format!(
                 "outbound calls are off on this server: an admin allows hosts with {ALLOW_SETTING} (e.g. '{host}:{port}')"
             )));
         }
-        if !self.allow.iter().any(|r| r.matches(&host, port)) {
+        if !self.allow.iter().any(|r| r.matches(host, port)) {
             return Err(OutboundError::Refused(format!("host '{host}:{port}' is not on the server's allow-list ({ALLOW_SETTING})")));
         }
         if let Ok(ip) = host.parse::<IpAddr>() {
-            self.check_ip(&host, ip)?;
+            self.check_ip(host, ip)?;
         }
-        Ok(url)
+        Ok(())
     }
 
     /// Checks a URL and resolves its host; every address must be allowed, the first is pinned.
@@ -134,9 +142,21 @@ impl Outbound {
         let url = self.check_url(raw)?;
         let host = host_of(&url).unwrap_or_default();
         let port = url.port_or_known_default().unwrap_or(80);
+        let addr = self.resolve_checked(&host, port).await?;
+        Ok(Target { url, addr })
+    }
+
+    /// [`Outbound::check_host`], then resolves the host: every address must be allowed, the
+    /// first is the one to connect to (pinned: no second DNS answer).
+    pub async fn resolve_host(&self, host: &str, port: u16) -> Result<SocketAddr, OutboundError> {
+        self.check_host(host, port)?;
+        self.resolve_checked(host, port).await
+    }
+
+    async fn resolve_checked(&self, host: &str, port: u16) -> Result<SocketAddr, OutboundError> {
         let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
-            Err(_) => tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host((host.as_str(), port)))
+            Err(_) => tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host((host, port)))
                 .await
                 .map_err(|_| OutboundError::Failed(format!("resolving '{host}' took longer than 5 s")))?
                 .map_err(|e| OutboundError::Failed(format!("'{host}' does not resolve ({e})")))?
@@ -144,9 +164,9 @@ impl Outbound {
         };
         let first = *addrs.first().ok_or_else(|| OutboundError::Failed(format!("'{host}' has no address")))?;
         for a in &addrs {
-            self.check_ip(&host, a.ip())?;
+            self.check_ip(host, a.ip())?;
         }
-        Ok(Target { url, addr: first })
+        Ok(first)
     }
 
     fn check_ip(&self, host: &str, ip: IpAddr) -> Result<(), OutboundError> {

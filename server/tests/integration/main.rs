@@ -21,5 +21,6 @@ mod site;
 mod slices_golden;
 mod teams;
 mod served;
+mod spark;
 mod whatif;
 mod progress;
