@@ -63,6 +63,10 @@ struct Common {
     /// Longest a request may take, in seconds (uploads included); then 503.
     #[arg(long, env = "STRATA_REQUEST_TIMEOUT_S", default_value_t = 300)]
     request_timeout_s: u64,
+    /// Longest one Spark query of an external run in Spark may take, in seconds; then Spark is
+    /// asked to cancel it and the request fails with that.
+    #[arg(long, env = "STRATA_SPARK_QUERY_TIMEOUT_S", default_value_t = 240)]
+    spark_query_timeout_s: u64,
     /// Hosts model endpoints and webhooks may call, comma-separated: `host`, `host:port`,
     /// `*.domain`, an IP address, or `*` for any public host. Empty: no outbound calls.
     #[arg(long, env = "STRATA_OUTBOUND_ALLOW", default_value = "")]
@@ -166,12 +170,25 @@ enum Command {
         common: Common,
     },
     /// Register a Parquet dataset (a file, a directory read recursively with hive partitions, or
-    /// a glob) as an external run: its schema, row count and roles are stored, never its rows;
-    /// prints the run's id.
+    /// a glob), or a table or files in Spark (through Spark Connect), as an external run: its
+    /// schema, row count and roles are stored, never its rows; prints the run's id.
     Register {
         /// The dataset: `/data/preds/`, `/data/preds/part-0.parquet` or `'/data/preds/*.parquet'`.
-        #[arg(long)]
-        parquet: PathBuf,
+        #[arg(long, required_unless_present = "spark", conflicts_with = "spark")]
+        parquet: Option<PathBuf>,
+        /// A Spark Connect address instead (`sc://host:15002`, `;token=…` when it needs one),
+        /// with --table or --path.
+        #[arg(long, requires = "spark_what")]
+        spark: Option<String>,
+        /// With --spark: the table or view (`db.preds`).
+        #[arg(long, group = "spark_what")]
+        table: Option<String>,
+        /// With --spark: files Spark reads (its path syntax), as --format.
+        #[arg(long = "path", group = "spark_what")]
+        spark_path: Option<String>,
+        /// With --path: parquet (default), delta or orc.
+        #[arg(long, requires = "spark_path")]
+        format: Option<String>,
         #[arg(long)]
         label: Option<String>,
         /// The models' score columns, comma-separated or repeated.
@@ -411,6 +428,7 @@ fn settings(common: &Common, addr: SocketAddr, cache_mb: usize, demo: bool, site
             workers: common.workers.unwrap_or(Limits::default().workers),
             max_queue: common.max_queue,
             request_timeout: std::time::Duration::from_secs(common.request_timeout_s.max(1)),
+            spark_query_timeout: std::time::Duration::from_secs(common.spark_query_timeout_s.max(1)),
             ..Limits::default()
         },
         outbound: Outbound::new(&common.outbound_allow, common.outbound_private, common.max_response_mb * 1024 * 1024).map_err(anyhow::Error::msg)?,
@@ -524,13 +542,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             println!("{id}");
             Ok(true)
         }
-        Command::Register { parquet, label, scores, name, project, weight, id, timestamp, version, tags, common } => {
+        Command::Register { parquet, spark, table, spark_path, format, label, scores, name, project, weight, id, timestamp, version, tags, common } => {
             let s = settings(&common, "127.0.0.1:0".parse()?, 64, false, PathBuf::new())?;
             let state = open_state(&s).await?;
-            // The operator's own files: any path they can read (a team-mode server still reads
-            // it only under its --external-root directories). Stored absolute, so the server
-            // finds it from wherever it runs.
-            let path = std::path::absolute(&parquet).with_context(|| format!("the path {}", parquet.display()))?;
+            let source = match (parquet, spark) {
+                // The operator's own files: any path they can read (a team-mode server still
+                // reads it only under its --external-root directories). Stored absolute, so the
+                // server finds it from wherever it runs.
+                (Some(parquet), _) => {
+                    let path = std::path::absolute(&parquet).with_context(|| format!("the path {}", parquet.display()))?;
+                    strata_app::model::RunSource::Parquet(path.to_string_lossy().to_string())
+                }
+                (None, Some(remote)) => strata_app::model::RunSource::Spark(strata_app::model::SparkSource { remote, table, path: spark_path, format, schema: vec![] }),
+                (None, None) => anyhow::bail!("give --parquet PATH, or --spark sc://… with --table or --path"),
+            };
             let reg = strata_app::model::RegisterRun {
                 name,
                 label,
@@ -541,7 +566,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
                 tags,
                 project,
                 version,
-                source: Some(strata_app::model::RunSource::Parquet(path.to_string_lossy().to_string())),
+                source: Some(source),
             };
             let id = state.register_external(reg, strata_server::ingest::dataset::Access::Open).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{id}");

@@ -66,6 +66,8 @@ pub struct Limits {
     pub max_queue: usize,
     /// Longest a request may take before it is answered 503 (uploads included).
     pub request_timeout: std::time::Duration,
+    /// Longest one Spark query of an external run may take; then Spark is asked to cancel it.
+    pub spark_query_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -83,6 +85,7 @@ impl Default for Limits {
             workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             max_queue: 64,
             request_timeout: std::time::Duration::from_secs(300),
+            spark_query_timeout: std::time::Duration::from_secs(240),
         }
     }
 }

@@ -170,7 +170,8 @@ pub struct RunSummary {
     pub source: Option<RunSource>,
 }
 
-/// Where an external run's rows live: `{"parquet": "/data/preds/"}`.
+/// Where an external run's rows live: `{"parquet": "/data/preds/"}` or
+/// `{"spark": {"remote": "sc://host:15002", "table": "db.preds"}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(ToSchema))]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -178,6 +179,40 @@ pub enum RunSource {
     /// A local or mounted Parquet dataset: a file, a directory (read recursively, hive
     /// partitions as columns) or a glob (`/data/preds/*.parquet`).
     Parquet(String),
+    /// A table, or files, read by a Spark cluster through Spark Connect.
+    Spark(SparkSource),
+}
+
+/// A Spark table or path reached through Spark Connect. Exactly one of `table` and `path`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SparkSource {
+    /// `sc://host:15002` (Spark Connect's address and parameters). A `;token=…` in a
+    /// registration is taken out, sealed and kept apart: a stored or listed source never holds it.
+    pub remote: String,
+    /// A catalog table or view: `db.preds`, `catalog.db.preds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// Files Spark reads (its path syntax: `/data/preds/`, `s3://bucket/preds/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The files' format with `path`: `parquet` (default), `delta` or `orc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// Set by the server: the (column, Spark type) pairs seen at registration, to tell a table
+    /// that changed under the run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schema: Vec<SparkField>,
+}
+
+/// A column of a Spark table and its type as Spark names it (`bigint`, `string`, `double`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SparkField {
+    pub name: String,
+    pub data_type: String,
 }
 
 impl RunSource {
@@ -185,6 +220,11 @@ impl RunSource {
     pub fn mark(&self) -> String {
         match self {
             RunSource::Parquet(p) => format!("Parquet: {p}"),
+            RunSource::Spark(s) => match (&s.table, &s.path) {
+                (Some(t), _) => format!("Spark: {t} at {}", s.remote),
+                (None, Some(p)) => format!("Spark: {} {p} at {}", s.format.as_deref().unwrap_or("parquet"), s.remote),
+                (None, None) => format!("Spark at {}", s.remote),
+            },
         }
     }
 }

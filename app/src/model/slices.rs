@@ -65,6 +65,19 @@ pub struct SliceResult {
     /// Multiclass runs: the slice's confusion matrix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confusion: Option<ConfusionMatrix>,
+    /// Binary runs whose scores were grouped into buckets (an external run in Spark with many
+    /// distinct scores): the least and greatest value `auc_roc` and `auc_pr` can take, whatever
+    /// the order of the scores inside a bucket (the value treats them as ties).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub bounds: std::collections::BTreeMap<String, Bounds>,
+}
+
+/// The range a metric can take given what was grouped away.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct Bounds {
+    pub lower: f64,
+    pub upper: f64,
 }
 
 /// Weighted counts: `counts[true class][predicted class]`.
@@ -90,6 +103,9 @@ pub struct MetricsResult {
     /// Binary runs: group-fairness criteria across the slices of each spec, per threshold.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub criteria: Vec<CriteriaAt>,
+    /// How the numbers were made when it is not plain (an external run's approximate buckets).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// A fairness criterion across a spec's groups: the largest difference (max − min) and the

@@ -399,6 +399,7 @@ mod tests {
             at: fpr.iter().map(|(t, v)| AtThreshold { threshold: *t, tp: 0.0, fp: 0.0, tn: 0.0, fn_: 0.0, metrics: BTreeMap::from([("fpr".to_string(), est(*v, 0.03))]) }).collect(),
             vs_baseline: BTreeMap::new(),
             confusion: None,
+            bounds: Default::default(),
         }
     }
 
@@ -408,7 +409,7 @@ mod tests {
             run_name: format!("Run {run}"),
             created_at: String::new(),
             model: model.into(),
-            result: MetricsResult { model: model.into(), task: "binary".into(), thresholds: vec![0.3, 0.5], ci: 0.95, bootstrap: 0, seed: 0, baseline: "overall".into(), slices, criteria: vec![] },
+            result: MetricsResult { model: model.into(), task: "binary".into(), thresholds: vec![0.3, 0.5], ci: 0.95, bootstrap: 0, seed: 0, baseline: "overall".into(), slices, criteria: vec![], notes: vec![] },
         }
     }
 

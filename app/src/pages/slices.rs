@@ -226,7 +226,8 @@ fn SliceViewPanel(v: SliceView, id: String, search: Memo<String>, sort: Memo<Str
                 <tr class="slice-row" class:flag=significant>
                     <td>{s.label()}{s.too_small.then_some(" (too small)")}{matrix.map(|m| view! { <ConfusionDetails m /> })}</td>
                     <td class="num">{s.count.to_string()}</td>
-                    <td class="num">{fmt_metric(e.as_ref().and_then(|e| e.value))}</td>
+                    <td class="num">{fmt_metric(e.as_ref().and_then(|e| e.value))}
+                        {s.bounds.get(&key).map(|b| view! { <span class="muted bounds" title="The least and greatest value any order of the scores inside a score bucket gives">{format!(" (bucket bounds {}–{})", fmt_metric(Some(b.lower)), fmt_metric(Some(b.upper)))}</span> })}</td>
                     <td class="num">{e.as_ref().map(|e| format!("[{}, {}] {}", fmt_metric(e.lo), fmt_metric(e.hi), e.method)).unwrap_or_default()}</td>
                     <td class="num">{fmt_metric(c.as_ref().and_then(|c| c.diff))}</td>
                     <td class="num">{fmt_metric(c.as_ref().and_then(|c| c.ratio))}</td>
@@ -272,6 +273,9 @@ fn SliceViewPanel(v: SliceView, id: String, search: Memo<String>, sort: Memo<Str
                 (v.result.ci * 100.0).round(), v.result.bootstrap, v.result.seed, v.result.baseline)}
             <strong data-testid="flagged">{format!("{flagged} slices differ significantly (BH-adjusted q ≤ 0.05)")}</strong>
         </p>
+        {(!v.result.notes.is_empty()).then(|| view! {
+            <ul class="muted result-notes" data-testid="result-notes">{v.result.notes.iter().map(|n| view! { <li>{n.clone()}</li> }).collect_view()}</ul>
+        })}
         {over_time}
         <PlotlyChart figure=chart label=format!("{key} by slice") />
         <div class="table-scroll" tabindex="0" role="region" aria-label="Metrics by slice">
@@ -342,6 +346,7 @@ mod tests {
             at: vec![at],
             vs_baseline: Default::default(),
             confusion: None,
+            bounds: Default::default(),
         }
     }
 

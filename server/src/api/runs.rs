@@ -165,7 +165,7 @@ async fn register_run(s: AppState, caller: Caller, req: axum::extract::Request) 
         .map_err(|_| ApiError::TooLarge(format!("an external run's JSON body is at most {REGISTER_MAX_BYTES} bytes"), serde_json::Value::Null))?;
     let reg: RegisterRun = serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(format!("the body is not a valid external run (RegisterRun): {e}")))?;
     if reg.source.is_none() {
-        return Err(ApiError::bad("an external run needs a source: {\"parquet\": \"/path/to/a/file, directory or glob\"} (to upload rows, send multipart/form-data)"));
+        return Err(ApiError::bad("an external run needs a source: {\"parquet\": \"/path/to/a/file, directory or glob\"} or {\"spark\": {\"remote\": \"sc://host:15002\", \"table\": \"db.preds\"}} (to upload rows, send multipart/form-data)"));
     }
     let into = reg.project.as_deref().map(str::trim).filter(|p| !p.is_empty());
     if !caller.may(Perm::Edit, into.map_or(On::Instance, On::Project), Scope::Write) {

@@ -407,6 +407,7 @@ mod tests {
             at: vec![AtThreshold { threshold: 0.5, tp: 0.0, fp: 0.0, tn: 0.0, fn_: 0.0, metrics: [("fpr".to_string(), est(fpr, 0.01))].into_iter().collect() }],
             vs_baseline: Default::default(),
             confusion: None,
+            bounds: Default::default(),
         }
     }
 
@@ -426,6 +427,7 @@ mod tests {
                 slice("race", &[("race", "Other")], 10, 0.5, 0.5),
             ],
             criteria: vec![],
+            notes: vec![],
         }
     }
 

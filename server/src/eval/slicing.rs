@@ -371,20 +371,29 @@ pub struct Buckets {
 impl Buckets {
     /// The buckets of `cut` (not [`Cut::Values`]) over the run's present values, sorted ascending.
     pub fn of(cut: &Cut, present: &[f64]) -> Buckets {
+        Self::from_summary(cut, present.first().copied(), present.last().copied(), |q| super::stats::quantile_sorted(present, q))
+    }
+
+    /// [`Buckets::of`] from what it reads of the values: their minimum and maximum (`None` when
+    /// there is none) and their quantile at `q` (as [`super::stats::quantile_sorted`] computes
+    /// it, asked only for `Cut::Quantiles`). What an engine elsewhere (Spark) can answer without
+    /// sending the values.
+    pub fn from_summary(cut: &Cut, min: Option<f64>, max: Option<f64>, mut quantile: impl FnMut(f64) -> f64) -> Buckets {
+        let (first, top) = (min.as_ref(), max.as_ref());
         let edges: Vec<f64> = match cut {
             Cut::Edges(e) => e.clone(),
             Cut::Quantiles(k) => {
-                let mut e: Vec<f64> = (1..*k).map(|i| super::stats::quantile_sorted(present, i as f64 / *k as f64)).collect();
+                let mut e: Vec<f64> = if first.is_some() { (1..*k).map(|i| quantile(i as f64 / *k as f64)).collect() } else { vec![] };
                 e.dedup();
                 e.retain(|x| x.is_finite());
                 // Inner edges only: make the first bucket start at the minimum.
-                if let Some(&min) = present.first() {
+                if let Some(&min) = first {
                     e.retain(|x| *x > min);
                     e.insert(0, min);
                 }
                 e
             }
-            Cut::Width(k) => match (present.first(), present.last()) {
+            Cut::Width(k) => match (first, top) {
                 (Some(&lo), Some(&hi)) if hi > lo => (0..*k).map(|i| lo + (hi - lo) * i as f64 / *k as f64).collect(),
                 (Some(&lo), _) => vec![lo],
                 _ => vec![],
@@ -399,7 +408,7 @@ impl Buckets {
             .collect();
         // The top bucket of quantile / width cuts is closed at the maximum: [a, max].
         if matches!(cut, Cut::Quantiles(_) | Cut::Width(_)) {
-            if let (Some(last), Some(&max)) = (labels.last_mut(), present.last()) {
+            if let (Some(last), Some(&max)) = (labels.last_mut(), top) {
                 if let Some(lo) = edges.last() {
                     *last = format!("[{}, {}]", fmt_edge(*lo), fmt_edge(max));
                 }

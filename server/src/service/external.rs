@@ -37,21 +37,43 @@ impl AppState {
 
     /// Registers an external run: reads the dataset's footers (schema, row count) and a sample of
     /// its first rows (task, roles, column summaries, checked as an upload's), stores the metadata
-    /// and the source; returns the run's id.
+    /// and the source; returns the run's id. A Spark source: see `spark_runs`.
     pub async fn register_external(&self, reg: RegisterRun, access: Access) -> Result<String, ServiceError> {
-        let Some(RunSource::Parquet(path)) = reg.source.clone() else {
-            return Err(ServiceError::BadRequest("an external run needs a source: {\"parquet\": \"/path/to/a/file, directory or glob\"}".into()));
+        let path = match reg.source.clone() {
+            Some(RunSource::Parquet(path)) => path,
+            Some(RunSource::Spark(src)) => return self.register_spark(reg, src, access).await,
+            None => return Err(ServiceError::BadRequest("an external run needs a source: {\"parquet\": \"/path/to/a/file, directory or glob\"} or {\"spark\": {\"remote\": \"sc://host:15002\", \"table\": \"db.preds\"}}".into())),
         };
+        let (sample, rows) = self
+            .work
+            .run({
+                let path = path.clone();
+                move || -> Result<(DataFrame, u64), ServiceError> {
+                    let ds = Dataset::open(&path, &access)?;
+                    Ok((ds.sample(SAMPLE_ROWS)?, ds.rows))
+                }
+            })
+            .await??;
+        let detail = self.describe_external(reg, sample, rows, &path, RunSource::Parquet(path.clone())).await?;
+        if detail.summary.task == Task::Multiclass {
+            return Err(ServiceError::BadRequest(format!("{path}: the label has more than two classes; multiclass external runs are not supported yet")));
+        }
+        self.store.insert_run(&NewRun { detail: detail.clone(), parquet: vec![], attachments: vec![], source_secret: None }).await?;
+        Ok(detail.summary.id)
+    }
+
+    /// An external run's metadata from a sample of its first rows (task, roles, column summaries,
+    /// checked as an upload's) and its row count; `place` names the source in messages and is
+    /// the default name.
+    pub(crate) async fn describe_external(&self, reg: RegisterRun, sample: DataFrame, rows: u64, place: &str, source: RunSource) -> Result<RunDetail, ServiceError> {
         let project = normalize_label("project", reg.project.clone())?;
         let version = normalize_label("version", reg.version.clone())?;
+        let place = place.to_string();
         let name = reg.name.clone().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).unwrap_or_else(|| {
-            std::path::Path::new(path.trim_end_matches('/')).file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| path.clone())
+            std::path::Path::new(place.trim_end_matches('/')).file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| place.clone())
         });
-        let detail = self
-            .work
+        self.work
             .run(move || -> Result<RunDetail, ServiceError> {
-                let ds = Dataset::open(&path, &access)?;
-                let sample = ds.sample(SAMPLE_ROWS)?;
                 let spec = IngestSpec {
                     name: name.clone(),
                     label: reg.label,
@@ -64,10 +86,7 @@ impl AppState {
                     version: version.clone(),
                     ..Default::default()
                 };
-                let ing = ingest::assemble(sample, &path, &spec)?;
-                if ing.task == Task::Multiclass {
-                    return Err(ServiceError::BadRequest(format!("{path}: the label has more than two classes; multiclass external runs are not supported yet")));
-                }
+                let ing = ingest::assemble(sample, &place, &spec)?;
                 let columns = eval::column_summaries(&ing.frame, |c| ing.roles.role_of(c).unwrap_or(Role::Feature))?;
                 let created_at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
                 Ok(RunDetail {
@@ -76,23 +95,21 @@ impl AppState {
                         name,
                         task: ing.task,
                         models: ing.roles.scores.clone(),
-                        rows: ds.rows,
+                        rows,
                         created_at: created_at.clone(),
                         tags: reg.tags,
-                        source_file: path.clone(),
+                        source_file: place,
                         project,
                         version,
                         run_time: created_at,
-                        source: Some(RunSource::Parquet(path)),
+                        source: Some(source),
                     },
                     label: ing.roles.label.clone(),
                     columns,
                     attachments: vec![],
                 })
             })
-            .await??;
-        self.store.insert_run(&NewRun { detail: detail.clone(), parquet: vec![], attachments: vec![] }).await?;
-        Ok(detail.summary.id)
+            .await?
     }
 
     /// An external run's metadata, `None` for an uploaded run.
@@ -108,7 +125,11 @@ impl AppState {
         if let Some(p) = self.prepared.get(key) {
             return Ok(p); // a concurrent request made them while this one waited
         }
-        let Some(RunSource::Parquet(path)) = detail.summary.source.clone() else { return Err(needs_rows()) };
+        let path = match detail.summary.source.clone() {
+            Some(RunSource::Parquet(path)) => path,
+            Some(RunSource::Spark(src)) => return self.prepare_spark(key, detail, src, request, task).await,
+            None => return Err(needs_rows()),
+        };
         let access = self.external_access().await;
         let (cache, key, request) = (self.prepared.clone(), key.to_string(), request.clone());
         self.work
@@ -179,7 +200,7 @@ impl AppState {
 
 /// How each batch of an external run is checked and typed: the run's roles, limited to the
 /// columns read, and its task (so every batch gets the same).
-fn batch_spec(detail: &RunDetail, request: &MetricsRequest, read: &[String], task: Task) -> IngestSpec {
+pub(super) fn batch_spec(detail: &RunDetail, request: &MetricsRequest, read: &[String], task: Task) -> IngestSpec {
     let role_column = |role: Role| detail.columns.iter().find(|c| c.role == role).map(|c| c.name.clone()).filter(|c| read.contains(c)).unwrap_or_default();
     IngestSpec {
         name: detail.summary.name.clone(),

@@ -37,6 +37,7 @@ pub mod teams;
 pub mod work;
 pub mod jobs;
 pub mod external;
+pub mod spark_runs;
 
 /// Why a use case failed.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +134,8 @@ pub struct AppState {
     /// The directories external datasets may be read from in team mode (canonical paths;
     /// `--external-root`).
     pub external_roots: Arc<Vec<std::path::PathBuf>>,
+    /// Time and size limits of the Spark Connect calls of external runs in Spark.
+    pub spark_options: crate::spark::SparkOptions,
 }
 
 impl AppState {
@@ -184,8 +187,15 @@ impl AppState {
             auth: Arc::new(crate::auth::Auth::new(Default::default())),
             jobs: Default::default(),
             external_roots: Default::default(),
+            spark_options: crate::spark::SparkOptions { query_timeout: limits.spark_query_timeout, ..Default::default() },
             limits,
         }
+    }
+
+    /// The limits of Spark Connect calls (query time, answer size).
+    pub fn with_spark_options(mut self, options: crate::spark::SparkOptions) -> Self {
+        self.spark_options = options;
+        self
     }
 
     /// The admin's outbound rules (the default allows no outbound call).
@@ -275,7 +285,7 @@ impl AppState {
                 columns,
                 attachments: vec![],
             };
-            Ok((NewRun { detail, parquet, attachments: vec![] }, frame))
+            Ok((NewRun { detail, parquet, attachments: vec![], source_secret: None }, frame))
         })
         .await??;
         let mut run = run;

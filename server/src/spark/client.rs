@@ -319,10 +319,15 @@ fn error_class(message: &str) -> Option<String> {
     (!class.is_empty() && class.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'.')).then(|| class.to_string())
 }
 
-/// The first `` `quoted` `` name in a message (Spark quotes the missing table or column).
+/// The first `` `quoted` `` name in a message (Spark quotes the missing table or column), with
+/// the parts of a qualified one (`` `db`.`table` ``).
 fn quoted_name(message: &str) -> Option<String> {
     let start = message.find('`')?;
-    let end = start + 1 + message[start + 1..].find('`')?;
+    let mut end = start + 1 + message[start + 1..].find('`')?;
+    while message[end + 1..].starts_with(".`") {
+        let Some(close) = message[end + 3..].find('`') else { break };
+        end = end + 3 + close;
+    }
     Some(message[start..=end].to_string())
 }
 
@@ -372,7 +377,9 @@ mod tests {
         let e = status_error(&r, &tonic::Status::internal(
             "[TABLE_OR_VIEW_NOT_FOUND] The table or view `nope`.`t` cannot be found. Verify the spelling. SQLSTATE: 42P01\n== SQL ==\nSELECT …",
         ));
-        assert!(matches!(&e, SparkError::TableMissing { name, .. } if name == "`nope`"), "{e:?}");
+        assert!(matches!(&e, SparkError::TableMissing { name, .. } if name == "`nope`.`t`"), "{e:?}");
+        let e = status_error(&r, &tonic::Status::internal("[TABLE_OR_VIEW_NOT_FOUND] The table or view `global_temp`.`v` cannot be found."));
+        assert!(matches!(&e, SparkError::TableMissing { name, .. } if name == "`global_temp`.`v`"), "{e:?}");
         assert!(!e.to_string().contains("== SQL"));
         let e = status_error(&r, &tonic::Status::invalid_argument("[UNRESOLVED_COLUMN.WITH_SUGGESTION] A column `x` cannot be resolved."));
         assert!(matches!(&e, SparkError::ColumnMissing { name, .. } if name == "`x`"), "{e:?}");

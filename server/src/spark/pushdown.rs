@@ -283,6 +283,58 @@ pub fn quantiles_sql(source: &Source, column: &str, probabilities: &[f64], accur
     Ok(Sql::plain(format!("SELECT {} FROM {} WHERE {x} IS NOT NULL AND NOT isnan({x})", cols?.join(", "), source.sql())))
 }
 
+/// The first `limit` rows of a source, every column Strata reads (`columns`: name and Spark
+/// type): dates and timestamps as text (ingest parses them), nested and binary columns left out.
+pub fn sample_sql(source: &Source, columns: &[(String, String)], limit: u32) -> Sql {
+    let cols: Vec<String> = columns
+        .iter()
+        .filter_map(|(name, ty)| {
+            let t = ty.to_ascii_lowercase();
+            let q = quote_ident(name);
+            if t.starts_with("timestamp") || t == "date" {
+                Some(format!("CAST({q} AS STRING) AS {q}"))
+            } else if t.starts_with("array") || t.starts_with("map") || t.starts_with("struct") || t == "binary" || t.starts_with("variant") || t.starts_with("interval") {
+                None
+            } else {
+                Some(q)
+            }
+        })
+        .collect();
+    let cols = if cols.is_empty() { "*".to_string() } else { cols.join(", ") };
+    Sql::plain(format!("SELECT {cols} FROM {} LIMIT {limit}", source.sql()))
+}
+
+/// A numeric column's present values (not missing, not NaN): how many (`n`), the least (`lo`)
+/// and the greatest (`hi`).
+pub fn summary_sql(source: &Source, column: &str) -> Sql {
+    let x = format!("CAST({} AS DOUBLE)", quote_ident(column));
+    Sql::plain(format!("SELECT COUNT({x}) AS `n`, MIN({x}) AS `lo`, MAX({x}) AS `hi` FROM {} WHERE {x} IS NOT NULL AND NOT isnan({x})", source.sql()))
+}
+
+/// Exact order statistics of a numeric column's `n` present values: column `v{i}` is the value
+/// at 0-based rank `ranks[i]` in ascending order. Spark's `percentile_disc(q)` is the smallest
+/// value whose cumulative share reaches q; q = (rank + ½)/n lies half a row inside the rank's
+/// step, so rounding in q·n cannot move it to a neighbour. Spark keeps a count per distinct
+/// value to answer it: for columns of moderate size (approximate quantiles beyond).
+pub fn order_stats_sql(source: &Source, column: &str, ranks: &[u64], n: u64) -> Result<Sql, SparkError> {
+    if ranks.is_empty() || ranks.iter().any(|r| *r >= n) {
+        return Err(SparkError::BadRemote(format!("ranks must lie below the {n} values")));
+    }
+    let x = format!("CAST({} AS DOUBLE)", quote_ident(column));
+    let cols: Result<Vec<String>, SparkError> = ranks
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Ok(format!("percentile_disc({}) WITHIN GROUP (ORDER BY {x}) AS `v{i}`", double_literal((*r as f64 + 0.5) / n as f64)?)))
+        .collect();
+    Ok(Sql::plain(format!("SELECT {} FROM {} WHERE {x} IS NOT NULL AND NOT isnan({x})", cols?.join(", "), source.sql())))
+}
+
+/// About how many distinct values a column has (`approx_count_distinct`, relative error ~5%):
+/// column `d`.
+pub fn distinct_sql(source: &Source, column: &str) -> Sql {
+    Sql::plain(format!("SELECT approx_count_distinct(CAST({} AS DOUBLE)) AS `d` FROM {}", quote_ident(column), source.sql()))
+}
+
 /// Edges for [`SliceColumn::Numeric`] from quantile values: finite, sorted, repeats dropped.
 pub fn edges_from_quantiles(values: &[Option<f64>]) -> Vec<f64> {
     let mut e: Vec<f64> = values.iter().flatten().copied().filter(|x| x.is_finite()).collect();

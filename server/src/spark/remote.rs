@@ -102,6 +102,19 @@ impl Remote {
         self.token.as_deref()
     }
 
+    /// The address without its token (what is stored and shown) and the token apart (what is
+    /// sealed): `Remote::parse(&stored)?.with_token(token)` is the address again.
+    pub fn split_token(mut self) -> (String, Option<String>) {
+        let token = self.token.take();
+        (self.to_string(), token)
+    }
+
+    /// This address with `token` (a sealed one, opened), as given in `;token=…`.
+    pub fn with_token(mut self, token: Option<String>) -> Remote {
+        self.token = token;
+        self
+    }
+
     /// `localhost` or a loopback IP literal.
     pub fn is_loopback(&self) -> bool {
         self.host == "localhost" || self.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())

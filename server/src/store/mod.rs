@@ -60,6 +60,8 @@ pub struct NewRun {
     /// The rows as a Parquet file.
     pub parquet: Vec<u8>,
     pub attachments: Vec<NewAttachment>,
+    /// An external source's sealed secret (a Spark Connect token), stored apart from the source.
+    pub source_secret: Option<String>,
 }
 
 pub struct NewAttachment {
@@ -132,8 +134,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO runs (id, name, task, label, models, row_count, created_at, source_file, \
-             tags, columns, data_bytes, project, version, run_time, source) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+             tags, columns, data_bytes, project, version, run_time, source, source_secret) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(&s.id)
         .bind(&s.name)
@@ -150,6 +152,7 @@ impl Store {
         .bind(s.version.clone())
         .bind(&s.run_time)
         .bind(s.source.as_ref().map(to_json).transpose()?)
+        .bind(run.source_secret.clone())
         .execute(&mut *tx)
         .await?;
         for (seq, chunk) in run.parquet.chunks(CHUNK_BYTES).enumerate() {
@@ -178,6 +181,12 @@ impl Store {
     }
 
     /// A run's metadata, or `None` if there is no such run.
+    /// An external run's sealed source secret (see [`NewRun::source_secret`]).
+    pub async fn source_secret(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(Option<String>,)> = sqlx::query_as("SELECT source_secret FROM runs WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        Ok(row.and_then(|r| r.0))
+    }
+
     pub async fn get_run(&self, id: &str) -> Result<Option<RunDetail>, StoreError> {
         let Some(row) = sqlx::query(
             concat!("SELECT ", summary_columns!(), ", label, columns FROM runs WHERE id = $1"),

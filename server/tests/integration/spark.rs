@@ -288,3 +288,337 @@ async fn spark_connect_unreachable_or_refused_is_a_clear_error_within_the_timeou
     assert!(matches!(err, SparkError::Refused(_)) && err.to_string().contains("STRATA_OUTBOUND_PRIVATE"), "{err}");
     assert!(!format!("{err} {err:?}").contains("s3cret"));
 }
+
+// ---- External runs in Spark (a table or files read by the cluster), through the API ----
+
+mod runs {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use polars::prelude::*;
+    use serde_json::{Value, json};
+    use strata_server::spark::pushdown;
+    use strata_server::spark::{SparkClient, SparkOptions};
+
+    use super::{loopback, remote};
+    use crate::helpers::{TestApp, demo};
+
+    fn adult() -> DataFrame {
+        ParquetReader::new(std::fs::File::open(demo().join("adult/eval.parquet")).unwrap()).finish().unwrap()
+    }
+
+    /// `dir/sex=<value>/part-0.parquet`, as Spark writes partitions.
+    fn write_partitioned(df: &DataFrame, dir: &std::path::Path) {
+        let col = df.column("sex").unwrap().str().unwrap().clone();
+        for v in ["Female", "Male"] {
+            let mut part = df.filter(&col.equal(v)).unwrap().drop("sex").unwrap();
+            let sub = dir.join(format!("sex={v}"));
+            std::fs::create_dir_all(&sub).unwrap();
+            ParquetWriter::new(std::fs::File::create(sub.join("part-0.parquet")).unwrap()).with_row_group_size(Some(3000)).finish(&mut part).unwrap();
+        }
+    }
+
+    fn body(source: Value) -> Value {
+        json!({"name": "adult (spark)", "label": "label", "scores": ["score_logreg", "score_gbt"], "id": "example_id", "timestamp": "timestamp", "source": {"spark": source}})
+    }
+
+    async fn post(router: &axum::Router, body: &Value) -> (StatusCode, Value) {
+        let req = Request::post("/api/v1/runs").header("content-type", "application/json").body(Body::from(body.to_string())).unwrap();
+        let res = tower::ServiceExt::oneshot(router.clone(), req).await.unwrap();
+        let status = res.status();
+        let bytes = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    async fn upload_adult(app: &TestApp) -> String {
+        let bytes = std::fs::read(demo().join("adult/eval.parquet")).unwrap();
+        let (s, v) = app.upload("adult.parquet", &bytes, &json!({"name": "adult (uploaded)", "label": "label", "scores": ["score_logreg", "score_gbt"], "id": "example_id", "timestamp": "timestamp"}), &[]).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    async fn sql(text: String) {
+        let r = remote().unwrap();
+        let spark = SparkClient::connect(&r, &loopback(), SparkOptions::default()).await.unwrap();
+        spark.sql(&pushdown::Sql { text, args: vec![] }).await.unwrap();
+        spark.close().await;
+    }
+
+    /// The Adult demo, hive-partitioned and read by the Spark cluster, against the same rows
+    /// uploaded: slices by value, quantile and width buckets, a cross with a filter baseline,
+    /// fairness with bootstrap intervals at several thresholds and the headline metrics are the
+    /// same numbers (every score is grouped exactly here). The token never comes back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn spark_runs_equal_uploaded_ones() {
+        let Some(r) = remote() else { return };
+        let app = TestApp::sqlite().await;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("adult");
+        write_partitioned(&adult(), &data);
+        let uploaded = upload_adult(&app).await;
+        let with_token = format!("{r}/;token=s3cret-spark-token");
+        let (s, v) = post(&app.router, &body(json!({"remote": with_token, "path": data.to_string_lossy()}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let external = v["id"].as_str().unwrap().to_string();
+
+        // Listed with its source (the address without the token); the token sealed apart.
+        let (_, runs) = app.get_json("/api/v1/runs").await;
+        let run = runs.as_array().unwrap().iter().find(|x| x["id"] == external.as_str()).unwrap().clone();
+        assert_eq!(run["source"]["spark"]["remote"], json!(r.to_string()), "{run}");
+        assert_eq!(run["source"]["spark"]["path"], json!(data.to_string_lossy()));
+        assert_eq!(run["rows"], 16000);
+        assert!(!runs.to_string().contains("s3cret"));
+        let sealed = app.state.store.source_secret(&external).await.unwrap().expect("the token is kept");
+        assert!(sealed.starts_with("sealed:") && !sealed.contains("s3cret"), "{sealed}");
+        let (_, d) = app.get_json(&format!("/api/v1/runs/{external}")).await;
+        assert!(!d.to_string().contains("s3cret"));
+        assert!(d["columns"].as_array().unwrap().iter().any(|c| c["name"] == "sex"), "the partition key is a column: {d}");
+
+        for q in [
+            "model=score_gbt&slice=race&thresholds=0.3,0.5,0.7&bootstrap=40&seed=3",
+            "model=score_logreg&slice=age:q5&thresholds=0.2,0.5&bootstrap=30&seed=9",
+            "model=score_gbt&slice=sex,race&slice=hours_per_week:w4&thresholds=0.5&bootstrap=30&seed=1&baseline=sex%3DFemale",
+            "model=score_gbt&slice=education&slice=age:q10&slice=age:[30,50]&thresholds=0.4&bootstrap=0",
+        ] {
+            let (s1, a) = app.get_json(&format!("/api/v1/runs/{uploaded}/metrics?{q}")).await;
+            let (s2, b) = app.get_json(&format!("/api/v1/runs/{external}/metrics?{q}")).await;
+            assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK), "{q}: {a} / {b}");
+            assert!(!a["slices"].as_array().unwrap().is_empty());
+            assert_eq!(a, b, "{q}");
+        }
+        for q in ["model=score_gbt&feature=race&thresholds=0.3,0.5,0.7&bootstrap=40&seed=3", "model=score_logreg&feature=sex&thresholds=0.25,0.5&bootstrap=20&seed=5"] {
+            let (s1, a) = app.get_json(&format!("/api/v1/runs/{uploaded}/fairness?{q}")).await;
+            let (s2, b) = app.get_json(&format!("/api/v1/runs/{external}/fairness?{q}")).await;
+            assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK), "{q}: {a} / {b}");
+            assert_eq!(a["entries"][0]["result"], b["entries"][0]["result"], "{q}");
+            assert_eq!(a["cards"], b["cards"], "{q}");
+        }
+        let (a, b) = (app.state.overview(&uploaded, None).await.unwrap(), app.state.overview(&external, None).await.unwrap());
+        assert_eq!(a.headline, b.headline);
+        for page in ["", "/slices?slice=race", "/fairness?feature=race"] {
+            let (s, html) = app.get_text(&format!("/runs/{external}{page}")).await;
+            assert_eq!(s, StatusCode::OK, "/runs/ID{page}");
+            assert!(page != "" || html.contains("Spark: parquet"), "the run page shows the source");
+            assert!(!html.contains("s3cret"));
+        }
+        // Row views say they need rows.
+        let (s, e) = app.get_json(&format!("/api/v1/runs/{external}/examples")).await;
+        assert!(s.is_client_error() && e["error"].as_str().unwrap_or_default().contains("needs rows"), "{s} {e}");
+    }
+
+    /// A table that disappears, a column whose type changed, an unreachable server and a query
+    /// past its time limit: each a clear 4xx naming the cause, nothing cached (the numbers come
+    /// back once the table does).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn spark_run_failures_are_clear_and_cache_nothing() {
+        let Some(r) = remote() else { return };
+        let app = TestApp::sqlite().await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("adult.parquet");
+        std::fs::copy(demo().join("adult/eval.parquet"), &file).unwrap();
+        let uploaded = upload_adult(&app).await;
+
+        // A table (a global view over the files: it outlives a session, as a catalog table).
+        let view = format!("strata_adult_{}", std::process::id());
+        let create = format!("CREATE OR REPLACE GLOBAL TEMPORARY VIEW `{view}` AS SELECT * FROM parquet.`{}`", file.display());
+        sql(create.clone()).await;
+        let (s, v) = post(&app.router, &body(json!({"remote": r.to_string(), "table": format!("global_temp.{view}")}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let id = v["id"].as_str().unwrap().to_string();
+        let q = "model=score_gbt&slice=race&thresholds=0.5&bootstrap=20&seed=2";
+        let (_, expected) = app.get_json(&format!("/api/v1/runs/{uploaded}/metrics?{q}")).await;
+        sql(format!("DROP VIEW global_temp.`{view}`")).await;
+        let (s, e) = app.get_json(&format!("/api/v1/runs/{id}/metrics?{q}")).await;
+        assert_eq!(s, StatusCode::CONFLICT, "{e}");
+        assert!(e["error"].as_str().unwrap_or_default().contains(&view), "{e}");
+        sql(create).await;
+        let (s, got) = app.get_json(&format!("/api/v1/runs/{id}/metrics?{q}")).await;
+        assert_eq!(s, StatusCode::OK, "{got}");
+        assert_eq!(got, expected);
+
+        // Files whose label column changed type after registering.
+        let (s, v) = post(&app.router, &body(json!({"remote": r.to_string(), "path": file.to_string_lossy()}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let by_path = v["id"].as_str().unwrap().to_string();
+        let mut df = adult();
+        let text = df.column("label").unwrap().cast(&DataType::String).unwrap();
+        df.with_column(text).unwrap();
+        ParquetWriter::new(std::fs::File::create(&file).unwrap()).finish(&mut df).unwrap();
+        let (s, e) = app.get_json(&format!("/api/v1/runs/{by_path}/metrics?model=score_logreg&slice=sex&bootstrap=0")).await;
+        assert_eq!(s, StatusCode::CONFLICT, "{e}");
+        let msg = e["error"].as_str().unwrap_or_default();
+        assert!(msg.contains("'label' changed type") && msg.contains("string"), "{e}");
+
+        // Nothing listens: a clear error at registration.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let (s, e) = post(&app.router, &body(json!({"remote": format!("sc://127.0.0.1:{port}"), "table": "t"}))).await;
+        assert!(s.is_client_error(), "{s} {e}");
+        assert!(e["error"].as_str().unwrap_or_default().contains("unreachable"), "{e}");
+        // Neither a table and a path, nor none.
+        let (s, _) = post(&app.router, &body(json!({"remote": r.to_string(), "table": "t", "path": "/x"}))).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        // An address the outbound rules refuse (no allow-list).
+        let closed = strata_server::service::AppState::new(app.state.store.clone(), 16 << 20, Default::default(), dir.path().to_path_buf());
+        let router = strata_server::router(closed, strata_server::leptos_options(dir.path(), "127.0.0.1:0".parse().unwrap()));
+        let (s, e) = post(&router, &body(json!({"remote": r.to_string(), "table": "t"}))).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+
+        // A query past its time limit: cancelled, said, not cached.
+        let slow = app.state.clone().with_spark_options(SparkOptions { query_timeout: std::time::Duration::from_millis(1), ..SparkOptions::default() });
+        let router = strata_server::router(slow, strata_server::leptos_options(dir.path(), "127.0.0.1:0".parse().unwrap()));
+        let req = Request::get(format!("/api/v1/runs/{id}/metrics?model=score_gbt&slice=education&bootstrap=0")).body(Body::empty()).unwrap();
+        let res = tower::ServiceExt::oneshot(router, req).await.unwrap();
+        let status = res.status();
+        let bytes = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
+        assert!(status.is_client_error(), "{status}");
+        assert!(String::from_utf8_lossy(&bytes).contains("did not finish within"), "{}", String::from_utf8_lossy(&bytes));
+        let (s, e) = app.get_json(&format!("/api/v1/runs/{id}/metrics?model=score_gbt&slice=education&bootstrap=0")).await;
+        assert_eq!(s, StatusCode::OK, "{e}");
+        sql(format!("DROP VIEW IF EXISTS global_temp.`{view}`")).await;
+    }
+
+    /// A release whose predictions are in Spark, validated from the CLI: `strata register
+    /// --spark … --path …` into a project, gates saved, `strata validate` exits 0 / 1.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_release_in_spark_is_validated_from_the_cli() {
+        let Some(r) = remote() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("adult");
+        write_partitioned(&adult(), &data);
+        let mut ids = Vec::new();
+        for version in ["v1", "v2"] {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+                .args(["register", "--spark", &r.to_string(), "--path"])
+                .arg(&data)
+                .args(["--label", "label", "--scores", "score_logreg,score_gbt", "--project", "adult-spark", "--model-version", version, "--data-dir"])
+                .arg(dir.path())
+                .env_remove("DATABASE_URL")
+                .env("STRATA_OUTBOUND_ALLOW", "127.0.0.1")
+                .env("STRATA_OUTBOUND_PRIVATE", "true")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            ids.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        }
+        let gates = dir.path().join("gates.json");
+        let run = |args: &[&str]| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+                .args(args)
+                .arg("--data-dir")
+                .arg(dir.path())
+                .env_remove("DATABASE_URL")
+                .env("STRATA_OUTBOUND_ALLOW", "127.0.0.1")
+                .env("STRATA_OUTBOUND_PRIVATE", "true")
+                .output()
+                .unwrap()
+        };
+        std::fs::write(&gates, r#"{"model": "score_gbt", "threshold": 0.5, "gates": [{"metric": "auc_roc", "min": 0.85}, {"metric": "accuracy", "slice": "sex", "max_drop": 0.02}, {"metric": "fpr", "slice": "race", "max": 0.5}]}"#).unwrap();
+        let out = run(&["gates", "--project", "adult-spark", "--file", gates.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = run(&["validate", "--project", "adult-spark", "--run", &ids[1]]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert_eq!(out.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains("race="), "{text}");
+        std::fs::write(&gates, r#"{"model": "score_gbt", "threshold": 0.5, "gates": [{"metric": "auc_roc", "slice": "race", "min": 0.99}]}"#).unwrap();
+        let out = run(&["gates", "--project", "adult-spark", "--file", gates.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = run(&["validate", "--project", "adult-spark", "--run", &ids[1]]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert_eq!(out.status.code(), Some(1), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains("FAIL"), "{text}");
+    }
+
+    /// 5M generated rows (distinct scores: Spark groups them into buckets), written as
+    /// partitioned Parquet and registered twice — read by Spark and read locally — against the
+    /// same rows uploaded: counts and rates at grid thresholds exactly equal, AUC / AP of the Spark
+    /// run within its bucket bounds (which hold the uploaded run's exact values), intervals within
+    /// Monte-Carlo error; the local Parquet run equals the upload exactly.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn five_million_rows_in_spark_and_parquet_match_the_upload() {
+        let Some(r) = remote() else { return };
+        let n = 5_000_000usize;
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let regions = ["north", "south", "east", "west", "centre"];
+        let (mut region, mut group, mut age, mut score, mut label) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        for i in 0..n {
+            let reg = (next() * 5.0) as usize % 5;
+            let g = ["a", "b", "c"][(next() * 3.0) as usize % 3];
+            let risk = next();
+            let s = (0.6 * risk + 0.4 * next()).clamp(0.0, 1.0);
+            region.push(regions[reg]);
+            group.push(g);
+            age.push(18 + ((next() * 70.0) as i64) + (i % 2) as i64);
+            score.push(s);
+            label.push(i64::from(next() < 0.1 + 0.7 * risk - 0.05 * reg as f64));
+        }
+        let mut df = df!("region" => region, "group" => group, "age" => age, "score" => score, "label" => label).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("scale");
+        let col = df.column("region").unwrap().str().unwrap().clone();
+        for v in regions {
+            let mut part = df.filter(&col.equal(v)).unwrap().drop("region").unwrap();
+            let sub = data.join(format!("region={v}"));
+            std::fs::create_dir_all(&sub).unwrap();
+            ParquetWriter::new(std::fs::File::create(sub.join("part-0.parquet")).unwrap()).with_row_group_size(Some(250_000)).finish(&mut part).unwrap();
+        }
+        let whole = dir.path().join("whole.parquet");
+        ParquetWriter::new(std::fs::File::create(&whole).unwrap()).finish(&mut df).unwrap();
+        drop(df);
+
+        let app = TestApp::sqlite().await;
+        let spec = json!({"name": "scale (uploaded)", "label": "label", "scores": ["score"]});
+        let (s, v) = app.upload("scale.parquet", &std::fs::read(&whole).unwrap(), &spec, &[]).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let uploaded = v["id"].as_str().unwrap().to_string();
+        let reg = |source: Value| json!({"name": "scale", "label": "label", "scores": ["score"], "source": source});
+        let (s, v) = post(&app.router, &reg(json!({"spark": {"remote": r.to_string(), "path": data.to_string_lossy()}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let in_spark = v["id"].as_str().unwrap().to_string();
+        let (s, v) = post(&app.router, &reg(json!({"parquet": data.to_string_lossy()}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let in_parquet = v["id"].as_str().unwrap().to_string();
+
+        let q = "model=score&slice=region,group&slice=age:q4&thresholds=0.3,0.5,0.72&bootstrap=40&seed=4";
+        let (s1, a) = app.get_json(&format!("/api/v1/runs/{uploaded}/metrics?{q}")).await;
+        let (s2, b) = app.get_json(&format!("/api/v1/runs/{in_spark}/metrics?{q}")).await;
+        let (s3, c) = app.get_json(&format!("/api/v1/runs/{in_parquet}/metrics?{q}")).await;
+        assert_eq!((s1, s2, s3), (StatusCode::OK, StatusCode::OK, StatusCode::OK), "{b}");
+        assert_eq!(a, c, "the local Parquet run equals the upload");
+        assert!(b["notes"].as_array().is_some_and(|n| n.iter().any(|t| t.as_str().unwrap().contains("buckets"))), "{}", b["notes"]);
+        let (sa, sb) = (a["slices"].as_array().unwrap(), b["slices"].as_array().unwrap());
+        assert_eq!(sa.len(), sb.len());
+        assert_eq!(sa.len(), 1 + 15 + 4);
+        for (x, y) in sa.iter().zip(sb) {
+            assert_eq!((&x["spec"], &x["key"], &x["count"]), (&y["spec"], &y["key"], &y["count"]));
+            // Counts and rates at thresholds on the grid: exactly.
+            for (ax, ay) in x["at"].as_array().unwrap().iter().zip(y["at"].as_array().unwrap()) {
+                for k in ["threshold", "tp", "fp", "tn", "fn"] {
+                    assert_eq!(ax[k], ay[k], "{k} of {}", x["key"]);
+                }
+                for m in ["tpr", "fpr", "precision", "positive_rate", "accuracy"] {
+                    assert_eq!(ax["metrics"][m]["value"], ay["metrics"][m]["value"], "{m} of {}", x["key"]);
+                    // Intervals within Monte-Carlo error of each other (40 replicates).
+                    for end in ["lo", "hi"] {
+                        let (p, q) = (ax["metrics"][m][end].as_f64(), ay["metrics"][m][end].as_f64());
+                        if let (Some(p), Some(q)) = (p, q) {
+                            assert!((p - q).abs() < 0.02, "{m} {end} of {}: {p} vs {q}", x["key"]);
+                        }
+                    }
+                }
+            }
+            // Ranking metrics: the exact values lie within the bucket bounds.
+            for m in ["auc_roc", "auc_pr"] {
+                let exact = x["metrics"][m]["value"].as_f64().unwrap();
+                let (lo, hi) = (y["bounds"][m]["lower"].as_f64().unwrap(), y["bounds"][m]["upper"].as_f64().unwrap());
+                assert!(lo <= exact + 1e-12 && exact <= hi + 1e-12, "{m} of {}: {exact} outside [{lo}, {hi}]", x["key"]);
+                assert!(hi - lo < 0.01, "{m} of {}: bounds [{lo}, {hi}] too wide for 10,000 buckets", x["key"]);
+            }
+        }
+    }
+}

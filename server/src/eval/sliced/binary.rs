@@ -317,3 +317,84 @@ pub(super) fn flat_binary(sp: &SlicePass, thresholds: usize, layout: &BinaryLayo
     }
     v
 }
+
+/// The range of a slice's AUC and average precision over every order of the rows inside each
+/// group of tied cell scores (a score bucket), at the point weights (see [`tie_bounds`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(super) struct TieBounds {
+    pub(super) auc: Option<(f64, f64)>,
+    pub(super) ap: Option<(f64, f64)>,
+}
+
+impl TieBounds {
+    pub(super) fn named(&self) -> BTreeMap<String, strata_app::model::Bounds> {
+        let b = |(lower, upper): (f64, f64)| strata_app::model::Bounds { lower, upper };
+        self.auc.map(|x| ("auc_roc".to_string(), b(x))).into_iter().chain(self.ap.map(|x| ("auc_pr".to_string(), b(x)))).collect()
+    }
+}
+
+/// Per spec, per slice: [`TieBounds`]. Within a group of `a` positive and `b` negative weight,
+/// after `T` positive and `Q` total weight of higher scores, the ties count the area `a·b/2`
+/// and every positive at precision `(T+a)/(Q+a+b)`:
+/// - AUC moves by at most `a·b/2` either way (all the group's positives above its negatives, or
+///   below them);
+/// - a positive's precision is at most `(T+a)/(Q+a)` (no negative of its group above it, and
+///   precision grows along the positives) and at least `(T+x)/(Q+b+x)` where `x` is the
+///   positive weight up to it (every negative above it); the sum of the latter over the
+///   positives is at least its integral `a − (Q+b−T)·ln(1 + a/(Q+b))` (a right sum of a
+///   growing function).
+pub(super) fn tie_bounds(prep: &Prepared) -> Vec<Vec<TieBounds>> {
+    let (y, p) = (&prep.y, &prep.p);
+    let n = y.len();
+    (0..prep.keys.len())
+        .map(|spec| {
+            let slice_of_cell = &prep.slice_of_cell[spec];
+            let k = prep.keys[spec].len();
+            let (mut tp, mut fp, mut area, mut ties) = (vec![0.0; k], vec![0.0; k], vec![0.0; k], vec![0.0; k]);
+            let (mut ap_lo, mut ap_hi, mut tp0, mut fp0) = (vec![0.0; k], vec![0.0; k], vec![0.0; k], vec![0.0; k]);
+            let mut touched: Vec<usize> = Vec::new();
+            let mut is_touched = vec![false; k];
+            let mut i = 0;
+            while i < n {
+                let score = p[i];
+                while i < n && p[i].to_bits() == score.to_bits() {
+                    let r = i;
+                    i += 1;
+                    let Some(s) = slice_of_cell.get(r) else { continue };
+                    let (s, w) = (s as usize, prep.w[r] * prep.mult[r] as f64);
+                    if w <= 0.0 || !y[r].is_finite() || !p[r].is_finite() {
+                        continue;
+                    }
+                    if !is_touched[s] {
+                        is_touched[s] = true;
+                        touched.push(s);
+                        tp0[s] = tp[s];
+                        fp0[s] = fp[s];
+                    }
+                    if y[r] == 1.0 { tp[s] += w } else { fp[s] += w }
+                }
+                for &s in &touched {
+                    let (a, b, t, q) = (tp[s] - tp0[s], fp[s] - fp0[s], tp0[s], tp0[s] + fp0[s]);
+                    area[s] += b * (tp[s] + tp0[s]) / 2.0;
+                    ties[s] += a * b;
+                    if a > 0.0 {
+                        ap_hi[s] += a * (t + a) / (q + a);
+                        let r = q + b;
+                        ap_lo[s] += if r > 0.0 { (a - (r - t) * (a / r).ln_1p()).max(0.0) } else { a };
+                    }
+                    is_touched[s] = false;
+                }
+                touched.clear();
+            }
+            (0..k)
+                .map(|s| {
+                    let (pos, neg) = (tp[s], fp[s]);
+                    TieBounds {
+                        auc: (pos > 0.0 && neg > 0.0).then(|| ((area[s] - ties[s] / 2.0) / (pos * neg), (area[s] + ties[s] / 2.0) / (pos * neg))),
+                        ap: (pos > 0.0).then(|| (ap_lo[s] / pos, (ap_hi[s] / pos).min(1.0))),
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}

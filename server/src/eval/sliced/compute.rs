@@ -221,6 +221,8 @@ pub(super) fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget:
     };
     let (mut reps, mut base_reps) = (Vec::new(), Vec::new());
     transpose(base_index, 0, &mut base_reps);
+    // Scores grouped into buckets: how far the ranking metrics could move within them.
+    let ties = (binary && prep.score_grid.is_some()).then(|| tie_bounds(prep));
     for (ai, keys) in prep.keys.iter().enumerate() {
         if ai == base_index && !prep.baseline_is_overall {
             // The baseline slice is listed like the others only if a spec produced it.
@@ -323,6 +325,7 @@ pub(super) fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget:
                 at,
                 vs_baseline: vs,
                 confusion: confusions.get(ai).map(|c| strata_app::model::ConfusionMatrix { classes: prep.classes.clone(), counts: c[si].clone() }),
+                bounds: ties.as_ref().map(|t| t[ai][si].named()).unwrap_or_default(),
             });
         }
     }
@@ -351,5 +354,6 @@ pub(super) fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget:
         seed: req.seed,
         baseline: if prep.baseline_is_overall { "overall".into() } else { req.baseline.clone() },
         slices,
+        notes: prep.notes.clone(),
     })
 }

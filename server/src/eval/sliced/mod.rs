@@ -45,4 +45,4 @@ pub(crate) use binary::clipped_neg_ln;
 pub use compute::{BootstrapSize, bootstrap_size, compute, compute_prepared, compute_prepared_tracked};
 pub use prepare::{Prepared, descending_key, prepare, radix_sort};
 pub use request::{MetricsRequest, RequestError, parse_thresholds};
-pub use stream::{CellFold, EdgePass, columns_needed, cuts_needing_values, prepare_batches};
+pub use stream::{CellFold, EdgePass, PushColumn, bucket_value, columns_needed, cuts_needing_values, prepare_batches, push_down_columns};

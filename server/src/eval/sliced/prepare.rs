@@ -69,6 +69,12 @@ pub struct Prepared {
     /// The last binned cells built for the bootstrap, with the thresholds and budget they were
     /// built for (a repeated request, e.g. a new confidence level, reuses them).
     pub(super) binned_cache: std::sync::Mutex<Option<BinnedCells>>,
+    /// What the reader of the results must know of how the cells were made (an external run's
+    /// approximate buckets); copied into [`MetricsResult::notes`].
+    pub notes: Vec<String>,
+    /// `Some(n)` when the scores are buckets of width 1/n (each cell's score its bucket's lower
+    /// edge) rather than the rows' scores: the results then carry AUC/AP bounds.
+    pub score_grid: Option<u32>,
 }
 
 /// Binned cells (see [`Prepared::binned`]) and what they were built for.
@@ -194,6 +200,8 @@ impl Prepared {
             counts: self.counts.clone(),
             rows: self.rows,
             binned_cache: Default::default(),
+            notes: self.notes.clone(),
+            score_grid: self.score_grid,
         };
         for g in &groups {
             let safe = |x: f64| if g.w > 0.0 { x / g.w } else { 0.0 };
@@ -383,6 +391,8 @@ pub(super) fn finish_cells(plan: Plan, keys: Vec<Vec<SliceKey>>, cells: Cells, d
         counts,
         rows,
         binned_cache: Default::default(),
+        notes: vec![],
+        score_grid: None,
     }
 }
 

@@ -143,6 +143,19 @@ impl CellFold {
 
     /// Folds one batch of rows (the label, score and weight columns as ingest makes them).
     pub fn add(&mut self, batch: &DataFrame) -> Result<(), RequestError> {
+        self.add_rows(batch, None)
+    }
+
+    /// Folds a batch whose row `i` stands for `counts[i]` identical rows: cells an engine
+    /// elsewhere grouped (Spark), each as one row of its values (see [`push_down_columns`]).
+    pub fn add_counted(&mut self, batch: &DataFrame, counts: &[u64]) -> Result<(), RequestError> {
+        if counts.len() != batch.height() {
+            return Err(RequestError::Invalid(format!("{} counts for {} cells", counts.len(), batch.height())));
+        }
+        self.add_rows(batch, Some(counts))
+    }
+
+    fn add_rows(&mut self, batch: &DataFrame, counts: Option<&[u64]>) -> Result<(), RequestError> {
         let n = batch.height();
         let radix = self.req.max_slices as u128 + 2;
         let resolved: &ResolvedBuckets = &self.resolved;
@@ -184,9 +197,12 @@ impl CellFold {
         let p = f64_values(batch, &self.req.model)?;
         let w = weights(batch, self.req.weight.as_deref())?;
         for i in 0..n {
-            *self.cells.entry((tuple[i], y[i].to_bits(), p[i].to_bits(), w[i].to_bits())).or_default() += 1;
+            let m = counts.map_or(1, |c| c[i]);
+            if m > 0 {
+                *self.cells.entry((tuple[i], y[i].to_bits(), p[i].to_bits(), w[i].to_bits())).or_default() += m;
+            }
         }
-        self.rows += n;
+        self.rows += counts.map_or(n, |c| c.iter().sum::<u64>() as usize);
         Ok(())
     }
 
@@ -277,4 +293,87 @@ pub fn prepare_batches(batches: &[DataFrame], req: &MetricsRequest, task: Task) 
         fold.add(b)?;
     }
     fold.finish()
+}
+
+/// How an engine that groups rows elsewhere (Spark) must group one sliced column so that a row
+/// per group, through [`CellFold::add_counted`], slices exactly like the rows themselves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PushColumn {
+    pub column: String,
+    /// `None`: by its values (a column sliced by value, in a filter or a condition). `Some`:
+    /// only numeric cuts read it, so by bucket between these edges (every cut's edges merged):
+    /// bucket `i` = the number of edges ≤ the value, NULL for a missing or NaN value. A bucket
+    /// comes back as [`bucket_value`], which every one of those cuts puts in the same bucket as
+    /// any value of that merged bucket.
+    pub edges: Option<Vec<f64>>,
+}
+
+/// The sliced columns of a request (label, score and weight excluded) and how to group each;
+/// `resolved`: the buckets of [`cuts_needing_values`].
+pub fn push_down_columns(req: &MetricsRequest, resolved: &ResolvedBuckets) -> Result<Vec<PushColumn>, RequestError> {
+    let mut order: Vec<String> = Vec::new();
+    let mut raw: std::collections::HashSet<String> = Default::default();
+    let mut edges: std::collections::HashMap<String, Vec<f64>> = Default::default();
+    let note = |c: &str, order: &mut Vec<String>| {
+        if !order.iter().any(|o| o == c) {
+            order.push(c.to_string());
+        }
+    };
+    for spec in plan(req)?.specs {
+        match spec {
+            SliceSpec::Overall => {}
+            SliceSpec::Features(f) => {
+                for (c, cut) in f {
+                    note(&c, &mut order);
+                    let e: Vec<f64> = match &cut {
+                        Cut::Values => {
+                            raw.insert(c.clone());
+                            continue;
+                        }
+                        Cut::Edges(e) => e.clone(),
+                        Cut::Quantiles(_) | Cut::Width(_) => match resolved.iter().find(|(rc, rk, _)| *rc == c && *rk == cut) {
+                            Some((_, _, b)) => b.edges.clone(),
+                            None => return Err(RequestError::Invalid(format!("the buckets of '{c}' were not resolved"))),
+                        },
+                    };
+                    edges.entry(c).or_default().extend(e);
+                }
+            }
+            SliceSpec::Filter { column, .. } => {
+                note(&column, &mut order);
+                raw.insert(column);
+            }
+            SliceSpec::Where(conds) => {
+                for cond in conds {
+                    note(cond.column(), &mut order);
+                    raw.insert(cond.column().to_string());
+                }
+            }
+        }
+    }
+    let label_like = |c: &str| c == req.label || c == req.model || req.weight.as_deref() == Some(c);
+    Ok(order
+        .into_iter()
+        .filter(|c| !label_like(c))
+        .map(|c| {
+            let e = (!raw.contains(&c)).then(|| {
+                let mut e = edges.remove(&c).unwrap_or_default();
+                e.retain(|x| x.is_finite());
+                e.sort_by(f64::total_cmp);
+                e.dedup();
+                e
+            });
+            PushColumn { column: c, edges: e }
+        })
+        .collect())
+}
+
+/// A value in bucket `i` between `edges` (see [`PushColumn`]): the bucket's lower edge, or for
+/// the first bucket a value below the first edge.
+pub fn bucket_value(edges: &[f64], i: usize) -> f64 {
+    match (i, edges.first()) {
+        (0, Some(e0)) => e0 - e0.abs().max(1.0),
+        (0, None) => 0.0,
+        (i, _) => edges[(i - 1).min(edges.len() - 1)],
+    }
 }

@@ -405,3 +405,110 @@ fn folding_is_independent_of_batch_order_and_counts_slices_across_batches() {
     req.max_slices = 30;
     assert!(prepare_batches(&batches, &req, Task::Binary).is_err(), "60 ages are more than 30 slices");
 }
+
+/// What Spark does with a request, done here: rows grouped by the sliced columns as
+/// [`push_down_columns`] says (by value, or by merged bucket for columns only numeric cuts read),
+/// the exact score, the label and the weight, with a count; each group one row (a bucket as
+/// [`bucket_value`]) folded with its count. The cells, hence every number, are those of the rows.
+#[test]
+fn grouped_rows_with_counts_fold_like_the_rows() {
+    let df = stream_frame(4000, 21);
+    for specs in [vec!["region"], vec!["region,age:q3", "age:w5"], vec!["age:[30,50]", "age:q4", "region=south"], vec!["age", "age:q5"], vec!["age in [20, 40) & region=east"]] {
+        let mut req = request(40);
+        req.specs = specs.iter().map(|s| s.to_string()).collect();
+        req.baseline = "region=north".into();
+        let whole = prepare(&df, &req, Task::Binary).unwrap();
+        let mut pass = EdgePass::new(cuts_needing_values(&req).unwrap());
+        pass.add(&df).unwrap();
+        let resolved = pass.finish();
+        let push = push_down_columns(&req, &resolved).unwrap();
+        // Group the rows as the cell query would.
+        let mut groups: std::collections::BTreeMap<Vec<String>, (Vec<Option<String>>, Vec<Option<f64>>, f64, f64, f64, u64)> = Default::default();
+        let region = df.column("region").unwrap().str().unwrap().clone();
+        let age = df.column("age").unwrap().f64().unwrap().clone();
+        let (y, p, w) = (df.column("label").unwrap().f64().unwrap().clone(), df.column("score").unwrap().f64().unwrap().clone(), df.column("w").unwrap().f64().unwrap().clone());
+        for i in 0..df.height() {
+            let mut text: Vec<Option<String>> = Vec::new();
+            let mut nums: Vec<Option<f64>> = Vec::new();
+            let mut key: Vec<String> = Vec::new();
+            for c in &push {
+                match (c.column.as_str(), &c.edges) {
+                    ("region", None) => {
+                        text.push(region.get(i).map(str::to_string));
+                        key.push(format!("{:?}", region.get(i)));
+                    }
+                    ("age", None) => {
+                        nums.push(age.get(i));
+                        key.push(format!("{:?}", age.get(i).map(f64::to_bits)));
+                    }
+                    ("age", Some(e)) => {
+                        let b = age.get(i).map(|x| e.partition_point(|edge| *edge <= x));
+                        nums.push(b.map(|b| bucket_value(e, b)));
+                        key.push(format!("b{b:?}"));
+                    }
+                    other => panic!("unexpected push column {other:?}"),
+                }
+            }
+            let (yi, pi, wi) = (y.get(i).unwrap(), p.get(i).unwrap(), w.get(i).unwrap());
+            key.extend([yi.to_bits().to_string(), pi.to_bits().to_string(), wi.to_bits().to_string()]);
+            groups.entry(key).or_insert((text, nums, yi, pi, wi, 0)).5 += 1;
+        }
+        let mut cols: Vec<Column> = Vec::new();
+        let (mut t_i, mut n_i) = (0, 0);
+        for c in &push {
+            if c.column == "region" {
+                cols.push(Column::new("region".into(), groups.values().map(|g| g.0[t_i].clone()).collect::<Vec<_>>()));
+                t_i += 1;
+            } else {
+                cols.push(Column::new("age".into(), groups.values().map(|g| g.1[n_i]).collect::<Vec<_>>()));
+                n_i += 1;
+            }
+        }
+        cols.push(Column::new("label".into(), groups.values().map(|g| g.2).collect::<Vec<_>>()));
+        cols.push(Column::new("score".into(), groups.values().map(|g| g.3).collect::<Vec<_>>()));
+        cols.push(Column::new("w".into(), groups.values().map(|g| g.4).collect::<Vec<_>>()));
+        let counts: Vec<u64> = groups.values().map(|g| g.5).collect();
+        let cells = DataFrame::new(counts.len(), cols).unwrap();
+        let mut fold = CellFold::new(&req, Task::Binary, resolved).unwrap();
+        fold.add_counted(&cells, &counts).unwrap();
+        let folded = fold.finish().unwrap();
+        assert_eq!(folded.cells(), whole.cells(), "{specs:?}");
+        assert_eq!(folded.keys, whole.keys, "{specs:?}");
+        assert_eq!(json_of(&folded, &req), json_of(&whole, &req), "{specs:?}");
+    }
+}
+
+/// Scores grouped into buckets: the tied AUC / AP lie within the reported bounds, and so do the
+/// exact values of the rows' own scores, per slice and overall.
+#[test]
+fn bucket_bounds_hold_the_exact_ranking_metrics() {
+    let df = stream_frame(5000, 33);
+    let mut req = request(0);
+    req.specs = vec!["region".into()];
+    let mut widths = Vec::new();
+    for grid in [5u32, 20, 100] {
+        let exact = compute_prepared(&prepare(&df, &req, Task::Binary).unwrap(), &req).unwrap();
+        let p = df.column("score").unwrap().f64().unwrap().clone();
+        let bucketed: Vec<f64> = p.iter().map(|x| (x.unwrap() * grid as f64).floor().min(grid as f64 - 1.0) / grid as f64).collect();
+        let mut b = df.clone();
+        b.with_column(Column::new("score".into(), bucketed)).unwrap();
+        let mut prep = prepare(&b, &req, Task::Binary).unwrap();
+        prep.score_grid = Some(grid);
+        let tied = compute_prepared(&prep, &req).unwrap();
+        assert_eq!(tied.slices.len(), exact.slices.len());
+        for (t, e) in tied.slices.iter().zip(&exact.slices) {
+            for m in ["auc_roc", "auc_pr"] {
+                let bound = t.bounds[m];
+                let (tv, ev) = (t.metrics[m].value.unwrap(), e.metrics[m].value.unwrap());
+                assert!(bound.lower <= tv + 1e-12 && tv <= bound.upper + 1e-12, "{m} of {:?} on {grid}: tied {tv} outside {bound:?}", t.key);
+                assert!(bound.lower <= ev + 1e-12 && ev <= bound.upper + 1e-12, "{m} of {:?} on {grid}: exact {ev} outside {bound:?}", t.key);
+            }
+        }
+        widths.push(tied.slices[0].bounds["auc_roc"].upper - tied.slices[0].bounds["auc_roc"].lower);
+    }
+    // Finer buckets, tighter bounds (about 1/grid of the pairs tie).
+    assert!(widths[0] > widths[1] && widths[1] > widths[2] && widths[2] > 0.0 && widths[2] < 0.05, "{widths:?}");
+    // Exact scores carry no bounds.
+    let exact = compute_prepared(&prepare(&df, &req, Task::Binary).unwrap(), &req).unwrap();
+    assert!(exact.slices.iter().all(|s| s.bounds.is_empty()));
+}
