@@ -435,7 +435,10 @@ mod runs {
         assert_eq!(s, StatusCode::OK, "{got}");
         assert_eq!(got, expected);
 
-        // Files whose label column changed type after registering.
+        // Files whose label column changed type after registering (a copy: the view above reads
+        // the first file).
+        let file = dir.path().join("adult-copy.parquet");
+        std::fs::copy(demo().join("adult/eval.parquet"), &file).unwrap();
         let (s, v) = post(&app.router, &body(json!({"remote": r.to_string(), "path": file.to_string_lossy()}))).await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         let by_path = v["id"].as_str().unwrap().to_string();
