@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A real Apache Spark standalone cluster on loopback, for external runs and their tests:
 #   scripts/spark-cluster.sh start    master + two workers + a Spark Connect server; prints sc://127.0.0.1:PORT
+#                                     (STRATA_SPARK_WORKERS=1 starts one worker instead of two)
 #   scripts/spark-cluster.sh status   prints the remote and exits 0 when the Connect port answers, 1 otherwise
 #   scripts/spark-cluster.sh stop     stops all four JVMs (idempotent)
 # Spark comes from PyPI (the pyspark package ships Spark's jars, the Connect server's jar included,
@@ -21,6 +22,10 @@ key=$(sha256sum "$req" | cut -c1-12)
 root="${STRATA_PY_CACHE:-$HOME/.cache/strata-py}"
 venv="$root/spark-$key"
 state="${STRATA_SPARK_STATE:-/tmp/strata-spark-$(pwd | sha256sum | cut -c1-8)}"
+# Workers started by `start` (1 core, 2 GiB each): 2 unless STRATA_SPARK_WORKERS says 1 (the scale
+# benchmark compares one worker with two). `stop` stops either.
+workers="${STRATA_SPARK_WORKERS:-2}"
+case "$workers" in 1|2) ;; *) echo "STRATA_SPARK_WORKERS must be 1 or 2, not '$workers'" >&2; exit 2 ;; esac
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -113,13 +118,13 @@ CONF
   daemon start org.apache.spark.deploy.master.Master 1 --host 127.0.0.1 --port "$master_port" --webui-port "$webui"
   for _ in $(seq 1 120); do answers "$master_port" && break; sleep 0.5; done
   answers "$master_port" || { log "the master did not start:"; tail -30 "$state"/logs/*Master*.out >&2; exit 1; }
-  for i in 1 2; do
+  for i in $(seq 1 "$workers"); do
     daemon start org.apache.spark.deploy.worker.Worker "$i" --host 127.0.0.1 --webui-port "$(free_port)" \
       --cores 1 --memory 2g "spark://127.0.0.1:$master_port"
   done
-  for _ in $(seq 1 120); do [ "$(alive_workers)" -ge 2 ] && break; sleep 0.5; done
-  [ "$(alive_workers)" -ge 2 ] || { log "the workers did not register:"; tail -30 "$state"/logs/*Worker*.out >&2; exit 1; }
-  log "two workers registered; Spark Connect on 127.0.0.1:$connect_port"
+  for _ in $(seq 1 120); do [ "$(alive_workers)" -ge "$workers" ] && break; sleep 0.5; done
+  [ "$(alive_workers)" -ge "$workers" ] || { log "the workers did not register:"; tail -30 "$state"/logs/*Worker*.out >&2; exit 1; }
+  log "$workers worker(s) registered; Spark Connect on 127.0.0.1:$connect_port"
   daemon submit org.apache.spark.sql.connect.service.SparkConnectServer 1 --name "Strata Spark Connect" \
     --master "spark://127.0.0.1:$master_port" --driver-memory 1g \
     --conf "spark.connect.grpc.binding.port=$connect_port"
