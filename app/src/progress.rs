@@ -23,6 +23,58 @@ pub fn new_job_id() -> Option<String> {
     }
 }
 
+/// A request whose progress is shown only once it has been pending a while: most moves of a
+/// slider are answered in a fraction of a second and must not flash a bar; a first analysis of
+/// a large run, or thousands of bootstrap replicates, gets the bar and its Cancel button.
+/// `start` before the request (its job id goes to the server function), `end` after it.
+#[derive(Clone, Copy)]
+pub struct SlowJob {
+    pending: RwSignal<Option<String>>,
+    shown: RwSignal<Option<String>>,
+}
+
+impl Default for SlowJob {
+    fn default() -> Self {
+        SlowJob { pending: RwSignal::new(None), shown: RwSignal::new(None) }
+    }
+}
+
+impl SlowJob {
+    /// How long a request runs before its bar appears.
+    pub const AFTER_MS: i32 = 400;
+
+    /// A new job for the next request (`None` on the server: nothing to follow there).
+    pub fn start(&self) -> Option<String> {
+        let j = new_job_id();
+        self.pending.set(j.clone());
+        self.shown.set(None);
+        #[cfg(feature = "hydrate")]
+        if let Some(id) = j.clone() {
+            let this = *self;
+            leptos::task::spawn_local(async move {
+                sleep(Self::AFTER_MS).await;
+                if this.pending.try_get_untracked().flatten().as_deref() == Some(id.as_str()) {
+                    this.shown.try_set(Some(id));
+                }
+            });
+        }
+        j
+    }
+
+    /// The request of job `j` ended (a newer request keeps its own).
+    pub fn end(&self, j: &Option<String>) {
+        if self.pending.try_get_untracked().as_ref() == Some(j) {
+            self.pending.try_set(None);
+            self.shown.try_set(None);
+        }
+    }
+
+    /// The job to follow with [`JobProgress`]: set once its request has run [`Self::AFTER_MS`].
+    pub fn shown(&self) -> Signal<Option<String>> {
+        self.shown.into()
+    }
+}
+
 /// A duration in seconds as people say it: "about 12 s", "about 3 min".
 pub fn eta_text(seconds: f64) -> String {
     if !seconds.is_finite() || seconds < 0.0 {

@@ -210,8 +210,10 @@ pub async fn get_examples(
         .map_err(to_server_error)
 }
 
+/// `job`: as for [`get_discovery_view`] (a first analysis or a large bootstrap's progress).
 #[server(endpoint = "get_slice_view")]
-pub async fn get_slice_view(id: String, query: String) -> Result<SliceView, AppError> {
+pub async fn get_slice_view(id: String, query: String, job: Option<String>) -> Result<SliceView, AppError> {
+    let _ = job;
     backend()?.slice_view(&id, &query).await.map_err(to_server_error)
 }
 
@@ -228,8 +230,10 @@ pub async fn get_discovery_view(id: String, query: String, job: Option<String>) 
     backend()?.discovery_view(&id, &query).await.map_err(to_server_error)
 }
 
+/// `job`: as for [`get_discovery_view`].
 #[server(endpoint = "get_fairness_view")]
-pub async fn get_fairness_view(ids: Vec<String>, query: String) -> Result<FairnessView, AppError> {
+pub async fn get_fairness_view(ids: Vec<String>, query: String, job: Option<String>) -> Result<FairnessView, AppError> {
+    let _ = job;
     backend()?.fairness_view(&ids, &query).await.map_err(to_server_error)
 }
 

@@ -45,6 +45,19 @@ export class UploadPage {
   error() { return this.page.getByRole("alert"); }
 }
 
+// The upload page's second form: an external run registered by its place, its rows left there.
+export class RegisterForm {
+  constructor(page) {
+    this.page = page;
+    this.section = page.getByRole("region", { name: "Register an external run" });
+  }
+  source(kind) { return this.section.getByRole("radio", { name: kind }); }
+  field(name) { return this.section.getByRole("textbox", { name, exact: true }); }
+  format() { return this.section.getByRole("combobox", { name: "Format of the files" }); }
+  submit() { return this.section.getByRole("button", { name: "Register run" }); }
+  error() { return this.section.getByRole("alert"); }
+}
+
 export class SlicesPage {
   constructor(page) { this.page = page; }
   sliceBy() { return this.page.getByRole("combobox", { name: "Slice by", exact: true }); }

@@ -28,6 +28,26 @@ async function newPage() {
   return { context, page, errors };
 }
 
+// A run whose analyses take seconds: the demo's rows forty times over with five more categorical
+// columns (copies of the same rows alone would fall into the same cells and search as fast as
+// the demo), via the API; made once for the tests that need it.
+let bigRunId;
+async function bigRun() {
+  if (bigRunId) return bigRunId;
+  const csv = readFileSync(join(DEMO, "adult/eval.csv"), "utf8").trimEnd().split("\n");
+  const idAt = csv[0].split(",").indexOf("example_id");
+  const extra = (r, k) => [`c${k}`, `s${(r * 7 + k) % 13}`, `t${(r * 3 + k * 5) % 11}`, `u${(r * 5 + k) % 17}`, `v${(r * 11 + k * 3) % 19}`];
+  const copy = (k) => csv.slice(1).map((line, r) => line.split(",").map((v, i) => (i === idAt ? `${v}-${k}` : v)).concat(extra(r, k)).join(","));
+  const big = [`${csv[0]},copy,shard,tier,unit,vat`, ...Array.from({ length: 40 }, (_, k) => copy(k)).flat()].join("\n") + "\n";
+  const form = new FormData();
+  form.append("spec", JSON.stringify({ name: "Adult x40 (progress test)", label: "label", scores: ["score_logreg", "score_gbt"] }));
+  form.append("file", new Blob([big]), "adult40.csv");
+  const created = await fetch(`${BASE}/api/v1/runs`, { method: "POST", body: form, headers: { origin: BASE } });
+  assert.equal(created.status, 201, await created.clone().text());
+  bigRunId = (await created.json()).id;
+  return bigRunId;
+}
+
 const job = async (id) => (await fetch(`${BASE}/api/v1/jobs/${id}`)).json();
 
 test("an upload shows the bytes it sends, then the rows read, and the server's job ends with every row", async () => {
@@ -68,20 +88,7 @@ test("an upload shows the bytes it sends, then the rows read, and the server's j
 
 test("a long search shows its progress and Cancel stops it on the server", async () => {
   const { context, page, errors } = await newPage();
-  // A run whose search takes seconds: the demo's rows forty times over with five more categorical
-  // columns (copies of the same rows alone would fall into the same cells and search as fast as
-  // the demo), via the API.
-  const csv = readFileSync(join(DEMO, "adult/eval.csv"), "utf8").trimEnd().split("\n");
-  const idAt = csv[0].split(",").indexOf("example_id");
-  const extra = (r, k) => [`c${k}`, `s${(r * 7 + k) % 13}`, `t${(r * 3 + k * 5) % 11}`, `u${(r * 5 + k) % 17}`, `v${(r * 11 + k * 3) % 19}`];
-  const copy = (k) => csv.slice(1).map((line, r) => line.split(",").map((v, i) => (i === idAt ? `${v}-${k}` : v)).concat(extra(r, k)).join(","));
-  const big = [`${csv[0]},copy,shard,tier,unit,vat`, ...Array.from({ length: 40 }, (_, k) => copy(k)).flat()].join("\n") + "\n";
-  const form = new FormData();
-  form.append("spec", JSON.stringify({ name: "Adult x40 (progress test)", label: "label", scores: ["score_logreg", "score_gbt"] }));
-  form.append("file", new Blob([big]), "adult40.csv");
-  const created = await fetch(`${BASE}/api/v1/runs`, { method: "POST", body: form, headers: { origin: BASE } });
-  assert.equal(created.status, 201, await created.clone().text());
-  const bigId = (await created.json()).id;
+  const bigId = await bigRun();
   // A quick search first (server-rendered), then the long one from the form, in the browser.
   await page.goto(`${BASE}/runs/${bigId}/discover?model=score_gbt&level=1`);
   await waitForHydration(page);
@@ -110,6 +117,49 @@ test("a long search shows its progress and Cancel stops it on the server", async
   await new Promise((r) => setTimeout(r, 500));
   assert.equal((await job(jobId)).done, j.done, "its progress no longer grows");
   assert.equal(await bar.count(), 0, "the bar is gone once the search ended");
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test("a slow slices request shows its progress after a moment, and Cancel stops it on the server", async () => {
+  const { context, page, errors } = await newPage();
+  const bigId = await bigRun();
+  // A first view (server-rendered: 80,000 cells), then a slicing with 640,000 cells x 2,000
+  // bootstrap replicates from the form, in the browser: seconds of work.
+  await page.goto(`${BASE}/runs/${bigId}/slices?model=score_gbt&slice=race&bootstrap=2000`);
+  await waitForHydration(page);
+  await page.locator("table.slices tr.slice-row").first().waitFor();
+  // A quick request (another metric: the server answers the same numbers from its cache) never
+  // shows a bar, not even for a moment.
+  await page.evaluate(() => {
+    window.barSeen = false;
+    new MutationObserver(() => { if (document.querySelector(".job-progress")) window.barSeen = true; })
+      .observe(document.body, { childList: true, subtree: true });
+  });
+  const answered = page.waitForResponse((r) => r.url().includes("get_slice_view"));
+  await page.getByRole("combobox", { name: "Metric" }).selectOption("fpr");
+  await page.waitForURL(/metric=/);
+  await answered;
+  await page.waitForFunction(() => !document.querySelector('.view-updating[aria-busy="true"]'));
+  await new Promise((r) => setTimeout(r, 600));
+  assert.equal(await page.evaluate(() => window.barSeen), false, "no bar for a quick answer");
+  await page.getByRole("combobox", { name: "Slice by", exact: true }).selectOption("copy");
+  await page.getByRole("button", { name: "Apply" }).click();
+
+  const bar = page.getByRole("progressbar", { name: "Computing" });
+  await bar.waitFor({ timeout: 30000 });
+  const jobId = await page.locator(".job-progress").getAttribute("data-job");
+  assert.match(page.url(), /bootstrap=2000/, "Apply keeps the interval settings of the URL");
+  await page.getByRole("button", { name: "Cancel computing" }).click();
+  await page.screenshot({ path: "end2end/test-results/progress-slices.png", fullPage: false });
+  let j = await job(jobId);
+  for (let i = 0; i < 100 && j.state !== "cancelled"; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    j = await job(jobId);
+  }
+  assert.equal(j.state, "cancelled", JSON.stringify(j));
+  await page.getByText(/cancelled/).first().waitFor();
+  assert.equal(await bar.count(), 0, "the bar is gone once the request ended");
   assert.deepEqual(errors, []);
   await context.close();
 });

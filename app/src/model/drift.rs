@@ -49,6 +49,10 @@ pub struct DriftResult {
     pub base_rate_current: Option<f64>,
     pub base_rate_p_value: Option<f64>,
     pub seconds: f64,
+    /// What was left out and why (a run whose rows stay in its dataset: columns with too many
+    /// distinct values to count).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// The drift page's data.

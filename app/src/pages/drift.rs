@@ -61,6 +61,9 @@ fn DriftPanel(v: DriftView, id: String, search: String) -> impl IntoView {
                     (Some(a), Some(b), Some(p)) => format!(" · label base rate {a:.4} → {b:.4} (p = {p:.2e})"),
                     _ => String::new(),
                 })}</p>
+            {(!r.notes.is_empty()).then(|| view! {
+                <ul class="muted result-notes" data-testid="drift-notes">{r.notes.iter().map(|n| view! { <li>{n.clone()}</li> }).collect_view()}</ul>
+            })}
             <div class="table-scroll" tabindex="0" role="region" aria-label="Drift by feature">
                 <table class="data" data-testid="drift-table">
                 <thead><tr><th>"Column"</th><th>"Kind"</th><th class="num">"PSI"</th><th class="num">"JS distance"</th><th class="num">"Hellinger"</th>

@@ -20,6 +20,7 @@ use crate::pickers::{
 };
 use crate::model::{Estimate, FairnessView, SliceResult};
 use crate::pages::slices::{with_param, without_param};
+use crate::progress::{JobProgress, SlowJob};
 use crate::server_fns::{SaveFairnessLimits, get_fairness_view};
 
 /// Threshold-free metrics (the others are read at each threshold).
@@ -63,9 +64,21 @@ pub fn FairnessPage() -> impl IntoView {
     // Sorting and the A-vs-B pair happen in the browser: they do not recompute.
     let computed = Memo::new(move |_| ["sort", "a", "b"].into_iter().fold(search.get(), |q, k| without_param(&q, k)));
     let sort = Memo::new(move |_| query.read().get("sort").unwrap_or_else(|| "group".into()));
+    // A slow request (a first analysis of a large run, many replicates) shows its progress.
+    let job = SlowJob::default();
     let data = Resource::new(
         move || (id.get(), computed.get()),
-        |(id, q)| load_keeping_form(q, FORM_KEYS, move |q| get_fairness_view(id.clone().into_iter().collect(), q)),
+        move |(id, q)| {
+            load_keeping_form(q, FORM_KEYS, move |q| {
+                let ids: Vec<String> = id.clone().into_iter().collect();
+                async move {
+                    let j = job.start();
+                    let r = get_fairness_view(ids, q, j.clone()).await;
+                    job.end(&j);
+                    r
+                }
+            })
+        },
     );
     // The last view that worked stays on the page while a rejected request is fixed.
     let last_good = StoredValue::new(None::<FairnessView>);
@@ -87,6 +100,7 @@ pub fn FairnessPage() -> impl IntoView {
             <CopyLink />
         </div>
         {move || id.get().map(|id| view! { <crate::pages::team::ShareView run_id=id /> })}
+        <JobProgress job=job.shown() label="Computing" />
         // A Transition: the shown view stays (busy) while a changed one is computed, then is rebuilt
         // in place (same tables and chart elements; charts.js redraws with `Plotly.react`).
         <Transition fallback=|| view! { <p>"Computing…"</p> } set_pending=pending.write_only()>

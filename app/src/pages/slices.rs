@@ -16,6 +16,7 @@ use crate::pickers::{
 use crate::metrics::{self, Direction};
 use crate::model::{SliceResult, SliceView};
 use crate::pages::runs::urlencode;
+use crate::progress::{JobProgress, SlowJob};
 use crate::server_fns::get_slice_view;
 
 
@@ -91,9 +92,21 @@ pub fn SlicesPage() -> impl IntoView {
     // The sort order is applied in the browser: changing it does not recompute the metrics.
     let computed_query = Memo::new(move |_| without_param(&search.get(), "sort"));
     let sort = Memo::new(move |_| query.read().get("sort").unwrap_or_else(|| "worst".into()));
+    // A slow request (a first analysis of a large run, many replicates) shows its progress.
+    let job = SlowJob::default();
     let view_data = Resource::new(
         move || (id.get(), computed_query.get()),
-        |(id, q)| load_keeping_form(q, FORM_KEYS, move |q| get_slice_view(id.clone(), q)),
+        move |(id, q)| {
+            load_keeping_form(q, FORM_KEYS, move |q| {
+                let id = id.clone();
+                async move {
+                    let j = job.start();
+                    let r = get_slice_view(id, q, j.clone()).await;
+                    job.end(&j);
+                    r
+                }
+            })
+        },
     );
     // The last view that worked stays on the page while a rejected request is fixed.
     let last_good = StoredValue::new(None::<SliceView>);
@@ -115,6 +128,7 @@ pub fn SlicesPage() -> impl IntoView {
             <a href=move || format!("/runs/{}", id.get())>"← run overview"</a>
         </div>
         <crate::pages::team::ShareView run_id=id.get_untracked() />
+        <JobProgress job=job.shown() label="Computing" />
         // A Transition, not a Suspense: while a changed view is computed the shown one stays (busy),
         // then is rebuilt in place (same table and chart elements; charts.js redraws the chart with
         // `Plotly.react`). The first load is server-rendered as before.
@@ -139,7 +153,8 @@ pub fn SlicesPage() -> impl IntoView {
 }
 
 /// The slicing form: column pickers (and the spec text), thresholds and baseline; Apply writes
-/// the URL (`slice`, `thresholds`, `baseline`; empty ones left out).
+/// the URL (`slice`, `thresholds`, `baseline`; empty ones left out; the model, metric and the
+/// interval settings in the URL kept).
 #[component]
 fn SliceForm(v: SliceView, error: Option<FieldError>) -> impl IntoView {
     let query = use_query_map();
@@ -174,6 +189,10 @@ fn SliceForm(v: SliceView, error: Option<FieldError>) -> impl IntoView {
                 <BaselinePicker columns=v.columns.clone() spec=Signal::derive(move || spec.get()) value=baseline seen error=FieldError::about(&error, "baseline") />
                 {hidden("model")}
                 {hidden("metric")}
+                // Interval settings given in the URL stay when the slicing changes.
+                {hidden("bootstrap")}
+                {hidden("seed")}
+                {hidden("ci")}
                 <button type="submit">"Apply"</button>
             </div>
             <FieldMessage id="form-error".to_string() message=other_error />

@@ -5,6 +5,8 @@
 //! endpoint and code path as the API and the CLI. While it uploads, the page shows the bytes sent
 //! and then the rows the server has read, with an estimate of the time left and a Cancel button
 //! (the upload is a tracked job: `X-Strata-Job`).
+//!
+//! Below it, `register`: an external run registered by its place (Parquet or Spark), no upload.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -15,6 +17,8 @@ use crate::components::ErrorBox;
 use crate::model::{ApiError, ColumnKind, Created, IngestSpec, Preview, Role};
 use crate::pages::runs::urlencode;
 use crate::progress::{JobProgress, ProgressBar, new_job_id};
+
+mod register;
 
 /// How much of a text file the preview reads.
 const PREVIEW_BYTES: f64 = 256.0 * 1024.0;
@@ -208,6 +212,7 @@ pub fn UploadPage() -> impl IntoView {
             </p>
             {move || upload_error.get().map(|e| view! { <ErrorBox message=e /> })}
         </form>
+        <register::RegisterExternal />
     }
 }
 
@@ -348,9 +353,25 @@ fn js_err(v: JsValue) -> String {
 
 /// POSTs `body` and returns the response's status and text.
 async fn post(url: &str, body: &JsValue) -> Result<(u16, String), String> {
+    send(url, body, None).await
+}
+
+/// POSTs `json` as `application/json` and returns the response's status and text.
+async fn post_json(url: &str, json: &str) -> Result<(u16, String), String> {
+    send(url, &JsValue::from_str(json), Some("application/json")).await
+}
+
+/// POSTs `body` (same-origin: the session's cookie goes with it) with `content_type` when given
+/// (else the browser's, from the body), and returns the response's status and text.
+async fn send(url: &str, body: &JsValue, content_type: Option<&str>) -> Result<(u16, String), String> {
     let init = web_sys::RequestInit::new();
     init.set_method("POST");
     init.set_body(body);
+    if let Some(t) = content_type {
+        let headers = web_sys::Headers::new().map_err(js_err)?;
+        headers.set("content-type", t).map_err(js_err)?;
+        init.set_headers(&headers);
+    }
     let window = web_sys::window().ok_or("no window")?;
     let resp = wasm_bindgen_futures::JsFuture::from(window.fetch_with_str_and_init(url, &init))
         .await

@@ -1,11 +1,102 @@
 //! Drift between runs: `GET /api/v1/runs/{id}/drift?reference=RUN` (or a window of earlier runs,
 //! `reference=A,B,C`, stacked) and the `/runs/{id}/drift` page.
 
-use strata_app::model::{ColumnKind, DriftResult, DriftView, Role, Task};
+use std::collections::HashMap;
+
+use strata_app::model::{ColumnKind, DriftResult, DriftView, Role, RunDetail, RunSource, Task};
 
 use super::params::{self, DriftParams, StreamDriftParams};
 use super::{AppState, ServiceError};
 use crate::charts;
+use crate::eval::drift::{ColumnCounts, Counted, CountedNumbers};
+
+/// Drift of a run whose rows stay in its dataset counts every distinct value of a column; a
+/// column with more is left out (and said so): its counts would be as large as the rows.
+pub const DRIFT_EXACT_VALUES: usize = 1_000_000;
+
+/// A column drift compares: its name and kind (`numeric`, `categorical`, `score`).
+#[derive(Clone, Debug)]
+pub(crate) struct Wanted {
+    pub name: String,
+    pub kind: &'static str,
+}
+
+impl Wanted {
+    pub fn numeric(&self) -> bool {
+        self.kind != "categorical"
+    }
+}
+
+/// One run's counted columns (those within [`DRIFT_EXACT_VALUES`]), its label as 0/1 counts
+/// (binary runs), and notes on the columns left out.
+#[derive(Debug, Default)]
+pub(crate) struct RunCounts {
+    pub columns: HashMap<String, Counted>,
+    pub label: Option<CountedNumbers>,
+    pub notes: Vec<String>,
+    /// Columns left out (too many distinct values).
+    pub left_out: Vec<String>,
+}
+
+impl RunCounts {
+    /// The counts of a window of runs: each column summed; a column one run left out is left out.
+    fn merge(mut self, other: RunCounts) -> Result<RunCounts, ServiceError> {
+        let mut columns = HashMap::new();
+        for (name, mut c) in std::mem::take(&mut self.columns) {
+            if let Some(o) = other.columns.get(&name) {
+                c.merge(o)?;
+                columns.insert(name, c);
+            }
+        }
+        let label = match (self.label, other.label) {
+            (Some(mut a), Some(b)) => {
+                a.merge(&b);
+                Some(a)
+            }
+            _ => None,
+        };
+        self.notes.extend(other.notes);
+        self.left_out.extend(other.left_out);
+        Ok(RunCounts { columns, label, notes: self.notes, left_out: self.left_out })
+    }
+
+    /// Counts `frame`'s `wanted` columns (a batch of a dataset) into these; a column past
+    /// [`DRIFT_EXACT_VALUES`] distinct values is dropped with a note naming `place`.
+    pub fn add_batch(&mut self, frame: &polars::prelude::DataFrame, wanted: &[Wanted], label: Option<&str>, place: &str) -> Result<(), ServiceError> {
+        for w in wanted {
+            if self.left_out.contains(&w.name) {
+                continue;
+            }
+            let c = self.columns.entry(w.name.clone()).or_insert_with(|| if w.numeric() { Counted::Numbers(Default::default()) } else { Counted::Texts(Default::default()) });
+            c.add_frame(frame, &w.name)?;
+            if c.distinct() > DRIFT_EXACT_VALUES {
+                self.columns.remove(&w.name);
+                self.left_out.push(w.name.clone());
+                self.notes.push(too_many(&w.name, place));
+            }
+        }
+        if let Some(l) = label {
+            self.label.get_or_insert_with(Default::default).merge(&CountedNumbers::of(&crate::eval::f64_values(frame, l)?));
+        }
+        Ok(())
+    }
+}
+
+/// The note for a column left out of an external run's drift.
+pub(crate) fn too_many(column: &str, place: &str) -> String {
+    format!("'{column}' has more than {DRIFT_EXACT_VALUES} distinct values in {place}: its drift is not computed where the rows stay in their dataset (it counts every distinct value; binned drift for such columns is not built yet)")
+}
+
+/// Base rates of a binary label (its 0/1 counts) in the reference and the current run, and the
+/// two-proportion z-test's p-value.
+fn base_rate_shift(a: &CountedNumbers, b: &CountedNumbers) -> (f64, f64, f64) {
+    let rate = |c: &CountedNumbers| (c.sum() / c.present().max(1) as f64, c.present() as f64);
+    let ((pa, na), (pb, nb)) = (rate(a), rate(b));
+    let pooled = (pa * na + pb * nb) / (na + nb);
+    let se = (pooled * (1.0 - pooled) * (1.0 / na + 1.0 / nb)).sqrt();
+    let p = if se > 0.0 { crate::eval::stats::two_sided_p((pb - pa) / se) } else { 1.0 };
+    (pa, pb, p)
+}
 
 impl AppState {
     /// Every feature's (and score's, and the label's) shift from the reference run to this one.
@@ -41,6 +132,9 @@ impl AppState {
         }
         let scores: Vec<String> = cur.summary.models.iter().filter(|m| refs.iter().all(|r| r.summary.models.contains(m))).cloned().collect();
         let binary = cur.summary.task == Task::Binary && refs.iter().all(|r| r.summary.task == Task::Binary);
+        if cur.summary.source.is_some() || refs.iter().any(|r| r.summary.source.is_some()) {
+            return self.drift_pushed(cur, &refs, reference, &features, &scores, binary).await;
+        }
         let (label_r, label_c) = (refs[0].label.clone(), cur.label.clone());
         let a = if refs.len() == 1 {
             self.frame(&ids[0]).await?
@@ -76,12 +170,7 @@ impl AppState {
             // Prior-probability shift: the base rates and a two-proportion z-test.
             let base = if binary {
                 let (ya, yb) = (crate::eval::f64_values(&a, &label_r)?, crate::eval::f64_values(&b, &label_c)?);
-                let rate = |y: &[f64]| { let v: Vec<f64> = y.iter().copied().filter(|x| x.is_finite()).collect(); (v.iter().sum::<f64>() / v.len().max(1) as f64, v.len() as f64) };
-                let ((pa, na), (pb, nb)) = (rate(&ya), rate(&yb));
-                let pooled = (pa * na + pb * nb) / (na + nb);
-                let se = (pooled * (1.0 - pooled) * (1.0 / na + 1.0 / nb)).sqrt();
-                let p = if se > 0.0 { crate::eval::stats::two_sided_p((pb - pa) / se) } else { 1.0 };
-                Some((pa, pb, p))
+                Some(base_rate_shift(&CountedNumbers::of(&ya), &CountedNumbers::of(&yb)))
             } else {
                 None
             };
@@ -96,7 +185,84 @@ impl AppState {
             base_rate_current: base.map(|b| b.1),
             base_rate_p_value: base.map(|b| b.2),
             seconds: started.elapsed().as_secs_f64(),
+            notes: vec![],
         })
+    }
+
+    /// Drift when a run's rows stay in its dataset (an external run on either side): every run's
+    /// columns counted where they are — an uploaded run's from its rows, a Parquet dataset's batch
+    /// by batch, a Spark table's in one `GROUPING SETS` scan — and the drift computed from the
+    /// counts by the same code as between uploaded runs, so the numbers are the same. A column
+    /// with more distinct values than [`DRIFT_EXACT_VALUES`] is left out and a note says so. The
+    /// result is kept for repeats (the page asks again per chosen feature).
+    async fn drift_pushed(&self, cur: &RunDetail, refs: &[RunDetail], reference: String, features: &[(String, ColumnKind)], scores: &[String], binary: bool) -> Result<DriftResult, ServiceError> {
+        let key = format!("{}\0drift\0{reference}", cur.summary.id);
+        if let Some(r) = self.recall::<DriftResult>(&key) {
+            return Ok(r);
+        }
+        let started = std::time::Instant::now();
+        let wanted: Vec<Wanted> = features
+            .iter()
+            .map(|(n, k)| Wanted { name: n.clone(), kind: if *k == ColumnKind::Numeric { "numeric" } else { "categorical" } })
+            .chain(scores.iter().map(|s| Wanted { name: s.clone(), kind: "score" }))
+            .collect();
+        let mut window: Option<RunCounts> = None;
+        for r in refs {
+            let counts = self.run_counts(r, &wanted, binary).await?;
+            window = Some(match window {
+                None => counts,
+                Some(acc) => acc.merge(counts)?,
+            });
+        }
+        let (r, c) = (window.expect("at least one reference"), self.run_counts(cur, &wanted, binary).await?);
+        let mut notes: Vec<String> = r.notes.iter().chain(&c.notes).cloned().collect();
+        notes.dedup();
+        let columns: Vec<ColumnCounts> = wanted
+            .iter()
+            .filter_map(|w| Some(ColumnCounts { name: w.name.clone(), kind: w.kind, reference: r.columns.get(&w.name)?.clone(), current: c.columns.get(&w.name)?.clone() }))
+            .collect();
+        let base = match (&r.label, &c.label) {
+            (Some(a), Some(b)) if binary => Some(base_rate_shift(a, b)),
+            _ => None,
+        };
+        let features = self.work.run(move || crate::eval::drift::drift_of_counts(&columns)).await?;
+        let out = DriftResult {
+            reference,
+            current: cur.summary.id.clone(),
+            features,
+            base_rate_reference: base.map(|b| b.0),
+            base_rate_current: base.map(|b| b.1),
+            base_rate_p_value: base.map(|b| b.2),
+            seconds: started.elapsed().as_secs_f64(),
+            notes,
+        };
+        self.remember(&key, out.clone());
+        Ok(out)
+    }
+
+    /// One run's counts of the `wanted` columns (and of its label when `binary`), read where its
+    /// rows are.
+    async fn run_counts(&self, detail: &RunDetail, wanted: &[Wanted], binary: bool) -> Result<RunCounts, ServiceError> {
+        match detail.summary.source.clone() {
+            None => {
+                let frame = self.frame(&detail.summary.id).await?;
+                let (wanted, label) = (wanted.to_vec(), binary.then(|| detail.label.clone()));
+                self.work
+                    .run(move || -> Result<RunCounts, ServiceError> {
+                        let mut out = RunCounts::default();
+                        for w in &wanted {
+                            out.columns.insert(w.name.clone(), Counted::of(&frame, &w.name, w.kind != "categorical")?);
+                        }
+                        if let Some(l) = label {
+                            out.label = Some(CountedNumbers::of(&crate::eval::f64_values(&frame, &l)?));
+                        }
+                        Ok(out)
+                    })
+                    .await?
+            }
+            Some(RunSource::Parquet(path)) => self.parquet_counts(detail, path, wanted, binary).await,
+            Some(RunSource::Spark(src)) => self.spark_counts(detail, src, wanted, binary).await,
+        }
     }
 
     /// The drift page: the runs to choose a reference from, the ranked table, one feature's histograms.
@@ -110,6 +276,7 @@ impl AppState {
             match self.stream_drift_from(&detail, StreamDriftParams::default()).await {
                 Ok(s) => (Some(s), None),
                 Err(ServiceError::BadRequest(m)) => (None, Some(m)),
+                Err(ServiceError::NeedsRows) => (None, Some("the stream detectors read the decisions row by row in time order: they need the rows, which an external run keeps in its dataset".to_string())),
                 Err(e) => return Err(e),
             }
         } else {

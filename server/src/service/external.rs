@@ -176,6 +176,53 @@ impl AppState {
             .await?
     }
 
+    /// A Parquet run's counts of the `wanted` columns for drift (and its label's, when `binary`),
+    /// read batch by batch and typed as an upload would be (`ingest::assemble`).
+    pub(crate) async fn parquet_counts(&self, detail: &RunDetail, path: String, wanted: &[super::drift::Wanted], binary: bool) -> Result<super::drift::RunCounts, ServiceError> {
+        let access = self.external_access().await;
+        let (detail, wanted) = (detail.clone(), wanted.to_vec());
+        self.work
+            .run(move || -> Result<super::drift::RunCounts, ServiceError> {
+                let ds = Dataset::open(&path, &access)?;
+                if ds.rows != detail.summary.rows {
+                    return Err(ServiceError::Conflict(format!(
+                        "the dataset at {path} has {} rows now but had {} when the run was registered: register it again as a new run",
+                        ds.rows, detail.summary.rows
+                    )));
+                }
+                // The label and the scores are read too: ingest checks them in every batch.
+                let mut read: Vec<String> = vec![detail.label.clone()];
+                read.extend(detail.summary.models.iter().cloned());
+                for w in &wanted {
+                    if !read.contains(&w.name) {
+                        read.push(w.name.clone());
+                    }
+                }
+                let spec = IngestSpec {
+                    name: detail.summary.name.clone(),
+                    label: Some(detail.label.clone()),
+                    scores: Some(detail.summary.models.clone()),
+                    weight: Some(String::new()),
+                    id: Some(String::new()),
+                    timestamp: Some(String::new()),
+                    task: Some(detail.summary.task),
+                    ..Default::default()
+                };
+                let label = binary.then_some(detail.label.as_str());
+                let mut counts = super::drift::RunCounts::default();
+                ds.for_each_batch(&read, |raw| {
+                    if raw.height() == 0 {
+                        return Ok(true);
+                    }
+                    let ing = ingest::assemble(raw, &path, &spec)?;
+                    counts.add_batch(&ing.frame, &wanted, label, &path)?;
+                    Ok::<_, ServiceError>(true)
+                })?;
+                Ok(counts)
+            })
+            .await?
+    }
+
     /// The run page of an external run: headline metrics from its cells; the score distribution
     /// and label balance need rows (later: pushed down as histograms).
     pub(crate) async fn external_overview(&self, detail: RunDetail, model: Option<&str>) -> Result<RunOverview, ServiceError> {

@@ -218,6 +218,101 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// A Spark run's counts of the `wanted` columns for drift (and its label's as the cell query
+    /// reads it, when `binary`), pushed down in two scans over the rows whose label and scores are
+    /// present: the distinct values' estimates, then every column counted at once (`GROUPING
+    /// SETS`). A column with more than [`super::drift::DRIFT_EXACT_VALUES`] distinct values (or
+    /// past the answer's bound, largest first) is left out with a note. The schema and row count
+    /// are checked first, as for the cells.
+    pub(crate) async fn spark_counts(&self, detail: &RunDetail, src: SparkSource, wanted: &[super::drift::Wanted], binary: bool) -> Result<super::drift::RunCounts, ServiceError> {
+        use super::drift::{DRIFT_EXACT_VALUES, RunCounts, too_many};
+        use crate::eval::drift::{Counted, CountedNumbers, CountedTexts};
+        use crate::spark::pushdown::CountColumn;
+        /// The most values (all columns together) one answer brings back: a few tens of MB.
+        const DRIFT_ANSWER_VALUES: u64 = 4_000_000;
+        let source = spark_source(&src, None)?;
+        let place = source.describe();
+        let mut required: Vec<String> = vec![detail.label.clone()];
+        required.extend(detail.summary.models.iter().cloned());
+        let read: Vec<&str> = required.iter().map(String::as_str).chain(wanted.iter().map(|w| w.name.as_str())).collect();
+        let expected: Vec<(String, String)> = src.schema.iter().filter(|f| read.contains(&f.name.as_str())).map(|f| (f.name.clone(), f.data_type.clone())).collect();
+        let label_type = src.schema.iter().find(|f| f.name == detail.label).map(|f| f.data_type.clone()).unwrap_or_default();
+        let remote = self.spark_remote(&detail.summary.id, &src).await?;
+        let spark = self.spark_connect(remote).await?;
+        let answer = async {
+            spark.check_schema(&source, &expected).await?;
+            let rows = spark.row_count(&source).await?;
+            if rows != detail.summary.rows {
+                return Ok(Err(ServiceError::Conflict(format!(
+                    "{place} has {rows} rows now but had {} when the run was registered: register it again as a new run",
+                    detail.summary.rows
+                ))));
+            }
+            // Two scans whatever the number of columns: about how many distinct values each has,
+            // then every column within the bounds counted at once (`GROUPING SETS`).
+            let mut out = RunCounts::default();
+            let all: Vec<CountColumn> = wanted.iter().map(|w| CountColumn { name: w.name.clone(), numeric: w.numeric() }).collect();
+            let mut kept: Vec<CountColumn> = Vec::new();
+            if !all.is_empty() {
+                let d = spark.sql(&pushdown::distinct_counts_sql(&source, &all, &required)).await?;
+                let mut estimates: Vec<(usize, u64)> = (0..all.len()).map(|i| (i, d.column(&format!("d{i}")).and_then(|c| c.values.f64_at(0)).unwrap_or(0.0) as u64)).collect();
+                // Fewest values first, while the answer stays bounded.
+                estimates.sort_by_key(|e| e.1);
+                let mut total = 0u64;
+                let mut keep = vec![false; all.len()];
+                for (i, e) in estimates {
+                    if e as usize <= DRIFT_EXACT_VALUES && total + e <= DRIFT_ANSWER_VALUES {
+                        total += e;
+                        keep[i] = true;
+                    } else {
+                        out.left_out.push(all[i].name.clone());
+                        out.notes.push(too_many(&all[i].name, &place));
+                    }
+                }
+                kept = all.iter().zip(&keep).filter(|(_, k)| **k).map(|(c, _)| c.clone()).collect();
+            }
+            let label = binary.then(|| (detail.label.as_str(), positive_of(&label_type)));
+            let with_label = label.is_some();
+            if kept.is_empty() && !with_label {
+                return Ok(Ok(out));
+            }
+            let t = spark.sql(&pushdown::value_counts_sql(&source, &kept, label, &required)?).await?;
+            let k = kept.len() + usize::from(with_label);
+            let (g, n) = (&t.require("g")?.values, &t.require("n")?.values);
+            let mut numbers: Vec<Vec<(Option<f64>, u64)>> = vec![vec![]; k];
+            let mut texts: Vec<CountedTexts> = vec![CountedTexts::default(); k];
+            let values: Vec<&Values> = (0..k).map(|i| t.require(&format!("v{i}")).map(|c| &c.values)).collect::<Result<_, _>>()?;
+            for row in 0..t.height() {
+                let Some(bits) = g.f64_at(row).map(|x| x as u64) else { continue };
+                let Some(i) = (0..k).find(|i| bits & (1u64 << (k - 1 - i)) == 0) else { continue };
+                let rows = n.f64_at(row).unwrap_or(0.0) as u64;
+                if i < kept.len() && !kept[i].numeric {
+                    texts[i].add(values[i].text_at(row).as_deref(), rows);
+                } else {
+                    numbers[i].push((values[i].f64_at(row), rows));
+                }
+            }
+            for (i, c) in kept.iter().enumerate() {
+                let counted = if c.numeric { Counted::Numbers(CountedNumbers::from_pairs(std::mem::take(&mut numbers[i]))) } else { Counted::Texts(std::mem::take(&mut texts[i])) };
+                if counted.distinct() > DRIFT_EXACT_VALUES {
+                    out.left_out.push(c.name.clone());
+                    out.notes.push(too_many(&c.name, &place));
+                } else {
+                    out.columns.insert(c.name.clone(), counted);
+                }
+            }
+            if with_label {
+                out.label = Some(CountedNumbers::from_pairs(std::mem::take(&mut numbers[k - 1])));
+            }
+            Ok::<_, SparkError>(Ok(out))
+        }
+        .await;
+        spark.close().await;
+        answer.map_err(ServiceError::from)?
+    }
+}
+
 /// The buckets of a quantile or width cut from Spark: exact order statistics for a column of
 /// moderate size, approximate quantiles (and a note) beyond.
 async fn resolve_buckets(spark: &SparkClient, source: &Source, column: &str, cut: &Cut) -> Result<(Buckets, Option<String>), SparkError> {

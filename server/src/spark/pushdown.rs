@@ -335,6 +335,65 @@ pub fn distinct_sql(source: &Source, column: &str) -> Sql {
     Sql::plain(format!("SELECT approx_count_distinct(CAST({} AS DOUBLE)) AS `d` FROM {}", quote_ident(column), source.sql()))
 }
 
+/// Rows a run counts: its label and every score present (as the cell query and an upload).
+fn present_rows(required: &[String]) -> String {
+    if required.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = required.iter().map(|c| format!("{} IS NOT NULL", quote_ident(c))).collect();
+    format!(" WHERE {}", each.join(" AND "))
+}
+
+/// A column whose values drift counts: as a double when `numeric`, else as text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CountColumn {
+    pub name: String,
+    pub numeric: bool,
+}
+
+impl CountColumn {
+    fn expr(&self) -> String {
+        format!("CAST({} AS {})", quote_ident(&self.name), if self.numeric { "DOUBLE" } else { "STRING" })
+    }
+}
+
+/// About how many distinct values each column has over the rows where `required` are present
+/// (`approx_count_distinct`, relative error ~5%): one row, column `d{i}` for `columns[i]`.
+pub fn distinct_counts_sql(source: &Source, columns: &[CountColumn], required: &[String]) -> Sql {
+    let cols: Vec<String> = columns.iter().enumerate().map(|(i, c)| format!("approx_count_distinct({}) AS `d{i}`", c.expr())).collect();
+    Sql::plain(format!("SELECT {} FROM {}{}", cols.join(", "), source.sql(), present_rows(required)))
+}
+
+/// Every column's values counted in **one scan** (`GROUPING SETS`, one set per column), over the
+/// rows where `required` are present; with `label`, the label too, as the cell query reads it
+/// (1.0 for the positive class — the parameter `:positive` —, else 0.0), as one more column.
+/// Result columns: `v{i}` (column i's value: a double or text; NULL for missing), `g`
+/// (`grouping_id()`: the row counts column i's value when bit `k−1−i` is 0, k the number of
+/// columns counted) and `n`, the rows.
+pub fn value_counts_sql(source: &Source, columns: &[CountColumn], label: Option<(&str, Param)>, required: &[String]) -> Result<Sql, SparkError> {
+    let mut exprs: Vec<String> = columns.iter().map(CountColumn::expr).collect();
+    let mut args = vec![];
+    if let Some((l, positive)) = label {
+        exprs.push(format!("CASE WHEN {} = :positive THEN 1.0D ELSE 0.0D END", quote_ident(l)));
+        args.push(("positive".to_string(), positive));
+    }
+    if exprs.is_empty() || exprs.len() > 62 {
+        return Err(SparkError::BadRemote(format!("counts one to 62 columns at a time, not {}", exprs.len())));
+    }
+    let inner: Vec<String> = exprs.iter().enumerate().map(|(i, e)| format!("{e} AS `v{i}`")).collect();
+    let names: Vec<String> = (0..exprs.len()).map(|i| format!("`v{i}`")).collect();
+    let sets: Vec<String> = names.iter().map(|n| format!("({n})")).collect();
+    let text = format!(
+        "SELECT {}, grouping_id() AS `g`, COUNT(*) AS `n` FROM (SELECT {} FROM {}{}) AS `rows` GROUP BY GROUPING SETS ({})",
+        names.join(", "),
+        inner.join(", "),
+        source.sql(),
+        present_rows(required),
+        sets.join(", ")
+    );
+    Ok(Sql { text, args })
+}
+
 /// Edges for [`SliceColumn::Numeric`] from quantile values: finite, sorted, repeats dropped.
 pub fn edges_from_quantiles(values: &[Option<f64>]) -> Vec<f64> {
     let mut e: Vec<f64> = values.iter().flatten().copied().filter(|x| x.is_finite()).collect();
@@ -504,6 +563,28 @@ mod tests {
         );
         assert!(quantiles_sql(&s, "age", &[0.0], 100).is_err() && quantiles_sql(&s, "age", &[], 100).is_err());
         assert_eq!(edges_from_quantiles(&[Some(3.0), None, Some(1.0), Some(3.0), Some(f64::NAN)]), vec![1.0, 3.0]);
+    }
+
+    #[test]
+    fn drift_counts_quote_names_and_pass_the_label_as_a_parameter() {
+        let s = Source::table("db.preds").unwrap();
+        let req = vec!["la`bel".to_string(), "score".to_string()];
+        let cols = vec![CountColumn { name: "age".into(), numeric: true }, CountColumn { name: "ra`ce".into(), numeric: false }];
+        assert_eq!(
+            distinct_counts_sql(&s, &cols, &req).text,
+            "SELECT approx_count_distinct(CAST(`age` AS DOUBLE)) AS `d0`, approx_count_distinct(CAST(`ra``ce` AS STRING)) AS `d1` \
+             FROM `db`.`preds` WHERE `la``bel` IS NOT NULL AND `score` IS NOT NULL"
+        );
+        let q = value_counts_sql(&s, &cols, Some(("la`bel", Param::Text("1".into()))), &req).unwrap();
+        assert_eq!(
+            q.text,
+            "SELECT `v0`, `v1`, `v2`, grouping_id() AS `g`, COUNT(*) AS `n` FROM (SELECT CAST(`age` AS DOUBLE) AS `v0`, \
+             CAST(`ra``ce` AS STRING) AS `v1`, CASE WHEN `la``bel` = :positive THEN 1.0D ELSE 0.0D END AS `v2` FROM `db`.`preds` \
+             WHERE `la``bel` IS NOT NULL AND `score` IS NOT NULL) AS `rows` GROUP BY GROUPING SETS ((`v0`), (`v1`), (`v2`))"
+        );
+        assert_eq!(q.args, vec![("positive".to_string(), Param::Text("1".into()))]);
+        assert!(value_counts_sql(&s, &cols, None, &[]).unwrap().args.is_empty());
+        assert!(value_counts_sql(&s, &[], None, &[]).is_err());
     }
 
     #[test]

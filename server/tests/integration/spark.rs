@@ -405,6 +405,34 @@ mod runs {
         assert!(s.is_client_error() && e["error"].as_str().unwrap_or_default().contains("needs rows"), "{s} {e}");
     }
 
+    /// Drift between two runs in Spark (and between a Spark run and an uploaded one) is the drift
+    /// of the uploaded copies, exactly: every column counted by Spark, the same code after.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn drift_of_spark_runs_equals_the_uploaded_copies() {
+        let Some(r) = remote() else { return };
+        let app = TestApp::sqlite().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (reference, current) = crate::external::drift_pair();
+        let (ru, cu) = (crate::external::upload_frame(&app, "reference", &reference).await, crate::external::upload_frame(&app, "current", &current).await);
+        let mut registered = vec![];
+        for (name, df) in [("reference", &reference), ("current", &current)] {
+            let path = dir.path().join(name);
+            write_partitioned(df, &path);
+            let (s, v) = post(&app.router, &body(json!({"remote": r.to_string(), "path": path.to_string_lossy()}))).await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+            registered.push(v["id"].as_str().unwrap().to_string());
+        }
+        let (re, ce) = (registered[0].clone(), registered[1].clone());
+        let drift = |run: &str, reference: &str| format!("/api/v1/runs/{run}/drift?reference={reference}");
+        let (s, want) = app.get_json(&drift(&cu, &ru)).await;
+        assert_eq!(s, StatusCode::OK, "{want}");
+        for (run, against) in [(&ce, &re), (&ce, &ru)] {
+            let (s, got) = app.get_json(&drift(run, against)).await;
+            assert_eq!(s, StatusCode::OK, "{got}");
+            assert_eq!(crate::external::drift_numbers(&got), crate::external::drift_numbers(&want), "{run} against {against}");
+        }
+    }
+
     /// A table that disappears, a column whose type changed, an unreachable server and a query
     /// past its time limit: each a clear 4xx naming the cause, nothing cached (the numbers come
     /// back once the table does).
