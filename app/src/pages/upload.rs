@@ -493,10 +493,15 @@ async fn upload(f: &web_sys::File, spec: &IngestSpec, job: &str, on_sent: impl F
     form.append_with_str("spec", &spec_json).map_err(js_err)?;
     form.append_with_blob_and_filename("file", f, &f.name()).map_err(js_err)?;
     let (status, text) = post_with_progress("/api/v1/runs", &form, job, on_sent).await?;
+    created_id(status, &text)
+}
+
+/// The new run's id from the answer to `POST /api/v1/runs`, or the server's error as text.
+fn created_id(status: u16, text: &str) -> Result<String, String> {
     if status == 201 {
-        serde_json::from_str::<Created>(&text).map(|c| c.id).map_err(|e| e.to_string())
+        serde_json::from_str::<Created>(text).map(|c| c.id).map_err(|e| e.to_string())
     } else {
-        Err(api_error(status, &text))
+        Err(api_error(status, text))
     }
 }
 

@@ -101,6 +101,30 @@ impl AppState {
         Ok(Remote::parse(&src.remote)?.with_token(token))
     }
 
+    /// A session on a Spark run's server once its source still is what was registered: the
+    /// columns read (`expected`) kept their types (409 otherwise) and it has the same rows (409:
+    /// register it again). The caller closes the session.
+    async fn spark_checked(&self, detail: &RunDetail, src: &SparkSource, source: &Source, expected: &[(String, String)]) -> Result<SparkClient, ServiceError> {
+        let remote = self.spark_remote(&detail.summary.id, src).await?;
+        let spark = self.spark_connect(remote).await?;
+        let checked = async {
+            spark.check_schema(source, expected).await?;
+            spark.row_count(source).await
+        }
+        .await;
+        let refused = match checked {
+            Ok(rows) if rows == detail.summary.rows => return Ok(spark),
+            Ok(rows) => ServiceError::Conflict(format!(
+                "{} has {rows} rows now but had {} when the run was registered: register it again as a new run",
+                source.describe(),
+                detail.summary.rows
+            )),
+            Err(e) => e.into(),
+        };
+        spark.close().await;
+        Err(refused)
+    }
+
     /// Registers a Spark table or path as a run: schema, row count and a sample of the first
     /// rows read through Spark Connect; the token (if any) sealed and kept apart.
     pub(crate) async fn register_spark(&self, reg: RegisterRun, src: SparkSource, access: Access) -> Result<String, ServiceError> {
@@ -145,17 +169,8 @@ impl AppState {
         }
         let expected: Vec<(String, String)> = src.schema.iter().filter(|f| needed.contains(&f.name)).map(|f| (f.name.clone(), f.data_type.clone())).collect();
         let label_type = src.schema.iter().find(|f| f.name == request.label).map(|f| f.data_type.clone()).unwrap_or_default();
-        let remote = self.spark_remote(&detail.summary.id, &src).await?;
-        let spark = self.spark_connect(remote).await?;
+        let spark = self.spark_checked(&detail, &src, &source, &expected).await?;
         let pushed = async {
-            spark.check_schema(&source, &expected).await?;
-            let rows = spark.row_count(&source).await?;
-            if rows != detail.summary.rows {
-                return Ok(Err(ServiceError::Conflict(format!(
-                    "{place} has {rows} rows now but had {} when the run was registered: register it again as a new run",
-                    detail.summary.rows
-                ))));
-            }
             let mut notes = Vec::new();
             let mut resolved = Vec::new();
             for (column, cut) in cuts_needing_values(request).map_err(request_error).map_err(|e| SparkError::BadRemote(e.to_string()))? {
@@ -191,11 +206,11 @@ impl AppState {
                 by_weight: request.weight.is_some(),
             };
             let cells = spark.cells(&query).await?;
-            Ok::<_, SparkError>(Ok((cells, push, resolved, grid, notes)))
+            Ok::<_, SparkError>((cells, push, resolved, grid, notes))
         }
         .await;
         spark.close().await;
-        let (cells, push, resolved, grid, notes) = pushed.map_err(ServiceError::from)??;
+        let (cells, push, resolved, grid, notes) = pushed?;
         let (cache, key, request) = (self.prepared.clone(), key.to_string(), request.clone());
         self.work
             .run(move || -> Result<Arc<Prepared>, ServiceError> {
@@ -238,17 +253,8 @@ impl AppState {
         let read: Vec<&str> = required.iter().map(String::as_str).chain(wanted.iter().map(|w| w.name.as_str())).collect();
         let expected: Vec<(String, String)> = src.schema.iter().filter(|f| read.contains(&f.name.as_str())).map(|f| (f.name.clone(), f.data_type.clone())).collect();
         let label_type = src.schema.iter().find(|f| f.name == detail.label).map(|f| f.data_type.clone()).unwrap_or_default();
-        let remote = self.spark_remote(&detail.summary.id, &src).await?;
-        let spark = self.spark_connect(remote).await?;
+        let spark = self.spark_checked(detail, &src, &source, &expected).await?;
         let answer = async {
-            spark.check_schema(&source, &expected).await?;
-            let rows = spark.row_count(&source).await?;
-            if rows != detail.summary.rows {
-                return Ok(Err(ServiceError::Conflict(format!(
-                    "{place} has {rows} rows now but had {} when the run was registered: register it again as a new run",
-                    detail.summary.rows
-                ))));
-            }
             // Two scans whatever the number of columns: about how many distinct values each has,
             // then every column within the bounds counted at once (`GROUPING SETS`).
             let mut out = RunCounts::default();
@@ -275,7 +281,7 @@ impl AppState {
             let label = binary.then(|| (detail.label.as_str(), positive_of(&label_type)));
             let with_label = label.is_some();
             if kept.is_empty() && !with_label {
-                return Ok(Ok(out));
+                return Ok(out);
             }
             let t = spark.sql(&pushdown::value_counts_sql(&source, &kept, label, &required)?).await?;
             let k = kept.len() + usize::from(with_label);
@@ -305,11 +311,11 @@ impl AppState {
             if with_label {
                 out.label = Some(CountedNumbers::from_pairs(std::mem::take(&mut numbers[k - 1])));
             }
-            Ok::<_, SparkError>(Ok(out))
+            Ok::<_, SparkError>(out)
         }
         .await;
         spark.close().await;
-        answer.map_err(ServiceError::from)?
+        Ok(answer?)
     }
 }
 

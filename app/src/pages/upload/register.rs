@@ -8,9 +8,9 @@
 use leptos::prelude::*;
 use leptos_router::{NavigateOptions, hooks::use_navigate};
 
-use super::{api_error, post_json};
+use super::{created_id, post_json};
 use crate::components::ErrorBox;
-use crate::model::{Created, RegisterRun, RunSource, SparkSource};
+use crate::model::{RegisterRun, RunSource, SparkSource};
 use crate::pages::runs::urlencode;
 
 /// Where the rows are: the two kinds of `RunSource`.
@@ -231,11 +231,7 @@ fn registration(f: &RegisterForm) -> Result<RegisterRun, String> {
 async fn register(reg: &RegisterRun) -> Result<String, String> {
     let body = serde_json::to_string(reg).map_err(|e| e.to_string())?;
     let (status, text) = post_json("/api/v1/runs", &body).await?;
-    if status == 201 {
-        serde_json::from_str::<Created>(&text).map(|c| c.id).map_err(|e| e.to_string())
-    } else {
-        Err(api_error(status, &text))
-    }
+    created_id(status, &text)
 }
 
 #[cfg(test)]
