@@ -127,6 +127,13 @@ pub fn fmt_stat(v: Option<f64>) -> String {
     }
 }
 
+/// Above a view computed from an external run's row sample: how many rows, of how many, how
+/// drawn (nothing for an uploaded run's rows).
+#[component]
+pub fn SampleNote(sample: Option<crate::model::RowSample>) -> impl IntoView {
+    sample.map(|s| view! { <p class="muted sample-note" data-testid="row-sample">{s.sentence()}</p> })
+}
+
 /// An error box for a failed server call.
 #[component]
 pub fn ErrorBox(#[prop(into)] message: String) -> impl IntoView {
@@ -159,6 +166,20 @@ pub fn fmt_epoch_micros(us: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_row_sample_says_how_many_rows_of_how_many() {
+        use crate::model::RowSample;
+        let s = RowSample { rows: 100_000, of: 5_000_000, seed: 1, method: "drawn by Spark: TABLESAMPLE (2 PERCENT) REPEATABLE (1)".into() };
+        assert_eq!(
+            s.sentence(),
+            "Computed on a uniform sample of 100,000 of the run's 5,000,000 rows (2%, seed 1; drawn by Spark: TABLESAMPLE (2 PERCENT) REPEATABLE (1)): an external run's rows stay where they are."
+        );
+        let small = RowSample { rows: 99_871, of: 123_456_789, seed: 1, method: "m".into() };
+        assert!(small.sentence().contains("99,871 of the run's 123,456,789 rows (0.08%"), "{}", small.sentence());
+        let all = RowSample { rows: 16_000, of: 16_000, seed: 1, method: "read from its Parquet files".into() };
+        assert_eq!(all.sentence(), "Computed on all 16,000 rows of this external run (read from its Parquet files).");
+    }
 
     #[test]
     fn epoch_micros_format_as_utc_dates() {

@@ -107,7 +107,7 @@ pub fn status_text(s: &JobStatus) -> String {
         }
     }
     if s.rows > 0 {
-        parts.push(format!("{} rows read", group_thousands(s.rows)));
+        parts.push(format!("{} rows read", crate::model::grouped(s.rows)));
     }
     if let Some(eta) = s.eta_seconds {
         parts.push(eta_text(eta));
@@ -118,18 +118,6 @@ pub fn status_text(s: &JobStatus) -> String {
 /// Percent done, 0–100.
 pub fn percent(s: &JobStatus) -> u64 {
     if s.total == 0 { 0 } else { (s.done.min(s.total) * 100) / s.total }
-}
-
-fn group_thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// A bar: `role="progressbar"` with its value, the sentence, and (when `on_cancel` is given) a

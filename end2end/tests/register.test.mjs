@@ -1,5 +1,6 @@
 // Registering an external run through the upload page (issue 18): the demo's Parquet file stays
-// where it is, the run page names it, its slices are computed from it; a path the server cannot
+// where it is, the run page names it and shows its rows (saying how many were read), its slices are
+// computed from it, the what-if tool reads its rows; a path the server cannot
 // read gets the server's own error beside the button, and nothing is stored.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -57,6 +58,8 @@ test("registering the demo's Parquet file through the page: the run page names i
   const id = page.url().split("/").pop();
   const detail = await (await fetch(`${BASE}/api/v1/runs/${id}`)).json();
   assert.deepEqual(detail.source, { parquet: path });
+  // Its rows are read from the file (all 16,000 here), and the page says so above the table.
+  assert.match(await page.getByTestId("row-sample").innerText(), /^Computed on all 16,000 rows of this external run \(read from its Parquet files\)\.$/);
 
   await page.getByRole("link", { name: "Metrics by slice →" }).click();
   await waitForHydration(page);
@@ -68,6 +71,12 @@ test("registering the demo's Parquet file through the page: the run page names i
   await slices.row("race=Black").waitFor({ timeout: 60000 });
   assert.ok(await slices.rows().count() >= 5, "a row per race group");
   await page.screenshot({ path: "end2end/test-results/register-slices.png", fullPage: true });
+
+  // The what-if tool reads the same rows, and says which.
+  await page.goto(`${BASE}/runs/${id}/whatif`);
+  await waitForHydration(page);
+  assert.match(await page.getByTestId("row-sample").innerText(), /all 16,000 rows of this external run/);
+  await page.screenshot({ path: "end2end/test-results/register-whatif.png", fullPage: true });
   assert.deepEqual(errors, []);
 });
 

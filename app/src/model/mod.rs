@@ -339,6 +339,54 @@ pub struct ExamplesPage {
     /// Why there are no rows to show (an external run's rows stay in its dataset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The rows are a sample of an external run's (see [`RowSample`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<RowSample>,
+}
+
+/// The rows a view of an external run reads: a uniform random sample drawn with a fixed seed
+/// where the rows live (the same rows on every request), never the whole dataset.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(ToSchema))]
+pub struct RowSample {
+    /// Rows in the sample.
+    pub rows: u64,
+    /// Rows of the run.
+    pub of: u64,
+    pub seed: u64,
+    /// Where and how it was read, e.g. `drawn by Spark: TABLESAMPLE (2 PERCENT) REPEATABLE (1)`.
+    pub method: String,
+}
+
+impl RowSample {
+    /// The sentence a page shows above what it computed from the sample.
+    pub fn sentence(&self) -> String {
+        if self.rows >= self.of {
+            return format!("Computed on all {} rows of this external run ({}).", grouped(self.of), self.method);
+        }
+        let share = 100.0 * self.rows as f64 / self.of.max(1) as f64;
+        format!(
+            "Computed on a uniform sample of {} of the run's {} rows ({}%, seed {}; {}): an external run's rows stay where they are.",
+            grouped(self.rows),
+            grouped(self.of),
+            if share >= 1.0 { format!("{share:.0}") } else { format!("{share:.2}") },
+            self.seed,
+            self.method
+        )
+    }
+}
+
+/// `1234567` as `1,234,567`.
+pub fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// How to read an uploaded file: every field but `name` is optional and inferred.

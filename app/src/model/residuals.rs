@@ -135,6 +135,9 @@ pub struct ResidualsResult {
     /// Mean residual per slice of the chosen slicing.
     pub slice_spec: Option<String>,
     pub slices: Vec<SliceBias>,
+    /// An external run's analysis reads a sample of its rows (every statistic above is of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_sample: Option<super::RowSample>,
 }
 
 /// The residuals page's data: the analysis plus its charts as Plotly JSON.

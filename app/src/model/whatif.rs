@@ -67,6 +67,9 @@ pub struct PartialDependence {
     pub sample: u64,
     /// The selected example's own curve ("what if only this feature changed").
     pub example: Option<Vec<f64>>,
+    /// An external run's examples are drawn from a sample of its rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_sample: Option<super::RowSample>,
 }
 
 /// The what-if page's data apart from the selected example: the browser, the scatter, the

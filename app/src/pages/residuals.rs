@@ -9,7 +9,7 @@ use leptos_router::{
     hooks::{use_location, use_navigate, use_params_map, use_query_map},
 };
 
-use crate::components::{CopyLink, ErrorBox, PlotlyChart, fmt_metric};
+use crate::components::{CopyLink, ErrorBox, PlotlyChart, SampleNote, fmt_metric};
 use crate::pickers::{FieldError, FieldMessage, SlicePicker, clean_error, last_choice, load_keeping_form, spec_fits};
 use crate::model::ResidualsView;
 use crate::pages::slices::with_param;
@@ -125,9 +125,10 @@ fn ResidualsPanel(v: ResidualsView, id: String, search: Memo<String>) -> impl In
                 </select>
             </label>
         </div>
+        <SampleNote sample=r.row_sample.clone() />
         <p class="muted" data-testid="residual-summary">
-            {format!("{} rows · mean residual {} · sd {} · charts show a uniform sample of {} points; every statistic uses all rows",
-                r.n, fmt_metric(Some(r.mean)), fmt_metric(Some(r.sd)), r.sampled)}
+            {format!("{} rows · mean residual {} · sd {} · charts show a uniform sample of {} points; every statistic uses all {}",
+                r.n, fmt_metric(Some(r.mean)), fmt_metric(Some(r.sd)), r.sampled, if r.row_sample.is_some() { "rows of the sample" } else { "rows" })}
             {ac.as_ref().map(|a| format!(" · Durbin–Watson {:.3} ({}) in {} order", a.durbin_watson, a.reading, a.order_by))}
         </p>
         <h2>"Which features the residuals depend on"</h2>

@@ -7,7 +7,7 @@ use leptos_router::{
     hooks::{use_navigate, use_params_map, use_query_map},
 };
 
-use crate::components::{ErrorBox, PlotlyChart, fmt_epoch_micros, fmt_metric, fmt_stat, title_text};
+use crate::components::{ErrorBox, PlotlyChart, SampleNote, fmt_epoch_micros, fmt_metric, fmt_stat, title_text};
 use crate::model::{ColumnInfo, ColumnKind, ExamplesPage, RunOverview};
 use crate::pages::runs::urlencode;
 use crate::server_fns::{AppError, get_examples, get_run_overview};
@@ -387,7 +387,7 @@ fn ColumnsTable(columns: Vec<ColumnInfo>, filter: RwSignal<String>) -> impl Into
 
 #[component]
 fn ExamplesTable(page: ExamplesPage, id: String) -> impl IntoView {
-    let ExamplesPage { columns, rows, offset, limit, total, note } = page;
+    let ExamplesPage { columns, rows, offset, limit, total, note, sample } = page;
     if let Some(note) = note {
         return view! { <p class="muted">{format!("The rows stay in the run's dataset ({note}).")}</p> }.into_any();
     }
@@ -395,6 +395,7 @@ fn ExamplesTable(page: ExamplesPage, id: String) -> impl IntoView {
     let prev = (offset > 0).then(|| format!("/runs/{id}?offset={}", offset.saturating_sub(limit)));
     let next = (end < total).then(|| format!("/runs/{id}?offset={end}"));
     view! {
+        <SampleNote sample=sample />
         <div class="section-head">
             <p class="muted">{format!("rows {}–{end} of {total}", if total == 0 { 0 } else { offset + 1 })}</p>
             <nav class="pager">

@@ -153,8 +153,8 @@ pub fn SlicesPage() -> impl IntoView {
 }
 
 /// The slicing form: column pickers (and the spec text), thresholds and baseline; Apply writes
-/// the URL (`slice`, `thresholds`, `baseline`; empty ones left out; the model, metric and the
-/// interval settings in the URL kept).
+/// the URL (`slice`, `thresholds`, `baseline`; empty ones left out; the model, metric, sort and
+/// the interval and testing settings in the URL kept).
 #[component]
 fn SliceForm(v: SliceView, error: Option<FieldError>) -> impl IntoView {
     let query = use_query_map();
@@ -189,10 +189,13 @@ fn SliceForm(v: SliceView, error: Option<FieldError>) -> impl IntoView {
                 <BaselinePicker columns=v.columns.clone() spec=Signal::derive(move || spec.get()) value=baseline seen error=FieldError::about(&error, "baseline") />
                 {hidden("model")}
                 {hidden("metric")}
-                // Interval settings given in the URL stay when the slicing changes.
+                // Interval and testing settings given in the URL stay when the slicing changes.
                 {hidden("bootstrap")}
                 {hidden("seed")}
                 {hidden("ci")}
+                {hidden("min_size")}
+                {hidden("alpha")}
+                {hidden("sort")}
                 <button type="submit">"Apply"</button>
             </div>
             <FieldMessage id="form-error".to_string() message=other_error />

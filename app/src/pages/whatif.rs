@@ -15,7 +15,7 @@ use leptos_router::{
     hooks::{use_location, use_navigate, use_params_map},
 };
 
-use crate::components::{CopyLink, ErrorBox, PlotlyChart, fmt_metric};
+use crate::components::{CopyLink, ErrorBox, PlotlyChart, SampleNote, fmt_metric};
 use crate::model::{WhatIfExample, WhatIfPdp, WhatIfView};
 use crate::pickers::{FieldError, FilterPicker, SlicePicker, check_filter, clean_error, last_choice, load_keeping_form};
 use crate::pages::slices::with_param;
@@ -351,6 +351,7 @@ fn Controls(v: WhatIfView, nav: Nav, error: Option<FieldError>) -> impl IntoView
     let other_error = error.as_ref().filter(|e| !FORM_KEYS.contains(&e.field.as_str())).map(|e| e.message.clone());
     let callable = v.models.clone();
     view! {
+        <SampleNote sample=v.browser.sample.clone() />
         <p class="muted">{format!("{} · models that can be called: {}", v.run_name, if v.models.is_empty() { "none (attach an ONNX file to the run)".to_string() } else { v.models.join(", ") })}</p>
         <div class="controls">
             <label>"Model "

@@ -60,17 +60,39 @@ pub fn sample_rows(n: usize, k: usize, seed: u64) -> Vec<usize> {
     if n <= k {
         return (0..n).collect();
     }
-    // Partial Fisher–Yates over the index range.
-    let mut idx: Vec<usize> = (0..n).collect();
+    partial_shuffle(n, k, seed, n <= DENSE_SAMPLE_RANGE)
+}
+
+/// The first `k` of a partial Fisher–Yates shuffle of `0..n`, sorted: in place when `dense`, else
+/// over a map of the positions moved so far (k entries at most, not n: a 100,000-row sample of a
+/// 100M-row dataset) — the same draws, so the same rows either way.
+fn partial_shuffle(n: usize, k: usize, seed: u64, dense: bool) -> Vec<usize> {
     let mut rng = rng::SplitMix(seed);
-    for i in 0..k {
-        let j = i + (rng.next() % (n - i) as u64) as usize;
-        idx.swap(i, j);
-    }
-    let mut out = idx[..k].to_vec();
+    let mut out = if dense {
+        let mut idx: Vec<usize> = (0..n).collect();
+        for i in 0..k {
+            let j = i + (rng.next() % (n - i) as u64) as usize;
+            idx.swap(i, j);
+        }
+        idx.truncate(k);
+        idx
+    } else {
+        let mut moved: std::collections::HashMap<usize, usize> = std::collections::HashMap::with_capacity(2 * k);
+        let mut out = Vec::with_capacity(k);
+        for i in 0..k {
+            let j = i + (rng.next() % (n - i) as u64) as usize;
+            let (at_i, at_j) = (moved.get(&i).copied().unwrap_or(i), moved.get(&j).copied().unwrap_or(j));
+            moved.insert(j, at_i);
+            out.push(at_j);
+        }
+        out
+    };
     out.sort_unstable();
     out
 }
+
+/// [`sample_rows`] shuffles a vector of the whole range up to this many rows.
+const DENSE_SAMPLE_RANGE: usize = 4_000_000;
 
 /// The column as `f64`s (nulls as NaN).
 pub fn f64_values(df: &DataFrame, name: &str) -> Result<Vec<f64>, EvalError> {
@@ -260,10 +282,22 @@ pub fn histogram(values: &[f64], w: &[f64], lo: f64, hi: f64, bins: usize) -> Ve
         if !x.is_finite() || width <= 0.0 {
             continue;
         }
-        let i = (((x - lo) / width).floor() as isize).clamp(0, bins as isize - 1) as usize;
-        h[i] += wi;
+        h[bin_index(*x, lo, width, bins)] += wi;
     }
     h
+}
+
+/// The bin of `x` among `bins` bins of `width` from `lo` (values beyond either end in the end bins).
+pub fn bin_index(x: f64, lo: f64, width: f64, bins: usize) -> usize {
+    (((x - lo) / width).floor() as isize).clamp(0, bins as isize - 1) as usize
+}
+
+/// A binary run's score distribution from each class's histogram on [0, 1] (label 0, label 1).
+pub fn binary_distribution(per_class: [Vec<f64>; 2]) -> Distribution {
+    let bins = per_class[0].len();
+    let width = 1.0 / bins.max(1) as f64;
+    let series = per_class.into_iter().enumerate().map(|(class, h)| (format!("label = {class}"), h)).collect();
+    Distribution { edges: (0..bins).map(|i| i as f64 * width).collect(), width, series, classes: vec![] }
 }
 
 /// Per label group, the binned distribution of one model's scores (binary: by class; regression:
@@ -306,13 +340,11 @@ pub fn score_distribution(df: &DataFrame, label: &str, task: Task, model: &str, 
     match task {
         Task::Binary => {
             let y = f64_values(df, label)?;
-            let mut series = Vec::new();
-            for class in [0.0, 1.0] {
+            let of_class = |class: f64| {
                 let (v, ww): (Vec<f64>, Vec<f64>) = p.iter().zip(&y).zip(&w).filter(|((_, yi), _)| **yi == class).map(|((pi, _), wi)| (*pi, *wi)).unzip();
-                series.push((format!("label = {class:.0}"), histogram(&v, &ww, 0.0, 1.0, bins)));
-            }
-            let width = 1.0 / bins as f64;
-            Ok(Distribution { edges: (0..bins).map(|i| i as f64 * width).collect(), width, series, classes: vec![] })
+                histogram(&v, &ww, 0.0, 1.0, bins)
+            };
+            Ok(binary_distribution([of_class(0.0), of_class(1.0)]))
         }
         _ => {
             // Regression (and class codes): predictions and labels on common bins.
@@ -344,6 +376,19 @@ pub(crate) type FastHashBuilder = foldhash::fast::RandomState;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sample_of_a_large_range_draws_the_rows_a_small_range_would() {
+        for (n, k, seed) in [(1_000, 100, 0), (50_000, 49_999, 7), (10, 3, 1)] {
+            let (dense, sparse) = (partial_shuffle(n, k, seed, true), partial_shuffle(n, k, seed, false));
+            assert_eq!(dense, sparse, "n={n} k={k} seed={seed}");
+            assert_eq!(sparse.len(), k);
+            assert!(sparse.windows(2).all(|w| w[0] < w[1]), "sorted, no row twice");
+        }
+        let big = sample_rows(100_000_000, 1_000, 3);
+        assert_eq!((big.len(), *big.last().unwrap() < 100_000_000), (1_000, true));
+        assert!(big.windows(2).all(|w| w[0] < w[1]));
+    }
 
     #[test]
     fn a_regression_label_is_a_histogram_not_classes() {

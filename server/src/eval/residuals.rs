@@ -345,6 +345,7 @@ pub fn analyse(df: &DataFrame, req: &ResidualsRequest) -> Result<ResidualsResult
         autocorrelation,
         slice_spec: req.slice.clone().filter(|s| !s.trim().is_empty()),
         slices,
+        row_sample: None,
     })
 }
 

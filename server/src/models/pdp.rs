@@ -122,5 +122,6 @@ pub fn partial_dependence_tracked(
         sample: ice.len() as u64,
         ice: ice.into_iter().take(60).collect(),
         example,
+        row_sample: None,
     })
 }

@@ -66,7 +66,7 @@ impl AppState {
         // The sample before and after the perturbation.
         self.check_predictions(2 * req.sample as u64, "attack", "attack fewer examples (sample=)")?;
         let model = self.model(id, &detail, &model_name).await?;
-        let frame = self.frame(id).await?;
+        let frame = self.rows(id).await?.frame;
         let rows = sample_rows(frame.height(), req.sample, req.seed);
         let sub = take_rows(&frame, &rows)?;
         let groups: Vec<String> = slice_labels(&sub, req.slice.as_deref())?.into_iter().map(|g| g.unwrap_or_else(|| "(other)".into())).collect();
@@ -146,7 +146,7 @@ impl AppState {
         let model = self.model(id, &detail, &model_name).await?;
         let inputs = model.input_names();
         let features: Vec<String> = feature_columns(&detail).into_iter().map(|(n, _)| n).filter(|f| inputs.contains(f)).collect();
-        let frame = self.frame(id).await?;
+        let frame = self.rows(id).await?.frame;
         let rows = sample_rows(frame.height(), sample, seed);
         // Overall plus each slice: (1 + features × repeats) predictions of the sample, twice with slices.
         let slices_too = q.slice.as_deref().is_some_and(|s| !s.trim().is_empty());
@@ -263,7 +263,7 @@ impl AppState {
                 return Err(bad(format!("'{f}' is not a feature of the run (features: {})", names())));
             }
         }
-        let frame = self.frame(id).await?;
+        let frame = self.rows(id).await?.frame;
         // Spread, whole-number check and the most frequent values on a sample: enough for a unit
         // of distance and the allowed values, bounded work; exact ranges from the run's summary.
         let stats = Batch::from_frame(&take_rows(&frame, &sample_rows(frame.height(), 100_000, 0))?)?;

@@ -56,7 +56,7 @@ impl AppState {
             return Ok(done);
         }
         let model = self.model(id, &detail, &model_name).await?;
-        let frame = self.frame(id).await?;
+        let frame = self.rows(id).await?.frame;
         let ids = super::whatif::RowIds::of(&frame, &detail)?;
         let row = ids.row_of(&q.example)?;
         let example = super::whatif::edited(&Batch::from_frame(&take_rows(&frame, &[row])?)?, edits, &detail)?;

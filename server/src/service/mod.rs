@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use polars::prelude::*;
 use strata_app::model::{
-    AttachmentInfo, ClassScore, ExamplesPage, IngestSpec, MetricsResult, Role, RunDetail, RunOverview, RunSummary, SliceView, Task,
+    AttachmentInfo, ClassScore, ExamplesPage, IngestSpec, RowSample, MetricsResult, Role, RunDetail, RunOverview, RunSummary, SliceView, Task,
 };
 use strata_app::server_fns::{Backend, BackendError};
 
@@ -381,6 +381,7 @@ impl AppState {
     /// Forgets everything cached about a run (its frame, prepared cells and loaded models).
     pub fn forget(&self, id: &str) {
         self.cache.remove(id);
+        self.cache.remove_prefix(&format!("{id}\u{0}")); // an external run's row sample
         self.prepared.remove_prefix(&format!("{id}\u{0}"));
         self.results.remove_prefix(&format!("{id}\u{0}"));
         self.models.remove_prefix(&format!("{id}\u{0}"));
@@ -445,12 +446,17 @@ impl AppState {
     }
 
     pub async fn examples(&self, id: &str, offset: u64, limit: u64) -> Result<ExamplesPage, ServiceError> {
-        let frame = self.frame(id).await?;
+        let external::Rows { frame, sample } = self.rows(id).await?;
         let total = frame.height() as u64;
         let limit = limit.clamp(1, 1000);
         let (columns, rows) = json_rows(&frame.slice(offset.min(total) as i64, limit as usize));
-        Ok(ExamplesPage { columns, rows, offset, limit, total, note: None })
+        Ok(ExamplesPage { columns, rows, offset, limit, total, note: None, sample })
     }
+}
+
+/// Where a run's prepared cells for `request` are cached.
+pub(crate) fn prepared_key(id: &str, task: Task, request: &MetricsRequest) -> String {
+    format!("{id}\u{0}{task:?}\u{0}{}", request.prepare_key())
 }
 
 /// The latest value of a timestamp column as RFC 3339 (UTC), if it has any.
@@ -534,7 +540,7 @@ impl AppState {
 
     /// Runs the engine on a run's cached frame, off the async workers.
     pub(crate) async fn compute_metrics(&self, id: &str, request: MetricsRequest, task: Task) -> Result<MetricsResult, ServiceError> {
-        let key = format!("{id}\u{0}{:?}\u{0}{}", task, request.prepare_key());
+        let key = prepared_key(id, task, &request);
         // An identical request answered before: no worker, no wait in the queue.
         let result_key = format!("{key}\u{0}{request:?}");
         if let Some(done) = self.recall::<MetricsResult>(&result_key) {
@@ -545,7 +551,7 @@ impl AppState {
             // An external run's cells come from its dataset, batch by batch; an uploaded run's
             // from its cached frame.
             None => match self.external_source(id).await? {
-                Some(dataset) => Ok(self.one_at_a_time(&format!("prepare\u{0}{key}"), self.prepare_external(&key, dataset, &request, task)).await?),
+                Some(dataset) => Ok(self.external_cells(&key, dataset, &request, task).await?),
                 None => Err(self.frame(id).await?),
             },
         };
@@ -686,9 +692,12 @@ impl Backend for AppState {
         Ok(self.overview(id, model).await?)
     }
     async fn examples(&self, id: &str, offset: u64, limit: u64) -> Result<ExamplesPage, BackendError> {
+        if let Some(note) = self.sample_not_drawn(id).await? {
+            return Ok(ExamplesPage { columns: vec![], rows: vec![], offset, limit, total: 0, note: Some(note), sample: None });
+        }
         match AppState::examples(self, id, offset, limit).await {
             // The run page of an external run: a note where the rows would be, not an error.
-            Err(ServiceError::NeedsRows) => Ok(ExamplesPage { columns: vec![], rows: vec![], offset, limit, total: 0, note: Some(ServiceError::NeedsRows.to_string()) }),
+            Err(ServiceError::NeedsRows) => Ok(ExamplesPage { columns: vec![], rows: vec![], offset, limit, total: 0, note: Some(ServiceError::NeedsRows.to_string()), sample: None }),
             other => Ok(other?),
         }
     }

@@ -203,7 +203,7 @@ impl AppState {
     /// with the stored score column `compared_with`: largest and mean difference, the worst row,
     /// the first rows; a model that cannot predict gives `error`.
     async fn compare_with_scores(&self, id: &str, name: &str, model: Result<Arc<dyn Model>, ServiceError>, rows: Option<usize>, compared_with: Option<String>) -> Result<EndpointTest, ServiceError> {
-        let frame = self.frame(id).await?;
+        let frame = self.rows(id).await?.frame;
         let n = rows.unwrap_or(100).clamp(1, 1000).min(frame.height());
         let head = frame.head(Some(n));
         let stored: Vec<Option<f64>> = match &compared_with {

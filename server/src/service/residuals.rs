@@ -4,6 +4,7 @@ use strata_app::model::{ColumnKind, ResidualsResult, ResidualsView, Role, RunDet
 
 use super::params::{self, ResidualsParams};
 use super::{AppState, MAX_SLICES, ServiceError};
+use super::external::Rows;
 use crate::charts;
 use crate::eval::residuals::{ResidualsError, ResidualsRequest, analyse};
 
@@ -55,14 +56,16 @@ impl AppState {
     }
 
     async fn run_residuals(&self, id: &str, req: ResidualsRequest) -> Result<ResidualsResult, ServiceError> {
-        let frame = self.frame(id).await?;
-        self.work.run(move || analyse(&frame, &req))
+        let Rows { frame, sample } = self.rows(id).await?;
+        let mut result = self.work.run(move || analyse(&frame, &req))
             .await?
             .map_err(|e| match e {
                 ResidualsError::Eval(e) => ServiceError::Eval(e),
                 ResidualsError::Polars(e) => ServiceError::Polars(e),
                 other => ServiceError::BadRequest(other.to_string()),
-            })
+            })?;
+        result.row_sample = sample;
+        Ok(result)
     }
 
     /// The residuals page: the analysis and its charts.

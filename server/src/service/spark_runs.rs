@@ -152,6 +152,20 @@ impl AppState {
         Ok(detail.summary.id)
     }
 
+    /// A Spark run's row sample (see `external::ROW_SAMPLE`): `TABLESAMPLE` at the share that
+    /// keeps that many rows on average, `REPEATABLE` so every request (and a restarted server)
+    /// reads the same rows, the answer bounded at twice as many. Every column Strata reads.
+    pub(crate) async fn spark_rows(&self, detail: &RunDetail, src: SparkSource) -> Result<DataFrame, ServiceError> {
+        use super::external::{ROW_SAMPLE, ROW_SAMPLE_SEED, spark_sample_percent};
+        let source = spark_source(&src, None)?;
+        let columns: Vec<(String, String)> = src.schema.iter().map(|f| (f.name.clone(), f.data_type.clone())).collect();
+        let sql = pushdown::row_sample_sql(&source, &columns, spark_sample_percent(detail.summary.rows), ROW_SAMPLE_SEED, 2 * ROW_SAMPLE as u32)?;
+        let spark = self.spark_checked(detail, &src, &source, &columns).await?;
+        let answer = async { spark.sql(&sql).await?.to_polars() }.await;
+        spark.close().await;
+        Ok(answer?)
+    }
+
     /// A Spark run's cells for `request`, pushed down (see the module docs); cached under `key`.
     /// Nothing is cached when Spark fails.
     pub(crate) async fn prepare_spark(&self, key: &str, detail: RunDetail, src: SparkSource, request: &MetricsRequest, task: Task) -> Result<Arc<Prepared>, ServiceError> {

@@ -9,6 +9,7 @@ use strata_app::model::{ColumnKind, Counterfactual, EditableFeature, ExamplesPag
 
 use super::models::{feature_columns, is_numeric};
 use super::{AppState, ServiceError, json_rows, params};
+use super::external::Rows;
 use crate::charts;
 use crate::eval::whatif::nearest_counterfactual;
 use crate::eval::{sample_rows, take_rows};
@@ -206,7 +207,7 @@ impl AppState {
     /// [`AppState::pdp`] of a parsed request for `model_name`.
     async fn pdp_of(&self, id: &str, detail: &RunDetail, q: &WhatIfQuery, model_name: &str) -> Result<PartialDependence, ServiceError> {
         let feature = q.pdp.clone().ok_or_else(|| ServiceError::BadRequest("name the feature: feature=".into()))?;
-        let frame = self.frame(id).await?;
+        let Rows { frame, sample: row_sample } = self.rows(id).await?;
         let example = match &q.example {
             Some(e) => {
                 let row = RowIds::of(&frame, detail)?.row_of(e)?;
@@ -214,7 +215,9 @@ impl AppState {
             }
             None => None,
         };
-        self.partial_dependence(id, detail, &frame, model_name, feature, q, example).await
+        let mut pd = self.partial_dependence(id, detail, &frame, model_name, feature, q, example).await?;
+        pd.row_sample = row_sample;
+        Ok(pd)
     }
 
     /// Partial dependence (+ ICE) of `feature` for a run's model over a sample of its rows, with
@@ -239,7 +242,7 @@ impl AppState {
     pub async fn counterfactual(&self, id: &str, query: &str) -> Result<Option<Counterfactual>, ServiceError> {
         let detail = self.run_detail(id).await?;
         let q = parse_whatif_query(query)?;
-        let frame = self.frame(id).await?;
+        let frame = self.rows(id).await?.frame;
         let example = q.example.clone().ok_or_else(|| ServiceError::BadRequest("name the example: example=".into()))?;
         let ids = RowIds::of(&frame, &detail)?;
         let row = ids.row_of(&example)?;
@@ -268,7 +271,7 @@ impl AppState {
     pub async fn whatif_view(&self, id: &str, query: &str) -> Result<WhatIfView, ServiceError> {
         let detail = self.run_detail(id).await?;
         let q = parse_whatif_query(query)?;
-        let frame = self.frame(id).await?;
+        let Rows { frame, sample: row_sample } = self.rows(id).await?;
         let binary = detail.summary.task == Task::Binary;
         let threshold = q.threshold.unwrap_or(0.5);
         let attached: Vec<String> = self.callable_models(id, &detail).await?.into_iter().map(|(s, _)| s).collect();
@@ -305,7 +308,7 @@ impl AppState {
         let matching: Vec<usize> = (0..frame.height()).filter(|i| keep(*i) && in_range(*i) && in_slice.as_ref().is_none_or(|s| s[*i].is_some())).collect();
         let page_rows: Vec<usize> = matching.iter().skip(q.offset as usize).take(12).copied().collect();
         let (columns, rows) = json_rows(&take_rows(&frame, &page_rows)?);
-        let browser = ExamplesPage { columns, rows, offset: q.offset, limit: 12, total: matching.len() as u64, note: None };
+        let browser = ExamplesPage { columns, rows, offset: q.offset, limit: 12, total: matching.len() as u64, note: None, sample: row_sample };
         let browser_ids = page_rows.iter().map(|i| ids.get(*i)).collect();
 
         // Scatter of a feature against the score, a sample of the filtered rows.
@@ -380,7 +383,7 @@ impl AppState {
         let detail = self.run_detail(id).await?;
         let q = parse_whatif_query(query)?;
         let example = q.example.clone().ok_or_else(|| ServiceError::BadRequest("name the example: example=".into()))?;
-        let frame = self.frame(id).await?;
+        let frame = self.rows(id).await?.frame;
         let binary = detail.summary.task == Task::Binary;
         let threshold = q.threshold.unwrap_or(0.5);
         let attached: Vec<String> = self.callable_models(id, &detail).await?.into_iter().map(|(s, _)| s).collect();
@@ -508,7 +511,7 @@ impl AppState {
             return Err(ServiceError::BadRequest("a saved example needs a name of 1 to 100 characters".into()));
         }
         let detail = self.run_detail(id).await?;
-        let frame = self.frame(id).await?;
+        let frame = self.rows(id).await?.frame;
         let row = RowIds::of(&frame, &detail)?.row_of(example)?;
         let features = feature_columns(&detail);
         if let Some(bad) = edits.keys().find(|k| !features.iter().any(|(f, _)| f == *k)) {

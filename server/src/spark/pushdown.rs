@@ -283,9 +283,40 @@ pub fn quantiles_sql(source: &Source, column: &str, probabilities: &[f64], accur
     Ok(Sql::plain(format!("SELECT {} FROM {} WHERE {x} IS NOT NULL AND NOT isnan({x})", cols?.join(", "), source.sql())))
 }
 
-/// The first `limit` rows of a source, every column Strata reads (`columns`: name and Spark
-/// type): dates and timestamps as text (ingest parses them), nested and binary columns left out.
+/// The first `limit` rows, the columns Strata reads (timestamps and dates as text; nested and
+/// binary columns left out): what registration infers roles and summaries from.
 pub fn sample_sql(source: &Source, columns: &[(String, String)], limit: u32) -> Sql {
+    Sql::plain(format!("SELECT {} FROM {} LIMIT {limit}", readable_columns(columns), source.sql()))
+}
+
+/// A uniform random sample of the rows, the columns of [`sample_sql`]: each row kept with
+/// probability `percent`/100 (`TABLESAMPLE … PERCENT`, Bernoulli) drawn from `seed` (`REPEATABLE`:
+/// the same rows on every request while the files stay the same), at most `limit` of them.
+/// 100 percent or more reads every row (up to `limit`).
+pub fn row_sample_sql(source: &Source, columns: &[(String, String)], percent: f64, seed: u32, limit: u32) -> Result<Sql, SparkError> {
+    let cols = readable_columns(columns);
+    if percent >= 100.0 {
+        return Ok(Sql::plain(format!("SELECT {cols} FROM {} LIMIT {limit}", source.sql())));
+    }
+    Ok(Sql::plain(format!("SELECT {cols} FROM {} TABLESAMPLE ({} PERCENT) REPEATABLE ({seed}) LIMIT {limit}", source.sql(), percent_literal(percent)?)))
+}
+
+/// A share in (0, 100) as TABLESAMPLE reads it: a plain decimal (no exponent, no suffix).
+pub fn percent_literal(percent: f64) -> Result<String, SparkError> {
+    if !(percent.is_finite() && percent > 0.0 && percent < 100.0) {
+        return Err(SparkError::BadRemote(format!("{percent} is not a share of the rows between 0 and 100 percent")));
+    }
+    let text = format!("{percent:.10}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "0" {
+        return Err(SparkError::BadRemote(format!("{percent} percent is too small a share of the rows to sample")));
+    }
+    Ok(text.to_string())
+}
+
+/// The select list of the samples: every column Strata reads, quoted; timestamps and dates cast
+/// to text (ingest parses them as an upload's), nested and binary columns left out.
+fn readable_columns(columns: &[(String, String)]) -> String {
     let cols: Vec<String> = columns
         .iter()
         .filter_map(|(name, ty)| {
@@ -300,8 +331,7 @@ pub fn sample_sql(source: &Source, columns: &[(String, String)], limit: u32) -> 
             }
         })
         .collect();
-    let cols = if cols.is_empty() { "*".to_string() } else { cols.join(", ") };
-    Sql::plain(format!("SELECT {cols} FROM {} LIMIT {limit}", source.sql()))
+    if cols.is_empty() { "*".to_string() } else { cols.join(", ") }
 }
 
 /// A numeric column's present values (not missing, not NaN): how many (`n`), the least (`lo`)
@@ -477,6 +507,22 @@ mod tests {
         assert_eq!(Source::parquet("/data/p`q/*.parquet").sql(), "parquet.`/data/p``q/*.parquet`");
         for bad in ["", "a..b", ".a", "a.", "a.b.c.d", "`a", "a`b", "`a`b", "a\nb"] {
             assert!(Source::table(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_row_sample_is_seeded_bounded_and_quoted() {
+        let cols = vec![("we`ird".to_string(), "string".to_string()), ("at".to_string(), "timestamp".to_string()), ("v".to_string(), "array<int>".to_string())];
+        let source = Source::table("db.preds").unwrap();
+        assert_eq!(
+            row_sample_sql(&source, &cols, 2.0, 1, 200_000).unwrap().text,
+            "SELECT `we``ird`, CAST(`at` AS STRING) AS `at` FROM `db`.`preds` TABLESAMPLE (2 PERCENT) REPEATABLE (1) LIMIT 200000"
+        );
+        assert_eq!(row_sample_sql(&source, &cols, 100.0, 1, 10).unwrap().text, "SELECT `we``ird`, CAST(`at` AS STRING) AS `at` FROM `db`.`preds` LIMIT 10");
+        assert_eq!(percent_literal(0.0001).unwrap(), "0.0001");
+        assert_eq!(percent_literal(1.0 / 3.0).unwrap(), "0.3333333333");
+        for bad in [0.0, -1.0, 1e-12, f64::NAN, 100.0] {
+            assert!(percent_literal(bad).is_err(), "{bad}");
         }
     }
 

@@ -108,10 +108,14 @@ async fn external_runs_equal_uploaded_ones(app: TestApp) {
     // The run page's headline metrics.
     let (a, b) = (app.state.overview(&uploaded, None).await.unwrap(), app.state.overview(&external, None).await.unwrap());
     assert_eq!(a.headline, b.headline);
+    // The score distribution and label balance, counted from the cells: the same chart.
+    assert_eq!((&a.chart, &a.label_balance), (&b.chart, &b.label_balance));
+    assert!(a.label_balance.len() == 2 && a.chart.contains("label = 1"), "{:?}", a.label_balance);
 
-    // Views that need rows say so (the API and the pages); the others' pages render.
-    // (Residuals are a regression view and importance needs an attached model: refused first.)
-    for (path, says) in [("examples".to_string(), true), ("pdp?model=score_gbt&feature=age".into(), false), ("discover".into(), true), ("stream-drift".into(), true), ("residuals".into(), false), ("importance".into(), false)] {
+    // Views that need every row in order say so (the API and the pages); the row views read the
+    // run's row sample (row_views_of_external_runs_read_a_sample checks them); the others' pages
+    // render. (Partial dependence and importance need an attached model: refused without one.)
+    for (path, says) in [("pdp?model=score_gbt&feature=age".to_string(), false), ("discover".into(), true), ("stream-drift".into(), true), ("importance".into(), false)] {
         let (s, e) = app.get_json(&format!("/api/v1/runs/{external}/{path}")).await;
         assert!(s.is_client_error(), "{path}: {s} {e}");
         assert!(!says || e["error"].as_str().unwrap_or_default().contains("needs rows"), "{path}: {e}");
@@ -121,10 +125,8 @@ async fn external_runs_equal_uploaded_ones(app: TestApp) {
     let (s, d) = app.get_json(&format!("/api/v1/runs/{external}/drift?reference={uploaded}")).await;
     assert_eq!(s, StatusCode::OK, "{d}");
     assert!(d["features"].as_array().unwrap().iter().all(|f| f["drifted"] == false && f["statistic"] == 0.0), "{d}");
-    for page in ["whatif", "discover"] {
-        let (s, html) = app.get_text(&format!("/runs/{external}/{page}")).await;
-        assert!(s.is_client_error() && html.contains("needs rows"), "/runs/ID/{page}: {s}");
-    }
+    let (s, html) = app.get_text(&format!("/runs/{external}/discover")).await;
+    assert!(s.is_client_error() && html.contains("needs rows"), "/runs/ID/discover: {s}");
     for page in ["", "/slices?slice=race", "/fairness?feature=race"] {
         let (s, html) = app.get_text(&format!("/runs/{external}{page}")).await;
         assert_eq!(s, StatusCode::OK, "/runs/ID{page}");
@@ -240,6 +242,109 @@ async fn team_mode_reads_only_under_external_roots() {
     // The service refuses it whoever calls; with no root at all, every path.
     let reg = RegisterRun { label: Some("label".into()), source: Some(RunSource::Parquet(outside.join("adult").to_string_lossy().to_string())), ..Default::default() };
     assert!(state.register_external(reg.clone(), Access::Roots(vec![])).await.unwrap_err().to_string().contains("--external-root"));
+}
+
+/// The views that need rows read an external run's row sample: every row when the run has at
+/// most `ROW_SAMPLE` (so the same numbers as the upload: an attached model's predictions and
+/// partial dependence, the residual analysis of a regression run), beyond that exactly
+/// `ROW_SAMPLE` rows drawn uniformly, the same rows on every draw; the pages say which.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_views_of_external_runs_read_a_sample() {
+    use strata_server::service::external::ROW_SAMPLE;
+    let app = TestApp::sqlite().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ids_of = |df: &DataFrame, column: &str| -> Vec<String> { df.column(column).unwrap().cast(&DataType::String).unwrap().str().unwrap().iter().map(|v| v.unwrap_or_default().to_string()).collect() };
+
+    // Adult, 16,000 rows in hive partitions: the sample is every row (in the files' order).
+    let data = dir.path().join("adult");
+    write_partitioned(&adult(), &data, "sex", 1500);
+    let uploaded = upload_adult(&app).await;
+    let (s, v) = post_json(&app, &register_body(&data), &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let external = v["id"].as_str().unwrap().to_string();
+    let (s, page) = app.get_json(&format!("/api/v1/runs/{external}/examples?limit=5")).await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert_eq!((page["total"].as_u64(), page["rows"].as_array().map(Vec::len)), (Some(16000), Some(5)));
+    assert_eq!((page["sample"]["rows"].as_u64(), page["sample"]["of"].as_u64()), (Some(16000), Some(16000)), "{page}");
+    let (_, plain) = app.get_json(&format!("/api/v1/runs/{uploaded}/examples?limit=5")).await;
+    assert_eq!(plain.get("sample"), None, "an uploaded run's rows are all its rows");
+    let rows = app.state.rows(&external).await.unwrap();
+    let (mut a, mut b) = (ids_of(&rows.frame, "example_id"), ids_of(&app.state.frame(&uploaded).await.unwrap(), "example_id"));
+    a.sort_unstable();
+    b.sort_unstable();
+    assert_eq!(a, b, "every row once");
+
+    // An attached model predicts the external run's rows as the uploaded copy's: the check at
+    // attachment agrees with the stored scores, and one example's partial dependence curve (on the
+    // grid of every row's quantiles) is the same.
+    let gbt = std::fs::read(demo().join("adult/model_gbt.onnx")).unwrap();
+    for id in [&uploaded, &external] {
+        let attached = app.state.attach_model(id, "model_gbt.onnx", gbt.clone(), Some("score_gbt".into())).await.unwrap();
+        assert_eq!(attached.check.agrees, Some(true), "{id}: {:?}", attached.check);
+    }
+    let example = b[1234].clone();
+    let q = format!("model=score_gbt&feature=age&sample=50&grid=6&example={example}&set.hours_per_week=60");
+    let (s1, pu) = app.get_json(&format!("/api/v1/runs/{uploaded}/pdp?{q}")).await;
+    let (s2, pe) = app.get_json(&format!("/api/v1/runs/{external}/pdp?{q}")).await;
+    assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK), "{pu} / {pe}");
+    assert_eq!((&pu["grid"], &pu["example"]), (&pe["grid"], &pe["example"]));
+    assert!(pe["example"].as_array().is_some_and(|c| c.len() == pe["grid"].as_array().unwrap().len()), "{pe}");
+    assert_eq!((pe["row_sample"]["rows"].as_u64(), pu.get("row_sample")), (Some(16000), None));
+    for page in ["/whatif", "/whatif?tab=pdp&pdp=age&model=score_gbt", ""] {
+        let (s, html) = app.get_text(&format!("/runs/{external}{page}")).await;
+        assert_eq!(s, StatusCode::OK, "/runs/ID{page}");
+        assert!(html.contains("Computed on all 16,000 rows of this external run (read from its Parquet files)."), "/runs/ID{page}");
+    }
+
+    // Wages (regression) registered from the demo's own file: the residual analysis equals the
+    // upload's, the sample stated.
+    let wages = demo().join("wages/eval.parquet");
+    let (s, v) = app.upload("wages.parquet", &std::fs::read(&wages).unwrap(), &json!({"name": "wages", "label": "label"}), &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let wages_uploaded = v["id"].as_str().unwrap().to_string();
+    let (s, v) = post_json(&app, &json!({"name": "wages (external)", "label": "label", "source": {"parquet": wages.to_string_lossy()}}), &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let wages_external = v["id"].as_str().unwrap().to_string();
+    let q = "model=prediction_gbt&feature=age&slice=gender";
+    let (s1, mut ru) = app.get_json(&format!("/api/v1/runs/{wages_uploaded}/residuals?{q}")).await;
+    let (s2, mut re) = app.get_json(&format!("/api/v1/runs/{wages_external}/residuals?{q}")).await;
+    assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK), "{ru} / {re}");
+    assert_eq!(re["row_sample"]["rows"], 10000);
+    re.as_object_mut().unwrap().remove("row_sample");
+    ru.as_object_mut().unwrap().remove("row_sample");
+    assert_eq!(ru, re);
+    let (s, html) = app.get_text(&format!("/runs/{wages_external}/residuals")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("Computed on all 10,000 rows of this external run") && html.contains("every statistic uses all rows of the sample"));
+
+    // 250,000 rows in two files: exactly ROW_SAMPLE rows, drawn uniformly over both files, the
+    // same ones on a second draw (after the cache is emptied), the sample stated on the page.
+    let n = 250_000i64;
+    let big = dir.path().join("big");
+    std::fs::create_dir_all(&big).unwrap();
+    for (k, range) in [(0, 0..n / 2), (1, n / 2..n)] {
+        let id: Vec<i64> = range.collect();
+        let score: Vec<f64> = id.iter().map(|i| ((i * 7919) % 1000) as f64 / 1000.0).collect();
+        let label: Vec<i64> = id.iter().map(|i| i64::from((i * 104_729) % 1000 < 400)).collect();
+        let group: Vec<&str> = id.iter().map(|i| ["a", "b", "c"][(*i % 3) as usize]).collect();
+        let mut df = df!("row" => id, "group" => group, "score" => score, "label" => label).unwrap();
+        ParquetWriter::new(std::fs::File::create(big.join(format!("part-{k}.parquet"))).unwrap()).with_row_group_size(Some(10_000)).finish(&mut df).unwrap();
+    }
+    let (s, v) = post_json(&app, &json!({"name": "big", "label": "label", "scores": ["score"], "id": "row", "source": {"parquet": big.to_string_lossy()}}), &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let big_id = v["id"].as_str().unwrap().to_string();
+    let first = app.state.rows(&big_id).await.unwrap();
+    let sample = first.sample.clone().unwrap();
+    assert_eq!((sample.rows, sample.of, first.frame.height()), (ROW_SAMPLE as u64, n as u64, ROW_SAMPLE));
+    let drawn: Vec<i64> = ids_of(&first.frame, "row").iter().map(|i| i.parse().unwrap()).collect();
+    assert!(drawn.windows(2).all(|w| w[0] < w[1]), "in the files' order, no row twice");
+    let low = drawn.iter().filter(|i| **i < n / 2).count() as f64 / drawn.len() as f64;
+    assert!((low - 0.5).abs() < 0.01, "both files sampled alike: {low}");
+    app.state.forget(&big_id);
+    assert!(app.state.rows(&big_id).await.unwrap().frame.equals_missing(&first.frame), "the same rows on every draw");
+    let (s, html) = app.get_text(&format!("/runs/{big_id}/whatif")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("Computed on a uniform sample of 100,000 of the run&#x27;s 250,000 rows (40%, seed 1; drawn from its Parquet files") || html.contains("Computed on a uniform sample of 100,000 of the run's 250,000 rows (40%, seed 1; drawn from its Parquet files"), "the what-if page states the sample");
 }
 
 /// The Adult demo split for drift: the first 8,000 rows as the reference, the rest with `age`

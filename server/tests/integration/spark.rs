@@ -394,15 +394,19 @@ mod runs {
         }
         let (a, b) = (app.state.overview(&uploaded, None).await.unwrap(), app.state.overview(&external, None).await.unwrap());
         assert_eq!(a.headline, b.headline);
+        // The score distribution and label balance, counted from the cells: the same chart.
+        assert_eq!((&a.chart, &a.label_balance), (&b.chart, &b.label_balance));
+        assert!(a.label_balance.len() == 2 && a.chart.contains("label = 1"), "{:?}", a.label_balance);
         for page in ["", "/slices?slice=race", "/fairness?feature=race"] {
             let (s, html) = app.get_text(&format!("/runs/{external}{page}")).await;
             assert_eq!(s, StatusCode::OK, "/runs/ID{page}");
             assert!(page != "" || html.contains("Spark: parquet"), "the run page shows the source");
             assert!(!html.contains("s3cret"));
         }
-        // Row views say they need rows.
-        let (s, e) = app.get_json(&format!("/api/v1/runs/{external}/examples")).await;
-        assert!(s.is_client_error() && e["error"].as_str().unwrap_or_default().contains("needs rows"), "{s} {e}");
+        // Row views read the run's rows through Spark (all of them at this size).
+        let (s, e) = app.get_json(&format!("/api/v1/runs/{external}/examples?limit=3")).await;
+        assert_eq!(s, StatusCode::OK, "{e}");
+        assert_eq!((e["total"].as_u64(), e["sample"]["rows"].as_u64(), e["sample"]["method"].as_str()), (Some(16000), Some(16000), Some("read by Spark")), "{e}");
     }
 
     /// Drift between two runs in Spark (and between a Spark run and an uploaded one) is the drift
@@ -651,5 +655,43 @@ mod runs {
                 assert!(hi - lo < 0.01, "{m} of {}: bounds [{lo}, {hi}] too wide for 10,000 buckets", x["key"]);
             }
         }
+
+        // The row views' sample: Spark's TABLESAMPLE keeps about ROW_SAMPLE rows (Bernoulli: within
+        // 6 standard deviations), the local Parquet run exactly ROW_SAMPLE; both uniform (the mean
+        // score of the sample is the whole run's, within 5 standard errors); Spark draws the same
+        // rows again after the cache is emptied (REPEATABLE).
+        use strata_server::service::external::ROW_SAMPLE;
+        let mean_score = |df: &DataFrame| df.column("score").unwrap().as_materialized_series().mean().unwrap();
+        let whole_mean = mean_score(&app.state.frame(&uploaded).await.unwrap());
+        // The run page of a run this large does not start that scan itself; once a row view drew
+        // the sample, it shows it.
+        let (s, html) = app.get_text(&format!("/runs/{in_parquet}")).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(html.contains("read a uniform sample of 100,000 of them, drawn when the first of those views opens"), "the run page waits for a row view");
+        let spark_rows = app.state.rows(&in_spark).await.unwrap();
+        let parquet_rows = app.state.rows(&in_parquet).await.unwrap();
+        let (_, html) = app.get_text(&format!("/runs/{in_parquet}")).await;
+        assert!(html.contains("Computed on a uniform sample of 100,000 of the run"), "the run page shows the drawn sample");
+        let sd = (ROW_SAMPLE as f64 * 0.02 * 0.98).sqrt();
+        assert!((spark_rows.frame.height() as f64 - ROW_SAMPLE as f64).abs() < 6.0 * sd, "{}", spark_rows.frame.height());
+        assert_eq!(parquet_rows.frame.height(), ROW_SAMPLE);
+        let method = spark_rows.sample.as_ref().unwrap().method.clone();
+        assert!(method.contains("TABLESAMPLE (2 PERCENT) REPEATABLE (1)"), "{method}");
+        for (what, rows) in [("spark", &spark_rows), ("parquet", &parquet_rows)] {
+            let m = mean_score(&rows.frame);
+            assert!((m - whole_mean).abs() < 5.0 * 0.25 / (ROW_SAMPLE as f64).sqrt(), "{what}: sample mean {m} vs {whole_mean}");
+            assert_eq!(rows.sample.as_ref().unwrap().of, n as u64);
+        }
+        app.state.forget(&in_spark);
+        let again = app.state.rows(&in_spark).await.unwrap();
+        let sorted_scores = |df: &DataFrame| {
+            let mut v: Vec<f64> = df.column("score").unwrap().f64().unwrap().into_no_null_iter().collect();
+            v.sort_by(f64::total_cmp);
+            v
+        };
+        assert_eq!(sorted_scores(&again.frame), sorted_scores(&spark_rows.frame), "REPEATABLE: the same rows");
+        let (s, html) = app.get_text(&format!("/runs/{in_spark}/whatif")).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(html.contains("TABLESAMPLE (2 PERCENT) REPEATABLE (1)"), "the what-if page states the sample");
     }
 }

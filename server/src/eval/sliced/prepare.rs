@@ -95,6 +95,30 @@ impl Prepared {
         self.y.len()
     }
 
+    /// A binary run's scores binned on [0, 1] (`bins` equal bins, as `eval::histogram` bins them)
+    /// per label class as Σ weights, and each class's row count: the overview's chart and label
+    /// balance from the cells, where an external run's rows are (on a score grid of 1/n the bins
+    /// hold whole grid buckets when `bins` divides n). `None` for other tasks.
+    pub fn binary_distribution(&self, bins: usize) -> Option<([Vec<f64>; 2], [u64; 2])> {
+        if self.task != Task::Binary || bins == 0 {
+            return None;
+        }
+        let (mut h, mut n) = ([vec![0.0; bins], vec![0.0; bins]], [0u64; 2]);
+        let width = 1.0 / bins as f64;
+        for i in 0..self.y.len() {
+            let class = match self.y[i] {
+                y if y == 0.0 => 0,
+                y if y == 1.0 => 1,
+                _ => continue,
+            };
+            n[class] += u64::from(self.mult[i]);
+            if self.p[i].is_finite() {
+                h[class][crate::eval::bin_index(self.p[i], 0.0, width, bins)] += self.w[i] * f64::from(self.mult[i]);
+            }
+        }
+        Some((h, n))
+    }
+
     /// Approximate heap size, for the cache's byte budget.
     pub fn bytes(&self) -> usize {
         let per_cell = 3 * 8 + 4 + if self.log_loss.is_empty() { 0 } else { 9 } + if self.class_terms.is_empty() { 0 } else { 16 } + self.slice_of_cell.len() * 4;
