@@ -63,14 +63,20 @@ async fn upload_adult(app: &TestApp) -> String {
     v["id"].as_str().unwrap().to_string()
 }
 
+/// The Adult demo uploaded, and written under `dir` as hive partitions by sex (1,500 rows a row
+/// group) and registered: (the dataset's path, the uploaded run, the external run).
+async fn adult_both_ways(app: &TestApp, dir: &Path) -> (PathBuf, String, String) {
+    let data = dir.join("adult");
+    write_partitioned(&adult(), &data, "sex", 1500);
+    let uploaded = upload_adult(app).await;
+    let (s, v) = post_json(app, &register_body(&data), &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    (data, uploaded, v["id"].as_str().unwrap().to_string())
+}
+
 async fn external_runs_equal_uploaded_ones(app: TestApp) {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("adult");
-    write_partitioned(&adult(), &data, "sex", 1500);
-    let uploaded = upload_adult(&app).await;
-    let (s, v) = post_json(&app, &register_body(&data), &[]).await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let external = v["id"].as_str().unwrap().to_string();
+    let (data, uploaded, external) = adult_both_ways(&app, dir.path()).await;
 
     // Listed like any run, marked with its source; the row count from the footers.
     let (_, runs) = app.get_json("/api/v1/runs").await;
@@ -256,12 +262,7 @@ async fn row_views_of_external_runs_read_a_sample() {
     let ids_of = |df: &DataFrame, column: &str| -> Vec<String> { df.column(column).unwrap().cast(&DataType::String).unwrap().str().unwrap().iter().map(|v| v.unwrap_or_default().to_string()).collect() };
 
     // Adult, 16,000 rows in hive partitions: the sample is every row (in the files' order).
-    let data = dir.path().join("adult");
-    write_partitioned(&adult(), &data, "sex", 1500);
-    let uploaded = upload_adult(&app).await;
-    let (s, v) = post_json(&app, &register_body(&data), &[]).await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let external = v["id"].as_str().unwrap().to_string();
+    let (_, uploaded, external) = adult_both_ways(&app, dir.path()).await;
     let (s, page) = app.get_json(&format!("/api/v1/runs/{external}/examples?limit=5")).await;
     assert_eq!(s, StatusCode::OK, "{page}");
     assert_eq!((page["total"].as_u64(), page["rows"].as_array().map(Vec::len)), (Some(16000), Some(5)));
