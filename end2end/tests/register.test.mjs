@@ -77,6 +77,13 @@ test("registering the demo's Parquet file through the page: the run page names i
   await waitForHydration(page);
   assert.match(await page.getByTestId("row-sample").innerText(), /all 16,000 rows of this external run/);
   await page.screenshot({ path: "end2end/test-results/register-whatif.png", fullPage: true });
+
+  // Residuals: the analysis of the rows read, its bias by slice counted from every row's cells.
+  await page.goto(`${BASE}/runs/${id}/residuals?slice=race`);
+  await waitForHydration(page);
+  assert.match(await page.getByTestId("bias-rows").innerText(), /^Over all 16,000 rows of the run \(counted where they are\), not the sample\.$/);
+  assert.ok(await page.getByTestId("slice-bias").locator("tbody tr").count() >= 5, "a row per race group");
+  await page.screenshot({ path: "end2end/test-results/register-residuals.png", fullPage: true });
   assert.deepEqual(errors, []);
 });
 

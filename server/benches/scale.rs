@@ -362,7 +362,7 @@ fn cell_query(source: &Source) -> CellQuery {
         label: "label".into(),
         score: "score".into(),
         weight: None,
-        positive: Param::Number(1.0),
+        positive: Some(Param::Number(1.0)),
         slices: vec![SliceColumn::Categorical("sex".into()), SliceColumn::Categorical("race".into())],
         grid: ScoreGrid::Buckets(GRID),
         by_weight: false,

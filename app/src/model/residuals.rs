@@ -138,6 +138,10 @@ pub struct ResidualsResult {
     /// An external run's analysis reads a sample of its rows (every statistic above is of it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub row_sample: Option<super::RowSample>,
+    /// `Some(rows)`: the bias by slice of an external run was computed from all its rows (their
+    /// cells, counted where the rows are), not from the sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slices_of_rows: Option<u64>,
 }
 
 /// The residuals page's data: the analysis plus its charts as Plotly JSON.

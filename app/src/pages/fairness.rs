@@ -104,7 +104,7 @@ pub fn FairnessPage() -> impl IntoView {
         // A Transition: the shown view stays (busy) while a changed one is computed, then is rebuilt
         // in place (same tables and chart elements; charts.js redraws with `Plotly.react`).
         <Transition fallback=|| view! { <p>"Computing…"</p> } set_pending=pending.write_only()>
-            <div class="view-updating" aria-busy=move || pending.get().then_some("true")>
+            <div class="view-updating" aria-busy=move || pending.try_get().unwrap_or(false).then_some("true")>
             {move || Suspend::new(async move {
                 match data.await {
                     Err(e) => view! { <ErrorBox message=clean_error(&e.to_string()) /> }.into_any(),

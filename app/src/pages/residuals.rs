@@ -168,6 +168,9 @@ fn ResidualsPanel(v: ResidualsView, id: String, search: Memo<String>) -> impl In
         </div>
         {v.chart_slices.clone().map(|c| view! {
             <h2>{format!("Bias by slice: {}", r.slice_spec.clone().unwrap_or_default())}</h2>
+            {r.slices_of_rows.map(|n| view! {
+                <p class="muted" data-testid="bias-rows">{format!("Over all {} rows of the run (counted where they are), not the sample.", crate::model::grouped(n))}</p>
+            })}
             <PlotlyChart figure=fixed(c) label="Mean residual by slice" />
             <div class="table-scroll" tabindex="0" role="region" aria-label="Bias by slice">
                 <table class="data" data-testid="slice-bias">

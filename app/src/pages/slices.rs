@@ -133,7 +133,7 @@ pub fn SlicesPage() -> impl IntoView {
         // then is rebuilt in place (same table and chart elements; charts.js redraws the chart with
         // `Plotly.react`). The first load is server-rendered as before.
         <Transition fallback=|| view! { <p>"Computing…"</p> } set_pending=pending.write_only()>
-            <div class="view-updating" aria-busy=move || pending.get().then_some("true")>
+            <div class="view-updating" aria-busy=move || pending.try_get().unwrap_or(false).then_some("true")>
             {move || Suspend::new(async move {
                 match view_data.await {
                     Err(e) => view! { <ErrorBox message=clean_error(&e.to_string()) /> }.into_any(),

@@ -175,23 +175,25 @@ pub fn label_balance(df: &DataFrame, label: &str, task: Task) -> Result<Vec<Valu
     let s = df.column(label).map_err(|_| EvalError::NoColumn(label.to_string()))?.as_materialized_series().clone();
     match task {
         Task::Binary | Task::Multiclass => value_counts(&s, 50),
-        Task::Regression => Ok(label_histogram(&f64_values(df, label)?)),
+        Task::Regression => Ok(label_histogram(&drift::CountedNumbers::of(&f64_values(df, label)?))),
     }
 }
 
 /// Bins of a regression label's histogram.
 pub const LABEL_BINS: usize = 12;
 
-fn label_histogram(values: &[f64]) -> Vec<ValueCount> {
-    let v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-    let (Some(lo), Some(hi)) = (v.iter().copied().reduce(f64::min), v.iter().copied().reduce(f64::max)) else { return vec![] };
+/// A regression label's histogram ([`LABEL_BINS`] equal bins from its least to its greatest
+/// value, rows per bin) from its values' counts: the label balance of an uploaded run (counted
+/// from its column) and of an external one (from its cells).
+pub fn label_histogram(values: &drift::CountedNumbers) -> Vec<ValueCount> {
+    let (Some(lo), Some(hi)) = (values.values.first().map(|v| v.0), values.values.last().map(|v| v.0)) else { return vec![] };
     if hi <= lo {
-        return vec![ValueCount { value: format!("[{}, {}]", fmt_num(lo), fmt_num(hi)), count: v.len() as u64 }];
+        return vec![ValueCount { value: format!("[{}, {}]", fmt_num(lo), fmt_num(hi)), count: values.present() }];
     }
     let width = (hi - lo) / LABEL_BINS as f64;
     let mut counts = [0u64; LABEL_BINS];
-    for x in &v {
-        counts[(((x - lo) / width) as usize).min(LABEL_BINS - 1)] += 1;
+    for (x, n) in &values.values {
+        counts[(((x - lo) / width) as usize).min(LABEL_BINS - 1)] += n;
     }
     counts
         .iter()
@@ -349,21 +351,38 @@ pub fn score_distribution(df: &DataFrame, label: &str, task: Task, model: &str, 
         _ => {
             // Regression (and class codes): predictions and labels on common bins.
             let y = f64_values(df, label)?;
-            let finite = |v: &[f64]| v.iter().copied().filter(|x| x.is_finite()).collect::<Vec<_>>();
-            let mut all = finite(&p);
-            all.extend(finite(&y));
-            all.sort_by(f64::total_cmp);
-            // Trim the extreme 0.5% so a long tail does not squeeze every bar into one bin.
-            let lo = stats::quantile_sorted(&all, 0.005);
-            let hi = stats::quantile_sorted(&all, 0.995).max(lo + 1e-9);
-            let width = (hi - lo) / bins as f64;
-            Ok(Distribution {
-                edges: (0..bins).map(|i| lo + i as f64 * width).collect(),
-                width,
-                series: vec![(format!("{model} (prediction)"), histogram(&p, &w, lo, hi, bins)), (format!("{label} (label)"), histogram(&y, &w, lo, hi, bins))],
-                classes: vec![],
-            })
+            let points: Vec<(f64, f64, f64, u64)> = p.iter().zip(&y).zip(&w).map(|((p, y), w)| (*p, *y, *w, 1)).collect();
+            Ok(regression_distribution(&points, label, model, bins))
         }
+    }
+}
+
+/// Predictions and labels of a regression run on common bins, from (prediction, label, weight,
+/// rows) points — an uploaded run's rows (one each) or an external run's cells: `bins` equal bins
+/// between the 0.5% and 99.5% quantiles of all predictions and labels together (a long tail does
+/// not squeeze every bar into one bin; values beyond fall in the end bins), Σ weights per bin.
+pub fn regression_distribution(points: &[(f64, f64, f64, u64)], label: &str, model: &str, bins: usize) -> Distribution {
+    let all = drift::CountedNumbers::from_pairs(points.iter().flat_map(|(p, y, _, n)| [(Some(*p), *n), (Some(*y), *n)]));
+    let lo = all.quantile(0.005);
+    let hi = all.quantile(0.995).max(lo + 1e-9);
+    let width = (hi - lo) / bins as f64;
+    let (mut hp, mut hy) = (vec![0.0; bins], vec![0.0; bins]);
+    if width > 0.0 {
+        for (p, y, w, n) in points {
+            let w = w * *n as f64;
+            if p.is_finite() {
+                hp[bin_index(*p, lo, width, bins)] += w;
+            }
+            if y.is_finite() {
+                hy[bin_index(*y, lo, width, bins)] += w;
+            }
+        }
+    }
+    Distribution {
+        edges: (0..bins).map(|i| lo + i as f64 * width).collect(),
+        width,
+        series: vec![(format!("{model} (prediction)"), hp), (format!("{label} (label)"), hy)],
+        classes: vec![],
     }
 }
 
@@ -392,13 +411,13 @@ mod tests {
 
     #[test]
     fn a_regression_label_is_a_histogram_not_classes() {
-        let h = label_histogram(&[0.0, 1.0, 1.0, 6.0, 12.0, f64::NAN]);
+        let h = label_histogram(&drift::CountedNumbers::of(&[0.0, 1.0, 1.0, 6.0, 12.0, f64::NAN]));
         assert_eq!(h.len(), LABEL_BINS);
         assert_eq!(h.iter().map(|b| b.count).sum::<u64>(), 5, "every finite value once");
         assert_eq!((h[0].value.as_str(), h[0].count), ("[0.0000, 1.0000)", 1));
         assert_eq!((h[1].value.as_str(), h[1].count), ("[1.0000, 2.0000)", 2));
         assert_eq!((h[11].value.as_str(), h[11].count), ("[11.0000, 12.0000]", 1), "the maximum is in the closed last bin");
-        assert_eq!(label_histogram(&[3.0, 3.0]).len(), 1);
-        assert!(label_histogram(&[]).is_empty());
+        assert_eq!(label_histogram(&drift::CountedNumbers::of(&[3.0, 3.0])).len(), 1);
+        assert!(label_histogram(&drift::CountedNumbers::of(&[])).is_empty());
     }
 }

@@ -16,7 +16,7 @@ use strata_app::model::{
 
 use super::residual_stats as st;
 use super::stats::special;
-use super::slicing::{Cut, SliceSpec, SpecError, assign, feature_codes};
+use super::slicing::{Cut, SliceKey, SliceSpec, SpecError, assign, feature_codes};
 use super::{EvalError, bh_adjust, f64_values};
 
 /// What to analyse.
@@ -117,6 +117,58 @@ fn categorical_view(name: &str, codes: &[u32], labels: &[String], r: &[f64]) -> 
 }
 
 /// Runs the analysis. Pure: DataFrame in, plain structs out.
+/// Bias per slice: the mean residual, its t interval at `level`, the one-sample t test against 0
+/// and Benjamini–Hochberg q-values across the slices (significant at `alpha`), from each slice's
+/// residuals as (value, rows) — one row each from a run's rows, or an external run's cells (a
+/// cell of n identical rows is its residual n times: the same sums).
+pub fn slice_bias(spec: &str, keys: &[SliceKey], groups: &[Vec<(f64, u64)>], level: f64, alpha: f64) -> Vec<SliceBias> {
+    let mut slices = Vec::new();
+    for (key, g) in keys.iter().zip(groups) {
+        let k: u64 = g.iter().map(|(_, n)| n).sum();
+        if k == 0 {
+            continue;
+        }
+        let m = g.iter().map(|(x, n)| x * *n as f64).sum::<f64>() / k as f64;
+        let (mut lo, mut hi, mut p_value) = (None, None, None);
+        if k >= 2 {
+            let s = (g.iter().map(|(x, n)| (x - m).powi(2) * *n as f64).sum::<f64>() / (k - 1) as f64).sqrt();
+            let se = s / (k as f64).sqrt();
+            let tq = special::student_t_quantile(0.5 + level / 2.0, (k - 1) as f64);
+            lo = Some(m - tq * se);
+            hi = Some(m + tq * se);
+            p_value = Some(if se > 0.0 { special::student_t_two_sided_p(m / se, (k - 1) as f64) } else if m == 0.0 { 1.0 } else { 0.0 });
+        }
+        slices.push(SliceBias { spec: spec.to_string(), key: key.iter().cloned().collect::<BTreeMap<_, _>>(), n: k, mean: m, lo, hi, p_value, q_value: None, significant: false });
+    }
+    let tested: Vec<usize> = (0..slices.len()).filter(|i| slices[*i].p_value.is_some()).collect();
+    let qs = bh_adjust(&tested.iter().map(|i| slices[*i].p_value.unwrap_or(1.0)).collect::<Vec<_>>());
+    for (i, q) in tested.into_iter().zip(qs) {
+        slices[i].q_value = Some(q);
+        slices[i].significant = q <= alpha;
+    }
+    slices
+}
+
+/// Bias per slice of the first slicing of `cells`' request ([`slice_bias`]) from its cells: every
+/// row of an external run, not its sample. `None` when the cells' scores are grid buckets rather
+/// than the rows' own scores (then the residuals would not be the rows').
+pub fn bias_of_cells(cells: &super::sliced::Prepared, spec: &str, kind: &str, level: f64, alpha: f64) -> Option<Vec<SliceBias>> {
+    if cells.score_grid.is_some() {
+        return None;
+    }
+    let (keys, groups) = cells.slice_cells();
+    let groups: Vec<Vec<(f64, u64)>> = groups
+        .into_iter()
+        .map(|g| {
+            g.into_iter()
+                .filter(|(y, p, _)| y.is_finite() && p.is_finite())
+                .map(|(y, p, n)| (if kind == "deviance" { deviance_residual(y, p) } else { y - p }, n))
+                .collect()
+        })
+        .collect();
+    Some(slice_bias(spec, keys, &groups, level, alpha))
+}
+
 pub fn analyse(df: &DataFrame, req: &ResidualsRequest) -> Result<ResidualsResult, ResidualsError> {
     if req.task == Task::Multiclass {
         return Err(ResidualsError::Invalid("residuals need a regression or binary classification run (this one is multiclass)".into()));
@@ -283,45 +335,13 @@ pub fn analyse(df: &DataFrame, req: &ResidualsRequest) -> Result<ResidualsResult
     if let Some(spec_text) = req.slice.as_deref().filter(|s| !s.trim().is_empty()) {
         let spec = SliceSpec::parse(spec_text)?;
         let a = assign(df, spec_text, &spec, req.max_slices)?;
-        let mut groups: Vec<Vec<f64>> = vec![Vec::new(); a.keys.len()];
+        let mut groups: Vec<Vec<(f64, u64)>> = vec![Vec::new(); a.keys.len()];
         for (j, i) in keep.iter().enumerate() {
             if let Some(s) = a.slice_of_row[*i] {
-                groups[s as usize].push(r[j]);
+                groups[s as usize].push((r[j], 1));
             }
         }
-        for (key, g) in a.keys.iter().zip(&groups) {
-            let k = g.len();
-            if k == 0 {
-                continue;
-            }
-            let m = g.iter().sum::<f64>() / k as f64;
-            let (mut lo, mut hi, mut p_value) = (None, None, None);
-            if k >= 2 {
-                let s = (g.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (k - 1) as f64).sqrt();
-                let se = s / (k as f64).sqrt();
-                let tq = special::student_t_quantile(0.5 + req.level / 2.0, (k - 1) as f64);
-                lo = Some(m - tq * se);
-                hi = Some(m + tq * se);
-                p_value = Some(if se > 0.0 { special::student_t_two_sided_p(m / se, (k - 1) as f64) } else if m == 0.0 { 1.0 } else { 0.0 });
-            }
-            slices.push(SliceBias {
-                spec: spec_text.to_string(),
-                key: key.iter().cloned().collect::<BTreeMap<_, _>>(),
-                n: k as u64,
-                mean: m,
-                lo,
-                hi,
-                p_value,
-                q_value: None,
-                significant: false,
-            });
-        }
-        let tested: Vec<usize> = (0..slices.len()).filter(|i| slices[*i].p_value.is_some()).collect();
-        let qs = bh_adjust(&tested.iter().map(|i| slices[*i].p_value.unwrap_or(1.0)).collect::<Vec<_>>());
-        for (i, q) in tested.into_iter().zip(qs) {
-            slices[i].q_value = Some(q);
-            slices[i].significant = q <= req.alpha;
-        }
+        slices = slice_bias(spec_text, &a.keys, &groups, req.level, req.alpha);
     }
 
     Ok(ResidualsResult {
@@ -346,6 +366,7 @@ pub fn analyse(df: &DataFrame, req: &ResidualsRequest) -> Result<ResidualsResult
         slice_spec: req.slice.clone().filter(|s| !s.trim().is_empty()),
         slices,
         row_sample: None,
+        slices_of_rows: None,
     })
 }
 

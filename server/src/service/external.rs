@@ -355,15 +355,16 @@ impl AppState {
         }
         let request = eval::headline_request(&detail.label, s.task, &chart_model, weight.as_deref(), vec![]);
         let cells = self.external_cells(&super::prepared_key(&s.id, s.task, &request), detail.clone(), &request, s.task).await?;
-        let (chart, label_balance) = match cells.binary_distribution(OVERVIEW_BINS) {
-            Some((per_class, rows)) => {
-                let chart = charts::distribution_figure(&eval::binary_distribution(per_class), s.task, &chart_model);
-                (chart, binary_balance(&detail, rows))
-            }
-            None => {
-                let title = "Score distribution: not computed for an external run of this task yet (binary runs have it)";
-                (serde_json::json!({"data": [], "layout": {"title": {"text": title}}}).to_string(), vec![])
-            }
+        let (chart, label_balance) = if let Some((per_class, rows)) = cells.binary_distribution(OVERVIEW_BINS) {
+            let chart = charts::distribution_figure(&eval::binary_distribution(per_class), s.task, &chart_model);
+            (chart, binary_balance(&detail, rows))
+        } else if let Some(points) = cells.regression_points() {
+            let chart = charts::distribution_figure(&eval::regression_distribution(&points, &detail.label, &chart_model, OVERVIEW_BINS), s.task, &chart_model);
+            let labels = eval::drift::CountedNumbers::from_pairs(points.iter().map(|(_, y, _, n)| (Some(*y), *n)));
+            (chart, eval::label_histogram(&labels))
+        } else {
+            let title = "Score distribution: not computed for an external run of this task yet (binary and regression runs have it)";
+            (serde_json::json!({"data": [], "layout": {"title": {"text": title}}}).to_string(), vec![])
         };
         let validation = self.store.latest_validation(&s.id).await?;
         Ok(RunOverview { detail, label_balance, headline, chart_model, chart, validation })

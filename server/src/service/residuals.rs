@@ -6,7 +6,8 @@ use super::params::{self, ResidualsParams};
 use super::{AppState, MAX_SLICES, ServiceError};
 use super::external::Rows;
 use crate::charts;
-use crate::eval::residuals::{ResidualsError, ResidualsRequest, analyse};
+use crate::eval::residuals::{ResidualsError, ResidualsRequest, analyse, bias_of_cells};
+use crate::eval::sliced::MetricsRequest;
 
 /// The residual analysis request from its parameters against a run's metadata: the defaults and
 /// every check of the API and the page; every mistake is a 400 that names it.
@@ -57,6 +58,7 @@ impl AppState {
 
     async fn run_residuals(&self, id: &str, req: ResidualsRequest) -> Result<ResidualsResult, ServiceError> {
         let Rows { frame, sample } = self.rows(id).await?;
+        let bias = (sample.is_some()).then(|| req.clone());
         let mut result = self.work.run(move || analyse(&frame, &req))
             .await?
             .map_err(|e| match e {
@@ -65,6 +67,33 @@ impl AppState {
                 other => ServiceError::BadRequest(other.to_string()),
             })?;
         result.row_sample = sample;
+        // An external run's bias by slice is a sum over its cells: counted from every row where
+        // they are (the slices view's cells), not from the sample.
+        if let Some(req) = bias {
+            if let (Some(spec), Some(detail)) = (req.slice.as_deref().filter(|s| !s.trim().is_empty()), self.external_source(id).await?) {
+                let task = detail.summary.task;
+                let request = MetricsRequest {
+                    label: req.label.clone(),
+                    model: req.model.clone(),
+                    class_scores: vec![],
+                    weight: None,
+                    specs: vec![spec.to_string()],
+                    thresholds: vec![],
+                    ci: 0.95,
+                    bootstrap: 0,
+                    seed: 0,
+                    baseline: "overall".into(),
+                    min_size: 1,
+                    max_slices: req.max_slices + 1,
+                    alpha: 0.05,
+                };
+                let cells = self.external_cells(&super::prepared_key(id, task, &request), detail, &request, task).await?;
+                if let Some(slices) = bias_of_cells(&cells, spec, &req.kind, req.level, req.alpha) {
+                    result.slices = slices;
+                    result.slices_of_rows = Some(cells.rows() as u64);
+                }
+            }
+        }
         Ok(result)
     }
 

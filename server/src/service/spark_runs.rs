@@ -14,6 +14,9 @@
 //! - Scores: grouped by the exact score when there are at most [`EXACT_SCORES`] distinct ones
 //!   (every metric exact); beyond, on a grid of [`SCORE_BUCKETS`] buckets of width 1/n, where
 //!   counts at thresholds on the grid are exact and the notes say so.
+//! - Regression runs: grouped by the exact (label, prediction) pair, so every metric (the median
+//!   absolute error too) is the uploaded copy's; a run with more than [`EXACT_SCORES`] distinct
+//!   pairs (about) is refused with that reason rather than approximated.
 
 use super::*;
 use crate::eval::sliced::{CellFold, bucket_value, columns_needed, cuts_needing_values, push_down_columns};
@@ -144,8 +147,8 @@ impl AppState {
         let place = source.describe();
         let stored = SparkSource { remote: remote_text, schema: schema.iter().map(|(n, t)| SparkField { name: n.clone(), data_type: t.clone() }).collect(), ..src };
         let detail = self.describe_external(reg, sample, rows, &place, RunSource::Spark(stored)).await?;
-        if detail.summary.task != Task::Binary {
-            return Err(ServiceError::BadRequest(format!("{place}: only binary classification runs are evaluated in Spark so far (this one is {})", detail.summary.task.as_str())));
+        if detail.summary.task == Task::Multiclass {
+            return Err(ServiceError::BadRequest(format!("{place}: the label has more than two classes; multiclass runs are not evaluated in Spark yet (binary classification and regression are)")));
         }
         let secret = token.map(|t| self.secrets.seal(&t)).transpose().map_err(|e| ServiceError::Model(e.to_string()))?;
         self.store.insert_run(&NewRun { detail: detail.clone(), parquet: vec![], attachments: vec![], source_secret: secret }).await?;
@@ -169,9 +172,10 @@ impl AppState {
     /// A Spark run's cells for `request`, pushed down (see the module docs); cached under `key`.
     /// Nothing is cached when Spark fails.
     pub(crate) async fn prepare_spark(&self, key: &str, detail: RunDetail, src: SparkSource, request: &MetricsRequest, task: Task) -> Result<Arc<Prepared>, ServiceError> {
-        if task != Task::Binary {
-            return Err(ServiceError::BadRequest("only binary classification runs are evaluated in Spark so far".into()));
+        if task == Task::Multiclass {
+            return Err(ServiceError::BadRequest("multiclass runs are not evaluated in Spark yet (binary classification and regression are)".into()));
         }
+        let binary = task == Task::Binary;
         let source = spark_source(&src, None)?;
         let place = source.describe();
         let needed = columns_needed(request).map_err(request_error)?;
@@ -187,16 +191,21 @@ impl AppState {
         let pushed = async {
             let mut notes = Vec::new();
             let mut resolved = Vec::new();
-            for (column, cut) in cuts_needing_values(request).map_err(request_error).map_err(|e| SparkError::BadRemote(e.to_string()))? {
+            for (column, cut) in cuts_needing_values(request).map_err(request_error)? {
                 let (buckets, note) = resolve_buckets(&spark, &source, &column, &cut).await?;
                 notes.extend(note);
                 resolved.push((column, cut, buckets));
             }
-            let push = push_down_columns(request, &resolved).map_err(|e| SparkError::BadRemote(e.to_string()))?;
-            let distinct = spark.sql(&pushdown::distinct_sql(&source, &request.model)).await?;
+            let push = push_down_columns(request, &resolved).map_err(request_error)?;
+            let distinct_query = if binary { pushdown::distinct_sql(&source, &request.model) } else { pushdown::pair_distinct_sql(&source, &request.label, &request.model) };
+            let distinct = spark.sql(&distinct_query).await?;
             let distinct = distinct.require("d")?.values.f64_at(0).unwrap_or(0.0) as u64;
             let grid = if distinct <= EXACT_SCORES {
                 ScoreGrid::Exact
+            } else if !binary {
+                return Err(ServiceError::BadRequest(format!(
+                    "{place} has about {distinct} distinct (label, prediction) pairs: a regression run's metrics (the median absolute error among them) are computed from every distinct pair, and at most {EXACT_SCORES} are brought back from Spark; register a sample of the rows (or a coarser label) instead"
+                )));
             } else {
                 notes.push(format!(
                     "{place} has about {distinct} distinct scores: they were grouped into {SCORE_BUCKETS} buckets of width 1/{SCORE_BUCKETS}; counts and rates are exact at thresholds on multiples of 1/{SCORE_BUCKETS}, and AUC / average precision treat the scores of one bucket as ties"
@@ -208,7 +217,7 @@ impl AppState {
                 label: request.label.clone(),
                 score: request.model.clone(),
                 weight: request.weight.clone(),
-                positive: positive_of(&label_type),
+                positive: binary.then(|| positive_of(&label_type)),
                 slices: push
                     .iter()
                     .map(|p| match &p.edges {
@@ -220,7 +229,7 @@ impl AppState {
                 by_weight: request.weight.is_some(),
             };
             let cells = spark.cells(&query).await?;
-            Ok::<_, SparkError>((cells, push, resolved, grid, notes))
+            Ok::<_, ServiceError>((cells, push, resolved, grid, notes))
         }
         .await;
         spark.close().await;

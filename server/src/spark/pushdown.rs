@@ -142,15 +142,16 @@ pub enum ScoreGrid {
     Buckets(u32),
 }
 
-/// The cells of an external binary-classification run, pushed down.
+/// The cells of an external binary-classification or regression run, pushed down.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CellQuery {
     pub source: Source,
     pub label: String,
     pub score: String,
     pub weight: Option<String>,
-    /// The label value that is the positive class (`1`, `true`, `">50K"`).
-    pub positive: Param,
+    /// The label value that is the positive class (`1`, `true`, `">50K"`); `None` for a
+    /// regression run (grouped by its exact label and prediction, no log-loss sums: 0).
+    pub positive: Option<Param>,
     pub slices: Vec<SliceColumn>,
     pub grid: ScoreGrid,
     /// Group by the weight too (a `weight` column after `label`): the in-process engine's cells
@@ -221,7 +222,10 @@ impl CellQuery {
             None => "1.0D".into(),
         };
         let eps = double_literal(LOG_LOSS_EPS)?;
-        let loss = format!("-LN(LEAST(GREATEST(CASE WHEN {label} = :positive THEN {p} ELSE 1.0D - {p} END, {eps}), 1.0D - {eps}))");
+        let loss = match self.positive {
+            Some(_) => format!("-LN(LEAST(GREATEST(CASE WHEN {label} = :positive THEN {p} ELSE 1.0D - {p} END, {eps}), 1.0D - {eps}))"),
+            None => "0.0D".to_string(),
+        };
         let mut inner: Vec<String> = Vec::new();
         for (i, s) in self.slices.iter().enumerate() {
             inner.push(format!("{} AS `slice_{i}`", s.expr()?));
@@ -241,7 +245,7 @@ impl CellQuery {
             self.source.sql(),
             quote_ident(&self.score),
         );
-        Ok(Sql { text, args: vec![("positive".into(), self.positive.clone())] })
+        Ok(Sql { text, args: self.positive.iter().map(|p| ("positive".to_string(), p.clone())).collect() })
     }
 
     /// The columns the cell query reads, each once (to check against the registered schema).
@@ -363,6 +367,17 @@ pub fn order_stats_sql(source: &Source, column: &str, ranks: &[u64], n: u64) -> 
 /// column `d`.
 pub fn distinct_sql(source: &Source, column: &str) -> Sql {
     Sql::plain(format!("SELECT approx_count_distinct(CAST({} AS DOUBLE)) AS `d` FROM {}", quote_ident(column), source.sql()))
+}
+
+/// About how many distinct (label, prediction) pairs a regression run has (the number of its
+/// cells overall): column `d`. The pair is hashed to 64 bits (`xxhash64`) for the sketch.
+pub fn pair_distinct_sql(source: &Source, label: &str, score: &str) -> Sql {
+    Sql::plain(format!(
+        "SELECT approx_count_distinct(xxhash64(CAST({} AS DOUBLE), CAST({} AS DOUBLE))) AS `d` FROM {}",
+        quote_ident(label),
+        quote_ident(score),
+        source.sql()
+    ))
 }
 
 /// Rows a run counts: its label and every score present (as the cell query and an upload).
@@ -491,7 +506,7 @@ mod tests {
             label: "label".into(),
             score: "score_logreg".into(),
             weight: None,
-            positive: Param::Number(1.0),
+            positive: Some(Param::Number(1.0)),
             slices: vec![SliceColumn::Categorical("race".into()), SliceColumn::Numeric { column: "age".into(), edges: vec![25.0, 45.5] }],
             grid,
             by_weight: false,
@@ -572,6 +587,19 @@ mod tests {
     }
 
     #[test]
+    fn a_regression_run_is_grouped_by_its_exact_label_and_prediction() {
+        let q = CellQuery { label: "wage".into(), score: "pred`x".into(), positive: None, ..adult(ScoreGrid::Exact) };
+        let s = q.sql().unwrap();
+        assert!(s.args.is_empty(), "no positive class: {:?}", s.args);
+        assert!(!s.text.contains("LN(") && !s.text.contains(":positive"), "{}", s.text);
+        assert!(s.text.contains("0.0D AS `loss`") && s.text.contains("`wage` AS `label`") && s.text.contains("CAST(`pred``x` AS DOUBLE) AS `score`"), "{}", s.text);
+        assert!(s.text.ends_with("GROUP BY `slice_0`, `slice_1`, `score`, `label`"), "{}", s.text);
+        assert_eq!(q.result_columns(), adult(ScoreGrid::Exact).result_columns());
+        let d = pair_distinct_sql(&Source::table("db.preds").unwrap(), "wage", "pred`x");
+        assert_eq!(d.text, "SELECT approx_count_distinct(xxhash64(CAST(`wage` AS DOUBLE), CAST(`pred``x` AS DOUBLE))) AS `d` FROM `db`.`preds`");
+    }
+
+    #[test]
     fn hostile_names_and_values_never_reach_the_text_unquoted() {
         let evil = "x` FROM t; DROP TABLE y; --";
         let q = CellQuery {
@@ -579,7 +607,7 @@ mod tests {
             label: evil.into(),
             score: evil.into(),
             weight: Some(evil.into()),
-            positive: Param::Text("'); DROP TABLE z; --".into()),
+            positive: Some(Param::Text("'); DROP TABLE z; --".into())),
             slices: vec![SliceColumn::Categorical(evil.into())],
             grid: ScoreGrid::Buckets(10),
             by_weight: true,

@@ -306,17 +306,22 @@ async fn row_views_of_external_runs_read_a_sample() {
     let (s, v) = post_json(&app, &json!({"name": "wages (external)", "label": "label", "source": {"parquet": wages.to_string_lossy()}}), &[]).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let wages_external = v["id"].as_str().unwrap().to_string();
+    // The overview's chart (predictions and labels on common bins) and label histogram, from the cells.
+    for model in [None, Some("prediction_gbt")] {
+        let (a, b) = (app.state.overview(&wages_uploaded, model).await.unwrap(), app.state.overview(&wages_external, model).await.unwrap());
+        assert_eq!((&a.headline, &a.chart, &a.label_balance), (&b.headline, &b.chart, &b.label_balance), "{model:?}");
+        assert!(a.chart.contains("(prediction)") && !a.label_balance.is_empty());
+    }
     let q = "model=prediction_gbt&feature=age&slice=gender";
     let (s1, mut ru) = app.get_json(&format!("/api/v1/runs/{wages_uploaded}/residuals?{q}")).await;
     let (s2, mut re) = app.get_json(&format!("/api/v1/runs/{wages_external}/residuals?{q}")).await;
     assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK), "{ru} / {re}");
     assert_eq!(re["row_sample"]["rows"], 10000);
-    re.as_object_mut().unwrap().remove("row_sample");
-    ru.as_object_mut().unwrap().remove("row_sample");
-    assert_eq!(ru, re);
-    let (s, html) = app.get_text(&format!("/runs/{wages_external}/residuals")).await;
+    same_residuals(&mut ru, &mut re, 10000);
+    let (s, html) = app.get_text(&format!("/runs/{wages_external}/residuals?slice=gender")).await;
     assert_eq!(s, StatusCode::OK);
     assert!(html.contains("Computed on all 10,000 rows of this external run") && html.contains("every statistic uses all rows of the sample"));
+    assert!(html.contains("Over all 10,000 rows of the run (counted where they are), not the sample."), "the bias by slice says it is of every row");
 
     // 250,000 rows in two files: exactly ROW_SAMPLE rows, drawn uniformly over both files, the
     // same ones on a second draw (after the cache is emptied), the sample stated on the page.
@@ -346,6 +351,21 @@ async fn row_views_of_external_runs_read_a_sample() {
     let (s, html) = app.get_text(&format!("/runs/{big_id}/whatif")).await;
     assert_eq!(s, StatusCode::OK);
     assert!(html.contains("Computed on a uniform sample of 100,000 of the run&#x27;s 250,000 rows (40%, seed 1; drawn from its Parquet files") || html.contains("Computed on a uniform sample of 100,000 of the run's 250,000 rows (40%, seed 1; drawn from its Parquet files"), "the what-if page states the sample");
+
+    // The residual analysis reads the sample, but its bias by slice sums every row's residual:
+    // the slices hold all 250,000 rows, and each mean is the brute-force mean over the files.
+    let (s, r) = app.get_json(&format!("/api/v1/runs/{big_id}/residuals?slice=group")).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!((r["n"].as_u64(), r["slices_of_rows"].as_u64()), (Some(ROW_SAMPLE as u64), Some(n as u64)), "{r}");
+    let slices = r["slices"].as_array().unwrap();
+    assert_eq!(slices.iter().map(|x| x["n"].as_u64().unwrap()).sum::<u64>(), n as u64);
+    for x in slices {
+        let g = ["a", "b", "c"].iter().position(|g| x["key"]["group"] == *g).unwrap() as i64;
+        let rows: Vec<i64> = (0..n).filter(|i| i % 3 == g).collect();
+        let mean = rows.iter().map(|i| i64::from((i * 104_729) % 1000 < 400) as f64 - ((i * 7919) % 1000) as f64 / 1000.0).sum::<f64>() / rows.len() as f64;
+        let got = x["mean"].as_f64().unwrap();
+        assert!((got - mean).abs() < 1e-9, "group {g}: {got} vs {mean}");
+    }
 }
 
 /// The Adult demo split for drift: the first 8,000 rows as the reference, the rest with `age`
@@ -410,4 +430,35 @@ async fn drift_of_external_runs_equals_the_uploaded_copies() {
     let (s, html) = app.get_text(&format!("/runs/{ce}/drift?reference={re}&feature=age")).await;
     assert_eq!(s, StatusCode::OK);
     assert!(html.contains("drift-table") && html.contains("need the rows"), "the page shows the table and why the stream detectors are absent");
+}
+
+/// An uploaded run's residual analysis (`a`) and its external copy's (`b`, read whole as its
+/// sample, in the same order): the same, but for the bias by slice, which the external run sums
+/// from its cells over all `rows` rows in another order (the same numbers up to rounding).
+pub fn same_residuals(a: &mut Value, b: &mut Value, rows: u64) {
+    same_bias(a, b, rows);
+    for r in [&mut *a, &mut *b] {
+        let o = r.as_object_mut().unwrap();
+        o.remove("row_sample");
+        o.remove("slices_of_rows");
+    }
+    assert_eq!(a, b);
+}
+
+/// The bias by slice of an uploaded run (`a`) and of its external copy (`b`, from its cells over
+/// all `rows` rows): the same slices and counts, the same numbers up to rounding (summed in
+/// another order). Takes the slices out of both.
+pub fn same_bias(a: &mut Value, b: &mut Value, rows: u64) {
+    assert_eq!(b["slices_of_rows"].as_u64(), Some(rows), "{b}");
+    let (sa, sb) = (a["slices"].take(), b["slices"].take());
+    let (sa, sb) = (sa.as_array().unwrap(), sb.as_array().unwrap());
+    assert!(!sa.is_empty());
+    assert_eq!(sa.len(), sb.len());
+    for (x, y) in sa.iter().zip(sb) {
+        assert_eq!((&x["spec"], &x["key"], &x["n"], &x["significant"]), (&y["spec"], &y["key"], &y["n"], &y["significant"]));
+        for f in ["mean", "lo", "hi", "p_value", "q_value"] {
+            let (u, v) = (x[f].as_f64().unwrap(), y[f].as_f64().unwrap());
+            assert!((u - v).abs() <= 1e-9 * u.abs().max(1e-3), "{f}: {u} vs {v}");
+        }
+    }
 }

@@ -96,7 +96,7 @@ async fn spark_cells_by_race_and_sex_equal_what_polars_counts_from_the_same_file
         label: "label".into(),
         score: "score_logreg".into(),
         weight: None,
-        positive,
+        positive: Some(positive),
         slices: vec![SliceColumn::Categorical("race".into()), SliceColumn::Categorical("sex".into())],
         grid: ScoreGrid::Exact,
         by_weight: false,
@@ -220,7 +220,7 @@ async fn spark_tables_that_disappear_or_change_type_are_clear_errors() {
         label: "label".into(),
         score: "score_logreg".into(),
         weight: None,
-        positive: Param::Number(1.0),
+        positive: Some(Param::Number(1.0)),
         slices: vec![SliceColumn::Numeric { column: "age".into(), edges: vec![40.0] }],
         grid: ScoreGrid::Exact,
         by_weight: false,
@@ -308,10 +308,15 @@ mod runs {
 
     /// `dir/sex=<value>/part-0.parquet`, as Spark writes partitions.
     fn write_partitioned(df: &DataFrame, dir: &std::path::Path) {
-        let col = df.column("sex").unwrap().str().unwrap().clone();
+        write_partitioned_by(df, "sex", dir);
+    }
+
+    /// `dir/<column>=<value>/part-0.parquet` for a text column of values Female and Male.
+    fn write_partitioned_by(df: &DataFrame, column: &str, dir: &std::path::Path) {
+        let col = df.column(column).unwrap().str().unwrap().clone();
         for v in ["Female", "Male"] {
-            let mut part = df.filter(&col.equal(v)).unwrap().drop("sex").unwrap();
-            let sub = dir.join(format!("sex={v}"));
+            let mut part = df.filter(&col.equal(v)).unwrap().drop(column).unwrap();
+            let sub = dir.join(format!("{column}={v}"));
             std::fs::create_dir_all(&sub).unwrap();
             ParquetWriter::new(std::fs::File::create(sub.join("part-0.parquet")).unwrap()).with_row_group_size(Some(3000)).finish(&mut part).unwrap();
         }
@@ -407,6 +412,66 @@ mod runs {
         let (s, e) = app.get_json(&format!("/api/v1/runs/{external}/examples?limit=3")).await;
         assert_eq!(s, StatusCode::OK, "{e}");
         assert_eq!((e["total"].as_u64(), e["sample"]["rows"].as_u64(), e["sample"]["method"].as_str()), (Some(16000), Some(16000), Some("read by Spark")), "{e}");
+    }
+
+    /// The wages demo (regression) partitioned by gender and read by the Spark cluster: its
+    /// cells are grouped by the exact (label, prediction) pair, so slices (median absolute error
+    /// included), the headline metrics and the residual analysis equal the uploaded copy's.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_regression_run_in_spark_equals_the_uploaded_copy() {
+        let Some(r) = remote() else { return };
+        let app = TestApp::sqlite().await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = demo().join("wages/eval.parquet");
+        let wages = ParquetReader::new(std::fs::File::open(&file).unwrap()).finish().unwrap();
+        let data = dir.path().join("wages");
+        write_partitioned_by(&wages, "gender", &data);
+        let (s, v) = app.upload("wages.parquet", &std::fs::read(&file).unwrap(), &json!({"name": "wages", "label": "label", "id": "example_id", "timestamp": "timestamp"}), &[]).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let uploaded = v["id"].as_str().unwrap().to_string();
+        let reg = json!({"name": "wages (spark)", "label": "label", "id": "example_id", "timestamp": "timestamp", "source": {"spark": {"remote": r.to_string(), "path": data.to_string_lossy()}}});
+        let (s, v) = post(&app.router, &reg).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let external = v["id"].as_str().unwrap().to_string();
+        let (_, d) = app.get_json(&format!("/api/v1/runs/{external}")).await;
+        assert_eq!((d["task"].as_str(), d["rows"].as_u64()), (Some("regression"), Some(10000)), "{d}");
+        for q in [
+            "model=prediction_gbt&slice=gender&bootstrap=30&seed=4",
+            "model=prediction_linear&slice=age:q5&slice=educcat,gender&bootstrap=0",
+            "model=prediction_gbt&slice=wrkstat&slice=prestg10:w4&baseline=wrkstat%3DFull-Time&bootstrap=20&seed=2",
+        ] {
+            let (s1, a) = app.get_json(&format!("/api/v1/runs/{uploaded}/metrics?{q}")).await;
+            let (s2, b) = app.get_json(&format!("/api/v1/runs/{external}/metrics?{q}")).await;
+            assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK), "{q}: {a} / {b}");
+            assert!(a["slices"][0]["metrics"]["median_absolute_error"]["value"].is_number(), "{a}");
+            assert_eq!(a, b, "{q}");
+        }
+        let (a, b) = (app.state.overview(&uploaded, None).await.unwrap(), app.state.overview(&external, None).await.unwrap());
+        assert_eq!(a.headline, b.headline);
+        // Predictions and labels on common bins and the label's histogram, from the cells.
+        assert_eq!((&a.chart, &a.label_balance), (&b.chart, &b.label_balance));
+        assert!(a.chart.contains("prediction_linear (prediction)") && a.label_balance.len() == 12, "{:?}", a.label_balance);
+        // The residual analysis reads the rows Spark samples: all 10,000 of them here, in the
+        // order Spark reads the partitions, so the statistics that do not depend on the rows'
+        // order are the upload's (sorted ones exactly, sums up to rounding); the bias by slice
+        // is counted from the cells.
+        let q = "model=prediction_gbt&feature=age&slice=gender";
+        let (s1, mut ru) = app.get_json(&format!("/api/v1/runs/{uploaded}/residuals?{q}")).await;
+        let (s2, mut re) = app.get_json(&format!("/api/v1/runs/{external}/residuals?{q}")).await;
+        assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK), "{ru} / {re}");
+        assert_eq!(re["row_sample"]["rows"], 10000, "{re}");
+        crate::external::same_bias(&mut ru, &mut re, 10000);
+        for f in ["n", "hist_edges", "hist_counts", "qq_ordered", "qq_theoretical"] {
+            assert_eq!(ru[f], re[f], "{f}");
+        }
+        for f in ["mean", "sd", "qq_slope", "qq_intercept", "qq_r"] {
+            let (u, v) = (ru[f].as_f64().unwrap(), re[f].as_f64().unwrap());
+            assert!((u - v).abs() <= 1e-9 * u.abs().max(1.0), "{f}: {u} vs {v}");
+        }
+        for page in ["", "/slices?slice=gender", "/residuals"] {
+            let (s, _) = app.get_text(&format!("/runs/{external}{page}")).await;
+            assert_eq!(s, StatusCode::OK, "/runs/ID{page}");
+        }
     }
 
     /// Drift between two runs in Spark (and between a Spark run and an uploaded one) is the drift

@@ -119,6 +119,27 @@ impl Prepared {
         Some((h, n))
     }
 
+    /// A regression run's (prediction, label, weight, rows) per cell: what the overview's chart
+    /// and label histogram need (`eval::regression_distribution`, `eval::label_histogram`), from
+    /// the cells where an external run's rows are. `None` for other tasks.
+    pub fn regression_points(&self) -> Option<Vec<(f64, f64, f64, u64)>> {
+        (self.task == Task::Regression).then(|| (0..self.y.len()).map(|i| (self.p[i], self.y[i], self.w[i], u64::from(self.mult[i]))).collect())
+    }
+
+    /// The slices of the request's first slicing (the overall slice when it named none) and, per
+    /// slice, its cells' (label, score, rows).
+    pub fn slice_cells(&self) -> (&[SliceKey], Vec<Vec<(f64, f64, u64)>>) {
+        let spec = if self.texts.len() > 1 && (self.baseline_is_overall || self.texts.len() > 2) { 1 } else { 0 };
+        let keys = &self.keys[spec];
+        let mut groups = vec![Vec::new(); keys.len()];
+        for i in 0..self.y.len() {
+            if let Some(k) = self.slice_of_cell[spec].get(i) {
+                groups[k as usize].push((self.y[i], self.p[i], u64::from(self.mult[i])));
+            }
+        }
+        (keys, groups)
+    }
+
     /// Approximate heap size, for the cache's byte budget.
     pub fn bytes(&self) -> usize {
         let per_cell = 3 * 8 + 4 + if self.log_loss.is_empty() { 0 } else { 9 } + if self.class_terms.is_empty() { 0 } else { 16 } + self.slice_of_cell.len() * 4;
