@@ -84,6 +84,9 @@ pub struct DiscoveryResult {
     pub seconds: f64,
     /// Best first.
     pub slices: Vec<DiscoveredSlice>,
+    /// An external run's search reads a sample of its rows (every count above is of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_sample: Option<super::RowSample>,
 }
 
 /// The discovery page: the result plus what its pickers offer.

@@ -10,7 +10,7 @@ use leptos_router::{
     hooks::{use_location, use_params_map, use_query_map},
 };
 
-use crate::components::{CopyLink, ErrorBox, fmt_metric};
+use crate::components::{CopyLink, ErrorBox, SampleNote, fmt_metric};
 use crate::progress::{JobProgress, new_job_id};
 use crate::model::{DiscoveredSlice, DiscoveryResult, DiscoveryView};
 use crate::pages::runs::urlencode;
@@ -144,6 +144,7 @@ fn Results(r: DiscoveryResult, id: String, project: Option<String>) -> impl Into
     let empty = r.slices.is_empty();
     let slices = r.slices.clone();
     view! {
+        <SampleNote sample=r.row_sample.clone() />
         <p class="muted" data-testid="discover-summary">{summary}</p>
         {r.truncated.then(|| view! { <p class="warn">"The search hit its candidate limit: raise the minimum rows or pick fewer features to search every slice."</p> })}
         {holdout.map(|h| view! { <p class="muted">{h}</p> })}

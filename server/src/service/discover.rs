@@ -84,7 +84,14 @@ impl AppState {
             other => return Err(bad(format!("scoring '{other}' is gap or sliceline"))),
         };
         let holdout = p.holdout.as_deref().is_some_and(|v| v == "1" || v == "true");
-        let rows = detail.summary.rows;
+        let memo = format!("{}discover\u{0}{model}\u{0}{p:?}", super::attack::analysis_key(id));
+        if let Some(done) = self.recall::<DiscoveryResult>(&memo) {
+            return Ok(done);
+        }
+        // An external run's search reads its row sample (stated with the result): the slices
+        // it finds can be opened in the slices view, which counts them over every row.
+        let super::external::Rows { frame: df, sample } = self.rows(id).await?;
+        let rows = df.height() as u64;
         let min_support = p.min_support.unwrap_or_else(|| (rows / 100).max(30));
         if min_support == 0 {
             return Err(bad("min_support is at least 1".into()));
@@ -96,11 +103,6 @@ impl AppState {
                 "a level-{level} search over {f} features may read the {rows} rows up to {sets} times, more than this server allows: pick fewer features (features=) or fewer features per slice (level=)"
             )));
         }
-        let memo = format!("{}discover\u{0}{model}\u{0}{p:?}", super::attack::analysis_key(id));
-        if let Some(done) = self.recall::<DiscoveryResult>(&memo) {
-            return Ok(done);
-        }
-        let df = self.frame(id).await?;
         let label = detail.label.clone();
         let weight = detail.columns.iter().find(|c| c.role == Role::Weight).map(|c| c.name.clone());
         let params = Params { max_level: level, min_support, top_k, fdr, ci, scoring, holdout, seed: p.seed.unwrap_or(0), max_candidates: MAX_CANDIDATES };
@@ -153,6 +155,7 @@ impl AppState {
                     holdout_rows: found.holdout_rows,
                     seconds: started.elapsed().as_secs_f64(),
                     slices,
+                    row_sample: sample,
                 })
             })
             .await??;

@@ -121,7 +121,7 @@ async fn external_runs_equal_uploaded_ones(app: TestApp) {
     // Views that need every row in order say so (the API and the pages); the row views read the
     // run's row sample (row_views_of_external_runs_read_a_sample checks them); the others' pages
     // render. (Partial dependence and importance need an attached model: refused without one.)
-    for (path, says) in [("pdp?model=score_gbt&feature=age".to_string(), false), ("discover".into(), true), ("stream-drift".into(), true), ("importance".into(), false)] {
+    for (path, says) in [("pdp?model=score_gbt&feature=age".to_string(), false), ("stream-drift".into(), true), ("importance".into(), false)] {
         let (s, e) = app.get_json(&format!("/api/v1/runs/{external}/{path}")).await;
         assert!(s.is_client_error(), "{path}: {s} {e}");
         assert!(!says || e["error"].as_str().unwrap_or_default().contains("needs rows"), "{path}: {e}");
@@ -131,8 +131,19 @@ async fn external_runs_equal_uploaded_ones(app: TestApp) {
     let (s, d) = app.get_json(&format!("/api/v1/runs/{external}/drift?reference={uploaded}")).await;
     assert_eq!(s, StatusCode::OK, "{d}");
     assert!(d["features"].as_array().unwrap().iter().all(|f| f["drifted"] == false && f["statistic"] == 0.0), "{d}");
+    // Discovery searches the row sample (here every row, read from the partitions): the slices
+    // it finds and their counts are the upload's, the sample stated.
+    let q = "discover?model=score_gbt&features=race,sex,age&level=2";
+    let (s1, a) = app.get_json(&format!("/api/v1/runs/{uploaded}/{q}")).await;
+    let (s2, b) = app.get_json(&format!("/api/v1/runs/{external}/{q}")).await;
+    assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK), "{a} / {b}");
+    assert_eq!((b["row_sample"]["rows"].as_u64(), b["rows"].as_u64()), (Some(16000), Some(16000)), "{b}");
+    let found = |v: &Value| v["slices"].as_array().unwrap().iter().map(|s| (s["spec"].clone(), s["count"].clone())).collect::<Vec<_>>();
+    assert!(!found(&a).is_empty());
+    assert_eq!(found(&a), found(&b));
     let (s, html) = app.get_text(&format!("/runs/{external}/discover")).await;
-    assert!(s.is_client_error() && html.contains("needs rows"), "/runs/ID/discover: {s}");
+    assert_eq!(s, StatusCode::OK, "/runs/ID/discover");
+    assert!(html.contains("Computed on all 16,000 rows of this external run"), "the discovery page states the rows it searched");
     for page in ["", "/slices?slice=race", "/fairness?feature=race"] {
         let (s, html) = app.get_text(&format!("/runs/{external}{page}")).await;
         assert_eq!(s, StatusCode::OK, "/runs/ID{page}");
