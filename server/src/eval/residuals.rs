@@ -116,7 +116,6 @@ fn categorical_view(name: &str, codes: &[u32], labels: &[String], r: &[f64]) -> 
     FeatureResiduals { feature: name.into(), kind: "categorical".into(), bins: vec![], sample_x: vec![], sample_y: vec![], boxes }
 }
 
-/// Runs the analysis. Pure: DataFrame in, plain structs out.
 /// Bias per slice: the mean residual, its t interval at `level`, the one-sample t test against 0
 /// and Benjamini–Hochberg q-values across the slices (significant at `alpha`), from each slice's
 /// residuals as (value, rows) — one row each from a run's rows, or an external run's cells (a
@@ -169,6 +168,7 @@ pub fn bias_of_cells(cells: &super::sliced::Prepared, spec: &str, kind: &str, le
     Some(slice_bias(spec, keys, &groups, level, alpha))
 }
 
+/// Runs the analysis. Pure: DataFrame in, plain structs out.
 pub fn analyse(df: &DataFrame, req: &ResidualsRequest) -> Result<ResidualsResult, ResidualsError> {
     if req.task == Task::Multiclass {
         return Err(ResidualsError::Invalid("residuals need a regression or binary classification run (this one is multiclass)".into()));
