@@ -97,11 +97,7 @@ async fn external_runs_equal_uploaded_ones(app: TestApp) {
         "model=score_gbt&slice=sex,race&slice=hours_per_week:w4&thresholds=0.5&bootstrap=30&seed=1&baseline=sex%3DFemale",
         "model=score_gbt&slice=education&thresholds=0.4&bootstrap=0",
     ] {
-        let (s1, a) = app.get_json(&format!("/api/v1/runs/{uploaded}/metrics?{q}")).await;
-        let (s2, b) = app.get_json(&format!("/api/v1/runs/{external}/metrics?{q}")).await;
-        assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK), "{q}: {a} / {b}");
-        assert!(!a["slices"].as_array().unwrap().is_empty());
-        assert_eq!(a, b, "{q}");
+        same_metrics(&app, &uploaded, &external, q).await;
     }
     for q in ["model=score_gbt&feature=race&thresholds=0.3,0.5,0.7&bootstrap=40&seed=3", "model=score_logreg&feature=sex&thresholds=0.25,0.5&bootstrap=20&seed=5"] {
         let (s1, a) = app.get_json(&format!("/api/v1/runs/{uploaded}/fairness?{q}")).await;
@@ -472,4 +468,15 @@ pub fn same_bias(a: &mut Value, b: &mut Value, rows: u64) {
             assert!((u - v).abs() <= 1e-9 * u.abs().max(1e-3), "{f}: {u} vs {v}");
         }
     }
+}
+
+/// The metrics API's answers to `q` for an uploaded run and its external copy: both 200, at least
+/// one slice, the same JSON. Returns the answer.
+pub async fn same_metrics(app: &TestApp, uploaded: &str, external: &str, q: &str) -> Value {
+    let (s1, a) = app.get_json(&format!("/api/v1/runs/{uploaded}/metrics?{q}")).await;
+    let (s2, b) = app.get_json(&format!("/api/v1/runs/{external}/metrics?{q}")).await;
+    assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK), "{q}: {a} / {b}");
+    assert!(!a["slices"].as_array().unwrap().is_empty(), "{q}: {a}");
+    assert_eq!(a, b, "{q}");
+    a
 }
