@@ -199,6 +199,41 @@ fn main() {
         println!("prepare peak heap (distinct scores): {:.1} MiB", mib(peak));
         return;
     }
+    // `STRATA_BENCH_ONLY=slider`: what the threshold slider asks of the engine — the slicing of
+    // one feature (`race`) prepared once, then one new threshold at a time (0.30, 0.31, …) with
+    // 200 bootstrap replicates, as the slices and fairness views ask on every move. Baseline in
+    // the same run: the same requests without the bootstrap.
+    if std::env::var("STRATA_BENCH_ONLY").as_deref() == Ok("slider") {
+        let moves: usize = std::env::var("STRATA_BENCH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(30).max(2);
+        let one = |bootstrap, t: f64| MetricsRequest { specs: vec!["race".into()], ..req(bootstrap, &vec![t]) };
+        for (name, data) in [("repeated rows", &df), ("distinct scores", &jittered)] {
+            let prep = prepare(data, &one(0, 0.5), Task::Binary).unwrap();
+            // The first requests on new cells compute and keep the threshold-free part.
+            let first = secs(|| drop(compute_prepared(&prep, &one(0, 0.5)).unwrap()));
+            let first_boot = secs(|| drop(compute_prepared(&prep, &one(200, 0.5)).unwrap()));
+            let (mut none, mut boot): (Vec<f64>, Vec<f64>) = (0..moves)
+                .map(|i| {
+                    let t = 0.30 + i as f64 / 100.0;
+                    (secs(|| drop(compute_prepared(&prep, &one(0, t)).unwrap())), secs(|| drop(compute_prepared(&prep, &one(200, t + 0.005)).unwrap())))
+                })
+                .unzip();
+            none.sort_by(f64::total_cmp);
+            boot.sort_by(f64::total_cmp);
+            let p95 = |v: &[f64]| v[((v.len() as f64 * 0.95).ceil() as usize).min(v.len()) - 1];
+            println!(
+                "{rows} rows, {name} ({} cells): first request on the cells {:.1} ms, with 200 replicates {:.1} ms; then a new threshold, no bootstrap median {:.1} ms p95 {:.1} ms; 200 replicates median {:.1} ms p95 {:.1} ms ({:.1}x the baseline's median), n = {moves}",
+                prep.cells(),
+                first * 1e3,
+                first_boot * 1e3,
+                none[moves / 2] * 1e3,
+                p95(&none) * 1e3,
+                boot[moves / 2] * 1e3,
+                p95(&boot) * 1e3,
+                boot[moves / 2] / none[moves / 2]
+            );
+        }
+        return;
+    }
     // Baseline: one Polars group-by per threshold (Polars' hash grouping on sex × race), then the
     // four confusion counts of each group from its row indices: confusion counts only.
     let naive = secs(|| {

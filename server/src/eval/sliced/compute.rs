@@ -84,14 +84,10 @@ pub(super) fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget:
     if thresholds.windows(2).any(|w| w[0] >= w[1]) {
         return Err(RequestError::Invalid("thresholds must be distinct and in ascending order".into()));
     }
-    let k_of = |prep: &Prepared| -> Vec<u16> { if binary { threshold_counts(&prep.p, &thresholds) } else { vec![] } };
     let specs = prep.keys.len();
 
-    // Flat metric values per (spec, slice), in the order of `slots`.
-    let run_pass = |prep: &Prepared, k_of_cell: &[u16], w: &[f64]| -> Vec<Vec<Vec<Option<f64>>>> {
-        if task == Task::Binary {
-            return binary_passes(prep, k_of_cell, w, thresholds.len()).iter().map(|slices| slices.iter().map(|sp| flat_binary(sp, thresholds.len(), &layout)).collect()).collect();
-        }
+    // Flat metric values per (spec, slice), in the order of `slots` (binary: `binary_point`).
+    let run_pass = |prep: &Prepared, w: &[f64]| -> Vec<Vec<Vec<Option<f64>>>> {
         (0..specs)
             .map(|a| match task {
                 Task::Regression => regression_pass(prep, a, w).into_iter().map(|m| m.into_values().collect()).collect(),
@@ -100,24 +96,8 @@ pub(super) fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget:
             .collect()
     };
     let point_weights = |prep: &Prepared| -> Vec<f64> { prep.w.iter().zip(&prep.mult).map(|(w, m)| w * *m as f64).collect() };
-    let k_of_cell = k_of(prep);
-    let point = run_pass(prep, &k_of_cell, &point_weights(prep));
-    // Replicates walk binned cells when a binary request has too many (see `Prepared::binned`),
-    // and are then shifted by (exact − binned) point value, metric by metric.
-    let binned = if req.bootstrap > 0 { prep.binned_cached(&thresholds, budget) } else { None };
-    let (boot_prep, boot_k) = match binned.as_deref() {
-        Some((b, k)) => (b, k.clone()),
-        None => (prep, k_of_cell.clone()),
-    };
-    let shift: Option<Vec<Vec<Vec<f64>>>> = binned.as_deref().map(|(b, _)| {
-        let coarse = run_pass(b, &boot_k, &point_weights(b));
-        point
-            .iter()
-            .zip(&coarse)
-            .map(|(pa, ca)| pa.iter().zip(ca).map(|(ps, cs)| ps.iter().zip(cs).map(|(x, y)| match (x, y) { (Some(x), Some(y)) => x - y, _ => 0.0 }).collect()).collect())
-            .collect()
-    });
-    let boot_method = if binned.is_some() { "bootstrap_binned" } else { "bootstrap" };
+    let k_of_cell = if binary { threshold_counts(&prep.p, &thresholds) } else { vec![] };
+    let point = if binary { binary_point(prep, &k_of_cell, thresholds.len()) } else { run_pass(prep, &point_weights(prep)) };
     let slots: Vec<MetricSlot> = match task {
         Task::Binary => binary_slots(&thresholds),
         // The regression pass's map iterates its names sorted.
@@ -146,56 +126,22 @@ pub(super) fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget:
         })
         .collect();
 
-    // Replicate b draws its cells' multiplicities from its own generator (seed, b), so the numbers
-    // do not depend on how the replicates are spread over threads.
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8).min(req.bootstrap.max(1));
-    let mut replicates: Vec<Vec<f64>> = Vec::with_capacity(req.bootstrap);
     progress.stage("bootstrap");
-    progress.add_total(req.bootstrap as u64);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let (run_pass, boot_k, shift) = (&run_pass, &boot_k, &shift);
-                scope.spawn(move || {
-                    let mut wb = vec![0.0; boot_prep.w.len()];
-                    let mut out = Vec::new();
-                    for b in (t..req.bootstrap).step_by(threads) {
-                        if progress.is_cancelled() {
-                            break;
-                        }
-                        let mut rng = SplitMix(req.seed ^ (b as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93));
-                        for ((o, wi), m) in wb.iter_mut().zip(&boot_prep.w).zip(&boot_prep.mult) {
-                            *o = wi * rng.poisson(*m as f64);
-                        }
-                        let mut values = run_pass(boot_prep, boot_k, &wb);
-                        if let Some(shift) = shift {
-                            for (va, sa) in values.iter_mut().zip(shift) {
-                                for (vs, ss) in va.iter_mut().zip(sa) {
-                                    for (v, d) in vs.iter_mut().zip(ss) {
-                                        if let Some(v) = v {
-                                            *v += d;
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                        // Stored flat, NaN for undefined: half the bytes of `Option<f64>`.
-                        let flat: Vec<f64> = values.iter().flatten().flatten().map(|v| v.unwrap_or(f64::NAN)).collect();
-                        out.push((b, flat));
-                        progress.advance(1);
-                    }
-                    out
-                })
-            })
-            .collect();
-        let mut all: Vec<(usize, Vec<f64>)> = handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect();
-        all.sort_by_key(|(b, _)| *b);
-        replicates.extend(all.into_iter().map(|(_, f)| f));
-    });
+    // Binary: the threshold-free part is kept with the cells, the counts at these thresholds are
+    // drawn per request (see `boot`; over binned cells when there are more than the budget).
+    let (replicates, binned) = if binary && req.bootstrap > 0 {
+        binary_replicates(prep, req, &thresholds, &k_of_cell, budget, progress)
+    } else {
+        (other_replicates(prep, req, &|w: &[f64]| run_pass(prep, w), progress), false)
+    };
+    let boot_method = if binned { "bootstrap_binned" } else { "bootstrap" };
 
-    let w_point = point_weights(prep);
-    let confusions: Vec<Vec<Vec<Vec<f64>>>> =
-        if task == Task::Multiclass { (0..specs).map(|a| multiclass_pass(prep, a, &w_point).into_iter().map(|(_, c)| c).collect()).collect() } else { vec![] };
+    let confusions: Vec<Vec<Vec<Vec<f64>>>> = if task == Task::Multiclass {
+        let w_point = point_weights(prep);
+        (0..specs).map(|a| multiclass_pass(prep, a, &w_point).into_iter().map(|(_, c)| c).collect()).collect()
+    } else {
+        vec![]
+    };
     let base_index = prep.base_index;
     let base = &point[base_index][0];
     let mut slices = Vec::new();
@@ -356,4 +302,38 @@ pub(super) fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget:
         slices,
         notes: prep.notes.clone(),
     })
+}
+
+/// Bootstrap replicates of a regression or multiclass request: replicate b draws its cells'
+/// multiplicities from its own generator (seed, b), so the numbers do not depend on how the
+/// replicates are spread over threads. Flat per replicate, NaN for undefined.
+fn other_replicates(prep: &Prepared, req: &MetricsRequest, pass: &(dyn Fn(&[f64]) -> Vec<Vec<Vec<Option<f64>>>> + Sync), progress: &crate::progress::Progress) -> Vec<Vec<f64>> {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8).min(req.bootstrap.max(1));
+    progress.add_total(req.bootstrap as u64);
+    let mut all: Vec<(usize, Vec<f64>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    let mut wb = vec![0.0; prep.w.len()];
+                    let mut out = Vec::new();
+                    for b in (t..req.bootstrap).step_by(threads) {
+                        if progress.is_cancelled() {
+                            break;
+                        }
+                        let mut rng = replicate_rng(req.seed, b);
+                        for ((o, wi), m) in wb.iter_mut().zip(&prep.w).zip(&prep.mult) {
+                            *o = wi * rng.poisson(*m as f64);
+                        }
+                        // Stored flat, NaN for undefined: half the bytes of `Option<f64>`.
+                        out.push((b, pass(&wb).iter().flatten().flatten().map(|v| v.unwrap_or(f64::NAN)).collect()));
+                        progress.advance(1);
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    });
+    all.sort_by_key(|(b, _)| *b);
+    all.into_iter().map(|(_, f)| f).collect()
 }

@@ -12,7 +12,8 @@
 //! registry `strata_app::metrics`. Here: the request ([`request`]), the per-family statistics
 //! ([`binary`], [`regression`], [`multiclass`]), the preparation into cached cells ([`prepare`]),
 //! the same cells folded batch by batch for rows never in memory at once ([`stream`]), the
-//! bootstrap driver ([`compute`]) and the fairness criteria ([`criteria`]).
+//! bootstrap driver ([`compute`]), the binary bootstrap's kept threshold-free part ([`boot`]) and
+//! the fairness criteria ([`criteria`]).
 
 use std::collections::BTreeMap;
 
@@ -26,6 +27,7 @@ use super::stats::{normal_quantile, two_sided_p, wilson};
 use super::{EvalError, f64_values, weights};
 
 mod binary;
+mod boot;
 mod compute;
 mod criteria;
 mod multiclass;
@@ -38,7 +40,7 @@ mod tests;
 
 // Every file of the engine sees the others' items through these (and `use super::*`).
 #[allow(unused_imports)]
-use self::{binary::*, compute::*, criteria::*, multiclass::*, prepare::*, regression::*, request::*};
+use self::{binary::*, boot::*, compute::*, criteria::*, multiclass::*, prepare::*, regression::*, request::*};
 
 pub use binary::{BinaryStats, confusion_metrics};
 pub(crate) use binary::clipped_neg_ln;

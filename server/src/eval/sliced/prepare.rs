@@ -66,22 +66,15 @@ pub struct Prepared {
     /// Per spec, per slice: (rows, Σw, Σw²).
     pub(super) counts: Vec<Vec<(u64, f64, f64)>>,
     pub(super) rows: usize,
-    /// The last binned cells built for the bootstrap, with the thresholds and budget they were
-    /// built for (a repeated request, e.g. a new confidence level, reuses them).
-    pub(super) binned_cache: std::sync::Mutex<Option<BinnedCells>>,
+    /// What the bootstrap keeps between requests: binned cells and the threshold-free replicates
+    /// (see `boot`), so that new thresholds cost only their confusion counts.
+    pub(super) boot: BootCache,
     /// What the reader of the results must know of how the cells were made (an external run's
     /// approximate buckets); copied into [`MetricsResult::notes`].
     pub notes: Vec<String>,
     /// `Some(n)` when the scores are buckets of width 1/n (each cell's score its bucket's lower
     /// edge) rather than the rows' scores: the results then carry AUC/AP bounds.
     pub score_grid: Option<u32>,
-}
-
-/// Binned cells (see [`Prepared::binned`]) and what they were built for.
-pub(super) struct BinnedCells {
-    pub(super) thresholds: Vec<u64>,
-    pub(super) budget: usize,
-    pub(super) cells: std::sync::Arc<(Prepared, Vec<u16>)>,
 }
 
 impl Prepared {
@@ -144,9 +137,17 @@ impl Prepared {
     pub fn bytes(&self) -> usize {
         let per_cell = 3 * 8 + 4 + if self.log_loss.is_empty() { 0 } else { 9 } + if self.class_terms.is_empty() { 0 } else { 16 } + self.slice_of_cell.len() * 4;
         let keys: usize = self.keys.iter().flatten().flatten().map(|(a, b)| a.len() + b.len() + 48).sum();
-        // Plus binned cells for the bootstrap (at most about the budget, when built).
-        let binned = if self.task == Task::Binary && self.cells() > BOOTSTRAP_CELL_BUDGET { 2 * BOOTSTRAP_CELL_BUDGET * (per_cell + 2) } else { 0 };
-        self.cells() * per_cell + keys + binned + 1024
+        // Plus what the bootstrap keeps (see `boot`), for the default 200 replicates: binned cells
+        // (about the budget) and each cell's combination, or the exact cells' Poisson draws; and
+        // the threshold-free replicates.
+        let boot = match self.task {
+            Task::Binary if self.cells() > BOOTSTRAP_CELL_BUDGET => 2 * BOOTSTRAP_CELL_BUDGET * per_cell + self.cells() * 4,
+            Task::Binary => (self.cells() * 200).min(KEPT_DRAWS) * 4,
+            _ => 0,
+        };
+        let slices: usize = self.keys.iter().map(|k| k.len()).sum();
+        let scalars = if self.task == Task::Binary { 200 * slices * 16 * 8 } else { 0 };
+        self.cells() * per_cell + keys + boot + scalars + 1024
     }
 }
 
@@ -155,43 +156,28 @@ impl Prepared {
 pub const BOOTSTRAP_CELL_BUDGET: usize = 1 << 15;
 
 impl Prepared {
-    /// Cells for the bootstrap of a binary request when there are more than `budget`: the cells
-    /// grouped by (slice in every spec, label, threshold interval, calibration bin, score bin),
-    /// the score bins being equal-count quantiles of the run's scores, as many as keep the groups
-    /// near `budget` (at least 256, at most 10,000; TFMA bins scores into 10,000 buckets for AUC).
-    /// A group of m rows of total weight W becomes one cell of multiplicity m, weight W/m, the
-    /// mean score and the mean loss terms.
+    /// Cells for the threshold-free part of a binary request's bootstrap when there are more than
+    /// `budget` (see `boot`): the cells grouped by (slice in every spec, label, calibration bin,
+    /// score bin), the score bins being equal-count quantiles of the run's scores, as many as keep
+    /// the groups near `budget` (at least 256, at most 10,000; TFMA bins scores into 10,000
+    /// buckets for AUC). A group of m rows of total weight W becomes one cell of multiplicity m,
+    /// weight W/m, the mean score and the mean loss terms.
     ///
-    /// What stays exact: every confusion count at the requested thresholds (a group never straddles
-    /// one) and the base rate, so their replicates have exactly the per-row Poisson bootstrap's
+    /// The base rate stays exact, so its replicates have exactly the per-row Poisson bootstrap's
     /// distribution when the rows are unweighted (with weights, a group's rows are taken to weigh
     /// the same, W/m). Sums of per-row terms (log loss, Brier score, mean score, calibration) keep
     /// their point value but lose the spread within a group, which is small in a narrow score bin
     /// of one label. AUC and average precision order rows of one score bin by their groups' mean
-    /// scores, so their replicates are shifted by (exact value − binned value) in
-    /// `compute_prepared`. Returns `None` when the exact cells fit the budget; else the binned
-    /// cells and each one's threshold index (kept, not recomputed from the mean score, which
-    /// rounding could move across a threshold that a group's scores sit on).
-    pub(super) fn binned(&self, thresholds: &[f64], budget: usize) -> Option<(Prepared, Vec<u16>)> {
+    /// scores, so their replicates are shifted by (exact value − binned value). The confusion
+    /// counts at thresholds are not drawn from these cells (see `boot`). Returns `None` when the
+    /// exact cells fit the budget, or the slicings are too many to number in 128 bits.
+    pub(super) fn binned(&self, budget: usize) -> Option<Prepared> {
         if self.task != Task::Binary || self.cells() <= budget {
             return None;
         }
         let n = self.cells();
         let specs = self.slice_of_cell.len();
-        // A cell's slice in every spec as one number (mixed radix, checked above to fit in 128
-        // bits), with the label in the lowest digit.
-        let radix = self.keys.iter().try_fold(2u128, |acc, k| acc.checked_mul(k.len() as u128 + 1));
-        if radix.is_none() {
-            return None; // too many slicings to number in 128 bits: keep the exact cells
-        }
-        let tuple = |i: usize| -> u128 {
-            let mut t: u128 = 0;
-            for (sc, keys) in self.slice_of_cell.iter().zip(&self.keys) {
-                t = t * (keys.len() as u128 + 1) + sc.get(i).map_or(0, |s| s as u128 + 1);
-            }
-            t * 2 + u128::from(self.y[i] == 1.0)
-        };
-        let tuples: Vec<u128> = (0..n).map(tuple).collect();
+        let tuples = self.cell_tuples()?;
         // Distinct (slices, label) combinations set the number of score bins (counted on an
         // evenly spaced sample: it only sizes the bins).
         let mut combos: Vec<u128> = tuples.iter().step_by((n / 65_536).max(1)).copied().collect();
@@ -200,9 +186,9 @@ impl Prepared {
         let bins = (budget / combos.len().max(1)).clamp(256, 10_000) as u64;
         let total: u64 = self.mult.iter().map(|m| *m as u64).sum();
         #[derive(Default)]
-        struct Group { m: u64, w: f64, wp: f64, wll: f64, y: f64, k: u16, bin: u8, slices: Vec<Option<u32>> }
+        struct Group { m: u64, w: f64, wp: f64, wll: f64, y: f64, bin: u8, slices: Vec<Option<u32>> }
         let mut groups: Vec<Group> = Vec::new();
-        let mut open: std::collections::HashMap<(u128, u16, u8), usize, crate::eval::FastHashBuilder> = Default::default();
+        let mut open: std::collections::HashMap<(u128, u8), usize, crate::eval::FastHashBuilder> = Default::default();
         let (mut seen, mut current_bin) = (0u64, u64::MAX);
         for i in 0..n {
             let score_bin = (seen * bins / total.max(1)).min(bins - 1);
@@ -211,10 +197,9 @@ impl Prepared {
                 open.clear();
                 current_bin = score_bin;
             }
-            let k = thresholds.partition_point(|t| *t <= self.p[i]) as u16;
-            let key = (tuples[i], k, self.bins[i]);
+            let key = (tuples[i], self.bins[i]);
             let g = *open.entry(key).or_insert_with(|| {
-                groups.push(Group { y: self.y[i], k, bin: self.bins[i], slices: (0..specs).map(|a| self.slice_of_cell[a].get(i)).collect(), ..Default::default() });
+                groups.push(Group { y: self.y[i], bin: self.bins[i], slices: (0..specs).map(|a| self.slice_of_cell[a].get(i)).collect(), ..Default::default() });
                 groups.len() - 1
             });
             let (m, w) = (self.mult[i] as u64, self.w[i] * self.mult[i] as f64);
@@ -244,7 +229,7 @@ impl Prepared {
             class_terms: vec![],
             counts: self.counts.clone(),
             rows: self.rows,
-            binned_cache: Default::default(),
+            boot: Default::default(),
             notes: self.notes.clone(),
             score_grid: self.score_grid,
         };
@@ -260,21 +245,7 @@ impl Prepared {
             out.log_loss.push(safe(g.wll));
             out.bins.push(g.bin);
         }
-        Some((out, groups.iter().map(|g| g.k).collect()))
-    }
-}
-
-impl Prepared {
-    /// [`Prepared::binned`], reusing the last result when the thresholds and budget are the same.
-    pub(super) fn binned_cached(&self, thresholds: &[f64], budget: usize) -> Option<std::sync::Arc<(Prepared, Vec<u16>)>> {
-        let bits: Vec<u64> = thresholds.iter().map(|t| t.to_bits()).collect();
-        let mut cache = self.binned_cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = cache.as_ref().filter(|c| c.thresholds == bits && c.budget == budget) {
-            return Some(c.cells.clone());
-        }
-        let cells = std::sync::Arc::new(self.binned(thresholds, budget)?);
-        *cache = Some(BinnedCells { thresholds: bits, budget, cells: cells.clone() });
-        Some(cells)
+        Some(out)
     }
 }
 
@@ -435,7 +406,7 @@ pub(super) fn finish_cells(plan: Plan, keys: Vec<Vec<SliceKey>>, cells: Cells, d
         class_terms: cell_class_terms,
         counts,
         rows,
-        binned_cache: Default::default(),
+        boot: Default::default(),
         notes: vec![],
         score_grid: None,
     }

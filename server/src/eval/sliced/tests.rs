@@ -138,9 +138,8 @@ fn the_binned_bootstrap_keeps_points_exact_and_intervals_close_to_the_exact_boot
     assert_eq!(prep.cells(), 40_000);
     let exact = compute_with_budget(&prep, &req, usize::MAX, &crate::progress::Progress::new()).unwrap();
     let binned = compute_with_budget(&prep, &req, 2_000, &crate::progress::Progress::new()).unwrap();
-    let (bp, k) = prep.binned(&req.thresholds, 2_000).unwrap();
+    let bp = prep.binned(2_000).unwrap();
     assert!(bp.cells() < 8_000 && bp.cells() > 1_000, "{} binned cells", bp.cells());
-    assert_eq!(k.len(), bp.cells());
     let mut compared = 0;
     for (e, b) in exact.slices.iter().zip(&binned.slices) {
         let pairs = e.metrics.iter().map(|(n, x)| (n.clone(), x, &b.metrics[n])).chain(
@@ -166,6 +165,81 @@ fn the_binned_bootstrap_keeps_points_exact_and_intervals_close_to_the_exact_boot
     let pe = exact.slices[1].vs_baseline["auc_roc"].p_value.unwrap();
     let pb = binned.slices[1].vs_baseline["auc_roc"].p_value.unwrap();
     assert!((pe - pb).abs() < 0.2, "{pe} vs {pb}");
+}
+
+/// Every replicate of a binary request as one full pass over its resampled cells computes it.
+fn full_pass_replicates(prep: &Prepared, req: &MetricsRequest) -> Vec<Vec<f64>> {
+    let layout = BinaryLayout::get();
+    let k = threshold_counts(&prep.p, &req.thresholds);
+    let t = req.thresholds.len();
+    (0..req.bootstrap)
+        .map(|b| {
+            let mut rng = replicate_rng(req.seed, b);
+            let w: Vec<f64> = prep.w.iter().zip(&prep.mult).map(|(w, m)| w * rng.poisson(*m as f64)).collect();
+            binary_passes(prep, &k, &w, t).iter().flatten().flat_map(|sp| flat_binary(sp, t, &layout)).map(|v| v.unwrap_or(f64::NAN)).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn kept_threshold_free_replicates_equal_a_full_pass_per_replicate() {
+    // Weighted rows, three groups (a covering spec: the overall slice is merged) and a filter
+    // baseline; with the draws kept (50 replicates) and drawn again (1,500 × 3,000 cells is
+    // more than `KEPT_DRAWS`).
+    let rs: Vec<(f64, f64, f64)> = rows(3000, 29).into_iter().enumerate().map(|(i, (y, p, w))| (y, (p + i as f64 * 1e-6).min(1.0), w)).collect();
+    let df = frame(&rs, |i| ["a", "b", "c"][i % 3]);
+    for (bootstrap, baseline) in [(50, "overall"), (1500, "g=a")] {
+        let mut req = request(bootstrap);
+        req.baseline = baseline.into();
+        let prep = prepare(&df, &req, Task::Binary).unwrap();
+        assert!(prep.cells() > 2_900, "{} cells", prep.cells());
+        let want = full_pass_replicates(&prep, &req);
+        let progress = crate::progress::Progress::new();
+        // The point values too, split the same way (twice: the second from what the first kept).
+        let k = threshold_counts(&prep.p, &req.thresholds);
+        let w: Vec<f64> = prep.w.iter().zip(&prep.mult).map(|(w, m)| w * *m as f64).collect();
+        let layout = BinaryLayout::get();
+        let full: Vec<Vec<Option<u64>>> = binary_passes(&prep, &k, &w, 3).iter().flatten().map(|sp| flat_binary(sp, 3, &layout).iter().map(|v| v.map(f64::to_bits)).collect()).collect();
+        for _ in 0..2 {
+            let split: Vec<Vec<Option<u64>>> = binary_point(&prep, &k, 3).into_iter().flatten().map(|v| v.iter().map(|v| v.map(f64::to_bits)).collect()).collect();
+            assert_eq!(split, full, "point values");
+        }
+        // Twice: computed, then from what the first kept (at other thresholds in between).
+        for round in 0..2 {
+            let k = threshold_counts(&prep.p, &req.thresholds);
+            let (got, binned) = binary_replicates(&prep, &req, &req.thresholds, &k, BOOTSTRAP_CELL_BUDGET, &progress);
+            assert!(!binned);
+            assert_eq!(got.len(), want.len());
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!(g.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), w.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "round {round}, {bootstrap} replicates");
+            }
+            let other = [0.1, 0.6];
+            let _ = binary_replicates(&prep, &req, &other, &threshold_counts(&prep.p, &other), BOOTSTRAP_CELL_BUDGET, &progress);
+        }
+        let kept = prep.boot.scalars.lock().unwrap().as_ref().map(|s| s.draws.is_some());
+        assert_eq!(kept, Some(bootstrap == 50), "draws kept only when they fit");
+    }
+}
+
+#[test]
+fn a_thresholds_interval_does_not_depend_on_the_other_thresholds_asked() {
+    let rs = rows(2000, 31);
+    let df = frame(&rs, |i| ["a", "b"][i % 2]);
+    let mut alone = request(200);
+    alone.thresholds = vec![0.5];
+    let prep = prepare(&df, &alone, Task::Binary).unwrap();
+    let with_others = MetricsRequest { thresholds: vec![0.25, 0.5, 0.75], ..alone.clone() };
+    let (a, b) = (compute_prepared(&prep, &alone).unwrap(), compute_prepared(&prep, &with_others).unwrap());
+    let mut compared = 0;
+    for (x, y) in a.slices.iter().zip(&b.slices) {
+        assert_eq!(x.metrics, y.metrics, "threshold-free metrics");
+        let (xa, ya) = (&x.at[0], y.at.iter().find(|t| t.threshold == 0.5).unwrap());
+        for (name, e) in &xa.metrics {
+            assert_eq!(e, &ya.metrics[name], "{name}@0.5");
+            compared += 1;
+        }
+    }
+    assert!(compared > 20);
 }
 
 #[test]
