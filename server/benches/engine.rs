@@ -15,7 +15,9 @@
 //! understates Strata's advantage about ninefold. `STRATA_BENCH_FAIRLEARN=0` skips it.
 //!
 //! `cargo bench -p strata-server --bench engine --profile dev`; `STRATA_BENCH_ONLY=prepare` times
-//! only `prepare` (fastest and median of five), to measure how it scales with `STRATA_BENCH_ROWS`.
+//! only `prepare` (fastest and median of five), to measure how it scales with `STRATA_BENCH_ROWS`;
+//! `STRATA_BENCH_ONLY=slider` times what moving the threshold asks of the engine (one slicing,
+//! one new threshold at a time, with and without 200 bootstrap replicates).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};

@@ -166,7 +166,11 @@ impl AppState {
         let mut entries = Vec::new();
         for (i, model) in &pairs {
             let d = &details[*i];
-            let result = self.compute_metrics(&d.summary.id, request(d, model, q.thresholds.clone(), q.bootstrap), Task::Binary).await?;
+            let req = request(d, model, q.thresholds.clone(), q.bootstrap);
+            let result = self.compute_metrics(&d.summary.id, req.clone(), Task::Binary).await?;
+            if details.len() == 1 && pairs.len() == 1 {
+                self.warm_other_models(&d.summary.id, &req, Task::Binary, &d.summary.models);
+            }
             entries.push(FairnessEntry { run_id: d.summary.id.clone(), run_name: d.summary.name.clone(), created_at: d.summary.created_at.clone(), model: model.clone(), result });
         }
         let cards: Vec<FairnessCard> = entries

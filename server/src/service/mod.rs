@@ -459,6 +459,11 @@ pub(crate) fn prepared_key(id: &str, task: Task, request: &MetricsRequest) -> St
     format!("{id}\u{0}{task:?}\u{0}{}", request.prepare_key())
 }
 
+/// The result cache's key of a request on the cells of `prepared` (its [`prepared_key`]).
+fn result_key(prepared: &str, request: &MetricsRequest) -> String {
+    format!("{prepared}\u{0}{request:?}")
+}
+
 /// The latest value of a timestamp column as RFC 3339 (UTC), if it has any.
 fn latest_time(frame: &DataFrame, column: &str) -> Option<String> {
     let c = frame.column(column).ok()?;
@@ -538,11 +543,19 @@ impl AppState {
         self.compute_metrics(id, request, detail.summary.task).await
     }
 
+    /// Whether `GET /metrics` with this query would be answered from the result cache, with no
+    /// work (what spare workers computed ahead counts).
+    pub async fn metrics_cached(&self, id: &str, query: &str) -> Result<bool, ServiceError> {
+        let detail = self.run_detail(id).await?;
+        let request = metrics_request(&detail, params::decode(query)?)?;
+        Ok(self.results.get(&result_key(&prepared_key(id, detail.summary.task, &request), &request)).is_some())
+    }
+
     /// Runs the engine on a run's cached frame, off the async workers.
     pub(crate) async fn compute_metrics(&self, id: &str, request: MetricsRequest, task: Task) -> Result<MetricsResult, ServiceError> {
         let key = prepared_key(id, task, &request);
         // An identical request answered before: no worker, no wait in the queue.
-        let result_key = format!("{key}\u{0}{request:?}");
+        let result_key = result_key(&key, &request);
         if let Some(done) = self.recall::<MetricsResult>(&result_key) {
             return Ok(done);
         }
@@ -555,9 +568,17 @@ impl AppState {
                 None => Err(self.frame(id).await?),
             },
         };
+        let result = self.work.run_tracked(self.metrics_job(key, source, request, task)).await?.map_err(request_error)?;
+        self.remember(&result_key, result.clone());
+        Ok(result)
+    }
+
+    /// The engine's work for a request: its prepared cells (prepared and kept if `source` is the
+    /// run's frame), the bootstrap budget's check, the computation.
+    fn metrics_job(&self, key: String, source: Result<Arc<Prepared>, Arc<DataFrame>>, request: MetricsRequest, task: Task) -> impl FnOnce(&crate::progress::Progress) -> Result<MetricsResult, RequestError> + Send + 'static {
         let prepared_cache = self.prepared.clone();
         let budget = self.limits.max_analysis_bytes;
-        let result = self.work.run_tracked(move |progress| {
+        move |progress| {
             let prep = match source {
                 Ok(p) => p,
                 Err(frame) => {
@@ -568,11 +589,53 @@ impl AppState {
             };
             check_budget(bootstrap_size(&prep, &request), budget)?;
             compute_prepared_tracked(&prep, &request, progress)
-        })
-        .await?
-        .map_err(request_error)?;
-        self.remember(&result_key, result.clone());
-        Ok(result)
+        }
+    }
+
+    /// After a view of one model of an uploaded run: the same request for the run's other models
+    /// (up to three), prepared and computed on spare workers only (see `WorkQueue::run_spare`)
+    /// and kept in the caches, so that switching model is answered at once. It waits up to two
+    /// seconds for the workers to be idle (the view's own last work), stops when a request
+    /// cancels it, and never evicts anything: it prepares a model only while the cache has room
+    /// for cells the size of this one's.
+    pub(crate) fn warm_other_models(&self, id: &str, request: &MetricsRequest, task: Task, models: &[String]) {
+        // Per-class score columns differ per model: only single-score models are guessed at.
+        if !request.class_scores.is_empty() || self.cache.get(id).is_none() {
+            return;
+        }
+        let Some(size) = self.prepared.get(&prepared_key(id, task, request)).map(|p| p.bytes()) else { return };
+        let others: Vec<String> = models.iter().filter(|m| **m != request.model).take(3).cloned().collect();
+        let (state, id, request) = (self.clone(), id.to_string(), request.clone());
+        tokio::spawn(async move {
+            for model in others {
+                let req = MetricsRequest { model, ..request.clone() };
+                let key = prepared_key(&id, task, &req);
+                let result_key = result_key(&key, &req);
+                if state.results.get(&result_key).is_some() {
+                    continue;
+                }
+                let source = match (state.prepared.get(&key), state.cache.get(&id)) {
+                    (Some(p), _) => Ok(p),
+                    (None, Some(frame)) if state.prepared.room() >= size => Err(frame),
+                    _ => return,
+                };
+                let mut tries = 0;
+                let job = loop {
+                    // A job is built per try: a refused one was dropped unrun.
+                    match state.work.run_spare(state.metrics_job(key.clone(), source.clone(), req.clone(), task)).await {
+                        Err(work::Spare::Busy) if tries < 20 => {
+                            tries += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        }
+                        other => break other,
+                    }
+                };
+                match job {
+                    Ok(Ok(result)) => state.remember(&result_key, result),
+                    _ => return,
+                }
+            }
+        });
     }
 
     /// Runs the engine on a frame the caller made (e.g. a run's frame with its scores overridden by
@@ -611,7 +674,8 @@ impl AppState {
         if !metric_names.contains(&metric) {
             return Err(ServiceError::BadRequest(format!("unknown metric '{metric}' (one of: {})", metric_names.join(", "))));
         }
-        let result = self.compute_metrics(id, request, task).await?;
+        let result = self.compute_metrics(id, request.clone(), task).await?;
+        self.warm_other_models(id, &request, task, &detail.summary.models);
         let threshold = strata_app::metrics::at_threshold(task, &metric).then(|| result.thresholds[0]);
         let chart = charts::slice_bars(&result, &metric, threshold);
         let columns = self.column_briefs(&detail).await?;

@@ -22,6 +22,17 @@ pub struct WorkQueue {
     permits: Arc<Semaphore>,
     waiting: AtomicUsize,
     max_waiting: usize,
+    /// Spare jobs running now (see [`WorkQueue::run_spare`]): the next job asked for cancels them.
+    spare: std::sync::Mutex<Vec<Arc<Progress>>>,
+}
+
+/// Why spare work did not run or finish (see [`WorkQueue::run_spare`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Spare {
+    /// A worker was busy or a job waiting: nothing started.
+    Busy,
+    /// A job asked for meanwhile cancelled it (or it panicked): its answer is thrown away.
+    Cancelled,
 }
 
 /// Counts a waiter for as long as it waits (also when its request is dropped mid-wait).
@@ -51,7 +62,28 @@ impl WorkQueue {
     /// `workers` jobs at a time; at most `max_waiting` more wait for a turn.
     pub fn new(workers: usize, max_waiting: usize) -> WorkQueue {
         let workers = workers.max(1);
-        WorkQueue { workers, permits: Arc::new(Semaphore::new(workers)), waiting: AtomicUsize::new(0), max_waiting }
+        WorkQueue { workers, permits: Arc::new(Semaphore::new(workers)), waiting: AtomicUsize::new(0), max_waiting, spare: Default::default() }
+    }
+
+    /// Runs `job`, work nobody has asked for yet (a guess at the next request), only when every
+    /// worker is idle ([`Spare::Busy`] when they are not). It reports into its own [`Progress`],
+    /// which the next job asked for ([`run_with`](Self::run_with)) cancels: its loops stop at
+    /// their next check, so it yields the cores to the user's request ([`Spare::Cancelled`]).
+    pub async fn run_spare<T: Send + 'static>(&self, job: impl FnOnce(&Progress) -> T + Send + 'static) -> Result<T, Spare> {
+        if self.waiting.load(Ordering::SeqCst) > 0 || self.permits.available_permits() < self.workers {
+            return Err(Spare::Busy);
+        }
+        let permit = self.permits.clone().try_acquire_owned().map_err(|_| Spare::Busy)?;
+        let progress = Arc::new(Progress::new());
+        self.spare.lock().unwrap_or_else(|p| p.into_inner()).push(progress.clone());
+        let p = progress.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            if p.is_cancelled() { None } else { Some(job(&p)) }
+        })
+        .await;
+        self.spare.lock().unwrap_or_else(|p| p.into_inner()).retain(|x| !Arc::ptr_eq(x, &progress));
+        out.ok().flatten().filter(|_| !progress.is_cancelled()).ok_or(Spare::Cancelled)
     }
 
     /// Jobs running now, and waiting (for the log and the health check).
@@ -75,6 +107,9 @@ impl WorkQueue {
     pub async fn run_with<T: Send + 'static>(&self, progress: Arc<Progress>, job: impl FnOnce(&Progress) -> T + Send + 'static) -> Result<T, ServiceError> {
         if progress.is_cancelled() {
             return Err(ServiceError::Cancelled);
+        }
+        for spare in self.spare.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            spare.cancel();
         }
         let mut guard = CancelOnDrop(Some(progress.clone()));
         let permit = match self.permits.clone().try_acquire_owned() {
@@ -116,6 +151,33 @@ impl WorkQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn spare_work_runs_only_on_idle_workers_and_yields_to_asked_work() {
+        let q = Arc::new(WorkQueue::new(2, 4));
+        assert_eq!(q.run_spare(|_| 1).await, Ok(1), "idle: it runs");
+        // A spare job that loops until cancelled; a job asked for meanwhile cancels it.
+        let spare = {
+            let q = q.clone();
+            tokio::spawn(async move {
+                q.run_spare(|p| {
+                    while !p.is_cancelled() {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    "stopped"
+                })
+                .await
+            })
+        };
+        while q.spare.lock().unwrap().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(q.run_spare(|_| 2).await, Err(Spare::Busy), "a worker is busy: no more spare work");
+        assert_eq!(q.run(|| 3).await.unwrap(), 3);
+        assert_eq!(spare.await.unwrap(), Err(Spare::Cancelled), "cancelled by the asked job, its answer thrown away");
+        assert!(q.spare.lock().unwrap().is_empty());
+        assert_eq!(q.permits.available_permits(), 2);
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_queue_refuses_at_once() {

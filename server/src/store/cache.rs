@@ -101,6 +101,11 @@ impl<V: Weigh> ByteLru<V> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Bytes that can be added without evicting anything.
+    pub fn room(&self) -> usize {
+        self.budget.saturating_sub(self.lock().bytes)
+    }
+
     pub fn get(&self, id: &str) -> Option<Arc<V>> {
         let mut inner = self.lock();
         inner.clock += 1;

@@ -130,7 +130,9 @@ async fn progress_only_grows_and_reaches_the_total() {
     assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "done never shrinks: {seen:?}");
     assert!(seen.iter().all(|(d, t)| *t == 0 || d <= t), "done never passes the total: {seen:?}");
     let (done, total) = *seen.last().unwrap();
-    assert_eq!((done, total), (400, 400), "it ends at its total: one step per replicate");
+    // A binary bootstrap's first request on new cells: per replicate, a step for its
+    // threshold-free values (kept for later requests) and one for the counts at the thresholds.
+    assert_eq!((done, total), (800, 800), "it ends at its total: one step per replicate and part");
 
     // An upload's job reports the rows it read.
     let csv = std::fs::read(crate::helpers::demo().join("adult/eval.csv")).unwrap();
@@ -179,4 +181,26 @@ async fn a_job_is_seen_and_cancelled_only_by_its_starter() {
     assert_eq!(s, StatusCode::UNAUTHORIZED, "signed out: no jobs at all");
     let (s, _) = app.request(tracked("GET", &format!("/api/v1/runs/{run}/metrics?bootstrap=0"), "bad id!", ann)).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "a job id is checked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_view_spare_workers_compute_the_other_models_ahead() {
+    let app = TestApp::sqlite().await;
+    let run = upload(&app, "adult", &mut demo_frame(), "p", "v1").await;
+    let other = "slice=race&model=score_logreg&thresholds=0.4";
+    assert!(!app.state.metrics_cached(&run, other).await.unwrap());
+    app.state.slice_view(&run, "slice=race&model=score_gbt&thresholds=0.4").await.unwrap();
+    // The view answered; the other model's same request is computed on idle workers.
+    let started = Instant::now();
+    while !app.state.metrics_cached(&run, other).await.unwrap() {
+        assert!(started.elapsed() < Duration::from_secs(60), "the other model was never computed ahead");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ahead = app.state.metrics(&run, other).await.unwrap();
+    // The same numbers as a server that computes it when asked.
+    let fresh = TestApp::sqlite().await;
+    let run2 = upload(&fresh, "adult", &mut demo_frame(), "p", "v1").await;
+    let asked = fresh.state.metrics(&run2, other).await.unwrap();
+    assert_eq!(serde_json::to_value(&ahead).unwrap(), serde_json::to_value(&asked).unwrap());
+    assert_eq!(ahead.model, "score_logreg");
 }
