@@ -25,13 +25,39 @@ pub fn PlotlyChart(
     }
 }
 
+static NAVIGATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the browser has moved on from the page it hydrated (a view changed in place, or a
+/// client-side navigation): what renders from here on is not matched against server HTML.
+pub fn navigated() -> bool {
+    NAVIGATED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Notes, in the browser, every change of the URL after the first: see [`navigated`].
+#[component]
+pub fn NavigationWatch() -> impl IntoView {
+    let location = leptos_router::hooks::use_location();
+    Effect::new(move |seen: Option<()>| {
+        location.pathname.track();
+        location.search.track();
+        if seen.is_some() {
+            NAVIGATED.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+}
+
 /// The numbers behind a chart, as tables in a closed `<details>` (native: opens without JavaScript).
+/// Server-rendered and hydrated pages carry the tables (they read with JavaScript off); a view
+/// rebuilt in the browser after that builds them only once opened, so a closed table costs an
+/// interaction nothing (the fairness trade-off's holds about a thousand rows).
 #[component]
 pub fn ChartData(#[prop(into)] figure: Signal<String>, #[prop(into)] label: String) -> impl IntoView {
+    let details = NodeRef::<leptos::html::Details>::new();
+    let open = RwSignal::new(!navigated());
     view! {
-        <details class="chart-data">
+        <details class="chart-data" node_ref=details on:toggle=move |_| if details.get_untracked().is_some_and(|d| d.open()) { open.set(true) }>
             <summary>"Data table"<span class="sr-only">{format!(" of {label}")}</span></summary>
-            {move || chart_tables(&figure.get()).into_iter().map(|t| view! {
+            {move || open.get().then(|| chart_tables(&figure.get())).unwrap_or_default().into_iter().map(|t| view! {
                 <div class="table-scroll" tabindex="0" role="region" aria-label=t.caption.clone()>
                     <table class="data">
                         <caption>{t.caption.clone()}</caption>

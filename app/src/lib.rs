@@ -54,6 +54,7 @@ pub fn App() -> impl IntoView {
             if page.is_empty() { "Strata".to_string() } else { format!("{} · Strata", crate::components::title_text(&page)) }
         } />
         <Router>
+            <crate::components::NavigationWatch />
             <header class="topbar">
                 <A href="/" attr:class="brand">"Strata"</A>
                 <nav>

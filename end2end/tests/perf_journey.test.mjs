@@ -277,6 +277,15 @@ test("fairness: threshold, metric, baseline, sort and model update the table and
     record("fairness · model", r.ms);
     if (i === 0) await backAndForward(page, sel, r, url);
   }
+  // A view rebuilt in the browser builds a chart's data table only once it is opened; the
+  // server-rendered page carries the tables (they read with JavaScript off).
+  const tradeoff = page.locator('figure[aria-label="Threshold trade-off by group"] details.chart-data');
+  assert.equal(await tradeoff.locator("table").count(), 0, "closed after an interaction: not built");
+  await tradeoff.locator("summary").click();
+  await tradeoff.locator("table").first().waitFor();
+  assert.ok((await tradeoff.locator("tbody tr").count()) > 10, "opened: the numbers are there");
+  const served = await (await fetch(page.url())).text();
+  assert.match(served, /<details class="chart-data"[^>]*>\s*<summary>[\s\S]*?<table class="data">/, "served with its tables");
   if (PERF) report("fairness");
   assert.deepEqual(errors, []);
 });
