@@ -164,12 +164,14 @@ impl AppState {
             alpha: q.alpha,
         };
         let mut entries = Vec::new();
+        // One model of one run: its other models are guessed at once the view is answered.
+        let mut guess = None;
         for (i, model) in &pairs {
             let d = &details[*i];
             let req = request(d, model, q.thresholds.clone(), q.bootstrap);
             let result = self.compute_metrics(&d.summary.id, req.clone(), Task::Binary).await?;
             if details.len() == 1 && pairs.len() == 1 {
-                self.warm_other_models(&d.summary.id, &req, Task::Binary, &d.summary.models);
+                guess = Some((d.summary.id.clone(), req, d.summary.models.clone()));
             }
             entries.push(FairnessEntry { run_id: d.summary.id.clone(), run_name: d.summary.name.clone(), created_at: d.summary.created_at.clone(), model: model.clone(), result });
         }
@@ -189,6 +191,9 @@ impl AppState {
         let charts = q.metrics.iter().map(|m| (m.clone(), charts::fairness_bars(&entries, &feature, m, q.min_size))).collect();
         let over_time_chart = (details.len() >= 2).then(|| charts::fairness_over_time(&entries, &feature, &q.metrics[0], q.thresholds[0]));
         let (flip, flip_note) = if q.flip { self.flip_rates(&details[pairs[0].0], &entries[0].model, &feature, &entries[0].result, q.thresholds[0], q.flip_sample, q.seed).await? } else { (None, None) };
+        if let Some((id, req, models)) = guess {
+            self.warm_other_models(&id, &req, Task::Binary, &models);
+        }
         Ok(FairnessView {
             flip,
             flip_note,

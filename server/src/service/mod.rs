@@ -594,10 +594,10 @@ impl AppState {
 
     /// After a view of one model of an uploaded run: the same request for the run's other models
     /// (up to three), prepared and computed on spare workers only (see `WorkQueue::run_spare`)
-    /// and kept in the caches, so that switching model is answered at once. It waits up to two
-    /// seconds for the workers to be idle (the view's own last work), stops when a request
-    /// cancels it, and never evicts anything: it prepares a model only while the cache has room
-    /// for cells the size of this one's.
+    /// and kept in the caches, so that switching model is answered at once. A job that finds the
+    /// workers busy, or that a request cancels, is tried again when they are idle (for up to ten
+    /// seconds) unless a newer view made a newer guess; it never evicts anything: it prepares a
+    /// model only while the cache has room for cells the size of this one's.
     pub(crate) fn warm_other_models(&self, id: &str, request: &MetricsRequest, task: Task, models: &[String]) {
         // Per-class score columns differ per model: only single-score models are guessed at.
         if !request.class_scores.is_empty() || self.cache.get(id).is_none() {
@@ -606,6 +606,8 @@ impl AppState {
         let Some(size) = self.prepared.get(&prepared_key(id, task, request)).map(|p| p.bytes()) else { return };
         let others: Vec<String> = models.iter().filter(|m| **m != request.model).take(3).cloned().collect();
         let (state, id, request) = (self.clone(), id.to_string(), request.clone());
+        let guess = self.work.new_guess();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
         tokio::spawn(async move {
             for model in others {
                 let req = MetricsRequest { model, ..request.clone() };
@@ -619,20 +621,21 @@ impl AppState {
                     (None, Some(frame)) if state.prepared.room() >= size => Err(frame),
                     _ => return,
                 };
-                let mut tries = 0;
-                let job = loop {
-                    // A job is built per try: a refused one was dropped unrun.
-                    match state.work.run_spare(state.metrics_job(key.clone(), source.clone(), req.clone(), task)).await {
-                        Err(work::Spare::Busy) if tries < 20 => {
-                            tries += 1;
-                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                        }
-                        other => break other,
+                let result = loop {
+                    if !state.work.is_current_guess(guess) || std::time::Instant::now() > until {
+                        return;
+                    }
+                    // A job per try (a refused one was dropped unrun); cells a cancelled try
+                    // prepared are kept, so a retry starts from them.
+                    let source = state.prepared.get(&key).map_or_else(|| source.clone(), Ok);
+                    match state.work.run_spare(state.metrics_job(key.clone(), source, req.clone(), task)).await {
+                        Ok(result) => break result,
+                        Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
                     }
                 };
-                match job {
-                    Ok(Ok(result)) => state.remember(&result_key, result),
-                    _ => return,
+                match result {
+                    Ok(result) => state.remember(&result_key, result),
+                    Err(_) => return,
                 }
             }
         });
@@ -675,10 +678,10 @@ impl AppState {
             return Err(ServiceError::BadRequest(format!("unknown metric '{metric}' (one of: {})", metric_names.join(", "))));
         }
         let result = self.compute_metrics(id, request.clone(), task).await?;
-        self.warm_other_models(id, &request, task, &detail.summary.models);
         let threshold = strata_app::metrics::at_threshold(task, &metric).then(|| result.thresholds[0]);
         let chart = charts::slice_bars(&result, &metric, threshold);
         let columns = self.column_briefs(&detail).await?;
+        self.warm_other_models(id, &request, task, &detail.summary.models);
         Ok(SliceView { result, models: detail.summary.models.clone(), metric, threshold, chart, metric_names, project: detail.summary.project.clone(), columns, gate_slices })
     }
 }

@@ -24,6 +24,8 @@ pub struct WorkQueue {
     max_waiting: usize,
     /// Spare jobs running now (see [`WorkQueue::run_spare`]): the next job asked for cancels them.
     spare: std::sync::Mutex<Vec<Arc<Progress>>>,
+    /// Numbers the guesses that spare work serves (see [`WorkQueue::new_guess`]).
+    guesses: AtomicUsize,
 }
 
 /// Why spare work did not run or finish (see [`WorkQueue::run_spare`]).
@@ -62,7 +64,18 @@ impl WorkQueue {
     /// `workers` jobs at a time; at most `max_waiting` more wait for a turn.
     pub fn new(workers: usize, max_waiting: usize) -> WorkQueue {
         let workers = workers.max(1);
-        WorkQueue { workers, permits: Arc::new(Semaphore::new(workers)), waiting: AtomicUsize::new(0), max_waiting, spare: Default::default() }
+        WorkQueue { workers, permits: Arc::new(Semaphore::new(workers)), waiting: AtomicUsize::new(0), max_waiting, spare: Default::default(), guesses: AtomicUsize::new(0) }
+    }
+
+    /// A new guess at what will be asked next: the spare work of older guesses should stop
+    /// (see [`WorkQueue::is_current_guess`]).
+    pub fn new_guess(&self) -> usize {
+        self.guesses.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Whether `guess` is still the latest.
+    pub fn is_current_guess(&self, guess: usize) -> bool {
+        self.guesses.load(Ordering::SeqCst) == guess
     }
 
     /// Runs `job`, work nobody has asked for yet (a guess at the next request), only when every

@@ -22,12 +22,45 @@ use super::*;
 /// that a request at new thresholds does not draw them again.
 pub(super) const KEPT_DRAWS: usize = 4 << 20;
 
+/// Most bytes of threshold-free replicate values kept with the cells (more are computed per
+/// request and not kept: 2,000 replicates of 500 slices would be 70 MiB).
+pub(super) const KEPT_SCALAR_BYTES: usize = 16 << 20;
+
 /// Salt of the counts' generator over binned cells (its groups differ from the cells).
 const GROUP_SALT: u64 = 0x6A09_E667_F3BC_C909;
 
 /// Replicate `b`'s generator.
 pub(super) fn replicate_rng(seed: u64, b: usize) -> SplitMix {
     SplitMix(seed ^ (b as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93))
+}
+
+/// Runs `one(b, scratch)` for replicates `0..n` on every core (replicate b on thread b mod
+/// threads, each thread with its own `scratch()`), one progress step each; the results in
+/// replicate order, fewer when `progress` is cancelled part-way.
+pub(super) fn on_cores<T: Send, S>(n: usize, progress: &crate::progress::Progress, scratch: impl Fn() -> S + Sync, one: impl Fn(usize, &mut S) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8).min(n.max(1));
+    let mut all: Vec<(usize, T)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (scratch, one) = (&scratch, &one);
+                scope.spawn(move || {
+                    let mut s = scratch();
+                    let mut out = Vec::new();
+                    for b in (t..n).step_by(threads) {
+                        if progress.is_cancelled() {
+                            break;
+                        }
+                        out.push((b, one(b, &mut s)));
+                        progress.advance(1);
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    });
+    all.sort_by_key(|(b, _)| *b);
+    all.into_iter().map(|(_, v)| v).collect()
 }
 
 /// The threshold-free cells of the bootstrap when the exact cells exceed the budget, and how the
@@ -117,7 +150,8 @@ impl Prepared {
     }
 
     /// The threshold-free replicates of (seed, replicates, budget), computed on first use and
-    /// kept (one set: a new seed replaces them). `None` when cancelled part-way.
+    /// kept when they fit [`KEPT_SCALAR_BYTES`] (one set: a new seed replaces them). `None` when
+    /// cancelled part-way.
     pub(super) fn boot_scalars(&self, seed: u64, replicates: usize, budget: usize, progress: &crate::progress::Progress) -> Option<Arc<BootScalars>> {
         let mut kept = self.boot.scalars.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(s) = kept.as_ref().filter(|s| s.seed == seed && s.replicates == replicates && s.budget == budget) {
@@ -141,52 +175,37 @@ impl Prepared {
         });
         let keep_draws = binned.is_none() && n.saturating_mul(replicates) <= KEPT_DRAWS;
         progress.add_total(replicates as u64);
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8).min(replicates.max(1));
-        let mut done: Vec<(usize, Vec<f64>, Option<Vec<f32>>)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let (scalars_of, shift) = (&scalars_of, &shift);
-                    scope.spawn(move || {
-                        let mut wb = vec![0.0; n];
-                        let mut out = Vec::new();
-                        for b in (t..replicates).step_by(threads) {
-                            if progress.is_cancelled() {
-                                break;
-                            }
-                            let mut rng = replicate_rng(seed, b);
-                            let mut draws = keep_draws.then(|| Vec::with_capacity(n));
-                            for ((o, wi), m) in wb.iter_mut().zip(&walk.w).zip(&walk.mult) {
-                                let d = rng.poisson(*m as f64);
-                                if let Some(ds) = draws.as_mut() {
-                                    ds.push(d as f32);
-                                }
-                                *o = wi * d;
-                            }
-                            // A count beyond f32's integers is not kept (it would round).
-                            let draws = draws.filter(|ds: &Vec<f32>| ds.iter().all(|d| *d < (1u32 << 24) as f32));
-                            let mut values: Vec<f64> = scalars_of(&wb).into_iter().map(|v| v.unwrap_or(f64::NAN)).collect();
-                            if let Some(shift) = shift {
-                                for (v, d) in values.iter_mut().zip(shift) {
-                                    *v += d; // NaN stays NaN
-                                }
-                            }
-                            out.push((b, values, draws));
-                            progress.advance(1);
-                        }
-                        out
-                    })
-                })
-                .collect();
-            handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        let mut done: Vec<(Vec<f64>, Option<Vec<f32>>)> = on_cores(replicates, progress, || vec![0.0; n], |b, wb| {
+            let mut rng = replicate_rng(seed, b);
+            let mut draws = keep_draws.then(|| Vec::with_capacity(n));
+            for ((o, wi), m) in wb.iter_mut().zip(&walk.w).zip(&walk.mult) {
+                let d = rng.poisson(*m as f64);
+                if let Some(ds) = draws.as_mut() {
+                    ds.push(d as f32);
+                }
+                *o = wi * d;
+            }
+            // A count beyond f32's integers is not kept (it would round).
+            let draws = draws.filter(|ds: &Vec<f32>| ds.iter().all(|d| *d < (1u32 << 24) as f32));
+            let mut values: Vec<f64> = scalars_of(wb).into_iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+            if let Some(shift) = &shift {
+                for (v, d) in values.iter_mut().zip(shift) {
+                    *v += d; // NaN stays NaN
+                }
+            }
+            (values, draws)
         });
         if progress.is_cancelled() || done.len() != replicates {
             return None;
         }
-        done.sort_by_key(|(b, _, _)| *b);
-        let draws = (keep_draws && done.iter().all(|(_, _, d)| d.is_some())).then(|| done.iter_mut().map(|(_, _, d)| d.take().unwrap_or_default()).collect());
-        let kept_now = Arc::new(BootScalars { seed, replicates, budget, binned, values: done.into_iter().map(|(_, v, _)| v).collect(), draws });
-        *kept = Some(kept_now.clone());
-        Some(kept_now)
+        let draws = (keep_draws && done.iter().all(|(_, d)| d.is_some())).then(|| done.iter_mut().map(|(_, d)| d.take().unwrap_or_default()).collect());
+        let values: Vec<Vec<f64>> = done.into_iter().map(|(v, _)| v).collect();
+        let bytes = values.iter().map(|v| v.len() * 8).sum::<usize>();
+        let now = Arc::new(BootScalars { seed, replicates, budget, binned, values, draws });
+        if bytes <= KEPT_SCALAR_BYTES {
+            *kept = Some(now.clone());
+        }
+        Some(now)
     }
 }
 
@@ -322,58 +341,39 @@ pub(super) fn binary_replicates(prep: &Prepared, req: &MetricsRequest, threshold
         flat
     };
     progress.add_total(req.bootstrap as u64);
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8).min(req.bootstrap.max(1));
-    let mut all: Vec<(usize, Vec<f64>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|th| {
-                let (assemble, groups, scalars) = (&assemble, &groups, &scalars);
-                scope.spawn(move || {
-                    let mut out = Vec::new();
-                    let mut drawn = Vec::new();
-                    for b in (th..req.bootstrap).step_by(threads) {
-                        if progress.is_cancelled() {
-                            break;
-                        }
-                        let counts = match (groups, scalars.binned.as_ref()) {
-                            (Some(groups), Some(bc)) => {
-                                let mut counts = empty_counts(prep, t);
-                                let mut rng = replicate_rng(req.seed ^ GROUP_SALT, b);
-                                for (c, k, m, w) in groups {
-                                    let d = rng.poisson(*m as f64);
-                                    let wb = w / *m as f64 * d;
-                                    if wb <= 0.0 {
-                                        continue;
-                                    }
-                                    let (slices, positive) = &bc.combos[*c as usize];
-                                    for (a, s) in slices.iter().enumerate() {
-                                        if *s != u32::MAX && (a > 0 || covering.is_none()) {
-                                            let (pos, neg) = &mut counts[a][*s as usize];
-                                            if *positive { pos[*k as usize] += wb } else { neg[*k as usize] += wb }
-                                        }
-                                    }
-                                }
-                                merge_overall(&mut counts, covering);
-                                counts
-                            }
-                            _ => match scalars.draws.as_ref().map(|d| &d[b]) {
-                                Some(kept) => count_cells(prep, k_of_cell, t, covering, |i| prep.w[i] * f64::from(kept[i])),
-                                None => {
-                                    let mut rng = replicate_rng(req.seed, b);
-                                    drawn.clear();
-                                    drawn.extend(prep.mult.iter().map(|m| rng.poisson(*m as f64)));
-                                    count_cells(prep, k_of_cell, t, covering, |i| prep.w[i] * drawn[i])
-                                }
-                            },
-                        };
-                        out.push((b, assemble(b, &counts)));
-                        progress.advance(1);
+    let all = on_cores(req.bootstrap, progress, Vec::new, |b, drawn: &mut Vec<f64>| {
+        let counts = match (&groups, scalars.binned.as_ref()) {
+            (Some(groups), Some(bc)) => {
+                let mut counts = empty_counts(prep, t);
+                let mut rng = replicate_rng(req.seed ^ GROUP_SALT, b);
+                for (c, k, m, w) in groups {
+                    let d = rng.poisson(*m as f64);
+                    let wb = w / *m as f64 * d;
+                    if wb <= 0.0 {
+                        continue;
                     }
-                    out
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+                    let (slices, positive) = &bc.combos[*c as usize];
+                    for (a, s) in slices.iter().enumerate() {
+                        if *s != u32::MAX && (a > 0 || covering.is_none()) {
+                            let (pos, neg) = &mut counts[a][*s as usize];
+                            if *positive { pos[*k as usize] += wb } else { neg[*k as usize] += wb }
+                        }
+                    }
+                }
+                merge_overall(&mut counts, covering);
+                counts
+            }
+            _ => match scalars.draws.as_ref().map(|d| &d[b]) {
+                Some(kept) => count_cells(prep, k_of_cell, t, covering, |i| prep.w[i] * f64::from(kept[i])),
+                None => {
+                    let mut rng = replicate_rng(req.seed, b);
+                    drawn.clear();
+                    drawn.extend(prep.mult.iter().map(|m| rng.poisson(*m as f64)));
+                    count_cells(prep, k_of_cell, t, covering, |i| prep.w[i] * drawn[i])
+                }
+            },
+        };
+        assemble(b, &counts)
     });
-    all.sort_by_key(|(b, _)| *b);
-    (all.into_iter().map(|(_, f)| f).collect(), scalars.binned.is_some())
+    (all, scalars.binned.is_some())
 }

@@ -308,32 +308,13 @@ pub(super) fn compute_with_budget(prep: &Prepared, req: &MetricsRequest, budget:
 /// multiplicities from its own generator (seed, b), so the numbers do not depend on how the
 /// replicates are spread over threads. Flat per replicate, NaN for undefined.
 fn other_replicates(prep: &Prepared, req: &MetricsRequest, pass: &(dyn Fn(&[f64]) -> Vec<Vec<Vec<Option<f64>>>> + Sync), progress: &crate::progress::Progress) -> Vec<Vec<f64>> {
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8).min(req.bootstrap.max(1));
     progress.add_total(req.bootstrap as u64);
-    let mut all: Vec<(usize, Vec<f64>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                scope.spawn(move || {
-                    let mut wb = vec![0.0; prep.w.len()];
-                    let mut out = Vec::new();
-                    for b in (t..req.bootstrap).step_by(threads) {
-                        if progress.is_cancelled() {
-                            break;
-                        }
-                        let mut rng = replicate_rng(req.seed, b);
-                        for ((o, wi), m) in wb.iter_mut().zip(&prep.w).zip(&prep.mult) {
-                            *o = wi * rng.poisson(*m as f64);
-                        }
-                        // Stored flat, NaN for undefined: half the bytes of `Option<f64>`.
-                        out.push((b, pass(&wb).iter().flatten().flatten().map(|v| v.unwrap_or(f64::NAN)).collect()));
-                        progress.advance(1);
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
-    });
-    all.sort_by_key(|(b, _)| *b);
-    all.into_iter().map(|(_, f)| f).collect()
+    on_cores(req.bootstrap, progress, || vec![0.0; prep.w.len()], |b, wb| {
+        let mut rng = replicate_rng(req.seed, b);
+        for ((o, wi), m) in wb.iter_mut().zip(&prep.w).zip(&prep.mult) {
+            *o = wi * rng.poisson(*m as f64);
+        }
+        // Stored flat, NaN for undefined: half the bytes of `Option<f64>`.
+        pass(wb).iter().flatten().flatten().map(|v| v.unwrap_or(f64::NAN)).collect()
+    })
 }

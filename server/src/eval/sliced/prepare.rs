@@ -146,7 +146,7 @@ impl Prepared {
             _ => 0,
         };
         let slices: usize = self.keys.iter().map(|k| k.len()).sum();
-        let scalars = if self.task == Task::Binary { 200 * slices * 16 * 8 } else { 0 };
+        let scalars = if self.task == Task::Binary { (200 * slices * 16 * 8).min(KEPT_SCALAR_BYTES) } else { 0 };
         self.cells() * per_cell + keys + boot + scalars + 1024
     }
 }
