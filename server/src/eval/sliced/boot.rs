@@ -115,6 +115,18 @@ impl Prepared {
         Some((0..self.y.len()).map(tuple).collect())
     }
 
+    /// The threshold-free point values per spec, per slice (`flat_binary` without thresholds),
+    /// computed once and kept.
+    pub(super) fn point_scalars(&self) -> Arc<Vec<Vec<Vec<Option<f64>>>>> {
+        let mut kept = self.boot.point.lock().unwrap_or_else(|p| p.into_inner());
+        kept.get_or_insert_with(|| {
+            let layout = BinaryLayout::get();
+            let w: Vec<f64> = self.w.iter().zip(&self.mult).map(|(w, m)| w * *m as f64).collect();
+            Arc::new(binary_passes(self, &vec![0u16; self.y.len()], &w, 0).iter().map(|slices| slices.iter().map(|sp| flat_binary(sp, 0, &layout)).collect()).collect())
+        })
+        .clone()
+    }
+
     /// A cell a pass counts at its point weight.
     #[inline]
     fn counted(&self, i: usize) -> bool {
@@ -128,8 +140,11 @@ impl Prepared {
             return cells.clone();
         }
         let built = (|| {
-            let cells = self.binned(budget)?;
+            if self.task != Task::Binary || self.cells() <= budget {
+                return None;
+            }
             let tuples = self.cell_tuples()?;
+            let cells = self.binned(&tuples, budget);
             let mut number: std::collections::HashMap<u128, u32, crate::eval::FastHashBuilder> = Default::default();
             let mut combos = Vec::new();
             let combo_of_cell = (0..self.y.len())
@@ -166,12 +181,9 @@ impl Prepared {
             binary_passes(walk, &zeros, w, 0).iter().flatten().flat_map(|sp| flat_binary(sp, 0, &layout)).collect()
         };
         // Over binned cells, replicates move by (exact − binned) point value.
-        let shift: Option<Vec<f64>> = binned.as_ref().map(|_| {
-            let point = |p: &Prepared| -> Vec<Option<f64>> {
-                let w: Vec<f64> = p.w.iter().zip(&p.mult).map(|(w, m)| w * *m as f64).collect();
-                binary_passes(p, &vec![0u16; p.y.len()], &w, 0).iter().flatten().flat_map(|sp| flat_binary(sp, 0, &layout)).collect()
-            };
-            point(self).iter().zip(point(walk)).map(|(x, y)| match (x, y) { (Some(x), Some(y)) => x - y, _ => 0.0 }).collect()
+        let shift: Option<Vec<f64>> = binned.as_ref().map(|b| {
+            let exact = self.point_scalars();
+            exact.iter().flatten().flatten().zip(b.cells.point_scalars().iter().flatten().flatten()).map(|(x, y)| match (x, y) { (Some(x), Some(y)) => x - y, _ => 0.0 }).collect()
         });
         let keep_draws = binned.is_none() && n.saturating_mul(replicates) <= KEPT_DRAWS;
         progress.add_total(replicates as u64);
@@ -279,14 +291,7 @@ fn threshold_values(pos: &[f64], neg: &[f64], layout: &BinaryLayout, mut push: i
 /// one light pass. Equal to [`binary_passes`] at the point weights, bit for bit.
 pub(super) fn binary_point(prep: &Prepared, k_of_cell: &[u16], thresholds: usize) -> Vec<Vec<Vec<Option<f64>>>> {
     let layout = BinaryLayout::get();
-    let scalars = {
-        let mut kept = prep.boot.point.lock().unwrap_or_else(|p| p.into_inner());
-        kept.get_or_insert_with(|| {
-            let w: Vec<f64> = prep.w.iter().zip(&prep.mult).map(|(w, m)| w * *m as f64).collect();
-            Arc::new(binary_passes(prep, &vec![0u16; prep.y.len()], &w, 0).iter().map(|slices| slices.iter().map(|sp| flat_binary(sp, 0, &layout)).collect()).collect())
-        })
-        .clone()
-    };
+    let scalars = prep.point_scalars();
     let counts = count_cells(prep, k_of_cell, thresholds, covering_spec(prep), |i| prep.w[i] * prep.mult[i] as f64);
     scalars
         .iter()

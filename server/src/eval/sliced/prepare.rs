@@ -169,15 +169,12 @@ impl Prepared {
     /// their point value but lose the spread within a group, which is small in a narrow score bin
     /// of one label. AUC and average precision order rows of one score bin by their groups' mean
     /// scores, so their replicates are shifted by (exact value − binned value). The confusion
-    /// counts at thresholds are not drawn from these cells (see `boot`). Returns `None` when the
-    /// exact cells fit the budget, or the slicings are too many to number in 128 bits.
-    pub(super) fn binned(&self, budget: usize) -> Option<Prepared> {
-        if self.task != Task::Binary || self.cells() <= budget {
-            return None;
-        }
+    /// counts at thresholds are not drawn from these cells (see `boot`). `tuples` are the cells'
+    /// [`Prepared::cell_tuples`]; used when the exact cells exceed the budget (see
+    /// `Prepared::boot_cells`).
+    pub(super) fn binned(&self, tuples: &[u128], budget: usize) -> Prepared {
         let n = self.cells();
         let specs = self.slice_of_cell.len();
-        let tuples = self.cell_tuples()?;
         // Distinct (slices, label) combinations set the number of score bins (counted on an
         // evenly spaced sample: it only sizes the bins).
         let mut combos: Vec<u128> = tuples.iter().step_by((n / 65_536).max(1)).copied().collect();
@@ -245,7 +242,7 @@ impl Prepared {
             out.log_loss.push(safe(g.wll));
             out.bins.push(g.bin);
         }
-        Some(out)
+        out
     }
 }
 

@@ -138,7 +138,7 @@ fn the_binned_bootstrap_keeps_points_exact_and_intervals_close_to_the_exact_boot
     assert_eq!(prep.cells(), 40_000);
     let exact = compute_with_budget(&prep, &req, usize::MAX, &crate::progress::Progress::new()).unwrap();
     let binned = compute_with_budget(&prep, &req, 2_000, &crate::progress::Progress::new()).unwrap();
-    let bp = prep.binned(2_000).unwrap();
+    let bp = prep.binned(&prep.cell_tuples().unwrap(), 2_000);
     assert!(bp.cells() < 8_000 && bp.cells() > 1_000, "{} binned cells", bp.cells());
     let mut compared = 0;
     for (e, b) in exact.slices.iter().zip(&binned.slices) {
