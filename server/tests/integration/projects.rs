@@ -370,8 +370,11 @@ async fn a_pending_webhook_delivery_survives_a_restart() {
     let secrets = strata_server::secrets::SecretBox::ephemeral();
     let state = strata_server::service::AppState::new(store, 1 << 20, Default::default(), dir.path().join("tmp")).with_outbound(outbound()).with_secrets(secrets);
     let worker = state.start_outbox();
-    for _ in 0..200 {
-        if !got.lock().unwrap().is_empty() {
+    // Wait for the delivery to be both received and recorded: the receiver sees the body before
+    // the worker reads its answer and clears the outbox row, so stopping the worker as soon as the
+    // body arrives would race the bookkeeping this test checks.
+    for _ in 0..400 {
+        if !got.lock().unwrap().is_empty() && state.store.next_delivery_at().await.unwrap().is_none() {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
