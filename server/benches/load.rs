@@ -3,7 +3,8 @@
 //! `cargo bench -p strata-server --bench load` prints a table of wall times, the peak resident
 //! memory, and ratios against baselines measured in the same run (a bare CSV parse of the same file;
 //! decoding the Parquet bytes without the database), because this machine is shared and noisy.
-//! `STRATA_BENCH_ROWS` changes the row count.
+//! `STRATA_BENCH_ROWS` changes the row count; `STRATA_BENCH_ONLY=ingest` times only the bare parse and
+//! the ingest, `STRATA_BENCH_RUNS` times each (default 3).
 
 use std::io::Write;
 use std::time::Instant;
@@ -84,6 +85,36 @@ fn main() {
     table.push(("baseline: bare CSV parse (csv crate)".into(), bare_parse, "1.00x".into()));
 
     let spec = IngestSpec { name: "bench".into(), label: Some("label".into()), scores: Some(vec!["score_logreg".into(), "score_gbt".into()]), ..Default::default() };
+    // STRATA_BENCH_ONLY=ingest: the bare parse and the ingest only, STRATA_BENCH_RUNS times each
+    // (alternating), fastest and median (for profiling the ingest and for noisy machines).
+    if std::env::var("STRATA_BENCH_ONLY").is_ok_and(|v| v == "ingest") {
+        let runs: usize = std::env::var("STRATA_BENCH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(3).max(1);
+        let (mut parse, mut ingest) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let t = Instant::now();
+            let mut rdr = csv::Reader::from_path(&csv_path).unwrap();
+            let mut n = 0usize;
+            while rdr.read_byte_record(&mut rec).unwrap() {
+                n += rec.len();
+            }
+            assert!(n > 0);
+            parse.push(t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            let ing = ingest_file(&csv_path, "big.csv", &spec).expect("ingest");
+            ingest.push(t.elapsed().as_secs_f64());
+            assert_eq!(ing.frame.height(), rows);
+        }
+        let stats = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            (v[0], v[v.len() / 2])
+        };
+        let ((p0, p1), (i0, i1)) = (stats(&mut parse), stats(&mut ingest));
+        println!("\nStrata ingest: {rows} rows, CSV {:.1} MiB, {runs} runs (fastest / median)", csv_bytes as f64 / 1048576.0);
+        println!("baseline: bare CSV parse (csv crate, one core)  {p0:.3} / {p1:.3} s");
+        println!("ingest CSV -> validated DataFrame               {i0:.3} / {i1:.3} s  ({:.2}x / {:.2}x bare parse)", i0 / p0, i1 / p1);
+        println!("peak resident memory (VmHWM): {:.0} MiB", peak_rss_mib());
+        return;
+    }
     let t = Instant::now();
     let ing = ingest_file(&csv_path, "big.csv", &spec).expect("ingest");
     let ingest = t.elapsed().as_secs_f64();

@@ -38,12 +38,11 @@ pub(super) fn label_cells(c: &Column) -> Result<Vec<LabelCell>, IngestError> {
 
 /// Binary when most labels are 0/1 (or true/false); regression when they are numbers that are not
 /// a small set of class codes; multiclass otherwise.
-pub(super) fn infer_task(label: &Column, roles: &Roles, raw: &DataFrame) -> Result<Task, IngestError> {
-    let cells = label_cells(label)?;
+pub(super) fn infer_task(cells: &[LabelCell], roles: &Roles, raw: &DataFrame) -> Result<Task, IngestError> {
     let (mut binary, mut nums, mut texts, mut present) = (0usize, 0usize, 0usize, 0usize);
     let mut distinct: HashSet<u64> = HashSet::new();
     let mut all_int = true;
-    for c in &cells {
+    for c in cells {
         match c {
             LabelCell::Missing => {}
             LabelCell::Num(x) => {
@@ -96,9 +95,8 @@ pub(super) fn infer_task(label: &Column, roles: &Roles, raw: &DataFrame) -> Resu
     Ok(Task::Regression)
 }
 
-pub(super) fn normalise_label(c: &Column, task: Task, lines: Option<&[u64]>, problems: &mut Problems) -> Result<Column, IngestError> {
-    let name = c.name().clone();
-    let cells = label_cells(c)?;
+/// The label column `name` of `task`, from its `cells` ([`label_cells`]).
+pub(super) fn normalise_label(name: PlSmallStr, cells: &[LabelCell], task: Task, lines: Option<&[u64]>, problems: &mut Problems) -> Result<Column, IngestError> {
     let col_name = name.to_string();
     let mut bad = |i: usize, msg: String| problems.push(Problem::new(place(lines, i), Some(&col_name), msg));
     Ok(match task {
@@ -289,22 +287,80 @@ pub(super) fn check_weight(c: &Column, lines: Option<&[u64]>, problems: &mut Pro
 pub(super) fn check_id(c: &Column, lines: Option<&[u64]>, problems: &mut Problems) -> Result<Column, IngestError> {
     let name = c.name().to_string();
     let s = c.cast(&DataType::String)?;
-    // foldhash, seeded at random per process (ids come from uploads; see `FastHashBuilder`).
-    let mut seen: HashMap<&str, usize, crate::eval::FastHashBuilder> = HashMap::with_capacity_and_hasher(s.len(), Default::default());
-    for (i, v) in s.str()?.iter().enumerate() {
-        match v {
-            None => problems.push(Problem::new(place(lines, i), Some(&name), "the id is missing")),
-            Some(id) => {
-                if let Some(first) = seen.insert(id, i) {
-                    let where_first = match place(lines, first) {
-                        Place::Line(l) => format!("line {l}"),
-                        Place::Row(r) => format!("row {r}"),
-                        _ => String::new(),
-                    };
-                    problems.push(Problem::new(place(lines, i), Some(&name), format!("id '{id}' appears again (first on {where_first}); ids must be unique")));
-                }
+    let ids: Vec<Option<&str>> = s.str()?.iter().collect();
+    for (i, first) in id_faults(&ids) {
+        match (ids[i], first) {
+            (Some(id), Some(first)) => {
+                let where_first = match place(lines, first) {
+                    Place::Line(l) => format!("line {l}"),
+                    Place::Row(r) => format!("row {r}"),
+                    _ => String::new(),
+                };
+                problems.push(Problem::new(place(lines, i), Some(&name), format!("id '{id}' appears again (first on {where_first}); ids must be unique")));
             }
+            _ => problems.push(Problem::new(place(lines, i), Some(&name), "the id is missing")),
         }
     }
     Ok(s)
+}
+
+/// The first [`MAX_PROBLEMS`] rows whose id is missing (`None`) or appeared on an earlier row
+/// (`Some(its first row)`), in row order. The ids are split by a hash among the cores, each
+/// core keeping a table of its own part only (every row is read by each, but hashed into one).
+pub(super) fn id_faults(ids: &[Option<&str>]) -> Vec<(usize, Option<usize>)> {
+    use super::error::MAX_PROBLEMS;
+    use std::hash::BuildHasher;
+    let parts = if ids.len() < 1 << 16 { 1 } else { std::thread::available_parallelism().map_or(1, |t| t.get()).clamp(1, 8) };
+    // Which part each row's id is in: a hash of its own (seeded at random, as the tables').
+    let split = crate::eval::FastHashBuilder::default();
+    let mut part_of = vec![0u8; ids.len()];
+    if parts > 1 {
+        let chunk = ids.len().div_ceil(parts);
+        std::thread::scope(|scope| {
+            for (out, ids) in part_of.chunks_mut(chunk).zip(ids.chunks(chunk)) {
+                let split = &split;
+                scope.spawn(move || {
+                    for (o, id) in out.iter_mut().zip(ids) {
+                        *o = id.map_or(0, |id| (split.hash_one(id) % parts as u64) as u8);
+                    }
+                });
+            }
+        });
+    }
+    let part = |p: usize| {
+        let mut first: std::collections::HashMap<&str, usize, crate::eval::FastHashBuilder> = Default::default();
+        first.reserve(ids.len() / parts + ids.len() / (8 * parts));
+        let mut faults = Vec::new();
+        for (i, (id, &q)) in ids.iter().zip(&part_of).enumerate() {
+            if q as usize != p {
+                continue;
+            }
+            let fault = match id {
+                None => None,
+                Some(id) => match first.entry(id) {
+                    std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(i);
+                        continue;
+                    }
+                },
+            };
+            // Rows come in order, so a part's first faults include all of the file's first.
+            if faults.len() < MAX_PROBLEMS {
+                faults.push((i, fault));
+            }
+        }
+        faults
+    };
+    let mut faults: Vec<(usize, Option<usize>)> = if parts == 1 {
+        part(0)
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..parts).map(|p| scope.spawn(move || part(p))).collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+        })
+    };
+    faults.sort_unstable_by_key(|f| f.0);
+    faults.truncate(MAX_PROBLEMS);
+    faults
 }

@@ -329,15 +329,53 @@ fn finish(raw: DataFrame, lines: Option<&[u64]>, file: &str, spec: &IngestSpec) 
     }
     let names: Vec<String> = raw.get_column_names().iter().map(|s| s.to_string()).collect();
     let kinds: Vec<ColumnKind> = raw.columns().iter().map(|c| kind_of(c.dtype())).collect();
-    let mut roles = roles::resolve(&names, &kinds, spec, file)?;
+    let roles = roles::resolve(&names, &kinds, spec, file)?;
     let mut problems = Problems::default();
 
+    // The id check (a hash of every id) is the longest single check: it runs on a thread of its
+    // own while the others go on, and its problems are merged in column order as before.
+    let id_name = roles.id.clone().filter(|id| !roles.ignore.contains(id));
+    std::thread::scope(|scope| -> Result<_, IngestError> {
+        let id_check = match &id_name {
+            Some(id) => {
+                let c = raw.column(id)?;
+                Some(scope.spawn(move || {
+                    let mut problems = Problems::default();
+                    check_id(c, lines, &mut problems).map(|col| (col, problems))
+                }))
+            }
+            None => None,
+        };
+        let mut id_check = id_check.map(|h| move || h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        finish_checked(&raw, lines, file, spec, roles, &mut problems, &mut |problems| {
+            let (col, mine) = (id_check.take().expect("the id column is checked once"))()?;
+            for p in mine.0 {
+                problems.push(p);
+            }
+            Ok(col)
+        })
+    })
+}
+
+/// [`finish`] once the roles are known, `id_column` giving the checked id column.
+fn finish_checked(
+    raw: &DataFrame,
+    lines: Option<&[u64]>,
+    file: &str,
+    spec: &IngestSpec,
+    mut roles: Roles,
+    problems: &mut Problems,
+    id_column: &mut dyn FnMut(&mut Problems) -> Result<Column, IngestError>,
+) -> Result<(DataFrame, Task, Roles), IngestError> {
+    let names: Vec<String> = raw.get_column_names().iter().map(|s| s.to_string()).collect();
     let label_col = raw.column(&roles.label)?;
+    let label_cells = label_cells(label_col)?;
     let task = match spec.task {
         Some(t) => t,
-        None => infer_task(label_col, &roles, &raw)?,
+        None => infer_task(&label_cells, &roles, raw)?,
     };
-    let label = normalise_label(label_col, task, lines, &mut problems)?;
+    let label = normalise_label(label_col.name().clone(), &label_cells, task, lines, problems)?;
+    drop(label_cells);
     if task == Task::Multiclass {
         // Per-class probability columns (`<model>_<class>`) become one model each, whose
         // predicted class (the argmax) is a derived column named after the model.
@@ -364,10 +402,10 @@ fn finish(raw: DataFrame, lines: Option<&[u64]>, file: &str, spec: &IngestSpec) 
         }
         let col = match roles.role_of(name) {
             Some(Role::Label) => label.clone(),
-            Some(Role::Score) if roles.class_model_of(name).is_some() => check_class_score(c, lines, &mut problems)?,
-            Some(Role::Score) => check_score(c, task, lines, &mut problems, &roles)?,
-            Some(Role::Weight) => check_weight(c, lines, &mut problems)?,
-            Some(Role::Id) => check_id(c, lines, &mut problems)?,
+            Some(Role::Score) if roles.class_model_of(name).is_some() => check_class_score(c, lines, problems)?,
+            Some(Role::Score) => check_score(c, task, lines, problems, &roles)?,
+            Some(Role::Weight) => check_weight(c, lines, problems)?,
+            Some(Role::Id) => id_column(problems)?,
             Some(Role::Timestamp) => match c.dtype() {
                 DataType::Datetime(..) => c.clone(),
                 // Text timestamps (e.g. in Parquet or JSON) are parsed like a CSV's.
@@ -405,7 +443,7 @@ fn finish(raw: DataFrame, lines: Option<&[u64]>, file: &str, spec: &IngestSpec) 
         };
         out.push(col);
     }
-    problems.into_result(file)?;
+    std::mem::take(problems).into_result(file)?;
     for m in &roles.class_models {
         out.push(argmax_class(&out, m)?);
     }
@@ -416,6 +454,44 @@ fn finish(raw: DataFrame, lines: Option<&[u64]>, file: &str, spec: &IngestSpec) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The ids' faults split among the cores are the one-table scan's: the first `MAX_PROBLEMS`
+    /// missing or repeated ids in row order, each repeat naming its id's first row.
+    #[test]
+    fn id_faults_split_among_cores_are_the_one_table_scans() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for (rows, distinct, missing_every) in [(10usize, 20u64, 0u64), (1000, 990, 0), (200_000, 199_990, 0), (200_000, 1_000_000_000, 50_000), (150_000, 150, 7)] {
+            let ids: Vec<Option<String>> = (0..rows)
+                .map(|_| {
+                    let r = next();
+                    if missing_every > 0 && r % missing_every == 0 { None } else { Some(format!("id-{}", r % distinct)) }
+                })
+                .collect();
+            let ids: Vec<Option<&str>> = ids.iter().map(|s| s.as_deref()).collect();
+            let mut first = HashMap::new();
+            let mut expected = Vec::new();
+            for (i, id) in ids.iter().enumerate() {
+                match id {
+                    None => expected.push((i, None)),
+                    Some(id) => {
+                        if let Some(&f) = first.get(id) {
+                            expected.push((i, Some(f)));
+                        } else {
+                            first.insert(*id, i);
+                        }
+                    }
+                }
+            }
+            expected.truncate(error::MAX_PROBLEMS);
+            assert_eq!(id_faults(&ids), expected, "{rows} rows of {distinct} ids");
+        }
+    }
 
     /// The fast path gives chrono's microseconds for every string of its form it accepts, and
     /// leaves everything else (impossible dates, leap seconds, other forms) to chrono.

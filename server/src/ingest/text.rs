@@ -1,7 +1,8 @@
 //! CSV and JSON Lines readers: stream a file's records as text cells aligned to its columns.
 //!
-//! Both formats are read twice from disk (infer types, then build typed columns), so neither the
-//! file nor a table of strings is ever held whole in memory.
+//! Files are streamed, never held whole in memory, nor as a table of strings: JSON Lines is read
+//! twice (infer types, then build typed columns); a large CSV usually once, its types guessed from
+//! a sample and checked against the census of the same pass (`read::read_text`).
 
 use std::borrow::Cow;
 use std::fs::File;
