@@ -438,7 +438,7 @@ impl text::RecordFold for Built<'_> {
 /// stops when it is cancelled.
 ///
 /// A CSV larger than a sample reads once when it can: the types are guessed from its first
-/// [`SAMPLE_ROWS`] records, and one pass over the whole file (on every core) takes the census
+/// [`SAMPLE_ROWS`] records (or its first block), and one pass over the whole file (on every core) takes the census
 /// *and* builds the columns of the guessed types. When the whole file's census gives other types
 /// than the sample's (a column with words after its first numbers, say), pass 2 runs again with
 /// them, so the result is always the two passes' (`one_pass_reads_what_two_passes_read`).
@@ -491,7 +491,7 @@ fn read_text_with(
     // file's census disagrees with the sample's) the census it took spares pass 1.
     let mut known: Option<(Census, Problems, Option<String>)> = None;
     if let (Some(delimiter), Some(sample_rows)) = (csv, sample_rows) {
-            // The sample: records up to `sample_rows`, or the first block's (one piece a core).
+        // The sample: records up to `sample_rows`, or the first block's (one piece a core).
         let mut sample = Census::new(columns.len());
         let (mut clean, mut more, mut pieces) = (true, true, 0usize);
         let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
