@@ -167,7 +167,7 @@ pub fn ingest_file_tracked(path: &Path, file: &str, spec: &IngestSpec, limits: &
             (frame, None)
         }
         Format::Text(t) => {
-            let (frame, lines) = read_text(path, file, t, spec, limits, RoleCheck::Strict, progress)?;
+            let (frame, lines) = read_text(path, file, t, spec, limits, RoleCheck::Strict, progress, Some(SAMPLE_ROWS))?;
             (frame, Some(lines))
         }
     };
@@ -190,7 +190,7 @@ pub fn preview_file(path: &Path, file: &str, spec: &IngestSpec, max_rows: usize)
     let limits = IngestLimits { stop_after_rows: Some(1000.max(max_rows as u64)), ..IngestLimits::default() };
     let raw = match format {
         Format::Parquet => read_parquet(path, file, &limits)?,
-        Format::Text(t) => read_text(path, file, t, spec, &limits, RoleCheck::Guess, &crate::progress::Progress::new())?.0,
+        Format::Text(t) => read_text(path, file, t, spec, &limits, RoleCheck::Guess, &crate::progress::Progress::new(), None)?.0,
     };
     let names: Vec<String> = raw.get_column_names().iter().map(|s| s.to_string()).collect();
     let kinds: Vec<ColumnKind> = raw.columns().iter().map(|c| kind_of(c.dtype())).collect();
@@ -346,18 +346,11 @@ fn finish(raw: DataFrame, lines: Option<&[u64]>, file: &str, spec: &IngestSpec) 
             }
             None => None,
         };
-        let mut id_check = id_check.map(|h| move || h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-        finish_checked(&raw, lines, file, spec, roles, &mut problems, &mut |problems| {
-            let (col, mine) = (id_check.take().expect("the id column is checked once"))()?;
-            for p in mine.0 {
-                problems.push(p);
-            }
-            Ok(col)
-        })
+        finish_checked(&raw, lines, file, spec, roles, &mut problems, id_check)
     })
 }
 
-/// [`finish`] once the roles are known, `id_column` giving the checked id column.
+/// [`finish`] once the roles are known, the id column being checked by `id_check`.
 fn finish_checked(
     raw: &DataFrame,
     lines: Option<&[u64]>,
@@ -365,7 +358,7 @@ fn finish_checked(
     spec: &IngestSpec,
     mut roles: Roles,
     problems: &mut Problems,
-    id_column: &mut dyn FnMut(&mut Problems) -> Result<Column, IngestError>,
+    mut id_check: Option<std::thread::ScopedJoinHandle<'_, Result<(Column, Problems), IngestError>>>,
 ) -> Result<(DataFrame, Task, Roles), IngestError> {
     let names: Vec<String> = raw.get_column_names().iter().map(|s| s.to_string()).collect();
     let label_col = raw.column(&roles.label)?;
@@ -405,7 +398,14 @@ fn finish_checked(
             Some(Role::Score) if roles.class_model_of(name).is_some() => check_class_score(c, lines, problems)?,
             Some(Role::Score) => check_score(c, task, lines, problems, &roles)?,
             Some(Role::Weight) => check_weight(c, lines, problems)?,
-            Some(Role::Id) => id_column(problems)?,
+            Some(Role::Id) => {
+                let check = id_check.take().expect("the id column is checked once");
+                let (col, mine) = check.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+                for p in mine.0 {
+                    problems.push(p);
+                }
+                col
+            }
             Some(Role::Timestamp) => match c.dtype() {
                 DataType::Datetime(..) => c.clone(),
                 // Text timestamps (e.g. in Parquet or JSON) are parsed like a CSV's.
@@ -451,6 +451,18 @@ fn finish_checked(
     Ok((frame, task, roles))
 }
 
+/// A xorshift generator for tests' random inputs (reproducible from its seed).
+#[cfg(test)]
+pub(super) fn test_rng(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,13 +471,7 @@ mod tests {
     /// missing or repeated ids in row order, each repeat naming its id's first row.
     #[test]
     fn id_faults_split_among_cores_are_the_one_table_scans() {
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = test_rng(0x9E37_79B9_7F4A_7C15);
         for (rows, distinct, missing_every) in [(10usize, 20u64, 0u64), (1000, 990, 0), (200_000, 199_990, 0), (200_000, 1_000_000_000, 50_000), (150_000, 150, 7)] {
             let ids: Vec<Option<String>> = (0..rows)
                 .map(|_| {

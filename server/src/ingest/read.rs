@@ -432,6 +432,10 @@ impl text::RecordFold for Built<'_> {
     }
 }
 
+/// Records a CSV's types are guessed from before the one pass that reads it all (about 8 MB of a
+/// file of 18 columns).
+pub(super) const SAMPLE_ROWS: u64 = 50_000;
+
 /// Reads a CSV / JSON Lines file into typed columns: pass 1 infers, pass 2 builds.
 /// Returns the frame and, per row, the line it came from.
 /// Reports into `progress` (steps: bytes, twice the file's size over both passes; rows read) and
@@ -442,24 +446,9 @@ impl text::RecordFold for Built<'_> {
 /// *and* builds the columns of the guessed types. When the whole file's census gives other types
 /// than the sample's (a column with words after its first numbers, say), pass 2 runs again with
 /// them, so the result is always the two passes' (`one_pass_reads_what_two_passes_read`).
-pub(super) fn read_text(
-    path: &Path,
-    file: &str,
-    format: TextFormat,
-    spec: &IngestSpec,
-    limits: &IngestLimits,
-    check: RoleCheck,
-    progress: &crate::progress::Progress,
-) -> Result<(DataFrame, Vec<u64>), IngestError> {
-    read_text_with(path, file, format, spec, limits, check, progress, Some(SAMPLE_ROWS))
-}
-
-/// Records a CSV's types are guessed from before the one pass that reads it all (about 8 MB of a
-/// file of 18 columns).
-const SAMPLE_ROWS: u64 = 50_000;
-
+/// `sample_rows`: how many records the guess reads ([`SAMPLE_ROWS`]; `None` always reads twice).
 #[allow(clippy::too_many_arguments)]
-fn read_text_with(
+pub(super) fn read_text(
     path: &Path,
     file: &str,
     format: TextFormat,
@@ -819,13 +808,7 @@ mod tests {
     /// the values and gaps pushed, in order.
     #[test]
     fn numeric_parts_keep_their_values_and_gaps() {
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = super::super::test_rng(0x2545_F491_4F6C_DD1D);
         for _ in 0..200 {
             let parts = 1 + next() % 5;
             let mut all: Nums<i64> = Nums::with_capacity(0);
@@ -890,7 +873,7 @@ mod tests {
             let path = dir.path().join("t.csv");
             std::fs::write(&path, format!("{head}{body}")).unwrap();
             let read = |sample: Option<u64>, limits: &IngestLimits| {
-                show(read_text_with(&path, "t.csv", TextFormat::Csv { delimiter: b',' }, &spec, limits, RoleCheck::Strict, &crate::progress::Progress::new(), sample))
+                show(read_text(&path, "t.csv", TextFormat::Csv { delimiter: b',' }, &spec, limits, RoleCheck::Strict, &crate::progress::Progress::new(), sample))
             };
             let limits = IngestLimits::default();
             let two = read(None, &limits);
