@@ -473,9 +473,11 @@ fn feature_codes_with(df: &DataFrame, spec: &str, column: &str, cut: &Cut, resol
             .collect();
         let final_code: Vec<u32> = merged.iter().map(|m| remap[*m as usize]).collect();
         let mut codes = codes;
-        for c in codes.iter_mut() {
-            *c = final_code[*c as usize];
-        }
+        par_parts(&mut codes, |part| {
+            for c in part {
+                *c = final_code[*c as usize];
+            }
+        });
         return Ok((codes, labels));
     }
     let values = numeric_values(col, spec)?;
@@ -496,6 +498,18 @@ fn feature_codes_with(df: &DataFrame, spec: &str, column: &str, cut: &Cut, resol
         })
         .collect();
     Ok((codes, buckets.labels))
+}
+
+/// Runs `f` on consecutive parts of `values`, one part per core (one part when they are few).
+fn par_parts<T: Send>(values: &mut [T], f: impl Fn(&mut [T]) + Sync) {
+    let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).clamp(1, 8);
+    let step = values.len().div_ceil(threads).max(1 << 16);
+    std::thread::scope(|scope| {
+        for part in values.chunks_mut(step) {
+            let f = &f;
+            scope.spawn(move || f(part));
+        }
+    });
 }
 
 /// Most combinations of a cross's codes numbered through a table (4 bytes each) rather than a
@@ -564,6 +578,17 @@ pub fn assign_with(df: &DataFrame, text: &str, spec: &SliceSpec, limit: usize, r
             let mut per_feature = Vec::with_capacity(features.len());
             for (c, cut) in features {
                 per_feature.push(feature_codes_with(df, text, c, cut, resolved)?);
+            }
+            if let ([(name, Cut::Values)], [(codes, labels)]) = (features.as_slice(), per_feature.as_slice()) {
+                // One feature by value: every value is a row's, and codes follow the values'
+                // order, so the codes are the slices (the general path below would number them
+                // again, row by row, to the same result).
+                if labels.len() > limit {
+                    return Err(SpecError::TooMany { spec: text.into(), count: limit + 1, limit });
+                }
+                let slice_of_row = codes.iter().map(|c| Some(*c)).collect();
+                let keys = labels.iter().map(|l| vec![(name.clone(), l.clone())]).collect();
+                return Ok(Assignment { keys, slice_of_row });
             }
             // Combine codes into one mixed-radix number per row (no allocation per row); number
             // the combinations in sorted key order.

@@ -296,20 +296,25 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
     // Multiclass: labels and predicted classes become class codes (as f64) over the classes of
     // the whole run, so every slice reports the same keys.
     let (y, p, classes) = if task == Task::Multiclass {
-        class_codes(df, &req.label, &req.model, &req.class_scores)?
+        let (y, p, classes) = class_codes(df, &req.label, &req.model, &req.class_scores)?;
+        (Floats::Copied(y), Floats::Copied(p), classes)
     } else {
-        (f64_values(df, &req.label)?, f64_values(df, &req.model)?, vec![])
+        (Floats::of(df, &req.label)?, Floats::of(df, &req.model)?, vec![])
     };
     if classes.len() > 100 {
         return Err(RequestError::Invalid(format!("{} classes: multiclass metrics support at most 100", classes.len())));
     }
-    let w = weights(df, req.weight.as_deref())?;
-    let n = y.len();
-    let row_class_terms = if task == Task::Multiclass && !req.class_scores.is_empty() { class_terms(df, &req.class_scores, &classes, &y)? } else { vec![] };
+    // No weight column: no array of ones (`RowData::w` empty).
+    let w = match req.weight.as_deref() {
+        Some(column) => Floats::of(df, column)?,
+        None => Floats::Copied(vec![]),
+    };
+    let n = y.values().len();
+    let row_class_terms = if task == Task::Multiclass && !req.class_scores.is_empty() { class_terms(df, &req.class_scores, &classes, y.values())? } else { vec![] };
     let (tuple, digits) = slice_tuples(&mut assignments, n);
     // Cells: rows in chunks (in parallel), each chunk's cells sorted, then the chunks' cells merged.
     let cells = {
-        let rows = RowData { y: &y, p: &p, w: &w, tuple: &tuple, class_terms: &row_class_terms };
+        let rows = RowData { y: y.values(), p: p.values(), w: w.values(), tuple: &tuple, class_terms: &row_class_terms };
         if n <= PREPARE_BLOCK_ROWS {
             // One block: no need to copy the rows out.
             chunk_cells(&rows, 0..n)
@@ -324,11 +329,41 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
     Ok(finish_cells(plan, assignments.into_iter().map(|a| a.keys).collect(), cells, &digits, classes, task, n))
 }
 
+/// A float column's values: the frame's own array when it is one chunk of `Float64` without
+/// missing values (a 10M-row run's score and label are then not copied: 80 MB each; chunks are
+/// joined by one copy), else a copy with missing values as NaN (as [`f64_values`]).
+pub(super) enum Floats {
+    Frame(Float64Chunked),
+    Copied(Vec<f64>),
+}
+
+impl Floats {
+    pub(super) fn of(df: &DataFrame, name: &str) -> Result<Floats, EvalError> {
+        let column = df.column(name).map_err(|_| EvalError::NoColumn(name.to_string()))?;
+        let mut values = column.cast(&DataType::Float64)?.f64()?.clone();
+        if values.null_count() == 0 {
+            values.rechunk_mut();
+            if values.cont_slice().is_ok() {
+                return Ok(Floats::Frame(values));
+            }
+        }
+        Ok(Floats::Copied(values.iter().map(|v| v.unwrap_or(f64::NAN)).collect()))
+    }
+
+    pub(super) fn values(&self) -> &[f64] {
+        match self {
+            Floats::Frame(values) => values.cont_slice().expect("one chunk without missing values (checked in `of`)"),
+            Floats::Copied(values) => values,
+        }
+    }
+}
+
 /// One number per row (or cell) for its slices in every spec (mixed radix; densified if it would
 /// overflow), and how each spec enters it. Cells keep only this number; their slices are decoded
 /// from it at the end. Empties each assignment's per-row list.
 pub(super) fn slice_tuples(assignments: &mut [Assignment], n: usize) -> (Vec<u64>, Vec<TupleDigit>) {
     let mut tuple = vec![0u64; n];
+    let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).clamp(1, 8);
     let mut space: u64 = 1;
     let mut digits = Vec::with_capacity(assignments.len());
     for a in assignments.iter_mut() {
@@ -351,9 +386,21 @@ pub(super) fn slice_tuples(assignments: &mut [Assignment], n: usize) -> (Vec<u64
             space = dense.len() as u64;
             dense_before = Some(before);
         }
-        for (t, s) in tuple.iter_mut().zip(&a.slice_of_row) {
-            *t = *t * r + s.map_or(0, |s| s as u64 + 1);
-        }
+        // The first digit is written without reading the tuple: a page of the zeroed array read
+        // first maps the kernel's shared zero page, and the write after it then copies the page
+        // and flushes the other cores' TLBs (a seventh of `prepare`'s time at 10M rows).
+        let first = space == 1;
+        let step = n.div_ceil(threads).max(1 << 16);
+        std::thread::scope(|scope| {
+            for (tuple, slices) in tuple.chunks_mut(step).zip(a.slice_of_row.chunks(step)) {
+                scope.spawn(move || {
+                    for (t, s) in tuple.iter_mut().zip(slices) {
+                        let digit = s.map_or(0, |s| s as u64 + 1);
+                        *t = if first { digit } else { *t * r + digit };
+                    }
+                });
+            }
+        });
         space *= r;
         digits.push(TupleDigit::Digit { radix: r, dense_before });
         a.slice_of_row = Vec::new(); // in the tuple now
@@ -367,23 +414,28 @@ pub(super) fn finish_cells(plan: Plan, keys: Vec<Vec<SliceKey>>, cells: Cells, d
     let Cells { y: cy, p: cp, w: cw, mult, tuple: cell_tuple, class_terms: cell_class_terms } = cells;
     let slice_of_cell = decode_slices(&cell_tuple, digits);
     drop(cell_tuple);
-    let counts = slice_of_cell
-        .iter()
-        .zip(&keys)
-        .map(|(sc, k)| {
-            let mut c = vec![(0u64, 0.0, 0.0); k.len()];
-            for (i, s) in sc.iter().enumerate() {
-                if let Some(s) = s {
-                    let (m, wi) = (mult[i] as f64, cw[i]);
-                    let e = &mut c[s as usize];
-                    e.0 += mult[i] as u64;
-                    e.1 += wi * m;
-                    e.2 += wi * wi * m;
-                }
+    // Per spec, per slice: (rows, Σw, Σw²), the specs on every core.
+    let count = |(sc, k): (&SliceIds, &Vec<SliceKey>)| {
+        let mut c = vec![(0u64, 0.0, 0.0); k.len()];
+        for (i, s) in sc.iter().enumerate() {
+            if let Some(s) = s {
+                let (m, wi) = (mult[i] as f64, cw[i]);
+                let e = &mut c[s as usize];
+                e.0 += mult[i] as u64;
+                e.1 += wi * m;
+                e.2 += wi * wi * m;
             }
-            c
+        }
+        c
+    };
+    let counts = if cy.len() < 1 << 16 {
+        slice_of_cell.iter().zip(&keys).map(count).collect()
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = slice_of_cell.iter().zip(&keys).map(|spec| scope.spawn(move || count(spec))).collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
         })
-        .collect();
+    };
     let log_loss = if task == Task::Binary { par_map(&cy, &cp, row_log_loss) } else { vec![] };
     let bins = if task == Task::Binary { par_map(&cy, &cp, |_, p| calibration_bin(p)) } else { vec![] };
     Prepared {
@@ -436,6 +488,7 @@ pub(super) const PREPARE_BLOCK_ROWS: usize = 1 << 18;
 pub(super) struct RowData<'a> {
     pub(super) y: &'a [f64],
     pub(super) p: &'a [f64],
+    /// Empty when every row weighs 1 (no weight column).
     pub(super) w: &'a [f64],
     /// The row's slice in every spec as one number.
     pub(super) tuple: &'a [u64],
@@ -452,22 +505,33 @@ pub(super) enum TupleDigit {
     Digit { radix: u64, dense_before: Option<Vec<u64>> },
 }
 
-/// Each cell's slice in every spec, from its tuple: the digits read back, last spec first.
+/// Each cell's slice in every spec, from its tuple: the digits read back, last spec first (on
+/// every core, a range of cells each).
 pub(super) fn decode_slices(tuples: &[u64], digits: &[TupleDigit]) -> Vec<SliceIds> {
     let mut out: Vec<SliceIds> = (0..digits.len()).map(|_| SliceIds(vec![0; tuples.len()])).collect();
-    for (i, &t) in tuples.iter().enumerate() {
-        let mut t = t;
-        for (a, d) in digits.iter().enumerate().rev() {
-            if let TupleDigit::Digit { radix, dense_before } = d {
-                let s = t % radix;
-                t /= radix;
-                out[a].0[i] = if s == 0 { SliceIds::NONE } else { s as u32 - 1 };
-                if let Some(before) = dense_before {
-                    t = before.get(t as usize).copied().unwrap_or(0);
+    let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).clamp(1, 8);
+    let step = tuples.len().div_ceil(threads).max(1 << 16);
+    let mut columns: Vec<_> = out.iter_mut().map(|s| s.0.chunks_mut(step)).collect();
+    std::thread::scope(|scope| {
+        for part in tuples.chunks(step) {
+            let mut outs: Vec<&mut [u32]> = columns.iter_mut().map(|c| c.next().unwrap_or_default()).collect();
+            scope.spawn(move || {
+                for (i, &t) in part.iter().enumerate() {
+                    let mut t = t;
+                    for (a, d) in digits.iter().enumerate().rev() {
+                        if let TupleDigit::Digit { radix, dense_before } = d {
+                            let s = t % radix;
+                            t /= radix;
+                            outs[a][i] = if s == 0 { SliceIds::NONE } else { s as u32 - 1 };
+                            if let Some(before) = dense_before {
+                                t = before.get(t as usize).copied().unwrap_or(0);
+                            }
+                        }
+                    }
                 }
-            }
+            });
         }
-    }
+    });
     out
 }
 
@@ -496,19 +560,84 @@ impl Cells {
         }
     }
 
-    pub(super) fn shrink_to_fit(&mut self) {
-        self.y.shrink_to_fit();
-        self.p.shrink_to_fit();
-        self.w.shrink_to_fit();
-        self.mult.shrink_to_fit();
-        self.tuple.shrink_to_fit();
-        self.class_terms.shrink_to_fit();
-    }
-
+    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.y.len()
     }
 
+    /// Room for one cell per row of `rows` rows, zeroed: large arrays come from the kernel as
+    /// untouched pages, so only the pages cells are written to cost anything.
+    fn zeroed(rows: usize, class_terms: bool) -> Self {
+        Cells {
+            y: vec![0.0; rows],
+            p: vec![0.0; rows],
+            w: vec![0.0; rows],
+            mult: vec![0; rows],
+            tuple: vec![0; rows],
+            class_terms: if class_terms { vec![ClassTerms::default(); rows] } else { vec![] },
+        }
+    }
+
+    /// The arrays cut into consecutive parts of `sizes` cells, one [`CellSlots`] each.
+    fn slots(&mut self, sizes: &[usize]) -> Vec<CellSlots<'_>> {
+        fn cut<'a, T>(mut rest: &'a mut [T], sizes: &[usize]) -> Vec<&'a mut [T]> {
+            sizes
+                .iter()
+                .map(|&s| {
+                    let take = s.min(rest.len());
+                    let (part, after) = std::mem::take(&mut rest).split_at_mut(take);
+                    rest = after;
+                    part
+                })
+                .collect()
+        }
+        let (y, p, w) = (cut(&mut self.y, sizes), cut(&mut self.p, sizes), cut(&mut self.w, sizes));
+        let (mult, tuple, class_terms) = (cut(&mut self.mult, sizes), cut(&mut self.tuple, sizes), cut(&mut self.class_terms, sizes));
+        y.into_iter()
+            .zip(p)
+            .zip(w)
+            .zip(mult)
+            .zip(tuple)
+            .zip(class_terms)
+            .map(|(((((y, p), w), mult), tuple), class_terms)| CellSlots { y, p, w, mult, tuple, class_terms })
+            .collect()
+    }
+
+    /// Keeps the first `written[k]` cells of each part of `sizes` cells (see [`Cells::slots`]),
+    /// moved together in order; frees the rest.
+    fn compact(&mut self, sizes: &[usize], written: &[usize]) {
+        fn keep<T: Copy>(v: &mut Vec<T>, sizes: &[usize], written: &[usize]) {
+            if v.is_empty() {
+                return;
+            }
+            let (mut from, mut to) = (0, 0);
+            for (size, count) in sizes.iter().zip(written) {
+                if from != to {
+                    v.copy_within(from..from + count, to);
+                }
+                (from, to) = (from + size, to + count);
+            }
+            v.truncate(to);
+            v.shrink_to_fit();
+        }
+        keep(&mut self.y, sizes, written);
+        keep(&mut self.p, sizes, written);
+        keep(&mut self.w, sizes, written);
+        keep(&mut self.mult, sizes, written);
+        keep(&mut self.tuple, sizes, written);
+        keep(&mut self.class_terms, sizes, written);
+    }
+}
+
+/// Where [`write_cells`] puts one range's cells: room for one cell per row of the range (a part
+/// of the final arrays, see [`Cells::slots`]); `class_terms` empty unless the rows have them.
+pub(super) struct CellSlots<'a> {
+    y: &'a mut [f64],
+    p: &'a mut [f64],
+    w: &'a mut [f64],
+    mult: &'a mut [u32],
+    tuple: &'a mut [u64],
+    class_terms: &'a mut [ClassTerms],
 }
 
 /// The cells of all rows (the result does not depend on `block` or on the threads).
@@ -541,10 +670,31 @@ impl RowBlock {
 pub(super) fn partition_rows(rows: &RowData, target: usize) -> Vec<RowBlock> {
     const BITS: u32 = 20;
     let n = rows.y.len();
-    let prefix = |i: usize| (descending_key(rows.p[i]) >> (64 - BITS)) as usize;
+    let prefix = |x: f64| (descending_key(x) >> (64 - BITS)) as usize;
+    // Both row passes (count the prefixes, then each row's block) on every core, a range each.
+    let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).clamp(1, 8);
+    let step = n.div_ceil(threads).max(1 << 16);
     let mut hist = vec![0u32; 1 << BITS];
-    for i in 0..n {
-        hist[prefix(i)] += 1;
+    let parts: Vec<Vec<u32>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = rows
+            .p
+            .chunks(step)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut h = vec![0u32; 1 << BITS];
+                    for x in part {
+                        h[prefix(*x)] += 1;
+                    }
+                    h
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    });
+    for part in parts {
+        for (total, c) in hist.iter_mut().zip(part) {
+            *total += c;
+        }
     }
     let mut block_of = vec![0u32; 1 << BITS];
     let mut sizes = vec![0usize];
@@ -557,7 +707,17 @@ pub(super) fn partition_rows(rows: &RowData, target: usize) -> Vec<RowBlock> {
         block_of[pfx] = last as u32;
         sizes[last] += c as usize;
     }
-    let block: Vec<u32> = (0..n).map(|i| block_of[prefix(i)]).collect();
+    let mut block = vec![0u32; n];
+    std::thread::scope(|scope| {
+        for (out, part) in block.chunks_mut(step).zip(rows.p.chunks(step)) {
+            let block_of = &block_of;
+            scope.spawn(move || {
+                for (b, x) in out.iter_mut().zip(part) {
+                    *b = block_of[prefix(*x)];
+                }
+            });
+        }
+    });
     // One array at a time, so each pass writes to one stream per block (a pass writing every array
     // at once would keep more streams open than the write buffers hold); two arrays on one core,
     // two on another.
@@ -584,15 +744,19 @@ pub(super) fn partition_rows(rows: &RowData, target: usize) -> Vec<RowBlock> {
         .collect()
 }
 
-/// The cells of all blocks: each block compressed on its own (in parallel), the results simply
-/// concatenated, since blocks are disjoint score ranges in score order.
+/// The cells of all blocks: each block compressed on its own (in parallel) straight into its part
+/// of the final arrays (a block makes at most one cell per row), the parts then moved together,
+/// since blocks are disjoint score ranges in score order.
 pub(super) fn cells_of_blocks(blocks: Vec<RowBlock>) -> Cells {
     let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).clamp(1, 8).min(blocks.len().max(1));
+    let sizes: Vec<usize> = blocks.iter().map(|b| b.y.len()).collect();
+    let mut out = Cells::zeroed(sizes.iter().sum(), blocks.iter().any(|b| !b.class_terms.is_empty()));
     // Threads take the next block as they finish one (blocks differ in size); each block is freed
-    // as soon as its cells are made.
-    let queue: Vec<std::sync::Mutex<Option<RowBlock>>> = blocks.into_iter().map(|b| std::sync::Mutex::new(Some(b))).collect();
+    // as soon as its cells are written.
+    let queue: Vec<std::sync::Mutex<Option<(RowBlock, CellSlots)>>> = blocks.into_iter().zip(out.slots(&sizes)).map(|b| std::sync::Mutex::new(Some(b))).collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut parts: Vec<(usize, Cells)> = std::thread::scope(|scope| {
+    let mut written = vec![0; sizes.len()];
+    let parts: Vec<(usize, usize)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 let (queue, next) = (&queue, &next);
@@ -601,24 +765,20 @@ pub(super) fn cells_of_blocks(blocks: Vec<RowBlock>) -> Cells {
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(slot) = queue.get(i) else { break };
-                        let Some(b) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() else { continue };
-                        mine.push((i, chunk_cells(&b.rows(), 0..b.y.len())));
+                        let Some((block, slots)) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() else { continue };
+                        mine.push((i, write_cells(&block.rows(), 0..block.y.len(), slots)));
                     }
                     mine
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
     });
-    parts.sort_by_key(|(i, _)| *i);
-    if parts.len() == 1 {
-        return parts.pop().map(|(_, c)| c).unwrap_or_default();
+    drop(queue);
+    for (i, count) in parts {
+        written[i] = count;
     }
-    let total = parts.iter().map(|(_, c)| c.len()).sum();
-    let mut out = Cells::with_capacity(total, parts.iter().any(|(_, c)| !c.class_terms.is_empty()));
-    for (_, c) in parts {
-        out.append(c);
-    }
+    out.compact(&sizes, &written);
     out
 }
 
@@ -630,24 +790,24 @@ impl Cells {
         let ct = self.class_terms.get(i).copied().unwrap_or_default();
         (descending_key(self.p[i]), self.tuple[i], ascending(self.y[i]), ascending(self.w[i]), ct.rank, ascending(ct.log_loss))
     }
-
-    pub(super) fn append(&mut self, o: Cells) {
-        let Cells { y, p, w, mult, tuple, class_terms } = o;
-        self.y.extend(y);
-        self.p.extend(p);
-        self.w.extend(w);
-        self.mult.extend(mult);
-        self.tuple.extend(tuple);
-        self.class_terms.extend(class_terms);
-    }
 }
 
-/// The cells of rows `range`: sorted by score (a radix sort: linear in the rows); each run of
-/// equal scores becomes cells ordered by (slices, label, weight, class terms): short runs by
-/// sorting their rows, long ones (repeated scores) by counting equal rows in a hash map and
-/// sorting only the distinct ones, so the work stays linear in the rows.
+/// The cells of rows `range` (see [`write_cells`]).
 pub(super) fn chunk_cells(rows: &RowData, range: std::ops::Range<usize>) -> Cells {
+    let len = range.len();
+    let mut out = Cells::zeroed(len, !rows.class_terms.is_empty());
+    let written = out.slots(&[len]).pop().map_or(0, |slots| write_cells(rows, range, slots));
+    out.compact(&[len], &[written]);
+    out
+}
+
+/// Writes the cells of rows `range` into `out`, returns how many: sorted by score (a radix sort:
+/// linear in the rows); each run of equal scores becomes cells ordered by (slices, label, weight,
+/// class terms): short runs by sorting their rows, long ones (repeated scores) by counting equal
+/// rows in a hash map and sorting only the distinct ones, so the work stays linear in the rows.
+pub(super) fn write_cells(rows: &RowData, range: std::ops::Range<usize>, out: CellSlots) -> usize {
     let RowData { y, p, w, tuple, class_terms } = rows;
+    let w = |r: usize| if w.is_empty() { 1.0 } else { w[r] };
     let ct = |r: usize| class_terms.get(r).copied().unwrap_or_default();
     let base = range.start;
     let (keys, mut order) = radix_sort(p[range.clone()].iter().map(|x| descending_key(*x)).collect());
@@ -655,23 +815,22 @@ pub(super) fn chunk_cells(rows: &RowData, range: std::ops::Range<usize>) -> Cell
         *o += base as u32;
     }
     let cmp = |a: usize, b: usize| {
-        tuple[a].cmp(&tuple[b]).then(y[a].total_cmp(&y[b])).then(w[a].total_cmp(&w[b])).then(ct(a).rank.cmp(&ct(b).rank)).then(ct(a).log_loss.total_cmp(&ct(b).log_loss))
+        tuple[a].cmp(&tuple[b]).then(y[a].total_cmp(&y[b])).then(w(a).total_cmp(&w(b))).then(ct(a).rank.cmp(&ct(b).rank)).then(ct(a).log_loss.total_cmp(&ct(b).log_loss))
     };
-    let same = |a: usize, b: usize| tuple[a] == tuple[b] && y[a].to_bits() == y[b].to_bits() && w[a].to_bits() == w[b].to_bits() && ct(a).same(&ct(b));
-    let row_key = |r: usize| (tuple[r], y[r].to_bits(), w[r].to_bits(), ct(r).rank, ct(r).log_loss.to_bits());
-    // Room for one cell per distinct score (repeated scores make few; a run of one score may make
-    // more, and the arrays grow), shrunk at the end.
-    let runs = 1 + keys.windows(2).filter(|k| k[0] != k[1]).count();
-    let mut out = Cells::with_capacity(runs.min(keys.len()), !class_terms.is_empty());
+    let same = |a: usize, b: usize| tuple[a] == tuple[b] && y[a].to_bits() == y[b].to_bits() && w(a).to_bits() == w(b).to_bits() && ct(a).same(&ct(b));
+    let row_key = |r: usize| (tuple[r], y[r].to_bits(), w(r).to_bits(), ct(r).rank, ct(r).log_loss.to_bits());
+    let mut written = 0;
+    let CellSlots { y: out_y, p: out_p, w: out_w, mult: out_mult, tuple: out_tuple, class_terms: out_terms } = out;
     let mut emit = |r: usize, m: u32| {
-        out.y.push(y[r]);
-        out.p.push(p[r]);
-        out.w.push(w[r]);
-        out.mult.push(m);
-        out.tuple.push(tuple[r]);
+        out_y[written] = y[r];
+        out_p[written] = p[r];
+        out_w[written] = w(r);
+        out_mult[written] = m;
+        out_tuple[written] = tuple[r];
         if !class_terms.is_empty() {
-            out.class_terms.push(class_terms[r]);
+            out_terms[written] = class_terms[r];
         }
+        written += 1;
     };
     let mut groups: std::collections::HashMap<(u64, u64, u64, u16, u64), (usize, u32), crate::eval::FastHashBuilder> = Default::default();
     let mut distinct: Vec<(usize, u32)> = Vec::new();
@@ -709,8 +868,7 @@ pub(super) fn chunk_cells(rows: &RowData, range: std::ops::Range<usize>) -> Cell
         }
         start = end;
     }
-    out.shrink_to_fit();
-    out
+    written
 }
 
 /// For scores in descending order (as cells are), how many thresholds each reaches
@@ -739,24 +897,38 @@ pub fn descending_key(x: f64) -> u64 {
 }
 
 /// Sorts keys ascending by LSD radix (8 bits a pass, passes where every key has the same byte
-/// skipped); returns the sorted keys and the original position of each.
+/// skipped); returns the sorted keys and the original position of each. Every byte's counts come
+/// from one read of the keys, so a pass only moves them.
 pub fn radix_sort(mut keys: Vec<u64>) -> (Vec<u64>, Vec<u32>) {
     let n = keys.len();
+    let mut counts = [[0u32; 256]; 8];
+    {
+        // Written out byte by byte: a loop over the bytes is not unrolled in the dev build.
+        let [c0, c1, c2, c3, c4, c5, c6, c7] = &mut counts;
+        for &k in &keys {
+            let b = k.to_le_bytes();
+            c0[b[0] as usize] += 1;
+            c1[b[1] as usize] += 1;
+            c2[b[2] as usize] += 1;
+            c3[b[3] as usize] += 1;
+            c4[b[4] as usize] += 1;
+            c5[b[5] as usize] += 1;
+            c6[b[6] as usize] += 1;
+            c7[b[7] as usize] += 1;
+        }
+    }
     let mut idx: Vec<u32> = (0..n as u32).collect();
     let (mut keys_tmp, mut idx_tmp) = (vec![0u64; n], vec![0u32; n]);
-    for shift in (0..64).step_by(8) {
-        let mut counts = [0usize; 256];
-        for k in &keys {
-            counts[((k >> shift) & 0xff) as usize] += 1;
-        }
-        if counts.contains(&n) {
+    for (byte, c) in counts.iter().enumerate() {
+        if c.iter().any(|c| *c as usize == n) {
             continue;
         }
+        let shift = 8 * byte;
         let mut offsets = [0usize; 256];
         let mut sum = 0;
-        for (o, c) in offsets.iter_mut().zip(&counts) {
+        for (o, c) in offsets.iter_mut().zip(c) {
             *o = sum;
-            sum += c;
+            sum += *c as usize;
         }
         for (k, i) in keys.iter().zip(&idx) {
             let b = ((k >> shift) & 0xff) as usize;

@@ -350,6 +350,12 @@ fn cells_do_not_depend_on_chunks() {
         let c = build_cells(&rows, chunk);
         assert_eq!((&c.y, &c.p, &c.w, &c.mult, &c.tuple), (&one.y, &one.p, &one.w, &one.mult, &one.tuple), "chunk {chunk}");
     }
+    // No weight column (`w` empty) is every row weighing 1, on both paths.
+    let ones = vec![1.0; n];
+    let weighed = build_cells(&RowData { w: &ones, ..rows }, 100);
+    for unweighted in [build_cells(&RowData { w: &[], ..rows }, 100), chunk_cells(&RowData { w: &[], ..rows }, 0..n)] {
+        assert_eq!((&unweighted.y, &unweighted.p, &unweighted.w, &unweighted.mult, &unweighted.tuple), (&weighed.y, &weighed.p, &weighed.w, &weighed.mult, &weighed.tuple));
+    }
     // The cells' slices, decoded from their tuples, are the slices of their rows.
     let digits = [TupleDigit::Digit { radix: 4, dense_before: None }, TupleDigit::Digit { radix: 2, dense_before: None }];
     let decoded = decode_slices(&one.tuple, &digits);
