@@ -594,26 +594,44 @@ pub fn assign_with(df: &DataFrame, text: &str, spec: &SliceSpec, limit: usize, r
             // the combinations in sorted key order.
             let radix: Vec<u64> = per_feature.iter().map(|(_, labels)| labels.len() as u64 + 1).collect();
             let combo_of = |i: usize| per_feature.iter().zip(&radix).fold(0u64, |k, ((codes, _), r)| k * r + codes[i] as u64);
-            let mut row_combo = Vec::with_capacity(n);
             let too_many = |count: usize| SpecError::TooMany { spec: text.into(), count, limit };
             let space = radix.iter().try_fold(1u64, |a, r| a.checked_mul(*r)).filter(|s| *s <= DENSE_COMBOS);
-            let ordered: Vec<(u64, u32)> = if let Some(space) = space {
-                // Few possible combinations: number them through a table, no hashing per row.
+            // The combinations that occur, ascending, and each row's slice (its combination's rank).
+            let (ordered, slice_of_row): (Vec<u64>, Vec<Option<u32>>) = if let Some(space) = space {
+                // Few possible combinations: those that occur marked in a table per core, numbered in
+                // order, and each row's looked up: no hashing, nothing sequential but the lookup.
+                let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).clamp(1, 8);
+                let step = n.div_ceil(threads).max(1 << 16);
+                let seen: Vec<Vec<bool>> = std::thread::scope(|scope| {
+                    let handles: Vec<_> = (0..n)
+                        .step_by(step)
+                        .map(|from| {
+                            let combo_of = &combo_of;
+                            scope.spawn(move || {
+                                let mut seen = vec![false; space as usize];
+                                for i in from..(from + step).min(n) {
+                                    seen[combo_of(i) as usize] = true;
+                                }
+                                seen
+                            })
+                        })
+                        .collect();
+                    handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+                });
                 let mut table = vec![u32::MAX; space as usize];
-                let mut next = 0u32;
-                for i in 0..n {
-                    let slot = &mut table[combo_of(i) as usize];
-                    if *slot == u32::MAX {
-                        if next as usize >= limit {
-                            return Err(too_many(next as usize + 1));
+                let mut ordered = Vec::new();
+                for (combo, slot) in table.iter_mut().enumerate() {
+                    if seen.iter().any(|s| s[combo]) {
+                        if ordered.len() >= limit {
+                            return Err(too_many(limit + 1));
                         }
-                        *slot = next;
-                        next += 1;
+                        *slot = ordered.len() as u32;
+                        ordered.push(combo as u64);
                     }
-                    row_combo.push(*slot);
                 }
-                table.iter().enumerate().filter(|(_, c)| **c != u32::MAX).map(|(k, c)| (k as u64, *c)).collect()
+                (ordered, (0..n).map(|i| Some(table[combo_of(i) as usize])).collect())
             } else {
+                let mut row_combo = Vec::with_capacity(n);
                 let mut combos: HashMap<u64, u32, super::FastHashBuilder> = HashMap::default();
                 for i in 0..n {
                     let next = combos.len() as u32;
@@ -624,15 +642,16 @@ pub fn assign_with(df: &DataFrame, text: &str, spec: &SliceSpec, limit: usize, r
                 }
                 let mut ordered: Vec<(u64, u32)> = combos.into_iter().collect();
                 ordered.sort_unstable();
-                ordered
+                let mut remap = vec![0u32; ordered.len()];
+                for (new, (_, old)) in ordered.iter().enumerate() {
+                    remap[*old as usize] = new as u32;
+                }
+                (ordered.into_iter().map(|(combo, _)| combo).collect(), row_combo.into_iter().map(|c| Some(remap[c as usize])).collect())
             };
             // Mixed-radix numbers sort like their code tuples (first feature most significant).
-            let mut remap = vec![0u32; ordered.len()];
             let keys = ordered
                 .iter()
-                .enumerate()
-                .map(|(new, (combo, old))| {
-                    remap[*old as usize] = new as u32;
+                .map(|combo| {
                     let mut rest = *combo;
                     let mut codes = vec![0u32; radix.len()];
                     for (slot, r) in codes.iter_mut().zip(&radix).rev() {
@@ -642,7 +661,7 @@ pub fn assign_with(df: &DataFrame, text: &str, spec: &SliceSpec, limit: usize, r
                     codes.iter().zip(features).zip(&per_feature).map(|((c, (name, _)), (_, labels))| (name.clone(), labels[*c as usize].clone())).collect()
                 })
                 .collect();
-            Ok(Assignment { keys, slice_of_row: row_combo.into_iter().map(|c| Some(remap[c as usize])).collect() })
+            Ok(Assignment { keys, slice_of_row })
         }
     }
 }
@@ -778,6 +797,42 @@ mod tests {
             let present: Vec<&String> = labels.iter().filter(|l| l.as_str() != MISSING).collect();
             assert!(present.windows(2).all(|w| w[0] < w[1]), "case {case}: {labels:?}");
             assert!(labels.iter().position(|l| l == MISSING).is_none_or(|p| p == labels.len() - 1));
+        }
+    }
+
+    #[test]
+    fn crosses_and_single_features_number_slices_in_key_order_on_every_core() {
+        // Enough rows for several cores; values first seen out of order, some missing.
+        let n = 300_000;
+        let (mut a, mut b): (Vec<Option<String>>, Vec<Option<String>>) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..n {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            a.push(["z", "m", "a"].get((x % 4) as usize).map(|v| v.to_string()));
+            b.push(["q", "c", "k", "b", "y"].get(((x >> 8) % 6) as usize).map(|v| v.to_string()));
+        }
+        let frame = DataFrame::new(n, vec![Column::new("a".into(), a.clone()), Column::new("b".into(), b.clone())]).unwrap();
+        let key = |v: &Option<String>| v.clone().unwrap_or_else(|| MISSING.to_string());
+        let order = |p: &(Option<String>, Option<String>), q: &(Option<String>, Option<String>)| value_order(false, p.0.as_deref(), q.0.as_deref()).then(value_order(false, p.1.as_deref(), q.1.as_deref()));
+        let mut combos: Vec<(Option<String>, Option<String>)> = a.iter().cloned().zip(b.iter().cloned()).collect();
+        combos.sort_by(order);
+        combos.dedup();
+        let cross = assign(&frame, "a,b", &SliceSpec::parse("a,b").unwrap(), 100).unwrap();
+        let want: Vec<SliceKey> = combos.iter().map(|(p, q)| vec![("a".to_string(), key(p)), ("b".to_string(), key(q))]).collect();
+        assert_eq!(cross.keys, want);
+        for (i, s) in cross.slice_of_row.iter().enumerate() {
+            assert_eq!(*s, Some(combos.binary_search_by(|c| order(c, &(a[i].clone(), b[i].clone()))).unwrap() as u32), "row {i}");
+        }
+        let one = assign(&frame, "b", &SliceSpec::parse("b").unwrap(), 100).unwrap();
+        let labels: Vec<&str> = one.keys.iter().map(|k| k[0].1.as_str()).collect();
+        assert_eq!(labels, vec!["b", "c", "k", "q", "y", MISSING]);
+        assert!(one.slice_of_row.iter().zip(&b).all(|(s, v)| labels[s.unwrap() as usize] == key(v)));
+        // More slices than allowed: refused, naming the first count over the limit.
+        for spec in ["a,b", "b"] {
+            let e = assign(&frame, spec, &SliceSpec::parse(spec).unwrap(), 5).unwrap_err();
+            assert!(matches!(e, SpecError::TooMany { count: 6, limit: 5, .. }), "{spec}: {e}");
         }
     }
 

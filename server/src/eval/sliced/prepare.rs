@@ -719,8 +719,7 @@ pub(super) fn partition_rows(rows: &RowData, target: usize) -> Vec<RowBlock> {
         }
     });
     // One array at a time, so each pass writes to one stream per block (a pass writing every array
-    // at once would keep more streams open than the write buffers hold); two arrays on one core,
-    // two on another.
+    // at once would keep more streams open than the write buffers hold).
     fn scatter<T: Copy>(block: &[u32], from: &[T], sizes: &[usize]) -> Vec<Vec<T>> {
         let mut out: Vec<Vec<T>> = sizes.iter().map(|&s| Vec::with_capacity(if from.is_empty() { 0 } else { s })).collect();
         for (b, v) in block.iter().zip(from) {
@@ -730,10 +729,14 @@ pub(super) fn partition_rows(rows: &RowData, target: usize) -> Vec<RowBlock> {
     }
     let block = &block;
     let sizes = &sizes;
-    let ((ys, ps), (ws, tuples, terms)) = std::thread::scope(|scope| {
-        let first = scope.spawn(move || (scatter(block, rows.y, sizes), scatter(block, rows.p, sizes)));
-        let second = (scatter(block, rows.w, sizes), scatter(block, rows.tuple, sizes), scatter(block, rows.class_terms, sizes));
-        (first.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), second)
+    // A thread per array (score, tuple; label with the weights and class terms, which are often
+    // empty), the cores sharing them out.
+    let (ys, ps, ws, tuples, terms) = std::thread::scope(|scope| {
+        let ps = scope.spawn(move || scatter(block, rows.p, sizes));
+        let tuples = scope.spawn(move || scatter(block, rows.tuple, sizes));
+        let (ys, ws, terms) = (scatter(block, rows.y, sizes), scatter(block, rows.w, sizes), scatter(block, rows.class_terms, sizes));
+        let ps = ps.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (ys, ps, ws, tuples.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), terms)
     });
     let mut terms = terms.into_iter();
     ys.into_iter()
