@@ -392,6 +392,36 @@ pub fn regression_distribution(points: &[(f64, f64, f64, u64)], label: &str, mod
 /// a request quadratic). Nothing depends on the maps' iteration order: every result is sorted.
 pub(crate) type FastHashBuilder = foldhash::fast::RandomState;
 
+/// Values per part when a pass over `n` values is split among the cores (at most 8): at least
+/// 65,536, so small inputs stay on one thread.
+pub(crate) fn core_step(n: usize) -> usize {
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).clamp(1, 8);
+    n.div_ceil(threads).max(1 << 16)
+}
+
+/// `f(range)` for consecutive ranges of `0..n` (see [`core_step`]), each on its own thread; the
+/// results in order.
+pub(crate) fn par_ranges<R: Send>(n: usize, f: impl Fn(std::ops::Range<usize>) -> R + Sync) -> Vec<R> {
+    let step = core_step(n);
+    std::thread::scope(|scope| {
+        let f = &f;
+        let handles: Vec<_> = (0..n).step_by(step).map(|from| scope.spawn(move || f(from..(from + step).min(n)))).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    })
+}
+
+/// `f(start, part)` for consecutive parts of `values` (see [`core_step`]; `start`: the part's first
+/// index), each on its own thread.
+pub(crate) fn par_parts<T: Send>(values: &mut [T], f: impl Fn(usize, &mut [T]) + Sync) {
+    let step = core_step(values.len());
+    std::thread::scope(|scope| {
+        let f = &f;
+        for (k, part) in values.chunks_mut(step).enumerate() {
+            scope.spawn(move || f(k * step, part));
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

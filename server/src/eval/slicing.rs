@@ -473,7 +473,7 @@ fn feature_codes_with(df: &DataFrame, spec: &str, column: &str, cut: &Cut, resol
             .collect();
         let final_code: Vec<u32> = merged.iter().map(|m| remap[*m as usize]).collect();
         let mut codes = codes;
-        par_parts(&mut codes, |part| {
+        super::par_parts(&mut codes, |_, part| {
             for c in part {
                 *c = final_code[*c as usize];
             }
@@ -498,18 +498,6 @@ fn feature_codes_with(df: &DataFrame, spec: &str, column: &str, cut: &Cut, resol
         })
         .collect();
     Ok((codes, buckets.labels))
-}
-
-/// Runs `f` on consecutive parts of `values`, one part per core (one part when they are few).
-fn par_parts<T: Send>(values: &mut [T], f: impl Fn(&mut [T]) + Sync) {
-    let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).clamp(1, 8);
-    let step = values.len().div_ceil(threads).max(1 << 16);
-    std::thread::scope(|scope| {
-        for part in values.chunks_mut(step) {
-            let f = &f;
-            scope.spawn(move || f(part));
-        }
-    });
 }
 
 /// Most combinations of a cross's codes numbered through a table (4 bytes each) rather than a
@@ -600,23 +588,12 @@ pub fn assign_with(df: &DataFrame, text: &str, spec: &SliceSpec, limit: usize, r
             let (ordered, slice_of_row): (Vec<u64>, Vec<Option<u32>>) = if let Some(space) = space {
                 // Few possible combinations: those that occur marked in a table per core, numbered in
                 // order, and each row's looked up: no hashing, nothing sequential but the lookup.
-                let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).clamp(1, 8);
-                let step = n.div_ceil(threads).max(1 << 16);
-                let seen: Vec<Vec<bool>> = std::thread::scope(|scope| {
-                    let handles: Vec<_> = (0..n)
-                        .step_by(step)
-                        .map(|from| {
-                            let combo_of = &combo_of;
-                            scope.spawn(move || {
-                                let mut seen = vec![false; space as usize];
-                                for i in from..(from + step).min(n) {
-                                    seen[combo_of(i) as usize] = true;
-                                }
-                                seen
-                            })
-                        })
-                        .collect();
-                    handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+                let seen = super::par_ranges(n, |rows| {
+                    let mut seen = vec![false; space as usize];
+                    for i in rows {
+                        seen[combo_of(i) as usize] = true;
+                    }
+                    seen
                 });
                 let mut table = vec![u32::MAX; space as usize];
                 let mut ordered = Vec::new();

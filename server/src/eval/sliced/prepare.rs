@@ -363,7 +363,6 @@ impl Floats {
 /// from it at the end. Empties each assignment's per-row list.
 pub(super) fn slice_tuples(assignments: &mut [Assignment], n: usize) -> (Vec<u64>, Vec<TupleDigit>) {
     let mut tuple = vec![0u64; n];
-    let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).clamp(1, 8);
     let mut space: u64 = 1;
     let mut digits = Vec::with_capacity(assignments.len());
     for a in assignments.iter_mut() {
@@ -390,15 +389,11 @@ pub(super) fn slice_tuples(assignments: &mut [Assignment], n: usize) -> (Vec<u64
         // first maps the kernel's shared zero page, and the write after it then copies the page
         // and flushes the other cores' TLBs (a seventh of `prepare`'s time at 10M rows).
         let first = space == 1;
-        let step = n.div_ceil(threads).max(1 << 16);
-        std::thread::scope(|scope| {
-            for (tuple, slices) in tuple.chunks_mut(step).zip(a.slice_of_row.chunks(step)) {
-                scope.spawn(move || {
-                    for (t, s) in tuple.iter_mut().zip(slices) {
-                        let digit = s.map_or(0, |s| s as u64 + 1);
-                        *t = if first { digit } else { *t * r + digit };
-                    }
-                });
+        let slices = &a.slice_of_row;
+        crate::eval::par_parts(&mut tuple, |from, part| {
+            for (t, s) in part.iter_mut().zip(&slices[from..]) {
+                let digit = s.map_or(0, |s| s as u64 + 1);
+                *t = if first { digit } else { *t * r + digit };
             }
         });
         space *= r;
@@ -465,16 +460,9 @@ pub(super) fn finish_cells(plan: Plan, keys: Vec<Vec<SliceKey>>, cells: Cells, d
 fn par_map<T: Copy + Default + Send>(a: &[f64], b: &[f64], f: impl Fn(f64, f64) -> T + Sync) -> Vec<T> {
     let n = a.len().min(b.len());
     let mut out = vec![T::default(); n];
-    let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).clamp(1, 8);
-    let step = n.div_ceil(threads).max(1 << 15);
-    std::thread::scope(|scope| {
-        for (k, part) in out.chunks_mut(step).enumerate() {
-            let (f, from) = (&f, k * step);
-            scope.spawn(move || {
-                for (i, o) in part.iter_mut().enumerate() {
-                    *o = f(a[from + i], b[from + i]);
-                }
-            });
+    crate::eval::par_parts(&mut out, |from, part| {
+        for (i, o) in part.iter_mut().enumerate() {
+            *o = f(a[from + i], b[from + i]);
         }
     });
     out
@@ -509,8 +497,7 @@ pub(super) enum TupleDigit {
 /// every core, a range of cells each).
 pub(super) fn decode_slices(tuples: &[u64], digits: &[TupleDigit]) -> Vec<SliceIds> {
     let mut out: Vec<SliceIds> = (0..digits.len()).map(|_| SliceIds(vec![0; tuples.len()])).collect();
-    let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).clamp(1, 8);
-    let step = tuples.len().div_ceil(threads).max(1 << 16);
+    let step = crate::eval::core_step(tuples.len());
     let mut columns: Vec<_> = out.iter_mut().map(|s| s.0.chunks_mut(step)).collect();
     std::thread::scope(|scope| {
         for part in tuples.chunks(step) {
@@ -672,24 +659,13 @@ pub(super) fn partition_rows(rows: &RowData, target: usize) -> Vec<RowBlock> {
     let n = rows.y.len();
     let prefix = |x: f64| (descending_key(x) >> (64 - BITS)) as usize;
     // Both row passes (count the prefixes, then each row's block) on every core, a range each.
-    let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1).clamp(1, 8);
-    let step = n.div_ceil(threads).max(1 << 16);
     let mut hist = vec![0u32; 1 << BITS];
-    let parts: Vec<Vec<u32>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = rows
-            .p
-            .chunks(step)
-            .map(|part| {
-                scope.spawn(move || {
-                    let mut h = vec![0u32; 1 << BITS];
-                    for x in part {
-                        h[prefix(*x)] += 1;
-                    }
-                    h
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    let parts = crate::eval::par_ranges(n, |range| {
+        let mut h = vec![0u32; 1 << BITS];
+        for x in &rows.p[range] {
+            h[prefix(*x)] += 1;
+        }
+        h
     });
     for part in parts {
         for (total, c) in hist.iter_mut().zip(part) {
@@ -708,14 +684,9 @@ pub(super) fn partition_rows(rows: &RowData, target: usize) -> Vec<RowBlock> {
         sizes[last] += c as usize;
     }
     let mut block = vec![0u32; n];
-    std::thread::scope(|scope| {
-        for (out, part) in block.chunks_mut(step).zip(rows.p.chunks(step)) {
-            let block_of = &block_of;
-            scope.spawn(move || {
-                for (b, x) in out.iter_mut().zip(part) {
-                    *b = block_of[prefix(*x)];
-                }
-            });
+    crate::eval::par_parts(&mut block, |from, part| {
+        for (b, x) in part.iter_mut().zip(&rows.p[from..]) {
+            *b = block_of[prefix(*x)];
         }
     });
     // One array at a time, so each pass writes to one stream per block (a pass writing every array
