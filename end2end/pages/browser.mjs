@@ -14,7 +14,9 @@ export async function launch() {
   });
 }
 
-// Waits until the WASM bundle has hydrated the page (frontend/src/lib.rs marks the body).
-export async function waitForHydration(page) {
-  await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30000 });
+// Waits until the WASM bundle has hydrated the page (frontend/src/lib.rs marks the body). A page
+// whose server rendering does seconds of work on purpose passes a longer timeout: the bundle starts
+// once the streamed document has ended.
+export async function waitForHydration(page, timeout = 30000) {
+  await page.locator('body[data-hydrated="true"]').waitFor({ timeout });
 }

@@ -126,8 +126,10 @@ test("a slow slices request shows its progress after a moment, and Cancel stops 
   const bigId = await bigRun();
   // A first view (server-rendered: 80,000 cells), then a slicing with 640,000 cells x 2,000
   // bootstrap replicates from the form, in the browser: seconds of work.
-  await page.goto(`${BASE}/runs/${bigId}/slices?model=score_gbt&slice=race&bootstrap=2000`);
-  await waitForHydration(page);
+  // The document ends once that first view is computed (seconds on a busy machine: the server
+  // also computes the other model's view ahead), and hydration waits for it.
+  await page.goto(`${BASE}/runs/${bigId}/slices?model=score_gbt&slice=race&bootstrap=2000`, { timeout: 120000 });
+  await waitForHydration(page, 120000);
   await page.locator("table.slices tr.slice-row").first().waitFor();
   // A quick request (another metric: the server answers the same numbers from its cache) never
   // shows a bar, not even for a moment.

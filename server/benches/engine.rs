@@ -15,7 +15,8 @@
 //! understates Strata's advantage about ninefold. `STRATA_BENCH_FAIRLEARN=0` skips it.
 //!
 //! `cargo bench -p strata-server --bench engine --profile dev`; `STRATA_BENCH_ONLY=prepare` times
-//! only `prepare` (fastest and median of five), to measure how it scales with `STRATA_BENCH_ROWS`;
+//! only `prepare` (fastest and median of five), to measure how it scales with `STRATA_BENCH_ROWS`
+//! (`STRATA_BENCH_DATA=repeated` or `distinct` for one kind of data);
 //! `STRATA_BENCH_ONLY=slider` times what moving the threshold asks of the engine (one slicing,
 //! one new threshold at a time, with and without 200 bootstrap replicates).
 
@@ -195,7 +196,12 @@ fn main() {
     // preparations so both see the same machine.
     if std::env::var("STRATA_BENCH_ONLY").as_deref() == Ok("prepare") {
         let runs: usize = std::env::var("STRATA_BENCH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(5).max(1);
+        // `STRATA_BENCH_DATA=repeated` or `distinct`: only that data (to profile one of them).
+        let only = std::env::var("STRATA_BENCH_DATA").unwrap_or_default();
         for (name, data) in [("repeated rows", &df), ("distinct scores", &jittered)] {
+            if !only.is_empty() && !name.starts_with(only.as_str()) {
+                continue;
+            }
             let inputs = floor_rows(data);
             let (mut t, mut fl): (Vec<f64>, Vec<f64>) = (0..runs)
                 .map(|_| (secs(|| drop(prepare(data, &req(0, &grid), Task::Binary).unwrap())), floor_secs(&inputs)))

@@ -337,7 +337,7 @@ pub fn analyse(df: &DataFrame, req: &ResidualsRequest) -> Result<ResidualsResult
         let a = assign(df, spec_text, &spec, req.max_slices)?;
         let mut groups: Vec<Vec<(f64, u64)>> = vec![Vec::new(); a.keys.len()];
         for (j, i) in keep.iter().enumerate() {
-            if let Some(s) = a.slice_of_row[*i] {
+            if let Some(s) = a.slice_of_row.get(*i) {
                 groups[s as usize].push((r[j], 1));
             }
         }

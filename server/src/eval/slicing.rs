@@ -206,9 +206,57 @@ impl SliceSpec {
 #[derive(Clone, Debug)]
 pub struct Assignment {
     pub keys: Vec<SliceKey>,
-    /// For each row, the index of its slice in `keys`, or `None` (a filter's other rows).
-    pub slice_of_row: Vec<Option<u32>>,
+    /// For each row, the index of its slice in `keys`, or none (a filter's other rows).
+    pub slice_of_row: SliceIds,
 }
+
+/// Slice ids, one per row (or cell): the index of the slice in its spec's keys, `u32::MAX` for a
+/// row in none of the spec's slices (a filter's other rows): 4 bytes a row where `Option<u32>`
+/// takes 8.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SliceIds(pub Vec<u32>);
+
+impl SliceIds {
+    pub const NONE: u32 = u32::MAX;
+
+    pub fn with_capacity(n: usize) -> Self {
+        SliceIds(Vec::with_capacity(n))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<u32> {
+        let s = self.0[i];
+        if s == Self::NONE { None } else { Some(s) }
+    }
+
+    pub fn push(&mut self, s: Option<u32>) {
+        self.0.push(s.unwrap_or(Self::NONE));
+    }
+
+    /// Every row is in one of the spec's slices.
+    pub fn covers_all(&self) -> bool {
+        !self.0.contains(&Self::NONE)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Option<u32>> + '_ {
+        self.0.iter().map(|s| (*s != Self::NONE).then_some(*s))
+    }
+}
+
+impl FromIterator<Option<u32>> for SliceIds {
+    fn from_iter<I: IntoIterator<Item = Option<u32>>>(iter: I) -> Self {
+        SliceIds(iter.into_iter().map(|s| s.unwrap_or(Self::NONE)).collect())
+    }
+}
+
 
 /// The error for a column the frame lacks, with the closest names ("; did you mean 'sex'?") or,
 /// for a small frame, every name.
@@ -304,6 +352,8 @@ pub(crate) fn text_codes(ca: &StringChunked) -> (Vec<u32>, Vec<Option<&str>>) {
 /// [`text_codes`] of the rows `start..start + out.len()`, written to `out`.
 fn text_codes_of<'a>(ca: &'a StringChunked, start: usize, out: &mut [u32]) -> Vec<Option<&'a str>> {
     use polars_arrow::array::Array;
+    const FEW: usize = 8;
+    let mut few: Vec<(u128, u32)> = Vec::with_capacity(FEW);
     let mut short: HashMap<u128, u32, super::FastHashBuilder> = HashMap::default();
     let mut long: HashMap<&str, u32, super::FastHashBuilder> = HashMap::default();
     let mut null_code: Option<u32> = None;
@@ -326,10 +376,21 @@ fn text_codes_of<'a>(ca: &'a StringChunked, start: usize, out: &mut [u32]) -> Ve
                     firsts.len() as u32 - 1
                 })
             } else if view.length <= 12 {
-                *short.entry(view.as_u128()).or_insert_with(|| {
-                    firsts.push(Some(arr.value(i)));
-                    firsts.len() as u32 - 1
-                })
+                // A sliced column has few values, mostly: the first few are looked up in a short
+                // list before the hash map (a value is in one of the two).
+                let v = view.as_u128();
+                match few.iter().find(|(k, _)| *k == v) {
+                    Some((_, code)) => *code,
+                    None if few.len() < FEW => {
+                        firsts.push(Some(arr.value(i)));
+                        few.push((v, firsts.len() as u32 - 1));
+                        firsts.len() as u32 - 1
+                    }
+                    None => *short.entry(v).or_insert_with(|| {
+                        firsts.push(Some(arr.value(i)));
+                        firsts.len() as u32 - 1
+                    }),
+                }
             } else {
                 let s = arr.value(i);
                 *long.entry(s).or_insert_with(|| {
@@ -514,7 +575,7 @@ pub fn assign(df: &DataFrame, text: &str, spec: &SliceSpec, limit: usize) -> Res
 pub fn assign_with(df: &DataFrame, text: &str, spec: &SliceSpec, limit: usize, resolved: &ResolvedBuckets) -> Result<Assignment, SpecError> {
     let n = df.height();
     match spec {
-        SliceSpec::Overall => Ok(Assignment { keys: vec![vec![]], slice_of_row: vec![Some(0); n] }),
+        SliceSpec::Overall => Ok(Assignment { keys: vec![vec![]], slice_of_row: SliceIds(vec![0; n]) }),
         SliceSpec::Filter { column, value } => {
             let col = df.column(column).map_err(|_| unknown_column(df, text, column))?;
             let s = col.cast(&DataType::String).map_err(|e| SpecError::Invalid(text.into(), e.to_string()))?;
@@ -523,7 +584,7 @@ pub fn assign_with(df: &DataFrame, text: &str, spec: &SliceSpec, limit: usize, r
             let slice_of_row = ca.iter().map(|v| {
                 let hit = match v { None => want_missing, Some(x) => x == value };
                 hit.then_some(0)
-            }).collect();
+            }).collect::<SliceIds>();
             Ok(Assignment { keys: vec![vec![(column.clone(), value.clone())]], slice_of_row })
         }
         SliceSpec::Where(conds) => {
@@ -567,16 +628,16 @@ pub fn assign_with(df: &DataFrame, text: &str, spec: &SliceSpec, limit: usize, r
             for (c, cut) in features {
                 per_feature.push(feature_codes_with(df, text, c, cut, resolved)?);
             }
-            if let ([(name, Cut::Values)], [(codes, labels)]) = (features.as_slice(), per_feature.as_slice()) {
+            if let ([(name, Cut::Values)], [(_, labels)]) = (features.as_slice(), per_feature.as_slice()) {
                 // One feature by value: every value is a row's, and codes follow the values'
                 // order, so the codes are the slices (the general path below would number them
                 // again, row by row, to the same result).
                 if labels.len() > limit {
                     return Err(SpecError::TooMany { spec: text.into(), count: limit + 1, limit });
                 }
-                let slice_of_row = codes.iter().map(|c| Some(*c)).collect();
                 let keys = labels.iter().map(|l| vec![(name.clone(), l.clone())]).collect();
-                return Ok(Assignment { keys, slice_of_row });
+                let codes = per_feature.pop().map(|(codes, _)| codes).unwrap_or_default();
+                return Ok(Assignment { keys, slice_of_row: SliceIds(codes) });
             }
             // Combine codes into one mixed-radix number per row (no allocation per row); number
             // the combinations in sorted key order.
@@ -585,7 +646,7 @@ pub fn assign_with(df: &DataFrame, text: &str, spec: &SliceSpec, limit: usize, r
             let too_many = |count: usize| SpecError::TooMany { spec: text.into(), count, limit };
             let space = radix.iter().try_fold(1u64, |a, r| a.checked_mul(*r)).filter(|s| *s <= DENSE_COMBOS);
             // The combinations that occur, ascending, and each row's slice (its combination's rank).
-            let (ordered, slice_of_row): (Vec<u64>, Vec<Option<u32>>) = if let Some(space) = space {
+            let (ordered, slice_of_row): (Vec<u64>, SliceIds) = if let Some(space) = space {
                 // Few possible combinations: those that occur marked in a table per core, numbered in
                 // order, and each row's looked up: no hashing, nothing sequential but the lookup.
                 let seen = super::par_ranges(n, |rows| {
@@ -606,7 +667,14 @@ pub fn assign_with(df: &DataFrame, text: &str, spec: &SliceSpec, limit: usize, r
                         ordered.push(combo as u64);
                     }
                 }
-                (ordered, (0..n).map(|i| Some(table[combo_of(i) as usize])).collect())
+                // Each row's slice, on every core (every row has one: no sentinel).
+                let mut slice_of_row = vec![0u32; n];
+                super::par_parts(&mut slice_of_row, |from, part| {
+                    for (i, s) in part.iter_mut().enumerate() {
+                        *s = table[combo_of(from + i) as usize];
+                    }
+                });
+                (ordered, SliceIds(slice_of_row))
             } else {
                 let mut row_combo = Vec::with_capacity(n);
                 let mut combos: HashMap<u64, u32, super::FastHashBuilder> = HashMap::default();
@@ -623,7 +691,7 @@ pub fn assign_with(df: &DataFrame, text: &str, spec: &SliceSpec, limit: usize, r
                 for (new, (_, old)) in ordered.iter().enumerate() {
                     remap[*old as usize] = new as u32;
                 }
-                (ordered.into_iter().map(|(combo, _)| combo).collect(), row_combo.into_iter().map(|c| Some(remap[c as usize])).collect())
+                (ordered.into_iter().map(|(combo, _)| combo).collect(), SliceIds(row_combo.into_iter().map(|c| remap[c as usize]).collect()))
             };
             // Mixed-radix numbers sort like their code tuples (first feature most significant).
             let keys = ordered
@@ -720,9 +788,9 @@ mod tests {
     fn a_set_of_values_selects_their_rows_as_one_slice() {
         let a = assign(&df(), "w", &SliceSpec::parse("sex in {M, (missing)}").unwrap(), 100).unwrap();
         assert_eq!(a.keys, vec![vec![("sex".to_string(), "{M, (missing)}".to_string())]]);
-        assert_eq!(a.slice_of_row, vec![None, Some(0), None, Some(0), Some(0), None]);
+        assert_eq!(a.slice_of_row.iter().collect::<Vec<_>>(), vec![None, Some(0), None, Some(0), Some(0), None]);
         let b = assign(&df(), "w", &SliceSpec::parse("sex in {F} & age in [30, inf)").unwrap(), 100).unwrap();
-        assert_eq!(b.slice_of_row, vec![None, None, None, None, None, Some(0)]);
+        assert_eq!(b.slice_of_row.iter().collect::<Vec<_>>(), vec![None, None, None, None, None, Some(0)]);
         let hint = filter_hint(&df(), &SliceSpec::parse("sex in {F, Mm}").unwrap());
         // The closest value first ('M': one edit), then the others the name helper offers.
         assert!(hint.as_deref().is_some_and(|h| h.starts_with("no value 'Mm' in sex; did you mean 'M'")), "{hint:?}");
@@ -732,7 +800,7 @@ mod tests {
     fn conjunctions_select_one_slice_keyed_like_the_buckets() {
         let a = assign(&df(), "w", &SliceSpec::parse("sex=F & age in [30, inf)").unwrap(), 100).unwrap();
         assert_eq!(a.keys, vec![vec![("sex".to_string(), "F".to_string()), ("age".to_string(), "[30, inf)".to_string())]]);
-        assert_eq!(a.slice_of_row, vec![None, None, None, None, None, Some(0)]);
+        assert_eq!(a.slice_of_row.iter().collect::<Vec<_>>(), vec![None, None, None, None, None, Some(0)]);
         // The label equals the slices view's bucket between the same edges.
         let b = assign(&df(), "age", &SliceSpec::parse("age:[30]").unwrap(), 100).unwrap();
         assert_eq!(b.keys[1][0].1, "[30, inf)");
@@ -800,7 +868,7 @@ mod tests {
         let want: Vec<SliceKey> = combos.iter().map(|(p, q)| vec![("a".to_string(), key(p)), ("b".to_string(), key(q))]).collect();
         assert_eq!(cross.keys, want);
         for (i, s) in cross.slice_of_row.iter().enumerate() {
-            assert_eq!(*s, Some(combos.binary_search_by(|c| order(c, &(a[i].clone(), b[i].clone()))).unwrap() as u32), "row {i}");
+            assert_eq!(s, Some(combos.binary_search_by(|c| order(c, &(a[i].clone(), b[i].clone()))).unwrap() as u32), "row {i}");
         }
         let one = assign(&frame, "b", &SliceSpec::parse("b").unwrap(), 100).unwrap();
         let labels: Vec<&str> = one.keys.iter().map(|k| k[0].1.as_str()).collect();
@@ -818,7 +886,7 @@ mod tests {
         let a = assign(&df(), "sex", &SliceSpec::parse("sex").unwrap(), 100).unwrap();
         let labels: Vec<&str> = a.keys.iter().map(|k| k[0].1.as_str()).collect();
         assert_eq!(labels, vec!["F", "M", MISSING]);
-        assert_eq!(a.slice_of_row, vec![Some(0), Some(1), Some(0), Some(2), Some(1), Some(0)]);
+        assert_eq!(a.slice_of_row.iter().collect::<Vec<_>>(), vec![Some(0), Some(1), Some(0), Some(2), Some(1), Some(0)]);
     }
 
     #[test]
@@ -826,7 +894,7 @@ mod tests {
         let a = assign(&df(), "age", &SliceSpec::parse("age:[30,60]").unwrap(), 100).unwrap();
         let labels: Vec<&str> = a.keys.iter().map(|k| k[0].1.as_str()).collect();
         assert_eq!(labels, vec!["(-inf, 30)", "[30, 60)", "[60, inf)", MISSING]);
-        assert_eq!(a.slice_of_row, vec![Some(0), Some(1), Some(3), Some(1), Some(1), Some(2)]);
+        assert_eq!(a.slice_of_row.iter().collect::<Vec<_>>(), vec![Some(0), Some(1), Some(3), Some(1), Some(1), Some(2)]);
     }
 
     #[test]

@@ -290,14 +290,14 @@ impl AppState {
             _ => true,
         };
         let mut slice_hint = None;
-        let in_slice: Option<Vec<Option<u32>>> = match q.slice.as_deref() {
+        let in_slice: Option<crate::eval::slicing::SliceIds> = match q.slice.as_deref() {
             Some(spec) => {
                 let parsed = crate::eval::slicing::SliceSpec::parse(spec).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
                 if !matches!(parsed, crate::eval::slicing::SliceSpec::Filter { .. } | crate::eval::slicing::SliceSpec::Where(_)) {
                     return Err(ServiceError::BadRequest(format!("slice '{spec}' must be a filter such as sex=Female")));
                 }
                 let rows = crate::eval::slicing::assign(&frame, spec, &parsed, 1).map_err(|e| ServiceError::BadRequest(e.to_string()))?.slice_of_row;
-                if rows.iter().all(Option::is_none) {
+                if rows.iter().all(|s| s.is_none()) {
                     slice_hint = crate::eval::slicing::filter_hint(&frame, &parsed);
                 }
                 Some(rows)
@@ -305,7 +305,7 @@ impl AppState {
             None => None,
         };
         let in_range = |i: usize| q.score_min.is_none_or(|m| p[i] >= m) && q.score_max.is_none_or(|m| p[i] <= m);
-        let matching: Vec<usize> = (0..frame.height()).filter(|i| keep(*i) && in_range(*i) && in_slice.as_ref().is_none_or(|s| s[*i].is_some())).collect();
+        let matching: Vec<usize> = (0..frame.height()).filter(|i| keep(*i) && in_range(*i) && in_slice.as_ref().is_none_or(|s| s.get(*i).is_some())).collect();
         let page_rows: Vec<usize> = matching.iter().skip(q.offset as usize).take(12).copied().collect();
         let (columns, rows) = json_rows(&take_rows(&frame, &page_rows)?);
         let browser = ExamplesPage { columns, rows, offset: q.offset, limit: 12, total: matching.len() as u64, note: None, sample: row_sample };

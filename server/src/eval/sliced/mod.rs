@@ -22,7 +22,7 @@ use strata_app::metrics::{self as registry, Confusion, Family, Finish, Interval,
 use strata_app::model::{AtThreshold, Comparison, Estimate, MetricsResult, SliceResult, Task};
 
 use super::rng::SplitMix;
-use super::slicing::{Assignment, SliceKey, SliceSpec, SpecError, assign};
+use super::slicing::{Assignment, SliceIds, SliceKey, SliceSpec, SpecError, assign};
 use super::stats::{normal_quantile, two_sided_p, wilson};
 use super::{EvalError, f64_values, weights};
 

@@ -3,38 +3,6 @@
 
 use super::*;
 
-/// Slice ids of the cells in one spec, `u32::MAX` for a cell in none of the spec's slices (a
-/// filter's non-matching rows): 4 bytes a cell where `Option<u32>` takes 8.
-#[derive(Clone, Debug, Default)]
-pub(super) struct SliceIds(pub(super) Vec<u32>);
-
-impl SliceIds {
-    const NONE: u32 = u32::MAX;
-
-    pub(super) fn with_capacity(n: usize) -> Self {
-        SliceIds(Vec::with_capacity(n))
-    }
-
-    #[inline]
-    pub(super) fn get(&self, i: usize) -> Option<u32> {
-        let s = self.0[i];
-        if s == Self::NONE { None } else { Some(s) }
-    }
-
-    pub(super) fn push(&mut self, s: Option<u32>) {
-        self.0.push(s.unwrap_or(Self::NONE));
-    }
-
-    /// Every cell is in one of the spec's slices.
-    pub(super) fn covers_all(&self) -> bool {
-        !self.0.contains(&Self::NONE)
-    }
-
-    pub(super) fn iter(&self) -> impl Iterator<Item = Option<u32>> + '_ {
-        self.0.iter().map(|s| (*s != Self::NONE).then_some(*s))
-    }
-}
-
 /// A request's rows reduced to what the metrics need, built once per (run, model, slicing) and
 /// cached between requests: moving the threshold slider or changing the confidence level reuses it.
 ///
@@ -290,7 +258,7 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
     let mut assignments = Vec::with_capacity(plan.texts.len());
     for (t, spec) in plan.texts.iter().zip(&plan.specs) {
         // The overall slice holds every row: no per-row list (see `TupleDigit`).
-        assignments.push(if *spec == SliceSpec::Overall { Assignment { keys: vec![vec![]], slice_of_row: vec![] } } else { assign(df, t, spec, req.max_slices)? });
+        assignments.push(if *spec == SliceSpec::Overall { Assignment { keys: vec![vec![]], slice_of_row: SliceIds::default() } } else { assign(df, t, spec, req.max_slices)? });
     }
     check_slice_count(&assignments, req)?;
     // Multiclass: labels and predicted classes become class codes (as f64) over the classes of
@@ -311,20 +279,31 @@ pub fn prepare(df: &DataFrame, req: &MetricsRequest, task: Task) -> Result<Prepa
     };
     let n = y.values().len();
     let row_class_terms = if task == Task::Multiclass && !req.class_scores.is_empty() { class_terms(df, &req.class_scores, &classes, y.values())? } else { vec![] };
-    let (tuple, digits) = slice_tuples(&mut assignments, n);
     // Cells: rows in chunks (in parallel), each chunk's cells sorted, then the chunks' cells merged.
-    let cells = {
+    let (cells, digits) = if n <= PREPARE_BLOCK_ROWS {
+        // One block: no need to copy the rows out.
+        let (tuple, digits) = slice_tuples(&mut assignments, n);
         let rows = RowData { y: y.values(), p: p.values(), w: w.values(), tuple: &tuple, class_terms: &row_class_terms };
-        if n <= PREPARE_BLOCK_ROWS {
-            // One block: no need to copy the rows out.
-            chunk_cells(&rows, 0..n)
-        } else {
-            let blocks = partition_rows(&rows, PREPARE_BLOCK_ROWS);
-            // The per-row arrays are done with (the blocks hold copies): free them.
-            drop(rows);
-            drop((y, p, w, tuple, row_class_terms));
-            cells_of_blocks(blocks)
+        (chunk_cells(&rows, 0..n), digits)
+    } else {
+        // The row blocks compute each row's tuple from the slice ids as they copy it, when the
+        // tuple needs no renumbering (no array of tuples is written first).
+        let (parts, digits, tuple) = match tuple_parts(&assignments) {
+            Some((parts, digits)) => (Some(parts), digits, vec![]),
+            None => {
+                let (tuple, digits) = slice_tuples(&mut assignments, n);
+                (None, digits, tuple)
+            }
+        };
+        let rows = RowData { y: y.values(), p: p.values(), w: w.values(), tuple: &tuple, class_terms: &row_class_terms };
+        let blocks = partition_rows(&rows, PREPARE_BLOCK_ROWS, parts.as_deref());
+        // The per-row arrays are done with (the blocks hold copies): free them.
+        drop((rows, parts));
+        drop((y, p, w, tuple, row_class_terms));
+        for a in &mut assignments {
+            a.slice_of_row = SliceIds::default();
         }
+        (cells_of_blocks(blocks), digits)
     };
     Ok(finish_cells(plan, assignments.into_iter().map(|a| a.keys).collect(), cells, &digits, classes, task, n))
 }
@@ -340,6 +319,20 @@ pub(super) enum Floats {
 impl Floats {
     pub(super) fn of(df: &DataFrame, name: &str) -> Result<Floats, EvalError> {
         let column = df.column(name).map_err(|_| EvalError::NoColumn(name.to_string()))?;
+        if column.dtype().is_integer() && column.null_count() == 0 {
+            // An integer label (0/1 as read from a file): converted on every core.
+            let mut ints = column.cast(&DataType::Int64)?.i64()?.clone();
+            ints.rechunk_mut();
+            if let Ok(ints) = ints.cont_slice() {
+                let mut out = vec![0.0; ints.len()];
+                crate::eval::par_parts(&mut out, |from, part| {
+                    for (o, v) in part.iter_mut().zip(&ints[from..]) {
+                        *o = *v as f64;
+                    }
+                });
+                return Ok(Floats::Copied(out));
+            }
+        }
         let mut values = column.cast(&DataType::Float64)?.f64()?.clone();
         if values.null_count() == 0 {
             values.rechunk_mut();
@@ -366,7 +359,7 @@ pub(super) fn slice_tuples(assignments: &mut [Assignment], n: usize) -> (Vec<u64
     let mut space: u64 = 1;
     let mut digits = Vec::with_capacity(assignments.len());
     for a in assignments.iter_mut() {
-        if a.keys.len() == 1 && a.slice_of_row.iter().all(Option::is_some) {
+        if a.keys.len() == 1 && a.slice_of_row.covers_all() {
             digits.push(TupleDigit::One); // every row in the one slice: nothing to tell rows apart
             continue;
         }
@@ -389,18 +382,55 @@ pub(super) fn slice_tuples(assignments: &mut [Assignment], n: usize) -> (Vec<u64
         // first maps the kernel's shared zero page, and the write after it then copies the page
         // and flushes the other cores' TLBs (a seventh of `prepare`'s time at 10M rows).
         let first = space == 1;
-        let slices = &a.slice_of_row;
+        let slices = &a.slice_of_row.0;
         crate::eval::par_parts(&mut tuple, |from, part| {
             for (t, s) in part.iter_mut().zip(&slices[from..]) {
-                let digit = s.map_or(0, |s| s as u64 + 1);
+                // 0 for no slice (the sentinel wraps to 0), s + 1 for slice s.
+                let digit = s.wrapping_add(1) as u64;
                 *t = if first { digit } else { *t * r + digit };
             }
         });
         space *= r;
         digits.push(TupleDigit::Digit { radix: r, dense_before });
-        a.slice_of_row = Vec::new(); // in the tuple now
+        a.slice_of_row = SliceIds::default(); // in the tuple now
     }
     (tuple, digits)
+}
+
+/// A spec's slice ids and the place value of its digit in the row's tuple: the tuple of row i is
+/// Σ (slice + 1, 0 for none) × place over the specs (see [`slice_tuples`]).
+pub(super) type TuplePart<'a> = (&'a [u32], u64);
+
+/// The tuple of row `i` from its specs' parts.
+#[inline]
+pub(super) fn tuple_of(parts: &[TuplePart], i: usize) -> u64 {
+    parts.iter().fold(0, |t, (slices, place)| t + slices[i].wrapping_add(1) as u64 * place)
+}
+
+/// [`slice_tuples`] without the array: each spec's slice ids with its digit's place value (the
+/// same tuples, the same digits), or `None` when the tuples would need renumbering (the product
+/// of the radices overflows 64 bits).
+pub(super) fn tuple_parts(assignments: &[Assignment]) -> Option<(Vec<TuplePart<'_>>, Vec<TupleDigit>)> {
+    let mut digits = Vec::with_capacity(assignments.len());
+    let mut radices = Vec::new();
+    for a in assignments {
+        if a.keys.len() == 1 && a.slice_of_row.covers_all() {
+            digits.push(TupleDigit::One);
+        } else {
+            let r = a.keys.len() as u64 + 1;
+            digits.push(TupleDigit::Digit { radix: r, dense_before: None });
+            radices.push((&a.slice_of_row.0[..], r));
+        }
+    }
+    // The first spec's digit is the most significant: its place is the product of the later radices.
+    let mut parts = Vec::with_capacity(radices.len());
+    let mut place: u64 = 1;
+    for (slices, r) in radices.into_iter().rev() {
+        parts.push((slices, place));
+        place = place.checked_mul(r)?;
+    }
+    parts.reverse();
+    Some((parts, digits))
 }
 
 /// The prepared cells from cells in canonical order (see [`Cells`]): slices decoded, per-slice
@@ -630,7 +660,7 @@ pub(super) struct CellSlots<'a> {
 /// The cells of all rows (the result does not depend on `block` or on the threads).
 #[cfg(test)]
 pub(super) fn build_cells(rows: &RowData, block: usize) -> Cells {
-    cells_of_blocks(partition_rows(rows, block))
+    cells_of_blocks(partition_rows(rows, block, None))
 }
 
 /// Rows of one score range, copied out of the run's arrays so that sorting and compressing them
@@ -653,21 +683,22 @@ impl RowBlock {
 /// Splits the rows into blocks of consecutive score ranges, highest scores first, of about
 /// `target` rows each (by the top 20 bits of the sort key: one pass to count, one to copy; equal
 /// scores always share a block, and a block holds more than `target` rows only when one score
-/// range does).
-pub(super) fn partition_rows(rows: &RowData, target: usize) -> Vec<RowBlock> {
+/// range does). With `parts`, each row's tuple is computed from them (see [`tuple_of`]) instead
+/// of read from `rows.tuple`.
+pub(super) fn partition_rows(rows: &RowData, target: usize, parts: Option<&[TuplePart]>) -> Vec<RowBlock> {
     const BITS: u32 = 20;
     let n = rows.y.len();
     let prefix = |x: f64| (descending_key(x) >> (64 - BITS)) as usize;
     // Both row passes (count the prefixes, then each row's block) on every core, a range each.
     let mut hist = vec![0u32; 1 << BITS];
-    let parts = crate::eval::par_ranges(n, |range| {
+    let histograms = crate::eval::par_ranges(n, |range| {
         let mut h = vec![0u32; 1 << BITS];
         for x in &rows.p[range] {
             h[prefix(*x)] += 1;
         }
         h
     });
-    for part in parts {
+    for part in histograms {
         for (total, c) in hist.iter_mut().zip(part) {
             *total += c;
         }
@@ -704,7 +735,16 @@ pub(super) fn partition_rows(rows: &RowData, target: usize) -> Vec<RowBlock> {
     // empty), the cores sharing them out.
     let (ys, ps, ws, tuples, terms) = std::thread::scope(|scope| {
         let ps = scope.spawn(move || scatter(block, rows.p, sizes));
-        let tuples = scope.spawn(move || scatter(block, rows.tuple, sizes));
+        let tuples = scope.spawn(move || match parts {
+            Some(parts) => {
+                let mut out: Vec<Vec<u64>> = sizes.iter().map(|&s| Vec::with_capacity(s)).collect();
+                for (i, b) in block.iter().enumerate() {
+                    out[*b as usize].push(tuple_of(parts, i));
+                }
+                out
+            }
+            None => scatter(block, rows.tuple, sizes),
+        });
         let (ys, ws, terms) = (scatter(block, rows.y, sizes), scatter(block, rows.w, sizes), scatter(block, rows.class_terms, sizes));
         let ps = ps.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
         (ys, ps, ws, tuples.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), terms)
@@ -816,7 +856,10 @@ pub(super) fn write_cells(rows: &RowData, range: std::ops::Range<usize>, out: Ce
             end += 1;
         }
         let run = &mut order[start..end];
-        if run.len() <= 32 {
+        if run.len() == 1 {
+            // A score of one row (every row when scores are distinct): its own cell.
+            emit(run[0] as usize, 1);
+        } else if run.len() <= 32 {
             run.sort_unstable_by(|a, b| cmp(*a as usize, *b as usize));
             let mut i = 0;
             while i < run.len() {

@@ -189,7 +189,7 @@ impl CellFold {
             if self.keys[a].len() > self.req.max_slices {
                 return Err(crate::eval::slicing::SpecError::TooMany { spec: text.clone(), count: self.keys[a].len(), limit: self.req.max_slices }.into());
             }
-            for (t, s) in tuple.iter_mut().zip(&asg.slice_of_row) {
+            for (t, s) in tuple.iter_mut().zip(asg.slice_of_row.iter()) {
                 *t = *t * radix + s.map_or(0, |s| global[s as usize] as u128 + 1);
             }
         }
@@ -216,7 +216,7 @@ impl CellFold {
         let mut remaps = Vec::with_capacity(specs);
         for (spec, keys) in plan.specs.iter().zip(keys) {
             if *spec == SliceSpec::Overall {
-                assignments.push(Assignment { keys: vec![vec![]], slice_of_row: vec![] });
+                assignments.push(Assignment { keys: vec![vec![]], slice_of_row: SliceIds::default() });
                 remaps.push(vec![0u32]);
                 continue;
             }
@@ -227,7 +227,7 @@ impl CellFold {
             }
             let mut keys = keys;
             let sorted: Vec<SliceKey> = order.iter().map(|o| std::mem::take(&mut keys[*o])).collect();
-            assignments.push(Assignment { keys: sorted, slice_of_row: Vec::with_capacity(cells.len()) });
+            assignments.push(Assignment { keys: sorted, slice_of_row: SliceIds::with_capacity(cells.len()) });
             remaps.push(remap);
         }
         check_slice_count(&assignments, &req)?;

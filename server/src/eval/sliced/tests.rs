@@ -356,6 +356,31 @@ fn cells_do_not_depend_on_chunks() {
     for unweighted in [build_cells(&RowData { w: &[], ..rows }, 100), chunk_cells(&RowData { w: &[], ..rows }, 0..n)] {
         assert_eq!((&unweighted.y, &unweighted.p, &unweighted.w, &unweighted.mult, &unweighted.tuple), (&weighed.y, &weighed.p, &weighed.w, &weighed.mult, &weighed.tuple));
     }
+    // Row blocks that compute each row's tuple from the slice ids (`tuple_parts`, `prepare`'s
+    // path for large runs) hold the tuples of `slice_tuples`' array, block by block.
+    let keys = |k: usize| (0..k).map(|s| vec![("c".to_string(), s.to_string())]).collect::<Vec<SliceKey>>();
+    let assignments = vec![
+        Assignment { keys: vec![vec![]], slice_of_row: SliceIds::default() },
+        Assignment { keys: keys(3), slice_of_row: a.iter().copied().collect() },
+        Assignment { keys: keys(1), slice_of_row: b.iter().copied().collect() },
+    ];
+    let radices = |d: &[TupleDigit]| d.iter().map(|d| match d { TupleDigit::One => 0, TupleDigit::Digit { radix, dense_before } => { assert!(dense_before.is_none()); *radix } }).collect::<Vec<_>>();
+    let (parts, lazy_digits) = tuple_parts(&assignments).unwrap();
+    let (array, array_digits) = slice_tuples(&mut assignments.clone(), n);
+    assert_eq!(array, tuple);
+    assert_eq!((radices(&lazy_digits), radices(&array_digits)), (vec![0, 4, 2], vec![0, 4, 2]));
+    assert!((0..n).all(|i| tuple_of(&parts, i) == tuple[i]));
+    for chunk in [100, 1024] {
+        let lazy = partition_rows(&RowData { tuple: &[], ..rows }, chunk, Some(&parts));
+        let eager = partition_rows(&rows, chunk, None);
+        assert_eq!(lazy.len(), eager.len());
+        for (l, e) in lazy.iter().zip(&eager) {
+            assert_eq!((&l.tuple, &l.p, &l.y), (&e.tuple, &e.p, &e.y), "chunk {chunk}");
+        }
+    }
+    // Radices whose product overflows 64 bits (251^9) need the renumbering of `slice_tuples`.
+    let specs = |k: usize| (0..k).map(|_| Assignment { keys: keys(250), slice_of_row: SliceIds(vec![0, 1]) }).collect::<Vec<_>>();
+    assert!(tuple_parts(&specs(8)).is_some() && tuple_parts(&specs(9)).is_none());
     // The cells' slices, decoded from their tuples, are the slices of their rows.
     let digits = [TupleDigit::Digit { radix: 4, dense_before: None }, TupleDigit::Digit { radix: 2, dense_before: None }];
     let decoded = decode_slices(&one.tuple, &digits);
@@ -407,7 +432,7 @@ fn slices_decoded_from_cells_are_the_rows_slices() {
         let mut want = vec![(0u64, 0.0, 0.0); rows_of.keys.len()];
         for (i, s) in rows_of.slice_of_row.iter().enumerate() {
             if let Some(s) = s {
-                let e = &mut want[*s as usize];
+                let e = &mut want[s as usize];
                 e.0 += 1;
                 e.1 += w[i];
                 e.2 += w[i] * w[i];
@@ -468,6 +493,28 @@ fn folding_batches_equals_preparing_the_whole_frame() {
     let whole = prepare(&df, &req, Task::Regression).unwrap();
     let batches: Vec<DataFrame> = (0..df.height()).step_by(333).map(|o| df.slice(o as i64, 333)).collect();
     assert_eq!(json_of(&prepare_batches(&batches, &req, Task::Regression).unwrap(), &req), json_of(&whole, &req));
+}
+
+/// A run larger than one block of `prepare` (its rows copied into score-range blocks, each row's
+/// tuple computed from the slice ids as it is copied; an integer label converted on every core)
+/// gives the cells of the same rows folded batch by batch, with and without weights.
+#[test]
+fn a_run_prepared_in_blocks_equals_its_rows_folded() {
+    let n = PREPARE_BLOCK_ROWS + 40_000;
+    let mut df = stream_frame(n, 17);
+    let label = df.column("label").unwrap().cast(&DataType::Int64).unwrap();
+    df.with_column(label).unwrap();
+    for weight in [Some("w"), None] {
+        let mut req = request(0);
+        req.weight = weight.map(str::to_string);
+        req.specs = vec!["region,age:q3".into(), "age:[30,50]".into(), "region".into()];
+        req.baseline = "region=north".into();
+        let whole = prepare(&df, &req, Task::Binary).unwrap();
+        let batches: Vec<DataFrame> = (0..n).step_by(100_000).map(|o| df.slice(o as i64, 100_000)).collect();
+        let folded = prepare_batches(&batches, &req, Task::Binary).unwrap();
+        assert_eq!((folded.cells(), &folded.mult, &folded.p, &folded.y, &folded.keys), (whole.cells(), &whole.mult, &whole.p, &whole.y, &whole.keys), "{weight:?}");
+        assert_eq!(json_of(&folded, &req), json_of(&whole, &req), "{weight:?}");
+    }
 }
 
 /// A batch order does not matter either, and too many slices met across batches is refused.
