@@ -500,7 +500,7 @@ fn folding_batches_equals_preparing_the_whole_frame() {
 /// gives the cells of the same rows folded batch by batch, with and without weights.
 #[test]
 fn a_run_prepared_in_blocks_equals_its_rows_folded() {
-    let n = PREPARE_BLOCK_ROWS + 40_000;
+    let n = ONE_BLOCK_ROWS + 40_000;
     let mut df = stream_frame(n, 17);
     let label = df.column("label").unwrap().cast(&DataType::Int64).unwrap();
     df.with_column(label).unwrap();
@@ -638,4 +638,15 @@ fn bucket_bounds_hold_the_exact_ranking_metrics() {
     // Exact scores carry no bounds.
     let exact = compute_prepared(&prepare(&df, &req, Task::Binary).unwrap(), &req).unwrap();
     assert!(exact.slices.iter().all(|s| s.bounds.is_empty()));
+}
+
+/// A cell's score read back from its sort key is the row's score, bit for bit (signed zeros,
+/// infinities, subnormals and NaNs with payloads included).
+#[test]
+fn scores_are_read_back_from_their_sort_keys_bit_for_bit() {
+    let mut r = SplitMix(23);
+    let special = [0.0, -0.0, 1.0, -1.0, f64::INFINITY, f64::NEG_INFINITY, f64::MIN_POSITIVE / 4.0, -f64::MIN_POSITIVE / 4.0, f64::NAN, -f64::NAN, f64::from_bits(0x7ff0_0000_0000_0001), f64::MAX, f64::MIN];
+    for x in special.into_iter().chain((0..10_000).map(|_| f64::from_bits(r.next()))) {
+        assert_eq!(score_of_key(descending_key(x)).to_bits(), x.to_bits(), "{x:?}");
+    }
 }
