@@ -257,7 +257,6 @@ impl FromIterator<Option<u32>> for SliceIds {
     }
 }
 
-
 /// The error for a column the frame lacks, with the closest names ("; did you mean 'sex'?") or,
 /// for a small frame, every name.
 fn unknown_column(df: &DataFrame, spec: &str, column: &str) -> SpecError {
