@@ -223,14 +223,6 @@ impl SliceIds {
         SliceIds(Vec::with_capacity(n))
     }
 
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     #[inline]
     pub fn get(&self, i: usize) -> Option<u32> {
         let s = self.0[i];
