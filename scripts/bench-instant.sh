@@ -3,7 +3,9 @@
 # (`prepare`, against its one-core physical floor measured in the same runs), the CSV ingest (against
 # a bare parse of the same file), and the browser journey (headless Chromium against a dev server on
 # a fresh data directory: threshold, metric, baseline, sort and model switches on the slices and
-# fairness views, 30 times each). Ends with each target, its measured value and whether it holds.
+# fairness views, 30 times each, timed on the page's clock from the input event to the frame that
+# shows the update; Playwright's own round trip is printed beside it). Ends with each target, its
+# measured value and whether it holds.
 #   scripts/bench-instant.sh          1M rows (~5 min after the builds)
 #   scripts/bench-instant.sh --10m    1M and 10M rows (~10 min more; the 10M upload is a 93 MB Parquet)
 # Everything runs in the dev profile, as the tests build it (the release build serve.sh runs is faster).
@@ -59,10 +61,11 @@ for n, kind, fast, med, ffast in re.findall(r"(\d+) rows, ([a-z ]+): prepare fas
 m = re.search(r"bare CSV parse.*?([\d.]+) / ([\d.]+) s\s*\n\s*ingest CSV -> validated DataFrame\s+([\d.]+) / ([\d.]+) s", text)
 if m:
     rows.append(("ingest, 1M rows x 18 columns", f"{m.group(3)} / {m.group(4)} s (bare parse {m.group(1)} s)", "<= 1.5 s", float(m.group(4)) <= 1.5))
-for n, what, p50, p95 in re.findall(r"(\d+) rows · ([a-z]+ · [a-z]+): p50 (\d+) ms, p95 (\d+) ms", text):
+# Input to shown on the page's clock (the target), and Playwright's call to its return beside it.
+for n, what, p50, p95, h95 in re.findall(r"(\d+) rows · ([a-z]+ · [a-z]+): p50 (\d+) ms, p95 (\d+) ms.*?with the harness p50 \d+ ms, p95 (\d+) ms", text):
     target = 200 if int(n) <= 1_000_000 else 300
-    rows.append((f"browser, {int(n):,} rows, {what}", f"p50 {p50} / p95 {p95} ms", f"p95 <= {target} ms", int(p95) <= target))
-print(f"{'target':<48} {'measured (fastest / median)':<36} {'goal':<14} holds")
+    rows.append((f"browser, {int(n):,} rows, {what}", f"p50 {p50} / p95 {p95} ms (harness p95 {h95})", f"p95 <= {target} ms", int(p95) <= target))
+print(f"{'target':<48} {'measured (fastest / median)':<44} {'goal':<14} holds")
 for name, value, goal, ok in rows:
-    print(f"{name:<48} {value:<36} {goal:<14} {'yes' if ok else 'NO'}")
+    print(f"{name:<48} {value:<44} {goal:<14} {'yes' if ok else 'NO'}")
 EOF

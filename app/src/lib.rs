@@ -46,6 +46,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    pages::team::provide_caller();
     view! {
         <Stylesheet id="leptos" href="/pkg/strata.css" />
         // leptos_meta writes the title into the SSR head without escaping it: every page's title

@@ -17,7 +17,7 @@ pub fn LoginPage() -> impl IntoView {
     let query = use_query_map();
     let next = query.read_untracked().get("next").filter(|n| n.starts_with('/') && !n.starts_with("//")).unwrap_or_else(|| "/".into());
     let failed = query.read_untracked().get("error").is_some();
-    let me = Resource::new(|| (), |_| who_am_i());
+    let me = use_caller();
     let options = Resource::new(|| (), |_| sign_in_options());
     let sso_href = format!("/auth/oidc/login?next={}", urlencode(&next));
     view! {
@@ -59,11 +59,28 @@ pub fn LoginPage() -> impl IntoView {
     }
 }
 
+/// Who is calling, asked once per document and shared through the context. Signing in and out are
+/// native form posts (a new document), so the answer cannot change under a page: a view rebuilt in
+/// place (each slices or fairness interaction) and every component that hides edit controls reads
+/// this one answer instead of asking the server again.
+#[derive(Clone, Copy)]
+struct CallerAnswer(Resource<Result<Caller, crate::server_fns::AppError>>);
+
+/// Asks who is calling, for the whole document ([`use_caller`]); the app's root calls it once.
+pub fn provide_caller() {
+    provide_context(CallerAnswer(Resource::new(|| (), |_| who_am_i())));
+}
+
+/// The document's answer to "who is calling" (a new request where no root provided one).
+pub fn use_caller() -> Resource<Result<Caller, crate::server_fns::AppError>> {
+    use_context::<CallerAnswer>().map(|c| c.0).unwrap_or_else(|| Resource::new(|| (), |_| who_am_i()))
+}
+
 /// The header's right side: who is signed in and "Sign out", or "Sign in", or the note that
 /// this is a read-only share link. Also decides which navigation links show.
 #[component]
 pub fn AccountBadge() -> impl IntoView {
-    let me = Resource::new(|| (), |_| who_am_i());
+    let me = use_caller();
     view! {
         <Suspense fallback=|| ()>
             {move || Suspend::new(async move {
@@ -106,7 +123,7 @@ pub fn ShareView(#[prop(optional, into)] run_id: Option<String>, #[prop(optional
         let (path, search) = (loc.pathname.get(), loc.search.get());
         if search.is_empty() { path } else { format!("{path}?{}", search.trim_start_matches('?')) }
     });
-    let me = Resource::new(|| (), |_| who_am_i());
+    let me = use_caller();
     let for_run = ServerAction::<CreateShare>::new();
     let for_project = ServerAction::<CreateProjectShare>::new();
     let made = Signal::derive(move || for_run.value().get().or_else(|| for_project.value().get()));
@@ -218,7 +235,7 @@ pub fn ReviewPanel(#[prop(into)] run_id: String) -> impl IntoView {
     let state = Resource::new(move || add.version().get(), move |_| get_review_state(id.clone()));
     let id = run_id.clone();
     let shares = Resource::new(move || revoke.version().get(), move |_| get_run_shares(id.clone()));
-    let me = Resource::new(|| (), |_| who_am_i());
+    let me = use_caller();
     let home = format!("/runs/{}", urlencode(&run_id));
     let anchored = query.read_untracked().get("review_view").filter(|v| v.starts_with(&home)).unwrap_or_else(|| home.clone());
     let added = add.value();
@@ -512,7 +529,7 @@ pub fn AccountPage() -> impl IntoView {
 /// or to someone signed out, who could not use them (the server would refuse).
 #[component]
 pub fn EditOnly(children: ChildrenFn) -> impl IntoView {
-    let me = Resource::new(|| (), |_| who_am_i());
+    let me = use_caller();
     view! {
         <Suspense fallback=|| ()>
             {move || {
