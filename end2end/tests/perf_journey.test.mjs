@@ -5,8 +5,8 @@
 // also builds and uploads a run of that many rows (the Adult demo rows repeated, as Parquet) and
 // prints p50 / p95 of each interaction, from input to the updated table and redrawn chart, over
 // STRATA_PERF_REPS repetitions (default 30), with intervals on (the views' default).
-// The clock is the page's: from the input event (the click, input or change the browser dispatches)
-// to the first animation frame that shows the new table and the drawn chart. Playwright's own work
+// The clock is the page's: from the first input event (a click's pointerdown, a picker's input or
+// change) to the first animation frame that shows the new table and the drawn chart. Playwright's own work
 // before the input (finding the element, scrolling, hit-testing: ~40 ms a click here) and its round
 // trips afterwards are not the view's latency; the report prints them beside it ("with the harness").
 import { test, before, after } from "node:test";
