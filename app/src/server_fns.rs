@@ -242,8 +242,11 @@ pub async fn save_fairness_limits(id: String, limits: String) -> Result<String, 
     backend()?.save_limits(&id, &limits).await.map_err(to_server_error)
 }
 
+/// `job`: as for [`get_discovery_view`] (an adversarial search or permutation importance through
+/// the model takes seconds).
 #[server(endpoint = "get_whatif_view")]
-pub async fn get_whatif_view(id: String, query: String) -> Result<WhatIfView, AppError> {
+pub async fn get_whatif_view(id: String, query: String, job: Option<String>) -> Result<WhatIfView, AppError> {
+    let _ = job;
     backend()?.whatif_view(&id, &query).await.map_err(to_server_error)
 }
 
@@ -274,8 +277,10 @@ pub async fn delete_what_if(id: String, name: String) -> Result<(), AppError> {
     backend()?.delete_whatif(&id, &name).await.map_err(to_server_error)
 }
 
+/// `job`: as for [`get_discovery_view`] (drift of two large runs takes seconds).
 #[server(endpoint = "get_drift_view")]
-pub async fn get_drift_view(id: String, query: String) -> Result<crate::model::DriftView, AppError> {
+pub async fn get_drift_view(id: String, query: String, job: Option<String>) -> Result<crate::model::DriftView, AppError> {
+    let _ = job;
     backend()?.drift_view(&id, &query).await.map_err(to_server_error)
 }
 

@@ -31,21 +31,21 @@ async function newPage() {
 // A run whose analyses take seconds: the demo's rows forty times over with five more categorical
 // columns (copies of the same rows alone would fall into the same cells and search as fast as
 // the demo), via the API; made once for the tests that need it.
-let bigRunId;
-async function bigRun() {
-  if (bigRunId) return bigRunId;
+const bigRunIds = new Map();
+async function bigRun(name = "Adult x40 (progress test)") {
+  if (bigRunIds.has(name)) return bigRunIds.get(name);
   const csv = readFileSync(join(DEMO, "adult/eval.csv"), "utf8").trimEnd().split("\n");
   const idAt = csv[0].split(",").indexOf("example_id");
   const extra = (r, k) => [`c${k}`, `s${(r * 7 + k) % 13}`, `t${(r * 3 + k * 5) % 11}`, `u${(r * 5 + k) % 17}`, `v${(r * 11 + k * 3) % 19}`];
   const copy = (k) => csv.slice(1).map((line, r) => line.split(",").map((v, i) => (i === idAt ? `${v}-${k}` : v)).concat(extra(r, k)).join(","));
   const big = [`${csv[0]},copy,shard,tier,unit,vat`, ...Array.from({ length: 40 }, (_, k) => copy(k)).flat()].join("\n") + "\n";
   const form = new FormData();
-  form.append("spec", JSON.stringify({ name: "Adult x40 (progress test)", label: "label", scores: ["score_logreg", "score_gbt"] }));
+  form.append("spec", JSON.stringify({ name, label: "label", scores: ["score_logreg", "score_gbt"] }));
   form.append("file", new Blob([big]), "adult40.csv");
   const created = await fetch(`${BASE}/api/v1/runs`, { method: "POST", body: form, headers: { origin: BASE } });
   assert.equal(created.status, 201, await created.clone().text());
-  bigRunId = (await created.json()).id;
-  return bigRunId;
+  bigRunIds.set(name, (await created.json()).id);
+  return bigRunIds.get(name);
 }
 
 const job = async (id) => (await fetch(`${BASE}/api/v1/jobs/${id}`)).json();
@@ -164,6 +164,34 @@ test("a slow slices request shows its progress after a moment, and Cancel stops 
   // The request ends (answered 409): its bar goes, the page says why.
   await bar.waitFor({ state: "detached", timeout: 30000 });
   await page.getByRole("alert").filter({ hasText: /cancelled/ }).waitFor();
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test("a slow drift shows its progress, and Cancel stops it on the server", async () => {
+  const { context, page, errors } = await newPage();
+  // Two runs of 640,000 rows each: comparing every column takes a second or more.
+  const reference = await bigRun();
+  const current = await bigRun("Adult x40, again (drift progress test)");
+  await page.goto(`${BASE}/runs/${current}/drift`);
+  await waitForHydration(page);
+  await page.getByRole("combobox", { name: "Reference run" }).selectOption(reference);
+  await page.getByRole("button", { name: "Compare" }).click();
+  const bar = page.getByRole("progressbar", { name: "Computing drift" });
+  await bar.waitFor({ timeout: 30000 });
+  const jobId = await page.locator(".job-progress").getAttribute("data-job");
+  await page.screenshot({ path: "end2end/test-results/progress-drift.png", fullPage: false });
+  await page.getByRole("button", { name: "Cancel computing drift" }).click();
+  let j = await job(jobId);
+  for (let i = 0; i < 100 && j.state !== "cancelled"; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    j = await job(jobId);
+  }
+  assert.equal(j.state, "cancelled", JSON.stringify(j));
+  assert.ok(j.done < j.total, `stopped early: ${j.done} of ${j.total} columns`);
+  await bar.waitFor({ state: "detached", timeout: 30000 });
+  await page.getByRole("alert").filter({ hasText: /cancelled/ }).waitFor();
+  assert.match(page.url(), new RegExp(`reference=${reference}`), "the address names the comparison asked for");
   assert.deepEqual(errors, []);
   await context.close();
 });

@@ -10,6 +10,7 @@ use leptos_router::{
 use crate::components::{CopyLink, ErrorBox, PlotlyChart};
 use crate::model::DriftView;
 use crate::pages::slices::with_param;
+use crate::progress::{JobProgress, SlowJob};
 use crate::server_fns::get_drift_view;
 
 #[component]
@@ -18,7 +19,17 @@ pub fn DriftPage() -> impl IntoView {
     let location = use_location();
     let id = Memo::new(move |_| params.read().get("id").unwrap_or_default());
     let search = Memo::new(move |_| location.search.get().trim_start_matches('?').to_string());
-    let data = Resource::new(move || (id.get(), search.get()), |(id, q)| get_drift_view(id, q));
+    // Drift of two large runs takes seconds: after a moment it shows its progress and a Cancel.
+    let job = SlowJob::default();
+    let data = Resource::new(
+        move || (id.get(), search.get()),
+        move |(id, q)| async move {
+            let j = job.start();
+            let r = get_drift_view(id, q, j.clone()).await;
+            job.end(&j);
+            r
+        },
+    );
     view! {
         <Title text="Drift" />
         <div class="page-head">
@@ -27,6 +38,7 @@ pub fn DriftPage() -> impl IntoView {
             <CopyLink />
         </div>
         <crate::pages::team::ShareView run_id=id.get_untracked() />
+        <JobProgress job=job.shown() label="Computing drift" />
         <Suspense fallback=|| view! { <p>"Computing…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {

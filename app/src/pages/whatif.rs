@@ -20,7 +20,7 @@ use crate::model::{WhatIfExample, WhatIfPdp, WhatIfView};
 use crate::pickers::{FieldError, FilterPicker, SlicePicker, check_filter, clean_error, last_choice, load_keeping_form};
 use crate::pages::slices::with_param;
 use crate::server_fns::{AppError, DeleteWhatIf, SaveWhatIf, get_whatif_example, get_whatif_pdp, get_whatif_view};
-use crate::progress::JobProgress;
+use crate::progress::{JobProgress, SlowJob};
 
 /// Keys only the selected example uses (besides the `set.*` edits).
 const EXAMPLE_KEYS: &[&str] = &["example", "explain"];
@@ -193,9 +193,22 @@ pub fn WhatIfPage() -> impl IntoView {
     // Saving or deleting an example refetches the page's part (its list of saved examples).
     let save = ServerAction::<SaveWhatIf>::new();
     let delete = ServerAction::<DeleteWhatIf>::new();
+    // The page's part holds the attacks: an adversarial search or permutation importance through
+    // the model shows its progress after a moment, with a Cancel.
+    let job = SlowJob::default();
     let data = Resource::new(
         move || (id.get(), page_q.get(), save.version().get(), delete.version().get()),
-        |(id, q, _, _)| load_keeping_form(q, FORM_KEYS, move |q| get_whatif_view(id.clone(), q)),
+        move |(id, q, _, _)| {
+            load_keeping_form(q, FORM_KEYS, move |q| {
+                let id = id.clone();
+                async move {
+                    let j = job.start();
+                    let r = get_whatif_view(id, q, j.clone()).await;
+                    job.end(&j);
+                    r
+                }
+            })
+        },
     );
     // No filter in the URL: the user's last one, when this run has its columns and values.
     let navigate = use_navigate();
@@ -254,6 +267,7 @@ pub fn WhatIfPage() -> impl IntoView {
             <CopyLink />
         </div>
         <crate::pages::team::ShareView run_id=id.get_untracked() />
+        <JobProgress job=job.shown() label="Computing" />
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {

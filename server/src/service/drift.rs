@@ -136,13 +136,33 @@ impl AppState {
             return self.drift_pushed(cur, &refs, reference, &features, &scores, binary).await;
         }
         let (label_r, label_c) = (refs[0].label.clone(), cur.label.clone());
+        // A tracked request first reads the runs (a step each; stopped between them when
+        // cancelled), then compares their columns (`drift_tracked`: a step each).
+        let progress = super::jobs::current();
+        let read = |n: u64| -> Result<(), ServiceError> {
+            match &progress {
+                Some(p) if p.is_cancelled() => Err(ServiceError::Cancelled),
+                Some(p) => {
+                    p.advance(n);
+                    Ok(())
+                }
+                None => Ok(()),
+            }
+        };
+        if let Some(p) = &progress {
+            p.stage("reading");
+            p.add_total(refs.len() as u64 + 1);
+        }
         let a = if refs.len() == 1 {
-            self.frame(&ids[0]).await?
+            let a = self.frame(&ids[0]).await?;
+            read(1)?;
+            a
         } else {
             // A window of runs: their shared columns stacked (each run's label under the first's name).
             let mut stacked: Option<polars::prelude::DataFrame> = None;
             for r in &refs {
                 let f = self.frame(&r.summary.id).await?;
+                read(1)?;
                 let mut cols: Vec<polars::prelude::Column> = features.iter().map(|(c, _)| f.column(c).cloned()).chain(scores.iter().map(|c| f.column(c).cloned())).collect::<Result<_, _>>()?;
                 if binary {
                     cols.push(f.column(&r.label)?.clone().with_name(label_r.as_str().into()));
@@ -164,6 +184,7 @@ impl AppState {
             std::sync::Arc::new(stacked.expect("at least one reference"))
         };
         let b = self.frame(id).await?;
+        read(1)?;
         let started = std::time::Instant::now();
         let (features, base) = self.work.run_tracked(move |progress| -> Result<_, ServiceError> {
             let f = crate::eval::drift::drift_tracked(&a, &b, &features, &scores, progress)?;
@@ -272,6 +293,12 @@ impl AppState {
         let feature = page.into_iter().find(|(k, _)| k == "feature").map(|(_, v)| v);
         let runs = self.store.list_runs().await?.into_iter().filter(|r| r.id != id).map(|r| (r.id, r.name)).collect();
         let detail = self.run_detail(id).await?;
+        // A tracked request: the stream detectors are one step, then the comparison's own steps.
+        let progress = super::jobs::current();
+        if let Some(p) = &progress {
+            p.stage("stream detectors");
+            p.add_total(1);
+        }
         let (stream, stream_note) = if detail.summary.task == Task::Binary {
             match self.stream_drift_from(&detail, StreamDriftParams::default()).await {
                 Ok(s) => (Some(s), None),
@@ -282,6 +309,9 @@ impl AppState {
         } else {
             (None, Some("the stream detectors watch a binary classifier's errors; this run is not binary".to_string()))
         };
+        if let Some(p) = &progress {
+            p.advance(1);
+        }
         if api.reference.is_none() {
             return Ok(DriftView { result: None, runs, chart: None, chart_feature: None, stream, stream_note });
         }

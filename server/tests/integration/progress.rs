@@ -82,6 +82,64 @@ async fn a_cancelled_analysis_stops_early_and_frees_its_worker() {
     assert!(started.elapsed() < Duration::from_secs(20), "the next job waited {:?}", started.elapsed());
 }
 
+/// The demo rows `times` over, ids made unique: two such runs take a while to compare.
+fn repeated_demo(times: usize) -> polars::prelude::DataFrame {
+    use polars::prelude::*;
+    let one = demo_frame();
+    let mut big = one.clone();
+    for _ in 1..times {
+        big.vstack_mut(&one).unwrap();
+    }
+    let ids: Vec<String> = (0..big.height()).map(|i| format!("x{i}")).collect();
+    big.with_column(Column::new("example_id".into(), ids)).unwrap();
+    big
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drift_reports_its_columns_and_a_cancelled_one_stops_early() {
+    let app = app_with_one_worker().await;
+    let mut big = repeated_demo(40);
+    let (a, b) = (upload(&app, "adult-a", &mut big, "p", "v1").await, upload(&app, "adult-b", &mut big, "p", "v2").await);
+    let drift = format!("/api/v1/runs/{b}/drift?reference={a}");
+    // Tracked to its end: one step per run read (the reference and this one), then one per
+    // compared column (features, then scores).
+    let (s, body) = app.request(tracked("GET", &drift, "job-drift-done1", None)).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let steps = 2 + serde_json::from_slice::<Value>(&body).unwrap()["features"].as_array().unwrap().len() as u64;
+    let (_, v) = job(&app, "job-drift-done1", None).await;
+    assert_eq!((v["state"].as_str(), v["stage"].as_str()), (Some("done"), Some("features")), "{v}");
+    assert_eq!((v["done"].as_u64(), v["total"].as_u64()), (Some(steps), Some(steps)), "{v}");
+    // Cancelled once it has begun: answered 409, its progress stops short.
+    let request = tokio::spawn({
+        let router = app.router.clone();
+        async move { tower::ServiceExt::oneshot(router, tracked("GET", &drift, "job-drift-stop1", None)).await.unwrap().status() }
+    });
+    // Past the reading: comparing columns.
+    wait_for(&app, "job-drift-stop1", |v| v["done"].as_u64() > Some(2)).await;
+    let (s, v) = app.request(Request::delete("/api/v1/jobs/job-drift-stop1").body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&v));
+    assert_eq!(request.await.unwrap(), StatusCode::CONFLICT, "a cancelled drift is answered 409");
+    let stopped = wait_for(&app, "job-drift-stop1", |v| v["state"] == "cancelled").await;
+    assert!(stopped["done"].as_u64() < Some(steps), "it stopped early: {stopped}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whatif_pages_attack_reports_into_the_pages_job() {
+    let app = TestApp::sqlite().await;
+    strata_server::demo::load_if_empty(&app.state).await.unwrap();
+    let (_, runs) = app.get_json("/api/v1/runs").await;
+    let id = runs.as_array().unwrap().iter().find(|r| r["name"] == "Adult income (demo)").unwrap()["id"].as_str().unwrap().to_string();
+    // The page's server function names its job in its form, as the browser sends it.
+    let form = serde_urlencoded::to_string([("id", id.as_str()), ("query", "adv=1&adv_immutable=sex,race"), ("job", "job-whatif-adv1")]).unwrap();
+    let req = Request::post("/api/get_whatif_view").header("content-type", "application/x-www-form-urlencoded").body(Body::from(form)).unwrap();
+    let (s, b) = app.request(req).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    assert!(serde_json::from_slice::<Value>(&b).unwrap()["adversarial"].is_object(), "the search ran");
+    let (_, v) = job(&app, "job-whatif-adv1", None).await;
+    assert_eq!((v["state"].as_str(), v["stage"].as_str()), (Some("done"), Some("search")), "{v}");
+    assert!(v["done"].as_u64() > Some(0) && v["done"].as_u64() <= v["total"].as_u64(), "its greedy steps were counted: {v}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_goes_away_cancels_its_analysis() {
     let app = app_with_one_worker().await;
