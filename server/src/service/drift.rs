@@ -135,6 +135,13 @@ impl AppState {
         if cur.summary.source.is_some() || refs.iter().any(|r| r.summary.source.is_some()) {
             return self.drift_pushed(cur, &refs, reference, &features, &scores, binary).await;
         }
+        // Stored rows do not change: the answer is kept for repeats (the page asks again for each
+        // feature's histogram). Keyed by the compared scores too (a benchmark model trained on
+        // the reference adds one); forgetting this run drops it.
+        let key = format!("{id}\0drift\0{reference}\0{}", scores.join("\0"));
+        if let Some(r) = self.recall::<DriftResult>(&key) {
+            return Ok(r);
+        }
         let (label_r, label_c) = (refs[0].label.clone(), cur.label.clone());
         // A tracked request first reads the runs (a step each; stopped between them when
         // cancelled), then compares their columns (`drift_tracked`: a step each).
@@ -198,7 +205,7 @@ impl AppState {
             Ok((f, base))
         })
         .await??;
-        Ok(DriftResult {
+        let result = DriftResult {
             reference,
             current: id.to_string(),
             features,
@@ -207,7 +214,9 @@ impl AppState {
             base_rate_p_value: base.map(|b| b.2),
             seconds: started.elapsed().as_secs_f64(),
             notes: vec![],
-        })
+        };
+        self.remember(&key, result.clone());
+        Ok(result)
     }
 
     /// Drift when a run's rows stay in its dataset (an external run on either side): every run's
@@ -353,15 +362,24 @@ impl AppState {
         }
         let order_by = detail.columns.iter().find(|c| c.role == Role::Timestamp).or_else(|| detail.columns.iter().find(|c| c.role == Role::Id)).map(|c| c.name.clone())
             .ok_or_else(|| bad("the run has no timestamp or id column to order its examples by".into()))?;
+        // Kept for repeats, like the comparison (the drift page shows it on every view).
+        let cached = format!("{id}\0stream\0{model}\0{threshold}\0{margin}");
+        if let Some(s) = self.recall::<strata_app::model::StreamDrift>(&cached) {
+            return Ok(s);
+        }
         let frame = self.frame(id).await?;
         let label = detail.label.clone();
-        self.work.run(move || -> Result<strata_app::model::StreamDrift, ServiceError> {
+        let out = self.work.run_tracked(move |progress| -> Result<strata_app::model::StreamDrift, ServiceError> {
             let y = crate::eval::f64_values(&frame, &label)?;
             let p = crate::eval::f64_values(&frame, &model)?;
             let key = frame.column(&order_by)?.cast(&polars::prelude::DataType::String)?;
             let key: Vec<Option<String>> = key.str()?.iter().map(|v| v.map(str::to_string)).collect();
             let mut order: Vec<usize> = (0..y.len()).filter(|i| y[*i].is_finite() && p[*i].is_finite()).collect();
-            order.sort_by(|a, b| key[*a].cmp(&key[*b]));
+            if progress.is_cancelled() {
+                return Err(ServiceError::Cancelled);
+            }
+            // Ties keep row order: the same order as a stable sort, by the quicker unstable one.
+            order.sort_unstable_by(|a, b| key[*a].cmp(&key[*b]).then(a.cmp(b)));
             let point = |i: usize| strata_app::model::StreamPoint { index: i as u64, at: key[order[i]].clone().unwrap_or_default() };
             let (mut ddm, mut md3) = (crate::eval::detectors::Ddm::default(), crate::eval::detectors::Md3::new(threshold, margin, 500, 3.0, 4));
             let (mut adwin, mut lfr) = (crate::eval::detectors::Adwin::default(), crate::eval::detectors::LinearFourRates::default());
@@ -369,8 +387,15 @@ impl AppState {
             let (mut adwin_drifts, mut lfr_warnings, mut lfr_drifts) = (vec![], vec![], vec![]);
             let (mut in_warning, mut md3_active, mut lfr_warning) = (false, false, false);
             let errors: Vec<f64> = order.iter().map(|r| f64::from(u8::from((p[*r] >= threshold) != (y[*r] == 1.0)))).collect();
+            if progress.is_cancelled() {
+                return Err(ServiceError::Cancelled);
+            }
             for (i, r) in order.iter().enumerate() {
                 use crate::eval::detectors::Signal;
+                // A cancelled request stops here (checked once per 2^16 rows).
+                if i & 0xFFFF == 0 && progress.is_cancelled() {
+                    return Err(ServiceError::Cancelled);
+                }
                 match ddm.update(errors[i]) {
                     Signal::Drift => {
                         drifts.push(point(i));
@@ -425,6 +450,8 @@ impl AppState {
             out.chart = charts::stream_drift(&out);
             Ok(out)
         })
-        .await?
+        .await??;
+        self.remember(&cached, out.clone());
+        Ok(out)
     }
 }

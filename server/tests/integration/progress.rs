@@ -101,6 +101,17 @@ async fn a_drift_reports_its_columns_and_a_cancelled_one_stops_early() {
     let mut big = repeated_demo(40);
     let (a, b) = (upload(&app, "adult-a", &mut big, "p", "v1").await, upload(&app, "adult-b", &mut big, "p", "v2").await);
     let drift = format!("/api/v1/runs/{b}/drift?reference={a}");
+    // Cancelled once it has begun comparing columns (past a step for each run read): answered
+    // 409, its progress stops short.
+    let request = tokio::spawn({
+        let (router, drift) = (app.router.clone(), drift.clone());
+        async move { tower::ServiceExt::oneshot(router, tracked("GET", &drift, "job-drift-stop1", None)).await.unwrap().status() }
+    });
+    wait_for(&app, "job-drift-stop1", |v| v["done"].as_u64() > Some(2)).await;
+    let (s, v) = app.request(Request::delete("/api/v1/jobs/job-drift-stop1").body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&v));
+    assert_eq!(request.await.unwrap(), StatusCode::CONFLICT, "a cancelled drift is answered 409");
+    let stopped = wait_for(&app, "job-drift-stop1", |v| v["state"] == "cancelled").await;
     // Tracked to its end: one step per run read (the reference and this one), then one per
     // compared column (features, then scores).
     let (s, body) = app.request(tracked("GET", &drift, "job-drift-done1", None)).await;
@@ -109,18 +120,14 @@ async fn a_drift_reports_its_columns_and_a_cancelled_one_stops_early() {
     let (_, v) = job(&app, "job-drift-done1", None).await;
     assert_eq!((v["state"].as_str(), v["stage"].as_str()), (Some("done"), Some("features")), "{v}");
     assert_eq!((v["done"].as_u64(), v["total"].as_u64()), (Some(steps), Some(steps)), "{v}");
-    // Cancelled once it has begun: answered 409, its progress stops short.
-    let request = tokio::spawn({
-        let router = app.router.clone();
-        async move { tower::ServiceExt::oneshot(router, tracked("GET", &drift, "job-drift-stop1", None)).await.unwrap().status() }
-    });
-    // Past the reading: comparing columns.
-    wait_for(&app, "job-drift-stop1", |v| v["done"].as_u64() > Some(2)).await;
-    let (s, v) = app.request(Request::delete("/api/v1/jobs/job-drift-stop1").body(Body::empty()).unwrap()).await;
-    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&v));
-    assert_eq!(request.await.unwrap(), StatusCode::CONFLICT, "a cancelled drift is answered 409");
-    let stopped = wait_for(&app, "job-drift-stop1", |v| v["state"] == "cancelled").await;
-    assert!(stopped["done"].as_u64() < Some(steps), "it stopped early: {stopped}");
+    assert!(stopped["done"].as_u64() < Some(steps), "the cancelled one stopped early: {stopped}");
+    // Asked again: the kept answer, the same bytes, and no step of work done for it.
+    let (s, again) = app.request(tracked("GET", &drift, "job-drift-again", None)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(again, body, "the same answer");
+    let (_, v) = job(&app, "job-drift-again", None).await;
+    assert_eq!((v["state"].as_str(), v["stage"].as_str()), (Some("done"), Some("")), "kept, not computed again (no stage was entered): {v}");
+    assert!(v["total"].as_u64() < Some(steps), "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
